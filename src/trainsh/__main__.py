@@ -1,0 +1,3 @@
+from trainsh.cli import main
+
+raise SystemExit(main())

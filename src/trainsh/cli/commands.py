@@ -1,0 +1,364 @@
+"""Handlers of `train` commands: find things, call the runtime, print."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from trainsh.cli import UserError
+from trainsh.recipe.model import RecipeErrors, format_seconds
+from trainsh.settings import paths
+
+TEMPLATE = """\
+# {name}: a recipe. `train recipe check {name}` finds mistakes; `train recipe run {name}` runs it.
+var WORKDIR = /tmp/{name}
+
+host gpu = local
+
+tmux.open @gpu as work
+@work > mkdir -p $WORKDIR && cd $WORKDIR
+@work > python3 -c "print('hello from {name}')"
+wait @work idle timeout=5m
+tmux.close @work
+"""
+
+
+def dispatch(args) -> int:
+    if args.group == "exec":
+        return cmd_exec(args)
+    if args.group == "transfer":
+        return cmd_transfer(args)
+    return {
+        "run": cmd_run, "check": cmd_check, "list": cmd_list, "show": cmd_show, "new": cmd_new,
+        "edit": cmd_edit, "logs": cmd_logs, "status": cmd_status, "jobs": cmd_jobs,
+        "resume": cmd_resume,
+    }[args.cmd](args)
+
+
+# ---- finding and reading recipes -----------------------------------------------------------
+
+def find_recipe(name: str) -> Path:
+    p = Path(name).expanduser()
+    if p.is_file():
+        return p
+    folder = paths.recipes_dir()
+    for candidate in (folder / name, folder / f"{name}.recipe"):
+        if candidate.is_file():
+            return candidate
+    known = sorted(x.stem for x in folder.glob("*.recipe")) if folder.is_dir() else []
+    hint = f"; recipes in {folder}: {', '.join(known)}" if known else f" (nor in {folder})"
+    raise UserError(f"no recipe '{name}' here{hint}")
+
+
+def read_recipe(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not a UTF-8 text file") from None
+    except OSError as e:
+        raise UserError(f"{path}: {e.strerror}") from None
+
+
+def parse_file(path: Path, *, allow_host_commands: bool = False):
+    from trainsh.recipe.parser import parse
+
+    return parse(read_recipe(path), str(path), allow_host_commands=allow_host_commands)
+
+
+def report(errors: RecipeErrors) -> None:
+    for e in errors.errors:
+        print(e.render(), file=sys.stderr)
+    n = len(errors.errors)
+    if n > 1:
+        print(f"{n} errors", file=sys.stderr)
+
+
+def _pairs(items: list[str], what: str) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"--{what} takes NAME=VALUE, got '{item}'")
+        out[key.strip()] = value
+    return out
+
+
+# ---- running -------------------------------------------------------------------------------
+
+def _run_recipe(recipe, args, *, exec_mode: bool = False) -> int:
+    from trainsh.recipe.parser import check_host_spec
+    from trainsh.runtime.journal import Journal
+    from trainsh.runtime.runner import RunOptions, Runner
+    from trainsh.ui.console import Console
+
+    if getattr(args, "pick_host", None):
+        raise UserError("--pick-host needs Vast.ai support, which this version does not have yet")
+    variables = _pairs(args.var, "var")
+    hosts = _pairs(args.host, "host")
+    for name, spec in hosts.items():
+        if name not in recipe.hosts and not exec_mode:
+            raise UserError(f"--host {name}=...: the recipe has no host '{name}' "
+                            f"(hosts: {', '.join(recipe.hosts) or 'none'})")
+        problem = check_host_spec(spec) if spec else (0, "empty spec")
+        if problem:
+            raise UserError(f"--host {name}={spec}: {problem[1]}")
+    console = Console(visual=not args.no_visual)
+    journal = Journal()
+    options = RunOptions(visual=not args.no_visual, keep_sessions=args.keep_sessions)
+    runner = Runner.start(journal, recipe, console, options, variables, hosts)
+    if exec_mode:
+        journal.set_job(runner.job.id, options={"keep_sessions": args.keep_sessions, "exec": True})
+    console.plain(f"job {runner.job.id}: {recipe.path} ({len(recipe.steps)} steps)")
+    try:
+        return runner.run()
+    finally:
+        journal.close()
+
+
+def cmd_run(args) -> int:
+    path = find_recipe(args.recipe)
+    try:
+        recipe = parse_file(path)
+    except RecipeErrors as e:
+        report(e)
+        return 2
+    return _run_recipe(recipe, args)
+
+
+def cmd_exec(args) -> int:
+    from trainsh.recipe.parser import parse
+
+    text = "\n".join(args.dsl) + "\n"
+    try:
+        recipe = parse(text, "<exec>", allow_host_commands=True)
+    except RecipeErrors as e:
+        report(e)
+        return 2
+    if not recipe.steps:
+        raise UserError("nothing to run: give at least one step, e.g. '@local > nvidia-smi'")
+    return _run_recipe(recipe, args, exec_mode=True)
+
+
+def cmd_resume(args) -> int:
+    from trainsh.runtime.journal import Journal
+    from trainsh.runtime.runner import RunOptions, Runner
+    from trainsh.ui.console import Console
+
+    journal = Journal()
+    try:
+        if args.job:
+            job = _one_job(journal, args.job)
+        else:
+            job = next((j for j in journal.jobs() if j.shown_status == "interrupted"), None)
+            if job is None:
+                raise UserError("no interrupted job to resume (train recipe jobs lists them)")
+        status = job.shown_status
+        if status == "running":
+            raise UserError(f"job {job.id} is still running (pid {job.pid})")
+        if status == "done":
+            raise UserError(f"job {job.id} finished; nothing to resume")
+        console = Console(visual=not args.no_visual)
+        console.plain(f"resuming job {job.id}: {job.recipe_path} (was {status})")
+        runner = Runner.resume(journal, job, console, RunOptions(visual=not args.no_visual,
+                                                                 keep_sessions=args.keep_sessions))
+        return runner.run()
+    finally:
+        journal.close()
+
+
+def cmd_check(args) -> int:
+    bad = 0
+    for name in args.recipe:
+        path = find_recipe(name)
+        try:
+            recipe = parse_file(path)
+        except RecipeErrors as e:
+            report(e)
+            bad += 1
+            continue
+        print(f"{path}: ok ({len(recipe.steps)} steps)")
+    return 2 if bad else 0
+
+
+def cmd_transfer(args) -> int:
+    from trainsh.remote.shell import ShellError
+    from trainsh.transfer.rsync import local_copy
+
+    for side in (args.src, args.dst):
+        if side.startswith("@") and not side.startswith("@local:"):
+            raise UserError(f"{side}: only local paths are supported in this version")
+    src, dst = (s.removeprefix("@local:") for s in (args.src, args.dst))
+    try:
+        print(local_copy(os.path.expanduser(src), os.path.expanduser(dst), delete=args.delete,
+                         excludes=tuple(args.exclude), dry_run=args.dry_run))
+    except ShellError as e:
+        raise UserError(str(e), 1) from None
+    return 0
+
+
+# ---- recipes on disk -----------------------------------------------------------------------
+
+def cmd_list(args) -> int:
+    folder = paths.recipes_dir()
+    items = sorted(folder.glob("*.recipe")) if folder.is_dir() else []
+    if not items:
+        print(f"no recipes in {folder} (train recipe new NAME makes one)")
+        return 0
+    for p in items:
+        first = next((ln[1:].strip() for ln in read_recipe(p).splitlines() if ln.startswith("#")), "")
+        print(f"{p.stem:<24} {first}")
+    return 0
+
+
+def cmd_show(args) -> int:
+    path = find_recipe(args.recipe)
+    try:
+        recipe = parse_file(path)
+    except RecipeErrors as e:
+        report(e)
+        return 2
+    print(f"{path}")
+    for kind in ("var", "host", "storage"):
+        for name, value in getattr(recipe, {"var": "variables", "host": "hosts", "storage": "storages"}[kind]).items():
+            print(f"  {kind:<8} {name} = {value}")
+    print(f"  {len(recipe.steps)} steps:")
+    for i, step in enumerate(recipe.steps, 1):
+        print(f"  {i:>3}. line {step.pos.line:<4} {step.source}")
+    return 0
+
+
+def cmd_new(args) -> int:
+    import re
+
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", args.name):
+        raise UserError(f"bad recipe name '{args.name}' (letters, digits, '_', '-', '.')")
+    folder = paths.ensure(paths.recipes_dir())
+    path = folder / f"{args.name.removesuffix('.recipe')}.recipe"
+    if path.exists():
+        raise UserError(f"{path} exists already (train recipe edit {args.name})")
+    path.write_text(TEMPLATE.format(name=path.stem), encoding="utf-8")
+    print(f"created {path}")
+    return 0
+
+
+def cmd_edit(args) -> int:
+    import shlex
+
+    path = find_recipe(args.recipe)
+    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+    rc = subprocess.call([*shlex.split(editor), str(path)])
+    if rc != 0:
+        raise UserError(f"editor exited with code {rc}", 1)
+    try:
+        recipe = parse_file(path)
+    except RecipeErrors as e:
+        report(e)
+        return 2
+    print(f"{path}: ok ({len(recipe.steps)} steps)")
+    return 0
+
+
+# ---- jobs ----------------------------------------------------------------------------------
+
+def _journal():
+    from trainsh.runtime.journal import Journal
+
+    return Journal()
+
+
+def _one_job(journal, ident: str):
+    found = journal.find_job(ident)
+    if not found:
+        raise UserError(f"no job '{ident}' (train recipe jobs lists them)")
+    if len(found) > 1:
+        raise UserError(f"'{ident}' matches {len(found)} jobs: {', '.join(j.id for j in found[:5])}")
+    return found[0]
+
+
+def _when(ts: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts))
+
+
+def cmd_jobs(args) -> int:
+    journal = _journal()
+    try:
+        jobs = journal.jobs(None if args.all else 20)
+        if not jobs:
+            print("no jobs yet")
+            return 0
+        print(f"{'JOB':<10}{'STATUS':<13}{'STARTED':<18}{'TOOK':>8}  RECIPE")
+        for j in jobs:
+            took = format_seconds(int(j.updated - j.created)) if j.shown_status != "running" else "-"
+            print(f"{j.id:<10}{j.shown_status:<13}{_when(j.created):<18}{took:>8}  {j.recipe_path}")
+    finally:
+        journal.close()
+    return 0
+
+
+def cmd_status(args) -> int:
+    from trainsh.runtime.runner import local_tmux_socket
+
+    journal = _journal()
+    try:
+        jobs = [j for j in journal.jobs(None if args.all else 200)
+                if args.all or j.shown_status in ("running", "interrupted")]
+        if not jobs:
+            print("no running or interrupted jobs" + ("" if args.all else " (--all shows finished ones)"))
+            return 0
+        sock = local_tmux_socket()
+        for j in jobs:
+            print(f"{j.id}  {j.shown_status:<12} {_when(j.created)}  {j.recipe_path}")
+            if j.error:
+                print(f"    {j.error}")
+            for s in journal.sessions(j.id):
+                if s["status"] != "open":
+                    continue
+                attach = f"tmux {'-S ' + sock + ' ' if sock else ''}attach -t {s['real']}"
+                print(f"    session {s['name']:<12} on {s['host']:<10} {attach}")
+    finally:
+        journal.close()
+    return 0
+
+
+def cmd_logs(args) -> int:
+    journal = _journal()
+    try:
+        if args.last or args.job:
+            jobs = journal.jobs(1) if args.last else [_one_job(journal, args.job)]
+            if not jobs:
+                print("no jobs yet")
+                return 0
+            show_job(journal, jobs[0])
+            return 0
+        jobs = journal.jobs(10)
+        if not jobs:
+            print("no jobs yet")
+        for j in jobs:
+            print(f"{j.id}  {j.shown_status:<12} {_when(j.created)}  {j.folder / 'job.log'}")
+        if jobs:
+            print("train recipe logs ID (or --last) shows one job with each step's output")
+    finally:
+        journal.close()
+    return 0
+
+
+def show_job(journal, job) -> None:
+    print(f"job {job.id}  {job.shown_status}  {job.recipe_path}  started {_when(job.created)}")
+    if job.error:
+        print(f"error: {job.error}")
+    for row in journal.steps(job.id):
+        took = ""
+        if row["started"] and row["ended"]:
+            took = f" {row['ended'] - row['started']:.2f}s"
+        code = "" if row["exit_code"] is None else f" exit {row['exit_code']}"
+        print(f"[{row['idx'] + 1}] line {row['line']} {row['status']}{code}{took}: {row['source']}")
+        err = row["detail"].get("error")
+        if err:
+            print(f"    error: {err}")
+        if row["log_path"] and os.path.exists(row["log_path"]):
+            for line in Path(row["log_path"]).read_text(encoding="utf-8", errors="replace").splitlines():
+                print(f"    | {line}")
+    print(f"full log: {job.folder / 'job.log'}")

@@ -1,0 +1,267 @@
+"""The recipe language's typed model: positions, durations, definitions and steps.
+
+Everything here is plain data. The parser builds it; the runtime reads it. Text that may hold
+`$VARS` or `${secret:NAME}` is kept as written and expanded only when a step runs, so `--var`
+overrides reach every step.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Pos:
+    line: int  # 1-based
+    col: int  # 1-based
+
+
+class RecipeError(Exception):
+    """One mistake in a recipe, located at file:line:col."""
+
+    def __init__(self, file: str, pos: Pos, message: str, source_line: str = ""):
+        super().__init__(message)
+        self.file = file
+        self.pos = pos
+        self.message = message
+        self.source_line = source_line
+
+    def location(self) -> str:
+        return f"{self.file}:{self.pos.line}:{self.pos.col}"
+
+    def __str__(self) -> str:
+        return f"{self.location()}: {self.message}"
+
+    def render(self) -> str:
+        """The one-line error, then the source line with a caret under the spot."""
+        out = str(self)
+        if self.source_line:
+            line = self.source_line.expandtabs(1)
+            out += f"\n    {line}\n    {' ' * (self.pos.col - 1)}^"
+        return out
+
+
+class RecipeErrors(Exception):
+    """Every mistake found in one file (the parser reports them all, not just the first)."""
+
+    def __init__(self, errors: list[RecipeError]):
+        super().__init__("\n".join(str(e) for e in errors))
+        self.errors = errors
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?|\.\d+)([smhd]?)")
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+@dataclass(frozen=True)
+class Duration:
+    """A span of time as written (`30s`, `5m`, `1h30m`, `1.5h`, `300`)."""
+
+    seconds: float
+    text: str
+
+    @classmethod
+    def parse(cls, text: str) -> Duration:
+        s = text.strip().lower()
+        if not s:
+            raise ValueError("empty duration")
+        total, pos, units = 0.0, 0, []
+        while pos < len(s):
+            m = _DURATION_PART.match(s, pos)
+            if not m:
+                raise ValueError(f"bad duration {text!r} (use e.g. 30s, 5m, 2h, 1h30m, 1.5h or 300)")
+            number, unit = m.groups()
+            if not unit and m.end() != len(s):
+                if s[m.end()].isalpha():
+                    raise ValueError(f"bad duration {text!r}: unknown unit {s[m.end()]!r} (use s, m, h or d)")
+                raise ValueError(f"bad duration {text!r}: a number without unit must stand alone")
+            if unit in units:
+                raise ValueError(f"bad duration {text!r}: unit {unit!r} given twice")
+            units.append(unit)
+            total += float(number) * _UNIT_SECONDS[unit]
+            pos = m.end()
+        if not math.isfinite(total):
+            raise ValueError(f"bad duration {text!r}: too long")
+        if total <= 0:
+            raise ValueError(f"bad duration {text!r}: must be more than zero")
+        return cls(total, text.strip())
+
+    @classmethod
+    def of(cls, seconds: float) -> Duration:
+        return cls(float(seconds), format_seconds(seconds))
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def format_seconds(seconds: float) -> str:
+    seconds = float(seconds)
+    if seconds < 60:
+        return f"{seconds:g}s"
+    h, rem = divmod(int(round(seconds)), 3600)
+    m, s = divmod(rem, 60)
+    return "".join(f"{v}{u}" for v, u in ((h, "h"), (m, "m"), (s, "s")) if v) or "0s"
+
+
+# ---- definitions -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Definition:
+    kind: str  # "var" | "host" | "storage"
+    name: str
+    value: str  # as written; may hold $VARS
+    pos: Pos
+
+
+# ---- endpoints of transfers --------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One side of a transfer: a local path, or `@name:path` on a host or storage."""
+
+    path: str
+    name: str | None = None  # host or storage name; None for a local path
+    pos: Pos = Pos(1, 1)
+
+    def __str__(self) -> str:
+        return f"@{self.name}:{self.path}" if self.name else self.path
+
+
+# ---- steps -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Step:
+    pos: Pos
+    source: str  # the statement as written (first line), for logs and errors
+
+    kind = "step"
+
+
+@dataclass(frozen=True)
+class Command(Step):
+    session: str
+    text: str
+    background: bool = False
+    timeout: Duration | None = None  # None = the configured default
+
+    kind = "command"
+
+
+@dataclass(frozen=True)
+class HostCommand(Step):
+    """`@host > cmd` in `train exec`: runs on the host directly, without a tmux session."""
+
+    host: str
+    text: str
+    timeout: Duration | None = None
+
+    kind = "host_command"
+
+
+@dataclass(frozen=True)
+class Wait(Step):
+    session: str
+    pattern: str | None = None
+    file: str | None = None
+    port: str | None = None  # text, so `$PORT` can be expanded at run time
+    idle: bool = False
+    timeout: Duration | None = None
+
+    kind = "wait"
+
+    @property
+    def condition(self) -> str:
+        if self.pattern is not None:
+            return f"pattern {self.pattern!r}"
+        if self.file is not None:
+            return f"file {self.file}"
+        if self.port is not None:
+            return f"port {self.port}"
+        return "idle"
+
+
+@dataclass(frozen=True)
+class Transfer(Step):
+    src: Endpoint
+    dst: Endpoint
+    delete: bool = False
+    excludes: tuple[str, ...] = ()
+
+    kind = "transfer"
+
+
+@dataclass(frozen=True)
+class TmuxOpen(Step):
+    host: str
+    name: str
+
+    kind = "tmux.open"
+
+
+@dataclass(frozen=True)
+class TmuxClose(Step):
+    session: str
+
+    kind = "tmux.close"
+
+
+@dataclass(frozen=True)
+class TmuxConfig(Step):
+    host: str
+
+    kind = "tmux.config"
+
+
+@dataclass(frozen=True)
+class Cloud(Step):
+    """A cloud control step: `vast.pick @host ...`, `vast.start [id]`, `vast.wait ...` and so on."""
+
+    provider: str  # "vast"
+    action: str  # pick | start | stop | wait | cost
+    host: str | None = None
+    instance: str | None = None
+    options: tuple[tuple[str, str], ...] = ()
+
+    kind = "cloud"
+
+    def option(self, key: str, default: str | None = None) -> str | None:
+        return dict(self.options).get(key, default)
+
+
+@dataclass(frozen=True)
+class Notify(Step):
+    message: str
+
+    kind = "notify"
+
+
+@dataclass(frozen=True)
+class Sleep(Step):
+    duration: Duration
+
+    kind = "sleep"
+
+
+@dataclass
+class Recipe:
+    path: str
+    text: str
+    definitions: dict[str, Definition] = field(default_factory=dict)
+    steps: list[Step] = field(default_factory=list)
+
+    def of_kind(self, kind: str) -> dict[str, Definition]:
+        return {n: d for n, d in self.definitions.items() if d.kind == kind}
+
+    @property
+    def variables(self) -> dict[str, str]:
+        return {n: d.value for n, d in self.of_kind("var").items()}
+
+    @property
+    def hosts(self) -> dict[str, str]:
+        return {n: d.value for n, d in self.of_kind("host").items()}
+
+    @property
+    def storages(self) -> dict[str, str]:
+        return {n: d.value for n, d in self.of_kind("storage").items()}

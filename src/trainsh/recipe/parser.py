@@ -1,0 +1,770 @@
+"""Recipe text -> Recipe, or RecipeErrors listing every mistake as file:line:col: message.
+
+The parser works in two passes. The first cuts the text into statements (joining `\\`
+continuations and heredoc bodies) and reads each one into a typed Step. The second walks the
+steps in order and checks what only the whole file can tell: definitions before workflow
+lines, names defined once, sessions opened before use, references that exist.
+
+It never raises anything but RecipeErrors: a property test feeds it arbitrary text.
+"""
+
+from __future__ import annotations
+
+import bisect
+import difflib
+import re
+from dataclasses import dataclass
+
+from trainsh.recipe.model import (
+    Cloud,
+    Command,
+    Definition,
+    Duration,
+    Endpoint,
+    HostCommand,
+    Notify,
+    Pos,
+    Recipe,
+    RecipeError,
+    RecipeErrors,
+    Sleep,
+    Step,
+    TmuxClose,
+    TmuxConfig,
+    TmuxOpen,
+    Transfer,
+    Wait,
+)
+
+NAME = r"[A-Za-z_][A-Za-z0-9_-]*"
+VAR_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+_NAME_RE = re.compile(NAME + r"\Z")
+_VAR_NAME_RE = re.compile(VAR_NAME + r"\Z")
+_DEFINITION = re.compile(r"(var|host|storage)\b\s*(.*)\Z", re.S)
+_COMMAND_HEAD = re.compile(r"@(" + NAME + r")((?:[ \t]+[A-Za-z_][\w.]*=\S*)*)[ \t]*>(?!>)[ \t]?")
+_HEREDOC = re.compile(r"<<(?!<)(-?)[ \t]*(?:'([^'\n]*)'|\"([^\"\n]*)\"|\\?([A-Za-z0-9_.-]+))")
+
+CONTROL = {
+    "tmux.open", "tmux.close", "tmux.config",
+    "vast.pick", "vast.start", "vast.stop", "vast.wait", "vast.cost",
+    "notify", "sleep",
+}
+KEYWORDS = sorted(CONTROL | {"var", "host", "storage", "wait"})
+
+# Options each cloud action accepts, with a checker for the value.
+def _int_opt(v: str) -> str | None:
+    return None if re.fullmatch(r"\d+", v) else "a whole number"
+
+
+def _num_opt(v: str) -> str | None:
+    return None if re.fullmatch(r"\d+(\.\d+)?|\.\d+", v) else "a number"
+
+
+def _bool_opt(v: str) -> str | None:
+    return None if v.lower() in ("true", "false", "yes", "no", "1", "0") else "true or false"
+
+
+def _dur_opt(v: str) -> str | None:
+    try:
+        Duration.parse(v)
+        return None
+    except ValueError as e:
+        return str(e)
+
+
+def _any_opt(v: str) -> str | None:
+    return None if v else "a value"
+
+
+CLOUD_OPTIONS = {
+    "vast.pick": {"num_gpus": _int_opt, "min_gpu_ram": _num_opt, "gpu": _any_opt,
+                  "max_dph": _num_opt, "limit": _int_opt},
+    "vast.wait": {"timeout": _dur_opt, "poll": _dur_opt, "stop_on_fail": _bool_opt},
+    "vast.start": {}, "vast.stop": {}, "vast.cost": {},
+}
+
+STORAGE_SCHEMES = ("r2", "b2", "s3", "gdrive", "local")
+HOST_SCHEMES = ("vast", "runpod", "colab")
+
+
+# ---- cutting text into statements --------------------------------------------------------
+
+@dataclass
+class _Text:
+    """A statement's text with a map from offsets back to file positions."""
+
+    text: str
+    starts: list[int]  # offset in text where each physical line begins
+    lines: list[int]  # its 1-based line number
+    cols: list[int]  # the column of the text's first character on that line
+    raw_first: str  # the first physical line, for carets
+
+    def pos(self, offset: int) -> Pos:
+        i = max(0, bisect.bisect_right(self.starts, offset) - 1)
+        return Pos(self.lines[i], self.cols[i] + offset - self.starts[i])
+
+
+class _Collector:
+    def __init__(self, file: str, lines: list[str]):
+        self.file = file
+        self.lines = lines
+        self.errors: list[RecipeError] = []
+
+    def error(self, pos: Pos, message: str) -> None:
+        src = self.lines[pos.line - 1] if 0 < pos.line <= len(self.lines) else ""
+        self.errors.append(RecipeError(self.file, pos, message, src))
+
+
+def _strip_comment_only(line: str) -> bool:
+    s = line.strip()
+    return not s or s.startswith("#")
+
+
+def _find_heredocs(text: str) -> list[tuple[int, str, bool]]:
+    """(offset, delimiter, strip_tabs) of each heredoc operator outside quotes, in order."""
+    found = []
+    i, n = 0, len(text)
+    quote = None
+    while i < n:
+        c = text[i]
+        if quote:
+            if c == "\\" and quote == '"':
+                i += 2
+                continue
+            if c == quote:
+                quote = None
+        elif c == "\\":
+            i += 2
+            continue
+        elif c in "'\"":
+            quote = c
+        elif c == "#" and (i == 0 or text[i - 1] in " \t\n;&|("):
+            nl = text.find("\n", i)
+            i = n if nl < 0 else nl
+            continue
+        elif text.startswith("<<", i):
+            m = _HEREDOC.match(text, i)
+            if m:
+                delim = m.group(2) if m.group(2) is not None else (
+                    m.group(3) if m.group(3) is not None else m.group(4))
+                found.append((i, delim, m.group(1) == "-"))
+                i = m.end()
+                continue
+            i += 3 if text.startswith("<<<", i) else 2
+            continue
+        i += 1
+    return found
+
+
+def _split_statements(col: _Collector) -> list[_Text]:
+    lines = col.lines
+    out: list[_Text] = []
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if _strip_comment_only(line):
+            i += 1
+            continue
+        indent = len(line) - len(line.lstrip())
+        first = i
+        text = line[indent:]
+        starts, nums, cols = [0], [i + 1], [indent + 1]
+        is_command = bool(_COMMAND_HEAD.match(text))
+        # `\` at the end of a line continues the statement. Commands keep the backslash and
+        # newline (the shell reads them the same way); other statements join with a space.
+        while text.endswith("\\") and not text.endswith("\\\\"):
+            i += 1
+            if i >= len(lines):
+                col.error(Pos(i, len(lines[i - 1])), "line continues with '\\' past the end of the file")
+                break
+            nxt = lines[i]
+            if is_command:
+                text += "\n"
+                starts.append(len(text)); nums.append(i + 1); cols.append(1)
+                text += nxt
+            else:
+                text = text[:-1].rstrip() + " "
+                stripped = nxt.lstrip()
+                starts.append(len(text)); nums.append(i + 1); cols.append(len(nxt) - len(stripped) + 1)
+                text += stripped
+        i += 1
+        stmt = _Text(text.rstrip() if not is_command else text, starts, nums, cols, lines[first])
+        if is_command:
+            # Heredoc bodies follow the line that opens them, up to their delimiter line.
+            for off, delim, strip_tabs in _find_heredocs(text):
+                closed = False
+                while i < len(lines):
+                    body = lines[i]
+                    stmt.text += "\n"
+                    stmt.starts.append(len(stmt.text)); stmt.lines.append(i + 1); stmt.cols.append(1)
+                    stmt.text += body
+                    i += 1
+                    if (body.lstrip("\t") if strip_tabs else body) == delim:
+                        closed = True
+                        break
+                if not closed:
+                    col.error(stmt.pos(off), f"heredoc '{delim}' is never closed (no line '{delim}' follows)")
+        out.append(stmt)
+    return out
+
+
+# ---- tokens of non-command statements ----------------------------------------------------
+
+@dataclass(frozen=True)
+class _Tok:
+    text: str  # with quotes removed
+    start: int
+    end: int
+    quoted: bool
+
+    def kv(self) -> tuple[str, str] | None:
+        m = re.match(r"([A-Za-z_][\w.]*)=", self.text)
+        return (m.group(1), self.text[m.end():]) if m else None
+
+
+class _TokenError(Exception):
+    def __init__(self, offset: int, message: str):
+        self.offset = offset
+        self.message = message
+
+
+def _tokenize(text: str, start: int = 0) -> list[_Tok]:
+    toks = []
+    i, n = start, len(text)
+    while i < n:
+        if text[i] in " \t\n":
+            i += 1
+            continue
+        begin, buf, quoted = i, [], False
+        while i < n and text[i] not in " \t\n":
+            c = text[i]
+            if c in "'\"":
+                q, qstart = c, i
+                quoted = True
+                i += 1
+                while i < n and text[i] != q:
+                    if q == '"' and text[i] == "\\" and i + 1 < n and text[i + 1] in '"\\':
+                        i += 1
+                    buf.append(text[i])
+                    i += 1
+                if i >= n:
+                    raise _TokenError(qstart, f"unclosed {q} quote")
+                i += 1
+            else:
+                buf.append(c)
+                i += 1
+        toks.append(_Tok("".join(buf), begin, i, quoted))
+    return toks
+
+
+# ---- statements ---------------------------------------------------------------------------
+
+class _Parser:
+    def __init__(self, file: str, text: str, allow_host_commands: bool):
+        self.file = file
+        self.lines = text.splitlines() or [""]
+        self.col = _Collector(file, self.lines)
+        self.allow_host_commands = allow_host_commands
+        self.recipe = Recipe(path=file, text=text)
+        # Where a step's `@name` (and tmux.open's session name) stand, so the second pass
+        # can point at them rather than at the start of the line. Keyed by id(step).
+        self.where: dict[int, dict[str, Pos]] = {}
+
+    def mark(self, step: Step, **positions: Pos) -> Step:
+        self.where[id(step)] = positions
+        return step
+
+    def at(self, step: Step, what: str = "ref") -> Pos:
+        return self.where.get(id(step), {}).get(what, step.pos)
+
+    def err(self, st: _Text, offset: int, message: str) -> None:
+        self.col.error(st.pos(offset), message)
+
+    def parse(self) -> Recipe:
+        statements = _split_statements(self.col)
+        entries: list[Definition | Step] = []
+        for st in statements:
+            try:
+                item = self.statement(st)
+            except _TokenError as e:
+                self.err(st, e.offset, e.message)
+                continue
+            if item is not None:
+                entries.append(item)
+        self.check(entries)
+        if self.col.errors:
+            self.col.errors.sort(key=lambda e: (e.pos.line, e.pos.col))
+            raise RecipeErrors(self.col.errors)
+        return self.recipe
+
+    def statement(self, st: _Text) -> Definition | Step | None:
+        text = st.text
+        head = _COMMAND_HEAD.match(text)
+        if head and "->" not in text[: head.start(0) + len(head.group(0))]:
+            return self.command(st, head)
+        first_word = re.match(r"\S+", text)
+        if first_word is None:  # only `\` continuations of blank lines
+            return None
+        word = first_word.group(0)
+        m = _DEFINITION.match(text)
+        if m and (len(word) == len(m.group(1))):
+            return self.definition(st, m)
+        if word == "wait":
+            return self.wait(st)
+        if word in CONTROL:
+            return self.control(st, word)
+        if re.search(r"(^|\s)->(\s|$)", text):
+            return self.transfer(st)
+        if word.startswith("@"):
+            if re.match(r"@" + NAME + r"\s*$", text):
+                self.err(st, len(text), "expected '> command' after the session name")
+            else:
+                self.err(st, 0, "expected '@session > command' or a transfer 'SRC -> DST'")
+            return None
+        close = difflib.get_close_matches(word, KEYWORDS, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        self.err(st, 0, f"unknown command '{word}'{hint}")
+        return None
+
+    # -- definitions
+    def definition(self, st: _Text, m: re.Match) -> Definition | None:
+        kind, rest = m.group(1), m.group(2)
+        rest_off = m.start(2)
+        dm = re.match(r"(\S+?)\s*=\s*(.*)\Z", rest, re.S)
+        if not dm:
+            self.err(st, rest_off, f"expected '{kind} NAME = value'")
+            return None
+        name, value = dm.group(1), dm.group(2).strip()
+        pattern = _VAR_NAME_RE if kind == "var" else _NAME_RE
+        if not pattern.match(name):
+            self.err(st, rest_off, f"bad {kind} name '{name}' (letters, digits, '_'"
+                     + ("" if kind == "var" else ", '-'") + "; not starting with a digit)")
+            return None
+        value_off = rest_off + dm.start(2)
+        if not value:
+            self.err(st, value_off, f"{kind} {name} has no value")
+            return None
+        if kind == "host":
+            problem = check_host_spec(value)
+            if problem:
+                self.err(st, value_off + problem[0], problem[1])
+                return None
+        elif kind == "storage":
+            problem = check_storage_spec(value)
+            if problem:
+                self.err(st, value_off, problem)
+                return None
+        return Definition(kind, name, value, st.pos(rest_off))
+
+    # -- `@session [timeout=D] > command [&]`
+    def command(self, st: _Text, head: re.Match) -> Step | None:
+        name = head.group(1)
+        body = st.text[head.end():]
+        body_off = head.end()
+        timeout = None
+        for tok in _tokenize(head.group(2), 0):
+            kv = tok.kv()
+            off = head.start(2) + tok.start
+            if kv and kv[0] == "timeout":
+                timeout = self.duration(st, off + len("timeout="), kv[1])
+                if timeout is None:
+                    return None
+            else:
+                key = kv[0] if kv else tok.text
+                self.err(st, off, f"unknown command option '{key}' (only timeout=DURATION)")
+                return None
+        # `&` at the end of the command's first logical line runs it in the background.
+        docs = _find_heredocs(body)
+        first_end = body.find("\n", docs[0][0]) if docs else -1
+        logical = body if first_end < 0 else body[:first_end]
+        background = False
+        stripped = logical.rstrip()
+        if stripped.endswith("&") and not re.search(r"(&&|[|>]&)\Z", stripped):
+            background = True
+            logical = stripped[:-1].rstrip()
+            body = logical + ("" if first_end < 0 else body[first_end:])
+        if not body.strip():
+            self.err(st, body_off, "empty command after '>'")
+            return None
+        source = st.text.split("\n", 1)[0]
+        return Command(st.pos(0), source, session=name, text=body, background=background,
+                       timeout=timeout)
+
+    # -- wait @session "regex" | file=PATH | port=N | idle [timeout=D]
+    def wait(self, st: _Text) -> Step | None:
+        toks = _tokenize(st.text)[1:]
+        if not toks or not toks[0].text.startswith("@") or toks[0].quoted:
+            self.err(st, toks[0].start if toks else len(st.text), "expected 'wait @session CONDITION'")
+            return None
+        target = toks[0].text[1:]
+        if not _NAME_RE.match(target):
+            self.err(st, toks[0].start, f"bad session name '{toks[0].text}'")
+            return None
+        cond: dict = {}
+        timeout = None
+        for tok in toks[1:]:
+            kv = None if tok.quoted and not re.match(r"\w+=", st.text[tok.start:tok.end]) else tok.kv()
+            if tok.quoted and kv is None:
+                key, value = "pattern", tok.text
+                if value == "":
+                    self.err(st, tok.start, "empty pattern")
+                    return None
+                try:
+                    re.compile(value)
+                except re.error as e:
+                    self.err(st, tok.start, f"bad regex {value!r}: {e}")
+                    return None
+            elif kv:
+                key, value = kv
+                if key == "timeout":
+                    timeout = self.duration(st, tok.start + 8, value)
+                    if timeout is None:
+                        return None
+                    continue
+                if key not in ("file", "port"):
+                    self.err(st, tok.start, f"unknown wait option '{key}' (file=, port=, timeout=, idle or \"regex\")")
+                    return None
+                if not value:
+                    self.err(st, tok.start + len(key) + 1, f"{key}= needs a value")
+                    return None
+                if key == "port" and not (value.startswith("$") or _valid_port(value)):
+                    self.err(st, tok.start + 5, f"bad port '{value}' (1-65535)")
+                    return None
+            elif tok.text == "idle":
+                key, value = "idle", True
+            else:
+                self.err(st, tok.start, f"unknown wait condition '{tok.text}' "
+                         "(use \"regex\", file=PATH, port=N or idle; quote a pattern)")
+                return None
+            if cond:
+                self.err(st, tok.start, "one condition per wait (write two waits to wait for both)")
+                return None
+            cond[key] = value
+        if not cond:
+            self.err(st, len(st.text), "wait needs a condition: \"regex\", file=PATH, port=N or idle")
+            return None
+        return self.mark(Wait(st.pos(0), st.text, session=target, timeout=timeout, **cond),
+                         ref=st.pos(toks[0].start))
+
+    # -- SRC -> DST [delete=true] [exclude=PAT]...
+    def transfer(self, st: _Text) -> Step | None:
+        toks = _tokenize(st.text)
+        arrows = [i for i, t in enumerate(toks) if t.text == "->" and not t.quoted]
+        if len(arrows) != 1:
+            self.err(st, toks[arrows[1]].start if len(arrows) > 1 else 0,
+                     "a transfer has exactly one '->'")
+            return None
+        a = arrows[0]
+        if a != 1 or len(toks) < 3:
+            self.err(st, toks[a].start if a != 1 else toks[a].end,
+                     "expected 'SRC -> DST' (quote paths that hold spaces)")
+            return None
+        src = self.endpoint(st, toks[0])
+        dst = self.endpoint(st, toks[2])
+        if src is None or dst is None:
+            return None
+        delete, excludes = False, []
+        for tok in toks[3:]:
+            kv = tok.kv()
+            if kv and kv[0] == "delete":
+                if _bool_opt(kv[1]):
+                    self.err(st, tok.start + 7, "delete= takes true or false")
+                    return None
+                delete = _truthy(kv[1])
+            elif kv and kv[0] == "exclude" and kv[1]:
+                excludes.append(kv[1])
+            else:
+                self.err(st, tok.start, f"unknown transfer option '{tok.text}' (delete=true, exclude=PATTERN)")
+                return None
+        return Transfer(st.pos(0), st.text, src=src, dst=dst, delete=delete, excludes=tuple(excludes))
+
+    def endpoint(self, st: _Text, tok: _Tok) -> Endpoint | None:
+        if tok.text.startswith("@") and not tok.quoted:
+            m = re.match("@(" + NAME + r"):(.*)\Z", tok.text, re.S)
+            if not m:
+                self.err(st, tok.start, f"expected '@name:path', got '{tok.text}'")
+                return None
+            if not m.group(2):
+                self.err(st, tok.end, f"'@{m.group(1)}:' needs a path after ':'")
+                return None
+            return Endpoint(m.group(2), m.group(1), st.pos(tok.start))
+        if not tok.text:
+            self.err(st, tok.start, "empty path")
+            return None
+        return Endpoint(tok.text, None, st.pos(tok.start))
+
+    # -- control commands
+    def control(self, st: _Text, word: str) -> Step | None:
+        toks = _tokenize(st.text)
+        args = toks[1:]
+        end = len(st.text)
+        if word == "tmux.open":
+            if len(args) < 1 or not args[0].text.startswith("@"):
+                self.err(st, args[0].start if args else end, "expected 'tmux.open @host as NAME'")
+                return None
+            host = self.ref(st, args[0])
+            if host is None:
+                return None
+            if len(args) < 3 or args[1].text != "as":
+                self.err(st, args[1].start if len(args) > 1 else end,
+                         "missing 'as NAME': write 'tmux.open @host as NAME'")
+                return None
+            if not _NAME_RE.match(args[2].text):
+                self.err(st, args[2].start, f"bad session name '{args[2].text}'")
+                return None
+            if len(args) > 3:
+                self.err(st, args[3].start, f"unexpected '{args[3].text}' after the session name")
+                return None
+            return self.mark(TmuxOpen(st.pos(0), st.text, host=host, name=args[2].text),
+                             ref=st.pos(args[0].start), name=st.pos(args[2].start))
+        if word in ("tmux.close", "tmux.config"):
+            if len(args) != 1 or not args[0].text.startswith("@"):
+                what = "session" if word == "tmux.close" else "host"
+                self.err(st, args[1].start if len(args) > 1 else (args[0].start if args else end),
+                         f"expected '{word} @{what}'")
+                return None
+            name = self.ref(st, args[0])
+            if name is None:
+                return None
+            if word == "tmux.close":
+                return self.mark(TmuxClose(st.pos(0), st.text, session=name), ref=st.pos(args[0].start))
+            return self.mark(TmuxConfig(st.pos(0), st.text, host=name), ref=st.pos(args[0].start))
+        if word == "notify":
+            rest = st.text[len(word):].strip()
+            if not rest:
+                self.err(st, end, "notify needs a message: notify \"text\"")
+                return None
+            if len(args) == 1 and args[0].quoted:
+                rest = args[0].text
+            return Notify(st.pos(0), st.text, message=rest)
+        if word == "sleep":
+            if len(args) != 1:
+                self.err(st, args[1].start if len(args) > 1 else end, "expected 'sleep DURATION'")
+                return None
+            d = self.duration(st, args[0].start, args[0].text)
+            return None if d is None else Sleep(st.pos(0), st.text, duration=d)
+        # vast.*
+        provider, action = word.split(".", 1)
+        allowed = CLOUD_OPTIONS[word]
+        host = instance = None
+        host_pos = st.pos(0)
+        options: list[tuple[str, str]] = []
+        for tok in args:
+            kv = tok.kv()
+            if kv:
+                key, value = kv
+                if key not in allowed:
+                    known = ", ".join(f"{k}=" for k in allowed) or "none"
+                    self.err(st, tok.start, f"unknown {word} option '{key}' (known: {known})")
+                    return None
+                problem = allowed[key](value)
+                if problem:
+                    self.err(st, tok.start + len(key) + 1, problem if allowed[key] is _dur_opt
+                             else f"{key}= takes {problem}, got '{value}'")
+                    return None
+                options.append((key, value))
+            elif tok.text.startswith("@") and action == "pick" and host is None:
+                host = self.ref(st, tok)
+                host_pos = st.pos(tok.start)
+                if host is None:
+                    return None
+            elif action in ("start", "stop", "cost") and instance is None and not tok.text.startswith("@"):
+                instance = tok.text
+            else:
+                self.err(st, tok.start, f"unexpected '{tok.text}' in {word}")
+                return None
+        if action == "pick" and host is None:
+            self.err(st, end, "expected 'vast.pick @host [options]'")
+            return None
+        return self.mark(Cloud(st.pos(0), st.text, provider=provider, action=action, host=host,
+                               instance=instance, options=tuple(options)), ref=host_pos)
+
+    def ref(self, st: _Text, tok: _Tok) -> str | None:
+        name = tok.text[1:]
+        if not tok.text.startswith("@") or not _NAME_RE.match(name):
+            self.err(st, tok.start, f"expected '@name', got '{tok.text}'")
+            return None
+        return name
+
+    def duration(self, st: _Text, offset: int, text: str) -> Duration | None:
+        try:
+            return Duration.parse(text)
+        except ValueError as e:
+            self.err(st, offset, str(e))
+            return None
+
+    # ---- second pass: what only the whole file can tell
+    def check(self, entries: list[Definition | Step]) -> None:
+        defs = self.recipe.definitions
+        sessions: dict[str, str] = {}  # open session -> host
+        closed: set[str] = set()
+        seen_step = False
+
+        def pos_err(pos: Pos, message: str) -> None:
+            self.col.error(pos, message)
+
+        def host_known(name: str) -> bool:
+            return name == "local" or (name in defs and defs[name].kind == "host")
+
+        for e in entries:
+            if isinstance(e, Definition):
+                if seen_step:
+                    pos_err(e.pos, f"definition of {e.kind} {e.name} after workflow steps "
+                            "(definitions come first)")
+                    continue
+                if e.name in defs:
+                    first = defs[e.name]
+                    pos_err(e.pos, f"name '{e.name}' already defined as {first.kind} on line {first.pos.line}")
+                    continue
+                defs[e.name] = e
+                continue
+            seen_step = True
+            step = e
+            if isinstance(step, (Command, Wait)):
+                name = step.session
+                if name in sessions:
+                    self.recipe.steps.append(step)
+                    continue
+                if isinstance(step, Command) and self.allow_host_commands and host_known(name):
+                    self.recipe.steps.append(HostCommand(step.pos, step.source, host=name,
+                                                         text=step.text, timeout=step.timeout))
+                    continue
+                at = self.at(step)
+                if name in closed:
+                    pos_err(at, f"session '{name}' was closed by tmux.close before this line")
+                elif host_known(name):
+                    pos_err(at, f"@{name} is a host; commands go to sessions: "
+                            f"add 'tmux.open @{name} as SESSION' and use @SESSION")
+                elif name in defs:
+                    pos_err(at, f"@{name} is a {defs[name].kind}, not a session")
+                else:
+                    pos_err(at, f"session '{name}' used before 'tmux.open @HOST as {name}'")
+                continue
+            if isinstance(step, TmuxOpen):
+                if not host_known(step.host):
+                    pos_err(self.at(step), self.unknown(step.host, "host"))
+                    continue
+                if step.name in sessions:
+                    pos_err(self.at(step, "name"), f"session '{step.name}' is already open")
+                    continue
+                if step.name in defs or step.name == "local":
+                    pos_err(self.at(step, "name"), f"session name '{step.name}' is already used by a "
+                            f"{defs[step.name].kind if step.name in defs else 'host'}")
+                    continue
+                sessions[step.name] = step.host
+                closed.discard(step.name)
+            elif isinstance(step, TmuxClose):
+                if step.session not in sessions:
+                    pos_err(self.at(step), f"tmux.close @{step.session}: no open session of that name")
+                    continue
+                del sessions[step.session]
+                closed.add(step.session)
+            elif isinstance(step, TmuxConfig):
+                if not host_known(step.host):
+                    pos_err(self.at(step), self.unknown(step.host, "host"))
+                    continue
+            elif isinstance(step, Transfer):
+                bad = False
+                for ep in (step.src, step.dst):
+                    if ep.name is None or ep.name == "local":
+                        continue
+                    d = defs.get(ep.name)
+                    if d is None or d.kind == "var":
+                        if ep.name in sessions:
+                            msg = f"@{ep.name} is a session; transfers name the host"
+                        elif d is not None:
+                            msg = f"@{ep.name} is a var, not a host or storage"
+                        else:
+                            msg = self.unknown(ep.name, "host or storage")
+                        pos_err(ep.pos, msg)
+                        bad = True
+                if bad:
+                    continue
+            elif isinstance(step, Cloud) and step.host is not None:
+                if not host_known(step.host):
+                    pos_err(self.at(step), self.unknown(step.host, "host"))
+                    continue
+            self.recipe.steps.append(step)
+
+    def unknown(self, name: str, what: str) -> str:
+        names = list(self.recipe.definitions)
+        close = difflib.get_close_matches(name, names, n=1)
+        hint = f" (did you mean @{close[0]}?)" if close else ""
+        return f"undefined {what} @{name}{hint}"
+
+
+def _valid_port(v: str) -> bool:
+    return v.isdigit() and 1 <= int(v) <= 65535
+
+
+def _truthy(v: str) -> bool:
+    return v.lower() in ("true", "yes", "1")
+
+
+def check_host_spec(spec: str) -> tuple[int, str] | None:
+    """A lexical check of a host spec; (offset, message) when it is malformed.
+
+    Accepts `local`, `placeholder`, `vast:ID`, `runpod:ID`, `colab:NAME`, a name from
+    hosts.toml, and `[user@]host [-p PORT] [-i KEY] [-J JUMP] [-o OPT=VAL]`.
+    """
+    try:
+        toks = _tokenize(spec)
+    except _TokenError as e:
+        return e.offset, e.message
+    first = toks[0].text
+    if ":" in first and not first.startswith("[") and len(toks) == 1:
+        scheme, _, ident = first.partition(":")
+        if scheme in HOST_SCHEMES:
+            return None if ident else (len(scheme) + 1, f"'{scheme}:' needs an instance id")
+        if "$" in first:
+            return None
+    if first.startswith("-"):
+        return 0, "host spec must start with user@host (options come after)"
+    if "$" in first:
+        return None
+    if "@" in first:
+        user, _, hostname = first.rpartition("@")
+        if not user or not hostname:
+            return 0, f"bad ssh destination '{first}' (expected user@host)"
+    elif len(toks) > 1:
+        return 0, f"bad ssh destination '{first}' (expected user@host)"
+    i = 1
+    while i < len(toks):
+        t = toks[i]
+        if t.text in ("-p", "-i", "-J", "-o"):
+            if i + 1 >= len(toks):
+                return t.start, f"{t.text} needs a value"
+            value = toks[i + 1].text
+            if t.text == "-p" and not (_valid_port(value) or value.startswith("$")):
+                return toks[i + 1].start, f"bad port '{value}' (1-65535)"
+            if t.text == "-o" and "=" not in value and " " not in value:
+                return toks[i + 1].start, f"-o takes Option=value, got '{value}'"
+            i += 2
+            continue
+        if re.fullmatch(r"-p\d+", t.text) or t.text.startswith("-o") and len(t.text) > 2:
+            i += 1
+            continue
+        return t.start, f"unknown host spec option '{t.text}' (-p PORT, -i KEY, -J JUMP, -o OPT=VAL)"
+    return None
+
+
+def check_storage_spec(spec: str) -> str | None:
+    if " " in spec.strip():
+        return f"bad storage spec '{spec}' (expected SCHEME:BUCKET or a storage name)"
+    if ":" in spec:
+        scheme = spec.split(":", 1)[0]
+        if scheme not in STORAGE_SCHEMES and not scheme.startswith("$"):
+            close = difflib.get_close_matches(scheme, STORAGE_SCHEMES, n=1)
+            hint = f" (did you mean '{close[0]}:'?)" if close else ""
+            return f"unknown storage kind '{scheme}:'{hint}; known: " + ", ".join(s + ":" for s in STORAGE_SCHEMES)
+    return None
+
+
+def parse(text: str, file: str = "<recipe>", *, allow_host_commands: bool = False) -> Recipe:
+    """Parse recipe text. Raises RecipeErrors (every mistake found) and nothing else."""
+    try:
+        return _Parser(file, text, allow_host_commands).parse()
+    except RecipeErrors:
+        raise
+    except RecursionError as e:  # pathological nesting; still one clean error
+        raise RecipeErrors([RecipeError(file, Pos(1, 1), f"recipe too deeply nested: {e}")]) from None

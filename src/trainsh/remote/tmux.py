@@ -1,0 +1,271 @@
+"""tmux sessions on a host: open, send a command and learn its exact exit code, capture, close.
+
+How a command runs. The runner types into the session's shell
+
+     { printf '\\33]777;%s\\7' CHANNEL; COMMAND
+    } ; printf '%s\\n' $? > RC; tmux wait-for -S CHANNEL
+
+The brace group keeps heredocs, comments, quotes and a trailing `;` intact, runs in the
+session's own shell (so `cd` and `export` persist), and its status is the command's status.
+The leading space keeps it out of shell history. Completion is an event: the trailer writes
+the exit status to RC, then signals a channel used for this command only. A `pane-died` hook
+signals the same channel if the shell itself exits, so nothing waits on a dead pane.
+
+A waiter (`tmux wait-for CHANNEL`) is never killed: tmux keeps a killed waiter registered and
+it would swallow the signal. A timeout instead interrupts the pane and releases the waiter by
+signalling the channel itself. RC is the truth; a signal is only the wake-up.
+
+Everything the pane prints goes to a log file on the host (pipe-pane), raw. The first thing
+the group runs prints an OSC sequence naming the channel: terminals ignore it, the log keeps
+it, and it marks exactly where the command's output begins (the typed text is echoed once or
+twice depending on when the shell reads it, and holds only the escaped form). `clean()`
+turns the rest into text.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+import time
+from dataclasses import dataclass, field
+
+from trainsh import masking
+from trainsh.remote.shell import Shell, ShellError
+
+_ANSI = re.compile(rb"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[PX^_][^\x1b]*\x1b\\|\x1b[@-Z\\-_]|\x1b.")
+
+
+def clean(raw: bytes) -> str:
+    """Terminal output -> plain text: escape sequences gone, carriage returns applied."""
+    text = _ANSI.sub(b"", raw).decode("utf-8", "replace").replace("\r\n", "\n")
+    lines = []
+    for line in text.split("\n"):
+        if "\r" in line:
+            parts = [p for p in line.split("\r") if p]
+            line = parts[-1] if parts else ""
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def start_marker(channel: str) -> bytes:
+    """What a command prints (invisibly) as it starts: ESC ] 777 ; CHANNEL BEL."""
+    return b"\x1b]777;" + channel.encode() + b"\x07"
+
+
+@dataclass
+class Pending:
+    """A command sent to a session whose exit code has not been collected yet."""
+
+    channel: str
+    rc_path: str
+    text: str
+    started: float  # time.time() when sent
+    deadline: float | None = None  # time.time() by which it must end, or None
+    rc: int | None = None
+    done: bool = False
+    note: str = ""  # why there is no rc (timed out, shell exited, lost)
+    step: int | None = None  # the recipe step that sent it
+    collected: bool = False  # output and exit code recorded
+    output: str = ""
+
+
+@dataclass
+class Session:
+    """A tmux session on a host, as the runner knows it."""
+
+    name: str  # the recipe's name for it
+    real: str  # tmux's name (scoped to the job)
+    host: str  # the recipe's host name
+    run_dir: str  # folder on the host for rc files and the pane log
+    log_offset: int = 0  # pane log read up to here (output of collected commands)
+    cmd_offset: int = 0  # the latest command's echo lies after this offset
+    marker: str = ""  # channel of the latest command sent, found in its echo
+    count: int = 0  # commands sent so far
+    current: Pending | None = None
+    history: list = field(default_factory=list)
+
+    @property
+    def log_path(self) -> str:
+        return f"{self.run_dir}/{self.real}.log"
+
+    @property
+    def target(self) -> str:
+        return f"={self.real}:"
+
+
+class Tmux:
+    """tmux on one host, through that host's Shell."""
+
+    def __init__(self, shell: Shell, socket: str | None = None):
+        self.shell = shell
+        self.socket = socket
+
+    def argv(self, *args: str) -> list[str]:
+        base = ["tmux"] + (["-S", self.socket] if self.socket else [])
+        return base + list(args)
+
+    def cmdline(self, *args: str) -> str:
+        return shlex.join(self.argv(*args))
+
+    def run(self, *args: str, check: bool = True, timeout: float = 30):
+        return self.shell.run(self.argv(*args), check=check, timeout=timeout)
+
+    # ---- sessions
+    def open(self, s: Session, cwd: str | None = None, env: dict[str, str] | None = None) -> None:
+        t = s.target
+        args = ["new-session", "-d", "-s", s.real, "-x", "200", "-y", "50"]
+        if cwd:
+            args += ["-c", cwd]
+        for k, v in (env or {}).items():
+            args += ["-e", f"{k}={v}"]
+        args += [";", "set-option", "-t", t, "remain-on-exit", "on",
+                 ";", "set-option", "-t", t, "@ts_chan", "ts-none",
+                 ";", "set-hook", "-t", t, "pane-died", 'run-shell -C "wait-for -S #{@ts_chan}"',
+                 ";", "pipe-pane", "-t", t, "-o", f"exec cat >> {shlex.quote(s.log_path)}"]
+        script = f"mkdir -p {shlex.quote(s.run_dir)} && {self.cmdline(*args)}"
+        r = self.shell.script(script, timeout=30)
+        if not r.ok:
+            raise ShellError(f"could not open tmux session {s.real} on {self.shell.name}: "
+                             f"{(r.stderr or r.stdout).strip() or 'exit ' + str(r.returncode)}", r)
+
+    def exists(self, s: Session) -> bool:
+        return self.run("has-session", "-t", s.target, check=False).returncode == 0
+
+    def pane_state(self, s: Session) -> tuple[bool, str] | None:
+        """(dead, exit status) of the session's pane, or None when the session is gone."""
+        r = self.run("display-message", "-p", "-t", s.target, "#{pane_dead} #{pane_dead_status}",
+                     check=False)
+        if not r.ok:
+            return None
+        dead, _, status = r.stdout.strip().partition(" ")
+        return dead == "1", status
+
+    def close(self, s: Session) -> None:
+        self.run("kill-session", "-t", s.target, check=False)
+
+    def capture(self, s: Session, lines: int = 2000) -> str:
+        r = self.run("capture-pane", "-p", "-J", "-t", s.target, "-S", f"-{lines}", check=False)
+        return r.stdout if r.ok else ""
+
+    def interrupt(self, s: Session) -> None:
+        self.run("send-keys", "-t", s.target, "C-c", check=False)
+
+    def signal(self, channel: str) -> None:
+        self.run("wait-for", "-S", channel, check=False)
+
+    def set_options(self, options: dict[str, str]) -> None:
+        args: list[str] = []
+        for k, v in options.items():
+            args += ([";"] if args else []) + ["set-option", "-g", k, str(v)]
+        if args:
+            # The server must be running for -g options to stick; start it if needed.
+            self.run("start-server", ";", *args)
+
+    # ---- commands
+    def typed_text(self, text: str, rc_path: str, channel: str) -> str:
+        return (f" {{ printf '\\33]777;%s\\7' {channel}; {text}\n}} ; "
+                f"printf '%s\\n' $? > {shlex.quote(rc_path)}; tmux wait-for -S {channel}")
+
+    def send(self, s: Session, text: str, channel: str, rc_path: str) -> None:
+        """Type a command into the session (one tmux call) and remember it as current."""
+        typed = self.typed_text(text, rc_path, channel)
+        r = self.run("set-option", "-t", s.target, "@ts_chan", channel,
+                     ";", "send-keys", "-t", s.target, "-l", typed,
+                     ";", "send-keys", "-t", s.target, "Enter", check=False)
+        if not r.ok:
+            raise ShellError(f"could not send to tmux session {s.real}: {r.stderr.strip()}", r)
+        s.marker = channel
+        s.cmd_offset = s.log_offset
+
+    def read_rc(self, rc_path: str) -> int | None:
+        data = self.shell.read_file(rc_path)
+        if not data or not data.strip():
+            return None
+        try:
+            return int(data.strip())
+        except ValueError:
+            return None
+
+    def wait(self, s: Session, p: Pending, *, until: float | None = None, grace: float = 2.0) -> Pending:
+        """Block until the pending command ends, the pane dies, or a deadline passes.
+
+        `p.deadline` is the command's own limit: reaching it interrupts the command (Ctrl-C)
+        and marks it timed out. `until` is the caller's limit (a wait step's timeout): reaching
+        it only stops waiting and leaves the command running.
+        """
+        if p.done:
+            return p
+        limits = [t for t in (until, p.deadline) if t is not None]
+        end = min(limits) if limits else None
+        proc = None
+        checked = time.monotonic()
+        try:
+            while True:
+                rc = self.read_rc(p.rc_path)
+                if rc is not None:
+                    p.rc, p.done = rc, True
+                    return p
+                if proc is None:
+                    proc = self._waiter(p.channel)
+                    continue  # the command may have ended before the waiter was there
+                slice_ = 1.0 if end is None else max(0.0, min(1.0, end - time.time()))
+                try:
+                    proc.wait(slice_)
+                    proc = None  # woken: read the rc; re-wait if it was a stray signal
+                except subprocess.TimeoutExpired:
+                    pass
+                if proc is None or time.monotonic() - checked > 5:
+                    # Woken without an rc, or a periodic check: is the shell still there?
+                    checked = time.monotonic()
+                    if self.read_rc(p.rc_path) is None:
+                        state = self.pane_state(s)
+                        if state is None:
+                            p.done, p.note = True, "its tmux session is gone"
+                            return p
+                        if state[0]:
+                            p.done, p.note = True, f"the session's shell exited (status {state[1] or '?'})"
+                            return p
+                if end is not None and time.time() >= end and self.read_rc(p.rc_path) is None:
+                    if p.deadline is not None and time.time() >= p.deadline:
+                        self._interrupt_timed_out(s, p, grace)
+                    return p
+        finally:
+            if proc is not None and proc.poll() is None:
+                self.signal(p.channel)  # release our own waiter; never kill it
+                try:
+                    proc.wait(5)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+
+    def _waiter(self, channel: str) -> subprocess.Popen:
+        return subprocess.Popen(self.shell.argv_for(self.argv("wait-for", channel)),
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+
+    def _interrupt_timed_out(self, s: Session, p: Pending, grace: float) -> None:
+        self.interrupt(s)
+        limit = time.monotonic() + grace
+        while time.monotonic() < limit and self.read_rc(p.rc_path) is None:
+            time.sleep(0.05)
+        # A timed-out command fails whatever status Ctrl-C left behind.
+        p.done, p.rc, p.note = True, None, "timed out and was interrupted (Ctrl-C)"
+
+    # ---- output
+    def output_since(self, s: Session, channel: str, offset: int) -> tuple[str, int]:
+        """The cleaned output of the command sent on `channel`, and the log offset where it
+        ends. Reads the pane log from `offset`."""
+        raw = self.shell.read_file(s.log_path) or b""
+        data = raw[offset:]
+        mark = start_marker(channel)
+        i = data.find(mark)
+        if i >= 0:
+            data = data[i + len(mark):]
+            start = offset + i + len(mark)
+        else:
+            start = offset
+        # The last line without a newline is the next prompt, not output.
+        cut = data.rfind(b"\n")
+        body = data[: cut + 1] if cut >= 0 else b""
+        return masking.mask(clean(body)).rstrip("\n"), start + len(body)

@@ -1,0 +1,133 @@
+"""Waits that run on the host itself: a regex in a session's output, a file, a listening port.
+
+Each wait is one process on the host (python3, standard library only) that watches the
+condition every 20 ms and exits when it holds, when it never can (the command it reads ended
+without printing the pattern), or at its timeout. It prints one JSON line with what happened.
+No round trip per check, so a wait on a remote host costs one ssh command.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+
+from trainsh.remote.shell import Shell
+
+WAITER = r'''
+import json, os, re, socket, sys, time
+a = json.loads(sys.argv[1])
+kind, timeout, tick = a["kind"], a["timeout"], 0.02
+end = time.monotonic() + timeout
+ANSI = re.compile(rb"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]|\x1b.")
+def done(ok, **kw):
+    kw["ok"] = ok
+    print(json.dumps(kw)); sys.stdout.flush(); sys.exit(0 if ok else 1)
+def listening(port):
+    found = None
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(name) as f:
+                rows = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        found = found or False
+        for row in rows:
+            cols = row.split()
+            if len(cols) > 3 and cols[3] == "0A" and int(cols[1].rsplit(":", 1)[1], 16) == port:
+                return True
+    if found is None:  # no /proc: try to connect on loopback
+        for fam, addr in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+            try:
+                with socket.socket(fam) as s:
+                    s.settimeout(0.2)
+                    if s.connect_ex((addr, port)) == 0:
+                        return True
+            except OSError:
+                pass
+    return False
+if kind == "file":
+    path = os.path.expanduser(a["path"])
+    while True:
+        if os.path.exists(path):
+            done(True, detail=path)
+        if time.monotonic() >= end:
+            done(False, reason="timeout")
+        time.sleep(tick)
+if kind == "port":
+    port = int(a["port"])
+    while True:
+        if listening(port):
+            done(True, detail=str(port))
+        if time.monotonic() >= end:
+            done(False, reason="timeout")
+        time.sleep(tick)
+if kind == "pattern":
+    rx = re.compile(a["pattern"])
+    log, pos = os.path.expanduser(a["log"]), a["offset"]
+    marker = b"\x1b]777;" + a["marker"].encode() + b"\x07" if a["marker"] else b""
+    rc_path = a.get("rc")
+    found_marker = not marker
+    buf = b""
+    f = None
+    while True:
+        ended = bool(rc_path) and os.path.exists(rc_path)
+        if f is None:
+            try:
+                f = open(log, "rb"); f.seek(pos)
+            except OSError:
+                f = None
+        chunk = f.read() if f else b""
+        if chunk:
+            buf += chunk
+            if not found_marker:
+                i = buf.find(marker)
+                if i < 0:
+                    buf = buf[-len(marker):]
+                else:
+                    buf, found_marker = buf[i + len(marker):], True
+            if found_marker:
+                *lines, buf = buf.split(b"\n")
+                for line in lines + [buf]:
+                    text = ANSI.sub(b"", line).decode("utf-8", "replace")
+                    for part in text.split("\r"):
+                        if rx.search(part):
+                            done(True, detail=part.strip()[:500])
+                buf = buf[-65536:]
+        elif ended:
+            # Read once more after the end was seen, so the last lines count.
+            if a.get("_final"):
+                done(False, reason="ended", rc=open(rc_path).read().strip())
+            a["_final"] = True
+            continue
+        if time.monotonic() >= end:
+            done(False, reason="timeout")
+        if not chunk:
+            time.sleep(tick)
+done(False, reason="bad wait kind " + kind)
+'''
+
+
+@dataclass
+class WaitOutcome:
+    ok: bool
+    reason: str = ""  # timeout | ended | error
+    detail: str = ""
+    rc: str = ""
+
+
+def run_wait(shell: Shell, spec: dict, timeout: float) -> WaitOutcome:
+    """Run a host-side wait; spec has kind and its arguments (see WAITER)."""
+    python = sys.executable if shell.is_local() else "python3"
+    args = dict(spec, timeout=timeout)
+    r = shell.run([python, "-c", WAITER, json.dumps(args)], timeout=timeout + 30)
+    line = (r.stdout.strip().splitlines() or [""])[-1]
+    try:
+        data = json.loads(line)
+    except ValueError:
+        err = (r.stderr.strip().splitlines() or [f"exit {r.returncode}"])[-1]
+        if "python3" in err and ("not found" in err or "No such file" in err):
+            err = "python3 is needed on the host for waits"
+        return WaitOutcome(False, "error", err)
+    return WaitOutcome(bool(data.get("ok")), data.get("reason", ""), data.get("detail", ""),
+                       str(data.get("rc", "")))

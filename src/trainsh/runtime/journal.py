@@ -1,0 +1,224 @@
+"""The job journal: one sqlite file in jobs/, written before and after every step.
+
+It holds what a resume needs (the recipe text as run, variables, host map, sessions, each
+step's status and the channel of a command in flight) and what `logs`, `status` and `jobs`
+show. Values are masked before they are written: the journal never holds a secret.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from trainsh import masking
+from trainsh.settings import paths
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    recipe_path TEXT NOT NULL,
+    recipe_hash TEXT NOT NULL,
+    recipe_text TEXT NOT NULL,
+    cwd TEXT NOT NULL,
+    status TEXT NOT NULL,            -- running | done | failed | interrupted
+    pid INTEGER,
+    created REAL NOT NULL,
+    updated REAL NOT NULL,
+    variables TEXT NOT NULL,         -- json: --var overrides
+    host_overrides TEXT NOT NULL,    -- json: --host overrides
+    hosts TEXT NOT NULL DEFAULT '{}',-- json: host name -> resolved spec
+    options TEXT NOT NULL DEFAULT '{}',
+    error TEXT
+);
+CREATE TABLE IF NOT EXISTS steps (
+    job_id TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    line INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    source TEXT NOT NULL,
+    status TEXT NOT NULL,            -- running | done | failed | background | interrupted
+    started REAL,
+    ended REAL,
+    exit_code INTEGER,
+    detail TEXT NOT NULL DEFAULT '{}',
+    log_path TEXT,
+    PRIMARY KEY (job_id, idx)
+);
+CREATE TABLE IF NOT EXISTS sessions (
+    job_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    host TEXT NOT NULL,
+    real TEXT NOT NULL,
+    run_dir TEXT NOT NULL,
+    status TEXT NOT NULL,            -- open | closed
+    state TEXT NOT NULL DEFAULT '{}',
+    PRIMARY KEY (job_id, name)
+);
+CREATE TABLE IF NOT EXISTS events (
+    job_id TEXT NOT NULL,
+    ts REAL NOT NULL,
+    level TEXT NOT NULL,
+    message TEXT NOT NULL
+);
+"""
+
+
+@dataclass
+class Job:
+    id: str
+    recipe_path: str
+    recipe_hash: str
+    recipe_text: str
+    cwd: str
+    status: str
+    pid: int | None
+    created: float
+    updated: float
+    variables: dict
+    host_overrides: dict
+    hosts: dict
+    options: dict
+    error: str | None
+
+    @property
+    def folder(self) -> Path:
+        return paths.jobs_dir() / self.id
+
+    def runner_alive(self) -> bool:
+        if not self.pid:
+            return False
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        # A pid can be reused; a zombie or another program is not our runner.
+        try:
+            with open(f"/proc/{self.pid}/cmdline", "rb") as f:
+                return b"train" in f.read()
+        except OSError:
+            return True
+
+    @property
+    def shown_status(self) -> str:
+        """`running` only while its runner lives; a killed runner leaves an interrupted job."""
+        if self.status == "running" and not self.runner_alive():
+            return "interrupted"
+        return self.status
+
+
+def _dumps(value: Any) -> str:
+    return masking.mask(json.dumps(value, sort_keys=True))
+
+
+class Journal:
+    def __init__(self, path: Path | None = None):
+        self.path = path or paths.ensure(paths.jobs_dir()) / "journal.db"
+        self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    # ---- jobs
+    def new_job(self, recipe_path: str, recipe_text: str, recipe_hash: str, variables: dict,
+                host_overrides: dict, options: dict) -> Job:
+        now = time.time()
+        while True:
+            job_id = secrets.token_hex(4)
+            if not self.db.execute("SELECT 1 FROM jobs WHERE id=?", (job_id,)).fetchone():
+                break
+        self.db.execute(
+            "INSERT INTO jobs (id, recipe_path, recipe_hash, recipe_text, cwd, status, pid, created,"
+            " updated, variables, host_overrides, options) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (job_id, recipe_path, recipe_hash, masking.mask(recipe_text), os.getcwd(), "running",
+             os.getpid(), now, now, _dumps(variables), _dumps(host_overrides), _dumps(options)))
+        return self.job(job_id)
+
+    def job(self, job_id: str) -> Job | None:
+        row = self.db.execute("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone()
+        return _job(row) if row else None
+
+    def find_job(self, prefix: str) -> list[Job]:
+        rows = self.db.execute("SELECT * FROM jobs WHERE id LIKE ? ORDER BY created DESC",
+                               (prefix + "%",)).fetchall()
+        return [_job(r) for r in rows]
+
+    def jobs(self, limit: int | None = None) -> list[Job]:
+        q = "SELECT * FROM jobs ORDER BY created DESC" + (f" LIMIT {int(limit)}" if limit else "")
+        return [_job(r) for r in self.db.execute(q).fetchall()]
+
+    def set_job(self, job_id: str, **fields: Any) -> None:
+        cols, values = [], []
+        for k, v in fields.items():
+            cols.append(f"{k}=?")
+            values.append(_dumps(v) if isinstance(v, dict) else (masking.mask(v) if isinstance(v, str) else v))
+        cols.append("updated=?")
+        values.append(time.time())
+        self.db.execute(f"UPDATE jobs SET {', '.join(cols)} WHERE id=?", (*values, job_id))
+
+    # ---- steps
+    def step_started(self, job_id: str, idx: int, line: int, kind: str, source: str,
+                     detail: dict | None = None) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO steps (job_id, idx, line, kind, source, status, started, detail)"
+            " VALUES (?,?,?,?,?,?,?,?)",
+            (job_id, idx, line, kind, masking.mask(source), "running", time.time(), _dumps(detail or {})))
+
+    def step_update(self, job_id: str, idx: int, **fields: Any) -> None:
+        cols, values = [], []
+        for k, v in fields.items():
+            cols.append(f"{k}=?")
+            values.append(_dumps(v) if k == "detail" else v)
+        self.db.execute(f"UPDATE steps SET {', '.join(cols)} WHERE job_id=? AND idx=?",
+                        (*values, job_id, idx))
+
+    def step_finished(self, job_id: str, idx: int, status: str, exit_code: int | None = None,
+                      **fields: Any) -> None:
+        self.step_update(job_id, idx, status=status, exit_code=exit_code, ended=time.time(), **fields)
+
+    def steps(self, job_id: str) -> list[dict]:
+        rows = self.db.execute("SELECT * FROM steps WHERE job_id=? ORDER BY idx", (job_id,)).fetchall()
+        return [dict(r, detail=json.loads(r["detail"])) for r in rows]
+
+    # ---- sessions
+    def session_opened(self, job_id: str, name: str, host: str, real: str, run_dir: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO sessions (job_id, name, host, real, run_dir, status)"
+                        " VALUES (?,?,?,?,?,?)", (job_id, name, host, real, run_dir, "open"))
+
+    def session_state(self, job_id: str, name: str, state: dict) -> None:
+        self.db.execute("UPDATE sessions SET state=? WHERE job_id=? AND name=?",
+                        (_dumps(state), job_id, name))
+
+    def session_closed(self, job_id: str, name: str) -> None:
+        self.db.execute("UPDATE sessions SET status='closed' WHERE job_id=? AND name=?", (job_id, name))
+
+    def sessions(self, job_id: str) -> list[dict]:
+        rows = self.db.execute("SELECT * FROM sessions WHERE job_id=? ORDER BY rowid", (job_id,)).fetchall()
+        return [dict(r, state=json.loads(r["state"])) for r in rows]
+
+    # ---- events
+    def event(self, job_id: str, level: str, message: str) -> None:
+        self.db.execute("INSERT INTO events (job_id, ts, level, message) VALUES (?,?,?,?)",
+                        (job_id, time.time(), level, masking.mask(message)))
+
+    def events(self, job_id: str) -> list[dict]:
+        rows = self.db.execute("SELECT * FROM events WHERE job_id=? ORDER BY ts, rowid", (job_id,))
+        return [dict(r) for r in rows.fetchall()]
+
+
+def _job(row: sqlite3.Row) -> Job:
+    d = dict(row)
+    for k in ("variables", "host_overrides", "hosts", "options"):
+        d[k] = json.loads(d[k])
+    return Job(**d)

@@ -1,0 +1,299 @@
+"""Running a recipe as a job: one step at a time, each start and end journaled first.
+
+The Runner owns the job's state (variables, hosts, sessions and their commands in flight) and
+hands each step to its handler in steps.py. It turns the ways a run can end into job states:
+done (exit 0), failed (exit 1, sessions closed unless --keep-sessions), interrupted (Ctrl-C,
+SIGTERM or a killed runner: exit 130, sessions kept so `train recipe resume` picks up).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+from dataclasses import dataclass, field
+
+from trainsh import masking
+from trainsh.recipe.expand import ExpandError, expand
+from trainsh.recipe.model import Recipe, Step
+from trainsh.recipe.parser import parse
+from trainsh.remote.shell import LocalShell, Shell, ShellError
+from trainsh.remote.tmux import Pending, Session, Tmux
+from trainsh.runtime.events import Events
+from trainsh.runtime.journal import Job, Journal
+from trainsh.settings import config
+from trainsh.ui.console import Console
+
+
+class StepFailed(Exception):
+    """A step did not do what it should; the job stops here."""
+
+    def __init__(self, message: str, exit_code: int | None = None, output: str = ""):
+        super().__init__(message)
+        self.exit_code = exit_code
+        self.output = output
+
+
+class Interrupted(BaseException):
+    """Ctrl-C or SIGTERM: stop now, keep what runs remotely, leave the job resumable."""
+
+
+@dataclass
+class RunOptions:
+    visual: bool | None = None
+    keep_sessions: bool = False
+
+
+@dataclass
+class HostHandle:
+    name: str
+    spec: str
+    shell: Shell
+    tmux: Tmux
+    run_dir: str  # per-job folder on the host
+
+
+@dataclass
+class Context:
+    """What the step handlers see."""
+
+    job: Job
+    journal: Journal
+    events: Events
+    console: Console
+    recipe: Recipe
+    variables: dict[str, str]
+    host_specs: dict[str, str]
+    hosts: dict[str, HostHandle] = field(default_factory=dict)
+    sessions: dict[str, Session] = field(default_factory=dict)
+    opened: list[str] = field(default_factory=list)  # sessions this run opened
+
+    def expand(self, text: str) -> str:
+        try:
+            return expand(text, self.variables, self.secret)
+        except ExpandError as e:
+            raise StepFailed(str(e)) from None
+
+    def secret(self, name: str) -> str:
+        from trainsh.settings import secrets
+
+        value = secrets.lookup(name)
+        if value is None:
+            raise ExpandError(f"secret {name} is not set: run 'train secrets set {name}' "
+                              f"or export {name}")
+        masking.register(value)
+        return value
+
+    def host(self, name: str) -> HostHandle:
+        if name in self.hosts:
+            return self.hosts[name]
+        spec = "local" if name == "local" else self.host_specs.get(name)
+        if spec is None:
+            raise StepFailed(f"unknown host @{name}")
+        spec = self.expand(spec).strip()
+        handle = resolve_host(name, spec, self.job)
+        self.hosts[name] = handle
+        return handle
+
+    def session(self, name: str) -> tuple[Session, Tmux]:
+        s = self.sessions.get(name)
+        if s is None:
+            raise StepFailed(f"session '{name}' is not open")
+        return s, self.host(s.host).tmux
+
+    def save_session(self, s: Session) -> None:
+        cur = s.current
+        state = {"count": s.count, "log_offset": s.log_offset, "cmd_offset": s.cmd_offset,
+                 "marker": s.marker, "current": None if cur is None else {
+                     "channel": cur.channel, "rc_path": cur.rc_path, "text": cur.text,
+                     "started": cur.started, "deadline": cur.deadline, "rc": cur.rc,
+                     "done": cur.done, "note": cur.note, "step": cur.step,
+                     "collected": cur.collected}}
+        self.journal.session_state(self.job.id, s.name, state)
+
+
+def local_tmux_socket() -> str | None:
+    return os.environ.get("TRAINSH_TMUX_SOCKET") or None
+
+
+def resolve_host(name: str, spec: str, job: Job) -> HostHandle:
+    """A host spec -> how to reach it. Only this machine is supported in this version."""
+    if spec == "local":
+        shell = LocalShell()
+        return HostHandle(name, spec, shell, Tmux(shell, local_tmux_socket()), str(job.folder / "run"))
+    if spec == "placeholder":
+        raise StepFailed(f"host @{name} is a placeholder: give it a machine with "
+                         f"--host {name}=SPEC (or vast.pick)")
+    kind = spec.split(":", 1)[0] if ":" in spec.split()[0] else "ssh"
+    what = {"vast": "Vast.ai hosts", "runpod": "RunPod hosts", "colab": "Colab hosts"}.get(kind, "ssh hosts")
+    raise StepFailed(f"host @{name} = {spec}: {what} are not supported yet in this version "
+                     "(only 'local' is)")
+
+
+def recipe_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class Runner:
+    def __init__(self, journal: Journal, job: Job, recipe: Recipe, console: Console,
+                 options: RunOptions):
+        self.journal = journal
+        self.job = job
+        self.recipe = recipe
+        self.console = console
+        self.options = options
+        variables = dict(recipe.variables)
+        variables.update(job.variables)
+        host_specs = dict(recipe.hosts)
+        host_specs.update(job.host_overrides)
+        events = Events(journal, job.id, job.folder / "job.log", console)
+        self.ctx = Context(job, journal, events, console, recipe, variables, host_specs)
+
+    # ---- entry points
+    @classmethod
+    def start(cls, journal: Journal, recipe: Recipe, console: Console, options: RunOptions,
+              variables: dict[str, str], host_overrides: dict[str, str]) -> Runner:
+        job = journal.new_job(os.path.abspath(recipe.path) if os.path.exists(recipe.path) else recipe.path,
+                              recipe.text, recipe_hash(recipe.text), variables, host_overrides,
+                              {"keep_sessions": options.keep_sessions})
+        (job.folder / "output").mkdir(parents=True, exist_ok=True)
+        return cls(journal, job, recipe, console, options)
+
+    @classmethod
+    def resume(cls, journal: Journal, job: Job, console: Console, options: RunOptions) -> Runner:
+        recipe = parse(job.recipe_text, job.recipe_path,
+                       allow_host_commands=bool(job.options.get("exec")))
+        options.keep_sessions = options.keep_sessions or bool(job.options.get("keep_sessions"))
+        journal.set_job(job.id, status="running", pid=os.getpid(), error=None)
+        job = journal.job(job.id)
+        runner = cls(journal, job, recipe, console, options)
+        runner._restore()
+        return runner
+
+    def _restore(self) -> None:
+        """Rebuild sessions and commands in flight from the journal."""
+        ctx = self.ctx
+        for row in self.journal.sessions(self.job.id):
+            if row["status"] != "open":
+                continue
+            st = row["state"]
+            s = Session(row["name"], row["real"], row["host"], row["run_dir"],
+                        log_offset=st.get("log_offset", 0), cmd_offset=st.get("cmd_offset", 0),
+                        marker=st.get("marker", ""), count=st.get("count", 0))
+            cur = st.get("current")
+            if cur:
+                s.current = Pending(**cur)
+            ctx.sessions[s.name] = s
+            ctx.opened.append(s.name)
+            tmux = ctx.host(s.host).tmux
+            if not tmux.exists(s):
+                ctx.events.warn(f"session {s.name} ({s.real}) no longer exists: opening it again")
+                if s.current and not s.current.done:
+                    rc = tmux.read_rc(s.current.rc_path)
+                    if rc is None:
+                        s.current.done, s.current.note = True, "was lost with its tmux session"
+                    else:
+                        s.current.rc, s.current.done = rc, True
+                tmux.open(s, cwd=self.job.cwd)
+                s.log_offset = s.cmd_offset = 0
+                s.marker = ""
+                ctx.save_session(s)
+
+    def run(self) -> int:
+        from trainsh.runtime import steps as handlers
+
+        ctx, job = self.ctx, self.job
+        done = {r["idx"]: r for r in self.journal.steps(job.id)}
+        total = len(self.recipe.steps)
+        previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}
+
+        def on_signal(signum, frame):
+            raise Interrupted(signal.Signals(signum).name)
+
+        for s in previous:
+            signal.signal(s, on_signal)
+        idx = 0
+        try:
+            ctx.events.record("info", f"job {job.id} started: {job.recipe_path}")
+            for idx, step in enumerate(self.recipe.steps):
+                row = done.get(idx)
+                if row and row["status"] in ("done", "background"):
+                    continue
+                resuming = row is not None and row["status"] in ("running", "interrupted")
+                self.console.step(idx + 1, total, _describe(step))
+                ctx.events.record("info", f"step {idx + 1}/{total} line {step.pos.line}: {step.source}")
+                handler = handlers.HANDLERS[step.kind]
+                try:
+                    handler(ctx, idx, step, resume=row if resuming else None)
+                except StepFailed as e:
+                    self.console.live_done()
+                    self.journal.step_finished(job.id, idx, "failed", e.exit_code,
+                                               detail={**(row or {}).get("detail", {}), "error": str(e)})
+                    return self._failed(idx, step, e)
+                except ShellError as e:
+                    self.console.live_done()
+                    self.journal.step_finished(job.id, idx, "failed", None, detail={"error": str(e)})
+                    return self._failed(idx, step, StepFailed(str(e)))
+            self.journal.set_job(job.id, status="done", pid=None)
+            ctx.events.record("info", f"job {job.id} done")
+            self.console.plain(f"job {job.id} done ({total} steps)")
+            left = [s for s in ctx.sessions.values()]
+            for s in left:
+                self.console.info(f"session {s.name} left open: {self.attach_hint(s)}")
+            return 0
+        except (KeyboardInterrupt, Interrupted) as e:
+            self.console.live_done()
+            why = "Ctrl-C" if isinstance(e, KeyboardInterrupt) else str(e) or "signal"
+            self.journal.step_update(job.id, idx, status="interrupted")
+            self.journal.set_job(job.id, status="interrupted", pid=None, error=f"interrupted ({why})")
+            ctx.events.record("warning", f"job interrupted ({why}) at step {idx + 1}")
+            self.console.fail(f"interrupted ({why}) at step {idx + 1}; commands keep running in "
+                              f"their tmux sessions. Resume with: train recipe resume {job.id}")
+            return 130
+        finally:
+            for s, h in previous.items():
+                signal.signal(s, h)
+            ctx.events.close()
+
+    def _failed(self, idx: int, step: Step, e: StepFailed) -> int:
+        ctx, job = self.ctx, self.job
+        where = f"{os.path.basename(job.recipe_path)}:{step.pos.line}"
+        message = masking.mask(str(e))
+        self.journal.set_job(job.id, status="failed", pid=None, error=f"step {idx + 1} ({where}): {message}")
+        ctx.events.record("error", f"step {idx + 1} ({where}) failed: {message}")
+        self.console.fail(f"step {idx + 1} ({where}) {step.source}")
+        self.console.plain(f"  {message}")
+        if e.output:
+            tail = e.output.splitlines()[-15:]
+            self.console.plain("  last output:")
+            self.console.output("\n".join(tail))
+        if self.options.keep_sessions:
+            for s in ctx.sessions.values():
+                self.console.info(f"session {s.name} kept: {self.attach_hint(s)}")
+        else:
+            self.close_sessions()
+        self.console.plain(f"job {job.id} failed; logs: train recipe logs {job.id}")
+        return 1
+
+    def close_sessions(self) -> None:
+        ctx = self.ctx
+        for name in list(ctx.sessions):
+            s = ctx.sessions.pop(name)
+            try:
+                ctx.host(s.host).tmux.close(s)
+            except (ShellError, StepFailed):
+                pass
+            self.journal.session_closed(self.job.id, name)
+
+    def attach_hint(self, s: Session) -> str:
+        return attach_command(self.ctx.host(s.host), s.real)
+
+
+def attach_command(handle: HostHandle, real: str) -> str:
+    sock = f"-S {handle.tmux.socket} " if handle.tmux.socket else ""
+    return f"tmux {sock}attach -t {real}"
+
+
+def _describe(step: Step) -> str:
+    text = step.source.strip()
+    return text if len(text) <= 100 else text[:97] + "..."

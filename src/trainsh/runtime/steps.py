@@ -1,0 +1,313 @@
+"""One handler per step kind. Each takes (ctx, idx, step, resume) and returns when the step is
+done, or raises StepFailed. `resume` is the journal row when a resumed job re-enters the step
+that was running when the runner stopped."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+
+from trainsh.recipe import model as m
+from trainsh.remote.tmux import Pending, Session, Tmux
+from trainsh.remote.waits import run_wait
+from trainsh.runtime.runner import Context, StepFailed, attach_command
+from trainsh.settings import config
+
+
+def _start(ctx: Context, idx: int, step: m.Step, **detail) -> None:
+    ctx.journal.step_started(ctx.job.id, idx, step.pos.line, step.kind, step.source, detail)
+
+
+def _done(ctx: Context, idx: int, exit_code: int | None = 0, **detail) -> None:
+    ctx.journal.step_finished(ctx.job.id, idx, "done", exit_code, **({"detail": detail} if detail else {}))
+
+
+# ---- commands in sessions ------------------------------------------------------------------
+
+def _collect(ctx: Context, s: Session, tmux: Tmux, p: Pending) -> None:
+    """Record a finished command: its output into the job's logs, its exit code in the journal."""
+    out, end = tmux.output_since(s, p.channel, s.log_offset)
+    s.log_offset = end
+    label = f"{s.name}"
+    ctx.events.output(label, out)
+    if p.step is not None:
+        path = ctx.job.folder / "output" / f"{p.step:04d}.log"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(out + ("\n" if out else ""), encoding="utf-8")
+        status = "done" if p.rc == 0 else "failed"
+        ctx.journal.step_finished(ctx.job.id, p.step, status, p.rc, log_path=str(path))
+    p.output, p.collected = out, True
+    ctx.save_session(s)
+
+
+def _finish_previous(ctx: Context, s: Session, tmux: Tmux, until: float | None = None) -> Pending | None:
+    """Wait for the session's command in flight (if any) and collect it."""
+    p = s.current
+    if p is None:
+        return None
+    if not p.done:
+        tmux.wait(s, p, until=until)
+        if not p.done:
+            return p  # still running at `until`
+    if not p.collected:
+        _collect(ctx, s, tmux, p)
+        if p.rc != 0:
+            why = p.note or f"exit code {p.rc}"
+            ctx.events.warn(f"background command in {s.name} failed ({why}): {_short(p.text)}")
+    return p
+
+
+def _short(text: str, n: int = 60) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= n and "\n" not in text.strip() else line[: n - 3] + "..."
+
+
+def command(ctx: Context, idx: int, step: m.Command, resume: dict | None = None) -> None:
+    s, tmux = ctx.session(step.session)
+    text = ctx.expand(step.text)
+    timeout = step.timeout.seconds if step.timeout else config.duration("defaults.command_timeout")
+
+    p = s.current
+    resumed = bool(resume and p and p.step == idx)
+    if not resumed:
+        if p is not None and not p.done:
+            ctx.console.info(f"waiting for the command still running in {s.name} first: {_short(p.text)}")
+            ctx.console.live(f"{s.name}: waiting for {_short(p.text, 40)}")
+        _finish_previous(ctx, s, tmux)
+        ctx.console.live_done()
+        s.count += 1
+        channel = f"{s.real}-c{s.count}"
+        rc_path = f"{s.run_dir}/{s.real}.{s.count}.rc"
+        started = time.time()
+        deadline = None if step.background and not step.timeout else started + timeout
+        p = Pending(channel, rc_path, text, started, deadline, step=idx)
+        _start(ctx, idx, step, session=s.name, channel=channel, rc=rc_path,
+               background=step.background)
+        s.current = p
+        ctx.save_session(s)
+        tmux.send(s, text, channel, rc_path)
+        ctx.save_session(s)
+    else:
+        ctx.console.info(f"picking up the command sent before the runner stopped: {_short(p.text)}")
+    if step.background:
+        ctx.journal.step_update(ctx.job.id, idx, status="background")
+        ctx.console.info(f"running in the background in {s.name}")
+        return
+    ctx.console.live(f"{s.name}: {_short(p.text, 50)}")
+    try:
+        tmux.wait(s, p)
+    finally:
+        ctx.console.live_done()
+    _collect(ctx, s, tmux, p)
+    out = p.output
+    if p.rc != 0:
+        if p.rc is None:
+            limit = m.format_seconds(timeout)
+            why = f"timed out after {limit} and was interrupted (Ctrl-C)" if "timed out" in p.note else p.note
+            raise StepFailed(f"command {why}", None, out)
+        raise StepFailed(f"command exited with code {p.rc}", p.rc, out)
+    ctx.console.ok(f"exit 0 in {m.format_seconds(round(time.time() - p.started, 1))}")
+
+
+def host_command(ctx: Context, idx: int, step: m.HostCommand, resume: dict | None = None) -> None:
+    """`train exec '@host > cmd'`: run on the host directly, no session."""
+    h = ctx.host(step.host)
+    text = ctx.expand(step.text)
+    timeout = step.timeout.seconds if step.timeout else config.duration("defaults.command_timeout")
+    _start(ctx, idx, step, host=step.host)
+    shell = "bash" if shutil.which("bash") or not h.shell.is_local() else "sh"
+    r = h.shell.run([shell, "-c", text], timeout=timeout)
+    out = (r.stdout + r.stderr).rstrip("\n")
+    path = ctx.job.folder / "output" / f"{idx:04d}.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(out + "\n" if out else "", encoding="utf-8")
+    ctx.events.output(step.host, out)
+    if out:
+        ctx.console.output(out, indent="  ")
+    if r.timed_out:
+        raise StepFailed(f"command timed out after {m.format_seconds(timeout)}", None, out)
+    ctx.journal.step_update(ctx.job.id, idx, log_path=str(path))
+    if r.returncode != 0:
+        raise StepFailed(f"command exited with code {r.returncode}", r.returncode)
+    _done(ctx, idx, 0)
+
+
+# ---- waits ---------------------------------------------------------------------------------
+
+def wait(ctx: Context, idx: int, step: m.Wait, resume: dict | None = None) -> None:
+    s, tmux = ctx.session(step.session)
+    timeout = step.timeout.seconds if step.timeout else config.duration("defaults.wait_timeout")
+    _start(ctx, idx, step, session=s.name, condition=step.condition)
+    begin = time.monotonic()
+    limit = m.format_seconds(timeout)
+    ctx.console.live(f"{s.name}: waiting for {step.condition}")
+    try:
+        if step.idle:
+            p = _finish_previous(ctx, s, tmux, until=time.time() + timeout)
+            if p is not None and not p.done:
+                raise StepFailed(f"timed out after {limit}: still running in {s.name}: {_short(p.text)}")
+            if p is not None and p.rc != 0:
+                why = p.note or f"exited with code {p.rc}"
+                raise StepFailed(f"{s.name} is idle, but its command {why}: {_short(p.text)}",
+                                 p.rc, p.output)
+            detail = "idle"
+        else:
+            h = ctx.host(s.host)
+            if step.pattern is not None:
+                cur = s.current
+                spec = {"kind": "pattern", "pattern": ctx.expand(step.pattern), "log": s.log_path,
+                        "marker": s.marker, "offset": s.cmd_offset,
+                        "rc": cur.rc_path if cur is not None else None}
+            elif step.file is not None:
+                spec = {"kind": "file", "path": ctx.expand(step.file)}
+            else:
+                port = ctx.expand(step.port or "")
+                if not port.isdigit() or not 0 < int(port) < 65536:
+                    raise StepFailed(f"bad port '{port}'")
+                spec = {"kind": "port", "port": int(port)}
+            outcome = run_wait(h.shell, spec, timeout)
+            if not outcome.ok:
+                if outcome.reason == "timeout":
+                    raise StepFailed(f"timed out after {limit} waiting for {step.condition}")
+                if outcome.reason == "ended":
+                    raise StepFailed(f"the command in {s.name} ended (exit {outcome.rc}) without "
+                                     f"printing {step.pattern!r}")
+                raise StepFailed(f"wait failed: {outcome.detail}")
+            detail = outcome.detail
+    finally:
+        ctx.console.live_done()
+    took = time.monotonic() - begin
+    _done(ctx, idx, 0, session=s.name, condition=step.condition, seconds=round(took, 3), found=detail)
+    ctx.console.ok(f"{step.condition} after {m.format_seconds(round(took, 2))}"
+                   + (f": {detail}" if step.pattern is not None and detail else ""))
+
+
+# ---- sessions ------------------------------------------------------------------------------
+
+def tmux_open(ctx: Context, idx: int, step: m.TmuxOpen, resume: dict | None = None) -> None:
+    h = ctx.host(step.host)
+    _start(ctx, idx, step, host=step.host)
+    s = Session(step.name, f"{step.name}-{ctx.job.id}", step.host, h.run_dir)
+    if resume and h.tmux.exists(s):
+        h.tmux.close(s)  # half-opened before the runner stopped: start clean
+    h.tmux.open(s, cwd=ctx.job.cwd)
+    ctx.sessions[s.name] = s
+    ctx.opened.append(s.name)
+    ctx.journal.session_opened(ctx.job.id, s.name, step.host, s.real, s.run_dir)
+    ctx.save_session(s)
+    _done(ctx, idx, 0, session=s.name, real=s.real)
+    ctx.console.ok(f"session {s.name} on {step.host}: {attach_command(h, s.real)}")
+
+
+def tmux_close(ctx: Context, idx: int, step: m.TmuxClose, resume: dict | None = None) -> None:
+    s, tmux = ctx.session(step.session)
+    _start(ctx, idx, step, session=s.name)
+    p = s.current
+    if p is not None and not p.done:
+        p.rc = tmux.read_rc(p.rc_path)
+        if p.rc is None:
+            ctx.events.warn(f"closing {s.name} stops its running command: {_short(p.text)}")
+        p.done = True
+    if p is not None and not p.collected:
+        _collect(ctx, s, tmux, p)
+    tmux.close(s)
+    del ctx.sessions[s.name]
+    ctx.journal.session_closed(ctx.job.id, s.name)
+    _done(ctx, idx, 0)
+    ctx.console.ok(f"session {s.name} closed")
+
+
+def tmux_config(ctx: Context, idx: int, step: m.TmuxConfig, resume: dict | None = None) -> None:
+    h = ctx.host(step.host)
+    options = config.get("tmux.options")
+    _start(ctx, idx, step, host=step.host)
+    h.tmux.set_options({str(k): str(v) for k, v in options.items()})
+    _done(ctx, idx, 0, options=options)
+    ctx.console.ok(f"tmux options on {step.host}: " + ", ".join(f"{k}={v}" for k, v in options.items()))
+
+
+# ---- transfers -----------------------------------------------------------------------------
+
+def transfer(ctx: Context, idx: int, step: m.Transfer, resume: dict | None = None) -> None:
+    from trainsh.transfer.rsync import local_copy
+
+    _start(ctx, idx, step)
+    src, dst = _local_path(ctx, step.src), _local_path(ctx, step.dst)
+    ctx.console.live(f"copying {src} -> {dst}")
+    try:
+        summary = local_copy(src, dst, delete=step.delete, excludes=step.excludes)
+    finally:
+        ctx.console.live_done()
+    _done(ctx, idx, 0, src=src, dst=dst, summary=summary)
+    ctx.console.ok(summary)
+
+
+def _local_path(ctx: Context, ep: m.Endpoint) -> str:
+    if ep.name is not None and ep.name != "local":
+        d = ctx.recipe.definitions.get(ep.name)
+        if d is not None and d.kind == "storage":
+            raise StepFailed(f"@{ep.name} is storage ({d.value}): storage transfers are not "
+                             "supported yet in this version")
+        h = ctx.host(ep.name)
+        if h.spec != "local":
+            raise StepFailed(f"@{ep.name}: transfers to remote hosts are not supported yet")
+    path = os.path.expanduser(ctx.expand(ep.path))
+    if not os.path.isabs(path):
+        path = os.path.join(ctx.job.cwd, path)
+    return path
+
+
+# ---- the rest ------------------------------------------------------------------------------
+
+def notify(ctx: Context, idx: int, step: m.Notify, resume: dict | None = None) -> None:
+    message = ctx.expand(step.message)
+    _start(ctx, idx, step)
+    ctx.events.record("notify", message)
+    ctx.console.plain(f"  >> {message}")
+    urls = config.get("notify.urls")
+    sent = 0
+    if urls:
+        try:
+            import apprise  # heavy: only when there is somewhere to send
+
+            ap = apprise.Apprise()
+            for url in urls:
+                ap.add(ctx.expand(str(url)))
+            if ap.notify(title="trainsh", body=message):
+                sent = len(urls)
+            else:
+                ctx.events.warn("notification could not be delivered to every URL")
+        except Exception as e:  # a failed notification never fails the job
+            ctx.events.warn(f"notification failed: {e}")
+    _done(ctx, idx, 0, message=message, sent=sent)
+
+
+def sleep(ctx: Context, idx: int, step: m.Sleep, resume: dict | None = None) -> None:
+    _start(ctx, idx, step)
+    ctx.console.live(f"sleeping {step.duration}")
+    try:
+        time.sleep(step.duration.seconds)
+    finally:
+        ctx.console.live_done()
+    _done(ctx, idx, 0)
+
+
+def cloud(ctx: Context, idx: int, step: m.Cloud, resume: dict | None = None) -> None:
+    _start(ctx, idx, step)
+    raise StepFailed(f"{step.provider}.{step.action}: Vast.ai control is not supported yet "
+                     "in this version")
+
+
+HANDLERS = {
+    "command": command,
+    "host_command": host_command,
+    "wait": wait,
+    "tmux.open": tmux_open,
+    "tmux.close": tmux_close,
+    "tmux.config": tmux_config,
+    "transfer": transfer,
+    "notify": notify,
+    "sleep": sleep,
+    "cloud": cloud,
+}

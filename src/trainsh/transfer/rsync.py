@@ -1,0 +1,58 @@
+"""rsync transfers. Destination folders are created first, so no rsync >= 3.2.3 (--mkpath)
+is needed."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+
+from trainsh.remote.shell import LocalShell, ShellError
+
+
+def rsync_argv(src: str, dst: str, *, delete: bool = False, excludes: tuple[str, ...] = (),
+               dry_run: bool = False) -> list[str]:
+    argv = ["rsync", "-a", "--stats"]
+    if delete:
+        argv.append("--delete")
+    if dry_run:
+        argv.append("--dry-run")
+    for pattern in excludes:
+        argv += ["--exclude", pattern]
+    return argv + [src, dst]
+
+
+def local_copy(src: str, dst: str, *, delete: bool = False, excludes: tuple[str, ...] = (),
+               dry_run: bool = False) -> str:
+    """Copy between two paths on this machine; returns a one-line summary."""
+    if not os.path.exists(src.rstrip("/") or "/"):
+        raise ShellError(f"transfer source does not exist: {src}")
+    if shutil.which("rsync") is None:
+        raise ShellError("rsync is not installed (apt-get install rsync)")
+    target = dst if dst.endswith("/") else os.path.dirname(dst)  # rsync makes the last part
+    if target and not dry_run:
+        os.makedirs(target, exist_ok=True)
+    r = LocalShell().run(rsync_argv(src, dst, delete=delete, excludes=excludes, dry_run=dry_run))
+    if not r.ok:
+        detail = (r.stderr.strip().splitlines() or [f"exit {r.returncode}"])[-1]
+        raise ShellError(f"rsync {src} -> {dst} failed: {detail}", r)
+    return summarize(r.stdout, r.seconds, dry_run)
+
+
+def summarize(stats: str, seconds: float, dry_run: bool = False) -> str:
+    def num(label: str) -> int:
+        m = re.search(label + r":\s*([\d,]+)", stats)
+        return int(m.group(1).replace(",", "")) if m else 0
+
+    files = num("Number of regular files transferred")
+    size = num("Total transferred file size")
+    verb = "would copy" if dry_run else "copied"
+    return f"{verb} {files} file{'s' if files != 1 else ''} ({human_bytes(size)}) in {seconds:.2f}s"
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
