@@ -100,6 +100,7 @@ class Tmux:
     def __init__(self, shell: Shell, socket: str | None = None):
         self.shell = shell
         self.socket = socket
+        self.options: dict[str, str] = {}  # from tmux.config: applied to every session we open
 
     def argv(self, *args: str) -> list[str]:
         base = ["tmux"] + (["-S", self.socket] if self.socket else [])
@@ -114,7 +115,10 @@ class Tmux:
     # ---- sessions
     def open(self, s: Session, cwd: str | None = None, env: dict[str, str] | None = None) -> None:
         t = s.target
-        args = ["new-session", "-d", "-s", s.real, "-x", "200", "-y", "50"]
+        args = ["start-server"]
+        for k, v in self.options.items():  # before the pane exists, so history-limit counts
+            args += [";", "set-option", "-g", k, v]
+        args += [";", "new-session", "-d", "-s", s.real, "-x", "200", "-y", "50"]
         if cwd:
             args += ["-c", cwd]
         for k, v in (env or {}).items():
@@ -155,12 +159,14 @@ class Tmux:
         self.run("wait-for", "-S", channel, check=False)
 
     def set_options(self, options: dict[str, str]) -> None:
+        """Apply global options to the running server (if any) and to every session opened
+        later: a server with no session exits, and would forget them."""
+        self.options.update({k: str(v) for k, v in options.items()})
         args: list[str] = []
-        for k, v in options.items():
-            args += ([";"] if args else []) + ["set-option", "-g", k, str(v)]
-        if args:
-            # The server must be running for -g options to stick; start it if needed.
-            self.run("start-server", ";", *args)
+        for k, v in self.options.items():
+            args += [";", "set-option", "-g", k, v]
+        if self.run("has-session", check=False).ok:
+            self.run(*args[1:])
 
     # ---- commands
     def typed_text(self, text: str, rc_path: str, channel: str) -> str:

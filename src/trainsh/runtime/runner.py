@@ -173,6 +173,7 @@ class Runner:
     def _restore(self) -> None:
         """Rebuild sessions and commands in flight from the journal."""
         ctx = self.ctx
+        step_status = {r["idx"]: r["status"] for r in self.journal.steps(self.job.id)}
         for row in self.journal.sessions(self.job.id):
             if row["status"] != "open":
                 continue
@@ -190,7 +191,9 @@ class Runner:
                 ctx.events.warn(f"session {s.name} ({s.real}) no longer exists: opening it again")
                 if s.current and not s.current.done:
                     rc = tmux.read_rc(s.current.rc_path)
-                    if rc is None:
+                    if rc is None and step_status.get(s.current.step) != "background":
+                        s.current = None  # the step in flight died with its session: run it again
+                    elif rc is None:
                         s.current.done, s.current.note = True, "was lost with its tmux session"
                     else:
                         s.current.rc, s.current.done = rc, True

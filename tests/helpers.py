@@ -1,0 +1,37 @@
+"""Helpers for tests that run the real `train` command and real tmux."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+TRAIN = [sys.executable, "-m", "trainsh"]
+
+
+def tmux(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["tmux", "-S", os.environ["TRAINSH_TMUX_SOCKET"], *args],
+                          capture_output=True, text=True)
+
+
+def train(*args: str, input: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    """Run the real `train` command in a child process."""
+    return subprocess.run([*TRAIN, *args], capture_output=True, text=True, input=input,
+                          timeout=timeout, stdin=None if input is not None else subprocess.DEVNULL)
+
+
+def write_recipe(path: Path, text: str) -> Path:
+    path.write_text(text.lstrip("\n"), encoding="utf-8")
+    return path
+
+
+def wait_until(predicate, timeout: float = 20, what: str = "condition"):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")

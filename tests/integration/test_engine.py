@@ -1,0 +1,317 @@
+"""The recipe engine against real tmux on this machine: exit codes, output, timeouts, waits."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+from helpers import tmux, train, write_recipe
+
+from trainsh.runtime.journal import Journal
+
+
+def last_job():
+    j = Journal()
+    try:
+        job = j.jobs(1)[0]
+        return job, j.steps(job.id), j.sessions(job.id)
+    finally:
+        j.close()
+
+
+def step_output(step: dict) -> str:
+    with open(step["log_path"], encoding="utf-8") as f:
+        return f.read()
+
+
+def test_exit_codes_are_exact_and_the_first_failure_stops_the_job(tmp_path):
+    r = write_recipe(tmp_path / "codes.recipe", """
+host box = local
+tmux.open @box as w
+@w > true
+@w > (exit 7)
+@w > echo never-runs
+""")
+    p = train("recipe", "run", str(r), "--no-visual")
+    assert p.returncode == 1, p.stderr
+    assert "command exited with code 7" in p.stderr
+    assert "codes.recipe:4" in p.stderr
+    job, steps, _ = last_job()
+    assert job.status == "failed"
+    assert [(s["status"], s["exit_code"]) for s in steps] == [("done", 0), ("done", 0), ("failed", 7)]
+    # the failed job closed the session it opened
+    assert tmux("ls").returncode != 0
+
+
+def test_commands_run_in_the_sessions_own_shell_exactly_as_typed(tmp_path):
+    r = write_recipe(tmp_path / "shell.recipe", """
+var NAME = world
+tmux.open @local as w
+@w > mkdir -p sub && cd sub && export GREETING="hi there"
+@w > echo "$GREETING $NAME from $(basename $PWD)" > out.txt; cat out.txt
+@w > cat > doc.txt <<'EOF'
+literal $NAME and "quotes" and 'single' > not a redirect
+EOF
+@w > python3 -c 'import sys; print("argv:", sys.argv[1:])' "a b" 'c"d' \\
+       --flag
+@w > echo "$HOME" | grep -c /home
+tmux.close @w
+""")
+    p = train("recipe", "run", str(r), "--no-visual")
+    assert p.returncode == 0, p.stderr
+    assert (tmp_path / "sub" / "out.txt").read_text() == "hi there world from sub\n"
+    # heredoc body is the shell's: recipe variables are expanded ($NAME), quotes kept
+    assert (tmp_path / "sub" / "doc.txt").read_text() == \
+        "literal world and \"quotes\" and 'single' > not a redirect\n"
+    _, steps, _ = last_job()
+    assert step_output(steps[2]).strip() == "hi there world from sub"
+    assert step_output(steps[4]).strip() == "argv: ['a b', 'c\"d', '--flag']"
+    assert step_output(steps[5]).strip() == "1"  # $HOME left for the shell
+
+
+def test_var_overrides_reach_every_step(tmp_path):
+    r = write_recipe(tmp_path / "vars.recipe", """
+var MODEL = small
+var OUT = $MODEL.txt
+tmux.open @local as w
+@w > echo $MODEL > ${OUT}
+""")
+    p = train("recipe", "run", str(r), "--var", "MODEL=large", "--no-visual")
+    assert p.returncode == 0, p.stderr
+    assert (tmp_path / "large.txt").read_text() == "large\n"
+    assert not (tmp_path / "small.txt").exists()
+
+
+def test_timeout_interrupts_the_command_and_fails_saying_so(tmp_path):
+    r = write_recipe(tmp_path / "slow.recipe", """
+tmux.open @local as w
+@w timeout=1s > echo started; sleep 30; echo finished
+""")
+    t0 = time.monotonic()
+    p = train("recipe", "run", str(r), "--no-visual", "--keep-sessions")
+    took = time.monotonic() - t0
+    assert p.returncode == 1
+    assert "timed out after 1s and was interrupted" in p.stderr
+    assert took < 15
+    _, _, sessions = last_job()
+    pane = tmux("capture-pane", "-p", "-t", sessions[0]["real"]).stdout
+    lines = [ln.strip() for ln in pane.splitlines()]
+    assert "started" in lines and "^C" in lines and "finished" not in lines
+    # the pane is back at a prompt: no sleep left running in it
+    ps = tmux("display-message", "-p", "-t", sessions[0]["real"], "#{pane_current_command}").stdout
+    assert "sleep" not in ps
+
+
+def test_a_shell_that_exits_fails_the_step_at_once(tmp_path):
+    r = write_recipe(tmp_path / "exit.recipe", """
+tmux.open @local as w
+@w > exit 3
+""")
+    t0 = time.monotonic()
+    p = train("recipe", "run", str(r), "--no-visual")
+    assert p.returncode == 1
+    assert "shell exited (status 3)" in p.stderr
+    assert time.monotonic() - t0 < 10
+
+
+def test_background_commands_run_in_order_and_idle_reports_their_failure(tmp_path):
+    r = write_recipe(tmp_path / "bg.recipe", """
+tmux.open @local as w
+@w > sleep 0.3; echo first >> order.txt; false &
+@w > echo second >> order.txt
+wait @w idle timeout=10s
+""")
+    p = train("recipe", "run", str(r), "--no-visual")
+    assert (tmp_path / "order.txt").read_text() == "first\nsecond\n"
+    # the background command failed: recorded when it ended, and the job went on
+    assert "background command in w failed (exit code 1)" in p.stderr
+    assert p.returncode == 0, p.stderr
+    _, steps, _ = last_job()
+    assert steps[1]["exit_code"] == 1 and steps[1]["status"] == "failed"
+
+
+def test_idle_wait_fails_naming_the_failed_command(tmp_path):
+    r = write_recipe(tmp_path / "idle.recipe", """
+tmux.open @local as w
+@w > sleep 0.2; python3 -c 'raise SystemExit(4)' &
+wait @w idle timeout=10s
+""")
+    p = train("recipe", "run", str(r), "--no-visual")
+    assert p.returncode == 1
+    assert "exited with code 4" in p.stderr and "raise SystemExit(4)" in p.stderr
+
+
+def test_idle_wait_times_out_when_the_command_runs_on(tmp_path):
+    r = write_recipe(tmp_path / "busy.recipe", """
+tmux.open @local as w
+@w > sleep 30 &
+wait @w idle timeout=1s
+""")
+    t0 = time.monotonic()
+    p = train("recipe", "run", str(r), "--no-visual")
+    assert p.returncode == 1
+    assert "timed out after 1s: still running in w: sleep 30" in p.stderr
+    assert time.monotonic() - t0 < 10
+
+
+def test_pattern_wait_matches_output_not_the_typed_command(tmp_path):
+    r = write_recipe(tmp_path / "pat.recipe", """
+tmux.open @local as w
+@w > echo "loss 0.5"; sleep 20 # Epoch 9 is in the command text only &
+wait @w "Epoch \\d" timeout=1s
+""")
+    p = train("recipe", "run", str(r), "--no-visual")
+    assert p.returncode == 1
+    assert "timed out after 1s waiting for pattern" in p.stderr
+
+
+def test_pattern_wait_sees_output_and_fails_fast_when_the_command_ends(tmp_path):
+    r = write_recipe(tmp_path / "pat2.recipe", """
+tmux.open @local as w
+@w > for i in 1 2 3; do echo "Epoch $i/3 loss=0.$i"; sleep 0.1; done &
+wait @w 'Epoch 3/3 loss=\\S+' timeout=10s
+@w > echo done-here &
+wait @w "never printed" timeout=60s
+""")
+    t0 = time.monotonic()
+    p = train("recipe", "run", str(r), "--no-visual")
+    assert p.returncode == 1
+    assert "Epoch 3/3 loss=0.3" in p.stderr  # the matching line is shown
+    assert "ended (exit 0) without printing 'never printed'" in p.stderr
+    assert time.monotonic() - t0 < 20
+
+
+def test_file_wait_takes_paths_that_contain_idle(tmp_path):
+    flag = tmp_path / "idle.flag"
+    r = write_recipe(tmp_path / "file.recipe", f"""
+tmux.open @local as w
+@w > sleep 0.3; touch {flag} &
+wait @w file={flag} timeout=10s
+""")
+    p = train("recipe", "run", str(r), "--no-visual")
+    assert p.returncode == 0, p.stderr
+    assert f"file {flag} after" in p.stderr
+    assert flag.exists()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_port_wait_sees_a_server_listening_on_loopback_only(tmp_path):
+    port = free_port()
+    r = write_recipe(tmp_path / "port.recipe", f"""
+tmux.open @local as srv
+@srv > sleep 0.3; exec python3 -m http.server {port} --bind 127.0.0.1 &
+wait @srv port={port} timeout=10s
+""")
+    p = train("recipe", "run", str(r), "--no-visual", "--keep-sessions")
+    assert p.returncode == 0, p.stderr
+    with socket.create_connection(("127.0.0.1", port), timeout=2):
+        pass
+
+
+def test_port_wait_times_out_when_nothing_listens(tmp_path):
+    port = free_port()
+    r = write_recipe(tmp_path / "noport.recipe", f"""
+tmux.open @local as w
+wait @w port={port} timeout=0.5s
+""")
+    p = train("recipe", "run", str(r), "--no-visual")
+    assert p.returncode == 1
+    assert f"timed out after 0.5s waiting for port {port}" in p.stderr
+
+
+def test_two_jobs_never_share_a_session(tmp_path):
+    r = write_recipe(tmp_path / "same.recipe", """
+tmux.open @local as work
+@work > echo $$ > pid-$(date +%s%N).txt
+""")
+    assert train("recipe", "run", str(r), "--no-visual").returncode == 0
+    assert train("recipe", "run", str(r), "--no-visual").returncode == 0
+    names = tmux("ls", "-F", "#{session_name}").stdout.split()
+    assert len(names) == 2 and all(n.startswith("work-") for n in names)
+    pids = {p.read_text() for p in tmp_path.glob("pid-*.txt")}
+    assert len(pids) == 2  # two different shells
+
+
+def test_status_shows_how_to_attach_and_close_ends_the_session(tmp_path):
+    r = write_recipe(tmp_path / "keep.recipe", """
+tmux.open @local as a
+tmux.open @local as b
+@a > sleep 30 &
+tmux.close @b
+""")
+    assert train("recipe", "run", str(r), "--no-visual").returncode == 0
+    names = tmux("ls", "-F", "#{session_name}").stdout.split()
+    assert len(names) == 1 and names[0].startswith("a-")
+    p = train("recipe", "status", "--all")
+    assert f"attach -t {names[0]}" in p.stdout
+
+
+def test_local_transfer_with_delete_and_excludes(tmp_path):
+    src = tmp_path / "src"
+    (src / "deep").mkdir(parents=True)
+    (src / "keep.txt").write_text("keep")
+    (src / "deep" / "model.ckpt").write_text("big")
+    dst = tmp_path / "out" / "nested"
+    dst.mkdir(parents=True)
+    (dst / "stale.txt").write_text("old")
+    r = write_recipe(tmp_path / "copy.recipe", """
+./src/ -> ./out/nested delete=true exclude=*.ckpt
+""")
+    p = train("recipe", "run", str(r), "--no-visual")
+    assert p.returncode == 0, p.stderr
+    assert (dst / "keep.txt").read_text() == "keep"
+    assert not (dst / "stale.txt").exists()
+    assert not (dst / "deep" / "model.ckpt").exists()
+    assert "copied 1 file" in p.stderr
+
+
+def test_tmux_config_applies_configured_options(tmp_path):
+    from trainsh.settings import paths
+
+    paths.home().mkdir(parents=True, exist_ok=True)
+    paths.config_file().write_text('[tmux.options]\n"history-limit" = "12345"\nmouse = "on"\n')
+    r = write_recipe(tmp_path / "cfg.recipe", """
+tmux.config @local
+tmux.open @local as w
+""")
+    assert train("recipe", "run", str(r), "--no-visual").returncode == 0
+    assert tmux("show-options", "-g", "-v", "history-limit").stdout.strip() == "12345"
+    assert tmux("show-options", "-g", "-v", "mouse").stdout.strip() == "on"
+
+
+def test_steps_that_need_missing_support_fail_clearly(tmp_path):
+    r = write_recipe(tmp_path / "ssh.recipe", """
+host gpu = root@example.invalid -p 2222
+storage out = r2:bucket
+tmux.open @gpu as w
+""")
+    p = train("recipe", "run", str(r), "--no-visual")
+    assert p.returncode == 1
+    assert "ssh hosts are not supported yet" in p.stderr
+    r2 = write_recipe(tmp_path / "st.recipe", """
+storage out = r2:bucket
+./a -> @out:/x
+""")
+    (tmp_path / "a").write_text("x")
+    p = train("recipe", "run", str(r2), "--no-visual")
+    assert p.returncode == 1 and "storage transfers are not supported yet" in p.stderr
+    r3 = write_recipe(tmp_path / "v.recipe", "host gpu = placeholder\nvast.pick @gpu num_gpus=1\n")
+    p = train("recipe", "run", str(r3), "--no-visual")
+    assert p.returncode == 1 and "not supported yet" in p.stderr
+
+
+def test_missing_secret_is_a_clear_error_before_the_step_runs(tmp_path, monkeypatch):
+    monkeypatch.delenv("MY_TOKEN", raising=False)
+    r = write_recipe(tmp_path / "sec.recipe", """
+tmux.open @local as w
+@w > echo ${secret:MY_TOKEN} > leaked.txt
+""")
+    p = train("recipe", "run", str(r), "--no-visual")
+    assert p.returncode == 1
+    assert "secret MY_TOKEN is not set: run 'train secrets set MY_TOKEN'" in p.stderr
+    assert not (tmp_path / "leaked.txt").exists()

@@ -1,0 +1,134 @@
+"""Resume after the runner dies: nothing repeated, nothing lost, exit codes picked up."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+
+from helpers import TRAIN, tmux, train, wait_until, write_recipe
+
+from trainsh.runtime.journal import Journal
+
+
+def job_state():
+    j = Journal()
+    try:
+        jobs = j.jobs(1)
+        if not jobs:
+            return None, []
+        return jobs[0], j.steps(jobs[0].id)
+    finally:
+        j.close()
+
+
+def start(recipe) -> subprocess.Popen:
+    return subprocess.Popen([*TRAIN, "recipe", "run", str(recipe), "--no-visual"],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def running_step(idx: int):
+    def check():
+        _, steps = job_state()
+        return len(steps) > idx and steps[idx]["status"] == "running"
+    return check
+
+
+RECIPE = """
+tmux.open @local as w
+@w > echo one >> log.txt
+@w > touch started; while [ ! -e release ]; do sleep 0.05; done; echo two >> log.txt; (exit 5)
+@w > echo three >> log.txt
+"""
+
+
+def test_kill_9_mid_command_then_resume_waits_for_the_same_command(tmp_path):
+    r = write_recipe(tmp_path / "r.recipe", RECIPE.replace("(exit 5)", "true"))
+    proc = start(r)
+    wait_until(lambda: (tmp_path / "started").exists(), what="step 3 to start")
+    proc.kill()
+    proc.wait()
+    job, steps = job_state()
+    assert job.shown_status == "interrupted"  # the runner is gone
+    assert steps[2]["status"] == "running"
+    (tmp_path / "release").touch()  # the command goes on in tmux and ends meanwhile, or later
+    p = train("recipe", "resume", "--no-visual")
+    assert p.returncode == 0, p.stderr
+    assert "picking up the command sent before the runner stopped" in p.stderr
+    assert (tmp_path / "log.txt").read_text() == "one\ntwo\nthree\n"
+    job, steps = job_state()
+    assert job.status == "done"
+    assert [s["status"] for s in steps] == ["done"] * 4
+
+
+def test_a_command_that_ended_while_the_runner_was_dead_keeps_its_exit_code(tmp_path):
+    r = write_recipe(tmp_path / "r.recipe", RECIPE)
+    proc = start(r)
+    wait_until(lambda: (tmp_path / "started").exists(), what="step 3 to start")
+    proc.kill()
+    proc.wait()
+    (tmp_path / "release").touch()
+    wait_until(lambda: "two" in (tmp_path / "log.txt").read_text(), what="the command to end")
+    p = train("recipe", "resume", "--no-visual")
+    assert p.returncode == 1
+    assert "command exited with code 5" in p.stderr
+    assert (tmp_path / "log.txt").read_text() == "one\ntwo\n"  # not run twice, nothing after
+    _, steps = job_state()
+    assert steps[2]["exit_code"] == 5
+
+
+def test_ctrl_c_marks_the_job_interrupted_and_keeps_the_command_running(tmp_path):
+    r = write_recipe(tmp_path / "r.recipe", RECIPE.replace("(exit 5)", "true"))
+    proc = start(r)
+    wait_until(lambda: (tmp_path / "started").exists(), what="step 3 to start")
+    wait_until(running_step(2), what="the journal to show step 3 running")
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 130
+    assert "train recipe resume" in err
+    job, _ = job_state()
+    assert job.status == "interrupted"
+    assert tmux("ls").returncode == 0  # the session (and its command) live on
+    (tmp_path / "release").touch()
+    p = train("recipe", "resume", job.id, "--no-visual")
+    assert p.returncode == 0, p.stderr
+    assert (tmp_path / "log.txt").read_text() == "one\ntwo\nthree\n"
+
+
+def test_sigterm_is_an_interruption_too(tmp_path):
+    r = write_recipe(tmp_path / "r.recipe", RECIPE)
+    proc = start(r)
+    wait_until(running_step(2), what="step 3 to run")
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=20)
+    assert proc.returncode == 130
+    job, _ = job_state()
+    assert job.status == "interrupted"
+    (tmp_path / "release").touch()
+
+
+def test_a_vanished_session_is_opened_again_and_the_lost_command_reruns(tmp_path):
+    r = write_recipe(tmp_path / "r.recipe", RECIPE.replace("(exit 5)", "true"))
+    proc = start(r)
+    wait_until(lambda: (tmp_path / "started").exists(), what="step 3 to start")
+    proc.kill()
+    proc.wait()
+    tmux("kill-server")  # the machine rebooted, say
+    os.remove(tmp_path / "started")
+    (tmp_path / "release").touch()
+    p = train("recipe", "resume", "--no-visual")
+    assert p.returncode == 0, p.stderr
+    assert "no longer exists: opening it again" in p.stderr
+    assert (tmp_path / "log.txt").read_text() == "one\ntwo\nthree\n"
+    assert (tmp_path / "started").exists()  # step 3 ran again
+
+
+def test_resume_refuses_a_live_or_finished_job(tmp_path):
+    r = write_recipe(tmp_path / "ok.recipe", "tmux.open @local as w\n@w > true\n")
+    assert train("recipe", "run", str(r), "--no-visual").returncode == 0
+    job, _ = job_state()
+    p = train("recipe", "resume", job.id)
+    assert p.returncode == 2 and "finished; nothing to resume" in p.stderr
+    p = train("recipe", "resume")
+    assert p.returncode == 2 and "no interrupted job to resume" in p.stderr
