@@ -125,6 +125,7 @@ def _find_heredocs(text: str) -> list[tuple[int, str, bool]]:
     found = []
     i, n = 0, len(text)
     quote = None
+    arith = 0  # depth of `((`...`))`, where `<<` is a shift, not a heredoc
     while i < n:
         c = text[i]
         if quote:
@@ -142,7 +143,15 @@ def _find_heredocs(text: str) -> list[tuple[int, str, bool]]:
             nl = text.find("\n", i)
             i = n if nl < 0 else nl
             continue
-        elif text.startswith("<<", i):
+        elif text.startswith("((", i):
+            arith += 1
+            i += 2
+            continue
+        elif arith and text.startswith("))", i):
+            arith -= 1
+            i += 2
+            continue
+        elif text.startswith("<<", i) and not arith:
             m = _HEREDOC.match(text, i)
             if m:
                 delim = m.group(2) if m.group(2) is not None else (
@@ -670,12 +679,8 @@ class _Parser:
                         continue
                     d = defs.get(ep.name)
                     if d is None or d.kind == "var":
-                        if ep.name in sessions:
-                            msg = f"@{ep.name} is a session; transfers name the host"
-                        elif d is not None:
-                            msg = f"@{ep.name} is a var, not a host or storage"
-                        else:
-                            msg = self.unknown(ep.name, "host or storage")
+                        msg = (f"@{ep.name} is a session; transfers name the host" if ep.name in sessions
+                               else self.unknown(ep.name, "host or storage"))
                         pos_err(ep.pos, msg)
                         bad = True
                 if bad:
@@ -687,7 +692,10 @@ class _Parser:
             self.recipe.steps.append(step)
 
     def unknown(self, name: str, what: str) -> str:
-        names = list(self.recipe.definitions)
+        defs = self.recipe.definitions
+        if name in defs:  # defined, but as something else (a var where a host belongs)
+            return f"@{name} is a {defs[name].kind}, not a {what}"
+        names = [n for n, d in defs.items() if d.kind in what.split(" or ")]
         close = difflib.get_close_matches(name, names, n=1)
         hint = f" (did you mean @{close[0]}?)" if close else ""
         return f"undefined {what} @{name}{hint}"
