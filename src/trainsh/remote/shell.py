@@ -74,7 +74,8 @@ class Shell:
         """Run a POSIX sh script on the host as one process (one round trip when remote)."""
         return self.run(["sh", "-c", text], **kw)
 
-    def read_file(self, path: str) -> bytes | None:
+    def read_file(self, path: str, offset: int = 0) -> bytes | None:
+        """The file's bytes from offset on, or None when it does not exist."""
         raise NotImplementedError
 
     def is_local(self) -> bool:
@@ -89,9 +90,11 @@ class LocalShell(Shell):
     def argv_for(self, argv: list[str]) -> list[str]:
         return argv
 
-    def read_file(self, path: str) -> bytes | None:
+    def read_file(self, path: str, offset: int = 0) -> bytes | None:
         try:
             with open(os.path.expanduser(path), "rb") as f:
+                if offset:
+                    f.seek(offset)
                 return f.read()
         except FileNotFoundError:
             return None

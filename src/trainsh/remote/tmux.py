@@ -2,13 +2,14 @@
 
 How a command runs. The runner types into the session's shell
 
-     { printf '\\33]777;%s\\7' CHANNEL; COMMAND
-    } ; printf '%s\\n' $? > RC; tmux wait-for -S CHANNEL
+     { printf '\\33]777;CHANNEL\\7'; COMMAND
+    } ; echo $? > "$TRAINSH_RUN/N.rc"; tmux wait-for -S CHANNEL
 
 The brace group keeps heredocs, comments, quotes and a trailing `;` intact, runs in the
 session's own shell (so `cd` and `export` persist), and its status is the command's status.
 The leading space keeps it out of shell history. Completion is an event: the trailer writes
-the exit status to RC, then signals a channel used for this command only. A `pane-died` hook
+the exit status to the command's rc file (in the session's folder, $TRAINSH_RUN, set when the
+session opens: a short line types faster), then signals a channel used for this command only. A `pane-died` hook
 signals the same channel if the shell itself exits, so nothing waits on a dead pane.
 
 A waiter (`tmux wait-for CHANNEL`) is never killed: tmux keeps a killed waiter registered and
@@ -24,7 +25,9 @@ turns the rest into text.
 
 from __future__ import annotations
 
+import os
 import re
+import select
 import shlex
 import subprocess
 import time
@@ -48,6 +51,31 @@ def clean(raw: bytes) -> str:
     return "\n".join(lines)
 
 
+def wait_process(proc: subprocess.Popen, timeout: float) -> bool:
+    """Wait up to timeout for proc to exit; True when it did.
+
+    Popen.wait(timeout) polls with growing sleeps, which adds milliseconds to every command;
+    a pidfd wakes exactly when the process ends (Linux), with Popen.wait as the fallback.
+    """
+    try:
+        fd = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):
+        try:
+            proc.wait(timeout)
+            return True
+        except subprocess.TimeoutExpired:
+            return False
+    try:
+        ready = select.poll()
+        ready.register(fd, select.POLLIN)
+        if not ready.poll(max(0, timeout) * 1000):
+            return False
+    finally:
+        os.close(fd)
+    proc.wait()
+    return True
+
+
 def start_marker(channel: str) -> bytes:
     """What a command prints (invisibly) as it starts: ESC ] 777 ; CHANNEL BEL."""
     return b"\x1b]777;" + channel.encode() + b"\x07"
@@ -60,6 +88,7 @@ class Pending:
     channel: str
     rc_path: str
     text: str
+    n: int  # the command's number in its session: its rc file is $TRAINSH_RUN/n.rc
     started: float  # time.time() when sent
     deadline: float | None = None  # time.time() by which it must end, or None
     rc: int | None = None
@@ -88,6 +117,14 @@ class Session:
     @property
     def log_path(self) -> str:
         return f"{self.run_dir}/{self.real}.log"
+
+    @property
+    def rc_dir(self) -> str:
+        """Where its commands' exit codes go; $TRAINSH_RUN in the session's shell."""
+        return f"{self.run_dir}/{self.real}"
+
+    def rc_path(self, n: int) -> str:
+        return f"{self.rc_dir}/{n}.rc"
 
     @property
     def target(self) -> str:
@@ -121,13 +158,13 @@ class Tmux:
         args += [";", "new-session", "-d", "-s", s.real, "-x", "200", "-y", "50"]
         if cwd:
             args += ["-c", cwd]
-        for k, v in (env or {}).items():
+        for k, v in {"TRAINSH_RUN": s.rc_dir, **(env or {})}.items():
             args += ["-e", f"{k}={v}"]
         args += [";", "set-option", "-t", t, "remain-on-exit", "on",
                  ";", "set-option", "-t", t, "@ts_chan", "ts-none",
                  ";", "set-hook", "-t", t, "pane-died", 'run-shell -C "wait-for -S #{@ts_chan}"',
                  ";", "pipe-pane", "-t", t, "-o", f"exec cat >> {shlex.quote(s.log_path)}"]
-        script = f"mkdir -p {shlex.quote(s.run_dir)} && {self.cmdline(*args)}"
+        script = f"mkdir -p {shlex.quote(s.rc_dir)} && {self.cmdline(*args)}"
         r = self.shell.script(script, timeout=30)
         if not r.ok:
             raise ShellError(f"could not open tmux session {s.real} on {self.shell.name}: "
@@ -169,20 +206,40 @@ class Tmux:
             self.run(*args[1:])
 
     # ---- commands
-    def typed_text(self, text: str, rc_path: str, channel: str) -> str:
-        return (f" {{ printf '\\33]777;%s\\7' {channel}; {text}\n}} ; "
-                f"printf '%s\\n' $? > {shlex.quote(rc_path)}; tmux wait-for -S {channel}")
+    def typed_text(self, text: str, channel: str, n: int) -> str:
+        """What is typed for a command: see the module's first lines. A single line that is
+        safe inside `{ ...; }` (no comment, heredoc or trailing operator) skips the second
+        line, which the shell would otherwise read after a continuation prompt."""
+        mark = f"printf '\\33]777;{channel}\\7'"
+        trailer = f'echo $? > "$TRAINSH_RUN/{n}.rc"; tmux wait-for -S {channel}'
+        stripped = text.strip()
+        if "\n" not in stripped and "#" not in stripped and "<<" not in stripped \
+                and not stripped.endswith((";", "&", "|", "\\")):
+            return f" {{ {mark}; {stripped}; }} ; {trailer}"
+        return f" {{ {mark}; {text}\n}} ; {trailer}"
 
-    def send(self, s: Session, text: str, channel: str, rc_path: str) -> None:
-        """Type a command into the session (one tmux call) and remember it as current."""
-        typed = self.typed_text(text, rc_path, channel)
-        r = self.run("set-option", "-t", s.target, "@ts_chan", channel,
-                     ";", "send-keys", "-t", s.target, "-l", typed,
-                     ";", "send-keys", "-t", s.target, "Enter", check=False)
+    def send(self, s: Session, p: Pending) -> None:
+        """Type a command into the session (one tmux call)."""
+        r = self.shell.run(self._send_argv(s, p.text, p.channel, p.n), check=False, timeout=30)
         if not r.ok:
             raise ShellError(f"could not send to tmux session {s.real}: {r.stderr.strip()}", r)
+
+    def run_command(self, s: Session, p: Pending) -> Pending:
+        """Send a command and wait for it in one tmux client: `wait-for` queued right behind
+        `send-keys` is registered before the shell can even read the keys, so the signal
+        cannot go past it, and a step costs one process (one round trip on a remote host)."""
+        argv = self._send_argv(s, p.text, p.channel, p.n) + [";", "wait-for", p.channel]
+        proc = subprocess.Popen(self.shell.argv_for(argv), stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        return self.wait(s, p, proc=proc)
+
+    def _send_argv(self, s: Session, text: str, channel: str, n: int) -> list[str]:
         s.marker = channel
         s.cmd_offset = s.log_offset
+        typed = self.typed_text(text, channel, n)
+        return self.argv("set-option", "-t", s.target, "@ts_chan", channel,
+                         ";", "send-keys", "-t", s.target, "-l", typed,
+                         ";", "send-keys", "-t", s.target, "Enter")
 
     def read_rc(self, rc_path: str) -> int | None:
         data = self.shell.read_file(rc_path)
@@ -193,7 +250,8 @@ class Tmux:
         except ValueError:
             return None
 
-    def wait(self, s: Session, p: Pending, *, until: float | None = None, grace: float = 2.0) -> Pending:
+    def wait(self, s: Session, p: Pending, *, until: float | None = None, grace: float = 2.0,
+             proc: subprocess.Popen | None = None) -> Pending:
         """Block until the pending command ends, the pane dies, or a deadline passes.
 
         `p.deadline` is the command's own limit: reaching it interrupts the command (Ctrl-C)
@@ -204,38 +262,41 @@ class Tmux:
             return p
         limits = [t for t in (until, p.deadline) if t is not None]
         end = min(limits) if limits else None
-        proc = None
+        if proc is None:
+            rc = self.read_rc(p.rc_path)
+            if rc is not None:
+                p.rc, p.done = rc, True
+                return p
+            # If the command ends before the waiter connects, tmux remembers its one signal
+            # and the waiter takes it. So no rc check (and no release signal) right after the
+            # spawn: a second unmatched signal would cancel the remembered one.
+            proc = self._waiter(p.channel)
         checked = time.monotonic()
         try:
             while True:
+                slice_ = 1.0 if end is None else max(0.0, min(1.0, end - time.time()))
+                if wait_process(proc, slice_):
+                    proc = None
                 rc = self.read_rc(p.rc_path)
-                if rc is not None:
+                if rc is not None:  # (with the waiter still there: its signal went astray)
                     p.rc, p.done = rc, True
                     return p
-                if proc is None:
-                    proc = self._waiter(p.channel)
-                    continue  # the command may have ended before the waiter was there
-                slice_ = 1.0 if end is None else max(0.0, min(1.0, end - time.time()))
-                try:
-                    proc.wait(slice_)
-                    proc = None  # woken: read the rc; re-wait if it was a stray signal
-                except subprocess.TimeoutExpired:
-                    pass
                 if proc is None or time.monotonic() - checked > 5:
                     # Woken without an rc, or a periodic check: is the shell still there?
                     checked = time.monotonic()
-                    if self.read_rc(p.rc_path) is None:
-                        state = self.pane_state(s)
-                        if state is None:
-                            p.done, p.note = True, "its tmux session is gone"
-                            return p
-                        if state[0]:
-                            p.done, p.note = True, f"the session's shell exited (status {state[1] or '?'})"
-                            return p
-                if end is not None and time.time() >= end and self.read_rc(p.rc_path) is None:
+                    state = self.pane_state(s)
+                    if state is None:
+                        p.done, p.note = True, "its tmux session is gone"
+                        return p
+                    if state[0]:
+                        p.done, p.note = True, f"the session's shell exited (status {state[1] or '?'})"
+                        return p
+                if end is not None and time.time() >= end:
                     if p.deadline is not None and time.time() >= p.deadline:
                         self._interrupt_timed_out(s, p, grace)
                     return p
+                if proc is None:
+                    proc = self._waiter(p.channel)  # a stray wake-up: wait again
         finally:
             if proc is not None and proc.poll() is None:
                 self.signal(p.channel)  # release our own waiter; never kill it
@@ -262,8 +323,7 @@ class Tmux:
     def output_since(self, s: Session, channel: str, offset: int) -> tuple[str, int]:
         """The cleaned output of the command sent on `channel`, and the log offset where it
         ends. Reads the pane log from `offset`."""
-        raw = self.shell.read_file(s.log_path) or b""
-        data = raw[offset:]
+        data = self.shell.read_file(s.log_path, offset) or b""
         mark = start_marker(channel)
         i = data.find(mark)
         if i >= 0:

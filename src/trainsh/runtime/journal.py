@@ -7,6 +7,7 @@ show. Values are masked before they are written: the journal never holds a secre
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -129,6 +130,20 @@ class Journal:
 
     def close(self) -> None:
         self.db.close()
+
+    @contextlib.contextmanager
+    def batch(self):
+        """Several writes as one transaction (one commit)."""
+        if self.db.in_transaction:
+            yield
+            return
+        self.db.execute("BEGIN")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
 
     # ---- jobs
     def new_job(self, recipe_path: str, recipe_text: str, recipe_hash: str, variables: dict,

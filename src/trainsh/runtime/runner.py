@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 from trainsh import masking
 from trainsh.recipe.expand import ExpandError, expand
@@ -103,12 +103,9 @@ class Context:
 
     def save_session(self, s: Session) -> None:
         cur = s.current
+        pending = None if cur is None else {k: v for k, v in asdict(cur).items() if k != "output"}
         state = {"count": s.count, "log_offset": s.log_offset, "cmd_offset": s.cmd_offset,
-                 "marker": s.marker, "current": None if cur is None else {
-                     "channel": cur.channel, "rc_path": cur.rc_path, "text": cur.text,
-                     "started": cur.started, "deadline": cur.deadline, "rc": cur.rc,
-                     "done": cur.done, "note": cur.note, "step": cur.step,
-                     "collected": cur.collected}}
+                 "marker": s.marker, "current": pending}
         self.journal.session_state(self.job.id, s.name, state)
 
 

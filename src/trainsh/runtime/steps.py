@@ -29,16 +29,19 @@ def _collect(ctx: Context, s: Session, tmux: Tmux, p: Pending) -> None:
     """Record a finished command: its output into the job's logs, its exit code in the journal."""
     out, end = tmux.output_since(s, p.channel, s.log_offset)
     s.log_offset = end
-    label = f"{s.name}"
-    ctx.events.output(label, out)
-    if p.step is not None:
-        path = ctx.job.folder / "output" / f"{p.step:04d}.log"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(out + ("\n" if out else ""), encoding="utf-8")
-        status = "done" if p.rc == 0 else "failed"
-        ctx.journal.step_finished(ctx.job.id, p.step, status, p.rc, log_path=str(path))
     p.output, p.collected = out, True
-    ctx.save_session(s)
+    path = None
+    if out:
+        ctx.events.output(s.name, out)
+        if p.step is not None:
+            path = ctx.job.folder / "output" / f"{p.step:04d}.log"
+            path.write_text(out + "\n", encoding="utf-8")
+    with ctx.journal.batch():
+        if p.step is not None:
+            status = "done" if p.rc == 0 else "failed"
+            ctx.journal.step_finished(ctx.job.id, p.step, status, p.rc,
+                                      log_path=str(path) if path else None)
+        ctx.save_session(s)
 
 
 def _finish_previous(ctx: Context, s: Session, tmux: Tmux, until: float | None = None) -> Pending | None:
@@ -78,25 +81,31 @@ def command(ctx: Context, idx: int, step: m.Command, resume: dict | None = None)
         ctx.console.live_done()
         s.count += 1
         channel = f"{s.real}-c{s.count}"
-        rc_path = f"{s.run_dir}/{s.real}.{s.count}.rc"
+        rc_path = s.rc_path(s.count)
         started = time.time()
         deadline = None if step.background and not step.timeout else started + timeout
-        p = Pending(channel, rc_path, text, started, deadline, step=idx)
-        _start(ctx, idx, step, session=s.name, channel=channel, rc=rc_path,
-               background=step.background)
+        p = Pending(channel, rc_path, text, s.count, started, deadline, step=idx)
         s.current = p
-        ctx.save_session(s)
-        tmux.send(s, text, channel, rc_path)
-        ctx.save_session(s)
+        s.marker, s.cmd_offset = channel, s.log_offset
+        with ctx.journal.batch():  # before sending: a resume must know what may be running
+            _start(ctx, idx, step, session=s.name, channel=channel, rc=rc_path,
+                   background=step.background)
+            ctx.save_session(s)
+        if step.background:
+            tmux.send(s, p)
+            ctx.journal.step_update(ctx.job.id, idx, status="background")
+            ctx.console.info(f"running in the background in {s.name}")
+            return
     else:
         ctx.console.info(f"picking up the command sent before the runner stopped: {_short(p.text)}")
-    if step.background:
-        ctx.journal.step_update(ctx.job.id, idx, status="background")
-        ctx.console.info(f"running in the background in {s.name}")
-        return
+        if step.background:
+            return
     ctx.console.live(f"{s.name}: {_short(p.text, 50)}")
     try:
-        tmux.wait(s, p)
+        if resumed:
+            tmux.wait(s, p)
+        else:
+            tmux.run_command(s, p)
     finally:
         ctx.console.live_done()
     _collect(ctx, s, tmux, p)
