@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 import time
 
 from helpers import tmux, train, write_recipe
@@ -315,3 +316,22 @@ tmux.open @local as w
     assert p.returncode == 1
     assert "secret MY_TOKEN is not set: run 'train secrets set MY_TOKEN'" in p.stderr
     assert not (tmp_path / "leaked.txt").exists()
+
+
+def test_closing_a_session_stops_the_commands_running_in_it(tmp_path):
+    token = f"trainsh-close-test-{time.time_ns()}"
+    r = write_recipe(tmp_path / "close.recipe", f"""
+tmux.open @local as w
+@w > python3 -c 'import time; time.sleep(300)' {token} &
+tmux.close @w
+""")
+    p = train("recipe", "run", str(r), "--no-visual")
+    assert p.returncode == 0, p.stderr
+    assert "stopping the command still running in w" in p.stderr
+
+    def gone():
+        return subprocess.run(["pgrep", "-f", token], capture_output=True).returncode == 1
+    end = time.monotonic() + 5
+    while not gone() and time.monotonic() < end:
+        time.sleep(0.05)
+    assert gone(), "the command outlived its session"

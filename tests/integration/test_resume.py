@@ -121,7 +121,7 @@ def test_a_vanished_session_is_opened_again_and_the_lost_command_reruns(tmp_path
     assert p.returncode == 0, p.stderr
     assert "no longer exists: opening it again" in p.stderr
     assert (tmp_path / "log.txt").read_text() == "one\ntwo\nthree\n"
-    assert (tmp_path / "started").exists()  # step 3 ran again
+    assert (tmp_path / "started").exists(), p.stderr  # step 3 ran again
 
 
 def test_resume_refuses_a_live_or_finished_job(tmp_path):

@@ -174,7 +174,7 @@ class Wait(Step):
     @property
     def condition(self) -> str:
         if self.pattern is not None:
-            return f"pattern {self.pattern!r}"
+            return f"pattern '{self.pattern}'"
         if self.file is not None:
             return f"file {self.file}"
         if self.port is not None:

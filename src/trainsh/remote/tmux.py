@@ -160,10 +160,17 @@ class Tmux:
             args += ["-c", cwd]
         for k, v in {"TRAINSH_RUN": s.rc_dir, **(env or {})}.items():
             args += ["-e", f"{k}={v}"]
+
         args += [";", "set-option", "-t", t, "remain-on-exit", "on",
                  ";", "set-option", "-t", t, "@ts_chan", "ts-none",
                  ";", "set-hook", "-t", t, "pane-died", 'run-shell -C "wait-for -S #{@ts_chan}"',
-                 ";", "pipe-pane", "-t", t, "-o", f"exec cat >> {shlex.quote(s.log_path)}"]
+                 ";", "pipe-pane", "-t", t, "-o", f"exec cat >> {shlex.quote(s.log_path)}",
+                 # The shell records its own exit status: tmux 3.3 can mark a pane dead
+                 # without ever filling in #{pane_dead_status}. (A wrapper process would do
+                 # it too, but then the shell is no longer the pane's session leader and a
+                 # closed session would not hang up the commands still running in it.)
+                 ";", "send-keys", "-t", t, "-l", """ trap 'echo $? > "$TRAINSH_RUN/shell.rc"' EXIT""",
+                 ";", "send-keys", "-t", t, "Enter"]
         script = f"mkdir -p {shlex.quote(s.rc_dir)} && {self.cmdline(*args)}"
         r = self.shell.script(script, timeout=30)
         if not r.ok:
@@ -289,7 +296,10 @@ class Tmux:
                         p.done, p.note = True, "its tmux session is gone"
                         return p
                     if state[0]:
-                        p.done, p.note = True, f"the session's shell exited (status {state[1] or '?'})"
+                        status = self.read_rc(f"{s.rc_dir}/shell.rc")  # written before the pane dies
+                        if status is None:
+                            status = state[1] or "?"
+                        p.done, p.note = True, f"the session's shell exited (status {status})"
                         return p
                 if end is not None and time.time() >= end:
                     if p.deadline is not None and time.time() >= p.deadline:

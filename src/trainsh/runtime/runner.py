@@ -154,12 +154,22 @@ class Runner:
                               recipe.text, recipe_hash(recipe.text), variables, host_overrides,
                               {"keep_sessions": options.keep_sessions})
         (job.folder / "output").mkdir(parents=True, exist_ok=True)
-        return cls(journal, job, recipe, console, options)
+        runner = cls(journal, job, recipe, console, options)
+        journal.set_job(job.id, hosts=runner.ctx.host_specs)
+        return runner
 
     @classmethod
     def resume(cls, journal: Journal, job: Job, console: Console, options: RunOptions) -> Runner:
         recipe = parse(job.recipe_text, job.recipe_path,
                        allow_host_commands=bool(job.options.get("exec")))
+        try:
+            with open(job.recipe_path, encoding="utf-8") as f:
+                changed = recipe_hash(f.read()) != job.recipe_hash
+        except OSError:
+            changed = False
+        if changed:
+            console.warn(f"{job.recipe_path} changed since job {job.id} started; resuming the "
+                         "recipe as it was then")
         options.keep_sessions = options.keep_sessions or bool(job.options.get("keep_sessions"))
         journal.set_job(job.id, status="running", pid=os.getpid(), error=None)
         job = journal.job(job.id)

@@ -117,6 +117,15 @@ def command(ctx: Context, idx: int, step: m.Command, resume: dict | None = None)
             raise StepFailed(f"command {why}", None, out)
         raise StepFailed(f"command exited with code {p.rc}", p.rc, out)
     ctx.console.ok(f"exit 0 in {m.format_seconds(round(time.time() - p.started, 1))}")
+    _show_tail(ctx, out)
+
+
+def _show_tail(ctx: Context, out: str, n: int = 5) -> None:
+    lines = out.splitlines()
+    if len(lines) > n:
+        more = len(lines) - n
+        ctx.console.output(f"... {more} more line{'s' if more > 1 else ''} (train recipe logs {ctx.job.id})")
+    ctx.console.output("\n".join(lines[-n:]))
 
 
 def host_command(ctx: Context, idx: int, step: m.HostCommand, resume: dict | None = None) -> None:
@@ -147,10 +156,11 @@ def host_command(ctx: Context, idx: int, step: m.HostCommand, resume: dict | Non
 def wait(ctx: Context, idx: int, step: m.Wait, resume: dict | None = None) -> None:
     s, tmux = ctx.session(step.session)
     timeout = step.timeout.seconds if step.timeout else config.duration("defaults.wait_timeout")
-    _start(ctx, idx, step, session=s.name, condition=step.condition)
+    condition = ctx.expand(step.condition)
+    _start(ctx, idx, step, session=s.name, condition=condition)
     begin = time.monotonic()
     limit = m.format_seconds(timeout)
-    ctx.console.live(f"{s.name}: waiting for {step.condition}")
+    ctx.console.live(f"{s.name}: waiting for {condition}")
     try:
         if step.idle:
             p = _finish_previous(ctx, s, tmux, until=time.time() + timeout)
@@ -178,7 +188,7 @@ def wait(ctx: Context, idx: int, step: m.Wait, resume: dict | None = None) -> No
             outcome = run_wait(h.shell, spec, timeout)
             if not outcome.ok:
                 if outcome.reason == "timeout":
-                    raise StepFailed(f"timed out after {limit} waiting for {step.condition}")
+                    raise StepFailed(f"timed out after {limit} waiting for {condition}")
                 if outcome.reason == "ended":
                     raise StepFailed(f"the command in {s.name} ended (exit {outcome.rc}) without "
                                      f"printing {step.pattern!r}")
@@ -187,8 +197,8 @@ def wait(ctx: Context, idx: int, step: m.Wait, resume: dict | None = None) -> No
     finally:
         ctx.console.live_done()
     took = time.monotonic() - begin
-    _done(ctx, idx, 0, session=s.name, condition=step.condition, seconds=round(took, 3), found=detail)
-    ctx.console.ok(f"{step.condition} after {m.format_seconds(round(took, 2))}"
+    _done(ctx, idx, 0, session=s.name, condition=condition, seconds=round(took, 3), found=detail)
+    ctx.console.ok(f"{condition} after {m.format_seconds(round(took, 2))}"
                    + (f": {detail}" if step.pattern is not None and detail else ""))
 
 
@@ -216,7 +226,7 @@ def tmux_close(ctx: Context, idx: int, step: m.TmuxClose, resume: dict | None = 
     if p is not None and not p.done:
         p.rc = tmux.read_rc(p.rc_path)
         if p.rc is None:
-            ctx.events.warn(f"closing {s.name} stops its running command: {_short(p.text)}")
+            ctx.events.info(f"stopping the command still running in {s.name}: {_short(p.text)}")
         p.done = True
     if p is not None and not p.collected:
         _collect(ctx, s, tmux, p)
