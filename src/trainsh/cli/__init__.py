@@ -81,6 +81,32 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--delete", action="store_true", help="delete files in DST that SRC lacks")
     tr.add_argument("--exclude", action="append", default=[], metavar="PATTERN")
     tr.add_argument("--dry-run", action="store_true", help="show what would be copied")
+    se = sub.add_parser("secrets", help="API keys and tokens (environment first, then the store)",
+                        description="Secrets are looked up in the environment first, then in the "
+                                    "store: the OS keyring where one works, else an encrypted file "
+                                    "(passphrase from TRAINSH_PASSPHRASE or asked once per run).")
+    ss = se.add_subparsers(dest="cmd", metavar="SUBCOMMAND")
+    ss.add_parser("list", help="known keys and where each value comes from (never the value)")
+    sset = ss.add_parser("set", help="store a secret (asked without echo; or read from stdin)")
+    sset.add_argument("key")
+    sget = ss.add_parser("get", help="print a secret's value")
+    sget.add_argument("key")
+    sdel = ss.add_parser("delete", help="remove a secret from the store")
+    sdel.add_argument("key")
+
+    co = sub.add_parser("config", help="settings in config.toml",
+                        description="Typed settings in config.toml; edits keep its comments.")
+    cs = co.add_subparsers(dest="cmd", metavar="SUBCOMMAND")
+    cs.add_parser("show", help="every key with its value and whether it is the default")
+    cg = cs.add_parser("get", help="one key's value")
+    cg.add_argument("key")
+    cst = cs.add_parser("set", help="set a key (checked against its type)")
+    cst.add_argument("key")
+    cst.add_argument("value")
+    cu = cs.add_parser("unset", help="remove a key from config.toml (back to its default)")
+    cu.add_argument("key")
+    cr = cs.add_parser("reset", help="back to the defaults (config.toml kept as config.toml.bak)")
+    cr.add_argument("--yes", action="store_true", help="do not ask")
     return p
 
 
@@ -101,12 +127,15 @@ def main(argv: list[str] | None = None) -> int:
     if not args.group:
         parser.print_help()
         return 0
-    if args.group == "recipe" and not getattr(args, "cmd", None):
-        parser.parse_args(["recipe", "--help"])
+    if args.group in ("recipe", "secrets", "config") and not getattr(args, "cmd", None):
+        parser.parse_args([args.group, "--help"])
     try:
-        from trainsh.cli import commands
+        if args.group in ("secrets", "config"):
+            from trainsh.cli import settings as handlers
+        else:
+            from trainsh.cli import commands as handlers
 
-        return commands.dispatch(args) or 0
+        return handlers.dispatch(args) or 0
     except UserError as e:
         if args.debug:
             raise
@@ -115,6 +144,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("train: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `train ... | head`: the reader is gone, nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as e:  # the last net: one line, unless --debug
         if args.debug or os.environ.get("TRAINSH_DEBUG"):
             raise

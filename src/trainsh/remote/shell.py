@@ -78,6 +78,11 @@ class Shell:
         """The file's bytes from offset on, or None when it does not exist."""
         raise NotImplementedError
 
+    def write_file(self, path: str, data: bytes, mode: int = 0o600) -> None:
+        """Create or replace a file on the host, readable by its owner only (by default).
+        The bytes never appear on a command line."""
+        raise NotImplementedError
+
     def is_local(self) -> bool:
         return False
 
@@ -98,6 +103,13 @@ class LocalShell(Shell):
                 return f.read()
         except FileNotFoundError:
             return None
+
+    def write_file(self, path: str, data: bytes, mode: int = 0o600) -> None:
+        path = os.path.expanduser(path)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), mode)
+            f.write(data)
 
     def is_local(self) -> bool:
         return True

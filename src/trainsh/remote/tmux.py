@@ -51,6 +51,14 @@ def clean(raw: bytes) -> str:
     return "\n".join(lines)
 
 
+# Masks the values of the variables named in $TRAINSH_MASK in every line, before the terminal
+# (and so tmux's scrollback and the pane log) sees them. POSIX awk: mawk, gawk, busybox.
+MASK_AWK = ('BEGIN { n = split(ENVIRON["TRAINSH_MASK"], k, " ") } '
+            '{ for (i = 1; i <= n; i++) { v = ENVIRON[k[i]]; if (length(v) < 4) continue; '
+            'while ((j = index($0, v)) > 0) $0 = substr($0, 1, j - 1) "***" substr($0, j + length(v)) } '
+            'print; fflush() }')
+
+
 def wait_process(proc: subprocess.Popen, timeout: float) -> bool:
     """Wait up to timeout for proc to exit; True when it did.
 
@@ -97,6 +105,7 @@ class Pending:
     step: int | None = None  # the recipe step that sent it
     collected: bool = False  # output and exit code recorded
     output: str = ""
+    secrets: list = field(default_factory=list)  # TRAINSH_SECRET_* names it uses
 
 
 @dataclass
@@ -213,21 +222,39 @@ class Tmux:
             self.run(*args[1:])
 
     # ---- commands
-    def typed_text(self, text: str, channel: str, n: int) -> str:
+    def typed_text(self, text: str, channel: str, n: int, secrets: tuple[str, ...] = ()) -> str:
         """What is typed for a command: see the module's first lines. A single line that is
         safe inside `{ ...; }` (no comment, heredoc or trailing operator) skips the second
-        line, which the shell would otherwise read after a continuation prompt."""
+        line, which the shell would otherwise read after a continuation prompt.
+
+        With secrets (names of TRAINSH_SECRET_* variables), their values come from a 0600
+        file that is sourced and removed at once, the output goes through a filter that
+        masks the values before the terminal sees them, and the variables are unset after.
+        The command then runs in a subshell (the left side of that pipe)."""
         mark = f"printf '\\33]777;{channel}\\7'"
-        trailer = f'echo $? > "$TRAINSH_RUN/{n}.rc"; tmux wait-for -S {channel}'
+        rc = f'"$TRAINSH_RUN/{n}.rc"'
+        signal = f"tmux wait-for -S {channel}"
+        if secrets:
+            env = f'"$TRAINSH_RUN/s{n}.env"'
+            names = " ".join(secrets)
+            return (f" {mark}; . {env}; rm -f {env}; {{ {{ {text}\n}} 2>&1; echo $? > {rc}; }}"
+                    f" | awk {shlex.quote(MASK_AWK)}; unset {names} TRAINSH_MASK; {signal}")
+        trailer = f"echo $? > {rc}; {signal}"
         stripped = text.strip()
         if "\n" not in stripped and "#" not in stripped and "<<" not in stripped \
                 and not stripped.endswith((";", "&", "|", "\\")):
             return f" {{ {mark}; {stripped}; }} ; {trailer}"
         return f" {{ {mark}; {text}\n}} ; {trailer}"
 
+    def write_secrets(self, s: Session, n: int, values: dict[str, str]) -> None:
+        """The env file a command with secrets sources (and removes): mode 0600."""
+        lines = [f"export {k}={shlex.quote(v)}" for k, v in values.items()]
+        lines.append(f"export TRAINSH_MASK={shlex.quote(' '.join(values))}")
+        self.shell.write_file(f"{s.rc_dir}/s{n}.env", ("\n".join(lines) + "\n").encode(), 0o600)
+
     def send(self, s: Session, p: Pending) -> None:
         """Type a command into the session (one tmux call)."""
-        r = self.shell.run(self._send_argv(s, p.text, p.channel, p.n), check=False, timeout=30)
+        r = self.shell.run(self._send_argv(s, p), check=False, timeout=30)
         if not r.ok:
             raise ShellError(f"could not send to tmux session {s.real}: {r.stderr.strip()}", r)
 
@@ -235,16 +262,16 @@ class Tmux:
         """Send a command and wait for it in one tmux client: `wait-for` queued right behind
         `send-keys` is registered before the shell can even read the keys, so the signal
         cannot go past it, and a step costs one process (one round trip on a remote host)."""
-        argv = self._send_argv(s, p.text, p.channel, p.n) + [";", "wait-for", p.channel]
+        argv = self._send_argv(s, p) + [";", "wait-for", p.channel]
         proc = subprocess.Popen(self.shell.argv_for(argv), stdin=subprocess.DEVNULL,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         return self.wait(s, p, proc=proc)
 
-    def _send_argv(self, s: Session, text: str, channel: str, n: int) -> list[str]:
-        s.marker = channel
+    def _send_argv(self, s: Session, p: Pending) -> list[str]:
+        s.marker = p.channel
         s.cmd_offset = s.log_offset
-        typed = self.typed_text(text, channel, n)
-        return self.argv("set-option", "-t", s.target, "@ts_chan", channel,
+        typed = self.typed_text(p.text, p.channel, p.n, tuple(p.secrets))
+        return self.argv("set-option", "-t", s.target, "@ts_chan", p.channel,
                          ";", "send-keys", "-t", s.target, "-l", typed,
                          ";", "send-keys", "-t", s.target, "Enter")
 

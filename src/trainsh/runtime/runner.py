@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shlex
 import signal
 from dataclasses import asdict, dataclass, field
 
@@ -74,10 +75,29 @@ class Context:
         except ExpandError as e:
             raise StepFailed(str(e)) from None
 
+    def expand_command(self, text: str) -> tuple[str, dict[str, str]]:
+        """A command's text with each `${secret:NAME}` replaced by a reference to the variable
+        TRAINSH_SECRET_NAME, and the values those variables must hold. The values never
+        become part of the typed text. A missing secret fails here, before anything runs."""
+        values: dict[str, str] = {}
+
+        def ref(name: str) -> str:
+            var = f"TRAINSH_SECRET_{name}"
+            values[var] = self.secret(name)
+            return "${" + var + "}"
+
+        try:
+            return expand(text, self.variables, ref), values
+        except ExpandError as e:
+            raise StepFailed(str(e)) from None
+
     def secret(self, name: str) -> str:
         from trainsh.settings import secrets
 
-        value = secrets.lookup(name)
+        try:
+            value = secrets.lookup(name)
+        except secrets.SecretError as e:
+            raise ExpandError(f"secret {name}: {e}") from None
         if value is None:
             raise ExpandError(f"secret {name} is not set: run 'train secrets set {name}' "
                               f"or export {name}")
@@ -263,7 +283,20 @@ class Runner:
         finally:
             for s, h in previous.items():
                 signal.signal(s, h)
+            self.remove_secret_files()
             ctx.events.close()
+
+    def remove_secret_files(self) -> None:
+        """A command removes its secrets file as it starts; one that never started (a failed
+        send, an interrupted runner) must not leave the file behind."""
+        for s in self.ctx.sessions.values():
+            cur = s.current
+            if cur is not None and cur.secrets and not cur.done:
+                continue  # sent and maybe not started yet: it removes its own file
+            try:
+                self.ctx.host(s.host).shell.script(f"rm -f {shlex.quote(s.rc_dir)}/s*.env", timeout=30)
+            except (ShellError, StepFailed):
+                pass
 
     def _failed(self, idx: int, step: Step, e: StepFailed) -> int:
         ctx, job = self.ctx, self.job

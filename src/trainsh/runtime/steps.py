@@ -68,7 +68,7 @@ def _short(text: str, n: int = 60) -> str:
 
 def command(ctx: Context, idx: int, step: m.Command, resume: dict | None = None) -> None:
     s, tmux = ctx.session(step.session)
-    text = ctx.expand(step.text)
+    text, secret_values = ctx.expand_command(step.text)
     timeout = step.timeout.seconds if step.timeout else config.duration("defaults.command_timeout")
 
     p = s.current
@@ -84,13 +84,16 @@ def command(ctx: Context, idx: int, step: m.Command, resume: dict | None = None)
         rc_path = s.rc_path(s.count)
         started = time.time()
         deadline = None if step.background and not step.timeout else started + timeout
-        p = Pending(channel, rc_path, text, s.count, started, deadline, step=idx)
+        p = Pending(channel, rc_path, text, s.count, started, deadline, step=idx,
+                    secrets=sorted(secret_values))
         s.current = p
         s.marker, s.cmd_offset = channel, s.log_offset
         with ctx.journal.batch():  # before sending: a resume must know what may be running
             _start(ctx, idx, step, session=s.name, channel=channel, rc=rc_path,
                    background=step.background)
             ctx.save_session(s)
+        if secret_values:
+            tmux.write_secrets(s, s.count, secret_values)  # the command removes it as it starts
         if step.background:
             tmux.send(s, p)
             ctx.journal.step_update(ctx.job.id, idx, status="background")
@@ -131,11 +134,12 @@ def _show_tail(ctx: Context, out: str, n: int = 5) -> None:
 def host_command(ctx: Context, idx: int, step: m.HostCommand, resume: dict | None = None) -> None:
     """`train exec '@host > cmd'`: run on the host directly, no session."""
     h = ctx.host(step.host)
-    text = ctx.expand(step.text)
+    text, secret_values = ctx.expand_command(step.text)
     timeout = step.timeout.seconds if step.timeout else config.duration("defaults.command_timeout")
     _start(ctx, idx, step, host=step.host)
     shell = "bash" if shutil.which("bash") or not h.shell.is_local() else "sh"
-    r = h.shell.run([shell, "-c", text], timeout=timeout)
+    env = {**os.environ, **secret_values} if secret_values else None
+    r = h.shell.run([shell, "-c", text], timeout=timeout, env=env)
     out = (r.stdout + r.stderr).rstrip("\n")
     path = ctx.job.folder / "output" / f"{idx:04d}.log"
     path.parent.mkdir(parents=True, exist_ok=True)

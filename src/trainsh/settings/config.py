@@ -8,8 +8,10 @@ with the close matches.
 from __future__ import annotations
 
 import difflib
+import os
 import tomllib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from trainsh.settings import paths
@@ -99,10 +101,142 @@ def get(name: str) -> Any:
         value = _dig(_load_file(), name)
     except KeyError:
         return key.default
-    return validate(key, value)
+    value = validate(key, value)
+    if key.type == "table":  # entries set by the user on top of the default ones
+        value = {**key.default, **value}
+    return value
 
 
 def duration(name: str) -> float:
     from trainsh.recipe.model import Duration
 
     return Duration.parse(str(get(name))).seconds
+
+
+# ---- editing (comments and layout kept) ------------------------------------------------------
+
+TRUE = ("true", "yes", "on", "1")
+FALSE = ("false", "no", "off", "0")
+
+
+def resolve_key(name: str) -> tuple[Key, str | None]:
+    """A key, or `TABLE.SUB` for a table key (`tmux.options.mouse`): (key, sub or None)."""
+    if name in KEYS:
+        return KEYS[name], None
+    head, _, sub = name.rpartition(".")
+    if head in KEYS and KEYS[head].type == "table" and sub:
+        return KEYS[head], sub
+    check_key(name)  # raises with the close matches
+    raise AssertionError
+
+
+def parse_value(key: Key, raw: str) -> Any:
+    """A value typed on the command line -> the typed value for key (or ConfigError)."""
+    t = key.type
+    text = raw.strip()
+    try:
+        if t == "int":
+            return validate(key, int(text))
+        if t == "float":
+            return validate(key, float(text))
+        if t == "bool":
+            if text.lower() in TRUE:
+                return True
+            if text.lower() in FALSE:
+                return False
+            raise ConfigError(f"{key.name} takes true or false, got '{raw}'")
+        if t == "list":
+            if text.startswith("["):
+                return validate(key, tomllib.loads(f"v = {text}")["v"])
+            return [part.strip() for part in text.split(",") if part.strip()]
+        if t == "table":
+            if not text.startswith("{"):
+                raise ConfigError(f"{key.name} is a table: set one entry ({key.name}.NAME VALUE) "
+                                  "or give an inline table like {mouse = \"on\"}")
+            return validate(key, tomllib.loads(f"v = {text}")["v"])
+    except (ValueError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError(f"{key.name}: bad {t} '{raw}' ({e})") from None
+    return validate(key, text)
+
+
+def _document():
+    import tomlkit
+
+    path = paths.config_file()
+    try:
+        return tomlkit.parse(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return tomlkit.document()
+    except Exception as e:  # tomlkit's parse errors
+        raise ConfigError(f"{path}: {e}") from None
+
+
+def _write(doc) -> None:
+    import tomlkit
+
+    path = paths.config_file()
+    paths.ensure(path.parent)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(tomlkit.dumps(doc), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def set_value(name: str, raw: str) -> Any:
+    """Set a key from command-line text; returns the stored value."""
+    import tomlkit
+
+    key, sub = resolve_key(name)
+    value = str(raw) if sub is not None else parse_value(key, raw)
+    doc = _document()
+    table = doc
+    parts = key.name.split(".")
+    last = parts[-1] if sub is None else sub
+    walk = parts[:-1] if sub is None else parts
+    for part in walk:
+        if part not in table:
+            table[part] = tomlkit.table()
+        table = table[part]
+        if not isinstance(table, dict):
+            raise ConfigError(f"{paths.config_file()}: '{part}' is not a table")
+    table[last] = value
+    _write(doc)
+    return value
+
+
+def unset_value(name: str) -> bool:
+    key, sub = resolve_key(name)
+    doc = _document()
+    table = doc
+    parts = key.name.split(".") + ([sub] if sub else [])
+    for part in parts[:-1]:
+        if part not in table:
+            return False
+        table = table[part]
+    if parts[-1] not in table:
+        return False
+    del table[parts[-1]]
+    _write(doc)
+    return True
+
+
+def reset() -> Path | None:
+    """Back config.toml up as config.toml.bak and start from the defaults."""
+    path = paths.config_file()
+    if not path.exists():
+        return None
+    backup = path.with_name("config.toml.bak")
+    os.replace(path, backup)
+    return backup
+
+
+def effective() -> list[tuple[str, Any, str]]:
+    """(key, value, 'config' | 'default') for every key."""
+    data = _load_file()
+    out = []
+    for name, key in KEYS.items():
+        try:
+            _dig(data, name)
+            out.append((name, get(name), "config"))
+        except KeyError:
+            out.append((name, key.default, "default"))
+    return out
