@@ -29,8 +29,6 @@ tmux.close @work
 def dispatch(args) -> int:
     if args.group == "exec":
         return cmd_exec(args)
-    if args.group == "transfer":
-        return cmd_transfer(args)
     return {
         "run": cmd_run, "check": cmd_check, "list": cmd_list, "show": cmd_show, "new": cmd_new,
         "edit": cmd_edit, "logs": cmd_logs, "status": cmd_status, "jobs": cmd_jobs,
@@ -88,6 +86,24 @@ def _pairs(items: list[str], what: str) -> dict[str, str]:
 
 # ---- running -------------------------------------------------------------------------------
 
+def _check_config() -> None:
+    """A bad config.toml is a one-line error before a job starts, not a crash mid-step."""
+    from trainsh.settings import config
+
+    try:
+        for key in config.KEYS:
+            config.get(key)
+        for name in config.unknown_keys():
+            import difflib
+
+            close = difflib.get_close_matches(name, list(config.KEYS), n=1)
+            print(f"train: warning: {paths.config_file()}: unknown key '{name}'"
+                  + (f" (did you mean {close[0]}?)" if close else ""), file=sys.stderr)
+    except config.ConfigError as e:
+        where = str(paths.config_file())
+        raise UserError(str(e) if str(e).startswith(where) else f"{where}: {e}") from None
+
+
 def _run_recipe(recipe, args, *, exec_mode: bool = False) -> int:
     from trainsh.recipe.parser import check_host_spec
     from trainsh.runtime.journal import Journal
@@ -97,6 +113,7 @@ def _run_recipe(recipe, args, *, exec_mode: bool = False) -> int:
     if getattr(args, "pick_host", None):
         raise UserError("--pick-host needs Vast.ai support, which this version does not have yet")
     variables = _pairs(args.var, "var")
+    _check_config()
     hosts = _pairs(args.host, "host")
     for name, spec in hosts.items():
         if name not in recipe.hosts and not exec_mode:
@@ -147,6 +164,7 @@ def cmd_resume(args) -> int:
     from trainsh.runtime.runner import RunOptions, Runner
     from trainsh.ui.console import Console
 
+    _check_config()
     journal = Journal()
     try:
         if args.job:
@@ -183,22 +201,6 @@ def cmd_check(args) -> int:
     return 2 if bad else 0
 
 
-def cmd_transfer(args) -> int:
-    from trainsh.remote.shell import ShellError
-    from trainsh.transfer.rsync import local_copy
-
-    for side in (args.src, args.dst):
-        if side.startswith("@") and not side.startswith("@local:"):
-            raise UserError(f"{side}: only local paths are supported in this version")
-    src, dst = (s.removeprefix("@local:") for s in (args.src, args.dst))
-    try:
-        print(local_copy(os.path.expanduser(src), os.path.expanduser(dst), delete=args.delete,
-                         excludes=tuple(args.exclude), dry_run=args.dry_run))
-    except ShellError as e:
-        raise UserError(str(e), 1) from None
-    return 0
-
-
 # ---- recipes on disk -----------------------------------------------------------------------
 
 def cmd_list(args) -> int:
@@ -233,8 +235,9 @@ def cmd_show(args) -> int:
 def cmd_new(args) -> int:
     import re
 
-    if not re.fullmatch(r"[A-Za-z0-9_.-]+", args.name):
-        raise UserError(f"bad recipe name '{args.name}' (letters, digits, '_', '-', '.')")
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", args.name):
+        raise UserError(f"bad recipe name '{args.name}' (letters, digits, '_', '-', '.'; "
+                        "not starting with '.' or '-')")
     folder = paths.ensure(paths.recipes_dir())
     path = folder / f"{args.name.removesuffix('.recipe')}.recipe"
     if path.exists():
@@ -249,7 +252,14 @@ def cmd_edit(args) -> int:
 
     path = find_recipe(args.recipe)
     editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
-    rc = subprocess.call([*shlex.split(editor), str(path)])
+    try:
+        argv = shlex.split(editor)
+        if not argv:
+            raise ValueError("empty command")
+        rc = subprocess.call([*argv, str(path)])
+    except (OSError, ValueError) as e:
+        raise UserError(f"cannot start editor '{editor}': {getattr(e, 'strerror', None) or e} "
+                        "(set EDITOR)") from None
     if rc != 0:
         raise UserError(f"editor exited with code {rc}", 1)
     try:

@@ -229,6 +229,24 @@ def reset() -> Path | None:
     return backup
 
 
+def unknown_keys() -> list[str]:
+    """Keys in config.toml that trainsh does not know (a typo is otherwise silent)."""
+    found: list[str] = []
+
+    def walk(table: dict, prefix: str) -> None:
+        for k, v in table.items():
+            name = f"{prefix}{k}"
+            if name in KEYS:
+                continue
+            if isinstance(v, dict) and any(key.startswith(name + ".") for key in KEYS):
+                walk(v, name + ".")
+            else:
+                found.append(name)
+
+    walk(_load_file(), "")
+    return found
+
+
 def effective() -> list[tuple[str, Any, str]]:
     """(key, value, 'config' | 'default') for every key."""
     data = _load_file()
