@@ -36,3 +36,27 @@ def isolated(monkeypatch, tmp_path):
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     shutil.rmtree(short, ignore_errors=True)
     masking.clear()
+
+
+@pytest.fixture(scope="session")
+def ssh_servers():
+    import sshd
+
+    if not os.path.exists("/usr/sbin/sshd") or os.getuid() != 0:
+        pytest.skip("needs openssh-server and root (./dev test installs it)")
+    env = sshd.start()
+    yield env
+    sshd.stop(env)
+
+
+@pytest.fixture
+def ssh(ssh_servers, monkeypatch):
+    """The servers, with this test's own ssh client settings and connection masters."""
+    control = Path(tempfile.mkdtemp(prefix="tsc", dir="/tmp"))
+    monkeypatch.setenv("TRAINSH_SSH_OPTIONS", f"-F {ssh_servers.config}")
+    monkeypatch.setenv("TRAINSH_SSH_CONTROL_DIR", str(control))
+    yield ssh_servers
+    for sock in control.iterdir():
+        subprocess.run(["ssh", "-o", f"ControlPath={sock}", "-O", "exit", "x"], capture_output=True)
+    shutil.rmtree(control, ignore_errors=True)
+    ssh_servers.kill_remote_tmux()

@@ -75,12 +75,35 @@ def build_parser() -> argparse.ArgumentParser:
     _run_options(ex)
 
     tr = sub.add_parser("transfer", help="copy files between two places",
-                        description="Copy SRC to DST (rsync semantics for folders).")
+                        description="Copy SRC to DST: local paths or @HOST:PATH (a hosts.toml "
+                                    "name); rsync semantics for folders.")
     tr.add_argument("src")
     tr.add_argument("dst")
     tr.add_argument("--delete", action="store_true", help="delete files in DST that SRC lacks")
     tr.add_argument("--exclude", action="append", default=[], metavar="PATTERN")
     tr.add_argument("--dry-run", action="store_true", help="show what would be copied")
+    ho = sub.add_parser("host", help="named ssh machines (hosts.toml)",
+                        description="Named ssh machines, kept in hosts.toml; recipes use them as "
+                                    "'host gpu = NAME'.")
+    hs = ho.add_subparsers(dest="cmd", metavar="SUBCOMMAND")
+    hs.add_parser("list", help="the hosts in hosts.toml")
+    ha = hs.add_parser("add", help="add a host (asks on a terminal when arguments are missing)")
+    ha.add_argument("name", nargs="?")
+    ha.add_argument("destination", nargs="?", metavar="USER@HOST")
+    ha.add_argument("-p", "--port")
+    ha.add_argument("-i", "--key", help="identity file")
+    ha.add_argument("-J", "--jump", help="jump host")
+    ha.add_argument("--force", action="store_true", help="replace a host of the same name")
+    for verb, text in (("show", "a host's settings and its ssh command line"),
+                       ("ssh", "an interactive shell on the host"),
+                       ("test", "reachable? auth, latency, tools, GPUs, disk, in one go"),
+                       ("remove", "remove a host from hosts.toml")):
+        hp = hs.add_parser(verb, help=text)
+        hp.add_argument("name")
+    hb = hs.add_parser("browse", help="list a remote folder; on a terminal move around and fetch files")
+    hb.add_argument("name")
+    hb.add_argument("path", nargs="?")
+
     se = sub.add_parser("secrets", help="API keys and tokens (environment first, then the store)",
                         description="Secrets are looked up in the environment first, then in the "
                                     "store: the OS keyring where one works, else an encrypted file "
@@ -127,11 +150,13 @@ def main(argv: list[str] | None = None) -> int:
     if not args.group:
         parser.print_help()
         return 0
-    if args.group in ("recipe", "secrets", "config") and not getattr(args, "cmd", None):
+    if args.group in ("recipe", "secrets", "config", "host") and not getattr(args, "cmd", None):
         parser.parse_args([args.group, "--help"])
     try:
         if args.group in ("secrets", "config"):
             from trainsh.cli import settings as handlers
+        elif args.group in ("host", "transfer"):
+            from trainsh.cli import hosts as handlers
         else:
             from trainsh.cli import commands as handlers
 

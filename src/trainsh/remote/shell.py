@@ -38,6 +38,12 @@ class ShellError(Exception):
         self.result = result
 
 
+def _text(data) -> str:
+    if data is None:
+        return ""
+    return data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+
+
 class Shell:
     """Runs commands on one host. Subclasses set how a command line reaches the host."""
 
@@ -46,21 +52,24 @@ class Shell:
     def argv_for(self, argv: list[str]) -> list[str]:
         raise NotImplementedError
 
-    def run(self, argv: list[str], *, input: str | None = None, timeout: float | None = None,
+    def run(self, argv: list[str], *, input: str | bytes | None = None, timeout: float | None = None,
             check: bool = False, env: dict[str, str] | None = None) -> Result:
         """Run argv on the host; stdout/stderr captured as text and masked."""
+        return self._run_once(argv, input=input, timeout=timeout, check=check, env=env)
+
+    def _run_once(self, argv, *, input=None, timeout=None, check=False, env=None) -> Result:
         full = self.argv_for(argv)
         shown = shlex.join(argv)
+        data = input.encode() if isinstance(input, str) else input
         start = time.monotonic()
         try:
-            p = subprocess.run(full, input=input, capture_output=True, text=True, timeout=timeout,
-                               env=env, errors="replace",
-                               stdin=None if input is not None else subprocess.DEVNULL)
-            r = Result(masking.mask(shown), p.returncode, masking.mask(p.stdout),
-                       masking.mask(p.stderr), time.monotonic() - start)
+            p = subprocess.run(full, input=data, capture_output=True, timeout=timeout, env=env,
+                               stdin=None if data is not None else subprocess.DEVNULL)
+            r = Result(masking.mask(shown), p.returncode, masking.mask(_text(p.stdout)),
+                       masking.mask(_text(p.stderr)), time.monotonic() - start)
         except subprocess.TimeoutExpired as e:
-            out = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
-            r = Result(masking.mask(shown), -1, masking.mask(out), "", time.monotonic() - start, True)
+            r = Result(masking.mask(shown), -1, masking.mask(_text(e.stdout)), "",
+                       time.monotonic() - start, True)
         except FileNotFoundError as e:
             raise ShellError(f"cannot run {argv[0]!r} on {self.name}: {e.strerror}") from None
         if check and not r.ok:
@@ -113,3 +122,90 @@ class LocalShell(Shell):
 
     def is_local(self) -> bool:
         return True
+
+
+class SshError(ShellError):
+    """ssh could not reach or log in to the host (not a failure of the remote command)."""
+
+
+# What ssh prints when trying again cannot help.
+_FATAL = ("Permission denied", "Host key verification failed", "Could not resolve hostname",
+          "REMOTE HOST IDENTIFICATION HAS CHANGED", "no matching host key", "Too many authentication",
+          "Bad configuration option", "Bad port")
+
+
+class SshShell(Shell):
+    """A host reached with the user's OpenSSH client over one shared connection.
+
+    A dropped connection (exit 255 without an authentication or host-key problem) is tried
+    again with backoff, for up to `reconnect` seconds; what the remote command did is never
+    retried, only reaching the host.
+    """
+
+    def __init__(self, spec, reconnect: float = 60.0):
+        from trainsh.remote.sshspec import SshSpec
+
+        self.spec = spec if isinstance(spec, SshSpec) else SshSpec.parse(spec)
+        self.name = self.spec.destination
+        self.reconnect = reconnect
+        self._home: str | None = None
+
+    def argv_for(self, argv: list[str]) -> list[str]:
+        from trainsh.remote.sshspec import ssh_argv
+
+        return ssh_argv(self.spec, shlex.join(argv))
+
+    def run(self, argv, *, input=None, timeout=None, check=False, env=None) -> Result:
+        if env:
+            # Only variables that differ from ours go along, over stdin (never in an argv,
+            # where `ps` on either machine would show them).
+            extra = {k: v for k, v in env.items() if os.environ.get(k) != v}
+            if extra:
+                if input is not None:
+                    raise ShellError("cannot pass both input and environment to a remote command")
+                input = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in extra.items())
+                argv = ["sh", "-c", 'eval "$(cat)"; exec "$@"', "sh", *argv]
+        delay, deadline = 0.25, time.monotonic() + self.reconnect
+        while True:
+            r = self._run_once(argv, input=input, timeout=timeout, check=False)
+            if r.returncode != 255 or r.timed_out:
+                break
+            if any(f in r.stderr for f in _FATAL) or time.monotonic() + delay > deadline:
+                raise SshError(self.explain(r))
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+        if check and not r.ok:
+            detail = (r.stderr.strip() or r.stdout.strip()).splitlines()
+            why = "timed out" if r.timed_out else f"exit {r.returncode}"
+            raise ShellError(f"{r.command} failed on {self.name} ({why})"
+                             + (f": {detail[-1]}" if detail else ""), r)
+        return r
+
+    def explain(self, r: Result) -> str:
+        lines = [ln for ln in r.stderr.strip().splitlines() if ln.strip() and "Warning: Permanently" not in ln]
+        last = lines[-1] if lines else "connection failed"
+        return f"ssh {self.spec}: {last}"
+
+    def home(self) -> str:
+        if self._home is None:
+            self._home = self.run(["sh", "-c", 'printf %s "$HOME"'], check=True, timeout=60).stdout
+        return self._home
+
+    def read_file(self, path: str, offset: int = 0) -> bytes | None:
+        script = f"[ -e {shlex.quote(path)} ] || exit 3; tail -c +{offset + 1} {shlex.quote(path)}"
+        full = self.argv_for(["sh", "-c", script])
+        for _ in range(2):
+            p = subprocess.run(full, capture_output=True, stdin=subprocess.DEVNULL, timeout=120)
+            if p.returncode == 3:
+                return None
+            if p.returncode == 0:
+                return p.stdout
+            if p.returncode != 255:
+                break
+            self.run(["true"])  # reconnects with backoff, or raises SshError
+        raise ShellError(f"cannot read {path} on {self.name}: {_text(p.stderr).strip()}")
+
+    def write_file(self, path: str, data: bytes, mode: int = 0o600) -> None:
+        q = shlex.quote(path)
+        self.run(["sh", "-c", f"umask 077 && cat > {q} && chmod {mode:o} {q}"], input=data,
+                 check=True, timeout=120)

@@ -30,6 +30,7 @@ import re
 import select
 import shlex
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 
@@ -57,6 +58,9 @@ MASK_AWK = ('BEGIN { n = split(ENVIRON["TRAINSH_MASK"], k, " ") } '
             '{ for (i = 1; i <= n; i++) { v = ENVIRON[k[i]]; if (length(v) < 4) continue; '
             'while ((j = index($0, v)) > 0) $0 = substr($0, 1, j - 1) "***" substr($0, j + length(v)) } '
             'print; fflush() }')
+
+
+_SEP = "\x1etrainsh-"  # record separator in a batched remote answer
 
 
 def wait_process(proc: subprocess.Popen, timeout: float) -> bool:
@@ -121,7 +125,7 @@ class Session:
     marker: str = ""  # channel of the latest command sent, found in its echo
     count: int = 0  # commands sent so far
     current: Pending | None = None
-    history: list = field(default_factory=list)
+    prefetch: tuple[int, bytes] | None = None  # (offset, pane log bytes) fetched with a command
 
     @property
     def log_path(self) -> str:
@@ -261,11 +265,19 @@ class Tmux:
     def run_command(self, s: Session, p: Pending) -> Pending:
         """Send a command and wait for it in one tmux client: `wait-for` queued right behind
         `send-keys` is registered before the shell can even read the keys, so the signal
-        cannot go past it, and a step costs one process (one round trip on a remote host)."""
+        cannot go past it, and a step costs one process. On a remote host the same ssh
+        command also returns the exit code and the new output: one round trip per step."""
         argv = self._send_argv(s, p) + [";", "wait-for", p.channel]
-        proc = subprocess.Popen(self.shell.argv_for(argv), stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        return self.wait(s, p, proc=proc)
+        if self.shell.is_local():
+            proc = subprocess.Popen(self.shell.argv_for(argv), stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            return self.wait(s, p, proc=proc)
+        script = (f"{shlex.join(argv)}; echo; echo {_SEP}rc; cat {shlex.quote(p.rc_path)} 2>/dev/null;"
+                  f" echo {_SEP}log; tail -c +{s.log_offset + 1} {shlex.quote(s.log_path)} 2>/dev/null")
+        with tempfile.TemporaryFile() as out:  # a file, not a pipe: no buffer to fill up
+            proc = subprocess.Popen(self.shell.argv_for(["sh", "-c", script]), stdin=subprocess.DEVNULL,
+                                    stdout=out, stderr=subprocess.DEVNULL)
+            return self.wait(s, p, proc=proc, batch=out)
 
     def _send_argv(self, s: Session, p: Pending) -> list[str]:
         s.marker = p.channel
@@ -285,7 +297,7 @@ class Tmux:
             return None
 
     def wait(self, s: Session, p: Pending, *, until: float | None = None, grace: float = 2.0,
-             proc: subprocess.Popen | None = None) -> Pending:
+             proc: subprocess.Popen | None = None, batch=None) -> Pending:
         """Block until the pending command ends, the pane dies, or a deadline passes.
 
         `p.deadline` is the command's own limit: reaching it interrupts the command (Ctrl-C)
@@ -296,6 +308,7 @@ class Tmux:
             return p
         limits = [t for t in (until, p.deadline) if t is not None]
         end = min(limits) if limits else None
+        local = self.shell.is_local()
         if proc is None:
             rc = self.read_rc(p.rc_path)
             if rc is not None:
@@ -304,18 +317,24 @@ class Tmux:
             # If the command ends before the waiter connects, tmux remembers its one signal
             # and the waiter takes it. So no rc check (and no release signal) right after the
             # spawn: a second unmatched signal would cancel the remembered one.
-            proc = self._waiter(p.channel)
+            proc = self._waiter(p.channel, p.rc_path)
         checked = time.monotonic()
         try:
             while True:
                 slice_ = 1.0 if end is None else max(0.0, min(1.0, end - time.time()))
                 if wait_process(proc, slice_):
                     proc = None
+                    if batch is not None and self._take_batch(s, p, batch):
+                        return p
+                    batch = None
+                elif (not local and time.monotonic() - checked < 30
+                      and (end is None or time.time() < end)):
+                    continue  # remote: no round trip per slice; the waiter wakes us
                 rc = self.read_rc(p.rc_path)
                 if rc is not None:  # (with the waiter still there: its signal went astray)
                     p.rc, p.done = rc, True
                     return p
-                if proc is None or time.monotonic() - checked > 5:
+                if proc is None or time.monotonic() - checked > (5 if local else 30):
                     # Woken without an rc, or a periodic check: is the shell still there?
                     checked = time.monotonic()
                     state = self.pane_state(s)
@@ -333,7 +352,7 @@ class Tmux:
                         self._interrupt_timed_out(s, p, grace)
                     return p
                 if proc is None:
-                    proc = self._waiter(p.channel)  # a stray wake-up: wait again
+                    proc = self._waiter(p.channel, p.rc_path)  # a stray wake-up: wait again
         finally:
             if proc is not None and proc.poll() is None:
                 self.signal(p.channel)  # release our own waiter; never kill it
@@ -343,10 +362,34 @@ class Tmux:
                     proc.kill()
                     proc.wait()
 
-    def _waiter(self, channel: str) -> subprocess.Popen:
-        return subprocess.Popen(self.shell.argv_for(self.argv("wait-for", channel)),
-                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
+    def _take_batch(self, s: Session, p: Pending, batch) -> bool:
+        """Read what a batched remote run_command returned: (rc, new log bytes)."""
+        batch.seek(0)
+        data = batch.read()
+        head, sep, rest = data.partition(f"\n{_SEP}rc\n".encode())
+        if not sep:
+            return False
+        rc_text, sep, log = rest.partition(f"{_SEP}log\n".encode())
+        try:
+            rc = int(rc_text.strip())
+        except ValueError:
+            return False
+        p.rc, p.done = rc, True
+        s.prefetch = (s.log_offset, log)
+        return True
+
+    def _waiter(self, channel: str, rc_path: str | None = None) -> subprocess.Popen:
+        if self.shell.is_local() or rc_path is None:
+            argv = self.argv("wait-for", channel)
+        else:
+            # After a reconnect a stale waiter of the dropped connection may still be
+            # registered and take the signal: if the rc file is there once ours is
+            # registered, wake everyone ourselves.
+            w = self.cmdline("wait-for", channel)
+            sig = self.cmdline("wait-for", "-S", channel)
+            argv = ["sh", "-c", f"{w} & w=$!; sleep 0.3; [ -e {shlex.quote(rc_path)} ] && {sig}; wait $w"]
+        return subprocess.Popen(self.shell.argv_for(argv), stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def _interrupt_timed_out(self, s: Session, p: Pending, grace: float) -> None:
         self.interrupt(s)
@@ -360,7 +403,11 @@ class Tmux:
     def output_since(self, s: Session, channel: str, offset: int) -> tuple[str, int]:
         """The cleaned output of the command sent on `channel`, and the log offset where it
         ends. Reads the pane log from `offset`."""
-        data = self.shell.read_file(s.log_path, offset) or b""
+        if s.prefetch is not None and s.prefetch[0] == offset:
+            data = s.prefetch[1]  # came back with the command (remote)
+        else:
+            data = self.shell.read_file(s.log_path, offset) or b""
+        s.prefetch = None
         mark = start_marker(channel)
         i = data.find(mark)
         if i >= 0:

@@ -47,7 +47,7 @@ def listening(port):
                 pass
     return False
 if kind == "file":
-    path = os.path.expanduser(a["path"])
+    path = os.path.expanduser(os.path.expandvars(a["path"]))  # $HOME and ~ as on the host
     while True:
         if os.path.exists(path):
             done(True, detail=path)

@@ -134,17 +134,30 @@ def local_tmux_socket() -> str | None:
 
 
 def resolve_host(name: str, spec: str, job: Job) -> HostHandle:
-    """A host spec -> how to reach it. Only this machine is supported in this version."""
+    """A host spec -> how to reach it: `local`, a hosts.toml name, or an ssh spec."""
+    from trainsh.remote.shell import SshShell
+    from trainsh.remote.sshspec import SpecError, SshSpec
+    from trainsh.settings import hosts
+
     if spec == "local":
         shell = LocalShell()
         return HostHandle(name, spec, shell, Tmux(shell, local_tmux_socket()), str(job.folder / "run"))
     if spec == "placeholder":
         raise StepFailed(f"host @{name} is a placeholder: give it a machine with "
                          f"--host {name}=SPEC (or vast.pick)")
-    kind = spec.split(":", 1)[0] if ":" in spec.split()[0] else "ssh"
-    what = {"vast": "Vast.ai hosts", "runpod": "RunPod hosts", "colab": "Colab hosts"}.get(kind, "ssh hosts")
-    raise StepFailed(f"host @{name} = {spec}: {what} are not supported yet in this version "
-                     "(only 'local' is)")
+    first = spec.split()[0]
+    if ":" in first and first.split(":", 1)[0] in ("vast", "runpod", "colab"):
+        what = {"vast": "Vast.ai", "runpod": "RunPod", "colab": "Colab"}[first.split(":", 1)[0]]
+        raise StepFailed(f"host @{name} = {spec}: {what} hosts are not supported yet in this version")
+    try:
+        entry = hosts.get(spec) if " " not in spec and "@" not in spec else None
+        text = hosts.spec_text(entry) if entry else spec  # else an ssh destination or alias
+        ssh = SshSpec.parse(text)
+    except (SpecError, hosts.HostsError) as e:
+        raise StepFailed(f"host @{name}: {e}") from None
+    shell = SshShell(ssh)
+    run_dir = f"{shell.home()}/.cache/trainsh/run/{job.id}"
+    return HostHandle(name, str(ssh), shell, Tmux(shell), run_dir)
 
 
 def recipe_hash(text: str) -> str:
@@ -260,7 +273,7 @@ class Runner:
                     self.journal.step_finished(job.id, idx, "failed", e.exit_code,
                                                detail={**(row or {}).get("detail", {}), "error": str(e)})
                     return self._failed(idx, step, e)
-                except ShellError as e:
+                except (ShellError, config.ConfigError) as e:
                     self.console.live_done()
                     self.journal.step_finished(job.id, idx, "failed", None, detail={"error": str(e)})
                     return self._failed(idx, step, StepFailed(str(e)))

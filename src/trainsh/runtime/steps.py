@@ -145,8 +145,8 @@ def host_command(ctx: Context, idx: int, step: m.HostCommand, resume: dict | Non
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(out + "\n" if out else "", encoding="utf-8")
     ctx.events.output(step.host, out)
-    if out:
-        ctx.console.output(out, indent="  ")
+    if out:  # the command's own output is the result of `train exec`: stdout, pipeable
+        print(out, flush=True)
     if r.timed_out:
         raise StepFailed(f"command timed out after {m.format_seconds(timeout)}", None, out)
     ctx.journal.step_update(ctx.job.id, idx, log_path=str(path))
@@ -253,32 +253,35 @@ def tmux_config(ctx: Context, idx: int, step: m.TmuxConfig, resume: dict | None 
 # ---- transfers -----------------------------------------------------------------------------
 
 def transfer(ctx: Context, idx: int, step: m.Transfer, resume: dict | None = None) -> None:
-    from trainsh.transfer.rsync import local_copy
+    from trainsh.transfer import planner
 
     _start(ctx, idx, step)
-    src, dst = _local_path(ctx, step.src), _local_path(ctx, step.dst)
+    src, dst = _side(ctx, step.src), _side(ctx, step.dst)
     ctx.console.live(f"copying {src} -> {dst}")
     try:
-        summary = local_copy(src, dst, delete=step.delete, excludes=step.excludes)
+        summary = planner.copy(src, dst, delete=step.delete, excludes=step.excludes)
     finally:
         ctx.console.live_done()
-    _done(ctx, idx, 0, src=src, dst=dst, summary=summary)
+    _done(ctx, idx, 0, src=str(src), dst=str(dst), summary=summary)
     ctx.console.ok(summary)
 
 
-def _local_path(ctx: Context, ep: m.Endpoint) -> str:
+def _side(ctx: Context, ep: m.Endpoint):
+    from trainsh.transfer.planner import Side
+
+    path = ctx.expand(ep.path)
     if ep.name is not None and ep.name != "local":
         d = ctx.recipe.definitions.get(ep.name)
         if d is not None and d.kind == "storage":
             raise StepFailed(f"@{ep.name} is storage ({d.value}): storage transfers are not "
                              "supported yet in this version")
         h = ctx.host(ep.name)
-        if h.spec != "local":
-            raise StepFailed(f"@{ep.name}: transfers to remote hosts are not supported yet")
-    path = os.path.expanduser(ctx.expand(ep.path))
+        if not h.shell.is_local():
+            return Side(path, h.shell)
+    path = os.path.expanduser(path)
     if not os.path.isabs(path):
         path = os.path.join(ctx.job.cwd, path)
-    return path
+    return Side(path)
 
 
 # ---- the rest ------------------------------------------------------------------------------

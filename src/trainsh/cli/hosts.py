@@ -1,0 +1,228 @@
+"""Handlers of `train host ...` and `train transfer`."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+import time
+
+from trainsh.cli import UserError
+
+
+def dispatch(args) -> int:
+    from trainsh.remote.shell import ShellError
+    from trainsh.remote.sshspec import SpecError
+    from trainsh.settings.hosts import HostsError
+
+    try:
+        if args.group == "transfer":
+            return transfer(args)
+        return HANDLERS[args.cmd](args)
+    except (SpecError, HostsError) as e:
+        raise UserError(str(e)) from None
+    except ShellError as e:
+        raise UserError(str(e), 1) from None
+
+
+def _spec(name: str):
+    from trainsh.remote.sshspec import SshSpec
+    from trainsh.settings import hosts
+
+    entry = hosts.get(name)
+    if entry is None:
+        known = ", ".join(hosts.load()) or "none yet (train host add)"
+        raise UserError(f"no host '{name}' in hosts.toml (hosts: {known})")
+    return SshSpec.parse(hosts.spec_text(entry))
+
+
+def _shell(name: str):
+    from trainsh.remote.shell import SshShell
+
+    return SshShell(_spec(name), reconnect=10)
+
+
+def host_list(args) -> int:
+    from trainsh.settings import hosts, paths
+
+    entries = hosts.load()
+    if not entries:
+        print(f"no hosts in {paths.hosts_file()} (train host add)")
+        return 0
+    for name, entry in entries.items():
+        print(f"{name:<16} {hosts.spec_text(entry)}")
+    return 0
+
+
+def _ask(prompt: str, default: str = "") -> str:
+    value = input(f"{prompt}{f' [{default}]' if default else ''}: ").strip()
+    return value or default
+
+
+def host_add(args) -> int:
+    from trainsh.remote.sshspec import SshSpec
+    from trainsh.settings import hosts
+
+    tty = sys.stdin.isatty()
+    name, dest = args.name, args.destination
+    if not name or not dest:
+        if not tty:
+            raise UserError("train host add NAME USER@HOST [--port N] [--key KEY] [--jump JUMP] "
+                            "(asks interactively on a terminal)")
+        name = name or _ask("name")
+        dest = dest or _ask("user@host")
+        args.port = args.port or (_ask("port", "22") if tty else None)
+        args.key = args.key or _ask("identity file (empty: ssh's default)")
+        args.jump = args.jump or _ask("jump host (empty: none)")
+    import re
+
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", name or ""):
+        raise UserError(f"bad host name '{name}' (letters, digits, '_', '-')")
+    spec = SshSpec.parse(dest)  # checks user@host
+    port = int(args.port) if args.port and str(args.port) != "22" else spec.port
+    entry = {"host": spec.host, "user": spec.user, "port": port, "key": args.key or spec.key,
+             "jump": args.jump or spec.jump}
+    if hosts.get(name) and not args.force:
+        raise UserError(f"host '{name}' exists already (--force replaces it)")
+    hosts.save(name, entry)
+    print(f"added {name}: {hosts.spec_text({k: v for k, v in entry.items() if v})}")
+    return 0
+
+
+def host_show(args) -> int:
+    from trainsh.remote.sshspec import ssh_argv
+    from trainsh.settings import hosts
+
+    spec = _spec(args.name)
+    for k, v in hosts.get(args.name).items():
+        print(f"{k:<8} {v}")
+    print(f"ssh      {shlex.join(ssh_argv(spec, batch=False))}")
+    return 0
+
+
+def host_ssh(args) -> int:
+    from trainsh.remote.sshspec import ssh_argv
+
+    argv = ssh_argv(_spec(args.name), tty=True, batch=False)
+    os.execvp(argv[0], argv)
+    return 0  # not reached
+
+
+def host_remove(args) -> int:
+    from trainsh.settings import hosts
+
+    if not hosts.remove(args.name):
+        raise UserError(f"no host '{args.name}' in hosts.toml", 1)
+    print(f"removed {args.name}")
+    return 0
+
+
+PROBE = r"""
+echo "user=$(id -un) home=$HOME"
+for t in tmux rsync python3 rclone unison; do
+  if command -v $t >/dev/null 2>&1; then echo "tool $t yes"; else echo "tool $t no"; fi
+done
+if command -v nvidia-smi >/dev/null 2>&1; then
+  nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null | sed 's/^/gpu /'
+else echo "gpu none (no nvidia-smi)"; fi
+df -Pk "$HOME" | awk 'NR==2 {printf "disk %.1f GB free\n", $4/1048576}'
+"""
+
+
+def host_test(args) -> int:
+    shell = _shell(args.name)
+    t = time.monotonic()
+    r = shell.run(["true"], timeout=30)  # opens the shared connection
+    connect = time.monotonic() - t
+    if not r.ok:
+        raise UserError(f"{args.name}: {shell.explain(r)}", 1)
+    t = time.monotonic()
+    shell.run(["true"], timeout=30)
+    latency = time.monotonic() - t
+    print(f"{args.name}: reachable, authenticated (connect {connect * 1000:.0f} ms, "
+          f"round trip {latency * 1000:.0f} ms over the shared connection)")
+    r = shell.run(["sh", "-c", PROBE], timeout=60)
+    missing = []
+    for line in r.stdout.splitlines():
+        if line.startswith("tool "):
+            _, tool, ok = line.split()
+            print(f"  {tool:<8} {'found' if ok == 'yes' else 'missing'}")
+            if ok != "yes" and tool in ("tmux", "rsync", "python3"):
+                missing.append(tool)
+        else:
+            print(f"  {line}")
+    if missing:
+        print(f"  recipes need {', '.join(missing)} on the host")
+        return 1
+    return 0
+
+
+def host_browse(args) -> int:
+    from trainsh.transfer.planner import Side, copy
+
+    shell = _shell(args.name)
+    path = args.path or shell.home()
+    while True:
+        r = shell.run(["sh", "-c", f"cd {shlex.quote(path)} && pwd && ls -la --time-style=long-iso"],
+                      timeout=60)
+        if not r.ok:
+            print(f"cannot list {path}: {(r.stderr.strip().splitlines() or ['?'])[-1]}")
+            if not sys.stdin.isatty() or path == "/":
+                return 1
+            path = os.path.dirname(path.rstrip("/")) or "/"
+            continue
+        lines = r.stdout.splitlines()
+        path = lines[0]
+        print(f"{args.name}:{path}")
+        for line in lines[2:]:
+            print(f"  {line}")
+        if not sys.stdin.isatty():
+            return 0
+        try:
+            cmd = input("cd DIR | get FILE [LOCAL] | q > ").strip()
+        except EOFError:
+            return 0
+        if cmd in ("q", "quit", "exit", ""):
+            return 0
+        verb, _, rest = cmd.partition(" ")
+        if verb == "cd":
+            path = rest if rest.startswith("/") else os.path.normpath(f"{path}/{rest}")
+        elif verb == "get" and rest:
+            parts = shlex.split(rest)
+            local = parts[1] if len(parts) > 1 else "."
+            remote = parts[0] if parts[0].startswith("/") else f"{path}/{parts[0]}"
+            print(copy(Side(remote, shell), Side(os.path.abspath(local))))
+        else:
+            print("commands: cd DIR, get FILE [LOCAL], q")
+
+
+def _side(text: str):
+    from trainsh.remote.shell import SshShell
+    from trainsh.remote.sshspec import SshSpec
+    from trainsh.settings import hosts
+    from trainsh.transfer.planner import Side
+
+    if text.startswith("@"):
+        name, sep, path = text[1:].partition(":")
+        if not sep or not path:
+            raise UserError(f"{text}: write @HOST:PATH")
+        if name == "local":
+            return Side(os.path.abspath(os.path.expanduser(path)))
+        entry = hosts.get(name)
+        if entry is None:
+            raise UserError(f"{text}: no host '{name}' in hosts.toml (train host add; "
+                            "storage transfers are not supported yet in this version)")
+        return Side(path, SshShell(SshSpec.parse(hosts.spec_text(entry))))
+    return Side(os.path.abspath(os.path.expanduser(text)) + ("/" if text.endswith("/") else ""))
+
+
+def transfer(args) -> int:
+    from trainsh.transfer.planner import copy
+
+    src, dst = _side(args.src), _side(args.dst)
+    print(copy(src, dst, delete=args.delete, excludes=tuple(args.exclude), dry_run=args.dry_run))
+    return 0
+
+
+HANDLERS = {"list": host_list, "add": host_add, "show": host_show, "ssh": host_ssh,
+            "remove": host_remove, "test": host_test, "browse": host_browse}

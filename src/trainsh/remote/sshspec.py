@@ -1,0 +1,130 @@
+"""SSH destinations and the one place that builds ssh, rsync and unison command lines.
+
+Every connection goes through the user's OpenSSH client (so ~/.ssh/config, ProxyJump,
+IdentityFile and the agent all work) with connection sharing: ControlMaster=auto, a short
+ControlPath with %C, ControlPersist, keep-alives, and BatchMode for non-interactive calls.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from dataclasses import dataclass, field
+
+
+class SpecError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class SshSpec:
+    host: str
+    user: str | None = None
+    port: int | None = None
+    key: str | None = None
+    jump: str | None = None
+    options: tuple[str, ...] = field(default=())  # "Key=Value"
+
+    @property
+    def destination(self) -> str:
+        return f"{self.user}@{self.host}" if self.user else self.host
+
+    def __str__(self) -> str:
+        parts = [self.destination]
+        if self.port:
+            parts += ["-p", str(self.port)]
+        if self.key:
+            parts += ["-i", self.key]
+        if self.jump:
+            parts += ["-J", self.jump]
+        for o in self.options:
+            parts += ["-o", o]
+        return shlex.join(parts)
+
+    @classmethod
+    def parse(cls, spec: str) -> SshSpec:
+        """`[user@]host [-p PORT] [-i KEY] [-J JUMP] [-o Opt=Val]...`"""
+        try:
+            toks = shlex.split(spec)
+        except ValueError as e:
+            raise SpecError(f"bad ssh spec '{spec}': {e}") from None
+        if not toks or toks[0].startswith("-"):
+            raise SpecError(f"bad ssh spec '{spec}': start with [user@]host")
+        user, _, host = toks[0].rpartition("@")
+        if not host:
+            raise SpecError(f"bad ssh spec '{spec}': no host")
+        port = key = jump = None
+        options: list[str] = []
+        i = 1
+        while i < len(toks):
+            t = toks[i]
+            flag, value = t[:2], t[2:]
+            if flag in ("-p", "-i", "-J", "-o"):
+                if not value:
+                    i += 1
+                    if i >= len(toks):
+                        raise SpecError(f"bad ssh spec '{spec}': {flag} needs a value")
+                    value = toks[i]
+                if flag == "-p":
+                    if not value.isdigit() or not 0 < int(value) < 65536:
+                        raise SpecError(f"bad ssh spec '{spec}': bad port '{value}'")
+                    port = int(value)
+                elif flag == "-i":
+                    key = os.path.expanduser(value)
+                elif flag == "-J":
+                    jump = value
+                else:
+                    options.append(value.replace(" ", "=", 1) if "=" not in value else value)
+            else:
+                raise SpecError(f"bad ssh spec '{spec}': unknown option '{t}'")
+            i += 1
+        return cls(host, user or None, port, key, jump, tuple(options))
+
+
+def control_dir() -> str:
+    """A short private folder for ControlPath sockets (sun_path is ~108 bytes)."""
+    d = os.environ.get("TRAINSH_SSH_CONTROL_DIR") or f"/tmp/trainsh-{os.getuid()}"
+    os.makedirs(d, mode=0o700, exist_ok=True)
+    return d
+
+
+def ssh_options(spec: SshSpec, *, batch: bool = True, persist: str = "300") -> list[str]:
+    """Options shared by ssh, rsync's -e and unison's -sshargs."""
+    opts = [
+        "-o", "ControlMaster=auto",
+        "-o", f"ControlPath={control_dir()}/%C",
+        "-o", f"ControlPersist={persist}",
+        "-o", "ServerAliveInterval=5",
+        "-o", "ServerAliveCountMax=3",
+        "-o", "ConnectTimeout=10",
+    ]
+    if batch:
+        opts += ["-o", "BatchMode=yes"]
+    if spec.port:
+        opts += ["-p", str(spec.port)]
+    if spec.key:
+        opts += ["-i", spec.key, "-o", "IdentitiesOnly=yes"]
+    if spec.jump:
+        opts += ["-J", spec.jump]
+    for o in spec.options:
+        opts += ["-o", o]
+    extra = os.environ.get("TRAINSH_SSH_OPTIONS")  # e.g. a test's -F config
+    if extra:
+        opts += shlex.split(extra)
+    return opts
+
+
+def ssh_argv(spec: SshSpec, remote: str | None = None, *, tty: bool = False,
+             batch: bool = True) -> list[str]:
+    argv = ["ssh", *ssh_options(spec, batch=batch)]
+    if tty:
+        argv.append("-t")
+    argv.append(spec.destination)
+    if remote is not None:
+        argv += ["--", remote]
+    return argv
+
+
+def rsync_rsh(spec: SshSpec) -> str:
+    """The `-e` value for rsync: the same ssh, options and shared connection."""
+    return shlex.join(["ssh", *ssh_options(spec)])

@@ -1,0 +1,135 @@
+"""Choosing how a transfer runs, by what its two ends are.
+
+- local <-> local: rsync on this machine.
+- local <-> host: rsync over the host's shared ssh connection (same spec: jump hosts too); the
+  destination folder is created by rsync's remote side (`--rsync-path`), so no rsync 3.2.3
+  `--mkpath` is needed.
+- host <-> host: rsync run on the source host straight to the destination when the source can
+  reach it (one probe); otherwise a tar stream from one ssh to the other through this machine,
+  with no temporary file.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import shlex
+import subprocess
+import time
+from dataclasses import dataclass
+
+from trainsh.remote.shell import LocalShell, Shell, ShellError, SshShell
+from trainsh.remote.sshspec import rsync_rsh, ssh_options
+from trainsh.transfer.rsync import local_copy, rsync_argv, summarize
+
+
+@dataclass
+class Side:
+    path: str
+    shell: Shell | None = None  # None: this machine
+
+    @property
+    def remote(self) -> bool:
+        return self.shell is not None and not self.shell.is_local()
+
+    def __str__(self) -> str:
+        return f"{self.shell.name}:{self.path}" if self.remote else self.path
+
+
+def _target_dir(path: str) -> str:
+    return path if path.endswith("/") else posixpath.dirname(path) or "."
+
+
+def copy(src: Side, dst: Side, *, delete: bool = False, excludes: tuple[str, ...] = (),
+         dry_run: bool = False) -> str:
+    """Copy src to dst; returns a one-line summary. Raises ShellError on failure."""
+    if not src.remote and not dst.remote:
+        return local_copy(src.path, dst.path, delete=delete, excludes=excludes, dry_run=dry_run)
+    if src.remote and dst.remote:
+        return _host_to_host(src, dst, delete=delete, excludes=excludes, dry_run=dry_run)
+    host = src.shell if src.remote else dst.shell
+    assert isinstance(host, SshShell)
+    argv = rsync_argv(f"{host.spec.destination}:{src.path}" if src.remote else src.path,
+                      f"{host.spec.destination}:{dst.path}" if dst.remote else dst.path,
+                      delete=delete, excludes=excludes, dry_run=dry_run)
+    argv[1:1] = ["-e", rsync_rsh(host.spec)]
+    if dst.remote and not dry_run:
+        target = shlex.quote(_target_dir(dst.path))
+        argv[1:1] = [f"--rsync-path=mkdir -p {target} && rsync"]
+    elif not dst.remote and not dry_run:
+        os.makedirs(_target_dir(dst.path), exist_ok=True)
+    r = LocalShell().run(argv)
+    if not r.ok:
+        raise ShellError(f"rsync {src} -> {dst} failed: {_last(r.stderr, r.returncode)}", r)
+    return summarize(r.stdout, r.seconds, dry_run)
+
+
+def _host_to_host(src: Side, dst: Side, *, delete, excludes, dry_run) -> str:
+    a, b = src.shell, dst.shell
+    assert isinstance(a, SshShell) and isinstance(b, SshShell)
+    if a.spec == b.spec:  # the same machine: rsync there, between two of its paths
+        argv = rsync_argv(src.path, dst.path, delete=delete, excludes=excludes, dry_run=dry_run)
+        script = ("" if dry_run else f"mkdir -p {shlex.quote(_target_dir(dst.path))} && ") + shlex.join(argv)
+        r = a.script(script)
+        if not r.ok:
+            raise ShellError(f"rsync on {a.name} failed: {_last(r.stderr, r.returncode)}", r)
+        return summarize(r.stdout, r.seconds, dry_run)
+    # Can the source reach the destination by itself? Then the data goes straight there.
+    opts = _drop_control(ssh_options(b.spec))
+    ssh = shlex.join(["ssh", *opts])
+    # (`|| exit 1`: a remote 255 would read as our own connection failing)
+    probe = a.script(f"{ssh} {shlex.quote(b.spec.destination)} true || exit 1", timeout=30)
+    if probe.ok:
+        argv = rsync_argv(src.path, f"{b.spec.destination}:{dst.path}", delete=delete,
+                          excludes=excludes, dry_run=dry_run)
+        argv[1:1] = ["-e", ssh]
+        if not dry_run:
+            argv[1:1] = [f"--rsync-path=mkdir -p {shlex.quote(_target_dir(dst.path))} && rsync"]
+        r = a.script(f"{shlex.join(argv)} || exit $(( $? == 255 ? 254 : $? ))")
+        if not r.ok:
+            raise ShellError(f"rsync {src} -> {dst} (run on {a.name}) failed: "
+                             f"{_last(r.stderr, r.returncode)}", r)
+        return summarize(r.stdout, r.seconds, dry_run) + f" (direct from {a.name})"
+    return _stream(src, dst, delete=delete, excludes=excludes, dry_run=dry_run)
+
+
+def _drop_control(opts: list[str]) -> list[str]:
+    """ssh options without connection sharing (the socket folder is this machine's)."""
+    out, i = [], 0
+    while i < len(opts):
+        if opts[i] == "-o" and opts[i + 1].startswith(("ControlMaster", "ControlPath", "ControlPersist")):
+            i += 2
+            continue
+        out.append(opts[i])
+        i += 1
+    return out
+
+
+def _stream(src: Side, dst: Side, *, delete, excludes, dry_run) -> str:
+    """tar from the source's ssh into the destination's ssh: through this machine, in memory."""
+    if delete:
+        raise ShellError(f"{src.shell.name} cannot reach {dst.shell.name}: a transfer relayed "
+                         "through this machine cannot delete (delete=true)")
+    parent, name = posixpath.split(src.path.rstrip("/")) if not src.path.endswith("/") else (src.path, ".")
+    ex = "".join(f" --exclude={shlex.quote(e)}" for e in excludes)
+    target = dst.path if dst.path.endswith("/") or name == "." else posixpath.dirname(dst.path) or "."
+    if dry_run:
+        r = src.shell.script(f"tar -C {shlex.quote(parent or '/')}{ex} -cf - {shlex.quote(name)} | tar -tf - | wc -l")
+        return f"would copy {r.stdout.strip()} entries through this machine"
+    start = time.monotonic()
+    sender = subprocess.Popen(src.shell.argv_for(["sh", "-c", f"tar -C {shlex.quote(parent or '/')}{ex} -cf - {shlex.quote(name)}"]),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    receiver = subprocess.Popen(dst.shell.argv_for(["sh", "-c", f"mkdir -p {shlex.quote(target)} && tar -C {shlex.quote(target)} -xf -"]),
+                                stdin=sender.stdout, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    sender.stdout.close()
+    _, rerr = receiver.communicate()
+    _, serr = sender.communicate()
+    if sender.returncode or receiver.returncode:
+        err = (serr or rerr).decode(errors="replace")
+        raise ShellError(f"copy {src} -> {dst} through this machine failed: {_last(err, sender.returncode or receiver.returncode)}")
+    return f"copied {src} -> {dst} through this machine in {time.monotonic() - start:.2f}s"
+
+
+def _last(stderr: str, code: int) -> str:
+    lines = [ln for ln in stderr.strip().splitlines() if ln.strip()]
+    return lines[-1] if lines else f"exit {code}"

@@ -1,0 +1,214 @@
+"""Recipes on ssh hosts: a real sshd on loopback, real tmux on the far side, real rsync."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+from helpers import TRAIN, train, wait_until, write_recipe
+from sshd import USER
+
+from trainsh.runtime.journal import Journal
+
+
+def run(tmp_path, text: str, *args: str, name: str = "r.recipe"):
+    r = write_recipe(tmp_path / name, text)
+    return train("recipe", "run", str(r), "--no-visual", *args)
+
+
+def last_steps():
+    j = Journal()
+    try:
+        job = j.jobs(1)[0]
+        return job, j.steps(job.id)
+    finally:
+        j.close()
+
+
+def remote_tmux(server, *args) -> subprocess.CompletedProcess:
+    socks = list(server.tmux_dir.glob("tmux-*/default"))
+    assert socks, "no remote tmux server"
+    return subprocess.run(["tmux", "-S", str(socks[0]), *args], capture_output=True, text=True)
+
+
+ENGINE = """
+host gpu = {spec}
+tmux.open @gpu as w
+@w > cd /tmp && echo "whoami=$(whoami) home=$HOME"
+@w > cat > {dir}/doc.txt <<'EOF'
+quotes "kept" and $NAME literal
+EOF
+@w > (exit 6)
+"""
+
+
+@pytest.mark.parametrize("user", ["root", USER])
+def test_exit_codes_output_and_heredocs_over_ssh(tmp_path, ssh, user):
+    server = ssh.b if user == USER else ssh.a
+    workdir = server.home
+    p = run(tmp_path, ENGINE.format(spec=server.spec(user), dir=workdir))
+    assert p.returncode == 1, p.stderr
+    assert "command exited with code 6" in p.stderr
+    assert f"whoami={user} home={server.home}" in p.stderr
+    assert (workdir / "doc.txt").read_text() == 'quotes "kept" and $NAME literal\n'
+    _, steps = last_steps()
+    assert [s["exit_code"] for s in steps] == [0, 0, 0, 6]
+
+
+def test_waits_run_on_the_host(tmp_path, ssh):
+    # the port is opened on the host's loopback only; the pattern and file appear there too
+    port = __import__("sshd").free_port()
+    p = run(tmp_path, f"""
+host gpu = {ssh.a.spec()}
+tmux.open @gpu as w
+tmux.open @gpu as srv
+@w > for i in 1 2 3; do echo "epoch $i"; sleep 0.1; done; touch $HOME/flag &
+wait @w "epoch 3" timeout=20s
+wait @w file=$HOME/flag timeout=20s
+wait @w idle timeout=20s
+@srv > exec python3 -m http.server {port} --bind 127.0.0.1 &
+wait @srv port={port} timeout=20s
+@w timeout=1s > sleep 30
+""")
+    assert p.returncode == 1, p.stderr
+    assert "epoch 3" in p.stderr and "idle after" in p.stderr and f"port {port} after" in p.stderr
+    assert "timed out after 1s and was interrupted" in p.stderr
+
+
+def test_jump_host_and_hosts_file_name(tmp_path, ssh):
+    from trainsh.settings import paths
+
+    paths.home().mkdir(parents=True, exist_ok=True)
+    paths.hosts_file().write_text(
+        f'[box]\nhost = "127.0.0.1"\nuser = "root"\nport = {ssh.a.port}\njump = "root@127.0.0.1:{ssh.b.port}"\n')
+    p = run(tmp_path, """
+host gpu = box
+tmux.open @gpu as w
+@w > echo "via-jump $SSH_CONNECTION"
+""")
+    assert p.returncode == 0, p.stderr
+    assert "via-jump 127.0.0.1" in p.stderr
+    # the connection came through B: sshd A logged a connection from B's forwarding
+    assert "Accepted publickey for root" in (ssh.base / "sshd_b.log").read_text()
+
+
+def test_host_override_fills_a_placeholder(tmp_path, ssh):
+    p = run(tmp_path, "host gpu = placeholder\ntmux.open @gpu as w\n@w > hostname\n",
+            "--host", f"gpu={ssh.a.spec()}")
+    assert p.returncode == 0, p.stderr
+
+
+def test_transfers_local_host_and_host_host(tmp_path, ssh):
+    src = tmp_path / "data"
+    (src / "sub").mkdir(parents=True)
+    for i in range(20):
+        (src / "sub" / f"f{i}.bin").write_bytes(os.urandom(1000 + i))
+    (src / "skip.ckpt").write_text("no")
+    a, b = ssh.a.home, ssh.b.home
+    p = run(tmp_path, f"""
+host A = {ssh.a.spec()}
+host B = {ssh.b.spec(USER)}
+host R = {ssh.b.spec()}
+./data/ -> @A:{a}/new/deeper/data exclude=*.ckpt
+@A:{a}/new/deeper/data/ -> ./back
+@A:{a}/new/deeper/data -> @R:{b}/direct/
+@B:{b}/direct/data -> @A:{a}/relayed/
+""")
+    assert p.returncode == 0, p.stderr
+    want = {f.relative_to(src / "sub") : f.read_bytes() for f in (src / "sub").iterdir()}
+    for folder in (a / "new/deeper/data/sub", tmp_path / "back/sub", b / "direct/data/sub",
+                   a / "relayed/data/sub"):
+        got = {f.relative_to(folder): f.read_bytes() for f in folder.iterdir()}
+        assert got == want, folder
+    assert not (a / "new/deeper/data/skip.ckpt").exists()
+    assert "direct from root@127.0.0.1" in p.stderr  # A reached R by itself
+    assert "through this machine" in p.stderr  # the non-root user on B cannot reach A
+
+
+def test_a_dropped_master_connection_is_reconnected(tmp_path, ssh, monkeypatch):
+    r = write_recipe(tmp_path / "drop.recipe", f"""
+host gpu = {ssh.a.spec()}
+tmux.open @gpu as w
+@w > sleep 2; echo finished-after-drop; (exit 4)
+""")
+    proc = subprocess.Popen([*TRAIN, "recipe", "run", str(r), "--no-visual"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    control = os.environ["TRAINSH_SSH_CONTROL_DIR"]
+
+    def running():
+        j = Journal()
+        try:
+            jobs = j.jobs(1)
+            steps = j.steps(jobs[0].id) if jobs else []
+            return len(steps) > 1 and steps[1]["status"] == "running"
+        finally:
+            j.close()
+    wait_until(running, what="the command to run")
+    time.sleep(0.3)
+    for sock in os.listdir(control):  # kill the master: every multiplexed session drops
+        subprocess.run(["ssh", "-o", f"ControlPath={control}/{sock}", "-O", "exit", "x"], capture_output=True)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, err
+    assert "command exited with code 4" in err
+    assert "finished-after-drop" in err
+
+
+def test_authentication_failure_is_one_clear_line(tmp_path, ssh):
+    t0 = time.monotonic()
+    p = run(tmp_path, f"host gpu = nobody-here@127.0.0.1 -p {ssh.a.port}\ntmux.open @gpu as w\n")
+    assert p.returncode == 1
+    assert "Permission denied" in p.stderr and "Traceback" not in p.stderr
+    assert time.monotonic() - t0 < 15  # no retry loop
+
+
+def test_resume_over_ssh_after_kill_9(tmp_path, ssh):
+    home = ssh.a.home
+    r = write_recipe(tmp_path / "res.recipe", f"""
+host gpu = {ssh.a.spec()}
+tmux.open @gpu as w
+@w > touch {home}/started; while [ ! -e {home}/release ]; do sleep 0.05; done; echo two >> {home}/log
+@w > echo three >> {home}/log
+""")
+    proc = subprocess.Popen([*TRAIN, "recipe", "run", str(r), "--no-visual"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_until(lambda: (home / "started").exists(), what="the command to start")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    (home / "release").touch()
+    p = train("recipe", "resume", "--no-visual")
+    assert p.returncode == 0, p.stderr
+    assert (home / "log").read_text() == "two\nthree\n"
+
+
+def test_host_commands(tmp_path, ssh):
+    p = train("host", "add", "box", f"root@127.0.0.1", "--port", str(ssh.a.port))
+    assert p.returncode == 0, p.stderr
+    assert train("host", "add", "box", "root@127.0.0.1").returncode == 2  # exists already
+    assert "box" in train("host", "list").stdout
+    show = train("host", "show", "box").stdout
+    assert f"port     {ssh.a.port}" in show and "ControlMaster=auto" in show
+    t = train("host", "test", "box")
+    assert t.returncode == 0, t.stdout + t.stderr
+    assert "reachable, authenticated" in t.stdout and "tmux     found" in t.stdout
+    assert "disk" in t.stdout and "GB free" in t.stdout
+    (ssh.a.home / "listing-me.txt").write_text("x" * 1234)
+    b = train("host", "browse", "box")
+    assert b.returncode == 0 and "listing-me.txt" in b.stdout and "1234" in b.stdout
+    # train transfer with a host on one side
+    (tmp_path / "up.txt").write_text("up")
+    assert train("transfer", "up.txt", f"@box:{ssh.a.home}/t/up.txt").returncode == 0
+    assert (ssh.a.home / "t" / "up.txt").read_text() == "up"
+    assert train("transfer", f"@box:{ssh.a.home}/t/", "down/").returncode == 0
+    assert (tmp_path / "down" / "up.txt").read_text() == "up"
+    assert train("host", "remove", "box").returncode == 0
+    p = train("host", "test", "box")
+    assert p.returncode == 2 and "no host 'box'" in p.stderr
+
+
+def test_host_test_reports_a_failed_login(tmp_path, ssh):
+    assert train("host", "add", "nope", "nobody@127.0.0.1", "--port", str(ssh.a.port)).returncode == 0
+    p = train("host", "test", "nope")
+    assert p.returncode == 1 and "Permission denied" in p.stderr and "Traceback" not in p.stderr

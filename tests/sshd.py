@@ -1,0 +1,133 @@
+"""Real sshd servers on loopback for tests: keys, a client config, users, cleanup.
+
+Two servers (A and B) on free ports. Logins get HOME and TMUX_TMPDIR inside the test folder
+(sshd's SetEnv), so nothing lands in a real home folder and remote tmux servers are private.
+B also admits a non-root user. The client config (ssh -F) keeps known_hosts in the test folder.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+USER = "trainsh-test"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Server:
+    name: str
+    port: int
+    home: Path
+    tmux_dir: Path
+    pidfile: Path
+
+    def spec(self, user: str = "root") -> str:
+        return f"{user}@127.0.0.1 -p {self.port}"
+
+    def stop(self) -> None:
+        try:
+            os.kill(int(self.pidfile.read_text()), 15)
+        except (OSError, ValueError):
+            pass
+
+
+@dataclass
+class SshEnv:
+    base: Path
+    config: Path
+    a: Server
+    b: Server
+
+    def kill_remote_tmux(self) -> None:
+        for server in (self.a, self.b):
+            for sock in server.tmux_dir.glob("tmux-*/*"):
+                subprocess.run(["tmux", "-S", str(sock), "kill-server"], capture_output=True)
+
+
+def _ensure_user(home: Path) -> None:
+    try:
+        pwd.getpwnam(USER)
+    except KeyError:
+        subprocess.run(["useradd", "-M", "-s", "/bin/bash", "-p", "*", USER], check=True)
+    subprocess.run(["usermod", "-d", str(home), USER], check=True, capture_output=True)
+
+
+def start(base: Path | None = None) -> SshEnv:
+    base = base or Path(tempfile.mkdtemp(prefix="tssh", dir="/tmp"))
+    keys = base / "keys"
+    keys.mkdir(parents=True)
+    os.makedirs("/run/sshd", exist_ok=True)
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(base / "host")], check=True)
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(base / "client")], check=True)
+    pub = (base / "client.pub").read_text()
+    for user in ("root", USER):
+        (keys / user).write_text(pub)
+    config = base / "ssh_config"
+    config.write_text(f"""Host *
+  UserKnownHostsFile {base}/known_hosts
+  StrictHostKeyChecking accept-new
+  IdentityFile {base}/client
+  IdentitiesOnly yes
+  LogLevel ERROR
+""")
+    servers = []
+    for name in ("a", "b"):
+        home = base / f"home-{name}"
+        tmux_dir = base / f"tmux-{name}"
+        home.mkdir()
+        tmux_dir.mkdir(mode=0o1777)
+        os.chmod(tmux_dir, 0o1777)
+        port = free_port()
+        cfg = base / f"sshd_{name}"
+        cfg.write_text(f"""Port {port}
+ListenAddress 127.0.0.1
+HostKey {base}/host
+PidFile {base}/sshd_{name}.pid
+AuthorizedKeysFile {keys}/%u
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+AcceptEnv LANG
+SetEnv HOME={home} TMUX_TMPDIR={tmux_dir}
+Subsystem sftp /usr/lib/openssh/sftp-server
+""")
+        subprocess.run(["/usr/sbin/sshd", "-f", str(cfg), "-E", str(base / f"sshd_{name}.log")], check=True)
+        servers.append(Server(name, port, home, tmux_dir, base / f"sshd_{name}.pid"))
+    _ensure_user(servers[1].home)
+    shutil.chown(servers[1].home, USER)
+    os.chmod(base, 0o755)
+    env = SshEnv(base, config, servers[0], servers[1])
+    for server in servers:  # ready when a login works
+        deadline = time.monotonic() + 10
+        while True:
+            r = subprocess.run(["ssh", "-F", str(config), "-p", str(server.port), "-o", "BatchMode=yes",
+                                "root@127.0.0.1", "true"], capture_output=True)
+            if r.returncode == 0:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"sshd {server.name} did not come up: {r.stderr.decode()}")
+            time.sleep(0.05)
+    return env
+
+
+def stop(env: SshEnv) -> None:
+    env.kill_remote_tmux()
+    for server in (env.a, env.b):
+        server.stop()
+    subprocess.run(["pkill", "-u", USER], capture_output=True)
+    shutil.rmtree(env.base, ignore_errors=True)
