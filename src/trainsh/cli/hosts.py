@@ -219,8 +219,20 @@ def _side(text: str):
 def transfer(args) -> int:
     from trainsh.transfer.planner import copy
 
+    from trainsh.ui.console import Console
+
     src, dst = _side(args.src), _side(args.dst)
-    print(copy(src, dst, delete=args.delete, excludes=tuple(args.exclude), dry_run=args.dry_run))
+    console = Console()
+    progress = None
+    if console.visual:
+        console.live(f"copying {args.src} -> {args.dst}")
+        progress = lambda text: console.live_update(f"{args.src} -> {args.dst}  {text}")  # noqa: E731
+    try:
+        summary = copy(src, dst, delete=args.delete, excludes=tuple(args.exclude),
+                       dry_run=args.dry_run, progress=progress)
+    finally:
+        console.live_done()
+    print(summary)
     return 0
 
 

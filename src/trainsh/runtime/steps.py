@@ -257,9 +257,11 @@ def transfer(ctx: Context, idx: int, step: m.Transfer, resume: dict | None = Non
 
     _start(ctx, idx, step)
     src, dst = _side(ctx, step.src), _side(ctx, step.dst)
-    ctx.console.live(f"copying {src} -> {dst}")
+    label = f"copying {src} -> {dst}"
+    ctx.console.live(label)
+    progress = (lambda text: ctx.console.live_update(f"{label}  {text}")) if ctx.console.visual else None
     try:
-        summary = planner.copy(src, dst, delete=step.delete, excludes=step.excludes)
+        summary = planner.copy(src, dst, delete=step.delete, excludes=step.excludes, progress=progress)
     finally:
         ctx.console.live_done()
     _done(ctx, idx, 0, src=str(src), dst=str(dst), summary=summary)

@@ -18,9 +18,9 @@ import subprocess
 import time
 from dataclasses import dataclass
 
-from trainsh.remote.shell import LocalShell, Shell, ShellError, SshShell
+from trainsh.remote.shell import Shell, ShellError, SshShell
 from trainsh.remote.sshspec import rsync_rsh, ssh_options
-from trainsh.transfer.rsync import local_copy, rsync_argv, summarize
+from trainsh.transfer.rsync import local_copy, rsync_argv, run_rsync, summarize
 
 
 @dataclass
@@ -41,10 +41,12 @@ def _target_dir(path: str) -> str:
 
 
 def copy(src: Side, dst: Side, *, delete: bool = False, excludes: tuple[str, ...] = (),
-         dry_run: bool = False) -> str:
-    """Copy src to dst; returns a one-line summary. Raises ShellError on failure."""
+         dry_run: bool = False, progress=None) -> str:
+    """Copy src to dst; returns a one-line summary. Raises ShellError on failure.
+    `progress(text)` hears bytes, percent, rate and ETA while rsync runs here."""
     if not src.remote and not dst.remote:
-        return local_copy(src.path, dst.path, delete=delete, excludes=excludes, dry_run=dry_run)
+        return local_copy(src.path, dst.path, delete=delete, excludes=excludes, dry_run=dry_run,
+                          progress=progress)
     if src.remote and dst.remote:
         return _host_to_host(src, dst, delete=delete, excludes=excludes, dry_run=dry_run)
     host = src.shell if src.remote else dst.shell
@@ -58,7 +60,7 @@ def copy(src: Side, dst: Side, *, delete: bool = False, excludes: tuple[str, ...
         argv[1:1] = [f"--rsync-path=mkdir -p {target} && rsync"]
     elif not dst.remote and not dry_run:
         os.makedirs(_target_dir(dst.path), exist_ok=True)
-    r = LocalShell().run(argv)
+    r = run_rsync(argv, progress)
     if not r.ok:
         raise ShellError(f"rsync {src} -> {dst} failed: {_last(r.stderr, r.returncode)}", r)
     return summarize(r.stdout, r.seconds, dry_run)

@@ -22,8 +22,45 @@ def rsync_argv(src: str, dst: str, *, delete: bool = False, excludes: tuple[str,
     return argv + [src, dst]
 
 
+_PROGRESS = re.compile(rb"([\d,]+)\s+(\d+)%\s+(\S+/s)\s+(\d+:\d\d:\d\d)")
+
+
+def run_rsync(argv: list[str], progress=None):
+    """Run rsync; with `progress(text)`, report bytes, percent, rate and ETA as it goes
+    (rsync's --info=progress2). Returns a Result."""
+    if progress is None:
+        return LocalShell().run(argv)
+    import subprocess
+    import time
+
+    from trainsh import masking
+    from trainsh.remote.shell import Result
+
+    argv = argv[:1] + ["--info=progress2"] + argv[1:]
+    start = time.monotonic()
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    out = bytearray()
+    buf = b""
+    while True:
+        chunk = p.stdout.read1(65536) if hasattr(p.stdout, "read1") else p.stdout.read(65536)
+        if not chunk:
+            break
+        out += chunk
+        buf = (buf + chunk)[-4096:]
+        last = buf.replace(b"\r", b"\n").rstrip(b"\n").rsplit(b"\n", 1)[-1]
+        m = _PROGRESS.search(last)
+        if m:
+            done = int(m.group(1).replace(b",", b""))
+            progress(f"{human_bytes(done)}  {m.group(2).decode()}%  {m.group(3).decode()}  "
+                     f"ETA {m.group(4).decode()}")
+    err = p.stderr.read()
+    p.wait()
+    return Result(masking.mask(" ".join(argv)), p.returncode, out.decode("utf-8", "replace"),
+                  err.decode("utf-8", "replace"), time.monotonic() - start)
+
+
 def local_copy(src: str, dst: str, *, delete: bool = False, excludes: tuple[str, ...] = (),
-               dry_run: bool = False) -> str:
+               dry_run: bool = False, progress=None) -> str:
     """Copy between two paths on this machine; returns a one-line summary."""
     if not os.path.exists(src.rstrip("/") or "/"):
         raise ShellError(f"transfer source does not exist: {src}")
@@ -32,7 +69,7 @@ def local_copy(src: str, dst: str, *, delete: bool = False, excludes: tuple[str,
     target = dst if dst.endswith("/") else os.path.dirname(dst)  # rsync makes the last part
     if target and not dry_run:
         os.makedirs(target, exist_ok=True)
-    r = LocalShell().run(rsync_argv(src, dst, delete=delete, excludes=excludes, dry_run=dry_run))
+    r = run_rsync(rsync_argv(src, dst, delete=delete, excludes=excludes, dry_run=dry_run), progress)
     if not r.ok:
         detail = (r.stderr.strip().splitlines() or [f"exit {r.returncode}"])[-1]
         raise ShellError(f"rsync {src} -> {dst} failed: {detail}", r)

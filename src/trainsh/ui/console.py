@@ -70,6 +70,12 @@ class Console:
             self._ticker = threading.Thread(target=self._tick, daemon=True)
             self._ticker.start()
 
+    def live_update(self, text: str) -> None:
+        """New text for the live line, keeping its clock."""
+        with self._lock:
+            if self._live is not None:
+                self._live = text
+
     def live_done(self) -> None:
         if not self.visual:
             return
