@@ -72,12 +72,17 @@ class Shell:
                        time.monotonic() - start, True)
         except FileNotFoundError as e:
             raise ShellError(f"cannot run {argv[0]!r} on {self.name}: {e.strerror}") from None
-        if check and not r.ok:
+        if check:
+            self.check(r)
+        return r
+
+    def check(self, r: Result) -> None:
+        """Raise ShellError, with the last line the command printed, unless it succeeded."""
+        if not r.ok:
             detail = (r.stderr.strip() or r.stdout.strip()).splitlines()
             why = "timed out" if r.timed_out else f"exit {r.returncode}"
             raise ShellError(f"{r.command} failed on {self.name} ({why})"
                              + (f": {detail[-1]}" if detail else ""), r)
-        return r
 
     def script(self, text: str, **kw) -> Result:
         """Run a POSIX sh script on the host as one process (one round trip when remote)."""
@@ -174,11 +179,8 @@ class SshShell(Shell):
                 raise SshError(self.explain(r))
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
-        if check and not r.ok:
-            detail = (r.stderr.strip() or r.stdout.strip()).splitlines()
-            why = "timed out" if r.timed_out else f"exit {r.returncode}"
-            raise ShellError(f"{r.command} failed on {self.name} ({why})"
-                             + (f": {detail[-1]}" if detail else ""), r)
+        if check:
+            self.check(r)
         return r
 
     def explain(self, r: Result) -> str:
