@@ -184,7 +184,7 @@ tmux.open @gpu as w
 
 
 def test_host_commands(tmp_path, ssh):
-    p = train("host", "add", "box", f"root@127.0.0.1", "--port", str(ssh.a.port))
+    p = train("host", "add", "box", "root@127.0.0.1", "--port", str(ssh.a.port))
     assert p.returncode == 0, p.stderr
     assert train("host", "add", "box", "root@127.0.0.1").returncode == 2  # exists already
     assert "box" in train("host", "list").stdout

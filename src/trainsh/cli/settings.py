@@ -128,7 +128,7 @@ def config_reset(args) -> int:
             print("nothing changed")
             return 1
     backup = config.reset()
-    print(f"config reset to the defaults" + (f"; the old one is {backup}" if backup else ""))
+    print("config reset to the defaults" + (f"; the old one is {backup}" if backup else ""))
     return 0
 
 

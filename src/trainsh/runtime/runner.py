@@ -67,7 +67,6 @@ class Context:
     host_specs: dict[str, str]
     hosts: dict[str, HostHandle] = field(default_factory=dict)
     sessions: dict[str, Session] = field(default_factory=dict)
-    opened: list[str] = field(default_factory=list)  # sessions this run opened
 
     def expand(self, text: str) -> str:
         try:
@@ -225,7 +224,6 @@ class Runner:
             if cur:
                 s.current = Pending(**cur)
             ctx.sessions[s.name] = s
-            ctx.opened.append(s.name)
             tmux = ctx.host(s.host).tmux
             if not tmux.exists(s):
                 ctx.events.warn(f"session {s.name} ({s.real}) no longer exists: opening it again")

@@ -216,7 +216,6 @@ def tmux_open(ctx: Context, idx: int, step: m.TmuxOpen, resume: dict | None = No
         h.tmux.close(s)  # half-opened before the runner stopped: start clean
     h.tmux.open(s, cwd=ctx.job.cwd)
     ctx.sessions[s.name] = s
-    ctx.opened.append(s.name)
     ctx.journal.session_opened(ctx.job.id, s.name, step.host, s.real, s.run_dir)
     ctx.save_session(s)
     _done(ctx, idx, 0, session=s.name, real=s.real)
