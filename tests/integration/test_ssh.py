@@ -212,3 +212,66 @@ def test_host_test_reports_a_failed_login(tmp_path, ssh):
     assert train("host", "add", "nope", "nobody@127.0.0.1", "--port", str(ssh.a.port)).returncode == 0
     p = train("host", "test", "nope")
     assert p.returncode == 1 and "Permission denied" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_a_secret_on_an_ssh_host_leaks_nowhere(tmp_path, ssh, monkeypatch):
+    value = "remote-secret-7f1e9c3b"
+    monkeypatch.setenv("HF_TOKEN", value)
+    p = run(tmp_path, f"""
+host gpu = {ssh.a.spec()}
+tmux.open @gpu as w
+@w > echo "token=${{secret:HF_TOKEN}}"; printenv HF_TOKEN_COPY || true
+@w > history -w
+""", "--keep-sessions")
+    assert p.returncode == 0, p.stderr
+    assert "token=***" in p.stderr and value not in p.stderr
+    from trainsh.settings import paths
+
+    for root in (paths.home(), ssh.a.home):  # here, and everything the host keeps
+        for f in root.rglob("*"):
+            if f.is_file():
+                assert value.encode() not in f.read_bytes(), f
+    scrollback = remote_tmux(ssh.a, "capture-pane", "-p", "-S", "-", "-t",
+                             remote_tmux(ssh.a, "ls", "-F", "#{session_name}").stdout.split()[0]).stdout
+    assert "token=***" in scrollback and value not in scrollback
+
+
+def _drive(tmp_path, command: str, keys: list[tuple[str, str]], timeout: float = 20) -> str:
+    """Run `train ...` in a real terminal (a tmux pane), answer its prompts, return the screen."""
+    import shlex
+
+    sock = str(tmp_path / "tty.sock")
+    env = " ".join(f"{k}={shlex.quote(os.environ[k])}" for k in
+                   ("HOME", "TRAINSH_HOME", "TRAINSH_SSH_OPTIONS", "TRAINSH_SSH_CONTROL_DIR", "PATH"))
+    t = ["tmux", "-S", sock]
+    subprocess.run(t + ["new-session", "-d", "-s", "tty", "-x", "160", "-y", "50",
+                        f"env {env} {shlex.join(TRAIN)} {command}; echo EXITED=$?; sleep 30"], check=True)
+    try:
+        screen = ""
+        for expect, answer in keys:
+            wait_until(lambda: expect in (screen := subprocess.run(t + ["capture-pane", "-p", "-t", "tty"],
+                       capture_output=True, text=True).stdout), timeout, what=repr(expect))
+            subprocess.run(t + ["send-keys", "-t", "tty", "-l", answer], check=True)
+            subprocess.run(t + ["send-keys", "-t", "tty", "Enter"], check=True)
+
+        def exited():
+            out = subprocess.run(t + ["capture-pane", "-p", "-J", "-S", "-200", "-t", "tty"],
+                                 capture_output=True, text=True).stdout
+            return out if "EXITED=" in out else None
+        return wait_until(exited, timeout, what="the command to end")
+    finally:
+        subprocess.run(t + ["kill-server"], capture_output=True)
+
+
+def test_host_add_asks_on_a_terminal_and_browse_fetches_a_file(tmp_path, ssh):
+    screen = _drive(tmp_path, "host add", [
+        ("name:", "tty-box"), ("user@host:", "root@127.0.0.1"), ("port", str(ssh.a.port)),
+        ("identity file", ""), ("jump host", "")])
+    assert "added tty-box" in screen and "EXITED=0" in screen
+    (ssh.a.home / "models").mkdir()
+    (ssh.a.home / "models" / "weights.pt").write_text("trained")
+    screen = _drive(tmp_path, f"host browse tty-box {ssh.a.home}", [
+        ("cd DIR", "cd models"), ("weights.pt", f"get weights.pt {tmp_path}/fetched.pt"),
+        ("copied 1 file", "q")])
+    assert "EXITED=0" in screen
+    assert (tmp_path / "fetched.pt").read_text() == "trained"
