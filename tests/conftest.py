@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -59,3 +60,62 @@ def ssh(ssh_servers, monkeypatch):
         subprocess.run(["ssh", "-o", f"ControlPath={sock}", "-O", "exit", "x"], capture_output=True)
     shutil.rmtree(control, ignore_errors=True)
     ssh_servers.kill_remote_tmux()
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """moto_server on a free loopback port, with real key checking: an IAM user and its key are
+    made by the first unauthenticated requests, after which every request must be signed."""
+    import json
+    import socket
+    import sys
+
+    import boto3
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    server = os.path.join(os.path.dirname(sys.executable), "moto_server")
+    proc = subprocess.Popen([server, "-H", "127.0.0.1", "-p", str(port)],
+                            env={**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "3"},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        kw = dict(endpoint_url=url, region_name="us-east-1")
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        iam = boto3.client("iam", aws_access_key_id="boot", aws_secret_access_key="boot", **kw)
+        iam.create_user(UserName="trainsh")
+        key = iam.create_access_key(UserName="trainsh")["AccessKey"]
+        iam.put_user_policy(UserName="trainsh", PolicyName="all", PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+        client = boto3.client("s3", aws_access_key_id=key["AccessKeyId"],
+                              aws_secret_access_key=key["SecretAccessKey"], **kw)
+        yield {"url": url, "key": key["AccessKeyId"], "secret": key["SecretAccessKey"], "s3": client}
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@pytest.fixture
+def lake(s3_server, monkeypatch):
+    """A fresh bucket, named `lake` in storages.toml, with its keys as secrets (environment)."""
+    import uuid
+
+    from trainsh.settings import paths
+
+    bucket = f"b{uuid.uuid4().hex[:12]}"
+    s3_server["s3"].create_bucket(Bucket=bucket)
+    paths.home().mkdir(parents=True, exist_ok=True)
+    paths.storages_file().write_text(f'[lake]\nkind = "s3"\nbucket = "{bucket}"\n'
+                                     f'endpoint = "{s3_server["url"]}"\n')
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3_server["key"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_server["secret"])
+    return {**s3_server, "bucket": bucket}

@@ -285,7 +285,7 @@ tmux.open @local as w
     assert tmux("show-options", "-g", "-v", "mouse").stdout.strip() == "on"
 
 
-def test_steps_that_need_missing_support_fail_clearly(tmp_path):
+def test_steps_that_cannot_run_fail_with_one_clear_line(tmp_path):
     r = write_recipe(tmp_path / "ssh.recipe", """
 host gpu = root@example.invalid -p 2222
 storage out = r2:bucket
@@ -301,7 +301,8 @@ storage out = r2:bucket
 """)
     (tmp_path / "a").write_text("x")
     p = train("recipe", "run", str(r2), "--no-visual")
-    assert p.returncode == 1 and "storage transfers are not supported yet" in p.stderr
+    assert p.returncode == 1
+    assert "needs the secret R2_ACCOUNT_ID: train secrets set R2_ACCOUNT_ID" in p.stderr
     r3 = write_recipe(tmp_path / "v.recipe", "host gpu = placeholder\nvast.pick @gpu num_gpus=1\n")
     p = train("recipe", "run", str(r3), "--no-visual")
     assert p.returncode == 1 and "not supported yet" in p.stderr

@@ -104,6 +104,26 @@ def build_parser() -> argparse.ArgumentParser:
     hb.add_argument("name")
     hb.add_argument("path", nargs="?")
 
+    so = sub.add_parser("storage", help="object stores and folders (storages.toml)",
+                        description="Storage backends, kept in storages.toml (credentials are "
+                                    "secrets, never stored there); recipes use them as "
+                                    "'storage out = NAME' or 'r2:bucket'.")
+    sos = so.add_subparsers(dest="cmd", metavar="SUBCOMMAND")
+    sos.add_parser("list", help="the storages in storages.toml")
+    sa = sos.add_parser("add", help="add a storage (asks on a terminal when arguments are missing)")
+    sa.add_argument("name", nargs="?")
+    sa.add_argument("spec", nargs="?", metavar="KIND:BUCKET",
+                    help="r2:bucket, b2:bucket, s3:bucket, gdrive:folder or local:/path")
+    sa.add_argument("--endpoint", help="an S3-compatible endpoint URL")
+    sa.add_argument("--region")
+    sa.add_argument("--account-id", help="the Cloudflare account id (R2)")
+    sa.add_argument("--force", action="store_true", help="replace a storage of the same name")
+    for verb, text in (("show", "a storage's settings and the secrets it needs"),
+                       ("test", "list it, then write, read back and delete a small object"),
+                       ("remove", "remove a storage from storages.toml")):
+        sp = sos.add_parser(verb, help=text)
+        sp.add_argument("name")
+
     se = sub.add_parser("secrets", help="API keys and tokens (environment first, then the store)",
                         description="Secrets are looked up in the environment first, then in the "
                                     "store: the OS keyring where one works, else an encrypted file "
@@ -150,13 +170,15 @@ def main(argv: list[str] | None = None) -> int:
     if not args.group:
         parser.print_help()
         return 0
-    if args.group in ("recipe", "secrets", "config", "host") and not getattr(args, "cmd", None):
+    if args.group in ("recipe", "secrets", "config", "host", "storage") and not getattr(args, "cmd", None):
         parser.parse_args([args.group, "--help"])
     try:
         if args.group in ("secrets", "config"):
             from trainsh.cli import settings as handlers
         elif args.group in ("host", "transfer"):
             from trainsh.cli import hosts as handlers
+        elif args.group == "storage":
+            from trainsh.cli import storage as handlers
         else:
             from trainsh.cli import commands as handlers
 

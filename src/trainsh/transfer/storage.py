@@ -1,0 +1,191 @@
+"""Transfers with a storage on one side (or both), through rclone.
+
+Where rclone runs: here for local <-> storage and storage <-> storage; on the host itself for
+host <-> storage, so the data goes from the host to the store without passing through this
+machine. A host without rclone gets this install's binary once (same architecture), cached
+in ~/.cache/trainsh/bin. Credentials reach the rclone process through its environment
+(over ssh: its stdin), never a command line or a config file. After a copy, `rclone check`
+compares sizes and checksums; a mismatch fails the transfer.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import shlex
+import subprocess
+import time
+
+from trainsh import masking
+from trainsh.remote.shell import ShellError, SshShell
+from trainsh.settings.storages import StorageError
+from trainsh.transfer import rclone
+
+HOST_BIN = ".cache/trainsh/bin/rclone"
+_STATS = re.compile(r"([\d.]+ \w?i?B) / ([\d.]+ \w?i?B), (\d+)%, ([\d.]+ \w?i?B/s), ETA (\S+)")
+
+
+def copy(src, dst, *, delete=False, excludes=(), dry_run=False, progress=None) -> str:
+    if src.remote and dst.remote:
+        raise ShellError(f"{src} -> {dst}: one side must be storage")
+    host = src.shell if src.remote else (dst.shell if dst.remote else None)
+    try:
+        env: dict[str, str] = {"RCLONE_CONFIG": "/dev/null"}
+        ends = []
+        for side, remote in ((src, "TRAINSH_SRC"), (dst, "TRAINSH_DST")):
+            if side.storage is not None:
+                env.update(rclone.remote_env(side.storage, remote))
+                ends.append(rclone.remote_path(side.storage, side.path, remote))
+            else:
+                ends.append(side.path)
+    except StorageError as e:
+        raise ShellError(str(e)) from None
+    binary = host_rclone(host) if host is not None else rclone.rclone_binary()
+    single = _is_file(src, host, binary, env, ends[0])
+    a, b = ends
+    if not single and not src.path.endswith("/") and src.path.strip("/"):
+        b = b.rstrip("/") + "/" + os.path.basename(src.path.rstrip("/"))  # rsync: `dir` lands as dst/dir
+    elif single and dst.path.endswith("/"):
+        b = b.rstrip("/") + "/" + os.path.basename(src.path)
+    argv = rclone.copy_argv(binary, a, b, delete=delete, excludes=excludes, dry_run=dry_run,
+                            single_file=single)
+    start = time.monotonic()
+    where = f" on {host.name}" if host is not None else ""
+    if src.storage is None and not dry_run:
+        return _upload(host, binary, env, argv, a, b, single, excludes, progress, src, dst) \
+            + f" in {time.monotonic() - start:.2f}s, checked{where}"
+    code, err = _run(host, argv, env, progress)
+    if code != 0:
+        raise ShellError(f"copy {src} -> {dst} failed: {rclone.explain(err)}")
+    if dry_run:
+        n = err.count("Skipped copy as --dry-run is set") + err.count("Skipped delete as --dry-run is set")
+        return f"would change {n} object{'s' if n != 1 else ''} ({src} -> {dst})"
+    if single:
+        problem = _check_file(host, binary, env, a, b)
+        code, cerr = (1, problem) if problem else (0, "")
+    else:
+        code, cerr = _run(host, rclone.check_argv(binary, a, b, excludes=excludes), env, None)
+    if code != 0:
+        raise ShellError(f"copy {src} -> {dst}: the copy does not match its source "
+                         f"(rclone check: {rclone.explain(cerr)})")
+    return f"{_summary(err)} in {time.monotonic() - start:.2f}s, checked{where}"
+
+
+MISMATCH = 97  # the exit code of an upload whose check found a difference
+
+
+def _upload(host, binary, env, argv, a, b, single, excludes, progress, src, dst) -> str:
+    """Copy files to a store and check them, hashing the source while the copy runs: the
+    check then reads only the store's own checksums against that sum file."""
+    q = shlex.quote
+    filters = "".join(f" --exclude {q(e)}" for e in excludes)
+    if single:  # one file, maybe renamed: its line in the sum file carries the new name
+        name = os.path.basename(b.rstrip("/"))
+        where = b[: len(b) - len(name)].rstrip("/") or b.split(":", 1)[0] + ":"
+        hashing = f"{q(binary)} md5sum {q(a)} | sed 's|  .*$|  '{q(name)}'|' > \"$sums\""
+        check = f"{q(binary)} checksum md5 \"$sums\" {q(where)} --one-way --include {q('/' + name)}"
+    else:
+        hashing = f"{q(binary)} md5sum {q(a)}{filters} > \"$sums\""
+        check = f"{q(binary)} checksum md5 \"$sums\" {q(b)} --one-way{filters}"
+    script = (f'sums=$(mktemp); ( {hashing} ) & h=$!; {shlex.join(argv)}; rc=$?; wait $h; '
+              f'if [ $rc -ne 0 ]; then rm -f "$sums"; exit $rc; fi; '
+              f'{check}; c=$?; rm -f "$sums"; [ $c -eq 0 ] || exit {MISMATCH}')
+    code, err = _run(host, ["sh", "-c", script], env, progress)
+    if code == MISMATCH:
+        raise ShellError(f"copy {src} -> {dst}: the copy does not match its source "
+                         f"(rclone checksum: {rclone.explain(err)})")
+    if code != 0:
+        raise ShellError(f"copy {src} -> {dst} failed: {rclone.explain(err)}")
+    return _summary(err)
+
+
+def _summary(stderr: str) -> str:
+    done = re.findall(r"([\d.]+ \w?i?B) / [\d.]+ \w?i?B, \d+%", stderr)
+    files = len(re.findall(r": (?:Copied|Multi-thread Copied)", stderr))
+    size = done[-1] if done else "0 B"
+    if not files:
+        return "up to date: nothing to copy"
+    return f"copied {files} file{'s' if files != 1 else ''} ({size})"
+
+
+def _check_file(host, binary, env, a: str, b: str) -> str:
+    """One file (maybe renamed on the way): same size, same MD5 where both sides have one."""
+    import json
+
+    infos = []
+    for end in (a, b):
+        code, out = _run(host, [binary, "lsjson", "--stat", "--hash", "--hash-type", "md5", end],
+                         env, None, capture="stdout")
+        if code != 0:
+            return f"cannot stat {end}"
+        infos.append(json.loads(out))
+    if infos[0].get("Size") != infos[1].get("Size"):
+        return f"sizes differ ({infos[0].get('Size')} vs {infos[1].get('Size')})"
+    h0, h1 = (i.get("Hashes", {}).get("md5") for i in infos)
+    if h0 and h1 and h0 != h1:
+        return f"md5 differs ({h0} vs {h1})"
+    return ""
+
+
+def _is_file(side, host, binary, env, end) -> bool:
+    if side.path.endswith("/"):
+        return False
+    if side.storage is None and host is None:
+        return os.path.isfile(side.path)
+    if side.storage is None:  # a path on the host
+        return host.run(["test", "-f", side.path], timeout=60).returncode == 0
+    code, out = _run(host, [binary, "lsjson", "--stat", end], env, None, capture="stdout")
+    return code == 0 and '"IsDir":false' in out.replace(" ", "")
+
+
+def _run(host, argv, env, progress, capture="stderr") -> tuple[int, str]:
+    """Run rclone here or on the host, its credentials in its environment only."""
+    if host is None:
+        cmd, data = argv, None
+        full_env = {**os.environ, **env}
+    else:
+        exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items())
+        cmd = host.argv_for(["sh", "-c", 'eval "$(cat)"; exec "$@"', "sh", *argv])
+        data, full_env = exports.encode(), None
+    p = subprocess.Popen(cmd, stdin=subprocess.PIPE if data is not None else subprocess.DEVNULL,
+                         stdout=subprocess.PIPE if capture == "stdout" else subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, env=full_env)
+    if capture == "stdout":
+        out, _ = p.communicate(data)
+        return p.returncode, masking.mask(out.decode(errors="replace"))
+    if data is not None:
+        p.stdin.write(data)
+        p.stdin.close()
+    lines = []
+    for raw in p.stderr:
+        line = raw.decode(errors="replace")
+        lines.append(line)
+        m = _STATS.search(line)
+        if m and progress is not None:
+            progress(f"{m.group(1)} / {m.group(2)}  {m.group(3)}%  {m.group(4)}  ETA {m.group(5)}")
+    p.wait()
+    return p.returncode, masking.mask("".join(lines))
+
+
+def host_rclone(host: SshShell) -> str:
+    """rclone on the host: its own, the cached copy, or this install's binary brought over."""
+    home = host.home()
+    cached = f"{home}/{HOST_BIN}"
+    r = host.script(f"command -v rclone || {{ [ -x {shlex.quote(cached)} ] && echo {shlex.quote(cached)}; }}; "
+                    "echo arch=$(uname -m)", timeout=60)
+    lines = r.stdout.split()
+    arch = next((ln[5:] for ln in lines if ln.startswith("arch=")), "")
+    found = next((ln for ln in lines if not ln.startswith("arch=")), "")
+    if found:
+        return found
+    if arch != platform.machine():
+        raise ShellError(f"{host.name} has no rclone and is {arch or 'of unknown architecture'} "
+                         f"(this machine: {platform.machine()}): install rclone there")
+    from trainsh.transfer.planner import Side, copy as plain_copy
+
+    local = os.environ.get("TRAINSH_RCLONE_UPLOAD") or rclone.rclone_binary()
+    plain_copy(Side(local), Side(cached, host))
+    host.run(["chmod", "755", cached], check=True, timeout=60)
+    return cached
+
