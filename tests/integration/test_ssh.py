@@ -247,10 +247,9 @@ def _drive(tmp_path, command: str, keys: list[tuple[str, str]], timeout: float =
     subprocess.run(t + ["new-session", "-d", "-s", "tty", "-x", "160", "-y", "50",
                         f"env {env} {shlex.join(TRAIN)} {command}; echo EXITED=$?; sleep 30"], check=True)
     try:
-        screen = ""
         for expect, answer in keys:
-            wait_until(lambda: expect in (screen := subprocess.run(t + ["capture-pane", "-p", "-t", "tty"],
-                       capture_output=True, text=True).stdout), timeout, what=repr(expect))
+            wait_until(lambda: expect in subprocess.run(t + ["capture-pane", "-p", "-t", "tty"],
+                       capture_output=True, text=True).stdout, timeout, what=repr(expect))
             subprocess.run(t + ["send-keys", "-t", "tty", "-l", answer], check=True)
             subprocess.run(t + ["send-keys", "-t", "tty", "Enter"], check=True)
 
