@@ -12,9 +12,8 @@
 from __future__ import annotations
 
 import os
-import tomllib
 
-from trainsh.settings import paths
+from trainsh.settings import paths, tables
 
 FIELDS = ("host", "user", "port", "key", "jump", "options")
 
@@ -24,15 +23,7 @@ class HostsError(Exception):
 
 
 def load() -> dict[str, dict]:
-    path = paths.hosts_file()
-    try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
-    except FileNotFoundError:
-        return {}
-    except tomllib.TOMLDecodeError as e:
-        raise HostsError(f"{path}: {e}") from None
-    return {k: v for k, v in data.items() if isinstance(v, dict)}
+    return tables.load(paths.hosts_file(), HostsError)
 
 
 def get(name: str) -> dict | None:
@@ -58,32 +49,8 @@ def spec_text(entry: dict) -> str:
 
 
 def save(name: str, entry: dict) -> None:
-    import tomlkit
-
-    path = paths.hosts_file()
-    paths.ensure(path.parent)
-    try:
-        doc = tomlkit.parse(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        doc = tomlkit.document()
-    table = tomlkit.table()
-    for k in FIELDS:
-        if entry.get(k) not in (None, "", []):
-            table[k] = entry[k]
-    doc[name] = table
-    path.write_text(tomlkit.dumps(doc), encoding="utf-8")
+    tables.save(paths.hosts_file(), name, entry, FIELDS)
 
 
 def remove(name: str) -> bool:
-    import tomlkit
-
-    path = paths.hosts_file()
-    try:
-        doc = tomlkit.parse(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return False
-    if name not in doc:
-        return False
-    del doc[name]
-    path.write_text(tomlkit.dumps(doc), encoding="utf-8")
-    return True
+    return tables.remove(paths.hosts_file(), name)

@@ -15,10 +15,9 @@ the entry names no account).
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 
-from trainsh.settings import paths
+from trainsh.settings import paths, tables
 
 KINDS = ("r2", "b2", "s3", "gdrive", "local")
 FIELDS = ("kind", "bucket", "endpoint", "region", "account_id")
@@ -43,15 +42,7 @@ class Storage:
 
 
 def load() -> dict[str, dict]:
-    path = paths.storages_file()
-    try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
-    except FileNotFoundError:
-        return {}
-    except tomllib.TOMLDecodeError as e:
-        raise StorageError(f"{path}: {e}") from None
-    return {k: v for k, v in data.items() if isinstance(v, dict)}
+    return tables.load(paths.storages_file(), StorageError)
 
 
 def resolve(spec: str) -> Storage:
@@ -77,36 +68,12 @@ def resolve(spec: str) -> Storage:
 
 
 def save(name: str, entry: dict) -> None:
-    import tomlkit
-
     for k in entry:
         if any(w in k.lower() for w in SECRET_FIELDS):
             raise StorageError(f"'{k}' looks like a credential: keep it as a secret "
                                "(train secrets set ...), not in storages.toml")
-    path = paths.storages_file()
-    paths.ensure(path.parent)
-    try:
-        doc = tomlkit.parse(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        doc = tomlkit.document()
-    table = tomlkit.table()
-    for k in FIELDS:
-        if entry.get(k):
-            table[k] = entry[k]
-    doc[name] = table
-    path.write_text(tomlkit.dumps(doc), encoding="utf-8")
+    tables.save(paths.storages_file(), name, entry, FIELDS)
 
 
 def remove(name: str) -> bool:
-    import tomlkit
-
-    path = paths.storages_file()
-    try:
-        doc = tomlkit.parse(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return False
-    if name not in doc:
-        return False
-    del doc[name]
-    path.write_text(tomlkit.dumps(doc), encoding="utf-8")
-    return True
+    return tables.remove(paths.storages_file(), name)

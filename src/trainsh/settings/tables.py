@@ -1,0 +1,54 @@
+"""Files of named TOML tables (hosts.toml, storages.toml): load, save one, remove one.
+Edits go through tomlkit, so the user's comments and layout stay."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+from trainsh.settings import paths
+
+
+def load(path: Path, error: type[Exception]) -> dict[str, dict]:
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        return {}
+    except tomllib.TOMLDecodeError as e:
+        raise error(f"{path}: {e}") from None
+    return {k: v for k, v in data.items() if isinstance(v, dict)}
+
+
+def _document(path: Path):
+    import tomlkit
+
+    try:
+        return tomlkit.parse(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return tomlkit.document()
+
+
+def save(path: Path, name: str, entry: dict, fields: tuple[str, ...]) -> None:
+    """Write one table (only the given fields that have a value), replacing any of that name."""
+    import tomlkit
+
+    paths.ensure(path.parent)
+    doc = _document(path)
+    table = tomlkit.table()
+    for k in fields:
+        if entry.get(k) not in (None, "", []):
+            table[k] = entry[k]
+    doc[name] = table
+    path.write_text(tomlkit.dumps(doc), encoding="utf-8")
+
+
+def remove(path: Path, name: str) -> bool:
+    import tomlkit
+
+    doc = _document(path)
+    if name not in doc:
+        return False
+    del doc[name]
+    path.write_text(tomlkit.dumps(doc), encoding="utf-8")
+    return True
