@@ -274,3 +274,42 @@ def test_host_add_asks_on_a_terminal_and_browse_fetches_a_file(tmp_path, ssh):
         ("copied 1 file", "q")])
     assert "EXITED=0" in screen
     assert (tmp_path / "fetched.pt").read_text() == "trained"
+
+
+def test_background_order_idle_failure_and_pattern_end_over_ssh(tmp_path, ssh):
+    home = ssh.a.home
+    p = run(tmp_path, f"""
+host gpu = {ssh.a.spec()}
+tmux.open @gpu as w
+@w > sleep 0.3; echo first >> {home}/order; false &
+@w > echo second >> {home}/order
+@w > echo nothing-here &
+wait @w "never printed" timeout=60s
+""")
+    assert (home / "order").read_text() == "first\nsecond\n"
+    assert "background command in w failed (exit code 1)" in p.stderr
+    assert p.returncode == 1 and "ended (exit 0) without printing 'never printed'" in p.stderr
+    p = run(tmp_path, f"""
+host gpu = {ssh.a.spec()}
+tmux.open @gpu as w
+@w > sleep 0.2; python3 -c 'raise SystemExit(4)' &
+wait @w idle timeout=20s
+""", name="idle.recipe")
+    assert p.returncode == 1 and "exited with code 4" in p.stderr and "SystemExit(4)" in p.stderr
+
+
+def test_exiting_shell_and_closing_a_session_over_ssh(tmp_path, ssh):
+    p = run(tmp_path, f"host gpu = {ssh.a.spec()}\ntmux.open @gpu as w\n@w > exit 3\n")
+    assert p.returncode == 1 and "shell exited (status 3)" in p.stderr
+    token = f"trainsh-ssh-close-{time.time_ns()}"
+    p = run(tmp_path, f"""
+host gpu = {ssh.a.spec()}
+tmux.open @gpu as w
+@w > python3 -c 'import time; time.sleep(300)' {token} &
+tmux.close @w
+""", name="close.recipe")
+    assert p.returncode == 0, p.stderr
+
+    def gone():
+        return subprocess.run(["pgrep", "-f", token], capture_output=True).returncode == 1
+    wait_until(gone, timeout=10, what="the remote command to stop with its session")
