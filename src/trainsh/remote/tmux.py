@@ -88,6 +88,13 @@ def wait_process(proc: subprocess.Popen, timeout: float) -> bool:
     return True
 
 
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
 def start_marker(channel: str) -> bytes:
     """What a command prints (invisibly) as it starts: ESC ] 777 ; CHANNEL BEL."""
     return b"\x1b]777;" + channel.encode() + b"\x07"
@@ -400,6 +407,15 @@ class Tmux:
         p.done, p.rc, p.note = True, None, "timed out and was interrupted (Ctrl-C)"
 
     # ---- output
+    def last_line(self, s: Session) -> str:
+        """The latest non-empty line the session printed (for a live status line)."""
+        data = self.shell.read_file(s.log_path, max(s.cmd_offset, _size(s.log_path) - 4096)) \
+            if self.shell.is_local() else b""
+        for line in reversed(clean(data or b"").splitlines()):
+            if line.strip():
+                return masking.mask(line.strip())
+        return ""
+
     def output_since(self, s: Session, channel: str, offset: int) -> tuple[str, int]:
         """The cleaned output of the command sent on `channel`, and the log offset where it
         ends. Reads the pane log from `offset`."""

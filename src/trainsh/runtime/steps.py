@@ -103,7 +103,8 @@ def command(ctx: Context, idx: int, step: m.Command, resume: dict | None = None)
         ctx.console.info(f"picking up the command sent before the runner stopped: {_short(p.text)}")
         if step.background:
             return
-    ctx.console.live(f"{s.name}: {_short(p.text, 50)}")
+    peek = (lambda: tmux.last_line(s)) if tmux.shell.is_local() else None
+    ctx.console.live(f"{s.name}: {_short(p.text, 50)}", peek)
     try:
         if resumed:
             tmux.wait(s, p)
@@ -164,7 +165,8 @@ def wait(ctx: Context, idx: int, step: m.Wait, resume: dict | None = None) -> No
     _start(ctx, idx, step, session=s.name, condition=condition)
     begin = time.monotonic()
     limit = m.format_seconds(timeout)
-    ctx.console.live(f"{s.name}: waiting for {condition}")
+    ctx.console.live(f"{s.name}: waiting for {condition}",
+                     (lambda: tmux.last_line(s)) if tmux.shell.is_local() else None)
     try:
         if step.idle:
             p = _finish_previous(ctx, s, tmux, until=time.time() + timeout)

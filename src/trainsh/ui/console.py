@@ -7,6 +7,7 @@ appear only on a terminal (and never with NO_COLOR or --no-visual).
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import threading
 import time
@@ -24,6 +25,9 @@ class Console:
         self._lock = threading.Lock()
         self._live: str | None = None
         self._live_started = 0.0
+        self._peek = None
+        self._peeked = ""
+        self._peek_at = 0.0
         self._ticker: threading.Thread | None = None
         self._stop = threading.Event()
 
@@ -60,11 +64,14 @@ class Console:
         self._write(text)
 
     # ---- a live status line with elapsed time, redrawn while a long step runs
-    def live(self, text: str) -> None:
+    def live(self, text: str, peek=None) -> None:
+        """Show `text` with a spinner and the time spent; `peek()`, when given, returns the
+        latest line of the work's own output, shown after it (read at most once a second)."""
         if not self.visual:
             return
         with self._lock:
             self._live, self._live_started = text, time.monotonic()
+            self._peek, self._peeked, self._peek_at = peek, "", 0.0
         if self._ticker is None:
             self._stop.clear()
             self._ticker = threading.Thread(target=self._tick, daemon=True)
@@ -97,6 +104,16 @@ class Console:
                 if self._live is None:
                     continue
                 spent = format_seconds(int(time.monotonic() - self._live_started))
-                self.stream.write(f"\r\x1b[2K  {frames[i % 4]} {masking.mask(self._live)} ({spent})")
+                if self._peek is not None and time.monotonic() - self._peek_at >= 1.0:
+                    self._peek_at = time.monotonic()
+                    try:
+                        self._peeked = (self._peek() or "").strip()
+                    except Exception:  # a peek is a nicety; never let it break the run
+                        self._peek = None
+                line = f"  {frames[i % 4]} {self._live} ({spent})"
+                if self._peeked:
+                    line += f"  | {self._peeked}"
+                width = shutil.get_terminal_size((120, 24)).columns - 1
+                self.stream.write("\r\x1b[2K" + masking.mask(line)[:width])
                 self.stream.flush()
             i += 1
