@@ -54,8 +54,11 @@ def test_exit_codes_output_and_heredocs_over_ssh(tmp_path, ssh, user):
     assert "command exited with code 6" in p.stderr
     assert f"whoami={user} home={server.home}" in p.stderr
     assert (workdir / "doc.txt").read_text() == 'quotes "kept" and $NAME literal\n'
-    _, steps = last_steps()
+    job, steps = last_steps()
     assert [s["exit_code"] for s in steps] == [0, 0, 0, 6]
+    # the failed job closed its session and left no run folder behind on the host
+    assert not (server.home / ".cache/trainsh/run" / job.id).exists()
+    assert (tmp_path / "trainsh/jobs" / job.id / "output/0001.log").read_text().startswith("whoami=")
 
 
 def test_waits_run_on_the_host(tmp_path, ssh):
@@ -95,10 +98,15 @@ tmux.open @gpu as w
     assert "Accepted publickey for root" in (ssh.base / "sshd_b.log").read_text()
 
 
-def test_host_override_fills_a_placeholder(tmp_path, ssh):
+def test_host_override_fills_a_placeholder_and_status_shows_how_to_attach(tmp_path, ssh):
     p = run(tmp_path, "host gpu = placeholder\ntmux.open @gpu as w\n@w > hostname\n",
             "--host", f"gpu={ssh.a.spec()}")
     assert p.returncode == 0, p.stderr
+    job, _ = last_steps()
+    status = train("recipe", "status", "--all").stdout
+    line = next(ln for ln in status.splitlines() if "session w" in ln)
+    assert f"ssh -p {ssh.a.port}" in line and f"-t root@127.0.0.1 -- 'tmux attach -t w-{job.id}'" in line
+    assert "ControlPath" not in line
 
 
 def test_transfers_local_host_and_host_host(tmp_path, ssh):

@@ -309,7 +309,7 @@ def cmd_jobs(args) -> int:
 
 
 def cmd_status(args) -> int:
-    from trainsh.runtime.runner import local_tmux_socket
+    from trainsh.runtime.runner import attach_line, local_tmux_socket
 
     journal = _journal()
     try:
@@ -326,7 +326,8 @@ def cmd_status(args) -> int:
             for s in journal.sessions(j.id):
                 if s["status"] != "open":
                     continue
-                attach = f"tmux {'-S ' + sock + ' ' if sock else ''}attach -t {s['real']}"
+                spec = "local" if s["host"] == "local" else j.hosts.get(s["host"], "local")
+                attach = attach_line(spec, s["real"], sock)
                 print(f"    session {s['name']:<12} on {s['host']:<10} {attach}")
     finally:
         journal.close()

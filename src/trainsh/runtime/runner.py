@@ -112,6 +112,8 @@ class Context:
         spec = self.expand(spec).strip()
         handle = resolve_host(name, spec, self.job)
         self.hosts[name] = handle
+        resolved = {**self.journal.job(self.job.id).hosts, name: handle.spec}
+        self.journal.set_job(self.job.id, hosts=resolved)  # as reached, for status and attach
         return handle
 
     def session(self, name: str) -> tuple[Session, Tmux]:
@@ -276,6 +278,7 @@ class Runner:
                     self.journal.step_finished(job.id, idx, "failed", None, detail={"error": str(e)})
                     return self._failed(idx, step, StepFailed(str(e)))
             self.journal.set_job(job.id, status="done", pid=None)
+            self.clean_hosts()
             ctx.events.record("info", f"job {job.id} done")
             self.console.plain(f"job {job.id} done ({total} steps)")
             left = [s for s in ctx.sessions.values()]
@@ -326,6 +329,7 @@ class Runner:
                 self.console.info(f"session {s.name} kept: {self.attach_hint(s)}")
         else:
             self.close_sessions()
+        self.clean_hosts()
         self.console.plain(f"job {job.id} failed; logs: train recipe logs {job.id}")
         return 1
 
@@ -339,13 +343,48 @@ class Runner:
                 pass
             self.journal.session_closed(self.job.id, name)
 
+    def clean_hosts(self) -> None:
+        """Remove the job's run folder (exit codes, pane logs) from each remote host where no
+        session of the job stays open; what the job needs is in its local folder already."""
+        busy = {s.host for s in self.ctx.sessions.values()}
+        for name, h in self.ctx.hosts.items():
+            if name in busy or h.shell.is_local():
+                continue
+            try:
+                h.shell.run(["rm", "-rf", h.run_dir], timeout=60)
+            except ShellError:
+                pass
+
     def attach_hint(self, s: Session) -> str:
         return attach_command(self.ctx.host(s.host), s.real)
 
 
 def attach_command(handle: HostHandle, real: str) -> str:
-    sock = f"-S {handle.tmux.socket} " if handle.tmux.socket else ""
-    return f"tmux {sock}attach -t {real}"
+    return attach_line(handle.spec, real, handle.tmux.socket)
+
+
+def attach_line(spec: str, real: str, socket: str | None = None) -> str:
+    """How a user attaches to a session: tmux here, or tmux through ssh on a host."""
+    if spec == "local":
+        sock = f"-S {socket} " if socket else ""
+        return f"tmux {sock}attach -t {real}"
+    from trainsh.remote.sshspec import SpecError, SshSpec, ssh_argv
+
+    try:
+        argv = ssh_argv(SshSpec.parse(spec), f"tmux attach -t {real}", tty=True, batch=False)
+    except SpecError:
+        return f"ssh -t {spec} tmux attach -t {real}"
+    # the options a user needs, not the connection-sharing ones
+    keep, i = [], 1
+    while i < len(argv):
+        if argv[i] == "-o" and argv[i + 1].split("=")[0] in (
+                "ControlMaster", "ControlPath", "ControlPersist", "ServerAliveInterval",
+                "ServerAliveCountMax", "ConnectTimeout", "BatchMode"):
+            i += 2
+            continue
+        keep.append(argv[i])
+        i += 1
+    return shlex.join(["ssh", *keep])
 
 
 def _describe(step: Step) -> str:
