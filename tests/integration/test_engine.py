@@ -352,3 +352,18 @@ def test_transfers_report_progress_while_rsync_runs(tmp_path):
     assert "100%" in seen[-1] and "20.0 MB" in seen[-1]
     assert summary.startswith("copied 1 file (20.0 MB)")
     assert (tmp_path / "out" / "big.bin").stat().st_size == 20 * 1024 * 1024
+
+
+def test_a_very_long_command_runs_in_the_same_shell(tmp_path):
+    body = "\n".join(f"line {i} " + "x" * 60 for i in range(1000))  # ~70 KB: past tmux's limit
+    r = write_recipe(tmp_path / "long.recipe", f"""
+tmux.open @local as w
+@w > cd /tmp && cat > {tmp_path}/big.txt <<'EOF'
+{body}
+EOF
+@w > pwd; wc -l < {tmp_path}/big.txt
+""")
+    p = train("recipe", "run", str(r), "--no-visual")
+    assert p.returncode == 0, p.stderr
+    assert (tmp_path / "big.txt").read_text() == body + "\n"
+    assert "| /tmp" in p.stderr and "| 1000" in p.stderr  # the cd stayed: same shell

@@ -61,6 +61,7 @@ MASK_AWK = ('BEGIN { n = split(ENVIRON["TRAINSH_MASK"], k, " ") } '
 
 
 _SEP = "\x1etrainsh-"  # record separator in a batched remote answer
+LONG_COMMAND = 8000  # longer commands are sourced from a file, not typed
 
 
 def wait_process(proc: subprocess.Popen, timeout: float) -> bool:
@@ -289,7 +290,13 @@ class Tmux:
     def _send_argv(self, s: Session, p: Pending) -> list[str]:
         s.marker = p.channel
         s.cmd_offset = s.log_offset
-        typed = self.typed_text(p.text, p.channel, p.n, tuple(p.secrets))
+        text = p.text
+        if len(text) > LONG_COMMAND:
+            # tmux refuses a command line much past 16 KB: the shell sources the text from a
+            # file instead (same shell, so cd, export and heredocs behave the same)
+            self.shell.write_file(f"{s.rc_dir}/{p.n}.sh", text.encode() + b"\n", 0o600)
+            text = f'. "$TRAINSH_RUN/{p.n}.sh"'
+        typed = self.typed_text(text, p.channel, p.n, tuple(p.secrets))
         return self.argv("set-option", "-t", s.target, "@ts_chan", p.channel,
                          ";", "send-keys", "-t", s.target, "-l", typed,
                          ";", "send-keys", "-t", s.target, "Enter")
