@@ -277,14 +277,16 @@ class Tmux:
         command also returns the exit code and the new output: one round trip per step."""
         argv = self._send_argv(s, p) + [";", "wait-for", p.channel]
         if self.shell.is_local():
-            proc = subprocess.Popen(self.shell.argv_for(argv), stdin=subprocess.DEVNULL,
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            return self.wait(s, p, proc=proc)
-        script = (f"{shlex.join(argv)}; echo; echo {_SEP}rc; cat {shlex.quote(p.rc_path)} 2>/dev/null;"
+            with tempfile.TemporaryFile() as err:
+                proc = subprocess.Popen(self.shell.argv_for(argv), stdin=subprocess.DEVNULL,
+                                        stdout=subprocess.DEVNULL, stderr=err)
+                return self.wait(s, p, proc=proc, sent=err)
+        script = (f"{shlex.join(argv)}; echo; echo {_SEP}send $?; echo {_SEP}rc; "
+                  f"cat {shlex.quote(p.rc_path)} 2>/dev/null;"
                   f" echo {_SEP}log; tail -c +{s.log_offset + 1} {shlex.quote(s.log_path)} 2>/dev/null")
         with tempfile.TemporaryFile() as out:  # a file, not a pipe: no buffer to fill up
             proc = subprocess.Popen(self.shell.argv_for(["sh", "-c", script]), stdin=subprocess.DEVNULL,
-                                    stdout=out, stderr=subprocess.DEVNULL)
+                                    stdout=out, stderr=subprocess.STDOUT)
             return self.wait(s, p, proc=proc, batch=out)
 
     def _send_argv(self, s: Session, p: Pending) -> list[str]:
@@ -311,7 +313,7 @@ class Tmux:
             return None
 
     def wait(self, s: Session, p: Pending, *, until: float | None = None, grace: float = 2.0,
-             proc: subprocess.Popen | None = None, batch=None) -> Pending:
+             proc: subprocess.Popen | None = None, batch=None, sent=None) -> Pending:
         """Block until the pending command ends, the pane dies, or a deadline passes.
 
         `p.deadline` is the command's own limit: reaching it interrupts the command (Ctrl-C)
@@ -337,10 +339,11 @@ class Tmux:
             while True:
                 slice_ = 1.0 if end is None else max(0.0, min(1.0, end - time.time()))
                 if wait_process(proc, slice_):
-                    proc = None
+                    code, proc = proc.returncode, None
                     if batch is not None and self._take_batch(s, p, batch):
                         return p
-                    batch = None
+                    self._check_sent(s, p, code, sent, batch)
+                    batch = sent = None
                 elif (not local and time.monotonic() - checked < 30
                       and (end is None or time.time() < end)):
                     continue  # remote: no round trip per slice; the waiter wakes us
@@ -375,6 +378,27 @@ class Tmux:
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()
+
+    def _check_sent(self, s: Session, p: Pending, code: int, sent, batch) -> None:
+        """The first client of run_command ended without an exit code for the command: if
+        its send half failed, say so now rather than wait for a command never typed."""
+        if sent is None and batch is None:
+            return
+        if batch is not None:
+            batch.seek(0)
+            text = batch.read().decode(errors="replace")
+            m = re.search(re.escape(_SEP) + r"send (\d+)", text)
+            if not m or m.group(1) == "0":
+                return  # (no answer at all: the connection dropped; wait on)
+            why = text[: text.find(_SEP)].strip().splitlines()
+        else:
+            if code == 0:
+                return
+            sent.seek(0)
+            why = sent.read().decode(errors="replace").strip().splitlines()
+        if self.read_rc(p.rc_path) is None and self.pane_state(s) is not None:
+            raise ShellError(f"could not send the command to tmux session {s.real}: "
+                             f"{why[-1] if why else 'tmux failed'}")
 
     def _take_batch(self, s: Session, p: Pending, batch) -> bool:
         """Read what a batched remote run_command returned: (rc, new log bytes)."""
