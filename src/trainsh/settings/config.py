@@ -174,11 +174,11 @@ def _document():
 def _write(doc) -> None:
     import tomlkit
 
+    from trainsh.settings.tables import write_atomic
+
     path = paths.config_file()
     paths.ensure(path.parent)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(tomlkit.dumps(doc), encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, tomlkit.dumps(doc))
 
 
 def set_value(name: str, raw: str) -> Any:

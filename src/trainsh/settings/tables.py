@@ -3,6 +3,7 @@ Edits go through tomlkit, so the user's comments and layout stay."""
 
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
 
@@ -40,7 +41,7 @@ def save(path: Path, name: str, entry: dict, fields: tuple[str, ...]) -> None:
         if entry.get(k) not in (None, "", []):
             table[k] = entry[k]
     doc[name] = table
-    path.write_text(tomlkit.dumps(doc), encoding="utf-8")
+    write_atomic(path, tomlkit.dumps(doc))
 
 
 def remove(path: Path, name: str) -> bool:
@@ -50,5 +51,12 @@ def remove(path: Path, name: str) -> bool:
     if name not in doc:
         return False
     del doc[name]
-    path.write_text(tomlkit.dumps(doc), encoding="utf-8")
+    write_atomic(path, tomlkit.dumps(doc))
     return True
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Replace the file whole or not at all: a crash never leaves half of it."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
