@@ -282,7 +282,7 @@ class Tmux:
                                         stdout=subprocess.DEVNULL, stderr=err)
                 return self.wait(s, p, proc=proc, sent=err)
         script = (f"{shlex.join(argv)}; echo; echo {_SEP}send $?; echo {_SEP}rc; "
-                  f"cat {shlex.quote(p.rc_path)} 2>/dev/null;"
+                  f"{{ read -r r < {shlex.quote(p.rc_path)}; }} 2>/dev/null && echo \"$r\";"  # builtin
                   f" echo {_SEP}log; tail -c +{s.log_offset + 1} {shlex.quote(s.log_path)} 2>/dev/null")
         with tempfile.TemporaryFile() as out:  # a file, not a pipe: no buffer to fill up
             proc = subprocess.Popen(self.shell.argv_for(["sh", "-c", script]), stdin=subprocess.DEVNULL,
