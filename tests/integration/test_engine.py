@@ -367,3 +367,19 @@ EOF
     assert p.returncode == 0, p.stderr
     assert (tmp_path / "big.txt").read_text() == body + "\n"
     assert "| /tmp" in p.stderr and "| 1000" in p.stderr  # the cd stayed: same shell
+
+
+def test_pattern_waits_see_output_that_races_the_end_of_its_command(tmp_path):
+    steps = "".join(f'@w > seq 1 2000 > /dev/null; echo DONE{i} &\nwait @w "DONE{i}" timeout=10s\n'
+                    for i in range(25))
+    r = write_recipe(tmp_path / "race.recipe", "tmux.open @local as w\n" + steps)
+    p = train("recipe", "run", str(r), "--no-visual")
+    assert p.returncode == 0, p.stderr
+
+
+def test_a_last_line_without_newline_is_output_too(tmp_path):
+    r = write_recipe(tmp_path / "nn.recipe", 'tmux.open @local as w\n@w > printf "RESULT=42"\n')
+    p = train("recipe", "run", str(r), "--no-visual")
+    assert p.returncode == 0, p.stderr
+    assert "| RESULT=42" in p.stderr
+    assert "RESULT=42" in train("recipe", "logs", "--last").stdout

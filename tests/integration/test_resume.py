@@ -132,3 +132,37 @@ def test_resume_refuses_a_live_or_finished_job(tmp_path):
     assert p.returncode == 2 and "finished; nothing to resume" in p.stderr
     p = train("recipe", "resume")
     assert p.returncode == 2 and "no interrupted job to resume" in p.stderr
+
+
+def test_resume_does_not_rerun_a_background_command_that_failed(tmp_path):
+    r = write_recipe(tmp_path / "bg.recipe", """
+tmux.open @local as w
+@w > echo RUN-BG >> bg.txt; false &
+@w > echo second
+@w > touch started; while [ ! -e release ]; do sleep 0.05; done
+""")
+    proc = start(r)
+    wait_until(lambda: (tmp_path / "started").exists(), what="step 4 to start")
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=20)
+    (tmp_path / "release").touch()
+    p = train("recipe", "resume", "--no-visual")
+    assert p.returncode == 0, p.stderr
+    assert (tmp_path / "bg.txt").read_text() == "RUN-BG\n"
+
+
+def test_a_failed_job_resumes_in_sessions_opened_again(tmp_path):
+    r = write_recipe(tmp_path / "f.recipe", """
+tmux.open @local as w
+@w > echo one >> log.txt
+@w > test -e flag
+@w > echo after >> log.txt
+""")
+    p = train("recipe", "run", str(r), "--no-visual")
+    assert p.returncode == 1
+    (tmp_path / "flag").touch()
+    job, _ = job_state()
+    p = train("recipe", "resume", job.id, "--no-visual")  # a failed job is resumed by its id
+    assert p.returncode == 0, p.stderr
+    assert "opening it again" in p.stderr
+    assert (tmp_path / "log.txt").read_text() == "one\nafter\n"

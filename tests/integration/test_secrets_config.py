@@ -225,3 +225,37 @@ def test_secrets_list_into_a_closed_pipe_is_quiet(tmp_path, passphrase):
     p = subprocess.run("python -m trainsh secrets list | head -1", shell=True, capture_output=True,
                        text=True, env=os.environ)
     assert p.returncode == 0 and "Error" not in p.stderr
+
+
+def test_secrets_stay_out_of_the_session_under_set_x_and_after_a_timeout(tmp_path, monkeypatch):
+    monkeypatch.setenv("TOKX", SECRET)
+    r = write_recipe(tmp_path / "sx.recipe", """
+tmux.open @local as w
+@w > set -x
+@w > echo "a ${secret:TOKX}"
+@w timeout=1s > echo "b ${secret:TOKX}"; sleep 30
+""")
+    p = train("recipe", "run", str(r), "--no-visual", "--keep-sessions")
+    assert p.returncode == 1 and "timed out" in p.stderr
+    name = tmux("ls", "-F", "#{session_name}").stdout.split()[0]
+    tmux("send-keys", "-t", name, "env > session-env.txt", "Enter")
+    from helpers import wait_until
+
+    wait_until(lambda: (tmp_path / "session-env.txt").exists() and
+               "HOME=" in (tmp_path / "session-env.txt").read_text(), what="env dump")
+    assert SECRET not in (tmp_path / "session-env.txt").read_text()  # not left in the shell
+    assert SECRET not in tmux("capture-pane", "-p", "-S", "-", "-t", name).stdout
+    leaked = [str(f) for f in every_file_under(paths.home()) if holds(f, SECRET)]
+    assert leaked == []
+
+
+def test_secret_files_of_a_command_that_never_started_are_removed(tmp_path, monkeypatch):
+    monkeypatch.setenv("TOKX", SECRET)
+    r = write_recipe(tmp_path / "sf.recipe", """
+tmux.open @local as w
+@w > tmux kill-session &
+@w > echo ${secret:TOKX}
+""")
+    p = train("recipe", "run", str(r), "--no-visual")
+    assert p.returncode == 1
+    assert [str(f) for f in every_file_under(paths.home()) if holds(f, SECRET)] == []

@@ -86,6 +86,8 @@ class Duration:
             raise ValueError(f"bad duration {text!r}: too long")
         if total <= 0:
             raise ValueError(f"bad duration {text!r}: must be more than zero")
+        if total > 366 * 86400:
+            raise ValueError(f"bad duration {text!r}: more than a year")
         return cls(total, text.strip())
 
     @classmethod

@@ -54,10 +54,10 @@ def clean(raw: bytes) -> str:
 
 # Masks the values of the variables named in $TRAINSH_MASK in every line, before the terminal
 # (and so tmux's scrollback and the pane log) sees them. POSIX awk: mawk, gawk, busybox.
-MASK_AWK = ('BEGIN { n = split(ENVIRON["TRAINSH_MASK"], k, " ") } '
-            '{ for (i = 1; i <= n; i++) { v = ENVIRON[k[i]]; if (length(v) < 4) continue; '
-            'while ((j = index($0, v)) > 0) $0 = substr($0, 1, j - 1) "***" substr($0, j + length(v)) } '
-            'print; fflush() }')
+MASK_AWK = ('BEGIN { while ((getline line < f) > 0) if (length(line) >= 4) v[++n] = line; '
+            'close(f); system("rm -f \'" f "\'") } '
+            '{ for (i = 1; i <= n; i++) while ((j = index($0, v[i])) > 0) '
+            '$0 = substr($0, 1, j - 1) "***" substr($0, j + length(v[i])); print; fflush() }')
 
 
 _SEP = "\x1etrainsh-"  # record separator in a batched remote answer
@@ -99,6 +99,11 @@ def _size(path: str) -> int:
 def start_marker(channel: str) -> bytes:
     """What a command prints (invisibly) as it starts: ESC ] 777 ; CHANNEL BEL."""
     return b"\x1b]777;" + channel.encode() + b"\x07"
+
+
+def end_marker(channel: str) -> bytes:
+    """What its trailer prints after writing the exit code: ESC ] 778 ; CHANNEL BEL."""
+    return b"\x1b]778;" + channel.encode() + b"\x07"
 
 
 @dataclass
@@ -159,6 +164,7 @@ class Tmux:
         self.shell = shell
         self.socket = socket
         self.options: dict[str, str] = {}  # from tmux.config: applied to every session we open
+        self.hidden: set[str] = set()  # variables a tmux server we start must not inherit
 
     def argv(self, *args: str) -> list[str]:
         base = ["tmux"] + (["-S", self.socket] if self.socket else [])
@@ -193,7 +199,10 @@ class Tmux:
                  ";", "send-keys", "-t", t, "-l", """ trap 'echo $? > "$TRAINSH_RUN/shell.rc"' EXIT""",
                  ";", "send-keys", "-t", t, "Enter"]
         script = f"mkdir -p {shlex.quote(s.rc_dir)} && {self.cmdline(*args)}"
-        r = self.shell.script(script, timeout=30)
+        env = None
+        if self.shell.is_local():  # a server started here would keep our whole environment
+            env = {k: v for k, v in os.environ.items() if k not in self.hidden}
+        r = self.shell.script(script, timeout=30, env=env)
         if not r.ok:
             raise ShellError(f"could not open tmux session {s.real} on {self.shell.name}: "
                              f"{(r.stderr or r.stdout).strip() or 'exit ' + str(r.returncode)}", r)
@@ -237,32 +246,36 @@ class Tmux:
     def typed_text(self, text: str, channel: str, n: int, secrets: tuple[str, ...] = ()) -> str:
         """What is typed for a command: see the module's first lines. A single line that is
         safe inside `{ ...; }` (no comment, heredoc or trailing operator) skips the second
-        line, which the shell would otherwise read after a continuation prompt.
+        line, which the shell would otherwise read after a continuation prompt. The trailer
+        prints an end marker after the exit code is written: output ends exactly there.
 
-        With secrets (names of TRAINSH_SECRET_* variables), their values come from a 0600
-        file that is sourced and removed at once, the output goes through a filter that
-        masks the values before the terminal sees them, and the variables are unset after.
-        The command then runs in a subshell (the left side of that pipe)."""
+        With secrets, the command runs in a subshell (the left side of a pipe) that turns
+        tracing off, sources the values from a 0600 file and removes it; the session's own
+        shell never holds them. The output goes through an awk filter that reads the values
+        from a second such file (and removes it) and masks them before the terminal sees them."""
         mark = f"printf '\\33]777;{channel}\\7'"
         rc = f'"$TRAINSH_RUN/{n}.rc"'
-        signal = f"tmux wait-for -S {channel}"
+        end = f"printf '\\33]778;{channel}\\7'; tmux wait-for -S {channel}"
         if secrets:
-            env = f'"$TRAINSH_RUN/s{n}.env"'
-            names = " ".join(secrets)
-            return (f" {mark}; . {env}; rm -f {env}; {{ {{ {text}\n}} 2>&1; echo $? > {rc}; }}"
-                    f" | awk {shlex.quote(MASK_AWK)}; unset {names} TRAINSH_MASK; {signal}")
-        trailer = f"echo $? > {rc}; {signal}"
+            env, mask = f'"$TRAINSH_RUN/s{n}.env"', f'"$TRAINSH_RUN/s{n}.mask"'
+            return (f" {mark}; {{ {{ set +x; . {env}; rm -f {env}; }} 2>/dev/null; {{ {text}\n}} 2>&1;"
+                    f" echo $? > {rc}; }} | awk -v f={mask} {shlex.quote(MASK_AWK)}; {end}")
+        trailer = f"echo $? > {rc}; {end}"
         stripped = text.strip()
         if "\n" not in stripped and "#" not in stripped and "<<" not in stripped \
                 and not stripped.endswith((";", "&", "|", "\\")):
             return f" {{ {mark}; {stripped}; }} ; {trailer}"
         return f" {{ {mark}; {text}\n}} ; {trailer}"
 
-    def write_secrets(self, s: Session, n: int, values: dict[str, str]) -> None:
-        """The env file a command with secrets sources (and removes): mode 0600."""
-        lines = [f"export {k}={shlex.quote(v)}" for k, v in values.items()]
-        lines.append(f"export TRAINSH_MASK={shlex.quote(' '.join(values))}")
-        self.shell.write_file(f"{s.rc_dir}/s{n}.env", ("\n".join(lines) + "\n").encode(), 0o600)
+    def write_secrets(self, s: Session, n: int, values: dict[str, str]) -> list[str]:
+        """The two 0600 files a command with secrets reads and removes: the exports for the
+        command, the values for the filter that masks them. Returns their paths."""
+        env = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in values.items())
+        mask = "".join(f"{v}\n" for v in values.values())
+        paths = [f"{s.rc_dir}/s{n}.env", f"{s.rc_dir}/s{n}.mask"]
+        self.shell.write_file(paths[0], env.encode(), 0o600)
+        self.shell.write_file(paths[1], mask.encode(), 0o600)
+        return paths
 
     def send(self, s: Session, p: Pending) -> None:
         """Type a command into the session (one tmux call)."""
@@ -293,7 +306,7 @@ class Tmux:
         s.marker = p.channel
         s.cmd_offset = s.log_offset
         text = p.text
-        if len(text) > LONG_COMMAND:
+        if len(text.encode()) > LONG_COMMAND:  # tmux counts bytes
             # tmux refuses a command line much past 16 KB: the shell sources the text from a
             # file instead (same shell, so cd, export and heredocs behave the same)
             self.shell.write_file(f"{s.rc_dir}/{p.n}.sh", text.encode() + b"\n", 0o600)
@@ -447,22 +460,35 @@ class Tmux:
                 return masking.mask(line.strip())
         return ""
 
-    def output_since(self, s: Session, channel: str, offset: int) -> tuple[str, int]:
+    def output_since(self, s: Session, channel: str, offset: int,
+                     ended: bool = False) -> tuple[str, int]:
         """The cleaned output of the command sent on `channel`, and the log offset where it
-        ends. Reads the pane log from `offset`."""
-        if s.prefetch is not None and s.prefetch[0] == offset:
-            data = s.prefetch[1]  # came back with the command (remote)
-        else:
-            data = self.shell.read_file(s.log_path, offset) or b""
-        s.prefetch = None
-        mark = start_marker(channel)
+        ends. Reads the pane log from `offset`. When the command `ended` (its exit code is
+        known), waits up to a second for its end marker: the pane's output reaches the log
+        through tmux and pipe-pane a moment after the exit code is written."""
+        mark, endmark = start_marker(channel), end_marker(channel)
+        data = b""
+        limit = time.monotonic() + (1.0 if ended else 0)
+        while True:
+            if s.prefetch is not None and s.prefetch[0] == offset:
+                data = s.prefetch[1]  # came back with the command (remote)
+            else:
+                data = self.shell.read_file(s.log_path, offset) or b""
+            s.prefetch = None
+            if not ended or endmark in data or time.monotonic() >= limit:
+                break
+            time.sleep(0.01)
         i = data.find(mark)
         if i >= 0:
             data = data[i + len(mark):]
             start = offset + i + len(mark)
         else:
             start = offset
-        # The last line without a newline is the next prompt, not output.
-        cut = data.rfind(b"\n")
-        body = data[: cut + 1] if cut >= 0 else b""
-        return masking.mask(clean(body)).rstrip("\n"), start + len(body)
+        j = data.find(endmark)
+        if j >= 0:
+            body, consumed = data[:j], j + len(endmark)
+        else:  # no end marker: the last line without a newline is the next prompt
+            cut = data.rfind(b"\n")
+            body = data[: cut + 1] if cut >= 0 else b""
+            consumed = len(body)
+        return masking.mask(clean(body)).rstrip("\n"), start + consumed

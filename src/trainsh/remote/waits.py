@@ -66,12 +66,15 @@ if kind == "pattern":
     rx = re.compile(a["pattern"])
     log, pos = os.path.expanduser(a["log"]), a["offset"]
     marker = b"\x1b]777;" + a["marker"].encode() + b"\x07" if a["marker"] else b""
+    endmark = b"\x1b]778;" + a["marker"].encode() + b"\x07" if a["marker"] else b""
+    seen, ended_at = b"", None
     rc_path = a.get("rc")
     found_marker = not marker
     buf = b""
     f = None
     while True:
-        ended = bool(rc_path) and os.path.exists(rc_path)
+        if ended_at is None and rc_path and os.path.exists(rc_path):
+            ended_at = time.monotonic()
         if f is None:
             try:
                 f = open(log, "rb"); f.seek(pos)
@@ -79,6 +82,7 @@ if kind == "pattern":
                 f = None
         chunk = f.read() if f else b""
         if chunk:
+            seen = (seen + chunk)[-(len(endmark) + 65536):]
             buf += chunk
             if not found_marker:
                 i = buf.find(marker)
@@ -94,12 +98,10 @@ if kind == "pattern":
                         if rx.search(part):
                             done(True, detail=part.strip()[:500])
                 buf = buf[-65536:]
-        elif ended:
-            # Read once more after the end was seen, so the last lines count.
-            if a.get("_final"):
-                done(False, reason="ended", rc=open(rc_path).read().strip())
-            a["_final"] = True
-            continue
+        elif ended_at is not None and (endmark and endmark in seen or time.monotonic() - ended_at > 2):
+            # The exit code is written before the output reaches the log; the end marker
+            # comes after it. Only then is it sure the pattern never came.
+            done(False, reason="ended", rc=open(rc_path).read().strip())
         if time.monotonic() >= end:
             done(False, reason="timeout")
         if not chunk:

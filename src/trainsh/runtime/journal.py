@@ -215,8 +215,9 @@ class Journal:
         self.db.execute("UPDATE sessions SET state=? WHERE job_id=? AND name=?",
                         (_dumps(state), job_id, name))
 
-    def session_closed(self, job_id: str, name: str) -> None:
-        self.db.execute("UPDATE sessions SET status='closed' WHERE job_id=? AND name=?", (job_id, name))
+    def session_closed(self, job_id: str, name: str, status: str = "closed") -> None:
+        """closed: by tmux.close; dropped: by the job's failure (a resume opens it again)."""
+        self.db.execute("UPDATE sessions SET status=? WHERE job_id=? AND name=?", (status, job_id, name))
 
     def sessions(self, job_id: str) -> list[dict]:
         rows = self.db.execute("SELECT * FROM sessions WHERE job_id=? ORDER BY rowid", (job_id,)).fetchall()

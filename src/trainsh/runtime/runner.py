@@ -67,12 +67,21 @@ class Context:
     host_specs: dict[str, str]
     hosts: dict[str, HostHandle] = field(default_factory=dict)
     sessions: dict[str, Session] = field(default_factory=dict)
+    secret_files: list[tuple[str, str]] = field(default_factory=list)  # (host, path) written
 
     def expand(self, text: str) -> str:
         try:
             return expand(text, self.variables, self.secret)
         except ExpandError as e:
             raise StepFailed(str(e)) from None
+
+    def hidden_env(self) -> set[str]:
+        """Variables that hold secrets here: the passphrase, the known keys and every
+        ${secret:NAME} of the recipe. A tmux server started by trainsh does not inherit them."""
+        from trainsh.recipe.expand import secret_names
+        from trainsh.settings.secrets import KNOWN
+
+        return {"TRAINSH_PASSPHRASE", *KNOWN, *secret_names(self.recipe.text)}
 
     def expand_command(self, text: str) -> tuple[str, dict[str, str]]:
         """A command's text with each `${secret:NAME}` replaced by a reference to the variable
@@ -111,6 +120,7 @@ class Context:
             raise StepFailed(f"unknown host @{name}")
         spec = self.expand(spec).strip()
         handle = resolve_host(name, spec, self.job)
+        handle.tmux.hidden = self.hidden_env()
         self.hosts[name] = handle
         resolved = {**self.journal.job(self.job.id).hosts, name: handle.spec}
         self.journal.set_job(self.job.id, hosts=resolved)  # as reached, for status and attach
@@ -216,8 +226,8 @@ class Runner:
         ctx = self.ctx
         step_status = {r["idx"]: r["status"] for r in self.journal.steps(self.job.id)}
         for row in self.journal.sessions(self.job.id):
-            if row["status"] != "open":
-                continue
+            if row["status"] not in ("open", "dropped"):
+                continue  # closed by tmux.close
             st = row["state"]
             s = Session(row["name"], row["real"], row["host"], row["run_dir"],
                         log_offset=st.get("log_offset", 0), cmd_offset=st.get("cmd_offset", 0),
@@ -238,7 +248,8 @@ class Runner:
                     else:
                         s.current.rc, s.current.done = rc, True
                 tmux.open(s, cwd=self.job.cwd)
-                s.log_offset = s.cmd_offset = 0
+                size = len(tmux.shell.read_file(s.log_path) or b"")
+                s.log_offset = s.cmd_offset = size  # old output is not the new commands'
                 s.marker = ""
                 ctx.save_session(s)
 
@@ -260,8 +271,9 @@ class Runner:
             ctx.events.record("info", f"job {job.id} started: {job.recipe_path}")
             for idx, step in enumerate(self.recipe.steps):
                 row = done.get(idx)
-                if row and row["status"] in ("done", "background"):
-                    continue
+                if row and (row["status"] in ("done", "background")
+                            or row["status"] == "failed" and row["detail"].get("background")):
+                    continue  # (a background command that failed was reported; the job went on)
                 resuming = row is not None and row["status"] in ("running", "interrupted")
                 self.console.step(idx + 1, total, _describe(step))
                 ctx.events.record("info", f"step {idx + 1}/{total} line {step.pos.line}: {step.source}")
@@ -277,6 +289,13 @@ class Runner:
                     self.console.live_done()
                     self.journal.step_finished(job.id, idx, "failed", None, detail={"error": str(e)})
                     return self._failed(idx, step, StepFailed(str(e)))
+                except Exception as e:  # a bug or an odd case: the step fails, the job ends clean
+                    self.console.live_done()
+                    why = f"{type(e).__name__}: {e}"
+                    self.journal.step_finished(job.id, idx, "failed", None, detail={"error": why})
+                    if os.environ.get("TRAINSH_DEBUG"):
+                        raise
+                    return self._failed(idx, step, StepFailed(why))
             self.journal.set_job(job.id, status="done", pid=None)
             self.clean_hosts()
             ctx.events.record("info", f"job {job.id} done")
@@ -301,16 +320,23 @@ class Runner:
             ctx.events.close()
 
     def remove_secret_files(self) -> None:
-        """A command removes its secrets file as it starts; one that never started (a failed
-        send, an interrupted runner) must not leave the file behind."""
-        for s in self.ctx.sessions.values():
+        """A command removes its secrets files as it starts; files of one that never started
+        (a failed send, a closed session, an interrupted runner) must not stay behind."""
+        keep = set()
+        for s in self.ctx.sessions.values():  # sent and maybe not started yet: it removes its own
             cur = s.current
             if cur is not None and cur.secrets and not cur.done:
-                continue  # sent and maybe not started yet: it removes its own file
+                keep |= {f"{s.rc_dir}/s{cur.n}.env", f"{s.rc_dir}/s{cur.n}.mask"}
+        by_host: dict[str, list[str]] = {}
+        for host, path in self.ctx.secret_files:
+            if path not in keep:
+                by_host.setdefault(host, []).append(path)
+        for host, files in by_host.items():
             try:
-                self.ctx.host(s.host).shell.script(f"rm -f {shlex.quote(s.rc_dir)}/s*.env", timeout=30)
+                self.ctx.host(host).shell.run(["rm", "-f", *files], timeout=30)
             except (ShellError, StepFailed):
                 pass
+        self.ctx.secret_files = [(h, p) for h, p in self.ctx.secret_files if p in keep]
 
     def _failed(self, idx: int, step: Step, e: StepFailed) -> int:
         ctx, job = self.ctx, self.job
@@ -334,6 +360,7 @@ class Runner:
         return 1
 
     def close_sessions(self) -> None:
+        """Close the job's sessions after a failure; a resume opens them again."""
         ctx = self.ctx
         for name in list(ctx.sessions):
             s = ctx.sessions.pop(name)
@@ -341,7 +368,7 @@ class Runner:
                 ctx.host(s.host).tmux.close(s)
             except (ShellError, StepFailed):
                 pass
-            self.journal.session_closed(self.job.id, name)
+            self.journal.session_closed(self.job.id, name, status="dropped")
 
     def clean_hosts(self) -> None:
         """Remove the job's run folder (exit codes, pane logs) from each remote host where no

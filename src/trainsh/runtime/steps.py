@@ -27,7 +27,7 @@ def _done(ctx: Context, idx: int, exit_code: int | None = 0, **detail) -> None:
 
 def _collect(ctx: Context, s: Session, tmux: Tmux, p: Pending) -> None:
     """Record a finished command: its output into the job's logs, its exit code in the journal."""
-    out, end = tmux.output_since(s, p.channel, s.log_offset)
+    out, end = tmux.output_since(s, p.channel, s.log_offset, ended=p.rc is not None)
     s.log_offset = end
     p.output, p.collected = out, True
     path = None
@@ -92,8 +92,8 @@ def command(ctx: Context, idx: int, step: m.Command, resume: dict | None = None)
             _start(ctx, idx, step, session=s.name, channel=channel, rc=rc_path,
                    background=step.background)
             ctx.save_session(s)
-        if secret_values:
-            tmux.write_secrets(s, s.count, secret_values)  # the command removes it as it starts
+        if secret_values:  # the command removes them as it starts; the job's end, if not
+            ctx.secret_files += [(s.host, f) for f in tmux.write_secrets(s, s.count, secret_values)]
         if step.background:
             tmux.send(s, p)
             ctx.journal.step_update(ctx.job.id, idx, status="background")
@@ -117,8 +117,9 @@ def command(ctx: Context, idx: int, step: m.Command, resume: dict | None = None)
     if p.rc != 0:
         if p.rc is None:
             limit = m.format_seconds(timeout)
-            why = f"timed out after {limit} and was interrupted (Ctrl-C)" if "timed out" in p.note else p.note
-            raise StepFailed(f"command {why}", None, out)
+            if "timed out" in p.note:
+                raise StepFailed(f"command timed out after {limit} and was interrupted (Ctrl-C)", None, out)
+            raise StepFailed(f"command failed: {p.note}", None, out)
         raise StepFailed(f"command exited with code {p.rc}", p.rc, out)
     ctx.console.ok(f"exit 0 in {m.format_seconds(round(time.time() - p.started, 1))}")
     _show_tail(ctx, out)
