@@ -383,3 +383,10 @@ def test_a_last_line_without_newline_is_output_too(tmp_path):
     assert p.returncode == 0, p.stderr
     assert "| RESULT=42" in p.stderr
     assert "RESULT=42" in train("recipe", "logs", "--last").stdout
+
+
+def test_a_timed_out_exec_leaves_no_process_behind(tmp_path):
+    token = f"{time.time_ns() % 1000 + 31}"
+    p = train("exec", f"@local timeout=1s > sleep {token}.5; echo never")
+    assert p.returncode == 1 and "timed out after 1s" in p.stderr
+    assert subprocess.run(["pgrep", "-f", f"sleep {token}.5"], capture_output=True).returncode == 1

@@ -321,3 +321,20 @@ tmux.close @w
     def gone():
         return subprocess.run(["pgrep", "-f", token], capture_output=True).returncode == 1
     wait_until(gone, timeout=10, what="the remote command to stop with its session")
+
+
+def test_exit_255_of_a_remote_command_is_not_a_dropped_connection(tmp_path, ssh):
+    t0 = time.monotonic()
+    p = train("exec", f"host me = {ssh.a.spec()}", f"@me > echo x >> {ssh.a.home}/count; exit 255")
+    assert p.returncode == 1
+    assert "exited with code 254" in p.stderr  # 255 is ssh's own; the command's is shown as 254
+    assert (ssh.a.home / "count").read_text() == "x\n"  # run once, not retried
+    assert time.monotonic() - t0 < 15
+
+
+def test_tilde_paths_on_a_host_mean_its_home(tmp_path, ssh):
+    (tmp_path / "f.txt").write_text("tilde")
+    p = run(tmp_path, f"host gpu = {ssh.a.spec()}\n./f.txt -> @gpu:~/tilde/\n")
+    assert p.returncode == 0, p.stderr
+    assert (ssh.a.home / "tilde" / "f.txt").read_text() == "tilde"
+    assert not (ssh.a.home / "~").exists()

@@ -180,3 +180,10 @@ def test_a_copy_whose_checksum_differs_fails(tmp_path, lake):
     assert p.returncode == 1
     assert "the copy does not match its source" in p.stderr and "md5" in p.stderr
     assert "Traceback" not in p.stderr
+
+
+def test_one_file_with_delete_lands_at_its_name(tmp_path, lake):
+    (tmp_path / "model.bin").write_bytes(os.urandom(3000))
+    p = train("transfer", "model.bin", "@lake:/m/model.bin", "--delete")
+    assert p.returncode == 0, p.stderr
+    assert keys(lake, "m/") == {"m/model.bin": 3000}

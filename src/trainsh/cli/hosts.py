@@ -80,9 +80,11 @@ def host_add(args) -> int:
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", name or ""):
         raise UserError(f"bad host name '{name}' (letters, digits, '_', '-')")
     spec = SshSpec.parse(dest)  # checks user@host
+    if args.port and not (str(args.port).isdigit() and 0 < int(args.port) < 65536):
+        raise UserError(f"bad port '{args.port}' (1-65535)")
     port = int(args.port) if args.port and str(args.port) != "22" else spec.port
     entry = {"host": spec.host, "user": spec.user, "port": port, "key": args.key or spec.key,
-             "jump": args.jump or spec.jump}
+             "jump": args.jump or spec.jump, "options": list(spec.options)}
     if hosts.get(name) and not args.force:
         raise UserError(f"host '{name}' exists already (--force replaces it)")
     hosts.save(name, entry)
@@ -208,7 +210,7 @@ def _side(text: str):
         if not sep or not path:
             raise UserError(f"{text}: write @HOST:PATH")
         if name == "local":
-            return Side(os.path.abspath(os.path.expanduser(path)))
+            return Side(os.path.abspath(os.path.expanduser(path)) + ("/" if path.endswith("/") else ""))
         entry = hosts.get(name)
         if entry is None:
             from trainsh.settings import storages

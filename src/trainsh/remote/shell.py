@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import signal
 import subprocess
 import time
 from dataclasses import dataclass
@@ -38,6 +39,14 @@ class ShellError(Exception):
         self.result = result
 
 
+def _kill_group(p: subprocess.Popen) -> None:
+    try:
+        os.killpg(p.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    p.wait()
+
+
 def _text(data) -> str:
     if data is None:
         return ""
@@ -63,15 +72,24 @@ class Shell:
         data = input.encode() if isinstance(input, str) else input
         start = time.monotonic()
         try:
-            p = subprocess.run(full, input=data, capture_output=True, timeout=timeout, env=env,
-                               stdin=None if data is not None else subprocess.DEVNULL)
-            r = Result(masking.mask(shown), p.returncode, masking.mask(_text(p.stdout)),
-                       masking.mask(_text(p.stderr)), time.monotonic() - start)
-        except subprocess.TimeoutExpired as e:
-            r = Result(masking.mask(shown), -1, masking.mask(_text(e.stdout)), "",
-                       time.monotonic() - start, True)
+            # Its own process group: a timeout or an interruption ends everything it started.
+            p = subprocess.Popen(full, stdin=subprocess.PIPE if data is not None else subprocess.DEVNULL,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                                 start_new_session=True)
         except FileNotFoundError as e:
             raise ShellError(f"cannot run {argv[0]!r} on {self.name}: {e.strerror}") from None
+        try:
+            out, err = p.communicate(data, timeout=timeout)
+            r = Result(masking.mask(shown), p.returncode, masking.mask(_text(out)),
+                       masking.mask(_text(err)), time.monotonic() - start)
+        except subprocess.TimeoutExpired:
+            _kill_group(p)
+            out, _ = p.communicate()
+            r = Result(masking.mask(shown), -1, masking.mask(_text(out)), "",
+                       time.monotonic() - start, True)
+        except BaseException:
+            _kill_group(p)
+            raise
         if check:
             self.check(r)
         return r

@@ -16,7 +16,7 @@ from trainsh.remote.shell import Shell
 
 WAITER = r'''
 import json, os, re, socket, sys, time
-a = json.loads(sys.argv[1])
+a = json.loads(sys.stdin.readline())
 kind, timeout, tick = a["kind"], a["timeout"], 0.02
 end = time.monotonic() + timeout
 ANSI = re.compile(rb"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]|\x1b.")
@@ -122,7 +122,8 @@ def run_wait(shell: Shell, spec: dict, timeout: float) -> WaitOutcome:
     """Run a host-side wait; spec has kind and its arguments (see WAITER)."""
     python = sys.executable if shell.is_local() else "python3"
     args = dict(spec, timeout=timeout)
-    r = shell.run([python, "-c", WAITER, json.dumps(args)], timeout=timeout + 30)
+    # the arguments on stdin: a pattern or path may hold a secret, and argv is public (ps)
+    r = shell.run([python, "-c", WAITER], input=json.dumps(args) + "\n", timeout=timeout + 30)
     line = (r.stdout.strip().splitlines() or [""])[-1]
     try:
         data = json.loads(line)

@@ -141,7 +141,10 @@ def host_command(ctx: Context, idx: int, step: m.HostCommand, resume: dict | Non
     _start(ctx, idx, step, host=step.host)
     shell = "bash" if shutil.which("bash") or not h.shell.is_local() else "sh"
     env = {**os.environ, **secret_values} if secret_values else None
-    r = h.shell.run([shell, "-c", text], timeout=timeout, env=env)
+    argv = [shell, "-c", text]
+    if not h.shell.is_local():  # ssh's own failures are 255: the command's 255 must not look so
+        argv = ["sh", "-c", '"$@"; r=$?; [ $r -eq 255 ] && r=254; exit $r', "sh", *argv]
+    r = h.shell.run(argv, timeout=timeout, env=env)
     out = (r.stdout + r.stderr).rstrip("\n")
     path = ctx.job.folder / "output" / f"{idx:04d}.log"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -288,6 +291,8 @@ def _side(ctx: Context, ep: m.Endpoint):
                 raise StepFailed(f"storage @{ep.name}: {e}") from None
         h = ctx.host(ep.name)
         if not h.shell.is_local():
+            if path == "~" or path.startswith("~/"):
+                path = h.shell.home() + path[1:]
             return Side(path, h.shell)
     path = os.path.expanduser(path)
     if not os.path.isabs(path):

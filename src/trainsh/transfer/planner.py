@@ -15,6 +15,7 @@ import os
 import posixpath
 import shlex
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 
@@ -128,13 +129,22 @@ def _stream(src: Side, dst: Side, *, delete, excludes, dry_run) -> str:
         r = src.shell.script(f"tar -C {shlex.quote(parent or '/')}{ex} -cf - {shlex.quote(name)} | tar -tf - | wc -l")
         return f"would copy {r.stdout.strip()} entries through this machine"
     start = time.monotonic()
-    sender = subprocess.Popen(src.shell.argv_for(["sh", "-c", f"tar -C {shlex.quote(parent or '/')}{ex} -cf - {shlex.quote(name)}"]),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
-    receiver = subprocess.Popen(dst.shell.argv_for(["sh", "-c", f"mkdir -p {shlex.quote(target)} && tar -C {shlex.quote(target)} -xf -"]),
-                                stdin=sender.stdout, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    sender.stdout.close()
-    _, rerr = receiver.communicate()
-    _, serr = sender.communicate()
+    with tempfile.TemporaryFile() as serr_f, tempfile.TemporaryFile() as rerr_f:
+        sender = subprocess.Popen(src.shell.argv_for(["sh", "-c", f"tar -C {shlex.quote(parent or '/')}{ex} -cf - {shlex.quote(name)}"]),
+                                  stdout=subprocess.PIPE, stderr=serr_f, stdin=subprocess.DEVNULL)
+        receiver = subprocess.Popen(dst.shell.argv_for(["sh", "-c", f"mkdir -p {shlex.quote(target)} && tar -C {shlex.quote(target)} -xf -"]),
+                                    stdin=sender.stdout, stdout=subprocess.DEVNULL, stderr=rerr_f)
+        sender.stdout.close()
+        try:
+            receiver.wait()
+            sender.wait()
+        except BaseException:
+            for proc in (sender, receiver):
+                proc.kill()
+            raise
+        serr_f.seek(0)
+        rerr_f.seek(0)
+        serr, rerr = serr_f.read(), rerr_f.read()
     if sender.returncode or receiver.returncode:
         err = (serr or rerr).decode(errors="replace")
         raise ShellError(f"copy {src} -> {dst} through this machine failed: {_last(err, sender.returncode or receiver.returncode)}")

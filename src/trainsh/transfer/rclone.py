@@ -87,7 +87,7 @@ def remote_path(st: Storage, path: str, remote: str = REMOTE) -> str:
 def copy_argv(binary: str, src: str, dst: str, *, delete: bool = False,
               excludes: tuple[str, ...] = (), dry_run: bool = False, single_file: bool = False) -> list[str]:
     """`rclone sync` with delete, else `rclone copy` (`copyto` for one file to a full name)."""
-    verb = "sync" if delete else ("copyto" if single_file else "copy")
+    verb = "copyto" if single_file else ("sync" if delete else "copy")
     argv = [binary, verb, src, dst, "--stats-one-line", "--stats", "1s", "-v"]
     for pattern in excludes:
         argv += ["--exclude", pattern]

@@ -83,13 +83,16 @@ def _upload(host, binary, env, argv, a, b, single, excludes, progress, src, dst)
     if single:  # one file, maybe renamed: its line in the sum file carries the new name
         name = os.path.basename(b.rstrip("/"))
         where = b[: len(b) - len(name)].rstrip("/") or b.split(":", 1)[0] + ":"
-        hashing = f"{q(binary)} md5sum {q(a)} | sed 's|  .*$|  '{q(name)}'|' > \"$sums\""
+        hashing = (f"{q(binary)} md5sum {q(a)} | awk -v n={q(name)} "
+                   "'{ print $1 \"  \" n }' > \"$sums\"")
         check = f"{q(binary)} checksum md5 \"$sums\" {q(where)} --one-way --include {q('/' + name)}"
     else:
         hashing = f"{q(binary)} md5sum {q(a)}{filters} > \"$sums\""
         check = f"{q(binary)} checksum md5 \"$sums\" {q(b)} --one-way{filters}"
-    script = (f'sums=$(mktemp); ( {hashing} ) & h=$!; {shlex.join(argv)}; rc=$?; wait $h; '
-              f'if [ $rc -ne 0 ]; then rm -f "$sums"; exit $rc; fi; '
+    # A failed or empty hashing counts as a mismatch: the check must check something.
+    script = (f'sums=$(mktemp); ( {hashing} ) & h=$!; {shlex.join(argv)}; '
+              f'rc=$?; wait $h; hr=$?; if [ $rc -ne 0 ]; then rm -f "$sums"; exit $rc; fi; '
+              f'if [ $hr -ne 0 ] || [ ! -s "$sums" ]; then rm -f "$sums"; exit {MISMATCH}; fi; '
               f'{check}; c=$?; rm -f "$sums"; [ $c -eq 0 ] || exit {MISMATCH}')
     code, err = _run(host, ["sh", "-c", script], env, progress)
     if code == MISMATCH:
