@@ -45,7 +45,7 @@ def run_recipe(text: str, path: str = "bench.recipe"):
         f.write(text)
     journal = Journal()
     runner = Runner.start(journal, parse(text, path), Console(io.StringIO(), visual=False),
-                          RunOptions(visual=False), {}, {})
+                          RunOptions(), {}, {})
     code = runner.run()
     steps = journal.steps(runner.job.id)
     journal.close()

@@ -33,13 +33,6 @@ def mask(text: str) -> str:
     return p.sub(MASK, text) if p and text else text
 
 
-def mask_bytes(data: bytes) -> bytes:
-    p = _pattern
-    if not p or not data:
-        return data
-    return mask(data.decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape")
-
-
 def clear() -> None:
     """Forget all values (tests only)."""
     global _pattern

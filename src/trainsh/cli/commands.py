@@ -124,10 +124,10 @@ def _run_recipe(recipe, args, *, exec_mode: bool = False) -> int:
             raise UserError(f"--host {name}={spec}: {problem[1]}")
     console = Console(visual=not args.no_visual)
     journal = Journal()
-    options = RunOptions(visual=not args.no_visual, keep_sessions=args.keep_sessions)
+    options = RunOptions(keep_sessions=args.keep_sessions)
     runner = Runner.start(journal, recipe, console, options, variables, hosts)
     if exec_mode:
-        journal.set_job(runner.job.id, options={"keep_sessions": args.keep_sessions, "exec": True})
+        journal.set_job(runner.job.id, options={**runner.job.options, "exec": True})
     console.plain(f"job {runner.job.id}: {recipe.path} ({len(recipe.steps)} steps)")
     try:
         return runner.run()
@@ -180,8 +180,7 @@ def cmd_resume(args) -> int:
             raise UserError(f"job {job.id} finished; nothing to resume")
         console = Console(visual=not args.no_visual)
         console.plain(f"resuming job {job.id}: {job.recipe_path} (was {status})")
-        runner = Runner.resume(journal, job, console, RunOptions(visual=not args.no_visual,
-                                                                 keep_sessions=args.keep_sessions))
+        runner = Runner.resume(journal, job, console, RunOptions(keep_sessions=args.keep_sessions))
         return runner.run()
     finally:
         journal.close()

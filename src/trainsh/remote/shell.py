@@ -40,6 +40,7 @@ class ShellError(Exception):
 
 
 def _kill_group(p: subprocess.Popen) -> None:
+    """End a process started with start_new_session=True, and everything it started."""
     try:
         os.killpg(p.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):

@@ -1,4 +1,4 @@
-"""SSH destinations and the one place that builds ssh, rsync and unison command lines.
+"""SSH destinations and the one place that builds ssh command lines (rsync uses them too).
 
 Every connection goes through the user's OpenSSH client (so ~/.ssh/config, ProxyJump,
 IdentityFile and the agent all work) with connection sharing: ControlMaster=auto, a short
@@ -102,8 +102,9 @@ def ssh_options(spec: SshSpec, *, batch: bool = True, persist: str = "300") -> l
         opts += ["-o", "BatchMode=yes"]
     if spec.port:
         opts += ["-p", str(spec.port)]
-    if spec.key:
-        opts += ["-i", spec.key, "-o", "IdentitiesOnly=yes"]
+    key = spec.key or _default_key()
+    if key:
+        opts += ["-i", key, "-o", "IdentitiesOnly=yes"]
     if spec.jump:
         opts += ["-J", spec.jump]
     for o in spec.options:
@@ -112,6 +113,17 @@ def ssh_options(spec: SshSpec, *, batch: bool = True, persist: str = "300") -> l
     if extra:
         opts += shlex.split(extra)
     return opts
+
+
+def _default_key() -> str:
+    """config `ssh.key`: the identity for hosts that name none (else ssh's own choice)."""
+    from trainsh.settings import config
+
+    try:
+        key = config.get("ssh.key")
+    except config.ConfigError:
+        return ""
+    return os.path.expanduser(key) if key else ""
 
 
 def ssh_argv(spec: SshSpec, remote: str | None = None, *, tty: bool = False,

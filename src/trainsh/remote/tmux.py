@@ -1,4 +1,4 @@
-"""tmux sessions on a host: open, send a command and learn its exact exit code, capture, close.
+"""tmux sessions on a host: open, send a command and learn its exact exit code, close.
 
 How a command runs. The runner types into the session's shell
 
@@ -7,7 +7,8 @@ How a command runs. The runner types into the session's shell
 
 The brace group keeps heredocs, comments, quotes and a trailing `;` intact, runs in the
 session's own shell (so `cd` and `export` persist), and its status is the command's status.
-The leading space keeps it out of shell history. Completion is an event: the trailer writes
+The leading space keeps it out of shell history where the shell ignores space-led lines
+(HISTCONTROL=ignorespace, as Debian's default .bashrc sets); it never holds a secret value. Completion is an event: the trailer writes
 the exit status to the command's rc file (in the session's folder, $TRAINSH_RUN, set when the
 session opens: a short line types faster), then signals a channel used for this command only. A `pane-died` hook
 signals the same channel if the shell itself exits, so nothing waits on a dead pane.
@@ -221,10 +222,6 @@ class Tmux:
 
     def close(self, s: Session) -> None:
         self.run("kill-session", "-t", s.target, check=False)
-
-    def capture(self, s: Session, lines: int = 2000) -> str:
-        r = self.run("capture-pane", "-p", "-J", "-t", s.target, "-S", f"-{lines}", check=False)
-        return r.stdout if r.ok else ""
 
     def interrupt(self, s: Session) -> None:
         self.run("send-keys", "-t", s.target, "C-c", check=False)

@@ -100,12 +100,9 @@ class Job:
             return False
         except PermissionError:
             return True
-        # A pid can be reused; a zombie or another program is not our runner.
-        try:
-            with open(f"/proc/{self.pid}/cmdline", "rb") as f:
-                return b"train" in f.read()
-        except OSError:
-            return True
+        # A pid can be reused: the runner is the process with this pid and start time.
+        started = self.options.get("runner_start")
+        return started is None or process_start(self.pid) == started
 
     @property
     def shown_status(self) -> str:
@@ -113,6 +110,15 @@ class Job:
         if self.status == "running" and not self.runner_alive():
             return "interrupted"
         return self.status
+
+
+def process_start(pid: int) -> str | None:
+    """When a process started (clock ticks since boot, from /proc), or None off Linux."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[19].decode()
+    except (OSError, IndexError):
+        return None
 
 
 def _dumps(value: Any) -> str:
@@ -157,7 +163,8 @@ class Journal:
             "INSERT INTO jobs (id, recipe_path, recipe_hash, recipe_text, cwd, status, pid, created,"
             " updated, variables, host_overrides, options) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             (job_id, recipe_path, recipe_hash, masking.mask(recipe_text), os.getcwd(), "running",
-             os.getpid(), now, now, _dumps(variables), _dumps(host_overrides), _dumps(options)))
+             os.getpid(), now, now, _dumps(variables), _dumps(host_overrides),
+             _dumps({**options, "runner_start": process_start(os.getpid())})))
         return self.job(job_id)
 
     def job(self, job_id: str) -> Job | None:

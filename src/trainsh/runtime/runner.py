@@ -41,7 +41,6 @@ class Interrupted(BaseException):
 
 @dataclass
 class RunOptions:
-    visual: bool | None = None
     keep_sessions: bool = False
 
 
@@ -215,7 +214,10 @@ class Runner:
             console.warn(f"{job.recipe_path} changed since job {job.id} started; resuming the "
                          "recipe as it was then")
         options.keep_sessions = options.keep_sessions or bool(job.options.get("keep_sessions"))
-        journal.set_job(job.id, status="running", pid=os.getpid(), error=None)
+        from trainsh.runtime.journal import process_start
+
+        journal.set_job(job.id, status="running", pid=os.getpid(), error=None,
+                        options={**job.options, "runner_start": process_start(os.getpid())})
         job = journal.job(job.id)
         runner = cls(journal, job, recipe, console, options)
         runner._restore()
@@ -310,8 +312,8 @@ class Runner:
             self.journal.step_update(job.id, idx, status="interrupted")
             self.journal.set_job(job.id, status="interrupted", pid=None, error=f"interrupted ({why})")
             ctx.events.record("warning", f"job interrupted ({why}) at step {idx + 1}")
-            self.console.fail(f"interrupted ({why}) at step {idx + 1}; commands keep running in "
-                              f"their tmux sessions. Resume with: train recipe resume {job.id}")
+            self.console.fail(f"({why}) at step {idx + 1}; commands keep running in their tmux "
+                              f"sessions. Resume with: train recipe resume {job.id}", "interrupted")
             return 130
         finally:
             for s, h in previous.items():

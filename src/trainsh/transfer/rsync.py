@@ -6,8 +6,11 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import subprocess
+import time
 
-from trainsh.remote.shell import LocalShell, ShellError
+from trainsh import masking
+from trainsh.remote.shell import LocalShell, Result, ShellError, _kill_group
 
 
 def rsync_argv(src: str, dst: str, *, delete: bool = False, excludes: tuple[str, ...] = (),
@@ -30,15 +33,18 @@ def run_rsync(argv: list[str], progress=None):
     (rsync's --info=progress2). Returns a Result."""
     if progress is None:
         return LocalShell().run(argv)
-    import subprocess
-    import time
-
-    from trainsh import masking
-    from trainsh.remote.shell import Result
-
     argv = argv[:1] + ["--info=progress2"] + argv[1:]
     start = time.monotonic()
-    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                         start_new_session=True)
+    try:
+        return _follow(p, argv, start, progress)
+    except BaseException:  # Ctrl-C, SIGTERM: rsync (and its ssh) end with us
+        _kill_group(p)
+        raise
+
+
+def _follow(p, argv, start, progress):
     out = bytearray()
     buf = b""
     while True:

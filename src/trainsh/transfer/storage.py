@@ -18,7 +18,7 @@ import subprocess
 import time
 
 from trainsh import masking
-from trainsh.remote.shell import ShellError, SshShell
+from trainsh.remote.shell import ShellError, SshShell, _kill_group
 from trainsh.settings.storages import StorageError
 from trainsh.transfer import rclone
 
@@ -153,21 +153,25 @@ def _run(host, argv, env, progress, capture="stderr") -> tuple[int, str]:
         data, full_env = exports.encode(), None
     p = subprocess.Popen(cmd, stdin=subprocess.PIPE if data is not None else subprocess.DEVNULL,
                          stdout=subprocess.PIPE if capture == "stdout" else subprocess.DEVNULL,
-                         stderr=subprocess.PIPE, env=full_env)
-    if capture == "stdout":
-        out, _ = p.communicate(data)
-        return p.returncode, masking.mask(out.decode(errors="replace"))
-    if data is not None:
-        p.stdin.write(data)
-        p.stdin.close()
-    lines = []
-    for raw in p.stderr:
-        line = raw.decode(errors="replace")
-        lines.append(line)
-        m = _STATS.search(line)
-        if m and progress is not None:
-            progress(f"{m.group(1)} / {m.group(2)}  {m.group(3)}%  {m.group(4)}  ETA {m.group(5)}")
-    p.wait()
+                         stderr=subprocess.PIPE, env=full_env, start_new_session=True)
+    try:
+        if capture == "stdout":
+            out, _ = p.communicate(data)
+            return p.returncode, masking.mask(out.decode(errors="replace"))
+        if data is not None:
+            p.stdin.write(data)
+            p.stdin.close()
+        lines = []
+        for raw in p.stderr:
+            line = raw.decode(errors="replace")
+            lines.append(line)
+            m = _STATS.search(line)
+            if m and progress is not None:
+                progress(f"{m.group(1)} / {m.group(2)}  {m.group(3)}%  {m.group(4)}  ETA {m.group(5)}")
+        p.wait()
+    except BaseException:  # Ctrl-C, SIGTERM: rclone and its helpers end with us
+        _kill_group(p)
+        raise
     return p.returncode, masking.mask("".join(lines))
 
 

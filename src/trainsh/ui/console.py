@@ -53,8 +53,8 @@ class Console:
     def warn(self, text: str) -> None:
         self._write("  " + self._c("33", "warning:") + f" {text}")
 
-    def fail(self, text: str) -> None:
-        self._write(self._c("1;31", "failed:") + f" {text}")
+    def fail(self, text: str, label: str = "failed:") -> None:
+        self._write(self._c("1;31", label) + f" {text}")
 
     def output(self, text: str, indent: str = "  | ") -> None:
         for line in text.splitlines():
