@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 import signal
 import subprocess
 
@@ -166,3 +167,39 @@ tmux.open @local as w
     assert p.returncode == 0, p.stderr
     assert "opening it again" in p.stderr
     assert (tmp_path / "log.txt").read_text() == "one\nafter\n"
+
+
+def test_a_command_journaled_but_never_sent_is_sent_on_resume(tmp_path):
+    """The runner can stop between writing a command to the journal and typing it."""
+    from trainsh.runtime.journal import Journal
+
+    r = write_recipe(tmp_path / "ns.recipe", """
+tmux.open @local as w
+@w > echo one >> log.txt
+@w > echo two >> log.txt
+""")
+    assert train("recipe", "run", str(r), "--no-visual").returncode == 0
+    # Make the journal say what a runner killed right after journaling step 3 would leave:
+    # step 3 running, its command recorded as in flight, the job interrupted.
+    j = Journal()
+    job = j.jobs(1)[0]
+    steps = j.steps(job.id)
+    row = j.sessions(job.id)[0]
+    state = row["state"]
+    state["current"].update(done=False, rc=None, collected=False, output="",
+                            channel=state["current"]["channel"] + "x", n=99,
+                            rc_path=state["current"]["rc_path"].replace("/2.rc", "/99.rc"))
+    j.session_state(job.id, "w", state)
+    j.step_update(job.id, 2, status="running", exit_code=None)
+    j.set_job(job.id, status="interrupted")
+    j.close()
+    (tmp_path / "log.txt").write_text("one\n")
+    t0 = time.monotonic()
+    p = train("recipe", "resume", job.id, "--no-visual")
+    assert p.returncode == 0, p.stderr
+    assert "sending the command the runner had not sent yet" in p.stderr
+    assert (tmp_path / "log.txt").read_text() == "one\ntwo\n"
+    assert time.monotonic() - t0 < 15
+    j = Journal()
+    assert j.job(job.id).status == "done" and len(steps) == 3
+    j.close()

@@ -448,6 +448,19 @@ class Tmux:
         p.done, p.rc, p.note = True, None, "timed out and was interrupted (Ctrl-C)"
 
     # ---- output
+    def was_started(self, s: Session, p: Pending, grace: float = 1.0) -> bool:
+        """Did the command reach the shell? (its exit code, or its start marker in the log;
+        a command typed a moment ago gets `grace` seconds to show its marker)"""
+        limit = time.monotonic() + grace
+        while True:
+            if self.read_rc(p.rc_path) is not None:
+                return True
+            if start_marker(p.channel) in (self.shell.read_file(s.log_path, s.cmd_offset) or b""):
+                return True
+            if time.monotonic() >= limit:
+                return False
+            time.sleep(0.05)
+
     def last_line(self, s: Session) -> str:
         """The latest non-empty line the session printed (for a live status line)."""
         data = self.shell.read_file(s.log_path, max(s.cmd_offset, _size(s.log_path) - 4096)) \

@@ -99,6 +99,14 @@ def command(ctx: Context, idx: int, step: m.Command, resume: dict | None = None)
             ctx.journal.step_update(ctx.job.id, idx, status="background")
             ctx.console.info(f"running in the background in {s.name}")
             return
+    elif not p.done and not tmux.was_started(s, p):
+        # Journaled, but the runner stopped before typing it: type it now.
+        ctx.console.info(f"sending the command the runner had not sent yet: {_short(p.text)}")
+        resumed = False
+        if step.background:
+            tmux.send(s, p)
+            ctx.journal.step_update(ctx.job.id, idx, status="background")
+            return
     else:
         ctx.console.info(f"picking up the command sent before the runner stopped: {_short(p.text)}")
         if step.background:
