@@ -390,3 +390,16 @@ def test_a_timed_out_exec_leaves_no_process_behind(tmp_path):
     p = train("exec", f"@local timeout=1s > sleep {token}.5; echo never")
     assert p.returncode == 1 and "timed out after 1s" in p.stderr
     assert subprocess.run(["pgrep", "-f", f"sleep {token}.5"], capture_output=True).returncode == 1
+
+
+def test_a_command_queued_behind_a_background_one_is_bounded_by_its_timeout(tmp_path):
+    r = write_recipe(tmp_path / "q.recipe", """
+tmux.open @local as w
+@w > sleep 30 &
+@w timeout=1s > echo queued
+""")
+    t0 = time.monotonic()
+    p = train("recipe", "run", str(r), "--no-visual")
+    assert p.returncode == 1
+    assert "was still running 'sleep 30' after 1s" in p.stderr and "wait @w idle" in p.stderr
+    assert time.monotonic() - t0 < 10

@@ -77,8 +77,14 @@ def command(ctx: Context, idx: int, step: m.Command, resume: dict | None = None)
         if p is not None and not p.done:
             ctx.console.info(f"waiting for the command still running in {s.name} first: {_short(p.text)}")
             ctx.console.live(f"{s.name}: waiting for {_short(p.text, 40)}")
-        _finish_previous(ctx, s, tmux)
+        # Bounded by this command's own timeout: every wait has one.
+        prev = _finish_previous(ctx, s, tmux, until=time.time() + timeout)
         ctx.console.live_done()
+        if prev is not None and not prev.done:
+            _start(ctx, idx, step, session=s.name)
+            raise StepFailed(f"{s.name} was still running '{_short(prev.text)}' after "
+                             f"{m.format_seconds(timeout)} (this command's timeout); wait for it "
+                             f"with 'wait @{s.name} idle timeout=...' or give this command a longer timeout=")
         s.count += 1
         channel = f"{s.real}-c{s.count}"
         rc_path = s.rc_path(s.count)
