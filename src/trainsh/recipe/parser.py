@@ -690,6 +690,22 @@ class _Parser:
                     pos_err(self.at(step), self.unknown(step.host, "host"))
                     continue
             self.recipe.steps.append(step)
+        self.check_variable_loops()
+
+    def check_variable_loops(self) -> None:
+        """`var A = $B` with `var B = $A` can never be expanded: say so now, not at run time."""
+        from trainsh.recipe.expand import ExpandError, expand
+
+        variables = self.recipe.variables
+        reported: set[str] = set()
+        for name, d in self.recipe.of_kind("var").items():
+            try:
+                expand("${" + name + "}", variables, lambda _: "")
+            except ExpandError as e:
+                loop = frozenset(str(e).rpartition(": ")[2].split(" -> "))
+                if not loop & reported:
+                    reported |= loop
+                    self.col.error(d.pos, str(e))
 
     def unknown(self, name: str, what: str) -> str:
         defs = self.recipe.definitions
