@@ -75,12 +75,12 @@ class Context:
             raise StepFailed(str(e)) from None
 
     def hidden_env(self) -> set[str]:
-        """Variables that hold secrets here: the passphrase, the known keys and every
-        ${secret:NAME} of the recipe. A tmux server started by trainsh does not inherit them."""
+        """What a tmux server started by trainsh must not inherit: the passphrase, and every
+        ${secret:NAME} of the recipe (those reach only the commands that name them). Other
+        variables the user exported stay, as in any tmux they would start."""
         from trainsh.recipe.expand import secret_names
-        from trainsh.settings.secrets import KNOWN
 
-        return {"TRAINSH_PASSPHRASE", *KNOWN, *secret_names(self.recipe.text)}
+        return {"TRAINSH_PASSPHRASE", *secret_names(self.recipe.text)}
 
     def expand_command(self, text: str) -> tuple[str, dict[str, str]]:
         """A command's text with each `${secret:NAME}` replaced by a reference to the variable
