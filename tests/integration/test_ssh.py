@@ -338,3 +338,14 @@ def test_tilde_paths_on_a_host_mean_its_home(tmp_path, ssh):
     assert p.returncode == 0, p.stderr
     assert (ssh.a.home / "tilde" / "f.txt").read_text() == "tilde"
     assert not (ssh.a.home / "~").exists()
+
+
+def test_gdrive_storage_asks_for_its_token_once_on_a_terminal(tmp_path, ssh, monkeypatch):
+    monkeypatch.setenv("TRAINSH_PASSPHRASE", "pw")
+    token = '{"access_token":"ya29.test-token","token_type":"Bearer","expiry":"2030-01-01T00:00:00Z"}'
+    screen = _drive(tmp_path, "storage add drive gdrive:models", [("token:", token)])
+    assert "token stored as the secret GDRIVE_TOKEN" in screen and "EXITED=0" in screen
+    assert "ya29" not in screen  # typed without echo
+    assert train("secrets", "get", "GDRIVE_TOKEN").stdout.strip() == token
+    show = train("storage", "show", "drive").stdout
+    assert "GDRIVE_TOKEN" in show and "file" in show

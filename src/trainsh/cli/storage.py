@@ -67,7 +67,34 @@ def st_add(args) -> int:
     needs = NEEDS[st.kind]
     print(f"added {name}: {st.kind}:{st.bucket}"
           + (f"; it needs the secrets {', '.join(needs)}" if needs else ""))
+    if st.kind == "gdrive":
+        _ask_drive_token()
     return 0
+
+
+def _ask_drive_token() -> None:
+    """Drive needs an OAuth token: `rclone authorize drive` prints it on a machine with a
+    browser; the user pastes it here once and it is kept as the secret GDRIVE_TOKEN."""
+    import json
+
+    from trainsh.settings import secrets
+
+    if secrets.lookup("GDRIVE_TOKEN") or not sys.stdin.isatty():
+        return
+    print("Google Drive needs a token: run 'rclone authorize drive' on a machine with a browser,")
+    print("then paste the JSON it prints (one line, {...}); empty to do it later "
+          "with 'train secrets set GDRIVE_TOKEN'.")
+    import getpass
+
+    token = getpass.getpass("token: ").strip()
+    if not token:
+        return
+    try:
+        json.loads(token)
+    except ValueError:
+        raise UserError("that is not the JSON token 'rclone authorize drive' prints") from None
+    secrets.store().set("GDRIVE_TOKEN", token)
+    print("token stored as the secret GDRIVE_TOKEN")
 
 
 def st_show(args) -> int:
