@@ -259,3 +259,15 @@ tmux.open @local as w
     p = train("recipe", "run", str(r), "--no-visual")
     assert p.returncode == 1
     assert [str(f) for f in every_file_under(paths.home()) if holds(f, SECRET)] == []
+
+
+def test_secrets_are_refused_where_they_would_show_in_process_lists(tmp_path, monkeypatch):
+    monkeypatch.setenv("TOKX", SECRET)
+    (tmp_path / "a.txt").write_text("x")
+    for text, where in (("./a.txt -> ./out/${secret:TOKX}/\n", "a transfer path"),
+                        ("host h = root@${secret:TOKX}\ntmux.open @h as w\n", "a host spec")):
+        r = write_recipe(tmp_path / "r.recipe", text)
+        p = train("recipe", "run", str(r), "--no-visual")
+        assert p.returncode == 1
+        assert f"cannot be used in {where}" in p.stderr and SECRET not in p.stderr
+    assert not (tmp_path / "out").exists()

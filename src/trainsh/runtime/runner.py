@@ -68,9 +68,15 @@ class Context:
     sessions: dict[str, Session] = field(default_factory=dict)
     secret_files: list[tuple[str, str]] = field(default_factory=list)  # (host, path) written
 
-    def expand(self, text: str) -> str:
+    def expand(self, text: str, where: str | None = None) -> str:
+        """Expand variables and secrets. With `where`, the text ends up in a process's
+        arguments (visible to `ps`), so a secret there is refused instead."""
+        def refuse(name: str) -> str:
+            raise ExpandError(f"${{secret:{name}}} cannot be used in {where}: it would show in "
+                              "process lists; use it in a command, where it stays out of sight")
+
         try:
-            return expand(text, self.variables, self.secret)
+            return expand(text, self.variables, refuse if where else self.secret)
         except ExpandError as e:
             raise StepFailed(str(e)) from None
 
@@ -117,7 +123,7 @@ class Context:
         spec = "local" if name == "local" else self.host_specs.get(name)
         if spec is None:
             raise StepFailed(f"unknown host @{name}")
-        spec = self.expand(spec).strip()
+        spec = self.expand(spec, "a host spec").strip()
         handle = resolve_host(name, spec, self.job)
         handle.tmux.hidden = self.hidden_env()
         self.hosts[name] = handle

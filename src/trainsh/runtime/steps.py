@@ -290,13 +290,13 @@ def transfer(ctx: Context, idx: int, step: m.Transfer, resume: dict | None = Non
 def _side(ctx: Context, ep: m.Endpoint):
     from trainsh.transfer.planner import Side
 
-    path = ctx.expand(ep.path)
+    path = ctx.expand(ep.path, "a transfer path")
     if ep.name is not None and ep.name != "local":
         d = ctx.recipe.definitions.get(ep.name)
         if d is not None and d.kind == "storage":
             from trainsh.settings.storages import StorageError, resolve
 
-            spec = ctx.expand(d.value).strip()
+            spec = ctx.expand(d.value, "a storage spec").strip()
             if spec == "placeholder":
                 raise StepFailed(f"storage @{ep.name} is a placeholder: no storage given")
             try:
