@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import os
 import shlex
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
 here = os.path.dirname(__file__)
@@ -28,49 +26,38 @@ FILES = 5000
 
 
 def main() -> None:
-    env = sshd.start()
-    control = tempfile.mkdtemp(prefix="tsbc", dir="/tmp")
-    os.environ["TRAINSH_SSH_OPTIONS"] = f"-F {env.config}"
-    os.environ["TRAINSH_SSH_CONTROL_DIR"] = control
-    try:
-        with sandbox() as d:
-            from trainsh.remote.sshspec import SshSpec, rsync_rsh, ssh_argv
+    with sshd.running() as env, sandbox() as d:
+        from trainsh.remote.sshspec import SshSpec, rsync_rsh, ssh_argv
 
-            spec = SshSpec.parse(env.a.spec())
-            ssh = ssh_argv(spec)
-            subprocess.run(ssh + ["--", "true"], check=True)  # the shared connection
-            floors, mine = [], []
-            for r in range(ROUNDS):
-                floors.append(floor(ssh, r))
-                mine.append(ours(env.a.spec()))
-            f, o = min(floors), min(mine)
-            print(f"ssh steps: {N} x '@s > true': trainsh {o * 1000:.2f} ms/step, raw ssh+tmux "
-                  f"{f * 1000:.2f} ms/step, ratio {o / f:.2f} (target <= 1.5) {'OK' if o / f <= 1.5 else 'OVER'}")
-            tree = os.path.join(d, "tree")
-            for i in range(FILES):
-                sub = os.path.join(tree, f"d{i % 50}")
-                os.makedirs(sub, exist_ok=True)
-                with open(os.path.join(sub, f"f{i}"), "wb") as fh:
-                    fh.write(os.urandom(512))
-            raw, tool = [], []
-            for r in range(ROUNDS):
-                dest = f"{env.a.home}/raw{r}/"
-                t = time.perf_counter()
-                subprocess.run(["rsync", "-a", "-e", rsync_rsh(spec), tree + "/",
-                                f"{spec.destination}:{dest}"], check=True)
-                raw.append(time.perf_counter() - t)
-                code, steps = run_recipe(f"host h = {env.a.spec()}\n./tree/ -> @h:{env.a.home}/ours{r}/\n")
-                assert code == 0
-                tool.append(steps[0]["ended"] - steps[0]["started"])
-            ratio = min(tool) / min(raw)
-            print(f"ssh rsync: {FILES} files: trainsh {min(tool):.2f} s, raw rsync {min(raw):.2f} s, "
-                  f"ratio {ratio:.2f} (target <= 1.2) {'OK' if ratio <= 1.2 else 'OVER'}")
-    finally:
-        for sock in os.listdir(control):
-            subprocess.run(["ssh", "-o", f"ControlPath={control}/{sock}", "-O", "exit", "x"],
-                           capture_output=True)
-        shutil.rmtree(control, ignore_errors=True)
-        sshd.stop(env)
+        spec = SshSpec.parse(env.a.spec())
+        ssh = ssh_argv(spec)
+        subprocess.run(ssh + ["--", "true"], check=True)  # the shared connection
+        floors, mine = [], []
+        for r in range(ROUNDS):
+            floors.append(floor(ssh, r))
+            mine.append(ours(env.a.spec()))
+        f, o = min(floors), min(mine)
+        print(f"ssh steps: {N} x '@s > true': trainsh {o * 1000:.2f} ms/step, raw ssh+tmux "
+              f"{f * 1000:.2f} ms/step, ratio {o / f:.2f} (target <= 1.5) {'OK' if o / f <= 1.5 else 'OVER'}")
+        tree = os.path.join(d, "tree")
+        for i in range(FILES):
+            sub = os.path.join(tree, f"d{i % 50}")
+            os.makedirs(sub, exist_ok=True)
+            with open(os.path.join(sub, f"f{i}"), "wb") as fh:
+                fh.write(os.urandom(512))
+        raw, tool = [], []
+        for r in range(ROUNDS):
+            dest = f"{env.a.home}/raw{r}/"
+            t = time.perf_counter()
+            subprocess.run(["rsync", "-a", "-e", rsync_rsh(spec), tree + "/",
+                            f"{spec.destination}:{dest}"], check=True)
+            raw.append(time.perf_counter() - t)
+            code, steps = run_recipe(f"host h = {env.a.spec()}\n./tree/ -> @h:{env.a.home}/ours{r}/\n")
+            assert code == 0
+            tool.append(steps[0]["ended"] - steps[0]["started"])
+        ratio = min(tool) / min(raw)
+        print(f"ssh rsync: {FILES} files: trainsh {min(tool):.2f} s, raw rsync {min(raw):.2f} s, "
+              f"ratio {ratio:.2f} (target <= 1.2) {'OK' if ratio <= 1.2 else 'OVER'}")
 
 
 def floor(ssh: list[str], r: int) -> float:

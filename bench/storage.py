@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import os
 import shlex
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 
 here = os.path.dirname(__file__)
@@ -26,61 +24,55 @@ ROUNDS = 2
 
 
 def main() -> None:
-    env = sshd.start()
-    control = tempfile.mkdtemp(prefix="tsbc", dir="/tmp")
-    os.environ["TRAINSH_SSH_OPTIONS"] = f"-F {env.config}"
-    os.environ["TRAINSH_SSH_CONTROL_DIR"] = control
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    moto = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "moto_server"), "-H",
-                             "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    try:
-        with sandbox():
-            from trainsh.remote.shell import SshShell
-            from trainsh.settings import paths
-            from trainsh.transfer.rclone import remote_env
-            from trainsh.settings.storages import Storage
-            from trainsh.transfer.storage import host_rclone
+    with sshd.running() as env, sandbox():
+        moto = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "moto_server"), "-H",
+                                 "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        try:
+            measure(env, f"http://127.0.0.1:{port}")
+        finally:
+            moto.terminate()
+            moto.wait()
 
-            os.environ["AWS_ACCESS_KEY_ID"] = "AKIDBENCHMARKKEY"
-            os.environ["AWS_SECRET_ACCESS_KEY"] = "benchmark-secret-key"
-            url = f"http://127.0.0.1:{port}"
-            time.sleep(1.0)
-            paths.home().mkdir(parents=True, exist_ok=True)
-            paths.storages_file().write_text(f'[st]\nkind = "s3"\nbucket = "bench"\nendpoint = "{url}"\n')
-            shell = SshShell(env.a.spec())
-            rclone = host_rclone(shell)  # brought over once, outside the timing
-            renv = remote_env(Storage("s3", "bench", url), "RAW")
-            exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in renv.items())
-            import boto3
 
-            boto3.client("s3", endpoint_url=url, region_name="us-east-1").create_bucket(Bucket="bench")
-            big = f"{env.a.home}/big.bin"
-            shell.run(["sh", "-c", f"head -c {SIZE_MIB}M /dev/urandom > {big}"], check=True, timeout=300)
-            raw, ours = [], []
-            for r in range(ROUNDS):
-                t = time.perf_counter()
-                shell.run(["sh", "-c", f"{exports} {rclone} copyto {big} RAW:bench/raw{r}.bin"],
-                          check=True, timeout=900)
-                raw.append(time.perf_counter() - t)
-                code, steps = run_recipe(f"host h = {env.a.spec()}\nstorage st = st\n"
-                                         f"@h:{big} -> @st:/ours{r}.bin\n")
-                assert code == 0, "bench recipe failed"
-                ours.append(steps[0]["ended"] - steps[0]["started"])
-            ratio = min(ours) / min(raw)
-            print(f"storage: {SIZE_MIB} MiB host -> S3: trainsh {min(ours):.2f} s (copy and check), "
-                  f"raw rclone on the host {min(raw):.2f} s, ratio {ratio:.2f} (target <= 1.1) "
-                  f"{'OK' if ratio <= 1.1 else 'OVER'}")
-    finally:
-        moto.terminate()
-        moto.wait()
-        for sock in os.listdir(control):
-            subprocess.run(["ssh", "-o", f"ControlPath={control}/{sock}", "-O", "exit", "x"],
-                           capture_output=True)
-        shutil.rmtree(control, ignore_errors=True)
-        sshd.stop(env)
+def measure(env, url: str) -> None:
+    import boto3
+
+    from trainsh.remote.shell import SshShell
+    from trainsh.settings import paths
+    from trainsh.settings.storages import Storage
+    from trainsh.transfer.rclone import remote_env
+    from trainsh.transfer.storage import host_rclone
+
+    os.environ["AWS_ACCESS_KEY_ID"] = "AKIDBENCHMARKKEY"
+    os.environ["AWS_SECRET_ACCESS_KEY"] = "benchmark-secret-key"
+    time.sleep(1.0)  # moto_server starting
+    boto3.client("s3", endpoint_url=url, region_name="us-east-1").create_bucket(Bucket="bench")
+    paths.home().mkdir(parents=True, exist_ok=True)
+    paths.storages_file().write_text(f'[st]\nkind = "s3"\nbucket = "bench"\nendpoint = "{url}"\n')
+    shell = SshShell(env.a.spec())
+    rclone = host_rclone(shell)  # brought over once, outside the timing
+    renv = remote_env(Storage("s3", "bench", url), "RAW")
+    exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in renv.items())
+    big = f"{env.a.home}/big.bin"
+    shell.run(["sh", "-c", f"head -c {SIZE_MIB}M /dev/urandom > {big}"], check=True, timeout=300)
+    raw, ours = [], []
+    for r in range(ROUNDS):
+        t = time.perf_counter()
+        shell.run(["sh", "-c", f"{exports} {rclone} copyto {big} RAW:bench/raw{r}.bin"],
+                  check=True, timeout=900)
+        raw.append(time.perf_counter() - t)
+        code, steps = run_recipe(f"host h = {env.a.spec()}\nstorage st = st\n"
+                                 f"@h:{big} -> @st:/ours{r}.bin\n")
+        assert code == 0, "bench recipe failed"
+        ours.append(steps[0]["ended"] - steps[0]["started"])
+    ratio = min(ours) / min(raw)
+    print(f"storage: {SIZE_MIB} MiB host -> S3: trainsh {min(ours):.2f} s (copy and check), "
+          f"raw rclone on the host {min(raw):.2f} s, ratio {ratio:.2f} (target <= 1.1) "
+          f"{'OK' if ratio <= 1.1 else 'OVER'}")
 
 
 if __name__ == "__main__":

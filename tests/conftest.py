@@ -56,9 +56,9 @@ def ssh(ssh_servers, monkeypatch):
     monkeypatch.setenv("TRAINSH_SSH_OPTIONS", f"-F {ssh_servers.config}")
     monkeypatch.setenv("TRAINSH_SSH_CONTROL_DIR", str(control))
     yield ssh_servers
-    for sock in control.iterdir():
-        subprocess.run(["ssh", "-o", f"ControlPath={sock}", "-O", "exit", "x"], capture_output=True)
-    shutil.rmtree(control, ignore_errors=True)
+    import sshd
+
+    sshd.close_masters(control)
     ssh_servers.kill_remote_tmux()
 
 

@@ -7,6 +7,7 @@ B also admits a non-root user. The client config (ssh -F) keeps known_hosts in t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -131,3 +132,33 @@ def stop(env: SshEnv) -> None:
         server.stop()
     subprocess.run(["pkill", "-u", USER], capture_output=True)
     shutil.rmtree(env.base, ignore_errors=True)
+
+
+def close_masters(control: Path | str) -> None:
+    """End the ssh connection masters whose sockets are in `control`, and the folder."""
+    control = Path(control)
+    if control.is_dir():
+        for sock in control.iterdir():
+            subprocess.run(["ssh", "-o", f"ControlPath={sock}", "-O", "exit", "x"], capture_output=True)
+    shutil.rmtree(control, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def running():
+    """Start the servers and point this process's ssh at them (its own client config and
+    connection folder); stop everything on the way out, whatever happens."""
+    env = start()
+    control = tempfile.mkdtemp(prefix="tsbc", dir="/tmp")
+    saved = {k: os.environ.get(k) for k in ("TRAINSH_SSH_OPTIONS", "TRAINSH_SSH_CONTROL_DIR")}
+    os.environ["TRAINSH_SSH_OPTIONS"] = f"-F {env.config}"
+    os.environ["TRAINSH_SSH_CONTROL_DIR"] = control
+    try:
+        yield env
+    finally:
+        close_masters(control)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        stop(env)
