@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from trainsh import masking
 from trainsh.recipe.expand import ExpandError, expand
 from trainsh.recipe.model import Recipe, Step
-from trainsh.recipe.parser import parse
+from trainsh.recipe.parser import HOST_SCHEMES, parse
 from trainsh.remote.shell import LocalShell, Shell, ShellError
 from trainsh.remote.tmux import Pending, Session, Tmux
 from trainsh.runtime.events import Events
@@ -161,9 +161,9 @@ def resolve_host(name: str, spec: str, job: Job) -> HostHandle:
     if spec == "placeholder":
         raise StepFailed(f"host @{name} is a placeholder: give it a machine with "
                          f"--host {name}=SPEC (or vast.pick)")
-    first = spec.split()[0]
-    if ":" in first and first.split(":", 1)[0] in ("vast", "runpod", "colab"):
-        what = {"vast": "Vast.ai", "runpod": "RunPod", "colab": "Colab"}[first.split(":", 1)[0]]
+    scheme = spec.split()[0].partition(":")[0] if ":" in spec.split()[0] else ""
+    if scheme in HOST_SCHEMES:
+        what = {"vast": "Vast.ai", "runpod": "RunPod", "colab": "Colab"}[scheme]
         raise StepFailed(f"host @{name} = {spec}: {what} hosts are not supported yet in this version")
     try:
         entry = hosts.get(spec) if " " not in spec and "@" not in spec else None

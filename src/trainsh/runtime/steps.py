@@ -199,7 +199,8 @@ def wait(ctx: Context, idx: int, step: m.Wait, resume: dict | None = None) -> No
             h = ctx.host(s.host)
             if step.pattern is not None:
                 cur = s.current
-                spec = {"kind": "pattern", "pattern": ctx.expand(step.pattern), "log": s.log_path,
+                pattern = ctx.expand(step.pattern)
+                spec = {"kind": "pattern", "pattern": pattern, "log": s.log_path,
                         "marker": s.marker, "offset": s.cmd_offset,
                         "rc": cur.rc_path if cur is not None else None}
             elif step.file is not None:
@@ -215,7 +216,7 @@ def wait(ctx: Context, idx: int, step: m.Wait, resume: dict | None = None) -> No
                     raise StepFailed(f"timed out after {limit} waiting for {condition}")
                 if outcome.reason == "ended":
                     raise StepFailed(f"the command in {s.name} ended (exit {outcome.rc}) without "
-                                     f"printing {step.pattern!r}")
+                                     f"printing '{pattern}'")
                 raise StepFailed(f"wait failed: {outcome.detail}")
             detail = outcome.detail
     finally:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from trainsh.remote.shell import Shell, ShellError, SshShell
 from trainsh.remote.sshspec import rsync_rsh, ssh_options
 from trainsh.settings.storages import Storage
-from trainsh.transfer.rsync import local_copy, rsync_argv, run_rsync, summarize
+from trainsh.transfer.rsync import local_copy, rsync_argv, run_rsync, summarize, target_dir
 
 
 @dataclass
@@ -39,10 +39,6 @@ class Side:
         if self.storage is not None:
             return f"{self.storage}:{self.path}"
         return f"{self.shell.name}:{self.path}" if self.remote else self.path
-
-
-def _target_dir(path: str) -> str:
-    return path if path.endswith("/") else posixpath.dirname(path) or "."
 
 
 def copy(src: Side, dst: Side, *, delete: bool = False, excludes: tuple[str, ...] = (),
@@ -66,10 +62,10 @@ def copy(src: Side, dst: Side, *, delete: bool = False, excludes: tuple[str, ...
                       delete=delete, excludes=excludes, dry_run=dry_run)
     argv[1:1] = ["-e", rsync_rsh(host.spec)]
     if dst.remote and not dry_run:
-        target = shlex.quote(_target_dir(dst.path))
+        target = shlex.quote(target_dir(dst.path))
         argv[1:1] = [f"--rsync-path=mkdir -p {target} && rsync"]
     elif not dst.remote and not dry_run:
-        os.makedirs(_target_dir(dst.path), exist_ok=True)
+        os.makedirs(target_dir(dst.path), exist_ok=True)
     r = run_rsync(argv, progress)
     if not r.ok:
         raise ShellError(f"rsync {src} -> {dst} failed: {_last(r.stderr, r.returncode)}", r)
@@ -81,7 +77,7 @@ def _host_to_host(src: Side, dst: Side, *, delete, excludes, dry_run) -> str:
     assert isinstance(a, SshShell) and isinstance(b, SshShell)
     if a.spec == b.spec:  # the same machine: rsync there, between two of its paths
         argv = rsync_argv(src.path, dst.path, delete=delete, excludes=excludes, dry_run=dry_run)
-        script = ("" if dry_run else f"mkdir -p {shlex.quote(_target_dir(dst.path))} && ") + shlex.join(argv)
+        script = ("" if dry_run else f"mkdir -p {shlex.quote(target_dir(dst.path))} && ") + shlex.join(argv)
         r = a.script(script)
         if not r.ok:
             raise ShellError(f"rsync on {a.name} failed: {_last(r.stderr, r.returncode)}", r)
@@ -96,7 +92,7 @@ def _host_to_host(src: Side, dst: Side, *, delete, excludes, dry_run) -> str:
                           excludes=excludes, dry_run=dry_run)
         argv[1:1] = ["-e", ssh]
         if not dry_run:
-            argv[1:1] = [f"--rsync-path=mkdir -p {shlex.quote(_target_dir(dst.path))} && rsync"]
+            argv[1:1] = [f"--rsync-path=mkdir -p {shlex.quote(target_dir(dst.path))} && rsync"]
         r = a.script(f"{shlex.join(argv)} || exit $(( $? == 255 ? 254 : $? ))")
         if not r.ok:
             raise ShellError(f"rsync {src} -> {dst} (run on {a.name}) failed: "

@@ -13,6 +13,11 @@ from trainsh import masking
 from trainsh.remote.shell import LocalShell, Result, ShellError, _kill_group
 
 
+def target_dir(path: str) -> str:
+    """The folder a copy to `path` needs: `path` itself for `dir/`, else its parent."""
+    return path if path.endswith("/") else os.path.dirname(path) or "."
+
+
 def rsync_argv(src: str, dst: str, *, delete: bool = False, excludes: tuple[str, ...] = (),
                dry_run: bool = False) -> list[str]:
     argv = ["rsync", "-a", "--stats"]
@@ -72,9 +77,8 @@ def local_copy(src: str, dst: str, *, delete: bool = False, excludes: tuple[str,
         raise ShellError(f"transfer source does not exist: {src}")
     if shutil.which("rsync") is None:
         raise ShellError("rsync is not installed (apt-get install rsync)")
-    target = dst if dst.endswith("/") else os.path.dirname(dst)  # rsync makes the last part
-    if target and not dry_run:
-        os.makedirs(target, exist_ok=True)
+    if not dry_run:
+        os.makedirs(target_dir(dst), exist_ok=True)  # rsync makes the last part itself
     r = run_rsync(rsync_argv(src, dst, delete=delete, excludes=excludes, dry_run=dry_run), progress)
     if not r.ok:
         detail = (r.stderr.strip().splitlines() or [f"exit {r.returncode}"])[-1]
