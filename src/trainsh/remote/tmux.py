@@ -178,7 +178,7 @@ class Tmux:
         return self.shell.run(self.argv(*args), check=check, timeout=timeout)
 
     # ---- sessions
-    def open(self, s: Session, cwd: str | None = None, env: dict[str, str] | None = None) -> None:
+    def open(self, s: Session, cwd: str | None = None) -> None:
         t = s.target
         args = ["start-server"]
         for k, v in self.options.items():  # before the pane exists, so history-limit counts
@@ -186,10 +186,8 @@ class Tmux:
         args += [";", "new-session", "-d", "-s", s.real, "-x", "200", "-y", "50"]
         if cwd:
             args += ["-c", cwd]
-        for k, v in {"TRAINSH_RUN": s.rc_dir, **(env or {})}.items():
-            args += ["-e", f"{k}={v}"]
-
-        args += [";", "set-option", "-t", t, "remain-on-exit", "on",
+        args += ["-e", f"TRAINSH_RUN={s.rc_dir}",
+                 ";", "set-option", "-t", t, "remain-on-exit", "on",
                  ";", "set-option", "-t", t, "@ts_chan", "ts-none",
                  ";", "set-hook", "-t", t, "pane-died", 'run-shell -C "wait-for -S #{@ts_chan}"',
                  ";", "pipe-pane", "-t", t, "-o", f"exec cat >> {shlex.quote(s.log_path)}",

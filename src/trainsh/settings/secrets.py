@@ -235,12 +235,6 @@ def store():
     return _store
 
 
-def reset_cache() -> None:
-    global _store, _passphrase
-    _store = None
-    _passphrase = None
-
-
 _passphrase: str | None = None
 
 
