@@ -1,0 +1,1 @@
+"""GPU clouds behind one interface (provider.py): Vast.ai, RunPod; pricing."""

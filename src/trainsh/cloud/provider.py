@@ -1,0 +1,177 @@
+"""The one interface every GPU cloud implements, and the types they share.
+
+The shape is Libcloud's compute drivers and rclone's backends: a few verbs (search offers,
+create from an offer, list, get, start, stop, destroy, reboot) and two plain records
+(`Offer`, `Instance`) that every provider fills the same way, so the CLI, the recipe steps,
+`ow` and pricing never look at a provider's own field names. Adding a cloud means adding one
+module that subclasses `Provider` and passes tests/cloud_suite.py against its fake.
+
+Units are fixed here so providers convert once: prices in USD per hour, memory and disk in GB
+(10^9 bytes as the clouds quote them), times as Unix seconds.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class ProviderError(Exception):
+    """A cloud call failed; the message is one line a user can act on."""
+
+
+class AuthError(ProviderError):
+    """The API key is missing or refused."""
+
+
+class NotFound(ProviderError):
+    """No instance (or offer) with that id on this account."""
+
+
+class NoCapacity(ProviderError):
+    """The offer or GPU type cannot be had right now."""
+
+
+class Unavailable(ProviderError):
+    """The API cannot be reached or keeps failing (network, 5xx, 429 after retries)."""
+
+
+# Instance states, the same words for every provider.
+STARTING = "starting"   # created or started, not yet running
+RUNNING = "running"
+STOPPING = "stopping"
+STOPPED = "stopped"     # not running; its disk (and its storage bill) remains
+GONE = "gone"           # destroyed or expired
+UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class SshEndpoint:
+    user: str
+    host: str
+    port: int
+
+    def spec(self, key: str | None = None) -> str:
+        """As a host spec the ssh layer takes (`user@host -p PORT [-i KEY]`)."""
+        import shlex
+
+        parts = [f"{self.user}@{self.host}", "-p", str(self.port)]
+        if key:
+            parts += ["-i", key]
+        return shlex.join(parts)
+
+
+@dataclass
+class Offer:
+    provider: str
+    id: str
+    gpu_name: str
+    num_gpus: int
+    gpu_ram_gb: float          # per GPU
+    price_per_hour: float      # USD, whole machine
+    location: str = ""
+    reliability: float | None = None
+    disk_gb: float | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+@dataclass
+class Instance:
+    provider: str
+    id: str
+    status: str                # one of the states above
+    provider_status: str       # the provider's own word, for display
+    gpu_name: str = ""
+    num_gpus: int = 0
+    price_per_hour: float = 0.0  # USD while running
+    label: str = ""
+    image: str = ""
+    started_at: float | None = None  # Unix seconds when the current run began
+    ssh: SshEndpoint | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def host_spec(self) -> str:
+        """How recipes and the CLI name this machine: `vast:123`, `runpod:abc`."""
+        return f"{self.provider}:{self.id}"
+
+    def uptime(self, now: float | None = None) -> float:
+        if self.status != RUNNING or not self.started_at:
+            return 0.0
+        return max(0.0, (now or time.time()) - self.started_at)
+
+    def cost_so_far(self, now: float | None = None) -> float:
+        """USD spent in the current run (price x uptime); storage while stopped is not in it."""
+        return self.price_per_hour * self.uptime(now) / 3600.0
+
+
+@dataclass
+class CreateRequest:
+    image: str
+    disk_gb: float = 50.0
+    label: str = ""                 # used to find a machine again after a failed create
+    env: dict[str, str] = field(default_factory=dict)
+    onstart: str | None = None      # a shell script run when the machine starts
+    public_key: str | None = None   # the ssh key the machine must accept
+    gpu_count: int = 1
+
+
+class Provider(ABC):
+    """A GPU cloud. Each method is one API round trip or a few, raises ProviderError (or a
+    subclass) with a one-line message, and never prints."""
+
+    name: str = ""
+
+    @abstractmethod
+    def search(self, *, gpu: str | None = None, num_gpus: int = 1, min_gpu_ram_gb: float | None = None,
+               max_price: float | None = None, limit: int = 20) -> list[Offer]:
+        """Offers that match, cheapest first."""
+
+    @abstractmethod
+    def create(self, offer_id: str, request: CreateRequest) -> Instance:
+        """Rent a machine from an offer. A failed call is looked up by label before any
+        retry, so a retry never rents a second machine."""
+
+    @abstractmethod
+    def list(self) -> list[Instance]:
+        """This account's instances."""
+
+    @abstractmethod
+    def get(self, instance_id: str) -> Instance:
+        """One instance; NotFound if the account has none with that id."""
+
+    @abstractmethod
+    def start(self, instance_id: str) -> None: ...
+
+    @abstractmethod
+    def stop(self, instance_id: str) -> None: ...
+
+    @abstractmethod
+    def destroy(self, instance_id: str) -> None: ...
+
+    def reboot(self, instance_id: str) -> None:
+        raise ProviderError(f"{self.name} cannot reboot an instance")
+
+    def find_by_label(self, label: str) -> list[Instance]:
+        return [i for i in self.list() if i.label == label and i.status != GONE]
+
+
+# Each provider module is imported only when used: `train --help` must stay fast.
+PROVIDERS = {
+    "vast": ("trainsh.cloud.vast", "VastProvider"),
+    "runpod": ("trainsh.cloud.runpod", "RunPodProvider"),
+}
+
+
+def provider(name: str) -> Provider:
+    """The provider called `name` (`vast`, `runpod`), with its key and server from the
+    secrets and environment as that module defines."""
+    import importlib
+
+    try:
+        module, cls = PROVIDERS[name]
+    except KeyError:
+        raise ProviderError(f"unknown cloud '{name}' (known: {', '.join(PROVIDERS)})") from None
+    return getattr(importlib.import_module(module), cls)()
