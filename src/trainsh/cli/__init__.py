@@ -150,6 +150,24 @@ def build_parser() -> argparse.ArgumentParser:
     cu.add_argument("key")
     cr = cs.add_parser("reset", help="back to the defaults (config.toml kept as config.toml.bak)")
     cr.add_argument("--yes", action="store_true", help="do not ask")
+
+    pr = sub.add_parser("pricing", help="exchange rates, display currency, Colab and cloud costs",
+                        description="Costs in your display currency (ui.currency) with USD beside "
+                                    "them. Rates are fetched from pricing.rates_url, cached for a "
+                                    "day, and fall back to a dated built-in table offline.")
+    ps = pr.add_subparsers(dest="cmd", metavar="SUBCOMMAND")
+    prr = ps.add_parser("rates", help="exchange rates for 1 USD, and where they come from")
+    prr.add_argument("--refresh", action="store_true", help="fetch now, whatever the cache's age")
+    prr.add_argument("--json", action="store_true", help="machine-readable output")
+    pc = ps.add_parser("currency", help="show or set the display currency (ui.currency)")
+    pc.add_argument("--set", metavar="CODE", help="a currency code such as CNY, EUR, JPY")
+    pv = ps.add_parser("convert", help="convert an amount: convert 10 USD CNY")
+    pv.add_argument("amount", help="the amount, e.g. 10 or 12.5")
+    pv.add_argument("src", metavar="FROM", help="currency code to convert from")
+    pv.add_argument("dst", metavar="TO", help="currency code to convert to")
+    ps.add_parser("colab", help="Colab plans and the cost of each GPU per hour")
+    ps.add_parser("vast", help="your Vast.ai instances' costs, and the cheapest offers")
+    ps.add_parser("runpod", help="your RunPod pods' costs, and the cheapest GPU types")
     return p
 
 
@@ -170,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.group:
         parser.print_help()
         return 0
-    if args.group in ("recipe", "secrets", "config", "host", "storage") and not getattr(args, "cmd", None):
+    if args.group in ("recipe", "secrets", "config", "host", "storage", "pricing") and not getattr(args, "cmd", None):
         parser.parse_args([args.group, "--help"])
     try:
         if args.group in ("secrets", "config"):
@@ -179,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
             from trainsh.cli import hosts as handlers
         elif args.group == "storage":
             from trainsh.cli import storage as handlers
+        elif args.group == "pricing":
+            from trainsh.cli import pricing as handlers
         else:
             from trainsh.cli import commands as handlers
 

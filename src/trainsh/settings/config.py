@@ -38,6 +38,16 @@ KEYS: dict[str, Key] = {k.name: k for k in [
     Key("ui.currency", "str", "USD", "display currency for prices"),
     Key("ssh.key", "str", "", "default ssh identity file for hosts that name none"),
     Key("secrets.store", "choice", "auto", "where secrets are kept", ("auto", "keyring", "file")),
+    Key("pricing.rates_url", "str", "https://api.frankfurter.dev/v1",
+        "exchange-rates API (frankfurter style: URL/latest?base=USD)"),
+    Key("pricing.colab_date", "str", "2025-11", "when the Colab tables below were last checked"),
+    Key("pricing.colab_plans", "table", {
+        "pay-as-you-go": {"usd": 9.99, "units": 100},
+        "pro": {"usd": 9.99, "units": 100, "monthly": True},
+        "pro+": {"usd": 49.99, "units": 500, "monthly": True},
+    }, "Colab plans: price in USD and the compute units it brings"),
+    Key("pricing.colab_units", "table", {"T4": 1.96, "V100": 5.36, "L4": 3.72, "A100": 12.29},
+        "Colab compute units used per hour by each GPU"),
 ]}
 
 
