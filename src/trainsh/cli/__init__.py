@@ -151,6 +151,25 @@ def build_parser() -> argparse.ArgumentParser:
     cr = cs.add_parser("reset", help="back to the defaults (config.toml kept as config.toml.bak)")
     cr.add_argument("--yes", action="store_true", help="do not ask")
 
+    cb = sub.add_parser("colab", help="Google Colab notebooks as ssh hosts (colab:NAME)",
+                        description="A Colab notebook runs an ssh server behind a cloudflared or "
+                                    "ngrok tunnel; connect keeps its address in hosts.toml and its "
+                                    "password as a secret. Recipes use it as 'host gpu = colab:NAME'.")
+    cbs = cb.add_subparsers(dest="cmd", metavar="SUBCOMMAND")
+    cc = cbs.add_parser("connect", help="add or update a Colab host (prints the notebook cell to run)")
+    cc.add_argument("name", nargs="?", help="a name for it (default: colab)")
+    cc.add_argument("--address", help="what the notebook printed: xyz.trycloudflare.com or host:port")
+    cc.add_argument("--user", help="the login user (default: root)")
+    cc.add_argument("--cell", action="store_true", help="only print the notebook cell")
+    cbs.add_parser("list", help="Colab hosts: tunnel, address, reachable or not, last seen")
+    csh = cbs.add_parser("ssh", help="an interactive shell on a Colab host")
+    csh.add_argument("name", nargs="?", help="the Colab host (default: the only one)")
+    crn = cbs.add_parser("run", help="run a command on a Colab host; its exit code is train's",
+                         description="train colab run [NAME] CMD... (NAME may be left out when "
+                                     "there is one Colab host)")
+    crn.add_argument("command", nargs=argparse.REMAINDER, metavar="[NAME] CMD",
+                     help="the host (optional) and the command line")
+
     pr = sub.add_parser("pricing", help="exchange rates, display currency, Colab and cloud costs",
                         description="Costs in your display currency (ui.currency) with USD beside "
                                     "them. Rates are fetched from pricing.rates_url, cached for a "
@@ -188,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.group:
         parser.print_help()
         return 0
-    if args.group in ("recipe", "secrets", "config", "host", "storage", "pricing") and not getattr(args, "cmd", None):
+    if args.group in ("recipe", "secrets", "config", "host", "storage", "pricing", "colab") and not getattr(args, "cmd", None):
         parser.parse_args([args.group, "--help"])
     try:
         if args.group in ("secrets", "config"):
@@ -197,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
             from trainsh.cli import hosts as handlers
         elif args.group == "storage":
             from trainsh.cli import storage as handlers
+        elif args.group == "colab":
+            from trainsh.cli import colab as handlers
         elif args.group == "pricing":
             from trainsh.cli import pricing as handlers
         else:

@@ -26,21 +26,22 @@ def dispatch(args) -> int:
         raise UserError(str(e), 1) from None
 
 
-def _spec(name: str):
-    from trainsh.remote.sshspec import SshSpec
+def _shell(name: str):
+    """A host of hosts.toml (or `colab:NAME`), as an ssh shell."""
+    from trainsh.runtime.reach import HostError, scheme_of, ssh_shell
     from trainsh.settings import hosts
 
-    entry = hosts.get(name)
-    if entry is None:
+    if not scheme_of(name)[0] and hosts.get(name) is None:
         known = ", ".join(hosts.load()) or "none yet (train host add)"
         raise UserError(f"no host '{name}' in hosts.toml (hosts: {known})")
-    return SshSpec.parse(hosts.spec_text(entry))
+    try:
+        return ssh_shell(name, reconnect=10)
+    except HostError as e:
+        raise UserError(str(e)) from None
 
 
-def _shell(name: str):
-    from trainsh.remote.shell import SshShell
-
-    return SshShell(_spec(name), reconnect=10)
+def _spec(name: str):
+    return _shell(name).spec
 
 
 def host_list(args) -> int:
@@ -51,7 +52,8 @@ def host_list(args) -> int:
         print(f"no hosts in {paths.hosts_file()} (train host add)")
         return 0
     for name, entry in entries.items():
-        print(f"{name:<16} {hosts.spec_text(entry)}")
+        kind = f"  (Colab, {entry.get('tunnel', '?')} tunnel)" if entry.get("kind") == "colab" else ""
+        print(f"{name:<16} {hosts.spec_text(entry)}{kind}")
     return 0
 
 
@@ -200,25 +202,27 @@ def host_browse(args) -> int:
 
 
 def _side(text: str):
-    from trainsh.remote.shell import SshShell
-    from trainsh.remote.sshspec import SshSpec
     from trainsh.settings import hosts
     from trainsh.transfer.planner import Side
 
     if text.startswith("@"):
+        from trainsh.runtime.reach import scheme_of
+
+        scheme, rest = scheme_of(text[1:])
         name, sep, path = text[1:].partition(":")
+        if scheme == "colab":  # @colab:NAME:PATH
+            name, sep, path = f"colab:{rest.partition(':')[0]}", ":", rest.partition(":")[2]
         if not sep or not path:
             raise UserError(f"{text}: write @HOST:PATH")
         if name == "local":
             return Side(os.path.abspath(os.path.expanduser(path)) + ("/" if path.endswith("/") else ""))
-        entry = hosts.get(name)
-        if entry is None:
+        if not name.startswith("colab:") and hosts.get(name) is None:
             from trainsh.settings import storages
 
             if name in storages.load():
                 return Side(path, storage=storages.resolve(name))
             raise UserError(f"{text}: no host or storage '{name}' (train host add, train storage add)")
-        return Side(path, SshShell(SshSpec.parse(hosts.spec_text(entry))))
+        return Side(path, _shell(name))
     return Side(os.path.abspath(os.path.expanduser(text)) + ("/" if text.endswith("/") else ""))
 
 

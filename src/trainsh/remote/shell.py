@@ -166,12 +166,13 @@ class SshShell(Shell):
     retried, only reaching the host.
     """
 
-    def __init__(self, spec, reconnect: float = 60.0):
+    def __init__(self, spec, reconnect: float = 60.0, gone: str | None = None):
         from trainsh.remote.sshspec import SshSpec
 
         self.spec = spec if isinstance(spec, SshSpec) else SshSpec.parse(spec)
         self.name = self.spec.destination
         self.reconnect = reconnect
+        self.gone = gone  # what it means when the host cannot be reached (a Colab runtime ended)
         self._home: str | None = None
 
     def argv_for(self, argv: list[str]) -> list[str]:
@@ -205,6 +206,8 @@ class SshShell(Shell):
     def explain(self, r: Result) -> str:
         lines = [ln for ln in r.stderr.strip().splitlines() if ln.strip() and "Warning: Permanently" not in ln]
         last = lines[-1] if lines else "connection failed"
+        if self.gone and "Permission denied" not in r.stderr:
+            return f"{self.gone} ({last})"
         return f"ssh {self.spec}: {last}"
 
     def home(self) -> str:

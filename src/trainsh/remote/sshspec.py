@@ -24,6 +24,7 @@ class SshSpec:
     key: str | None = None
     jump: str | None = None
     options: tuple[str, ...] = field(default=())  # "Key=Value"
+    askpass: str | None = None  # a program that prints the password (hosts that take no keys)
 
     @property
     def destination(self) -> str:
@@ -98,7 +99,7 @@ def ssh_options(spec: SshSpec, *, batch: bool = True, persist: str = "300") -> l
         "-o", "ServerAliveCountMax=3",
         "-o", "ConnectTimeout=10",
     ]
-    if batch:
+    if batch and not spec.askpass:  # BatchMode would forbid the password
         opts += ["-o", "BatchMode=yes"]
     if spec.port:
         opts += ["-p", str(spec.port)]
@@ -128,7 +129,7 @@ def _default_key() -> str:
 
 def ssh_argv(spec: SshSpec, remote: str | None = None, *, tty: bool = False,
              batch: bool = True) -> list[str]:
-    argv = ["ssh", *ssh_options(spec, batch=batch)]
+    argv = [*ssh_program(spec), *ssh_options(spec, batch=batch)]
     if tty:
         argv.append("-t")
     argv.append(spec.destination)
@@ -139,4 +140,12 @@ def ssh_argv(spec: SshSpec, remote: str | None = None, *, tty: bool = False,
 
 def rsync_rsh(spec: SshSpec) -> str:
     """The `-e` value for rsync: the same ssh, options and shared connection."""
-    return shlex.join(["ssh", *ssh_options(spec)])
+    return shlex.join([*ssh_program(spec), *ssh_options(spec)])
+
+
+def ssh_program(spec: SshSpec) -> list[str]:
+    """`ssh`, or for a password host `env SSH_ASKPASS=PROGRAM SSH_ASKPASS_REQUIRE=force ssh`:
+    the password then comes from that program, never from an argv or a terminal."""
+    if not spec.askpass:
+        return ["ssh"]
+    return ["env", f"SSH_ASKPASS={spec.askpass}", "SSH_ASKPASS_REQUIRE=force", "ssh"]

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from trainsh import masking
 from trainsh.recipe.expand import ExpandError, expand
 from trainsh.recipe.model import Recipe, Step
-from trainsh.recipe.parser import HOST_SCHEMES, parse
+from trainsh.recipe.parser import parse
 from trainsh.remote.shell import LocalShell, Shell, ShellError
 from trainsh.remote.tmux import Pending, Session, Tmux
 from trainsh.runtime.events import Events
@@ -150,10 +150,8 @@ def local_tmux_socket() -> str | None:
 
 
 def resolve_host(name: str, spec: str, job: Job) -> HostHandle:
-    """A host spec -> how to reach it: `local`, a hosts.toml name, or an ssh spec."""
-    from trainsh.remote.shell import SshShell
-    from trainsh.remote.sshspec import SpecError, SshSpec
-    from trainsh.settings import hosts
+    """A host spec -> how to reach it: `local`, or what runtime/reach.py makes of it."""
+    from trainsh.runtime.reach import HostError, ssh_shell
 
     if spec == "local":
         shell = LocalShell()
@@ -161,19 +159,12 @@ def resolve_host(name: str, spec: str, job: Job) -> HostHandle:
     if spec == "placeholder":
         raise StepFailed(f"host @{name} is a placeholder: give it a machine with "
                          f"--host {name}=SPEC (or vast.pick)")
-    scheme = spec.split()[0].partition(":")[0] if ":" in spec.split()[0] else ""
-    if scheme in HOST_SCHEMES:
-        what = {"vast": "Vast.ai", "runpod": "RunPod", "colab": "Colab"}[scheme]
-        raise StepFailed(f"host @{name} = {spec}: {what} hosts are not supported yet in this version")
     try:
-        entry = hosts.get(spec) if " " not in spec and "@" not in spec else None
-        text = hosts.spec_text(entry) if entry else spec  # else an ssh destination or alias
-        ssh = SshSpec.parse(text)
-    except (SpecError, hosts.HostsError) as e:
+        shell = ssh_shell(spec)
+    except HostError as e:
         raise StepFailed(f"host @{name}: {e}") from None
-    shell = SshShell(ssh)
     run_dir = f"{shell.home()}/.cache/trainsh/run/{job.id}"
-    return HostHandle(name, str(ssh), shell, Tmux(shell), run_dir)
+    return HostHandle(name, str(shell.spec), shell, Tmux(shell), run_dir)
 
 
 def recipe_hash(text: str) -> str:

@@ -7,6 +7,12 @@
     key = "~/.ssh/id_ed25519"
     jump = "bastion"          # optional
     options = ["Compression=yes"]
+
+    [colab1]                  # made by `train colab connect`; the password is a secret
+    kind = "colab"
+    tunnel = "cloudflared"    # or "ngrok"
+    host = "xyz.trycloudflare.com"
+    user = "root"
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import os
 
 from trainsh.settings import paths, tables
 
-FIELDS = ("host", "user", "port", "key", "jump", "options")
+FIELDS = ("kind", "tunnel", "host", "user", "port", "key", "jump", "options", "last_seen")
 
 
 class HostsError(Exception):

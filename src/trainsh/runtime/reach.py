@@ -1,0 +1,57 @@
+"""From a host spec to an ssh shell that reaches it: the one place that knows every kind of
+host that is not `local` (ssh specs and aliases, hosts.toml names, `colab:NAME`; clouds add
+their `SCHEME:ID` here). Recipes, `train exec`, `train transfer` and `train host` all come
+through it, so a kind of host added here works everywhere at once.
+"""
+
+from __future__ import annotations
+
+from trainsh.remote.shell import SshShell
+
+
+class HostError(Exception):
+    """A spec that names no reachable kind of host; one line."""
+
+
+def scheme_of(spec: str) -> tuple[str, str]:
+    """`colab:c1` -> ("colab", "c1"); an ssh spec or a name -> ("", spec)."""
+    first = spec.split()[0] if spec.split() else ""
+    if ":" in first and "@" not in first.partition(":")[0]:
+        head, _, rest = first.partition(":")
+        if head.isalpha():
+            return head, rest
+    return "", spec
+
+
+def ssh_shell(spec: str, *, reconnect: float = 60.0) -> SshShell:
+    from trainsh.remote.sshspec import SpecError, SshSpec
+    from trainsh.settings import hosts
+
+    scheme, rest = scheme_of(spec)
+    if scheme == "colab":
+        return _colab(rest, reconnect)
+    if scheme in ("vast", "runpod"):
+        what = {"vast": "Vast.ai", "runpod": "RunPod"}[scheme]
+        raise HostError(f"{spec}: {what} hosts are not supported yet in this version")
+    if scheme:
+        raise HostError(f"{spec}: unknown kind of host '{scheme}:' (known: colab:NAME, an ssh spec, "
+                        "a hosts.toml name)")
+    try:
+        entry = hosts.get(spec) if " " not in spec and "@" not in spec else None
+        if entry and entry.get("kind") == "colab":
+            return _colab(spec, reconnect)
+        text = hosts.spec_text(entry) if entry else spec  # else an ssh destination or alias
+        return SshShell(SshSpec.parse(text), reconnect=reconnect)
+    except (SpecError, hosts.HostsError) as e:
+        raise HostError(str(e)) from None
+
+
+def _colab(name: str, reconnect: float) -> SshShell:
+    from trainsh.cloud import colab
+
+    try:
+        spec = colab.ssh_spec(name)
+    except colab.ColabError as e:
+        raise HostError(str(e)) from None
+    # A Colab runtime that is gone stays gone: do not spend a minute reconnecting to it.
+    return SshShell(spec, reconnect=min(reconnect, 10.0), gone=colab.gone_hint(name))
