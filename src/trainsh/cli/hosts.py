@@ -51,7 +51,8 @@ def host_list(args) -> int:
         print(f"no hosts in {paths.hosts_file()} (train host add)")
         return 0
     for name, entry in entries.items():
-        print(f"{name:<16} {hosts.spec_text(entry)}")
+        problem = hosts.entry_problem(entry)
+        print(f"{name:<16} {f'(broken: {problem})' if problem else hosts.spec_text(entry)}")
     return 0
 
 
