@@ -275,7 +275,7 @@ def cmd_edit(args) -> int:
 def _journal():
     from trainsh.runtime.journal import Journal
 
-    return Journal()
+    return Journal.reader()
 
 
 def _one_job(journal, ident: str):

@@ -116,7 +116,7 @@ def host_remove(args) -> int:
     from trainsh.settings import hosts
 
     if not hosts.remove(args.name):
-        raise UserError(f"no host '{args.name}' in hosts.toml", 1)
+        raise UserError(f"no host '{args.name}' in hosts.toml (train host list shows them)")
     print(f"removed {args.name}")
     return 0
 

@@ -79,8 +79,8 @@ def spec_text(entry: dict) -> str:
 
 
 def save(name: str, entry: dict) -> None:
-    tables.save(paths.hosts_file(), name, entry, FIELDS)
+    tables.save(paths.hosts_file(), name, entry, FIELDS, HostsError)
 
 
 def remove(name: str) -> bool:
-    return tables.remove(paths.hosts_file(), name)
+    return tables.remove(paths.hosts_file(), name, HostsError)

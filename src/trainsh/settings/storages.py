@@ -90,8 +90,8 @@ def save(name: str, entry: dict) -> None:
         if any(w in k.lower() for w in SECRET_FIELDS):
             raise StorageError(f"'{k}' looks like a credential: keep it as a secret "
                                "(train secrets set ...), not in storages.toml")
-    tables.save(paths.storages_file(), name, entry, FIELDS)
+    tables.save(paths.storages_file(), name, entry, FIELDS, StorageError)
 
 
 def remove(name: str) -> bool:
-    return tables.remove(paths.storages_file(), name)
+    return tables.remove(paths.storages_file(), name, StorageError)
