@@ -234,5 +234,7 @@ def environment_error(e: Exception) -> str | None:
     if isinstance(e, sqlite3.Error):
         from trainsh.settings import paths
 
-        return f"the job journal {paths.jobs_dir() / 'journal.db'}: {e}"
+        folder = paths.jobs_dir()
+        hint = "" if os.access(folder, os.W_OK) else f" ({folder} cannot be written)"
+        return f"the job journal {folder / 'journal.db'}: {e}{hint}"
     return None
