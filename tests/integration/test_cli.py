@@ -252,6 +252,22 @@ def test_unreadable_recipes_are_one_line_errors(tmp_path):
     one_line_error(train("recipe", "run", "folder.recipe"))
 
 
+def test_a_command_hidden_after_a_comment_never_runs(tmp_path):
+    marker = tmp_path / "touched"
+    for sep in ("\r", "\u2028", "\x0c", "\x85", "\x00"):
+        (tmp_path / "hide.recipe").write_bytes(
+            f"tmux.open @local as w\n# note: nothing below runs{sep}@w > touch {marker}\n".encode())
+        p = train("recipe", "run", "hide.recipe", "--no-visual")
+        assert p.returncode == 2, (repr(sep), p.stdout, p.stderr)
+        assert p.stderr.startswith("hide.recipe:2:27: "), p.stderr
+        assert "Traceback" not in p.stderr and not marker.exists()
+    # A byte-order mark and CRLF line ends are how some editors save: both are fine.
+    (tmp_path / "crlf.recipe").write_bytes(f"\ufefftmux.open @local as w\r\n@w > touch {marker}\r\n".encode())
+    p = train("recipe", "run", "crlf.recipe", "--no-visual")
+    assert p.returncode == 0, p.stderr
+    assert marker.exists()
+
+
 # ---- --var and --host ----------------------------------------------------------------------
 
 PLACEHOLDER = """\
