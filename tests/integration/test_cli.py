@@ -131,12 +131,11 @@ def test_help_and_version_name_what_there_is():
     assert p.returncode == 0 and "recipe" in p.stdout
 
 
-def test_argparse_errors_are_usage_not_tracebacks():
-    for args in (["recipe", "run"], ["bogus"], ["recipe", "logs", "--nope"]):
-        p = train(*args)
-        assert p.returncode == 2, args
-        assert "usage: train" in p.stderr
-        no_traceback(p)
+def test_argparse_errors_are_one_line_pointing_at_the_help():
+    for args, where in ((["recipe", "run"], "train recipe run --help"), (["bogus"], "train --help"),
+                        (["recipe", "logs", "--nope"], "train recipe logs --help")):
+        line = one_line_error(train(*args))
+        assert f"(see '{where}')" in line, line
 
 
 # ---- recipes by name -----------------------------------------------------------------------
@@ -251,6 +250,22 @@ def test_unreadable_recipes_are_one_line_errors(tmp_path):
     assert "UTF-8" in line
     (tmp_path / "folder.recipe").mkdir()
     one_line_error(train("recipe", "run", "folder.recipe"))
+
+
+def test_a_command_hidden_after_a_comment_never_runs(tmp_path):
+    marker = tmp_path / "touched"
+    for sep in ("\r", "\u2028", "\x0c", "\x85", "\x00"):
+        (tmp_path / "hide.recipe").write_bytes(
+            f"tmux.open @local as w\n# note: nothing below runs{sep}@w > touch {marker}\n".encode())
+        p = train("recipe", "run", "hide.recipe", "--no-visual")
+        assert p.returncode == 2, (repr(sep), p.stdout, p.stderr)
+        assert p.stderr.startswith("hide.recipe:2:27: "), p.stderr
+        assert "Traceback" not in p.stderr and not marker.exists()
+    # A byte-order mark and CRLF line ends are how some editors save: both are fine.
+    (tmp_path / "crlf.recipe").write_bytes(f"\ufefftmux.open @local as w\r\n@w > touch {marker}\r\n".encode())
+    p = train("recipe", "run", "crlf.recipe", "--no-visual")
+    assert p.returncode == 0, p.stderr
+    assert marker.exists()
 
 
 # ---- --var and --host ----------------------------------------------------------------------

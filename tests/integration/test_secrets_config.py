@@ -101,7 +101,7 @@ def test_encrypted_file_store_round_trip(tmp_path, passphrase):
     assert train("secrets", "get", "R2_SECRET_KEY").stdout == "r2-value-abcdef\n"
     assert train("secrets", "delete", "R2_SECRET_KEY").returncode == 0
     p = train("secrets", "get", "R2_SECRET_KEY")
-    assert p.returncode == 1 and "R2_SECRET_KEY is not set" in p.stderr
+    assert p.returncode == 2 and "R2_SECRET_KEY is not set" in p.stderr
     assert train("secrets", "get", "MY_OWN_KEY").stdout == "own-value-123456\n"
 
 
@@ -139,7 +139,7 @@ def test_keyring_store_with_a_file_backed_backend(tmp_path, monkeypatch):
     assert "VAST_API_KEY" in index and "vast-key" not in index
     assert train("secrets", "get", "VAST_API_KEY").stdout == "vast-key-0123456\n"
     assert train("secrets", "delete", "VAST_API_KEY").returncode == 0
-    assert train("secrets", "get", "VAST_API_KEY").returncode == 1
+    assert train("secrets", "get", "VAST_API_KEY").returncode == 2  # unknown name: bad input
 
 
 def test_auto_never_picks_a_plaintext_keyring(tmp_path, passphrase):
@@ -198,6 +198,11 @@ def test_config_reset_asks_and_keeps_a_backup(tmp_path):
     assert p.returncode == 0
     assert train("config", "get", "ui.currency").stdout.strip() == "USD"
     assert "EUR" in (paths.home() / "config.toml.bak").read_text()
+    assert train("config", "set", "ui.currency", "GBP").returncode == 0
+    assert train("config", "reset", "--yes").returncode == 0  # a second reset keeps the first backup
+    assert "EUR" in (paths.home() / "config.toml.bak").read_text()
+    assert "GBP" in (paths.home() / "config.toml.bak.1").read_text()
+    assert not paths.config_file().exists()
 
 
 def test_config_unset_returns_a_key_to_its_default(tmp_path):

@@ -21,7 +21,7 @@ ATOMS = [
     "timeout=", "timeout=5m", "file=/tmp/f", "port=8080", "port=", "num_gpus=1", "gpu=",
     "delete=true", "exclude=*.pt", "-p", "22", "-i", "-J", "-o", "root@1.2.3.4", "r2:bucket",
     "x3:b", "placeholder", "$MODEL", "${MODEL}", "${secret:HF_TOKEN}", "\\$X", "(", "))",
-    "work", "MODEL", "train.py", "\u00e9", "\u2028", "\r", "\x0c", "\x00",
+    "work", "MODEL", "train.py", "\u00e9", "\u2028", "\r", "\x0c", "\x00", "\x85", "\ufeff",
 ]
 SNIPPETS = [
     "var MODEL = llama", "host gpu = placeholder", "storage out = r2:b", "tmux.open @gpu as work",
@@ -52,7 +52,7 @@ def check(text: str, allow_host_commands: bool) -> None:
         result = parse(text, "fuzz.recipe", allow_host_commands=allow_host_commands)
     except RecipeErrors as e:
         assert e.errors, "RecipeErrors without errors"
-        n = max(1, len(text.splitlines()))
+        n = len(text.removeprefix("\ufeff").split("\n"))  # real lines: `\n` ends one, nothing else
         keys = [(err.pos.line, err.pos.col) for err in e.errors]
         assert keys == sorted(keys)
         for err in e.errors:

@@ -441,3 +441,33 @@ def test_expand_secret_resolver_errors_propagate():
 
     with pytest.raises(ExpandError, match="no secret X"):
         expand("${secret:X}", {}, secret)
+
+
+def test_byte_order_mark_and_crlf_line_ends_are_accepted():
+    text = "\ufeffvar A = 1\r\nhost gpu = local\r\ntmux.open @gpu as w\r\n@w > echo $A\r\n"
+    r = parse(text, "t.recipe")
+    assert r.variables == {"A": "1"}
+    (_, cmd) = r.steps
+    assert (cmd.text, cmd.pos) == ("echo $A", Pos(4, 1))
+
+
+def test_a_line_break_other_than_newline_never_starts_a_statement():
+    # An editor shows this as one comment line; the touch must not become a step.
+    text = "host gpu = local\ntmux.open @gpu as w\n# note: nothing below runs\u2028@w > touch ~/x\n"
+    with pytest.raises(RecipeErrors) as info:
+        parse(text, "t.recipe")
+    (err,) = info.value.errors
+    assert (err.pos.line, err.pos.col) == (3, 27)
+    assert "line separator U+2028" in err.message
+    assert err.render().splitlines()[1] == "    # note: nothing below runs\ufffd@w > touch ~/x"
+
+
+def test_host_specs_hosts_and_ports_are_checked():
+    from trainsh.recipe.parser import check_host_spec
+
+    for good in ("user@gpu-1.example.com", "root@203.0.113.7 -p 2222", "::1", "user@[::1]",
+                 "my_alias", "gpu.", "local"):
+        assert check_host_spec(good) is None, good
+    for bad, where in (("user@:22", 5), ("user@box:22", 5), ('""', 0), ("''", 0), ("u@a/b", 2)):
+        problem = check_host_spec(bad)
+        assert problem and problem[0] == where, (bad, problem)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 
@@ -30,8 +31,16 @@ ports or idle sessions, and move files. Every run is a job with logs and resume.
 Settings live in ~/.config/tmux-trainsh (TRAINSH_HOME moves them)."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments are one line, like every other bad input: what is wrong and where the
+    usage is (argparse would print the whole usage block first)."""
+
+    def error(self, message: str):
+        self.exit(2, f"train: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="train", description="Training automation for rented GPU hosts and cloud storage.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"trainsh {__version__}")
@@ -47,14 +56,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("recipe", help="recipe name or path")
     _run_options(run)
     chk = rs.add_parser("check", help="report every mistake in a recipe without running it")
-    chk.add_argument("recipe", nargs="+")
+    chk.add_argument("recipe", nargs="+", help="recipe names or paths")
     rs.add_parser("list", help="list recipes in the recipes folder")
     sh = rs.add_parser("show", help="show a recipe's definitions and steps")
-    sh.add_argument("recipe")
+    sh.add_argument("recipe", help="recipe name or path")
     nw = rs.add_parser("new", help="create a recipe from a template")
-    nw.add_argument("name")
+    nw.add_argument("name", help="the new recipe's name (a file NAME.recipe in the recipes folder)")
     ed = rs.add_parser("edit", help="edit a recipe in $EDITOR, then check it")
-    ed.add_argument("recipe")
+    ed.add_argument("recipe", help="recipe name or path")
     lg = rs.add_parser("logs", help="show a job's log with each step's output",
                        description="Without arguments: recent jobs and where their logs are.")
     lg.add_argument("job", nargs="?", help="job id (or a unique prefix)")
@@ -64,9 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
     jb = rs.add_parser("jobs", help="job history")
     jb.add_argument("--all", action="store_true", help="every job, not only the last 20")
     rsm = rs.add_parser("resume", help="resume an interrupted job (the last one by default)")
-    rsm.add_argument("job", nargs="?")
+    rsm.add_argument("job", nargs="?", help="job id (or a unique prefix); default: the last interrupted job")
     rsm.add_argument("--no-visual", action="store_true", help="plain line-by-line output")
-    rsm.add_argument("--keep-sessions", action="store_true")
+    rsm.add_argument("--keep-sessions", action="store_true",
+                     help="keep the job's tmux sessions when it fails")
 
     ex = sub.add_parser("exec", help="run recipe lines directly",
                         description="Run DSL lines directly, e.g. train exec '@local > nvidia-smi'. "
@@ -77,10 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
     tr = sub.add_parser("transfer", help="copy files between two places",
                         description="Copy SRC to DST: local paths or @HOST:PATH (a hosts.toml "
                                     "name); rsync semantics for folders.")
-    tr.add_argument("src")
-    tr.add_argument("dst")
+    tr.add_argument("src", help="what to copy: a local path, @HOST:PATH or @STORAGE:PATH")
+    tr.add_argument("dst", help="where to: a local path, @HOST:PATH or @STORAGE:PATH")
     tr.add_argument("--delete", action="store_true", help="delete files in DST that SRC lacks")
-    tr.add_argument("--exclude", action="append", default=[], metavar="PATTERN")
+    tr.add_argument("--exclude", action="append", default=[], metavar="PATTERN",
+                    help="skip files matching PATTERN (rsync rules; repeatable)")
     tr.add_argument("--dry-run", action="store_true", help="show what would be copied")
     ho = sub.add_parser("host", help="named ssh machines (hosts.toml)",
                         description="Named ssh machines, kept in hosts.toml; recipes use them as "
@@ -88,9 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     hs = ho.add_subparsers(dest="cmd", metavar="SUBCOMMAND")
     hs.add_parser("list", help="the hosts in hosts.toml")
     ha = hs.add_parser("add", help="add a host (asks on a terminal when arguments are missing)")
-    ha.add_argument("name", nargs="?")
-    ha.add_argument("destination", nargs="?", metavar="USER@HOST")
-    ha.add_argument("-p", "--port")
+    ha.add_argument("name", nargs="?", help="the host's name, for recipes and other commands")
+    ha.add_argument("destination", nargs="?", metavar="USER@HOST", help="ssh login and address")
+    ha.add_argument("-p", "--port", help="ssh port (default 22)")
     ha.add_argument("-i", "--key", help="identity file")
     ha.add_argument("-J", "--jump", help="jump host")
     ha.add_argument("--force", action="store_true", help="replace a host of the same name")
@@ -99,10 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
                        ("test", "reachable? auth, latency, tools, GPUs, disk, in one go"),
                        ("remove", "remove a host from hosts.toml")):
         hp = hs.add_parser(verb, help=text)
-        hp.add_argument("name")
+        hp.add_argument("name", help="a host name from hosts.toml")
     hb = hs.add_parser("browse", help="list a remote folder; on a terminal move around and fetch files")
-    hb.add_argument("name")
-    hb.add_argument("path", nargs="?")
+    hb.add_argument("name", help="a host name from hosts.toml")
+    hb.add_argument("path", nargs="?", help="the folder to list (default: the home folder)")
 
     so = sub.add_parser("storage", help="object stores and folders (storages.toml)",
                         description="Storage backends, kept in storages.toml (credentials are "
@@ -111,18 +122,18 @@ def build_parser() -> argparse.ArgumentParser:
     sos = so.add_subparsers(dest="cmd", metavar="SUBCOMMAND")
     sos.add_parser("list", help="the storages in storages.toml")
     sa = sos.add_parser("add", help="add a storage (asks on a terminal when arguments are missing)")
-    sa.add_argument("name", nargs="?")
+    sa.add_argument("name", nargs="?", help="the storage's name, for recipes and other commands")
     sa.add_argument("spec", nargs="?", metavar="KIND:BUCKET",
                     help="r2:bucket, b2:bucket, s3:bucket, gdrive:folder or local:/path")
     sa.add_argument("--endpoint", help="an S3-compatible endpoint URL")
-    sa.add_argument("--region")
+    sa.add_argument("--region", help="the store's region, where it needs one")
     sa.add_argument("--account-id", help="the Cloudflare account id (R2)")
     sa.add_argument("--force", action="store_true", help="replace a storage of the same name")
     for verb, text in (("show", "a storage's settings and the secrets it needs"),
                        ("test", "list it, then write, read back and delete a small object"),
                        ("remove", "remove a storage from storages.toml")):
         sp = sos.add_parser(verb, help=text)
-        sp.add_argument("name")
+        sp.add_argument("name", help="a storage name from storages.toml")
 
     se = sub.add_parser("secrets", help="API keys and tokens (environment first, then the store)",
                         description="Secrets are looked up in the environment first, then in the "
@@ -131,24 +142,25 @@ def build_parser() -> argparse.ArgumentParser:
     ss = se.add_subparsers(dest="cmd", metavar="SUBCOMMAND")
     ss.add_parser("list", help="known keys and where each value comes from (never the value)")
     sset = ss.add_parser("set", help="store a secret (asked without echo; or read from stdin)")
-    sset.add_argument("key")
+    sset.add_argument("key", help="the secret's name, like HF_TOKEN")
     sget = ss.add_parser("get", help="print a secret's value")
-    sget.add_argument("key")
+    sget.add_argument("key", help="the secret's name")
     sdel = ss.add_parser("delete", help="remove a secret from the store")
-    sdel.add_argument("key")
+    sdel.add_argument("key", help="the secret's name")
 
     co = sub.add_parser("config", help="settings in config.toml",
                         description="Typed settings in config.toml; edits keep its comments.")
     cs = co.add_subparsers(dest="cmd", metavar="SUBCOMMAND")
     cs.add_parser("show", help="every key with its value and whether it is the default")
     cg = cs.add_parser("get", help="one key's value")
-    cg.add_argument("key")
+    cg.add_argument("key", help="a key like defaults.command_timeout (config show lists them)")
     cst = cs.add_parser("set", help="set a key (checked against its type)")
-    cst.add_argument("key")
-    cst.add_argument("value")
+    cst.add_argument("key", help="a key like defaults.command_timeout (config show lists them)")
+    cst.add_argument("value", help="the new value, checked against the key's type")
     cu = cs.add_parser("unset", help="remove a key from config.toml (back to its default)")
-    cu.add_argument("key")
-    cr = cs.add_parser("reset", help="back to the defaults (config.toml kept as config.toml.bak)")
+    cu.add_argument("key", help="a key like defaults.command_timeout")
+    cr = cs.add_parser("reset", help="back to the defaults (the old config.toml kept as a "
+                       "numbered backup, config.toml.bak[.N])")
     cr.add_argument("--yes", action="store_true", help="do not ask")
 
     cb = sub.add_parser("colab", help="Google Colab notebooks as ssh hosts (colab:NAME)",
@@ -203,7 +215,11 @@ def _run_options(p: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # argparse would blame `train`, not the subcommand that got them
+        prog = " ".join(["train", *(w for w in (args.group, getattr(args, "cmd", None)) if w)])
+        print(f"train: unrecognized arguments: {' '.join(extra)} (see '{prog} --help')", file=sys.stderr)
+        return 2
     if not args.group:
         parser.print_help()
         return 0
@@ -238,5 +254,28 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # the last net: one line, unless --debug
         if args.debug or os.environ.get("TRAINSH_DEBUG"):
             raise
-        print(f"train: error: {e.__class__.__name__}: {e} (run with --debug for details)", file=sys.stderr)
+        print(f"train: {environment_error(e) or f'error: {e.__class__.__name__}: {e} (run with --debug for details)'}",
+              file=sys.stderr)
         return 1
+
+
+def environment_error(e: Exception) -> str | None:
+    """A failure of the machine rather than of trainsh (a folder this user cannot write, a
+    full disk, a journal that cannot be opened) as one line that says what and where."""
+    import sqlite3
+
+    if isinstance(e, OSError) and e.strerror:
+        where = " -> ".join(str(f) for f in (e.filename, e.filename2) if f is not None)
+        hint = ""
+        if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            from trainsh.settings import paths
+
+            hint = f" (the settings folder is {paths.home()}; TRAINSH_HOME moves it)"
+        return f"{e.strerror.lower()}: {where}{hint}" if where else e.strerror.lower()
+    if isinstance(e, sqlite3.Error):
+        from trainsh.settings import paths
+
+        folder = paths.jobs_dir()
+        hint = "" if os.access(folder, os.W_OK) else f" ({folder} cannot be written)"
+        return f"the job journal {folder / 'journal.db'}: {e}{hint}"
+    return None

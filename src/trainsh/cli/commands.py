@@ -53,7 +53,7 @@ def find_recipe(name: str) -> Path:
 
 def read_recipe(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_bytes().decode("utf-8")  # as written: the parser decides what ends a line
     except UnicodeDecodeError:
         raise UserError(f"{path}: not a UTF-8 text file") from None
     except OSError as e:
@@ -275,7 +275,7 @@ def cmd_edit(args) -> int:
 def _journal():
     from trainsh.runtime.journal import Journal
 
-    return Journal()
+    return Journal.reader()
 
 
 def _one_job(journal, ident: str):

@@ -52,8 +52,9 @@ def host_list(args) -> int:
         print(f"no hosts in {paths.hosts_file()} (train host add)")
         return 0
     for name, entry in entries.items():
+        problem = hosts.entry_problem(entry)
         kind = f"  (Colab, {entry.get('tunnel', '?')} tunnel)" if entry.get("kind") == "colab" else ""
-        print(f"{name:<16} {hosts.spec_text(entry)}{kind}")
+        print(f"{name:<16} {f'(broken: {problem})' if problem else hosts.spec_text(entry)}{kind}")
     return 0
 
 
@@ -117,7 +118,7 @@ def host_remove(args) -> int:
     from trainsh.settings import hosts
 
     if not hosts.remove(args.name):
-        raise UserError(f"no host '{args.name}' in hosts.toml", 1)
+        raise UserError(f"no host '{args.name}' in hosts.toml (train host list shows them)")
     print(f"removed {args.name}")
     return 0
 

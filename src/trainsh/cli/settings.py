@@ -56,7 +56,7 @@ def secrets_get(args) -> int:
     name = secrets.check_name(args.key)
     value = secrets.lookup(name)
     if value is None:
-        raise UserError(f"{name} is not set (train secrets set {name})", 1)
+        raise UserError(f"{name} is not set (train secrets set {name})")
     print(value)
     return 0
 
@@ -66,7 +66,7 @@ def secrets_delete(args) -> int:
 
     name = secrets.check_name(args.key)
     if not secrets.store().delete(name):
-        raise UserError(f"{name} is not in the store", 1)
+        raise UserError(f"{name} is not in the store (train secrets list shows them)")
     print(f"{name} deleted")
     return 0
 
@@ -93,7 +93,7 @@ def config_get(args) -> int:
     value = config.get(key.name)
     if sub is not None:
         if sub not in value:
-            raise UserError(f"{args.key} is not set", 1)
+            raise UserError(f"{args.key} is not set")
         value = value[sub]
     print(_show(value))
     return 0

@@ -158,6 +158,6 @@ def st_remove(args) -> int:
     from trainsh.settings import storages
 
     if not storages.remove(args.name):
-        raise UserError(f"no storage '{args.name}' in storages.toml", 1)
+        raise UserError(f"no storage '{args.name}' in storages.toml (train storage list shows them)")
     print(f"removed {args.name}")
     return 0

@@ -18,6 +18,11 @@ class Pos:
     col: int  # 1-based
 
 
+# Control characters and line breaks other than `\n`: a recipe may not hold them (tab may),
+# and a caret line shows each as U+FFFD.
+CONTROL_CHARS = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+
+
 class RecipeError(Exception):
     """One mistake in a recipe, located at file:line:col."""
 
@@ -38,7 +43,7 @@ class RecipeError(Exception):
         """The one-line error, then the source line with a caret under the spot."""
         out = str(self)
         if self.source_line:
-            line = self.source_line.expandtabs(1)
+            line = CONTROL_CHARS.sub("\ufffd", self.source_line.expandtabs(1))
             out += f"\n    {line}\n    {' ' * (self.pos.col - 1)}^"
         return out
 

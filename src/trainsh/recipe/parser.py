@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass
 
 from trainsh.recipe.model import (
+    CONTROL_CHARS,
     Cloud,
     Command,
     Definition,
@@ -35,6 +36,7 @@ from trainsh.recipe.model import (
     Transfer,
     Wait,
 )
+from trainsh.remote.sshspec import hostname_problem
 
 NAME = r"[A-Za-z_][A-Za-z0-9_-]*"
 VAR_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
@@ -43,6 +45,25 @@ _VAR_NAME_RE = re.compile(VAR_NAME + r"\Z")
 _DEFINITION = re.compile(r"(var|host|storage)\b\s*(.*)\Z", re.S)
 _COMMAND_HEAD = re.compile(r"@(" + NAME + r")((?:[ \t]+[A-Za-z_][\w.]*=\S*)*)[ \t]*>(?!>)[ \t]?")
 _HEREDOC = re.compile(r"<<(?!<)(-?)[ \t]*(?:'([^'\n]*)'|\"([^\"\n]*)\"|\\?([A-Za-z0-9_.-]+))")
+
+_CHAR_NAMES = {"\x00": "NUL byte", "\r": "carriage return", "\x0b": "vertical tab",
+               "\x0c": "form feed", "\x1b": "escape character", "\x85": "next-line character",
+               "\u2028": "line separator", "\u2029": "paragraph separator"}
+
+
+def describe_char(c: str) -> str:
+    name = _CHAR_NAMES.get(c, "control character")
+    return f"{name} U+{ord(c):04X}"
+
+
+def split_lines(text: str) -> list[str]:
+    """The lines of a recipe as every editor shows them: split at `\n` and `\r\n` only
+    (`str.splitlines` also splits at form feeds, U+2028 and more)."""
+    lines = text.split("\n")
+    if len(lines) > 1 and lines[-1] == "":
+        lines.pop()
+    return [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
+
 
 CONTROL = {
     "tmux.open", "tmux.close", "tmux.config",
@@ -271,7 +292,8 @@ def _tokenize(text: str, start: int = 0) -> list[_Tok]:
 class _Parser:
     def __init__(self, file: str, text: str, allow_host_commands: bool):
         self.file = file
-        self.lines = text.splitlines() or [""]
+        text = text.removeprefix("\ufeff")  # a UTF-8 byte-order mark, as some editors write
+        self.lines = split_lines(text)
         self.col = _Collector(file, self.lines)
         self.allow_host_commands = allow_host_commands
         self.recipe = Recipe(path=file, text=text)
@@ -290,6 +312,9 @@ class _Parser:
         self.col.error(st.pos(offset), message)
 
     def parse(self) -> Recipe:
+        self.check_characters()
+        if self.col.errors:  # lines are not what an editor shows: parse nothing of them
+            raise RecipeErrors(self.col.errors)
         statements = _split_statements(self.col)
         entries: list[Definition | Step] = []
         for st in statements:
@@ -305,6 +330,15 @@ class _Parser:
             self.col.errors.sort(key=lambda e: (e.pos.line, e.pos.col))
             raise RecipeErrors(self.col.errors)
         return self.recipe
+
+    def check_characters(self) -> None:
+        r"""Lines end at `\n` (or `\r\n`) only. Any other line break or control character is
+        an error: an editor may show `# note\u2028@w > rm -rf ~` as one comment line, and a
+        NUL cannot reach a shell at all."""
+        for n, line in enumerate(self.lines, 1):
+            for m in CONTROL_CHARS.finditer(line):
+                self.col.error(Pos(n, m.start() + 1), f"{describe_char(m.group())} in a recipe "
+                               "(only a newline ends a line; no other control characters)")
 
     def statement(self, st: _Text) -> Definition | Step | None:
         text = st.text
@@ -375,6 +409,9 @@ class _Parser:
             kv = tok.kv()
             off = head.start(2) + tok.start
             if kv and kv[0] == "timeout":
+                if timeout is not None:
+                    self.err(st, off, "timeout= given twice")
+                    return None
                 timeout = self.duration(st, off + len("timeout="), kv[1])
                 if timeout is None:
                     return None
@@ -426,6 +463,9 @@ class _Parser:
             elif kv:
                 key, value = kv
                 if key == "timeout":
+                    if timeout is not None:
+                        self.err(st, tok.start, "timeout= given twice")
+                        return None
                     timeout = self.duration(st, tok.start + 8, value)
                     if timeout is None:
                         return None
@@ -472,9 +512,12 @@ class _Parser:
         dst = self.endpoint(st, toks[2])
         if src is None or dst is None:
             return None
-        delete, excludes = False, []
+        delete, excludes = None, []
         for tok in toks[3:]:
             kv = tok.kv()
+            if kv and kv[0] == "delete" and delete is not None:
+                self.err(st, tok.start, "delete= given twice")
+                return None
             if kv and kv[0] == "delete":
                 if _bool_opt(kv[1]):
                     self.err(st, tok.start + 7, "delete= takes true or false")
@@ -485,7 +528,7 @@ class _Parser:
             else:
                 self.err(st, tok.start, f"unknown transfer option '{tok.text}' (delete=true, exclude=PATTERN)")
                 return None
-        return Transfer(st.pos(0), st.text, src=src, dst=dst, delete=delete, excludes=tuple(excludes))
+        return Transfer(st.pos(0), st.text, src=src, dst=dst, delete=bool(delete), excludes=tuple(excludes))
 
     def endpoint(self, st: _Text, tok: _Tok) -> Endpoint | None:
         if tok.text.startswith("@") and not tok.quoted:
@@ -565,6 +608,9 @@ class _Parser:
                 if key not in allowed:
                     known = ", ".join(f"{k}=" for k in allowed) or "none"
                     self.err(st, tok.start, f"unknown {word} option '{key}' (known: {known})")
+                    return None
+                if any(k == key for k, _ in options):
+                    self.err(st, tok.start, f"{key}= given twice")
                     return None
                 problem = allowed[key](value)
                 if problem:
@@ -735,6 +781,8 @@ def check_host_spec(spec: str) -> tuple[int, str] | None:
         toks = _tokenize(spec)
     except _TokenError as e:
         return e.offset, e.message
+    if not toks or not toks[0].text:
+        return 0, "empty host spec (local, user@host, an ssh alias or a hosts.toml name)"
     first = toks[0].text
     if ":" in first and not first.startswith("[") and len(toks) == 1:
         scheme, _, ident = first.partition(":")
@@ -752,6 +800,11 @@ def check_host_spec(spec: str) -> tuple[int, str] | None:
             return 0, f"bad ssh destination '{first}' (expected user@host)"
     elif len(toks) > 1:
         return 0, f"bad ssh destination '{first}' (expected user@host)"
+    else:
+        hostname = first
+    problem = hostname_problem(hostname)
+    if problem:
+        return len(first) - len(hostname), problem
     i = 1
     while i < len(toks):
         t = toks[i]
@@ -773,14 +826,16 @@ def check_host_spec(spec: str) -> tuple[int, str] | None:
 
 
 def check_storage_spec(spec: str) -> str | None:
-    if " " in spec.strip():
+    if " " in spec.strip() or spec.strip() in ('""', "''"):
         return f"bad storage spec '{spec}' (expected SCHEME:BUCKET or a storage name)"
     if ":" in spec:
-        scheme = spec.split(":", 1)[0]
+        scheme, _, bucket = spec.partition(":")
         if scheme not in STORAGE_SCHEMES and not scheme.startswith("$"):
             close = difflib.get_close_matches(scheme, STORAGE_SCHEMES, n=1)
             hint = f" (did you mean '{close[0]}:'?)" if close else ""
             return f"unknown storage kind '{scheme}:'{hint}; known: " + ", ".join(s + ":" for s in STORAGE_SCHEMES)
+        if not bucket and scheme not in ("gdrive",) and not scheme.startswith("$"):
+            return f"'{scheme}:' needs a " + ("path" if scheme == "local" else "bucket") + f" after '{scheme}:'"
     return None
 
 

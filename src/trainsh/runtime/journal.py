@@ -134,6 +134,36 @@ class Journal:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
 
+    @classmethod
+    def reader(cls) -> Journal:
+        """The journal for reading (jobs, logs, status), also in a settings folder this user
+        cannot write: then it is opened read-only, and a missing one reads as empty."""
+        path = paths.jobs_dir() / "journal.db"
+        try:
+            return cls()
+        except (OSError, sqlite3.OperationalError) as e:  # not a damaged file: that is raised
+            failure = e
+        self = cls.__new__(cls)
+        self.path = path
+        if path.exists():
+            from urllib.parse import quote
+
+            # mode=ro still needs the -shm file, which a read-only folder cannot hold once
+            # the last writer removed it; immutable=1 reads the file as it is.
+            for flags in ("mode=ro", "immutable=1"):
+                try:
+                    self.db = sqlite3.connect(f"file:{quote(str(path))}?{flags}", uri=True)
+                    self.db.row_factory = sqlite3.Row
+                    self.db.execute("SELECT 1 FROM jobs LIMIT 1").fetchall()
+                    return self
+                except sqlite3.Error:
+                    continue
+            raise failure
+        self.db = sqlite3.connect(":memory:", isolation_level=None)
+        self.db.row_factory = sqlite3.Row
+        self.db.executescript(SCHEMA)
+        return self
+
     def close(self) -> None:
         self.db.close()
 

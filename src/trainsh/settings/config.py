@@ -230,12 +230,27 @@ def unset_value(name: str) -> bool:
 
 
 def reset() -> Path | None:
-    """Back config.toml up as config.toml.bak and start from the defaults."""
+    """Back config.toml up and start from the defaults. The backup is config.toml.bak, or
+    config.toml.bak.N when that exists: a backup is never overwritten."""
     path = paths.config_file()
     if not path.exists():
         return None
-    backup = path.with_name("config.toml.bak")
-    os.replace(path, backup)
+    n = 0
+    while True:
+        backup = path.with_name("config.toml.bak" + (f".{n}" if n else ""))
+        try:
+            try:
+                os.link(path, backup)  # fails if the name is taken: no check-then-write race
+            except FileExistsError:
+                raise
+            except OSError:  # a filesystem without hard links: copy into a new file
+                fd = os.open(backup, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "wb") as f:
+                    f.write(path.read_bytes())
+            break
+        except FileExistsError:
+            n += 1
+    os.unlink(path)
     return backup
 
 

@@ -33,15 +33,45 @@ def load() -> dict[str, dict]:
 
 
 def get(name: str) -> dict | None:
-    return load().get(name)
+    entry = load().get(name)
+    if entry is not None:
+        problem = entry_problem(entry)
+        if problem:
+            raise HostsError(f"{paths.hosts_file()}: [{name}]: {problem}")
+    return entry
+
+
+def entry_problem(entry: dict) -> str | None:
+    """What is wrong with a hosts.toml entry's fields (types, a host name), or None."""
+    from trainsh.remote.sshspec import hostname_problem
+
+    host = entry.get("host")
+    if not isinstance(host, str) or not host:
+        return "'host' must be a host name or address"
+    problem = hostname_problem(host)
+    if problem:
+        return problem
+    port = entry.get("port")
+    if port is not None and not (isinstance(port, int) and not isinstance(port, bool)
+                                 and 0 < port < 65536):
+        return f"'port' must be a number 1-65535, got {port!r}"
+    for k in ("user", "key", "jump"):
+        if entry.get(k) is not None and not isinstance(entry[k], str):
+            return f"'{k}' must be a string, got {entry[k]!r}"
+    options = entry.get("options")
+    if options is not None and not (isinstance(options, list)
+                                    and all(isinstance(o, str) for o in options)):
+        return f"'options' must be a list of strings like [\"Compression=yes\"], got {options!r}"
+    return None
 
 
 def spec_text(entry: dict) -> str:
     """A hosts.toml entry as an ssh spec string (`user@host -p N -i KEY -J JUMP -o ...`)."""
     import shlex
 
-    if not entry.get("host"):
-        raise HostsError("host entry has no 'host'")
+    problem = entry_problem(entry)
+    if problem:
+        raise HostsError(f"hosts.toml entry: {problem}")
     parts = [f"{entry['user']}@{entry['host']}" if entry.get("user") else str(entry["host"])]
     if entry.get("port"):
         parts += ["-p", str(entry["port"])]
@@ -55,8 +85,8 @@ def spec_text(entry: dict) -> str:
 
 
 def save(name: str, entry: dict) -> None:
-    tables.save(paths.hosts_file(), name, entry, FIELDS)
+    tables.save(paths.hosts_file(), name, entry, FIELDS, HostsError)
 
 
 def remove(name: str) -> bool:
-    return tables.remove(paths.hosts_file(), name)
+    return tables.remove(paths.hosts_file(), name, HostsError)

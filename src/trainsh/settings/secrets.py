@@ -66,13 +66,13 @@ class FileStore:
     def describe(self) -> str:
         return f"encrypted file {self.path}"
 
-    def _key(self, salt: bytes):
+    def _key(self, salt: bytes, new: bool = False):
         from cryptography.fernet import Fernet
         from cryptography.hazmat.primitives import hashes
         from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 
         kdf = PBKDF2HMAC(algorithm=hashes.SHA256(), length=32, salt=salt, iterations=PBKDF2_ROUNDS)
-        return Fernet(base64.urlsafe_b64encode(kdf.derive(passphrase().encode())))
+        return Fernet(base64.urlsafe_b64encode(kdf.derive(passphrase(new=new).encode())))
 
     def _load(self) -> dict[str, str]:
         if self._data is not None:
@@ -102,7 +102,7 @@ class FileStore:
         data = self._data or {}
         if self._fernet is None:  # a new file: a new salt
             self._salt = os.urandom(16)
-            self._fernet = self._key(self._salt)
+            self._fernet = self._key(self._salt, new=True)
         blob = json.dumps({"salt": base64.b64encode(self._salt).decode(),
                            "token": self._fernet.encrypt(json.dumps(data).encode()).decode()})
         paths.ensure(self.path.parent)
@@ -238,7 +238,9 @@ def store():
 _passphrase: str | None = None
 
 
-def passphrase() -> str:
+def passphrase(new: bool = False) -> str:
+    """TRAINSH_PASSPHRASE, else asked on a terminal once per run; twice when it will create a
+    new secrets file (`new`), since a typo there would lock every secret in it away."""
     global _passphrase
     if _passphrase:
         return _passphrase
@@ -249,9 +251,12 @@ def passphrase() -> str:
                               "(or run on a terminal to be asked)")
         import getpass
 
-        value = getpass.getpass("trainsh secrets passphrase: ")
+        value = getpass.getpass("new passphrase for the secrets file: " if new
+                                else "trainsh secrets passphrase: ")
         if not value:
             raise SecretError("empty passphrase")
+        if new and getpass.getpass("the same passphrase again: ") != value:
+            raise SecretError("the two passphrases differ; nothing stored")
     _passphrase = value
     return value
 

@@ -67,13 +67,31 @@ def resolve(spec: str) -> Storage:
     return Storage(kind, bucket)
 
 
+def endpoint_problem(url: str) -> str | None:
+    """Why `url` is no endpoint rclone can use (http(s)://host[:port][/path]), or None."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError as e:
+        return f"bad endpoint '{url}': {e}"
+    if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in url):
+        return f"bad endpoint '{url}' (expected a URL like https://s3.example.com)"
+    return None
+
+
 def save(name: str, entry: dict) -> None:
+    if entry.get("endpoint"):
+        problem = endpoint_problem(entry["endpoint"])
+        if problem:
+            raise StorageError(problem)
     for k in entry:
         if any(w in k.lower() for w in SECRET_FIELDS):
             raise StorageError(f"'{k}' looks like a credential: keep it as a secret "
                                "(train secrets set ...), not in storages.toml")
-    tables.save(paths.storages_file(), name, entry, FIELDS)
+    tables.save(paths.storages_file(), name, entry, FIELDS, StorageError)
 
 
 def remove(name: str) -> bool:
-    return tables.remove(paths.storages_file(), name)
+    return tables.remove(paths.storages_file(), name, StorageError)

@@ -4,6 +4,7 @@ Edits go through tomlkit, so the user's comments and layout stay."""
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 
@@ -17,25 +18,37 @@ def load(path: Path, error: type[Exception]) -> dict[str, dict]:
     except FileNotFoundError:
         return {}
     except tomllib.TOMLDecodeError as e:
-        raise error(f"{path}: {e}") from None
+        m = re.fullmatch(r"(.*) \(at line (\d+), column (\d+)\)", str(e))
+        raise error(f"{path}:{m[2]}:{m[3]}: {m[1]} (fix the file)" if m else f"{path}: {e}") from None
+    except UnicodeDecodeError:
+        raise error(f"{path}: not a UTF-8 text file") from None
     return {k: v for k, v in data.items() if isinstance(v, dict)}
 
 
-def _document(path: Path):
+def _document(path: Path, error: type[Exception]):
+    """The file as an editable document; a damaged file is an error naming it and the line,
+    and the edit stops before anything is written."""
     import tomlkit
+    from tomlkit.exceptions import ParseError
 
     try:
         return tomlkit.parse(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return tomlkit.document()
+    except ParseError as e:
+        raise error(f"{path}:{e.line}:{e.col + 1}: {str(e).split(' at line ')[0]} "
+                    "(fix the file; nothing changed)") from None
+    except UnicodeDecodeError:
+        raise error(f"{path}: not a UTF-8 text file (nothing changed)") from None
 
 
-def save(path: Path, name: str, entry: dict, fields: tuple[str, ...]) -> None:
+def save(path: Path, name: str, entry: dict, fields: tuple[str, ...],
+         error: type[Exception] = ValueError) -> None:
     """Write one table (only the given fields that have a value), replacing any of that name."""
     import tomlkit
 
+    doc = _document(path, error)
     paths.ensure(path.parent)
-    doc = _document(path)
     table = tomlkit.table()
     for k in fields:
         if entry.get(k) not in (None, "", []):
@@ -44,10 +57,10 @@ def save(path: Path, name: str, entry: dict, fields: tuple[str, ...]) -> None:
     write_atomic(path, tomlkit.dumps(doc))
 
 
-def remove(path: Path, name: str) -> bool:
+def remove(path: Path, name: str, error: type[Exception] = ValueError) -> bool:
     import tomlkit
 
-    doc = _document(path)
+    doc = _document(path, error)
     if name not in doc:
         return False
     del doc[name]

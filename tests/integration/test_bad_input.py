@@ -1,0 +1,344 @@
+"""Bad input and a hostile environment, command by command: every `train` subcommand given
+missing, unknown and malformed arguments, and unknown names, answers with one line and exit
+code 2; a settings folder this user cannot write, or a damaged file, is one clear line too."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pty
+import select
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from helpers import TRAIN, train, write_recipe
+
+from trainsh.cli import build_parser
+from trainsh.settings import paths
+
+
+def leaves(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()):
+    """(command words, parser) of every subcommand that takes no further subcommand."""
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subs:
+        yield prefix, parser
+        return
+    for name, sub in subs[0].choices.items():
+        yield from leaves(sub, prefix + (name,))
+
+
+LEAVES = dict(leaves(build_parser()))
+
+
+def one_line(p: subprocess.CompletedProcess, code: int = 2) -> str:
+    assert p.returncode == code, (p.args, p.returncode, p.stdout, p.stderr)
+    for stream in (p.stdout, p.stderr):
+        assert "Traceback" not in stream and "Error:" not in stream, (p.args, stream)
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("train: "), (p.args, p.stderr)
+    return lines[0]
+
+
+def run_all(cases: list[tuple[str, ...]]) -> list[subprocess.CompletedProcess]:
+    with ThreadPoolExecutor(4) as pool:
+        return list(pool.map(lambda args: train(*args, input=""), cases))
+
+
+# ---- help ----------------------------------------------------------------------------------
+
+def test_every_option_and_argument_says_what_it_does():
+    def walk(parser, words):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for choice in action._choices_actions:
+                    assert choice.help, f"train {' '.join(words)} {choice.dest}: no help"
+                for name, sub in action.choices.items():
+                    walk(sub, words + [name])
+                continue
+            what = "/".join(action.option_strings) or action.dest
+            assert action.help and action.help.strip(), f"train {' '.join(words)} {what}: no help"
+
+    walk(build_parser(), [])
+
+
+# ---- missing, unknown, malformed -----------------------------------------------------------
+
+# Malformed arguments of every subcommand (a new subcommand must add its own).
+MALFORMED = {
+    ("recipe", "run"): [("recipe", "run", "{ok}", "--var", "NOEQUALS"),
+                        ("recipe", "run", "{ok}", "--host", "gpu"),
+                        ("recipe", "run", "{ok}", "--host", "gpu=user@:22")],
+    ("recipe", "check"): [("recipe", "check", "/")],
+    ("recipe", "list"): [("recipe", "list", "extra")],
+    ("recipe", "show"): [("recipe", "show", "")],
+    ("recipe", "new"): [("recipe", "new", "a/b"), ("recipe", "new", ".hidden")],
+    ("recipe", "edit"): [("recipe", "edit", "")],
+    ("recipe", "logs"): [("recipe", "logs", "a b")],
+    ("recipe", "status"): [("recipe", "status", "--all=yes")],
+    ("recipe", "jobs"): [("recipe", "jobs", "20")],
+    ("recipe", "resume"): [("recipe", "resume", "../x")],
+    ("exec",): [("exec", " "), ("exec", "@local > true", "--var", "X")],
+    ("transfer",): [("transfer", "@nohost", "./x"), ("transfer", "./x", "@:/y")],
+    ("host", "list"): [("host", "list", "extra")],
+    ("host", "add"): [("host", "add", "1bad", "u@h"), ("host", "add", "h1", "user@:22"),
+                      ("host", "add", "h1", "u@h", "-p", "70000"), ("host", "add", "h1", "@h")],
+    ("host", "show"): [("host", "show", "bad name!")],
+    ("host", "ssh"): [("host", "ssh", "")],
+    ("host", "test"): [("host", "test", "-")],
+    ("host", "remove"): [("host", "remove", "")],
+    ("host", "browse"): [("host", "browse", "", "/")],
+    ("storage", "list"): [("storage", "list", "extra")],
+    ("storage", "add"): [("storage", "add", "s", "zz:b"), ("storage", "add", "s", "s3:"),
+                         ("storage", "add", "s", "s3:b", "--endpoint", "not a url"),
+                         ("storage", "add", "9s", "s3:b")],
+    ("storage", "show"): [("storage", "show", "s3:")],
+    ("storage", "test"): [("storage", "test", "zz:b")],
+    ("storage", "remove"): [("storage", "remove", "")],
+    ("secrets", "list"): [("secrets", "list", "extra")],
+    ("secrets", "set"): [("secrets", "set", "1BAD"), ("secrets", "set", "bad-name")],
+    ("secrets", "get"): [("secrets", "get", "bad name")],
+    ("secrets", "delete"): [("secrets", "delete", "$X")],
+    ("config", "show"): [("config", "show", "extra")],
+    ("config", "get"): [("config", "get", "defaults")],
+    ("config", "set"): [("config", "set", "defaults.command_timeout", "5x"),
+                        ("config", "set", "ui.currency")],
+    ("config", "unset"): [("config", "unset", "")],
+    ("config", "reset"): [("config", "reset")],  # no terminal and no --yes
+}
+
+# A name nobody defined, for every subcommand that takes one.
+UNKNOWN = {
+    ("recipe", "run"): ("recipe", "run", "nope"),
+    ("recipe", "check"): ("recipe", "check", "nope"),
+    ("recipe", "show"): ("recipe", "show", "nope"),
+    ("recipe", "edit"): ("recipe", "edit", "nope"),
+    ("recipe", "logs"): ("recipe", "logs", "nope"),
+    ("recipe", "resume"): ("recipe", "resume", "nope"),
+    ("transfer",): ("transfer", "@nope:/x", "./y"),
+    ("host", "show"): ("host", "show", "nope"),
+    ("host", "ssh"): ("host", "ssh", "nope"),
+    ("host", "test"): ("host", "test", "nope"),
+    ("host", "remove"): ("host", "remove", "nope"),
+    ("host", "browse"): ("host", "browse", "nope"),
+    ("storage", "show"): ("storage", "show", "nope"),
+    ("storage", "test"): ("storage", "test", "nope"),
+    ("storage", "remove"): ("storage", "remove", "nope"),
+    ("secrets", "get"): ("secrets", "get", "NOPE"),
+    ("secrets", "delete"): ("secrets", "delete", "NOPE"),
+    ("config", "get"): ("config", "get", "nope.key"),
+    ("config", "set"): ("config", "set", "nope.key", "1"),
+    ("config", "unset"): ("config", "unset", "nope.key"),
+}
+
+
+def test_the_tables_cover_every_subcommand():
+    assert sorted(MALFORMED) == sorted(LEAVES)
+    takes_a_name = {words for words, p in LEAVES.items()
+                    if any(not a.option_strings and a.dest in ("recipe", "job", "name", "key", "src")
+                           for a in p._actions)}
+    takes_a_name -= {("recipe", "new"), ("host", "add"), ("storage", "add"), ("secrets", "set")}
+    assert sorted(UNKNOWN) == sorted(takes_a_name)
+
+
+def test_every_subcommand_with_missing_arguments_is_one_line(tmp_path):
+    cases = []
+    for words, p in LEAVES.items():
+        required = [a for a in p._actions if not a.option_strings and a.nargs in (None, "+")]
+        if required:
+            cases.append(words)
+    assert len(cases) >= 20
+    for p in run_all(cases):
+        line = one_line(p)
+        assert "required" in line and "--help" in line, line
+
+
+def test_every_subcommand_with_an_unknown_option_is_one_line():
+    cases = []
+    for words, p in LEAVES.items():
+        required = [a for a in p._actions if not a.option_strings and a.nargs in (None, "+")]
+        cases.append(words + ("x",) * len(required) + ("--frobnicate",))
+    for p in run_all(cases):
+        line = one_line(p)
+        assert "--frobnicate" in line, line
+
+
+def test_every_subcommand_with_malformed_arguments_is_one_line(tmp_path):
+    ok = write_recipe(tmp_path / "ok.recipe", "host gpu = placeholder\ntmux.open @gpu as w\n")
+    cases = [tuple(a.replace("{ok}", str(ok)) for a in case) for group in MALFORMED.values()
+             for case in group]
+    for p in run_all(cases):
+        one_line(p)
+    # Nothing was stored by any of them.
+    for name in ("hosts.toml", "storages.toml", "config.toml", "secrets.enc", "recipes"):
+        assert not (paths.home() / name).exists(), name
+
+
+def test_an_unknown_name_is_bad_input_everywhere(tmp_path):
+    for p in run_all(list(UNKNOWN.values())):
+        line = one_line(p)
+        assert "nope" in line.lower(), line
+
+
+def test_wrong_acceptances_are_refused(tmp_path):
+    line = one_line(train("host", "add", "h1", "user@:22"))
+    assert "bad host name ':22'" in line
+    assert not paths.hosts_file().exists()
+    line = one_line(train("storage", "add", "s", "s3:b", "--endpoint", "not a url"))
+    assert "bad endpoint 'not a url'" in line
+    assert not paths.storages_file().exists()
+
+    # A hosts.toml `options` that is a string, not a list, is named, not split into letters.
+    paths.ensure(paths.home())
+    paths.hosts_file().write_text('[gpu]\nhost = "127.0.0.1"\noptions = "Compression=yes"\n')
+    for args in (("host", "show", "gpu"), ("host", "test", "gpu"), ("transfer", "@gpu:/x", "./y")):
+        line = one_line(train(*args))
+        assert str(paths.hosts_file()) in line and "[gpu]" in line and "'options'" in line, line
+    r = write_recipe(tmp_path / "r.recipe", "host h = gpu\ntmux.open @h as w\n@w > true\n")
+    p = train("recipe", "run", str(r), "--no-visual")
+    assert p.returncode in (1, 2) and "'options' must be a list" in p.stderr, p.stderr
+    assert "Traceback" not in p.stderr
+    assert "(broken: 'options' must be a list" in train("host", "list").stdout
+
+
+# ---- a damaged file, a folder this user cannot write ---------------------------------------
+
+@pytest.mark.parametrize("group, file", [("host", "hosts.toml"), ("storage", "storages.toml")])
+def test_remove_on_a_damaged_file_names_the_line_and_changes_nothing(group, file):
+    path = paths.home() / file
+    paths.ensure(path.parent)
+    text = '[a]\nkind = "local"\nbucket = "/tmp"\nhost = "x"\n\n[b]\nbroken = \n'
+    path.write_text(text)
+    line = one_line(train(group, "remove", "a"))
+    assert f"{path}:7:10: " in line and "nothing changed" in line, line
+    assert path.read_text() == text
+    for args in ((group, "add", "c", "local:/tmp" if group == "storage" else "u@h"), (group, "list")):
+        line = one_line(train(*args))
+        assert f"{path}:7:10: " in line, line
+        assert path.read_text() == text
+
+
+@pytest.fixture(params=["other-user", "read-only-mount"])
+def read_only_home(request, monkeypatch):
+    """A settings folder (with a job, a config, a host and a storage) that train can read but
+    not write. Root ignores file modes, so train runs either as the unprivileged test user on
+    a folder root owns, or as root on a read-only bind mount in a private mount namespace."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run as another user or to mount")
+    base = Path(tempfile.mkdtemp(prefix="trainsh-ro", dir="/tmp"))
+    home = base / "trainsh"
+    monkeypatch.setenv("TRAINSH_HOME", str(home))
+    assert train("exec", "@local > echo from-the-job", "--no-visual").returncode == 0
+    assert train("config", "set", "ui.currency", "EUR").returncode == 0
+    assert train("host", "add", "h1", "root@127.0.0.1").returncode == 0
+    assert train("storage", "add", "s1", "local:/tmp").returncode == 0
+    subprocess.run(["chmod", "-R", "u=rwX,go=rX", str(base)], check=True)
+    monkeypatch.setenv("HOME", str(base))
+
+    if request.param == "other-user":
+        import pwd
+
+        try:
+            user = pwd.getpwnam("trainsh-test")
+        except KeyError:
+            pytest.skip("no user trainsh-test (the ssh tests create it)")
+        prefix = ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups"]
+        probe = subprocess.run([*prefix, sys.executable, "-c", "import trainsh"], capture_output=True)
+        if probe.returncode != 0:
+            pytest.skip(f"trainsh-test cannot run {sys.executable}: {probe.stderr.decode()[-200:]}")
+    else:
+        mount = 'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" && exec "$@"'
+        prefix = ["unshare", "-m", "sh", "-c", mount, str(home)]
+        probe = subprocess.run([*prefix, "true"], capture_output=True)
+        if probe.returncode != 0:
+            pytest.skip(f"cannot mount read-only here: {probe.stderr.decode()[-200:]}")
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([*prefix, *TRAIN, *args], capture_output=True, text=True, timeout=60,
+                              cwd=base, stdin=subprocess.DEVNULL)
+
+    before = {p: p.read_bytes() for p in home.rglob("*") if p.is_file()}
+    yield run
+    after = {p: p.read_bytes() for p in home.rglob("*") if p.is_file()}
+    assert after == before, "a command changed the read-only folder"
+    shutil.rmtree(base)
+
+
+def test_read_only_commands_work_on_a_read_only_settings_folder(read_only_home):
+    for args, shows in ((("recipe", "jobs"), "<exec>"), (("recipe", "logs", "--last"), "from-the-job"),
+                        (("recipe", "logs"), "job.log"), (("recipe", "status", "--all"), "done"),
+                        (("config", "show"), "ui.currency = EUR"), (("host", "list"), "h1"),
+                        (("storage", "list"), "s1"), (("config", "get", "ui.currency"), "EUR"),
+                        (("host", "show", "h1"), "127.0.0.1"), (("recipe", "list"), "no recipes")):
+        p = read_only_home(*args)
+        assert p.returncode == 0, (args, p.stderr)
+        assert shows in p.stdout, (args, p.stdout)
+
+
+def test_writing_to_a_read_only_settings_folder_is_one_clear_line(read_only_home):
+    for args in (("host", "add", "h2", "u@h"), ("host", "remove", "h1"), ("config", "set", "ui.currency", "USD"),
+                 ("config", "unset", "ui.currency"), ("config", "reset", "--yes"), ("recipe", "new", "x"),
+                 ("storage", "add", "s2", "local:/tmp"), ("storage", "remove", "s1"),
+                 ("exec", "@local > true", "--no-visual")):
+        line = one_line(read_only_home(*args), 1)
+        assert str(paths.home()) in line, line
+        assert any(w in line for w in ("permission denied", "read-only file system", "cannot be written")), line
+
+
+# ---- secrets passphrase on a terminal ------------------------------------------------------
+
+def on_terminal(args: list[str], answers: list[str], timeout: float = 60) -> tuple[int, str]:
+    """Run train on a pseudo-terminal, typing each answer after the next prompt ending in ': '."""
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the pty is its terminal
+        try:
+            os.execv(sys.executable, [*TRAIN, *args])
+        finally:
+            os._exit(127)
+    out = b""
+    pending = list(answers)
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if ready:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+            if pending and out.rstrip(b" ").endswith(b":"):
+                os.write(fd, pending.pop(0).encode() + b"\n")
+                out += b"\n"
+    else:
+        os.kill(pid, 9)
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    return os.waitstatus_to_exitcode(status), out.decode(errors="replace")
+
+
+@pytest.fixture
+def file_store(monkeypatch):
+    monkeypatch.delenv("TRAINSH_PASSPHRASE", raising=False)
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
+    assert train("config", "set", "secrets.store", "file").returncode == 0
+
+
+def test_a_new_secrets_file_asks_the_passphrase_twice_and_refuses_a_mismatch(file_store):
+    code, out = on_terminal(["secrets", "set", "HF_TOKEN"], ["tok-1234567", "first-pass", "other-pass"])
+    assert code == 2, out
+    assert "again" in out and "the two passphrases differ" in out, out
+    assert not (paths.home() / "secrets.enc").exists()
+
+    code, out = on_terminal(["secrets", "set", "HF_TOKEN"], ["tok-1234567", "first-pass", "first-pass"])
+    assert code == 0, out
+    assert (paths.home() / "secrets.enc").exists()
+    # An existing file asks once: the passphrase only opens it.
+    code, out = on_terminal(["secrets", "get", "HF_TOKEN"], ["first-pass"])
+    assert code == 0 and "tok-1234567" in out and "again" not in out, out
