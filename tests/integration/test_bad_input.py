@@ -110,6 +110,18 @@ MALFORMED = {
                         ("config", "set", "ui.currency")],
     ("config", "unset"): [("config", "unset", "")],
     ("config", "reset"): [("config", "reset")],  # no terminal and no --yes
+    ("colab", "connect"): [("colab", "connect", "c1", "--address", "bad host!"),
+                           ("colab", "connect", "c1", "--address", "h:99999")],
+    ("colab", "list"): [("colab", "list", "extra")],
+    ("colab", "ssh"): [("colab", "ssh", "bad name!")],
+    ("colab", "run"): [("colab", "run")],
+    ("pricing", "rates"): [("pricing", "rates", "extra")],
+    ("pricing", "currency"): [("pricing", "currency", "--set", "ZZZ")],
+    ("pricing", "convert"): [("pricing", "convert", "ten", "USD", "CNY"),
+                             ("pricing", "convert", "10", "USD", "ZZZ")],
+    ("pricing", "colab"): [("pricing", "colab", "extra")],
+    ("pricing", "vast"): [("pricing", "vast", "extra")],
+    ("pricing", "runpod"): [("pricing", "runpod", "extra")],
 }
 
 # A name nobody defined, for every subcommand that takes one.
@@ -134,6 +146,8 @@ UNKNOWN = {
     ("config", "get"): ("config", "get", "nope.key"),
     ("config", "set"): ("config", "set", "nope.key", "1"),
     ("config", "unset"): ("config", "unset", "nope.key"),
+    ("colab", "ssh"): ("colab", "ssh", "nope"),
+    ("pricing", "convert"): ("pricing", "convert", "10", "nope", "USD"),
 }
 
 
@@ -142,7 +156,8 @@ def test_the_tables_cover_every_subcommand():
     takes_a_name = {words for words, p in LEAVES.items()
                     if any(not a.option_strings and a.dest in ("recipe", "job", "name", "key", "src")
                            for a in p._actions)}
-    takes_a_name -= {("recipe", "new"), ("host", "add"), ("storage", "add"), ("secrets", "set")}
+    takes_a_name -= {("recipe", "new"), ("host", "add"), ("storage", "add"), ("secrets", "set"),
+                     ("colab", "connect")}
     assert sorted(UNKNOWN) == sorted(takes_a_name)
 
 

@@ -41,7 +41,9 @@ def currency(args) -> int:
     from trainsh.settings import config
 
     if args.set:
-        code = pricing.check_currency(args.set, pricing.rates())
+        code = args.set.strip().upper()
+        table = pricing.rates(offline=True)  # a known code needs no request
+        code = pricing.check_currency(code, table if code in table.rates else pricing.rates())
         config.set_value("ui.currency", code)
         print(f"display currency: {code} (costs are shown in {code} with USD beside them)")
         return 0
