@@ -130,13 +130,16 @@ def test_storage_test_says_what_is_wrong_in_one_line_and_quickly(tmp_path, lake,
     assert "not-the-secret" not in p.stdout + p.stderr
 
 
-def test_a_download_from_an_unreachable_store_fails_quickly(tmp_path, lake):
+@pytest.mark.parametrize("way", ["download", "upload"])
+def test_a_copy_with_an_unreachable_store_fails_quickly(tmp_path, lake, way):
     from trainsh.settings import paths
 
     with open(paths.storages_file(), "a") as f:
         f.write(f'[dead]\nkind = "s3"\nbucket = "x"\nendpoint = "http://127.0.0.1:{free_port()}"\n')
+    (tmp_path / "model.bin").write_bytes(b"m" * 1000)
     t = time.monotonic()
-    p = train("transfer", "@dead:/model.bin", "out/", timeout=60)
+    args = ["@dead:/model.bin", "out/"] if way == "download" else ["model.bin", "@dead:/m/"]
+    p = train("transfer", *args, timeout=120)
     assert time.monotonic() - t < 30
     assert p.returncode == 1 and "connection refused (unreachable endpoint)" in p.stderr
     assert len(p.stderr.strip().splitlines()) == 1

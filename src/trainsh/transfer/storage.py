@@ -76,6 +76,7 @@ def copy(src, dst, *, delete=False, excludes=(), dry_run=False, progress=None) -
 
 
 MISMATCH = 97  # the exit code of an upload whose check found a difference
+UNREACHED = 98  # the exit code of an upload whose first look at the store failed
 
 
 def _upload(host, binary, env, argv, a, b, single, excludes, progress, src, dst, delete) -> str:
@@ -92,12 +93,19 @@ def _upload(host, binary, env, argv, a, b, single, excludes, progress, src, dst,
     else:
         hashing = f"{q(binary)} md5sum {q(a)}{filters} > \"$sums\""
         check = f"{q(binary)} checksum md5 \"$sums\" {q(b)} --one-way{filters}"
+    # First a quick look at the destination (short timeouts, one try): a store that does not
+    # answer, or refuses the keys, fails in seconds instead of after rclone's long retries.
     # A failed or empty hashing counts as a mismatch: the check must check something.
-    script = (f'sums=$(mktemp); ( {hashing} ) & h=$!; {shlex.join(argv)}; '
+    look = shlex.join([binary, "lsjson", "--stat", *rclone.QUICK, b])
+    script = (f'out=$({look} 2>&1) || case "$out" in *"not found"*) ;; '
+              f'*) printf "%s\\n" "$out" >&2; exit {UNREACHED};; esac; '
+              f'sums=$(mktemp); ( {hashing} ) & h=$!; {shlex.join(argv)}; '
               f'rc=$?; wait $h; hr=$?; if [ $rc -ne 0 ]; then rm -f "$sums"; exit $rc; fi; '
               f'if [ $hr -ne 0 ] || [ ! -s "$sums" ]; then rm -f "$sums"; exit {MISMATCH}; fi; '
               f'{check}; c=$?; rm -f "$sums"; [ $c -eq 0 ] || exit {MISMATCH}')
     code, err = _run(host, ["sh", "-c", script], env, progress)
+    if code == UNREACHED:
+        raise ShellError(f"copy {src} -> {dst} failed: {rclone.explain(err, dst.storage)}")
     if code == MISMATCH:
         raise ShellError(f"copy {src} -> {dst}: the copy does not match its source "
                          f"(rclone checksum: {rclone.explain(err)})")
