@@ -207,3 +207,17 @@ def test_progress_of_a_relay_through_this_machine(tmp_path, ssh):
             delete=False, excludes=(), dry_run=False, progress=events.append)
     assert (ssh.a.home / "r/relay/big.bin").stat().st_size == 4 * 1024 * 1024
     assert events and events[-1].done >= 4 * 1024 * 1024
+
+
+def test_dry_runs_to_and_between_hosts_list_names(tmp_path, ssh):
+    tree(tmp_path / "data")
+    assert train("host", "add", "A", ssh.a.spec()).returncode == 0
+    home = ssh.a.home
+    p = train("transfer", "data/", f"@A:{home}/d/", "--dry-run")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines() == ["would copy 3 files (21 B)"] + [f"  copy   sub/f{i}.txt" for i in range(3)]
+    assert not (home / "d").exists()
+    assert train("transfer", "data/", f"@A:{home}/d/").returncode == 0
+    p = train("transfer", f"@A:{home}/d/", f"@A:{home}/e/", "--dry-run")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines()[0] == "would copy 3 files (21 B)" and not (home / "e").exists()
