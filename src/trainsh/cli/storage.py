@@ -112,31 +112,38 @@ def st_show(args) -> int:
 
 
 def st_test(args) -> int:
+    """List, write, read back and delete a small object, each step shown as it starts; rclone
+    gets short timeouts and one try, so a store that does not answer fails in seconds."""
     from trainsh.settings import storages
+    from trainsh.settings.storages import Storage
     from trainsh.transfer import rclone
     from trainsh.transfer.storage import _run
 
     st = storages.resolve(args.name)
     env = {"RCLONE_CONFIG": "/dev/null", **rclone.remote_env(st, "TRAINSH_T")}
     binary = rclone.rclone_binary()
-    root = rclone.remote_path(st, "", "TRAINSH_T")
+    # An object store's root is its bucket: a prefix not made yet is no failure.
+    top = st.bucket.strip("/").split("/")[0] if st.kind in ("s3", "r2", "b2") else st.bucket
+    root = rclone.remote_path(Storage(st.kind, top), "", "TRAINSH_T")
     probe = f".trainsh-test-{os.getpid()}-{int(time.time())}"
     ok = True
 
     def step(label: str, argv: list[str], capture: str = "stderr") -> str | None:
         nonlocal ok
+        print(f"  {label:<10} ", end="", flush=True)
         t = time.monotonic()
-        code, out = _run(None, argv, env, None, capture=capture)
+        code, out = _run(None, [*argv, *rclone.QUICK], env, None, capture=capture)
         took = (time.monotonic() - t) * 1000
         if code != 0:
             ok = False
-            print(f"  {label:<10} FAILED: {rclone.explain(out)}")
+            print(f"FAILED: {rclone.explain(out, st)}", flush=True)
             return None
-        print(f"  {label:<10} ok ({took:.0f} ms)")
+        print(f"ok ({took:.0f} ms)", flush=True)
         return out
 
-    print(f"{args.name}: {st.kind}:{st.bucket}")
-    if step("list", [binary, "lsf", "--max-depth", "1", root], capture="stdout") is None:
+    where = f" at {st.endpoint}" if st.endpoint else ""
+    print(f"{args.name}: {st.kind}:{st.bucket}{where}", flush=True)
+    if step("list", [binary, "lsf", "--max-depth", "1", root], capture="both") is None:
         return 1
     with tempfile.TemporaryDirectory() as d:
         payload = os.urandom(4096)

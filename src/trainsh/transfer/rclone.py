@@ -88,7 +88,7 @@ def copy_argv(binary: str, src: str, dst: str, *, delete: bool = False,
               excludes: tuple[str, ...] = (), dry_run: bool = False, single_file: bool = False) -> list[str]:
     """`rclone sync` with delete, else `rclone copy` (`copyto` for one file to a full name)."""
     verb = "copyto" if single_file else ("sync" if delete else "copy")
-    argv = [binary, verb, src, dst, "--stats-one-line", "--stats", "1s", "-v"]
+    argv = [binary, verb, src, dst, "--stats-one-line", "--stats", "500ms", "-v"]
     for pattern in excludes:
         argv += ["--exclude", pattern]
     if dry_run:
@@ -105,18 +105,43 @@ def check_argv(binary: str, src: str, dst: str, *, excludes: tuple[str, ...] = (
     return argv
 
 
-def explain(stderr: str) -> str:
-    """rclone's error output -> the one line that says what went wrong."""
+# For tests and listings: a store that does not answer fails in seconds, not minutes of
+# rclone's retries with backoff (its defaults suit long copies, not a quick look).
+QUICK = ["--contimeout", "5s", "--timeout", "10s", "--retries", "1", "--low-level-retries", "1"]
+
+_UNREACHABLE = ("connection refused", "no such host", "i/o timeout", "network is unreachable",
+                "context deadline exceeded", "connection reset", "timeout awaiting",
+                "no route to host", "server misbehaving")
+
+
+def explain(stderr: str, st: Storage | None = None) -> str:
+    """rclone's error output -> the one line that says what went wrong. With the storage
+    given (a look at its root), a missing root is named as the bucket or folder it is."""
     lines = [ln for ln in stderr.splitlines() if "ERROR" in ln or "Failed" in ln or "error" in ln.lower()]
     text = (lines or stderr.strip().splitlines() or ["rclone failed"])[-1]
     text = re.sub(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d\s+\w+\s*:\s*", "", text.strip())
-    for known, said in (("corrupted on transfer", "the copy does not match its source"),
-                        ("InvalidAccessKeyId", "the access key is not valid"),
-                        ("SignatureDoesNotMatch", "the secret key does not match the access key"),
-                        ("AccessDenied", "access denied"),
-                        ("StatusCode: 403", "access denied (403): wrong keys, or keys without permission"),
-                        ("NoSuchBucket", "no such bucket"),
-                        ("directory not found", "not found")):
-        if known in text:
-            return f"{said} ({text[:200]})"
+    low = stderr.lower()
+    reason = next((u for u in _UNREACHABLE if u in low), None)
+    if reason:
+        m = re.search(r"dial tcp ([^\s:]+:\d+)|lookup ([^\s:]+)", stderr)
+        where = (st.endpoint if st is not None and st.endpoint else "") or \
+            (m.group(1) or m.group(2) if m else "the storage's endpoint")
+        return f"cannot reach {where}: {reason} (unreachable endpoint)"
+    for known, said in (("InvalidAccessKeyId", "wrong key: the access key is not valid"),
+                        ("SignatureDoesNotMatch", "wrong key: the secret key does not match the access key"),
+                        ("AccessDenied", "access denied: wrong keys, or keys without permission"),
+                        ("StatusCode: 403", "access denied (403): wrong keys, or keys without permission")):
+        if known in stderr:
+            return said
+    bucket = st.bucket.strip("/").split("/")[0] if st is not None else ""
+    if "NoSuchBucket" in stderr:
+        return f"no such bucket {bucket}" if bucket else "no such bucket"
+    if "corrupted on transfer" in text:
+        return f"the copy does not match its source ({text[:200]})"
+    if "directory not found" in text or "object not found" in text:
+        if st is not None and st.kind == "local":
+            return f"no such folder {st.bucket}"
+        if st is not None and st.kind in ("s3", "r2", "b2"):
+            return f"no such bucket {bucket}"
+        return f"not found ({text[:200]})"
     return text[:300]

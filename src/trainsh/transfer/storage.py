@@ -21,6 +21,7 @@ from trainsh import masking
 from trainsh.remote.shell import ShellError, SshShell, _kill_group
 from trainsh.settings.storages import StorageError
 from trainsh.transfer import rclone
+from trainsh.transfer.report import Meter, human_bytes, listing, parse_bytes
 
 HOST_BIN = ".cache/trainsh/bin/rclone"
 _STATS = re.compile(r"([\d.]+ \w?i?B) / ([\d.]+ \w?i?B), (\d+)%, ([\d.]+ \w?i?B/s), ETA (\S+)")
@@ -53,14 +54,16 @@ def copy(src, dst, *, delete=False, excludes=(), dry_run=False, progress=None) -
     start = time.monotonic()
     where = f" on {host.name}" if host is not None else ""
     if src.storage is None and not dry_run:
-        return _upload(host, binary, env, argv, a, b, single, excludes, progress, src, dst) \
+        return _upload(host, binary, env, argv, a, b, single, excludes, progress, src, dst, delete) \
             + f" in {time.monotonic() - start:.2f}s, checked{where}"
     code, err = _run(host, argv, env, progress)
     if code != 0:
         raise ShellError(f"copy {src} -> {dst} failed: {rclone.explain(err)}")
     if dry_run:
-        n = err.count("Skipped copy as --dry-run is set") + err.count("Skipped delete as --dry-run is set")
-        return f"would change {n} object{'s' if n != 1 else ''} ({src} -> {dst})"
+        copies = re.findall(r"NOTICE: (.*): Skipped copy as --dry-run is set \(size ([^)]*)\)", err)
+        deletes = re.findall(r"NOTICE: (.*): Skipped delete as --dry-run is set", err)
+        return listing("would copy", sum(parse_bytes(size) for _, size in copies),
+                       [name for name, _ in copies], deletes)
     if single:
         problem = _check_file(host, binary, env, a, b)
         code, cerr = (1, problem) if problem else (0, "")
@@ -69,13 +72,14 @@ def copy(src, dst, *, delete=False, excludes=(), dry_run=False, progress=None) -
     if code != 0:
         raise ShellError(f"copy {src} -> {dst}: the copy does not match its source "
                          f"(rclone check: {rclone.explain(cerr)})")
-    return f"{_summary(err)} in {time.monotonic() - start:.2f}s, checked{where}"
+    return f"{_summary(err, delete)} in {time.monotonic() - start:.2f}s, checked{where}"
 
 
 MISMATCH = 97  # the exit code of an upload whose check found a difference
+UNREACHED = 98  # the exit code of an upload whose first look at the store failed
 
 
-def _upload(host, binary, env, argv, a, b, single, excludes, progress, src, dst) -> str:
+def _upload(host, binary, env, argv, a, b, single, excludes, progress, src, dst, delete) -> str:
     """Copy files to a store and check them, hashing the source while the copy runs: the
     check then reads only the store's own checksums against that sum file."""
     q = shlex.quote
@@ -89,27 +93,35 @@ def _upload(host, binary, env, argv, a, b, single, excludes, progress, src, dst)
     else:
         hashing = f"{q(binary)} md5sum {q(a)}{filters} > \"$sums\""
         check = f"{q(binary)} checksum md5 \"$sums\" {q(b)} --one-way{filters}"
+    # First a quick look at the destination (short timeouts, one try): a store that does not
+    # answer, or refuses the keys, fails in seconds instead of after rclone's long retries.
     # A failed or empty hashing counts as a mismatch: the check must check something.
-    script = (f'sums=$(mktemp); ( {hashing} ) & h=$!; {shlex.join(argv)}; '
+    look = shlex.join([binary, "lsjson", "--stat", *rclone.QUICK, b])
+    script = (f'out=$({look} 2>&1) || case "$out" in *"not found"*) ;; '
+              f'*) printf "%s\\n" "$out" >&2; exit {UNREACHED};; esac; '
+              f'sums=$(mktemp); ( {hashing} ) & h=$!; {shlex.join(argv)}; '
               f'rc=$?; wait $h; hr=$?; if [ $rc -ne 0 ]; then rm -f "$sums"; exit $rc; fi; '
               f'if [ $hr -ne 0 ] || [ ! -s "$sums" ]; then rm -f "$sums"; exit {MISMATCH}; fi; '
               f'{check}; c=$?; rm -f "$sums"; [ $c -eq 0 ] || exit {MISMATCH}')
     code, err = _run(host, ["sh", "-c", script], env, progress)
+    if code == UNREACHED:
+        raise ShellError(f"copy {src} -> {dst} failed: {rclone.explain(err, dst.storage)}")
     if code == MISMATCH:
         raise ShellError(f"copy {src} -> {dst}: the copy does not match its source "
                          f"(rclone checksum: {rclone.explain(err)})")
     if code != 0:
         raise ShellError(f"copy {src} -> {dst} failed: {rclone.explain(err)}")
-    return _summary(err)
+    return _summary(err, delete)
 
 
-def _summary(stderr: str) -> str:
+def _summary(stderr: str, delete: bool = False) -> str:
     done = re.findall(r"([\d.]+ \w?i?B) / [\d.]+ \w?i?B, \d+%", stderr)
     files = len(re.findall(r": (?:Copied|Multi-thread Copied)", stderr))
-    size = done[-1] if done else "0 B"
-    if not files:
-        return "up to date: nothing to copy"
-    return f"copied {files} file{'s' if files != 1 else ''} ({size})"
+    text = (f"copied {files} file{'s' if files != 1 else ''} "
+            f"({human_bytes(parse_bytes(done[-1]) if done else 0)})") if files else "up to date: nothing to copy"
+    if delete:
+        text += f", deleted {len(re.findall(r'INFO  : .*: Deleted$', stderr, re.M))}"
+    return text
 
 
 def _check_file(host, binary, env, a: str, b: str) -> str:
@@ -132,14 +144,34 @@ def _check_file(host, binary, env, a: str, b: str) -> str:
 
 
 def _is_file(side, host, binary, env, end) -> bool:
-    if side.path.endswith("/"):
-        return False
+    """Is the source one file? A source that does not exist is an error that names it."""
+    missing = ShellError(f"the transfer source {side.path} does not exist "
+                         f"({'in storage ' + str(side.storage) if side.storage is not None else 'on ' + (host.name if host else 'this machine')})")
     if side.storage is None and host is None:
-        return os.path.isfile(side.path)
+        return os.path.isfile(side.path)  # (its existence is checked before)
     if side.storage is None:  # a path on the host
-        return host.run(["test", "-f", side.path], timeout=60).returncode == 0
-    code, out = _run(host, [binary, "lsjson", "--stat", end], env, None, capture="stdout")
-    return code == 0 and '"IsDir":false' in out.replace(" ", "")
+        r = host.script(f"if [ -f {shlex.quote(side.path)} ]; then echo file; "
+                        f"elif [ -e {shlex.quote(side.path)} ]; then echo dir; fi", timeout=60)
+        if r.stdout.strip() not in ("file", "dir"):
+            raise missing
+        return r.stdout.strip() == "file"
+    if side.path.strip("/") == "":
+        return False
+    code, out = _run(host, [binary, "lsjson", "--stat", *rclone.QUICK, end], env, None, capture="both")
+    if code != 0:
+        if "not found" in out:
+            raise missing
+        raise ShellError(f"{side}: {rclone.explain(out, side.storage)}")
+    if '"IsDir":false' in out.replace(" ", ""):
+        return True
+    # An object store answers any folder name; only a listing tells whether anything is there.
+    code, out = _run(host, [binary, "lsf", "--max-depth", "1", *rclone.QUICK, end], env, None,
+                     capture="both")
+    if code != 0 and "not found" in out:
+        raise missing
+    if code == 0 and not out.strip() and side.storage.kind in ("s3", "r2", "b2"):
+        raise missing  # (a prefix with nothing under it is no folder of a bucket)
+    return False
 
 
 def _run(host, argv, env, progress, capture="stderr") -> tuple[int, str]:
@@ -152,12 +184,13 @@ def _run(host, argv, env, progress, capture="stderr") -> tuple[int, str]:
         cmd = host.argv_for(["sh", "-c", 'eval "$(cat)"; exec "$@"', "sh", *argv])
         data, full_env = exports.encode(), None
     p = subprocess.Popen(cmd, stdin=subprocess.PIPE if data is not None else subprocess.DEVNULL,
-                         stdout=subprocess.PIPE if capture == "stdout" else subprocess.DEVNULL,
+                         stdout=subprocess.PIPE if capture in ("stdout", "both") else subprocess.DEVNULL,
                          stderr=subprocess.PIPE, env=full_env, start_new_session=True)
+    meter = Meter(progress) if progress is not None else None
     try:
-        if capture == "stdout":
-            out, _ = p.communicate(data)
-            return p.returncode, masking.mask(out.decode(errors="replace"))
+        if capture in ("stdout", "both"):  # both: stdout when it works, stderr when not
+            out, err = p.communicate(data)
+            return p.returncode, masking.mask((out if p.returncode == 0 else err).decode(errors="replace"))
         if data is not None:
             p.stdin.write(data)
             p.stdin.close()
@@ -166,8 +199,8 @@ def _run(host, argv, env, progress, capture="stderr") -> tuple[int, str]:
             line = raw.decode(errors="replace")
             lines.append(line)
             m = _STATS.search(line)
-            if m and progress is not None:
-                progress(f"{m.group(1)} / {m.group(2)}  {m.group(3)}%  {m.group(4)}  ETA {m.group(5)}")
+            if m and meter is not None:
+                meter.update(parse_bytes(m.group(1)), parse_bytes(m.group(2)) or None)
         p.wait()
     except BaseException:  # Ctrl-C, SIGTERM: rclone and its helpers end with us
         _kill_group(p)
