@@ -248,7 +248,8 @@ def _drive(tmp_path, command: str, keys: list[tuple[str, str]], timeout: float =
     """Run `train ...` in a real terminal (a tmux pane), answer its prompts, return the screen."""
     import shlex
 
-    sock = str(tmp_path / "tty.sock")
+    # A socket of its own each time: a server just killed may still hold the last one.
+    sock = str(tmp_path / f"tty{time.monotonic_ns()}.sock")
     env = " ".join(f"{k}={shlex.quote(os.environ[k])}" for k in
                    ("HOME", "TRAINSH_HOME", "TRAINSH_SSH_OPTIONS", "TRAINSH_SSH_CONTROL_DIR", "PATH"))
     t = ["tmux", "-S", sock]
