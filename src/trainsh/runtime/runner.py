@@ -12,6 +12,7 @@ import hashlib
 import os
 import shlex
 import signal
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 from trainsh import masking
@@ -64,6 +65,7 @@ class Context:
     recipe: Recipe
     variables: dict[str, str]
     host_specs: dict[str, str]
+    storage_specs: dict[str, str] = field(default_factory=dict)
     hosts: dict[str, HostHandle] = field(default_factory=dict)
     sessions: dict[str, Session] = field(default_factory=dict)
     secret_files: list[tuple[str, str]] = field(default_factory=list)  # (host, path) written
@@ -149,6 +151,26 @@ def local_tmux_socket() -> str | None:
     return os.environ.get("TRAINSH_TMUX_SOCKET") or None
 
 
+# Hosts a cloud gives (`vast:ID`, `runpod:ID`): a provider module that gains support adds how
+# to reach its machines here. Until then a run refuses such a host before its first step.
+PROVIDER_HOSTS: dict[str, Callable[[str, str, Job], HostHandle]] = {}
+PROVIDER_NAMES = {"vast": "Vast.ai", "runpod": "RunPod", "colab": "Colab"}
+
+
+def unsupported_host(name: str, spec: str) -> str | None:
+    """Why this version cannot reach host `name` = `spec`, or None."""
+    scheme = _scheme(spec)
+    if scheme in HOST_SCHEMES and scheme not in PROVIDER_HOSTS:
+        what = PROVIDER_NAMES[scheme]
+        return f"host @{name} = {spec}: {what} hosts are not supported yet in this version"
+    return None
+
+
+def _scheme(spec: str) -> str:
+    first = spec.split()[0] if spec.split() else ""
+    return first.partition(":")[0] if ":" in first else ""
+
+
 def resolve_host(name: str, spec: str, job: Job) -> HostHandle:
     """A host spec -> how to reach it: `local`, a hosts.toml name, or an ssh spec."""
     from trainsh.remote.shell import SshShell
@@ -161,10 +183,11 @@ def resolve_host(name: str, spec: str, job: Job) -> HostHandle:
     if spec == "placeholder":
         raise StepFailed(f"host @{name} is a placeholder: give it a machine with "
                          f"--host {name}=SPEC (or vast.pick)")
-    scheme = spec.split()[0].partition(":")[0] if ":" in spec.split()[0] else ""
-    if scheme in HOST_SCHEMES:
-        what = {"vast": "Vast.ai", "runpod": "RunPod", "colab": "Colab"}[scheme]
-        raise StepFailed(f"host @{name} = {spec}: {what} hosts are not supported yet in this version")
+    problem = unsupported_host(name, spec)
+    if problem:
+        raise StepFailed(problem)
+    if _scheme(spec) in PROVIDER_HOSTS:
+        return PROVIDER_HOSTS[_scheme(spec)](name, spec, job)
     try:
         entry = hosts.get(spec) if " " not in spec and "@" not in spec else None
         text = hosts.spec_text(entry) if entry else spec  # else an ssh destination or alias
@@ -192,16 +215,21 @@ class Runner:
         variables.update(job.variables)
         host_specs = dict(recipe.hosts)
         host_specs.update(job.host_overrides)
+        storage_specs = {**recipe.storages, **job.options.get("storage_overrides", {})}
         events = Events(journal, job.id, job.folder / "job.log", console)
-        self.ctx = Context(job, journal, events, console, recipe, variables, host_specs)
+        self.ctx = Context(job, journal, events, console, recipe, variables, host_specs, storage_specs)
 
     # ---- entry points
     @classmethod
     def start(cls, journal: Journal, recipe: Recipe, console: Console, options: RunOptions,
-              variables: dict[str, str], host_overrides: dict[str, str]) -> Runner:
+              variables: dict[str, str], host_overrides: dict[str, str],
+              storage_overrides: dict[str, str] | None = None) -> Runner:
+        job_options: dict = {"keep_sessions": options.keep_sessions}
+        if storage_overrides:
+            job_options["storage_overrides"] = storage_overrides
         job = journal.new_job(os.path.abspath(recipe.path) if os.path.exists(recipe.path) else recipe.path,
                               recipe.text, recipe_hash(recipe.text), variables, host_overrides,
-                              {"keep_sessions": options.keep_sessions})
+                              job_options)
         (job.folder / "output").mkdir(parents=True, exist_ok=True)
         runner = cls(journal, job, recipe, console, options)
         journal.set_job(job.id, hosts=runner.ctx.host_specs)
@@ -285,7 +313,7 @@ class Runner:
                 resuming = row is not None and row["status"] in ("running", "interrupted")
                 self.console.step(idx + 1, total, _describe(step))
                 ctx.events.record("info", f"step {idx + 1}/{total} line {step.pos.line}: {step.source}")
-                handler = handlers.HANDLERS[step.kind]
+                handler = handlers.handler_for(step)
                 try:
                     handler(ctx, idx, step, resume=row if resuming else None)
                 except StepFailed as e:
