@@ -35,3 +35,20 @@ def wait_until(predicate, timeout: float = 20, what: str = "condition"):
             return value
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def interrupted(*args: str, once: Path, timeout: float = 15) -> subprocess.CompletedProcess:
+    """Run `train ARGS` and press Ctrl-C (SIGINT) once the file `once` exists."""
+    import signal
+
+    proc = subprocess.Popen([*TRAIN, *args], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(once.exists, timeout=timeout, what=f"{once} to appear")
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)

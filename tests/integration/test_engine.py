@@ -305,7 +305,7 @@ storage out = r2:bucket
     assert "needs the secret R2_ACCOUNT_ID: train secrets set R2_ACCOUNT_ID" in p.stderr
     r3 = write_recipe(tmp_path / "v.recipe", "host gpu = placeholder\nvast.pick @gpu num_gpus=1\n")
     p = train("recipe", "run", str(r3), "--no-visual")
-    assert p.returncode == 1 and "not supported yet" in p.stderr
+    assert p.returncode == 2 and "not supported yet" in p.stderr  # refused before it starts
 
 
 def test_missing_secret_is_a_clear_error_before_the_step_runs(tmp_path, monkeypatch):

@@ -4,7 +4,6 @@ is slow, failing, talking nonsense or gone; currency, conversion and the Colab t
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys

@@ -328,7 +328,7 @@ def test_exit_255_of_a_remote_command_is_not_a_dropped_connection(tmp_path, ssh)
     t0 = time.monotonic()
     p = train("exec", f"host me = {ssh.a.spec()}", f"@me > echo x >> {ssh.a.home}/count; exit 255")
     assert p.returncode == 1
-    assert "exited with code 254" in p.stderr  # 255 is ssh's own; the command's is shown as 254
+    assert "exited with code 255" in p.stderr  # the command's own, from its session, not ssh's
     assert (ssh.a.home / "count").read_text() == "x\n"  # run once, not retried
     assert time.monotonic() - t0 < 15
 
@@ -350,3 +350,56 @@ def test_gdrive_storage_asks_for_its_token_once_on_a_terminal(tmp_path, ssh, mon
     assert train("secrets", "get", "GDRIVE_TOKEN").stdout.strip() == token
     show = train("storage", "show", "drive").stdout
     assert "GDRIVE_TOKEN" in show and "file" in show
+
+
+def remote_sessions(server) -> list[str]:
+    """The tmux sessions open on a test server (none when its tmux server is gone)."""
+    names = []
+    for sock in server.tmux_dir.glob("tmux-*/default"):
+        r = subprocess.run(["tmux", "-S", str(sock), "list-sessions", "-F", "#{session_name}"],
+                           capture_output=True, text=True)
+        names += r.stdout.split()
+    return names
+
+
+def test_exec_on_a_hosts_toml_name(tmp_path, ssh):
+    assert train("host", "add", "gpu1", "root@127.0.0.1", "--port", str(ssh.a.port)).returncode == 0
+    p = train("exec", "@gpu1 > cd /tmp && echo on-$((6*7)) $HOME", "--no-visual")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == f"on-42 {ssh.a.home}\n"  # the command's output, and only it, on stdout
+    assert remote_sessions(ssh.a) == []  # its throw-away session was closed
+    job, steps = last_steps()
+    assert job.hosts["gpu1"] == f"root@127.0.0.1 -p {ssh.a.port}"
+    assert not (ssh.a.home / ".cache/trainsh/run" / job.id).exists()
+
+    p = train("exec", "@gpu1 > echo partial; exit 7", "--no-visual")
+    assert p.returncode == 1 and "command exited with code 7" in p.stderr
+    assert p.stdout == "partial\n"
+    assert remote_sessions(ssh.a) == []
+
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a.txt").write_text("via exec")
+    p = train("exec", "./src/ -> @gpu1:~/x/", "--no-visual")
+    assert p.returncode == 0, p.stderr
+    assert (ssh.a.home / "x" / "a.txt").read_text() == "via exec"
+    # a session opened earlier in the same exec comes first; a transfer to it goes to its host
+    p = train("exec", "tmux.open @gpu1 as gpu1", "@gpu1 > cd ~/x && echo in-session > b.txt",
+              "@gpu1:~/x/b.txt -> ./back/", "tmux.close @gpu1", "--no-visual")
+    assert p.returncode == 0, p.stderr
+    assert (tmp_path / "back" / "b.txt").read_text() == "in-session\n"
+    assert remote_sessions(ssh.a) == []
+
+
+def test_exec_on_an_ssh_alias(tmp_path, ssh, monkeypatch):
+    config = tmp_path / "ssh_config"
+    config.write_text(f"Host trainbox\n  HostName 127.0.0.1\n  Port {ssh.b.port}\n  User {USER}\n\n"
+                      + ssh.config.read_text())
+    monkeypatch.setenv("TRAINSH_SSH_OPTIONS", f"-F {config}")
+    p = train("exec", "@trainbox > whoami; pwd", "--no-visual")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == [USER, str(ssh.b.home)]
+    assert remote_sessions(ssh.b) == []
+    (tmp_path / "f.txt").write_text("to the alias")
+    p = train("exec", "f.txt -> @trainbox:~/in/", "--no-visual")
+    assert p.returncode == 0, p.stderr
+    assert (ssh.b.home / "in" / "f.txt").read_text() == "to the alias"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from helpers import train, write_recipe
+from helpers import interrupted, train, write_recipe
 
 
 def keys(lake, prefix: str = "") -> dict[str, int]:
@@ -187,3 +187,30 @@ def test_one_file_with_delete_lands_at_its_name(tmp_path, lake):
     p = train("transfer", "model.bin", "@lake:/m/model.bin", "--delete")
     assert p.returncode == 0, p.stderr
     assert keys(lake, "m/") == {"m/model.bin": 3000}
+
+
+def test_a_storage_placeholder_filled_with_storage_is_kept_for_resume(tmp_path, lake):
+    make_tree(tmp_path / "data")
+    r = write_recipe(tmp_path / "ph.recipe", """
+storage out = placeholder
+tmux.open @local as w
+@w > touch started; while [ ! -e release ]; do sleep 0.05; done
+./data/ -> @out:/runs/ exclude=*.ckpt
+""")
+    p = train("recipe", "run", str(r), "--no-visual", "--host", "out=lake")
+    assert p.returncode == 2 and "give it with --storage out=lake" in p.stderr
+    p = interrupted("recipe", "run", str(r), "--no-visual", "--storage", "out=lake",
+                    once=tmp_path / "started")
+    assert p.returncode == 130, p.stderr
+    assert keys(lake) == {}
+    (tmp_path / "release").touch()
+    p = train("recipe", "resume", "--no-visual", timeout=60)  # the storage given at the start
+    assert p.returncode == 0, p.stderr
+    assert set(keys(lake, "runs/")) == {f"runs/sub/f{i}.txt" for i in range(5)}
+
+
+def test_exec_transfers_to_a_storage_by_its_name(tmp_path, lake):
+    make_tree(tmp_path / "data")
+    p = train("exec", "./data/ -> @lake:/e/ exclude=*.ckpt", "--no-visual", timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert set(keys(lake, "e/")) == {f"e/sub/f{i}.txt" for i in range(5)}

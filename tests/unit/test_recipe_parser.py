@@ -362,6 +362,26 @@ def test_exec_mode_sessions_still_win():
     assert [type(s) for s in r.steps] == [TmuxOpen, Command, HostCommand]
 
 
+def test_exec_mode_names_hosts_and_storages_without_defining_them():
+    # resolved when the job starts: a hosts.toml or storages.toml name, an ssh alias
+    r = parse("@gpu1 > uptime\n./src/ -> @gpu1:x/\n@lake:/a -> ./a\ntmux.open @box as w\n"
+              "@w:/tmp/f -> ./f\ntmux.config @box\n", "<exec>", allow_host_commands=True)
+    assert r.steps[0] == HostCommand(Pos(1, 1), "@gpu1 > uptime", host="gpu1", text="uptime")
+    assert (r.steps[1].dst.name, r.steps[2].src.name) == ("gpu1", "lake")
+    assert r.steps[4].src == Endpoint("/tmp/f", "box", Pos(5, 1))  # a session: its host
+    assert r.definitions == {}
+
+
+def test_exec_mode_still_refuses_a_closed_session_and_a_var():
+    with pytest.raises(RecipeErrors) as info:
+        parse("var X = 1\ntmux.open @local as w\ntmux.close @w\n@w > ls\n./a -> @w:/b\n"
+              "./a -> @X:/b\n", "<exec>", allow_host_commands=True)
+    assert [(e.pos.line, e.message) for e in info.value.errors] == [
+        (4, "session 'w' was closed by tmux.close before this line"),
+        (5, "undefined host or storage @w"),
+        (6, "@X is a var, not a host or storage")]
+
+
 def test_host_command_is_an_error_outside_exec_mode():
     with pytest.raises(RecipeErrors) as info:
         parse("@local > ls -la\n", "t")

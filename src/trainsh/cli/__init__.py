@@ -80,7 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     ex = sub.add_parser("exec", help="run recipe lines directly",
                         description="Run DSL lines directly, e.g. train exec '@local > nvidia-smi'. "
-                                    "'@host > cmd' runs on the host without a tmux session.")
+                                    "@NAME is a session opened earlier in the same exec, else a "
+                                    "hosts.toml or storages.toml name, an ssh alias or local; "
+                                    "'@host > cmd' runs in a throw-away tmux session there.")
     ex.add_argument("dsl", nargs="+", help="recipe lines (several arguments are several lines)")
     _run_options(ex)
 
@@ -207,6 +209,8 @@ def _run_options(p: argparse.ArgumentParser) -> None:
                    help="set a recipe variable (repeatable)")
     p.add_argument("--host", action="append", default=[], metavar="NAME=SPEC",
                    help="give a host a spec at run time (repeatable)")
+    p.add_argument("--storage", action="append", default=[], metavar="NAME=SPEC",
+                   help="give a storage a spec at run time, e.g. out=r2:bucket (repeatable)")
     p.add_argument("--no-visual", action="store_true", help="plain line-by-line output (no live status)")
     p.add_argument("--keep-sessions", action="store_true",
                    help="keep the job's tmux sessions when it fails")

@@ -105,7 +105,7 @@ def _check_config() -> None:
 
 
 def _run_recipe(recipe, args, *, exec_mode: bool = False) -> int:
-    from trainsh.recipe.parser import check_host_spec
+    from trainsh.runtime import preflight
     from trainsh.runtime.journal import Journal
     from trainsh.runtime.runner import RunOptions, Runner
     from trainsh.ui.console import Console
@@ -113,19 +113,38 @@ def _run_recipe(recipe, args, *, exec_mode: bool = False) -> int:
     if getattr(args, "pick_host", None):
         raise UserError("--pick-host needs Vast.ai support, which this version does not have yet")
     variables = _pairs(args.var, "var")
-    _check_config()
     hosts = _pairs(args.host, "host")
-    for name, spec in hosts.items():
-        if name not in recipe.hosts and not exec_mode:
-            raise UserError(f"--host {name}=...: the recipe has no host '{name}' "
-                            f"(hosts: {', '.join(recipe.hosts) or 'none'})")
-        problem = check_host_spec(spec) if spec else (0, "empty spec")
-        if problem:
-            raise UserError(f"--host {name}={spec}: {problem[1]}")
+    storages = _pairs(args.storage, "storage")
+    # Everything that can be known before the first step is checked here, so a run that
+    # cannot go through starts nothing.
+    problems = preflight.unknown_vars(recipe, variables) + \
+        preflight.unknown_overrides(recipe, hosts, storages, exec_mode)
+    if not problems:
+        if exec_mode:
+            from trainsh.settings.hosts import HostsError
+            from trainsh.settings.storages import StorageError
+
+            try:
+                named_hosts, named_storages = preflight.exec_names(recipe)
+            except (HostsError, StorageError) as e:
+                raise UserError(str(e)) from None
+            hosts = {**named_hosts, **hosts}
+            storages = {**named_storages, **storages}
+        unsupported = preflight.cannot_run(recipe, {**recipe.hosts, **hosts})
+        if unsupported:
+            report(RecipeErrors(unsupported))
+            return 2
+        problems = preflight.unfilled(recipe, {**recipe.hosts, **hosts},
+                                      {**recipe.storages, **storages}, {**recipe.variables, **variables})
+    if problems:
+        for line in problems:
+            print(f"train: {line}", file=sys.stderr)
+        return 2
+    _check_config()
     console = Console(visual=not args.no_visual)
     journal = Journal()
     options = RunOptions(keep_sessions=args.keep_sessions)
-    runner = Runner.start(journal, recipe, console, options, variables, hosts)
+    runner = Runner.start(journal, recipe, console, options, variables, hosts, storages)
     if exec_mode:
         journal.set_job(runner.job.id, options={**runner.job.options, "exec": True})
     console.plain(f"job {runner.job.id}: {recipe.path} ({len(recipe.steps)} steps)")
@@ -187,11 +206,16 @@ def cmd_resume(args) -> int:
 
 
 def cmd_check(args) -> int:
+    from trainsh.runtime.preflight import cannot_run
+
     bad = 0
     for name in args.recipe:
         path = find_recipe(name)
         try:
             recipe = parse_file(path)
+            unsupported = cannot_run(recipe)
+            if unsupported:
+                raise RecipeErrors(unsupported)
         except RecipeErrors as e:
             report(e)
             bad += 1

@@ -145,6 +145,17 @@ class Step:
 
     kind = "step"
 
+    @property
+    def handler_key(self) -> str:
+        """The name its handler is registered under (runtime/steps.py HANDLERS)."""
+        return self.kind
+
+    @property
+    def fills(self) -> tuple[str, ...]:
+        """The placeholder hosts this step gives a machine to (e.g. `vast.pick @gpu`); such a
+        placeholder needs no --host."""
+        return ()
+
 
 @dataclass(frozen=True)
 class Command(Step):
@@ -232,6 +243,14 @@ class Cloud(Step):
     options: tuple[tuple[str, str], ...] = ()
 
     kind = "cloud"
+
+    @property
+    def handler_key(self) -> str:
+        return f"{self.provider}.{self.action}"  # each cloud action gains support on its own
+
+    @property
+    def fills(self) -> tuple[str, ...]:
+        return (self.host,) if self.action == "pick" and self.host else ()
 
     def option(self, key: str, default: str | None = None) -> str | None:
         return dict(self.options).get(key, default)

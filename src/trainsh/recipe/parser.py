@@ -13,7 +13,7 @@ from __future__ import annotations
 import bisect
 import difflib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from trainsh.recipe.model import (
     CONTROL_CHARS,
@@ -659,7 +659,15 @@ class _Parser:
             self.col.error(pos, message)
 
         def host_known(name: str) -> bool:
-            return name == "local" or (name in defs and defs[name].kind == "host")
+            if name == "local" or (name in defs and defs[name].kind == "host"):
+                return True
+            return undefined_ok(name)
+
+        def undefined_ok(name: str) -> bool:
+            # `train exec` lines name hosts and storages without defining them: a hosts.toml
+            # or storages.toml name, an ssh alias, resolved when the job starts.
+            return self.allow_host_commands and name not in defs and name not in sessions \
+                and name not in closed
 
         for e in entries:
             if isinstance(e, Definition):
@@ -721,7 +729,11 @@ class _Parser:
             elif isinstance(step, Transfer):
                 bad = False
                 for ep in (step.src, step.dst):
-                    if ep.name is None or ep.name == "local":
+                    if ep.name is None or ep.name == "local" or undefined_ok(ep.name):
+                        continue
+                    if self.allow_host_commands and ep.name in sessions:  # exec: the session's host
+                        where = "src" if ep is step.src else "dst"
+                        step = replace(step, **{where: replace(ep, name=sessions[ep.name])})
                         continue
                     d = defs.get(ep.name)
                     if d is None or d.kind == "var":

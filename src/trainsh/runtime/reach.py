@@ -23,19 +23,34 @@ def scheme_of(spec: str) -> tuple[str, str]:
     return "", spec
 
 
+# `SCHEME:REST` hosts this version can reach: scheme -> (REST, reconnect) -> SshShell. A
+# provider that gains support adds its entry (`preflight` refuses the others before a run).
+SCHEMES: dict = {}
+
+
+def unsupported(name: str, spec: str) -> str | None:
+    """Why this version cannot reach host `name` = `spec`, or None."""
+    from trainsh.recipe.parser import HOST_SCHEMES
+    from trainsh.runtime.runner import PROVIDER_NAMES
+
+    scheme, _ = scheme_of(spec)
+    if scheme in HOST_SCHEMES and scheme not in SCHEMES:
+        return f"host @{name} = {spec}: {PROVIDER_NAMES[scheme]} hosts are not supported yet in this version"
+    return None
+
+
 def ssh_shell(spec: str, *, reconnect: float = 60.0) -> SshShell:
     from trainsh.remote.sshspec import SpecError, SshSpec
     from trainsh.settings import hosts
 
     scheme, rest = scheme_of(spec)
-    if scheme == "colab":
-        return _colab(rest, reconnect)
-    if scheme in ("vast", "runpod"):
-        what = {"vast": "Vast.ai", "runpod": "RunPod"}[scheme]
-        raise HostError(f"{spec}: {what} hosts are not supported yet in this version")
+    if scheme in SCHEMES:
+        return SCHEMES[scheme](rest, reconnect)
     if scheme:
-        raise HostError(f"{spec}: unknown kind of host '{scheme}:' (known: colab:NAME, an ssh spec, "
-                        "a hosts.toml name)")
+        problem = unsupported("host", spec)
+        raise HostError(problem.split(": ", 1)[1] if problem else
+                        f"{spec}: unknown kind of host '{scheme}:' (known: colab:NAME, an ssh "
+                        "spec, a hosts.toml name)")
     try:
         entry = hosts.get(spec) if " " not in spec and "@" not in spec else None
         if entry and entry.get("kind") == "colab":
@@ -55,3 +70,6 @@ def _colab(name: str, reconnect: float) -> SshShell:
         raise HostError(str(e)) from None
     # A Colab runtime that is gone stays gone: do not spend a minute reconnecting to it.
     return SshShell(spec, reconnect=min(reconnect, 10.0), gone=colab.gone_hint(name))
+
+
+SCHEMES["colab"] = _colab

@@ -64,6 +64,7 @@ class Context:
     recipe: Recipe
     variables: dict[str, str]
     host_specs: dict[str, str]
+    storage_specs: dict[str, str] = field(default_factory=dict)
     hosts: dict[str, HostHandle] = field(default_factory=dict)
     sessions: dict[str, Session] = field(default_factory=dict)
     secret_files: list[tuple[str, str]] = field(default_factory=list)  # (host, path) written
@@ -149,6 +150,9 @@ def local_tmux_socket() -> str | None:
     return os.environ.get("TRAINSH_TMUX_SOCKET") or None
 
 
+PROVIDER_NAMES = {"vast": "Vast.ai", "runpod": "RunPod", "colab": "Colab"}
+
+
 def resolve_host(name: str, spec: str, job: Job) -> HostHandle:
     """A host spec -> how to reach it: `local`, or what runtime/reach.py makes of it."""
     from trainsh.runtime.reach import HostError, ssh_shell
@@ -183,16 +187,21 @@ class Runner:
         variables.update(job.variables)
         host_specs = dict(recipe.hosts)
         host_specs.update(job.host_overrides)
+        storage_specs = {**recipe.storages, **job.options.get("storage_overrides", {})}
         events = Events(journal, job.id, job.folder / "job.log", console)
-        self.ctx = Context(job, journal, events, console, recipe, variables, host_specs)
+        self.ctx = Context(job, journal, events, console, recipe, variables, host_specs, storage_specs)
 
     # ---- entry points
     @classmethod
     def start(cls, journal: Journal, recipe: Recipe, console: Console, options: RunOptions,
-              variables: dict[str, str], host_overrides: dict[str, str]) -> Runner:
+              variables: dict[str, str], host_overrides: dict[str, str],
+              storage_overrides: dict[str, str] | None = None) -> Runner:
+        job_options: dict = {"keep_sessions": options.keep_sessions}
+        if storage_overrides:
+            job_options["storage_overrides"] = storage_overrides
         job = journal.new_job(os.path.abspath(recipe.path) if os.path.exists(recipe.path) else recipe.path,
                               recipe.text, recipe_hash(recipe.text), variables, host_overrides,
-                              {"keep_sessions": options.keep_sessions})
+                              job_options)
         (job.folder / "output").mkdir(parents=True, exist_ok=True)
         runner = cls(journal, job, recipe, console, options)
         journal.set_job(job.id, hosts=runner.ctx.host_specs)
@@ -276,7 +285,7 @@ class Runner:
                 resuming = row is not None and row["status"] in ("running", "interrupted")
                 self.console.step(idx + 1, total, _describe(step))
                 ctx.events.record("info", f"step {idx + 1}/{total} line {step.pos.line}: {step.source}")
-                handler = handlers.HANDLERS[step.kind]
+                handler = handlers.handler_for(step)
                 try:
                     handler(ctx, idx, step, resume=row if resuming else None)
                 except StepFailed as e:

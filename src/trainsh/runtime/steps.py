@@ -5,13 +5,12 @@ that was running when the runner stopped."""
 from __future__ import annotations
 
 import os
-import shutil
 import time
 
 from trainsh.recipe import model as m
 from trainsh.remote.tmux import Pending, Session, Tmux
 from trainsh.remote.waits import run_wait
-from trainsh.runtime.runner import Context, StepFailed, attach_command
+from trainsh.runtime.runner import PROVIDER_NAMES, Context, StepFailed, attach_command
 from trainsh.settings import config
 
 
@@ -67,6 +66,15 @@ def _short(text: str, n: int = 60) -> str:
 
 
 def command(ctx: Context, idx: int, step: m.Command, resume: dict | None = None) -> None:
+    p = _run_command(ctx, idx, step, resume)
+    if p is not None:
+        ctx.console.ok(f"exit 0 in {m.format_seconds(round(time.time() - p.started, 1))}")
+        _show_tail(ctx, p.output)
+
+
+def _run_command(ctx: Context, idx: int, step: m.Command, resume: dict | None) -> Pending | None:
+    """Send the command (or pick it up on resume) and wait for it: its Pending when it ended
+    with exit code 0, None when it went to the background; StepFailed otherwise."""
     s, tmux = ctx.session(step.session)
     text, secret_values = ctx.expand_command(step.text)
     timeout = step.timeout.seconds if step.timeout else config.duration("defaults.command_timeout")
@@ -104,7 +112,7 @@ def command(ctx: Context, idx: int, step: m.Command, resume: dict | None = None)
             tmux.send(s, p)
             ctx.journal.step_update(ctx.job.id, idx, status="background")
             ctx.console.info(f"running in the background in {s.name}")
-            return
+            return None
     elif not p.done and not tmux.was_started(s, p):
         # Journaled, but the runner stopped before typing it: type it now.
         ctx.console.info(f"sending the command the runner had not sent yet: {_short(p.text)}")
@@ -112,11 +120,11 @@ def command(ctx: Context, idx: int, step: m.Command, resume: dict | None = None)
         if step.background:
             tmux.send(s, p)
             ctx.journal.step_update(ctx.job.id, idx, status="background")
-            return
+            return None
     else:
         ctx.console.info(f"picking up the command sent before the runner stopped: {_short(p.text)}")
         if step.background:
-            return
+            return None
     peek = (lambda: tmux.last_line(s)) if tmux.shell.is_local() else None
     ctx.console.live(f"{s.name}: {_short(p.text, 50)}", peek)
     try:
@@ -135,8 +143,7 @@ def command(ctx: Context, idx: int, step: m.Command, resume: dict | None = None)
                 raise StepFailed(f"command timed out after {limit} and was interrupted (Ctrl-C)", None, out)
             raise StepFailed(f"command failed: {p.note}", None, out)
         raise StepFailed(f"command exited with code {p.rc}", p.rc, out)
-    ctx.console.ok(f"exit 0 in {m.format_seconds(round(time.time() - p.started, 1))}")
-    _show_tail(ctx, out)
+    return p
 
 
 def _show_tail(ctx: Context, out: str, n: int = 5) -> None:
@@ -148,30 +155,24 @@ def _show_tail(ctx: Context, out: str, n: int = 5) -> None:
 
 
 def host_command(ctx: Context, idx: int, step: m.HostCommand, resume: dict | None = None) -> None:
-    """`train exec '@host > cmd'`: run on the host directly, no session."""
-    h = ctx.host(step.host)
-    text, secret_values = ctx.expand_command(step.text)
-    timeout = step.timeout.seconds if step.timeout else config.duration("defaults.command_timeout")
-    _start(ctx, idx, step, host=step.host)
-    shell = "bash" if shutil.which("bash") or not h.shell.is_local() else "sh"
-    env = {**os.environ, **secret_values} if secret_values else None
-    argv = [shell, "-c", text]
-    if not h.shell.is_local():  # ssh's own failures are 255: the command's 255 must not look so
-        argv = ["sh", "-c", '"$@"; r=$?; [ $r -eq 255 ] && r=254; exit $r', "sh", *argv]
-    r = h.shell.run(argv, timeout=timeout, env=env)
-    out = (r.stdout + r.stderr).rstrip("\n")
-    path = ctx.job.folder / "output" / f"{idx:04d}.log"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(out + "\n" if out else "", encoding="utf-8")
-    ctx.events.output(step.host, out)
-    if out:  # the command's own output is the result of `train exec`: stdout, pipeable
-        print(out, flush=True)
-    if r.timed_out:
-        raise StepFailed(f"command timed out after {m.format_seconds(timeout)}", None, out)
-    ctx.journal.step_update(ctx.job.id, idx, log_path=str(path))
-    if r.returncode != 0:
-        raise StepFailed(f"command exited with code {r.returncode}", r.returncode)
-    _done(ctx, idx, 0)
+    """`train exec '@host > cmd'`: the command runs in a throw-away session on the host, closed
+    when it ends (kept like any session when the job is interrupted, or fails with
+    --keep-sessions). Its output is what `train exec` is for: it goes to stdout, pipeable."""
+    name = f"{step.host}:{idx + 1}"  # ':' is in no session name a recipe can write
+    if name not in ctx.sessions:  # (on resume it may be open already, its command in flight)
+        _open_session(ctx, name, step.host, f"{step.host}-{ctx.job.id}-{idx + 1}", resume)
+    # In a subshell: `exit 3` is the command's exit code, not the end of the session's shell.
+    cmd = m.Command(step.pos, step.source, session=name, text=f"( {step.text}\n)",
+                    timeout=step.timeout)
+    try:
+        p = _run_command(ctx, idx, cmd, resume)
+    except StepFailed as e:
+        if e.output:
+            print(e.output, flush=True)
+        raise StepFailed(str(e), e.exit_code) from None
+    if p is not None and p.output:
+        print(p.output, flush=True)
+    _close_session(ctx, ctx.sessions[name])
 
 
 # ---- waits ---------------------------------------------------------------------------------
@@ -232,20 +233,34 @@ def wait(ctx: Context, idx: int, step: m.Wait, resume: dict | None = None) -> No
 def tmux_open(ctx: Context, idx: int, step: m.TmuxOpen, resume: dict | None = None) -> None:
     h = ctx.host(step.host)
     _start(ctx, idx, step, host=step.host)
-    s = Session(step.name, f"{step.name}-{ctx.job.id}", step.host, h.run_dir)
-    if resume and h.tmux.exists(s):
-        h.tmux.close(s)  # half-opened before the runner stopped: start clean
-    h.tmux.open(s, cwd=ctx.job.cwd)
-    ctx.sessions[s.name] = s
-    ctx.journal.session_opened(ctx.job.id, s.name, step.host, s.real, s.run_dir)
-    ctx.save_session(s)
+    s = _open_session(ctx, step.name, step.host, f"{step.name}-{ctx.job.id}", resume)
     _done(ctx, idx, 0, session=s.name, real=s.real)
     ctx.console.ok(f"session {s.name} on {step.host}: {attach_command(h, s.real)}")
 
 
+def _open_session(ctx: Context, name: str, host: str, real: str, resume: dict | None) -> Session:
+    h = ctx.host(host)
+    s = Session(name, real, host, h.run_dir)
+    if resume and h.tmux.exists(s):
+        h.tmux.close(s)  # half-opened before the runner stopped: start clean
+    h.tmux.open(s, cwd=ctx.job.cwd)
+    ctx.sessions[s.name] = s
+    ctx.journal.session_opened(ctx.job.id, s.name, host, s.real, s.run_dir)
+    ctx.save_session(s)
+    return s
+
+
 def tmux_close(ctx: Context, idx: int, step: m.TmuxClose, resume: dict | None = None) -> None:
-    s, tmux = ctx.session(step.session)
+    s, _ = ctx.session(step.session)
     _start(ctx, idx, step, session=s.name)
+    _close_session(ctx, s)
+    _done(ctx, idx, 0)
+    ctx.console.ok(f"session {s.name} closed")
+
+
+def _close_session(ctx: Context, s: Session) -> None:
+    """Close a session; a command still running in it is stopped, its output kept."""
+    tmux = ctx.host(s.host).tmux
     p = s.current
     if p is not None and not p.done:
         p.rc = tmux.read_rc(p.rc_path)
@@ -257,8 +272,6 @@ def tmux_close(ctx: Context, idx: int, step: m.TmuxClose, resume: dict | None = 
     tmux.close(s)
     del ctx.sessions[s.name]
     ctx.journal.session_closed(ctx.job.id, s.name)
-    _done(ctx, idx, 0)
-    ctx.console.ok(f"session {s.name} closed")
 
 
 def tmux_config(ctx: Context, idx: int, step: m.TmuxConfig, resume: dict | None = None) -> None:
@@ -293,13 +306,13 @@ def _side(ctx: Context, ep: m.Endpoint):
 
     path = ctx.expand(ep.path, "a transfer path")
     if ep.name is not None and ep.name != "local":
-        d = ctx.recipe.definitions.get(ep.name)
-        if d is not None and d.kind == "storage":
+        if ep.name in ctx.storage_specs:
             from trainsh.settings.storages import StorageError, resolve
 
-            spec = ctx.expand(d.value, "a storage spec").strip()
+            spec = ctx.expand(ctx.storage_specs[ep.name], "a storage spec").strip()
             if spec == "placeholder":
-                raise StepFailed(f"storage @{ep.name} is a placeholder: no storage given")
+                raise StepFailed(f"storage @{ep.name} is a placeholder: give it a storage with "
+                                 f"--storage {ep.name}=SPEC")
             try:
                 return Side(path, storage=resolve(spec))
             except StorageError as e:
@@ -350,12 +363,10 @@ def sleep(ctx: Context, idx: int, step: m.Sleep, resume: dict | None = None) -> 
     _done(ctx, idx, 0)
 
 
-def cloud(ctx: Context, idx: int, step: m.Cloud, resume: dict | None = None) -> None:
-    _start(ctx, idx, step)
-    raise StepFailed(f"{step.provider}.{step.action}: Vast.ai control is not supported yet "
-                     "in this version")
-
-
+# What this version can run: a handler per step kind, and per cloud action (`vast.pick`, see
+# Step.handler_key). `train recipe check` names every step without one, and a run refuses such
+# a recipe before its first step. A provider module gains support by adding its actions here
+# (HANDLERS["vast.pick"] = pick) and its hosts to runtime/reach.py's SCHEMES.
 HANDLERS = {
     "command": command,
     "host_command": host_command,
@@ -366,5 +377,23 @@ HANDLERS = {
     "transfer": transfer,
     "notify": notify,
     "sleep": sleep,
-    "cloud": cloud,
 }
+
+def cannot_run(step: m.Step) -> str | None:
+    """Why this version cannot run `step`, or None when it can."""
+    if step.handler_key in HANDLERS:
+        return None
+    if isinstance(step, m.Cloud):
+        what = PROVIDER_NAMES.get(step.provider, step.provider)
+        return f"{step.handler_key}: {what} control is not supported yet in this version"
+    return f"{step.handler_key} steps are not supported in this version"
+
+
+def handler_for(step: m.Step):
+    """The step's handler; for a step this version cannot run, one that fails saying why."""
+    handler = HANDLERS.get(step.handler_key)
+    if handler is None:
+        def handler(ctx: Context, idx: int, step: m.Step, resume: dict | None = None) -> None:
+            _start(ctx, idx, step)
+            raise StepFailed(cannot_run(step))
+    return handler
