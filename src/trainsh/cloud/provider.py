@@ -97,6 +97,16 @@ class Instance:
         """How recipes and the CLI name this machine: `vast:123`, `runpod:abc`."""
         return f"{self.provider}:{self.id}"
 
+    def ssh_spec(self, key: str | None = None):
+        """The ssh layer's spec for this machine (None until it has an endpoint): host keys go
+        to trainsh's own known_hosts under the instance's name, accepted on first use."""
+        if self.ssh is None:
+            return None
+        from trainsh.remote.sshspec import cloud_spec
+
+        return cloud_spec(self.ssh.user, self.ssh.host, self.ssh.port,
+                          f"{self.provider}-{self.id}", key)
+
     def uptime(self, now: float | None = None) -> float:
         if self.status != RUNNING or not self.started_at:
             return 0.0
@@ -153,6 +163,14 @@ class Provider(ABC):
 
     def reboot(self, instance_id: str) -> None:
         raise ProviderError(f"{self.name} cannot reboot an instance")
+
+    def keys(self) -> list[dict[str, Any]]:
+        """The account's ssh public keys: [{"id": ..., "key": "ssh-ed25519 ..."}]."""
+        raise ProviderError(f"{self.name} keeps no ssh keys on the account")
+
+    def add_key(self, public_key: str) -> None:
+        """Register a public key on the account (nothing if it is there already)."""
+        raise ProviderError(f"{self.name} keeps no ssh keys on the account")
 
     def find_by_label(self, label: str) -> list[Instance]:
         return [i for i in self.list() if i.label == label and i.status != GONE]
