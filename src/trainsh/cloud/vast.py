@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import time
-import uuid
 from typing import Any
 
 from trainsh.cloud import http
@@ -156,7 +155,7 @@ class VastProvider(Provider):
         return offers[:limit]
 
     def create(self, offer_id: str, request: CreateRequest) -> Instance:
-        label = request.label or f"trainsh-{uuid.uuid4().hex[:12]}"
+        label = request.label or f"trainsh-{os.urandom(6).hex()}"
         body = {"client_id": "me", "image": request.image, "disk": float(request.disk_gb),
                 "runtype": "ssh_direc ssh_proxy", "env": dict(request.env),
                 "onstart": request.onstart, "label": label}
