@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+
+TYPE_CHECKING = False  # typing costs start-up time; the annotations are never evaluated
+if TYPE_CHECKING:
+    from typing import Any
 
 from trainsh.cloud.provider import AuthError, NotFound, ProviderError, Unavailable
 

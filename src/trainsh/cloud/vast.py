@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
+
+TYPE_CHECKING = False  # typing costs start-up time; the annotations are never evaluated
+if TYPE_CHECKING:
+    from typing import Any
 
 from trainsh.cloud import http
 from trainsh.cloud.provider import (GONE, RUNNING, STARTING, STOPPED, STOPPING, UNKNOWN, AuthError,
