@@ -192,3 +192,18 @@ def check_api_down(h: Harness) -> None:
 
 
 CHECKS = {name[len("check_"):]: fn for name, fn in dict(globals()).items() if name.startswith("check_")}
+
+
+def check_slow_start(h: Harness) -> None:
+    """A machine says it is starting (and takes no login) until it runs."""
+    h.fault(start_delay=3)
+    inst = rent(h, "suite-slow")
+    assert h.provider.get(inst.id).status == STARTING
+    t = time.monotonic()
+    inst = wait_for(h, inst.id, RUNNING)
+    assert time.monotonic() - t > 1
+    r = ssh_run(h, inst)
+    assert r.returncode == 0 and "login-ok" in r.stdout, r.stderr
+
+
+CHECKS["slow_start"] = check_slow_start

@@ -169,13 +169,14 @@ class VastProvider(Provider):
             except NotFound:
                 raise NoCapacity(f"{WHAT}: offer {offer_id} is no longer available") from None
             except Unavailable:
-                # the machine may have been rented before the error: never rent twice
-                found = self.find_by_label(label)
+                # The machine may have been rented before the error (or be on its way): look
+                # twice, a moment apart, before renting again. A lookup that fails raises:
+                # without knowing, a retry could rent a second machine.
+                found = self._rented(label)
                 if found:
-                    return self._keyed(found[0], request)
+                    return self._keyed(found, request)
                 if attempt == attempts:
                     raise
-                time.sleep(0.5 * attempt)
                 continue
             except http.HttpError as e:
                 if e.status == 410 or "no_such_ask" in str(e.body) or "not available" in str(e).lower():
@@ -191,6 +192,15 @@ class VastProvider(Provider):
                 raise ProviderError(f"{WHAT}: renting offer {offer_id} gave no instance id")
             return self._keyed(self.get(str(new_id)), request)
         raise AssertionError("unreachable")
+
+    def _rented(self, label: str, pause: float = 2.0) -> Instance | None:
+        for look in range(2):
+            found = self.find_by_label(label)
+            if found:
+                return found[0]
+            if look == 0:
+                time.sleep(pause)
+        return None
 
     def _keyed(self, inst: Instance, request: CreateRequest) -> Instance:
         if request.public_key:
