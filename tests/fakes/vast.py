@@ -151,10 +151,23 @@ class Machine:
         (self.dir / "authorized_keys").write_text("".join(k.strip() + "\n" for k in keys))
 
     def start_sshd(self) -> None:
+        """Listen on both ports; a port another program took meanwhile means new ports (a real
+        machine's ports may change on a restart too)."""
+        for _ in range(3):
+            if self._try_sshd():
+                return
+            self.halt()
+            self.direct_port = None if self.direct_port is None else free_port()
+            self.proxy_port = free_port()
+        raise RuntimeError(f"fake machine {self.id}: sshd would not start (see {self.dir}/sshd.log)")
+
+    def _try_sshd(self) -> bool:
         self.write_keys()
         env = {"HOME": str(self.home), "TMUX_TMPDIR": str(self.tmux), "CONTAINER_ID": str(self.id),
                "CONTAINER_API_KEY": self.scoped_key, "VAST_CONTAINERLABEL": f"C.{self.id}",
                "PUBLIC_IPADDR": "127.0.0.1", "VAST_FAKE_MACHINE": self.marker, **self.env}
+        if self.direct_port:
+            env["VAST_TCP_PORT_22"] = str(self.direct_port)
         ports = [p for p in (self.direct_port, self.proxy_port) if p]
         setenv = " ".join(f"{k}={v}" for k, v in env.items() if re.fullmatch(r'[^\s"]*', v))
         cfg = self.dir / "sshd_config"
@@ -175,12 +188,15 @@ Subsystem sftp /usr/lib/openssh/sftp-server
                                      stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         for port in ports:
-            while time.monotonic() < deadline and self.proc.poll() is None:
+            while True:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    return False
                 try:
                     socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
                     break
                 except OSError:
                     time.sleep(0.02)
+        return True
 
     def halt(self) -> None:
         """Everything of this machine ends, as when a container stops: its sshd, the sessions it
