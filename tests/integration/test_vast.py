@@ -69,6 +69,8 @@ def test_a_machine_from_rent_to_destroy(vast):
 
     r = train("vast", "ssh", iid, "echo", "on", "$CONTAINER_ID")
     assert r.returncode == 0 and r.stdout.strip() == f"on {iid}", r.stderr
+    r = train("vast", "ssh", iid, "ls", "-a", "-d", "/")  # options go to the command, not to train
+    assert r.returncode == 0 and r.stdout.strip() == "/", r.stderr
 
     assert train("vast", "stop", iid).returncode == 0
     assert next(i for i in _list(vast) if i["id"] == iid)["status"] == "stopped"

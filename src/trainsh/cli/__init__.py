@@ -173,7 +173,7 @@ def _cloud_parsers(sub) -> None:
         sh.add_argument("--json", action="store_true", help="machine-readable output (with the API's own fields)")
         ss = s.add_parser("ssh", help="an interactive shell on an instance (or run COMMAND)")
         ss.add_argument("id")
-        ss.add_argument("command", nargs="*", help="run this instead of a shell")
+        ss.add_argument("command", nargs=argparse.REMAINDER, help="run this instead of a shell")
         for verb, text in (("start", "start a stopped instance"),
                            ("stop", "stop an instance (its disk stays, and bills storage)"),
                            ("reboot", "restart an instance's container")):
