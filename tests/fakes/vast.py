@@ -138,6 +138,11 @@ class Machine:
         for d in (self.home, self.tmux):
             d.mkdir(parents=True, exist_ok=True)
         os.chmod(self.tmux, 0o1777)
+        # as Vast's images do: an interactive login lands in tmux unless ~/.no_auto_tmux exists
+        (self.home / ".bashrc").write_text(
+            '[ -n "$SSH_TTY" ] && [ -z "$TMUX" ] && [ ! -e ~/.no_auto_tmux ] && '
+            'command -v tmux >/dev/null && exec tmux new-session -A -s ssh_tmux\n')
+        (self.home / ".profile").write_text('[ -n "$BASH_VERSION" ] && [ -f ~/.bashrc ] && . ~/.bashrc\n')
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(self.dir / "host")], check=True)
         self.direct_port = None if fake.no_direct else free_port()
         self.proxy_port = free_port()
@@ -168,6 +173,7 @@ class Machine:
                "PUBLIC_IPADDR": "127.0.0.1", "VAST_FAKE_MACHINE": self.marker, **self.env}
         if self.direct_port:
             env["VAST_TCP_PORT_22"] = str(self.direct_port)
+        self.machine_env = env
         ports = [p for p in (self.direct_port, self.proxy_port) if p]
         setenv = " ".join(f"{k}={v}" for k, v in env.items() if re.fullmatch(r'[^\s"]*', v))
         cfg = self.dir / "sshd_config"
@@ -231,6 +237,13 @@ Subsystem sftp /usr/lib/openssh/sftp-server
                     return
                 self.start_sshd()
                 self.actual, self.running_since = "running", time.time()
+                if self.onstart:  # as a container runs it at every start, in the background
+                    with open(self.dir / "onstart.log", "ab") as log:
+                        subprocess.Popen(["bash", "-c", self.onstart], cwd=self.home, stdout=log,
+                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         start_new_session=True,
+                                         env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+                                              **self.machine_env})
 
         threading.Thread(target=later, daemon=True).start()
 
@@ -288,6 +301,7 @@ def _alive(pid: int) -> bool:
 
 
 def _marked(marker: str) -> list[int]:
+    """Processes of one fake machine (they carry VAST_FAKE_MACHINE=marker)."""
     needle = f"VAST_FAKE_MACHINE={marker}\0".encode()
     out = []
     for pid in _pids():
@@ -467,7 +481,8 @@ class Fake:
                     "instances": {str(i.id): {"actual_status": i.actual, "intended_status": i.intended,
                                               "label": i.label, "sshd_pid": i.proc.pid if i.proc else None,
                                               "direct_port": i.direct_port, "proxy_port": i.proxy_port,
-                                              "container_api_key": i.scoped_key, "home": str(i.home)}
+                                              "container_api_key": i.scoped_key, "home": str(i.home),
+                                              "marker": i.marker}
                                   for i in self.instances.values()},
                     "faults": {k: getattr(self, k) for k in ("no_capacity", "fail_after_create",
                                                              "start_delay", "down", "no_direct")}}
@@ -576,6 +591,28 @@ class FakeVast:
 
         return http.request(method, f"{self.url}/api/v0/{path.lstrip('/')}", what="fake", retries=0,
                             key=self.key if key is None else key, body=body)
+
+    def rent(self, offer: str = "1001", label: str | None = None, running: bool = True,
+             **body) -> str:
+        """Rent a machine straight through the API (no trainsh code on the way); by default wait
+        until it runs. Returns its id."""
+        reply = self.api("PUT", f"asks/{offer}/", {"client_id": "me", "image": "fake/image", "disk": 10,
+                                                   "label": label, **body})
+        iid = str(reply["new_contract"])
+        if running:
+            self.wait(iid)
+        return iid
+
+    def wait(self, iid: str, actual_status: str = "running", timeout: float = 20) -> dict:
+        """The fake's own view of an instance once it reaches `actual_status`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            inst = self.state()["instances"].get(str(iid))
+            if inst and inst["actual_status"] == actual_status:
+                return inst
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"fake instance {iid} is not {actual_status}: {inst}")
+            time.sleep(0.05)
 
     def stop(self) -> list[int]:
         """End the fake; returns the pids of its sshds that survived (should be none)."""

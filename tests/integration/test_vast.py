@@ -232,3 +232,28 @@ def test_the_official_cli_works_against_the_fake(vast, tmp_path):
     assert vast.state()["instances"] == {} and iid in vast.state()["destroyed"]
     # and trainsh reads what the official CLI rented the same way
     assert train("vast", "list", "--json").stdout.strip() == "[]"
+
+
+def test_fake_machines_run_onstart_and_start_tmux_on_an_interactive_login(vast):
+    iid = vast.rent(onstart="echo started $CONTAINER_ID > ~/onstart.txt; sleep 300")
+    home = vast.state()["instances"][iid]["home"]
+    wait_until(lambda: os.path.exists(f"{home}/onstart.txt"), what="onstart ran")
+    assert open(f"{home}/onstart.txt").read().strip() == f"started {iid}"
+    port = vast.state()["instances"][iid]["direct_port"]
+    tmux_sock = f"{os.path.dirname(home)}/tmux/tmux-0/default"
+    login = subprocess.Popen(["ssh", "-tt", "-i", str(vast.identity), "-o", "BatchMode=yes",
+                              "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                              "-p", str(port), "root@127.0.0.1"],
+                             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: "ssh_tmux" in subprocess.run(["tmux", "-S", tmux_sock, "ls"], capture_output=True,
+                                                        text=True).stdout, what="tmux on login")
+    finally:
+        login.kill()
+        login.wait()
+    from fakes.vast import _marked
+
+    marker = vast.state()["instances"][iid]["marker"]
+    assert _marked(marker)  # the onstart's sleep runs on the machine
+    assert train("vast", "stop", iid).returncode == 0
+    assert _marked(marker) == []  # and ends with it
