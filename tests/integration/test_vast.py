@@ -69,6 +69,7 @@ def test_a_machine_from_rent_to_destroy(vast):
 
     r = train("vast", "ssh", iid, "echo", "on", "$CONTAINER_ID")
     assert r.returncode == 0 and r.stdout.strip() == f"on {iid}", r.stderr
+    assert r.stderr == ""  # a new machine's host key is accepted quietly
     r = train("vast", "ssh", iid, "ls", "-a", "-d", "/")  # options go to the command, not to train
     assert r.returncode == 0 and r.stdout.strip() == "/", r.stderr
 

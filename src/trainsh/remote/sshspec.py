@@ -137,13 +137,14 @@ def known_hosts_file() -> str:
 def cloud_spec(user: str, host: str, port: int, alias: str, key: str | None = None) -> SshSpec:
     """A rented machine. Its host key is accepted on first use and kept in `known_hosts_file()`
     under `alias` (the instance, e.g. `vast-123`), not under host:port: a new machine behind a
-    reused proxy port is a new alias, not a changed key."""
+    reused proxy port is a new alias, not a changed key. Every new machine is a first
+    connection, so ssh's "Permanently added" warning is left out (LogLevel=ERROR)."""
     path = known_hosts_file()
     if " " in path:
         path = f'"{path}"'
     return SshSpec(host, user, port, key, None, (f"UserKnownHostsFile={path}",
                                                  "StrictHostKeyChecking=accept-new",
-                                                 f"HostKeyAlias={alias}"))
+                                                 f"HostKeyAlias={alias}", "LogLevel=ERROR"))
 
 
 def ssh_argv(spec: SshSpec, remote: str | None = None, *, tty: bool = False,
