@@ -119,3 +119,34 @@ def lake(s3_server, monkeypatch):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3_server["key"])
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_server["secret"])
     return {**s3_server, "bucket": bucket}
+
+
+@pytest.fixture
+def vast(monkeypatch, tmp_path):
+    """The Vast.ai fake (tests/fakes/vast.py) on a free port with a fresh API key, and this test
+    pointed at it: VAST_URL, VAST_API_KEY, an ssh identity registered on the account and set as
+    `ssh.key`, its own ssh connection folder. Every sshd the fake started must be gone after."""
+    from fakes.vast import FakeVast
+
+    import sshd
+
+    if not os.path.exists("/usr/sbin/sshd") or os.getuid() != 0:
+        pytest.skip("needs openssh-server and root (./dev test installs it)")
+    fake = FakeVast(start_delay=0.3)
+    control = Path(tempfile.mkdtemp(prefix="tsc", dir="/tmp"))
+    try:
+        monkeypatch.setenv("VAST_URL", fake.url)
+        monkeypatch.setenv("VAST_API_KEY", fake.key)
+        monkeypatch.setenv("TRAINSH_SSH_CONTROL_DIR", str(control))
+        monkeypatch.delenv("TRAINSH_SSH_OPTIONS", raising=False)
+        fake.identity = tmp_path / "id_vast"
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(fake.identity)], check=True)
+        fake.api("POST", "ssh/", {"ssh_key": (tmp_path / "id_vast.pub").read_text()})
+        from trainsh.settings import config
+
+        config.set_value("ssh.key", str(fake.identity))
+        yield fake
+    finally:
+        sshd.close_masters(control)
+        survivors = fake.stop()
+        assert not survivors, f"the Vast fake left sshd running: {survivors}"

@@ -201,7 +201,58 @@ def build_parser() -> argparse.ArgumentParser:
     ps.add_parser("colab", help="Colab plans and the cost of each GPU per hour")
     ps.add_parser("vast", help="your Vast.ai instances' costs, and the cheapest offers")
     ps.add_parser("runpod", help="your RunPod pods' costs, and the cheapest GPU types")
+    _cloud_parsers(sub)
     return p
+
+
+# name -> how the group reads in help
+CLOUDS = {"vast": "Vast.ai"}
+
+
+def _cloud_parsers(sub) -> None:
+    """One command group per cloud, all the same shape."""
+    for name, title in CLOUDS.items():
+        p = sub.add_parser(name, help=f"{title} machines: search, rent, start, stop, ssh",
+                           description=f"{title} machines: search the market, rent, list, start, "
+                                       f"stop, destroy, ssh. The key is the secret "
+                                       f"{name.upper()}_API_KEY (train secrets set {name.upper()}_API_KEY).")
+        s = p.add_subparsers(dest="cmd", metavar="SUBCOMMAND")
+        ls = s.add_parser("list", help="your instances: status, GPU, $/h, uptime, cost so far, ssh")
+        ls.add_argument("--json", action="store_true", help="machine-readable output")
+        sh = s.add_parser("show", help="one instance in full")
+        sh.add_argument("id")
+        sh.add_argument("--json", action="store_true", help="machine-readable output (with the API's own fields)")
+        ss = s.add_parser("ssh", help="an interactive shell on an instance (or run COMMAND)")
+        ss.add_argument("id")
+        ss.add_argument("command", nargs=argparse.REMAINDER, help="run this instead of a shell")
+        for verb, text in (("start", "start a stopped instance"),
+                           ("stop", "stop an instance (its disk stays, and bills storage)"),
+                           ("reboot", "restart an instance's container")):
+            v = s.add_parser(verb, help=text)
+            v.add_argument("id")
+        ds = s.add_parser("destroy", help="destroy an instance and its disk (asks first)")
+        ds.add_argument("id")
+        ds.add_argument("--yes", action="store_true", help="do not ask")
+        se = s.add_parser("search", help="market offers that match, cheapest first",
+                          description="Market offers that match, cheapest first. GPU names use _ "
+                                      "for spaces (RTX_4090); GPU RAM is per GPU, in GB.")
+        se.add_argument("--gpu", help="GPU model, e.g. RTX_4090 or A100_SXM4")
+        se.add_argument("--num-gpus", type=int, default=1, metavar="N", help="at least N GPUs (default 1)")
+        se.add_argument("--min-gpu-ram", type=float, metavar="GB", help="at least this much RAM per GPU")
+        se.add_argument("--max-dph", type=float, metavar="USD", help="at most this many dollars per hour")
+        se.add_argument("--limit", type=int, default=20, help="at most this many offers (default 20)")
+        se.add_argument("--json", action="store_true", help="machine-readable output")
+        s.add_parser("keys", help="the ssh public keys on your account")
+        ak = s.add_parser("attach-key", help="upload an ssh public key to your account",
+                          description="Upload the public half of the ssh.key identity (config), or "
+                                      "of PATH, to your account; new instances accept it.")
+        ak.add_argument("path", nargs="?", help="a public key (.pub) or its private key")
+        ak.add_argument("--instance", metavar="ID", help="also attach it to this running instance")
+        cr = s.add_parser("create", help="rent a machine from an offer (see search)")
+        cr.add_argument("offer", metavar="OFFER_ID")
+        cr.add_argument("--image", help=f"docker image (default: config {name}.image)")
+        cr.add_argument("--disk", type=float, metavar="GB", help=f"disk size (default: config {name}.disk)")
+        cr.add_argument("--label", help="a name for the instance")
 
 
 def _run_options(p: argparse.ArgumentParser) -> None:
@@ -227,7 +278,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.group:
         parser.print_help()
         return 0
-    if args.group in ("recipe", "secrets", "config", "host", "storage", "pricing", "colab") and not getattr(args, "cmd", None):
+    if args.group in ("recipe", "secrets", "config", "host", "storage", "pricing", "colab",
+                      *CLOUDS) and not getattr(args, "cmd", None):
         parser.parse_args([args.group, "--help"])
     try:
         if args.group in ("secrets", "config"):
@@ -240,6 +292,8 @@ def main(argv: list[str] | None = None) -> int:
             from trainsh.cli import colab as handlers
         elif args.group == "pricing":
             from trainsh.cli import pricing as handlers
+        elif args.group in CLOUDS:
+            from trainsh.cli import cloud as handlers
         else:
             from trainsh.cli import commands as handlers
 

@@ -8,9 +8,11 @@ made is `Unavailable`; 401/403 are `AuthError`. The error text never contains th
 from __future__ import annotations
 
 import json
-import random
 import time
-from typing import Any
+
+TYPE_CHECKING = False  # typing costs start-up time; the annotations are never evaluated
+if TYPE_CHECKING:
+    from typing import Any
 
 from trainsh.cloud.provider import AuthError, NotFound, ProviderError, Unavailable
 
@@ -93,6 +95,8 @@ def request(method: str, url: str, *, what: str, key: str | None = None, body: A
 
 
 def _backoff(attempt: int, retry_after: str | None) -> float:
+    import random  # only on a retry: `train vast list` should not pay for it
+
     if retry_after:
         try:
             return min(float(retry_after), 30.0)

@@ -148,6 +148,27 @@ def _default_key() -> str:
     return os.path.expanduser(key) if key else ""
 
 
+def known_hosts_file() -> str:
+    """trainsh's own known_hosts, for rented cloud machines: their addresses and ports pass from
+    one renter to the next, so their keys stay out of the user's ~/.ssh/known_hosts."""
+    from trainsh.settings import paths
+
+    return str(paths.ensure(paths.home()) / "known_hosts")
+
+
+def cloud_spec(user: str, host: str, port: int, alias: str, key: str | None = None) -> SshSpec:
+    """A rented machine. Its host key is accepted on first use and kept in `known_hosts_file()`
+    under `alias` (the instance, e.g. `vast-123`), not under host:port: a new machine behind a
+    reused proxy port is a new alias, not a changed key. Every new machine is a first
+    connection, so ssh's "Permanently added" warning is left out (LogLevel=ERROR)."""
+    path = known_hosts_file()
+    if " " in path:
+        path = f'"{path}"'
+    return SshSpec(host, user, port, key, None, (f"UserKnownHostsFile={path}",
+                                                 "StrictHostKeyChecking=accept-new",
+                                                 f"HostKeyAlias={alias}", "LogLevel=ERROR"))
+
+
 def ssh_argv(spec: SshSpec, remote: str | None = None, *, tty: bool = False,
              batch: bool = True) -> list[str]:
     argv = [*ssh_program(spec), *ssh_options(spec, batch=batch)]

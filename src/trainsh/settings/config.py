@@ -37,6 +37,8 @@ KEYS: dict[str, Key] = {k.name: k for k in [
     Key("tmux.options", "table", {"history-limit": "50000"}, "tmux options applied by `tmux.config @host`"),
     Key("ui.currency", "str", "USD", "display currency for prices"),
     Key("ssh.key", "str", "", "default ssh identity file for hosts that name none"),
+    Key("vast.image", "str", "pytorch/pytorch:latest", "docker image of Vast.ai machines trainsh rents"),
+    Key("vast.disk", "float", 50.0, "disk in GB of Vast.ai machines trainsh rents"),
     Key("secrets.store", "choice", "auto", "where secrets are kept", ("auto", "keyring", "file")),
     Key("pricing.rates_url", "str", "https://api.frankfurter.dev/v1",
         "exchange-rates API (frankfurter style: URL/latest?base=USD)"),

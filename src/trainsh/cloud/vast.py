@@ -1,0 +1,296 @@
+"""Vast.ai as a `Provider`: a thin client of its REST API (console.vast.ai/api/v0).
+
+Paths, bodies and units follow Vast's API reference and the official `vastai` CLI: the key
+goes as `Authorization: Bearer`, `VAST_URL` moves the server (paths get `/api/v0`), the market
+is searched with `POST bundles/`, an offer is rented with `PUT asks/ID/`. Vast gives GPU RAM in
+MB (the CLI divides by 1000); `Offer` and the filters speak GB.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+TYPE_CHECKING = False  # typing costs start-up time; the annotations are never evaluated
+if TYPE_CHECKING:
+    from typing import Any
+
+from trainsh.cloud import http
+from trainsh.cloud.provider import (GONE, RUNNING, STARTING, STOPPED, STOPPING, UNKNOWN, AuthError,
+                                    CreateRequest, Instance, NoCapacity, NotFound, Offer, Provider,
+                                    ProviderError, SshEndpoint, Unavailable)
+
+DEFAULT_URL = "https://console.vast.ai"
+MB_PER_GB = 1000  # as the official CLI converts gpu_ram and cpu_ram
+WHAT = "Vast.ai"
+
+
+def _num(v: Any, default: float = 0.0) -> float:
+    try:
+        return float(v) if v is not None else default
+    except (TypeError, ValueError):
+        return default
+
+
+def state(raw: dict[str, Any]) -> str:
+    """One provider state from Vast's three status fields: `actual_status` (the container),
+    `intended_status` (what the user asked), `cur_state` (the contract)."""
+    actual = raw.get("actual_status")
+    intended = raw.get("intended_status")
+    if raw.get("cur_state") in ("deleted", "destroyed"):
+        return GONE
+    if actual == "running":
+        return STOPPING if intended == "stopped" else RUNNING
+    if actual in ("unknown", "offline"):
+        return UNKNOWN
+    if intended == "stopped":
+        return STOPPED
+    if actual in (None, "", "created", "loading", "rebooting", "scheduling"):
+        return STARTING
+    if actual in ("exited", "stopped", "frozen"):
+        # asked to run but not running yet (a start in progress, or a crash the host restarts)
+        return STARTING if intended == "running" and raw.get("cur_state") == "running" else STOPPED
+    return UNKNOWN
+
+
+def ssh_endpoint(raw: dict[str, Any]) -> SshEndpoint | None:
+    """The direct port when the machine has one (`22/tcp` on its public address), else the
+    proxy (`ssh_host:ssh_port`), as `vastai ssh-url` chooses."""
+    ports = raw.get("ports")
+    ip = (raw.get("public_ipaddr") or "").strip()
+    if isinstance(ports, dict) and ip:
+        mapped = ports.get("22/tcp") or []
+        if mapped and isinstance(mapped[0], dict) and str(mapped[0].get("HostPort", "")).isdigit():
+            return SshEndpoint("root", ip, int(mapped[0]["HostPort"]))
+    host, port = raw.get("ssh_host"), raw.get("ssh_port")
+    if host and str(port or "").isdigit():
+        return SshEndpoint("root", str(host), int(port))
+    return None
+
+
+def instance(raw: dict[str, Any]) -> Instance:
+    status = state(raw)
+    uptime = raw.get("uptime_mins")
+    if uptime is not None and status == RUNNING:
+        started = time.time() - _num(uptime) * 60
+    else:
+        started = _num(raw.get("start_date")) or None
+    return Instance(
+        provider="vast", id=str(raw.get("id")), status=status,
+        provider_status=str(raw.get("actual_status") or "provisioning"),
+        gpu_name=raw.get("gpu_name") or "", num_gpus=int(_num(raw.get("num_gpus"))),
+        price_per_hour=_num(raw.get("dph_total")), label=raw.get("label") or "",
+        image=raw.get("image_uuid") or "", started_at=started, ssh=ssh_endpoint(raw), raw=raw)
+
+
+def offer(raw: dict[str, Any]) -> Offer:
+    return Offer(
+        provider="vast", id=str(raw.get("id")), gpu_name=raw.get("gpu_name") or "",
+        num_gpus=int(_num(raw.get("num_gpus"))), gpu_ram_gb=_num(raw.get("gpu_ram")) / MB_PER_GB,
+        price_per_hour=_num(raw.get("dph_total")), location=raw.get("geolocation") or "",
+        reliability=raw.get("reliability2", raw.get("reliability")),
+        disk_gb=raw.get("disk_space"), raw=raw)
+
+
+class VastProvider(Provider):
+    name = "vast"
+    title = WHAT
+
+    def __init__(self, key: str | None = None, url: str | None = None, timeout: float = 20.0):
+        self._key = key
+        self.url = (url or os.environ.get("VAST_URL") or DEFAULT_URL).rstrip("/")
+        self.timeout = timeout
+
+    # ---- plumbing ---------------------------------------------------------------------------
+
+    @property
+    def key(self) -> str:
+        if self._key is None:
+            from trainsh.settings import secrets
+
+            try:
+                self._key = secrets.lookup("VAST_API_KEY") or ""
+            except secrets.SecretError as e:
+                raise AuthError(f"{WHAT}: cannot read VAST_API_KEY: {e}") from None
+        if not self._key:
+            raise AuthError(f"{WHAT}: no API key: run `train secrets set VAST_API_KEY` "
+                            "(or export VAST_API_KEY); keys are at cloud.vast.ai/manage-keys")
+        return self._key
+
+    def _call(self, method: str, path: str, body: Any = None, *, retries: int = 3,
+              query: str = "") -> Any:
+        url = f"{self.url}/api/v0/{path}{'?' + query if query else ''}"
+        return http.request(method, url, what=WHAT, key=self.key, body=body,
+                            timeout=self.timeout, retries=retries)
+
+    @staticmethod
+    def _refused(reply: Any) -> str | None:
+        """Vast answers some refusals with 200 and `success: false`."""
+        if isinstance(reply, dict) and reply.get("success") is False:
+            return str(reply.get("msg") or reply.get("error") or "refused")
+        return None
+
+    # ---- the market -------------------------------------------------------------------------
+
+    def search(self, *, gpu: str | None = None, num_gpus: int = 1, min_gpu_ram_gb: float | None = None,
+               max_price: float | None = None, limit: int = 20) -> list[Offer]:
+        q: dict[str, Any] = {"verified": {"eq": True}, "external": {"eq": False},
+                             "rentable": {"eq": True}, "rented": {"eq": False},
+                             "num_gpus": {"gte": int(num_gpus)},
+                             "order": [["dph_total", "asc"]], "type": "on-demand",
+                             "limit": int(limit)}
+        if gpu:
+            q["gpu_name"] = {"eq": gpu.replace("_", " ")}
+        if min_gpu_ram_gb is not None:
+            q["gpu_ram"] = {"gte": float(min_gpu_ram_gb) * MB_PER_GB}
+        if max_price is not None:
+            q["dph_total"] = {"lte": float(max_price)}
+        reply = self._call("POST", "bundles/", q)
+        offers = [offer(o) for o in (reply or {}).get("offers") or []]
+        # the server orders and filters already; doing it again costs nothing and keeps the
+        # promise (cheapest first, only matches) if it ignores a field
+        offers = [o for o in offers
+                  if o.num_gpus >= num_gpus
+                  and (not gpu or o.gpu_name.lower() == gpu.replace("_", " ").lower())
+                  and (min_gpu_ram_gb is None or o.gpu_ram_gb >= min_gpu_ram_gb)
+                  and (max_price is None or o.price_per_hour <= max_price)]
+        offers.sort(key=lambda o: o.price_per_hour)
+        return offers[:limit]
+
+    def create(self, offer_id: str, request: CreateRequest) -> Instance:
+        label = request.label or f"trainsh-{os.urandom(6).hex()}"
+        body = {"client_id": "me", "image": request.image, "disk": float(request.disk_gb),
+                "runtype": "ssh_direc ssh_proxy", "env": dict(request.env),
+                "onstart": request.onstart, "label": label}
+        attempts = 3
+        for attempt in range(1, attempts + 1):
+            try:
+                reply = self._call("PUT", f"asks/{offer_id}/", body, retries=0)
+            except NotFound:
+                raise NoCapacity(f"{WHAT}: offer {offer_id} is no longer available") from None
+            except Unavailable:
+                # The machine may have been rented before the error (or be on its way): look
+                # twice, a moment apart, before renting again. A lookup that fails raises:
+                # without knowing, a retry could rent a second machine.
+                found = self._rented(label)
+                if found:
+                    return self._keyed(found, request)
+                if attempt == attempts:
+                    raise
+                continue
+            except http.HttpError as e:
+                if e.status == 410 or "no_such_ask" in str(e.body) or "not available" in str(e).lower():
+                    raise NoCapacity(f"{WHAT}: offer {offer_id} is no longer available") from None
+                raise
+            refused = self._refused(reply)
+            if refused:
+                if "no_such_ask" in refused or "available" in refused.lower():
+                    raise NoCapacity(f"{WHAT}: offer {offer_id} is no longer available") from None
+                raise ProviderError(f"{WHAT}: renting offer {offer_id} was refused: {refused}")
+            new_id = (reply or {}).get("new_contract")
+            if new_id is None:
+                raise ProviderError(f"{WHAT}: renting offer {offer_id} gave no instance id")
+            return self._keyed(self.get(str(new_id)), request)
+        raise AssertionError("unreachable")
+
+    def _rented(self, label: str, pause: float = 2.0) -> Instance | None:
+        for look in range(2):
+            found = self.find_by_label(label)
+            if found:
+                return found[0]
+            if look == 0:
+                time.sleep(pause)
+        return None
+
+    def _keyed(self, inst: Instance, request: CreateRequest) -> Instance:
+        if request.public_key:
+            self.attach_key(inst.id, request.public_key)
+        return inst
+
+    # ---- instances --------------------------------------------------------------------------
+
+    def list(self) -> list[Instance]:
+        reply = self._call("GET", "instances/", query="owner=me")
+        return [instance(r) for r in (reply or {}).get("instances") or []]
+
+    def get(self, instance_id: str) -> Instance:
+        iid = self._id(instance_id)
+        try:
+            reply = self._call("GET", f"instances/{iid}/", query="owner=me")
+        except NotFound:
+            reply = None
+        raw = (reply or {}).get("instances") if isinstance(reply, dict) else None
+        if not raw:
+            raise NotFound(f"{WHAT}: no instance {iid} on this account")
+        return instance(raw)
+
+    def _put_state(self, instance_id: str, body: dict[str, Any], verb: str, path: str | None = None) -> None:
+        iid = self._id(instance_id)
+        try:
+            reply = self._call("PUT", path or f"instances/{iid}/", body)
+        except NotFound:
+            raise NotFound(f"{WHAT}: no instance {iid} on this account") from None
+        refused = self._refused(reply)
+        if refused:
+            raise ProviderError(f"{WHAT}: cannot {verb} instance {iid}: {refused}")
+
+    def start(self, instance_id: str) -> None:
+        self._put_state(instance_id, {"state": "running"}, "start")
+
+    def stop(self, instance_id: str) -> None:
+        self._put_state(instance_id, {"state": "stopped"}, "stop")
+
+    def reboot(self, instance_id: str) -> None:
+        iid = self._id(instance_id)
+        self._put_state(iid, {}, "reboot", f"instances/reboot/{iid}/")
+
+    def destroy(self, instance_id: str) -> None:
+        iid = self._id(instance_id)
+        try:
+            reply = self._call("DELETE", f"instances/{iid}/", {})
+        except NotFound:
+            raise NotFound(f"{WHAT}: no instance {iid} on this account") from None
+        refused = self._refused(reply)
+        if refused:
+            raise ProviderError(f"{WHAT}: cannot destroy instance {iid}: {refused}")
+
+    def set_label(self, instance_id: str, label: str) -> None:
+        self._put_state(instance_id, {"label": label}, "label")
+
+    @staticmethod
+    def _id(instance_id: str) -> str:
+        iid = str(instance_id).strip()
+        if not iid.isdigit():
+            raise NotFound(f"{WHAT}: '{instance_id}' is not an instance id (a number, as `train vast list` shows)")
+        return iid
+
+    # ---- ssh keys ---------------------------------------------------------------------------
+
+    def keys(self) -> list[dict[str, Any]]:
+        reply = self._call("GET", "ssh/")
+        if isinstance(reply, dict):  # documented as a bare list; tolerate a wrapped one
+            reply = reply.get("keys") or reply.get("ssh_keys") or []
+        out = []
+        for k in reply or []:
+            if isinstance(k, dict) and not k.get("deleted_at"):
+                text = k.get("key") if isinstance(k.get("key"), str) else k.get("public_key")
+                out.append({"id": str(k.get("id")), "key": (text or "").strip()})
+        return out
+
+    def add_key(self, public_key: str) -> None:
+        public_key = public_key.strip()
+        if any(k["key"].split()[:2] == public_key.split()[:2] for k in self.keys()):
+            return
+        refused = self._refused(self._call("POST", "ssh/", {"ssh_key": public_key}, retries=0))
+        if refused:
+            raise ProviderError(f"{WHAT}: the ssh key was refused: {refused}")
+
+    def attach_key(self, instance_id: str, public_key: str) -> None:
+        iid = self._id(instance_id)
+        try:
+            reply = self._call("POST", f"instances/{iid}/ssh/", {"ssh_key": public_key.strip()})
+        except NotFound:
+            raise NotFound(f"{WHAT}: no instance {iid} on this account") from None
+        refused = self._refused(reply)
+        if refused and "already" not in refused.lower():
+            raise ProviderError(f"{WHAT}: cannot attach the ssh key to instance {iid}: {refused}")

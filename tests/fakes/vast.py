@@ -1,0 +1,648 @@
+"""A local fake of Vast.ai's REST API, with real machines: every running instance is a real sshd
+on loopback. For tests, benchmarks and trying trainsh without an account.
+
+It follows the real API closely enough that a client written against Vast's documentation (the
+official `vastai` CLI included, pointed here with VAST_URL) works: the same paths under
+/api/v0 (and /api/v1/instances/), methods, `owner=me`, Bearer auth with 401 on a wrong key,
+field names and units (gpu_ram and cpu_ram in MB, disk in GB, dph_total in $/h, start_date in
+Unix seconds, extra_env as [key, value] pairs, ports as docker's "22/tcp" map) and replies with
+Content-Type exactly `application/json`.
+
+Instances: renting (PUT asks/OFFER/) or starting one starts a real sshd (root login with the
+account's ssh keys and the keys attached to the instance) listening on two ports: the direct
+one (`ports["22/tcp"]` on `public_ipaddr`) and the "proxy" one (`ssh_host:ssh_port`). It says
+`loading` for --start-delay seconds, then `running`. Stop and destroy end the sshd and every
+process of that machine. Each login has CONTAINER_ID and CONTAINER_API_KEY, a key that may only
+read, stop or start its own instance (as a real instance's key is meant to be used).
+
+Faults, by flag or at run time with POST /_fake/control (JSON, no auth):
+  no_capacity: bool        every rent answers 404 no_such_ask
+  fail_after_create: int   the next N rents make the machine, then answer 500
+  start_delay: float       seconds of `loading` before `running`
+  down: bool               every API call answers 503
+  no_direct: bool          new instances have no direct port (proxy only)
+GET /_fake/state shows instances (destroyed ones too), rent count and sshd pids.
+
+Run alone: python tests/fakes/vast.py --port 8123 --api-key KEY   (until SIGTERM or Ctrl-C;
+--port 0 picks one; the first line printed is the URL). Needs root and openssh-server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from sshd import free_port  # noqa: E402
+
+SSHD = "/usr/sbin/sshd"
+
+MARKET = [
+    # id, gpu, n, gpu_ram MB, cpu_ram MB, disk GB, $/h, where, reliability
+    (1001, "RTX 3090", 1, 24576, 32000, 100, 0.22, "Poland, PL", 0.991),
+    (1002, "RTX 4090", 1, 24564, 64000, 200, 0.35, "Sweden, SE", 0.995),
+    (1003, "RTX 4090", 2, 24564, 128000, 400, 0.68, "Texas, US", 0.989),
+    (1004, "A100 SXM4", 1, 81920, 128000, 500, 1.10, "Quebec, CA", 0.998),
+    (1005, "H100 SXM", 8, 81559, 1031000, 2000, 19.20, "Virginia, US", 0.999),
+    (1006, "RTX 4090", 4, 24564, 256000, 800, 1.45, "Germany, DE", 0.97),
+    (1007, "RTX A6000", 1, 49140, 64000, 300, 0.45, "Ontario, CA", 0.993),
+]
+
+
+def market() -> list[dict]:
+    now = time.time()
+    offers = []
+    for i, (oid, gpu, n, vram, ram, disk, dph, geo, rel) in enumerate(MARKET):
+        offers.append({
+            "id": oid, "ask_contract_id": oid, "bundle_id": oid, "machine_id": 500 + i, "host_id": 90 + i,
+            "gpu_name": gpu, "num_gpus": n, "gpu_ram": vram, "gpu_total_ram": vram * n,
+            "gpu_frac": 1.0, "cpu_ram": ram, "cpu_cores": 16 * n, "cpu_cores_effective": 8.0 * n,
+            "cpu_ghz": 3.5, "cpu_name": "AMD EPYC 7543", "disk_space": disk, "disk_bw": 2000.0,
+            "dph_total": dph, "dph_base": round(dph * 0.95, 4), "storage_cost": 0.1,
+            "reliability": rel, "reliability2": rel, "inet_up": 800.0, "inet_down": 900.0,
+            "geolocation": geo, "cuda_max_good": 12.4, "driver_version": "550.54.14",
+            "pcie_bw": 24.5, "dlperf": 30.0 * n, "dlperf_per_dphtotal": 30.0 * n / dph,
+            "score": 100.0 * rel / dph, "verification": "verified", "verified": True,
+            "external": False, "rentable": True, "rented": False, "static_ip": True,
+            "direct_port_count": 20, "duration": 30 * 86400.0, "start_date": now - 86400,
+            "end_date": now + 30 * 86400, "public_ipaddr": "127.0.0.1", "is_bid": False,
+            "min_bid": round(dph * 0.5, 4), "compute_cap": 860, "total_flops": 80.0 * n,
+        })
+    return offers
+
+
+def _matches(value, op: str, want) -> bool:
+    if isinstance(value, bool) or isinstance(want, bool):
+        return {"eq": value == want, "neq": value != want}.get(op, True)
+    if isinstance(value, (int, float)):
+        try:
+            want = [float(w) for w in want] if isinstance(want, list) else float(want)
+        except (TypeError, ValueError):
+            return False
+    if op == "eq":
+        return value == want if not isinstance(value, str) else value.lower() == str(want).lower()
+    if op == "neq":
+        return value != want
+    if op in ("in", "notin"):
+        found = value in (want if isinstance(want, list) else [want])
+        return found if op == "in" else not found
+    try:
+        return {"gt": value > want, "gte": value >= want, "lt": value < want, "lte": value <= want}[op]
+    except (KeyError, TypeError):
+        return True
+
+
+def search(q: dict) -> list[dict]:
+    offers = market()
+    for field, cond in q.items():
+        if field in ("order", "limit", "type", "allocated_storage", "disable_bundling") or not isinstance(cond, dict):
+            continue
+        offers = [o for o in offers if field not in o or all(_matches(o[field], op, w) for op, w in cond.items())]
+    for field, direction in reversed(q.get("order") or [["score", "desc"]]):
+        offers.sort(key=lambda o: (o.get(field) is None, o.get(field) or 0), reverse=direction == "desc")
+    return offers[: int(q.get("limit") or 64)]
+
+
+class Machine:
+    def __init__(self, fake: Fake, iid: int, offer: dict, body: dict):
+        self.fake, self.id, self.offer = fake, iid, offer
+        self.label = body.get("label") or None
+        self.image = body.get("image") or "vastai/base-image"
+        self.disk = float(body.get("disk") or 10)
+        env = body.get("env") or {}
+        self.env = {k: str(v) for k, v in env.items() if not k.startswith("-")} if isinstance(env, dict) else {}
+        self.onstart = body.get("onstart")
+        self.runtype = body.get("runtype") or "ssh"
+        self.created = time.time()
+        self.intended, self.actual, self.cur = "running", None, "running"
+        self.running_since: float | None = None
+        self.gen = 0
+        self.keys: list[str] = []
+        self.scoped_key = secrets.token_hex(32)
+        self.dir = fake.base / f"i{iid}"
+        self.home, self.tmux = self.dir / "root", self.dir / "tmux"
+        for d in (self.home, self.tmux):
+            d.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.tmux, 0o1777)
+        # as Vast's images do: an interactive login lands in tmux unless ~/.no_auto_tmux exists
+        (self.home / ".bashrc").write_text(
+            '[ -n "$SSH_TTY" ] && [ -z "$TMUX" ] && [ ! -e ~/.no_auto_tmux ] && '
+            'command -v tmux >/dev/null && exec tmux new-session -A -s ssh_tmux\n')
+        (self.home / ".profile").write_text('[ -n "$BASH_VERSION" ] && [ -f ~/.bashrc ] && . ~/.bashrc\n')
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(self.dir / "host")], check=True)
+        self.direct_port = None if fake.no_direct else free_port()
+        self.proxy_port = free_port()
+        self.proc: subprocess.Popen | None = None
+        self.marker = f"{fake.base}/{iid}"
+
+    # -- the machine --------------------------------------------------------------------------
+
+    def write_keys(self) -> None:
+        keys = [k["key"] for k in self.fake.account_keys] + self.keys
+        (self.dir / "authorized_keys").write_text("".join(k.strip() + "\n" for k in keys))
+
+    def start_sshd(self) -> None:
+        """Listen on both ports; a port another program took meanwhile means new ports (a real
+        machine's ports may change on a restart too)."""
+        for _ in range(3):
+            if self._try_sshd():
+                return
+            self.halt()
+            self.direct_port = None if self.direct_port is None else free_port()
+            self.proxy_port = free_port()
+        raise RuntimeError(f"fake machine {self.id}: sshd would not start (see {self.dir}/sshd.log)")
+
+    def _try_sshd(self) -> bool:
+        self.write_keys()
+        env = {"HOME": str(self.home), "TMUX_TMPDIR": str(self.tmux), "CONTAINER_ID": str(self.id),
+               "CONTAINER_API_KEY": self.scoped_key, "VAST_CONTAINERLABEL": f"C.{self.id}",
+               "PUBLIC_IPADDR": "127.0.0.1", "VAST_FAKE_MACHINE": self.marker, **self.env}
+        if self.direct_port:
+            env["VAST_TCP_PORT_22"] = str(self.direct_port)
+        self.machine_env = env
+        ports = [p for p in (self.direct_port, self.proxy_port) if p]
+        setenv = " ".join(f"{k}={v}" for k, v in env.items() if re.fullmatch(r'[^\s"]*', v))
+        cfg = self.dir / "sshd_config"
+        cfg.write_text("".join(f"Port {p}\n" for p in ports) + f"""ListenAddress 127.0.0.1
+HostKey {self.dir}/host
+PidFile none
+AuthorizedKeysFile {self.dir}/authorized_keys
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+SetEnv {setenv}
+Subsystem sftp /usr/lib/openssh/sftp-server
+""")
+        self.proc = subprocess.Popen([SSHD, "-D", "-f", str(cfg), "-E", str(self.dir / "sshd.log")],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        for port in ports:
+            while True:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    return False
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                    break
+                except OSError:
+                    time.sleep(0.02)
+        return True
+
+    def halt(self) -> None:
+        """Everything of this machine ends, as when a container stops: its sshd, the sessions it
+        serves, and every process started in them (tmux servers included)."""
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        children = [pid for pid in _pids() if _ppid(pid) == proc.pid]
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        for pid in children + _marked(self.marker):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+
+    def boot(self, delay: float) -> None:
+        """`loading` for `delay` seconds, then a working sshd and `running`."""
+        self.gen += 1
+        gen = self.gen
+        self.actual = "loading"
+        self.running_since = None
+
+        def later():
+            time.sleep(delay)
+            with self.fake.lock:
+                if gen != self.gen or self.intended != "running":
+                    return
+                self.start_sshd()
+                self.actual, self.running_since = "running", time.time()
+                if self.onstart:  # as a container runs it at every start, in the background
+                    with open(self.dir / "onstart.log", "ab") as log:
+                        subprocess.Popen(["bash", "-c", self.onstart], cwd=self.home, stdout=log,
+                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         start_new_session=True,
+                                         env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+                                              **self.machine_env})
+
+        threading.Thread(target=later, daemon=True).start()
+
+    # -- as the API shows it ------------------------------------------------------------------
+
+    def row(self) -> dict:
+        o = self.offer
+        now = time.time()
+        running = self.actual == "running"
+        row = {k: o[k] for k in ("machine_id", "host_id", "bundle_id", "gpu_name", "num_gpus", "gpu_ram",
+                                 "gpu_total_ram", "cpu_ram", "cpu_cores",
+                                 "cpu_cores_effective", "cpu_name", "dph_base", "storage_cost",
+                                 "reliability2", "inet_up", "inet_down", "geolocation", "cuda_max_good",
+                                 "driver_version", "pcie_bw", "dlperf", "verification")}
+        row.update({
+            "id": self.id, "actual_status": self.actual, "intended_status": self.intended,
+            "cur_state": self.cur, "next_state": self.cur, "label": self.label,
+            "image_uuid": self.image, "image_args": [], "image_runtype": self.runtype,
+            "extra_env": [[k, v] for k, v in self.env.items()], "onstart": self.onstart,
+            "status_msg": f"fake: {self.actual}", "template_id": None, "template_hash_id": None,
+            "ssh_host": "127.0.0.1", "ssh_idx": str(self.id % 10), "ssh_port": self.proxy_port,
+            "machine_dir_ssh_port": self.proxy_port, "start_date": self.created,
+            "end_date": self.created + o["duration"], "duration": now - self.created,
+            "uptime_mins": (now - self.running_since) / 60 if running and self.running_since else None,
+            "gpu_totalram": o["gpu_ram"], "gpu_util": 0.0 if running else None, "gpu_temp": None,
+            "gpu_frac": 1.0, "cpu_util": 0.0, "mem_usage": None, "mem_limit": None,
+            "disk_space": self.disk, "disk_usage": 0.1, "disk_util": 0.0,
+            "dph_total": o["dph_total"] + self.disk * 0.1 / 730, "is_bid": False, "min_bid": o["min_bid"],
+            "public_ipaddr": "127.0.0.1" if self.direct_port else None,
+            "direct_port_count": 20 if self.direct_port else 0, "static_ip": bool(self.direct_port),
+            "ports": ({"22/tcp": [{"HostIp": "0.0.0.0", "HostPort": str(self.direct_port)}]}
+                      if self.direct_port and running else {}),
+            "local_ipaddrs": "127.0.0.1\n", "jupyter_token": "", "logo": "/static/logos/vastai_small2.png",
+            "rentable": True, "compute_cap": o["compute_cap"], "client_run_time": 1.0, "host_run_time": 1.0,
+        })
+        return row
+
+
+def _pids() -> list[int]:
+    return [int(p) for p in os.listdir("/proc") if p.isdigit()]
+
+
+def _ppid(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return -1
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _marked(marker: str) -> list[int]:
+    """Processes of one fake machine (they carry VAST_FAKE_MACHINE=marker)."""
+    needle = f"VAST_FAKE_MACHINE={marker}\0".encode()
+    out = []
+    for pid in _pids():
+        try:
+            if needle in Path(f"/proc/{pid}/environ").read_bytes():
+                out.append(pid)
+        except OSError:
+            pass
+    return out
+
+
+class Fake:
+    def __init__(self, api_key: str, base: Path, *, start_delay: float = 0.3, no_capacity: bool = False,
+                 fail_after_create: int = 0, down: bool = False, no_direct: bool = False):
+        self.api_key, self.base = api_key, base
+        self.start_delay, self.no_capacity, self.down = start_delay, no_capacity, down
+        self.fail_after_create, self.no_direct = fail_after_create, no_direct
+        self.lock = threading.RLock()
+        self.instances: dict[int, Machine] = {}
+        self.destroyed: list[int] = []
+        self.account_keys: list[dict] = []
+        self.rents = 0
+        self.next_id = 7000001
+        self.next_key = 1
+
+    # -- requests -----------------------------------------------------------------------------
+
+    def handle(self, method: str, path: str, query: dict, auth: str, body) -> tuple[int, object]:
+        if path.startswith("/_fake/"):
+            return self.control(method, path, body)
+        if self.down:
+            return 503, {"success": False, "error": "service_unavailable", "msg": "fake: the API is down"}
+        token = auth[7:] if auth.startswith("Bearer ") else None
+        if token is None or not token:
+            return 401, {"success": False, "error": "auth_error", "msg": "Authorization header missing"}
+        m = re.fullmatch(r"/api/v(\d+)(/.*?)/?", path)
+        if not m:
+            return 404, {"success": False, "error": "not_found", "msg": f"no such endpoint {path}"}
+        version, route = m.group(1), m.group(2).rstrip("/") + "/"
+        with self.lock:
+            if token != self.api_key:
+                scoped = next((i for i in self.instances.values() if i.scoped_key == token), None)
+                allowed = (scoped is not None and version == "0"
+                           and route == f"/instances/{scoped.id}/" and method in ("GET", "PUT"))
+                if not allowed:
+                    return 401, {"success": False, "error": "auth_error", "msg": "Invalid user key"}
+                if method == "PUT" and set((body or {})) - {"state"}:
+                    return 401, {"success": False, "error": "auth_error", "msg": "key not allowed"}
+            return self.route(method, version, route, query, body or {})
+
+    def route(self, method: str, version: str, route: str, query: dict, body: dict) -> tuple[int, object]:
+        if version == "1" and route == "/instances/" and method == "GET":
+            rows = [i.row() for i in self.instances.values()]
+            return 200, {"instances": rows, "next_token": None, "total_instances": len(rows)}
+        if version != "0":
+            return 404, {"success": False, "error": "not_found", "msg": "no such endpoint"}
+        if route in ("/bundles/", "/search/asks/") and method in ("POST", "PUT", "GET"):
+            q = body.get("q") if isinstance(body.get("q"), dict) else body
+            if method == "GET":
+                q = json.loads(query.get("q", ["{}"])[0])
+            return 200, {"offers": search(q)}
+        if route == "/instances/" and method == "GET":
+            return 200, {"instances": [i.row() for i in self.instances.values()]}
+        if route == "/instances/filters/" and method == "GET":
+            return 200, {"filters": []}
+        if route == "/users/current/" and method == "GET":
+            return 200, {"id": 1, "username": "fake", "email": "fake@example.invalid", "credit": 100.0,
+                         "balance": 0.0, "can_pay": True, "ssh_key": ""}
+        if route == "/ssh/":
+            if method == "GET":
+                return 200, [dict(k) for k in self.account_keys]
+            if method == "POST":
+                return self.add_account_key(str(body.get("ssh_key") or ""))
+        if (m := re.fullmatch(r"/ssh/(\d+)/", route)) and method == "DELETE":
+            before = len(self.account_keys)
+            self.account_keys = [k for k in self.account_keys if k["id"] != int(m.group(1))]
+            return (200, {"success": True}) if len(self.account_keys) < before else \
+                (404, {"success": False, "error": "not_found", "msg": "no such ssh key"})
+        if (m := re.fullmatch(r"/asks/(\d+)/", route)) and method == "PUT":
+            return self.rent(int(m.group(1)), body)
+        if m := re.fullmatch(r"/instances/(?:reboot/)?(\d+)/(ssh/)?", route):
+            inst = self.instances.get(int(m.group(1)))
+            if inst is None:
+                if method == "GET" and not m.group(2) and "reboot" not in route:
+                    return 200, {"instances": None}
+                return 404, {"success": False, "error": "no_such_instance",
+                             "msg": f"Instance {m.group(1)} not found."}
+            if "reboot" in route and method == "PUT":
+                inst.halt()
+                inst.actual = "rebooting"
+                inst.boot(self.start_delay)
+                return 200, {"success": True}
+            if m.group(2):
+                if method == "POST":
+                    key = str(body.get("ssh_key") or "").strip()
+                    if not _pubkey(key):
+                        return 400, {"success": False, "error": "invalid_args", "msg": "not an ssh public key"}
+                    if key not in inst.keys:
+                        inst.keys.append(key)
+                        inst.write_keys()
+                    return 200, {"success": True, "msg": "ssh key attached"}
+                if method == "GET":
+                    keys = [{"id": n, "name": "", "public_key": k} for n, k in enumerate(inst.keys, 1)]
+                    return 200, {"success": True, "ssh_keys": json.dumps(keys)}
+            elif method == "GET":
+                return 200, {"instances": inst.row()}
+            elif method == "PUT":
+                return self.change(inst, body)
+            elif method == "DELETE":
+                inst.intended = inst.cur = "stopped"
+                inst.gen += 1
+                inst.halt()
+                del self.instances[inst.id]
+                self.destroyed.append(inst.id)
+                shutil.rmtree(inst.dir, ignore_errors=True)
+                return 200, {"success": True}
+        return 404, {"success": False, "error": "not_found", "msg": f"no such endpoint {method} {route}"}
+
+    def add_account_key(self, key: str) -> tuple[int, object]:
+        key = key.strip()
+        if not _pubkey(key):
+            return 400, {"success": False, "error": "invalid_args", "msg": "not an ssh public key"}
+        entry = {"id": self.next_key, "user_id": 1, "key": key,
+                 "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "deleted_at": None}
+        self.next_key += 1
+        self.account_keys.append(entry)
+        for inst in self.instances.values():  # as the docs say: added to every current instance
+            inst.write_keys()
+        return 200, {"success": True, "key": {**{k: v for k, v in entry.items() if k != "key"},
+                                              "public_key": key}}
+
+    def rent(self, offer_id: int, body: dict) -> tuple[int, object]:
+        offer = next((o for o in market() if o["id"] == offer_id), None)
+        if offer is None or self.no_capacity:
+            return 404, {"success": False, "error": "no_such_ask",
+                         "msg": f"Instance type by id {offer_id} is not available."}
+        if not body.get("image"):
+            return 400, {"success": False, "error": "invalid_args", "msg": "image is required"}
+        iid = self.next_id
+        self.next_id += 1
+        inst = Machine(self, iid, offer, body)
+        self.instances[iid] = inst
+        self.rents += 1
+        inst.boot(self.start_delay)
+        if self.fail_after_create > 0:
+            self.fail_after_create -= 1
+            return 500, {"success": False, "error": "server_error", "msg": "fake: failed after creating"}
+        return 200, {"success": True, "new_contract": iid}
+
+    def change(self, inst: Machine, body: dict) -> tuple[int, object]:
+        if "label" in body:
+            inst.label = body["label"] or None
+        state = body.get("state")
+        if state == "running" and inst.actual != "running" and inst.intended != "running":
+            inst.intended = inst.cur = "running"
+            inst.boot(self.start_delay)
+        elif state == "running" and inst.intended != "running":
+            inst.intended = inst.cur = "running"
+        elif state == "stopped":
+            inst.intended = inst.cur = "stopped"
+            inst.gen += 1
+            inst.halt()
+            inst.actual, inst.running_since = "exited", None
+        elif state not in (None, "running"):
+            return 400, {"success": False, "error": "invalid_args", "msg": f"bad state {state!r}"}
+        return 200, {"success": True}
+
+    def control(self, method: str, path: str, body) -> tuple[int, object]:
+        with self.lock:
+            if path == "/_fake/control" and method == "POST":
+                for k in ("no_capacity", "fail_after_create", "start_delay", "down", "no_direct"):
+                    if k in (body or {}):
+                        setattr(self, k, type(getattr(self, k))(body[k]))
+            if path in ("/_fake/control", "/_fake/state"):
+                return 200, {
+                    "rents": self.rents, "destroyed": self.destroyed,
+                    "instances": {str(i.id): {"actual_status": i.actual, "intended_status": i.intended,
+                                              "label": i.label, "sshd_pid": i.proc.pid if i.proc else None,
+                                              "direct_port": i.direct_port, "proxy_port": i.proxy_port,
+                                              "container_api_key": i.scoped_key, "home": str(i.home),
+                                              "marker": i.marker}
+                                  for i in self.instances.values()},
+                    "faults": {k: getattr(self, k) for k in ("no_capacity", "fail_after_create",
+                                                             "start_delay", "down", "no_direct")}}
+        return 404, {"error": "no such control"}
+
+    def shutdown(self) -> None:
+        with self.lock:
+            for inst in self.instances.values():
+                inst.gen += 1
+                inst.halt()
+
+
+def _pubkey(text: str) -> bool:
+    return bool(re.fullmatch(r"(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp\d+|sk-\S+) [A-Za-z0-9+/=]+( .*)?", text))
+
+
+class Handler(BaseHTTPRequestHandler):
+    fake: Fake
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go in two writes: no 40 ms delayed-ACK stall
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def _serve(self) -> None:
+        url = urlparse(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        try:
+            body = json.loads(raw) if raw.strip() else None
+        except ValueError:
+            code, reply = 400, {"success": False, "error": "invalid_args", "msg": "body is not JSON"}
+        else:
+            try:
+                code, reply = self.fake.handle(self.command, url.path, parse_qs(url.query),
+                                               self.headers.get("Authorization") or "", body)
+            except Exception as e:  # a fake that crashes must still answer like a server
+                code, reply = 500, {"success": False, "error": "server_error", "msg": f"fake: {e!r}"}
+        data = json.dumps(reply).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = do_PUT = do_DELETE = _serve
+
+
+def serve(port: int, api_key: str, **faults) -> None:
+    base = Path(tempfile.mkdtemp(prefix="tsv", dir="/tmp"))  # short: tmux socket paths
+    os.chmod(base, 0o755)
+    fake = Fake(api_key, base, **faults)
+    handler = type("BoundHandler", (Handler,), {"fake": fake})
+    server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+    server.daemon_threads = True
+
+    def stop(*_):
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    print(f"http://127.0.0.1:{server.server_address[1]}", flush=True)
+    try:
+        server.serve_forever(poll_interval=0.1)
+    finally:
+        fake.shutdown()
+        server.server_close()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+# ---- a handle for tests ---------------------------------------------------------------------
+
+class FakeVast:
+    """The fake running in a child process. `url` for VAST_URL, `key` for VAST_API_KEY."""
+
+    def __init__(self, key: str | None = None, **faults):
+        self.key = key or secrets.token_hex(16)
+        argv = [sys.executable, __file__, "--port", "0", "--api-key", self.key]
+        for k, v in faults.items():
+            argv += [f"--{k.replace('_', '-')}", str(v)] if not isinstance(v, bool) else \
+                ([f"--{k.replace('_', '-')}"] if v else [])
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+        self.url = (self.proc.stdout.readline() or "").strip()
+        if not self.url.startswith("http://"):
+            self.proc.kill()
+            raise RuntimeError("the Vast fake did not start")
+
+    def _post(self, path: str, body=None):
+        import urllib.request
+
+        req = urllib.request.Request(self.url + path, data=json.dumps(body or {}).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return json.loads(r.read())
+
+    def control(self, **faults) -> dict:
+        """Set faults now: no_capacity, fail_after_create, start_delay, down, no_direct."""
+        return self._post("/_fake/control", faults)
+
+    def state(self) -> dict:
+        return self._post("/_fake/state")
+
+    def api(self, method: str, path: str, body=None, key: str | None = None):
+        """Call the fake's API as a client would (path below /api/v0)."""
+        from trainsh.cloud import http
+
+        return http.request(method, f"{self.url}/api/v0/{path.lstrip('/')}", what="fake", retries=0,
+                            key=self.key if key is None else key, body=body)
+
+    def rent(self, offer: str = "1001", label: str | None = None, running: bool = True,
+             **body) -> str:
+        """Rent a machine straight through the API (no trainsh code on the way); by default wait
+        until it runs. Returns its id."""
+        reply = self.api("PUT", f"asks/{offer}/", {"client_id": "me", "image": "fake/image", "disk": 10,
+                                                   "label": label, **body})
+        iid = str(reply["new_contract"])
+        if running:
+            self.wait(iid)
+        return iid
+
+    def wait(self, iid: str, actual_status: str = "running", timeout: float = 20) -> dict:
+        """The fake's own view of an instance once it reaches `actual_status`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            inst = self.state()["instances"].get(str(iid))
+            if inst and inst["actual_status"] == actual_status:
+                return inst
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"fake instance {iid} is not {actual_status}: {inst}")
+            time.sleep(0.05)
+
+    def stop(self) -> list[int]:
+        """End the fake; returns the pids of its sshds that survived (should be none)."""
+        pids = [i["sshd_pid"] for i in self.state()["instances"].values() if i["sshd_pid"]] \
+            if self.proc.poll() is None else []
+        self.proc.terminate()
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc.stdout.close()
+        return [p for p in pids if _alive(p)]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description="A local fake of Vast.ai's REST API with real sshd machines.")
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--api-key", required=True)
+    ap.add_argument("--start-delay", type=float, default=0.3, help="seconds of `loading` before `running`")
+    ap.add_argument("--no-capacity", action="store_true", help="every rent fails: no_such_ask")
+    ap.add_argument("--fail-after-create", type=int, default=0, help="the next N rents make a machine, then 500")
+    ap.add_argument("--down", action="store_true", help="every API call answers 503")
+    ap.add_argument("--no-direct", action="store_true", help="instances get no direct ssh port")
+    a = ap.parse_args()
+    if os.getuid() != 0 or not os.path.exists(SSHD):
+        sys.exit("vast fake: needs root and openssh-server (the machines are real sshd servers)")
+    serve(a.port, a.api_key, start_delay=a.start_delay, no_capacity=a.no_capacity,
+          fail_after_create=a.fail_after_create, down=a.down, no_direct=a.no_direct)
+
+
+if __name__ == "__main__":
+    main()

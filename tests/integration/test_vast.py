@@ -1,0 +1,260 @@
+"""`train vast ...` against the Vast.ai fake (real HTTP, real sshd machines), and the fake itself
+against the official `vastai` CLI when that is installed."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from helpers import train, wait_until
+
+
+def _list(fake) -> list[dict]:
+    r = train("vast", "list", "--json")
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def _running(fake, iid: str) -> dict:
+    return wait_until(lambda: next((i for i in _list(fake) if i["id"] == iid and i["status"] == "running"), None),
+                      what=f"instance {iid} running")
+
+
+def _create(fake, offer="1002", label="t") -> str:
+    r = train("vast", "create", offer, "--label", label, "--disk", "20")
+    assert r.returncode == 0, r.stderr
+    return r.stdout.split()[1].rstrip(":")
+
+
+def _one_line_error(r, code: int, *words: str) -> None:
+    assert r.returncode == code, (r.returncode, r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    for w in words:
+        assert w in r.stderr, r.stderr
+
+
+def test_search_filters_cheapest_first_and_json(vast):
+    r = train("vast", "search", "--gpu", "RTX_4090", "--num-gpus", "2", "--min-gpu-ram", "24",
+              "--max-dph", "0.8", "--limit", "20")
+    assert r.returncode == 0, r.stderr
+    rows = [line.split()[0] for line in r.stdout.splitlines()[1:] if line[:1].isdigit()]
+    assert rows == ["1003"]  # the only 2+ GPU RTX 4090 under $0.80/h
+    offers = json.loads(train("vast", "search", "--limit", "4", "--json").stdout)
+    assert len(offers) == 4
+    prices = [o["price_per_hour"] for o in offers]
+    assert prices == sorted(prices) and offers[0]["id"] == "1001"
+    assert all(set(o) >= {"id", "gpu_name", "num_gpus", "gpu_ram_gb", "price_per_hour"} for o in offers)
+    big = json.loads(train("vast", "search", "--min-gpu-ram", "48", "--json").stdout)
+    assert big and all(o["gpu_ram_gb"] >= 48 for o in big)
+
+
+def test_a_machine_from_rent_to_destroy(vast):
+    iid = _create(vast, label="by-hand")
+    row = _running(vast, iid)
+    assert row["label"] == "by-hand" and row["gpu_name"] == "RTX 4090" and row["price_per_hour"] > 0.35
+    assert row["ssh"]["user"] == "root" and row["host"] == f"vast:{iid}"
+
+    table = train("vast", "list").stdout
+    line = next(li for li in table.splitlines() if li.startswith(iid))
+    assert "running" in line and "1x RTX 4090" in line and f"ssh -p {row['ssh']['port']} root@127.0.0.1" in line
+    shown = train("vast", "show", iid)
+    assert shown.returncode == 0 and f"vast:{iid}" in shown.stdout and "by-hand" in shown.stdout
+    raw = json.loads(train("vast", "show", iid, "--json").stdout)
+    assert raw["raw"]["id"] == int(iid) and raw["raw"]["gpu_ram"] == 24564  # MB, as the API has it
+
+    r = train("vast", "ssh", iid, "echo", "on", "$CONTAINER_ID")
+    assert r.returncode == 0 and r.stdout.strip() == f"on {iid}", r.stderr
+    assert r.stderr == ""  # a new machine's host key is accepted quietly
+    r = train("vast", "ssh", iid, "ls", "-a", "-d", "/")  # options go to the command, not to train
+    assert r.returncode == 0 and r.stdout.strip() == "/", r.stderr
+
+    assert train("vast", "stop", iid).returncode == 0
+    assert next(i for i in _list(vast) if i["id"] == iid)["status"] == "stopped"
+    _one_line_error(train("vast", "ssh", iid, "true"), 1, "stopped", f"train vast start {iid}")
+    assert vast.state()["instances"][iid]["sshd_pid"] is None
+
+    assert train("vast", "start", iid).returncode == 0
+    _running(vast, iid)
+    assert train("vast", "ssh", iid, "true").returncode == 0
+    assert train("vast", "reboot", iid).returncode == 0
+    _running(vast, iid)
+
+    _one_line_error(train("vast", "destroy", iid), 2, "--yes")  # no terminal, no --yes: refused
+    assert iid in [i["id"] for i in _list(vast)]
+    r = train("vast", "destroy", iid, "--yes")
+    assert r.returncode == 0, r.stderr
+    assert _list(vast) == [] and int(iid) in vast.state()["destroyed"]
+    assert "no Vast.ai instances" in train("vast", "list").stdout
+
+
+def test_destroy_asks_on_a_terminal(vast):
+    import pty
+
+    from helpers import TRAIN
+
+    iid = _create(vast)
+
+    def ask(answer: str) -> tuple[int, str]:
+        master, slave = pty.openpty()
+        proc = subprocess.Popen([*TRAIN, "vast", "destroy", iid], stdin=slave, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+        os.close(slave)
+        os.write(master, answer.encode() + b"\n")
+        out, _ = proc.communicate(timeout=60)
+        os.close(master)
+        return proc.returncode, out
+
+    code, out = ask("n")
+    assert code == 1 and "not destroyed" in out and iid in [i["id"] for i in _list(vast)]
+    code, out = ask("y")
+    assert code == 0 and "destroyed" in out and _list(vast) == []
+
+
+def test_errors_are_one_line_and_rent_nothing(vast, monkeypatch):
+    _one_line_error(train("vast", "show", "4242"), 2, "no instance 4242")
+    _one_line_error(train("vast", "stop", "4242"), 2, "no instance 4242")
+    _one_line_error(train("vast", "search", "--gpu", "NO_SUCH_GPU"), 1, "no Vast.ai offer matches")
+    _one_line_error(train("vast", "create", "31337"), 1, "offer 31337")
+    vast.control(no_capacity=True)
+    _one_line_error(train("vast", "create", "1002"), 1, "no longer available")
+    vast.control(no_capacity=False)
+
+    monkeypatch.setenv("VAST_API_KEY", "wrong-key-5555")
+    r = train("vast", "list")
+    _one_line_error(r, 1, "refused", "train secrets set VAST_API_KEY")
+    assert "wrong-key-5555" not in r.stderr
+    monkeypatch.delenv("VAST_API_KEY")
+    _one_line_error(train("vast", "list"), 1, "no API key", "train secrets set VAST_API_KEY")
+    monkeypatch.setenv("VAST_API_KEY", vast.key)
+
+    vast.control(down=True)
+    t = time.monotonic()
+    _one_line_error(train("vast", "list"), 1, "503")
+    _one_line_error(train("vast", "create", "1002"), 1)
+    assert time.monotonic() - t < 30
+    vast.control(down=False)
+    from sshd import free_port
+
+    monkeypatch.setenv("VAST_URL", f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    _one_line_error(train("vast", "list"), 1, "cannot reach")
+    assert time.monotonic() - t < 45
+    assert vast.state()["rents"] == 0
+
+
+def test_attach_key_uploads_the_ssh_key_identity_or_a_path(vast, tmp_path):
+    before = vast.api("GET", "ssh/")
+    r = train("vast", "attach-key")  # ssh.key (the fixture's identity) is there already: no double
+    assert r.returncode == 0 and "id_vast.pub" in r.stdout, r.stderr
+    assert vast.api("GET", "ssh/") == before
+
+    other = tmp_path / "other"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "other-key", "-f", str(other)], check=True)
+    (tmp_path / "other.pub").unlink()  # a private key alone: its public half is derived
+    iid = _create(vast)
+    _running(vast, iid)
+    r = train("vast", "attach-key", str(other), "--instance", iid)
+    assert r.returncode == 0, r.stderr
+    assert len(vast.api("GET", "ssh/")) == len(before) + 1
+    assert "other-key" in train("vast", "keys").stdout
+    port = _list(vast)[0]["ssh"]["port"]
+    login = subprocess.run(["ssh", "-i", str(other), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+                            "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                            "-p", str(port), "root@127.0.0.1", "echo", "yes"],
+                           capture_output=True, text=True, timeout=30)
+    assert login.stdout.strip() == "yes", login.stderr
+    _one_line_error(train("vast", "attach-key", str(tmp_path / "nope")), 2, "no such key")
+
+
+def test_proxy_endpoint_when_there_is_no_direct_port(vast):
+    vast.control(no_direct=True)
+    iid = _create(vast)
+    row = _running(vast, iid)
+    assert row["ssh"]["port"] == vast.state()["instances"][iid]["proxy_port"]
+    r = train("vast", "ssh", iid, "echo", "via-proxy")
+    assert r.stdout.strip() == "via-proxy", r.stderr
+
+
+def test_an_instance_key_reaches_only_its_own_instance(vast):
+    from trainsh.cloud.provider import AuthError
+
+    a, b = _create(vast, label="a"), _create(vast, offer="1001", label="b")
+    _running(vast, a)
+    r = train("vast", "ssh", a, "echo", "$CONTAINER_API_KEY")
+    key = r.stdout.strip()
+    assert len(key) >= 32 and key != vast.key
+    assert vast.api("GET", f"instances/{a}/?owner=me", key=key)["instances"]["id"] == int(a)
+    for method, path, body in (("GET", "instances/?owner=me", None), ("GET", f"instances/{b}/", None),
+                               ("PUT", f"instances/{b}/", {"state": "stopped"}),
+                               ("DELETE", f"instances/{a}/", {}), ("PUT", "asks/1001/", {"image": "x"})):
+        with pytest.raises(AuthError):
+            vast.api(method, path, body, key=key)
+    vast.api("PUT", f"instances/{a}/", {"state": "stopped"}, key=key)
+    assert {i["id"]: i["status"] for i in _list(vast)}[a] == "stopped"
+
+
+def _vastai() -> str | None:
+    return shutil.which("vastai") or next(
+        (p for p in ("/tmp/vastai-venv/bin/vastai",) if os.path.exists(p)), None)
+
+
+@pytest.mark.skipif(_vastai() is None, reason="the official vastai CLI is not installed")
+def test_the_official_cli_works_against_the_fake(vast, tmp_path):
+    env = {**os.environ, "VAST_URL": vast.url, "VASTAI_NO_UPDATE_CHECK": "1",
+           **{f"XDG_{k}_HOME": str(tmp_path / "xdg" / k.lower()) for k in ("CONFIG", "CACHE", "DATA", "STATE")}}
+
+    def cli(*args: str) -> str:
+        r = subprocess.run([_vastai(), "--api-key", vast.key, *args], capture_output=True, text=True,
+                           env=env, timeout=60, stdin=subprocess.DEVNULL)
+        assert "Traceback" not in r.stderr, r.stderr  # the CLI exits 0 on errors: read what it says
+        return r.stdout
+
+    offers = json.loads(cli("search", "offers", "gpu_name=RTX_4090 num_gpus>=2", "--raw"))
+    assert {o["id"] for o in offers} == {1003, 1006}
+    created = cli("create", "instance", "1001", "--image", "pytorch/pytorch", "--disk", "20",
+                  "--label", "official", "--raw")
+    iid = json.loads(created)["new_contract"]
+    wait_until(lambda: vast.state()["instances"][str(iid)]["actual_status"] == "running", what="running")
+    rows = json.loads(cli("show", "instances", "--raw"))
+    assert [r["id"] for r in rows] == [iid] and rows[0]["label"] == "official"
+    shown = json.loads(cli("show", "instance", str(iid), "--raw"))
+    assert shown["actual_status"] == "running" and shown["gpu_name"] == "RTX 3090"
+    port = vast.state()["instances"][str(iid)]["direct_port"]
+    assert cli("ssh-url", str(iid)).strip() == f"ssh://root@127.0.0.1:{port}"
+    cli("stop", "instance", str(iid))
+    assert vast.state()["instances"][str(iid)]["intended_status"] == "stopped"
+    cli("start", "instance", str(iid))
+    wait_until(lambda: vast.state()["instances"][str(iid)]["actual_status"] == "running", what="running")
+    cli("destroy", "instance", str(iid), "-y")
+    assert vast.state()["instances"] == {} and iid in vast.state()["destroyed"]
+    # and trainsh reads what the official CLI rented the same way
+    assert train("vast", "list", "--json").stdout.strip() == "[]"
+
+
+def test_fake_machines_run_onstart_and_start_tmux_on_an_interactive_login(vast):
+    iid = vast.rent(onstart="echo started $CONTAINER_ID > ~/onstart.txt; sleep 300")
+    home = vast.state()["instances"][iid]["home"]
+    wait_until(lambda: os.path.exists(f"{home}/onstart.txt"), what="onstart ran")
+    assert open(f"{home}/onstart.txt").read().strip() == f"started {iid}"
+    port = vast.state()["instances"][iid]["direct_port"]
+    tmux_sock = f"{os.path.dirname(home)}/tmux/tmux-0/default"
+    login = subprocess.Popen(["ssh", "-tt", "-i", str(vast.identity), "-o", "BatchMode=yes",
+                              "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                              "-p", str(port), "root@127.0.0.1"],
+                             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: "ssh_tmux" in subprocess.run(["tmux", "-S", tmux_sock, "ls"], capture_output=True,
+                                                        text=True).stdout, what="tmux on login")
+    finally:
+        login.kill()
+        login.wait()
+    from fakes.vast import _marked
+
+    marker = vast.state()["instances"][iid]["marker"]
+    assert _marked(marker)  # the onstart's sleep runs on the machine
+    assert train("vast", "stop", iid).returncode == 0
+    assert _marked(marker) == []  # and ends with it
