@@ -220,18 +220,18 @@ def _cloud_parsers(sub) -> None:
         ls = s.add_parser("list", help="your instances: status, GPU, $/h, uptime, cost so far, ssh")
         ls.add_argument("--json", action="store_true", help="machine-readable output")
         sh = s.add_parser("show", help="one instance in full")
-        sh.add_argument("id")
+        sh.add_argument("id", help="the instance id (train vast list shows them)")
         sh.add_argument("--json", action="store_true", help="machine-readable output (with the API's own fields)")
         ss = s.add_parser("ssh", help="an interactive shell on an instance (or run COMMAND)")
-        ss.add_argument("id")
+        ss.add_argument("id", help="the instance id")
         ss.add_argument("command", nargs=argparse.REMAINDER, help="run this instead of a shell")
         for verb, text in (("start", "start a stopped instance"),
                            ("stop", "stop an instance (its disk stays, and bills storage)"),
                            ("reboot", "restart an instance's container")):
             v = s.add_parser(verb, help=text)
-            v.add_argument("id")
+            v.add_argument("id", help="the instance id")
         ds = s.add_parser("destroy", help="destroy an instance and its disk (asks first)")
-        ds.add_argument("id")
+        ds.add_argument("id", help="the instance id")
         ds.add_argument("--yes", action="store_true", help="do not ask")
         se = s.add_parser("search", help="market offers that match, cheapest first",
                           description="Market offers that match, cheapest first. GPU names use _ "
@@ -249,7 +249,7 @@ def _cloud_parsers(sub) -> None:
         ak.add_argument("path", nargs="?", help="a public key (.pub) or its private key")
         ak.add_argument("--instance", metavar="ID", help="also attach it to this running instance")
         cr = s.add_parser("create", help="rent a machine from an offer (see search)")
-        cr.add_argument("offer", metavar="OFFER_ID")
+        cr.add_argument("offer", metavar="OFFER_ID", help="an offer id from search")
         cr.add_argument("--image", help=f"docker image (default: config {name}.image)")
         cr.add_argument("--disk", type=float, metavar="GB", help=f"disk size (default: config {name}.disk)")
         cr.add_argument("--label", help="a name for the instance")
