@@ -4,6 +4,11 @@ Each wait is one process on the host (python3, standard library only) that watch
 condition every 20 ms and exits when it holds, when it never can (the command it reads ended
 without printing the pattern), or at its timeout. It prints one JSON line with what happened.
 No round trip per check, so a wait on a remote host costs one ssh command.
+
+The checks run in a child of that process; the parent keeps the deadline (it kills the child,
+so no pattern, however costly to match, outlasts it) and watches its stdin, which the caller
+holds open: an end of file there means the caller is gone (killed, or its ssh session
+dropped), and the wait ends with it. A resumed job's wait is then the only one.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from dataclasses import dataclass
 from trainsh.remote.shell import Shell
 
 WAITER = r'''
-import json, os, re, socket, sys, time
+import json, os, re, select, socket, sys, time
 a = json.loads(sys.stdin.readline())
 kind, timeout, tick = a["kind"], a["timeout"], 0.02
 end = time.monotonic() + timeout
@@ -46,24 +51,37 @@ def listening(port):
             except OSError:
                 pass
     return False
+rx = re.compile(a["pattern"]) if kind == "pattern" else None
+alive_r, alive_w = os.pipe()
+child = os.fork()
+if child:
+    os.close(alive_w)
+    while True:
+        left = end - time.monotonic()
+        ready = select.select([0, alive_r], [], [], max(0, left))[0] if left > 0 else []
+        if alive_r in ready:  # the child ended, its answer printed
+            status = os.waitpid(child, 0)[1]
+            os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 1)
+        if not ready or not os.read(0, 4096):  # the deadline, or the caller is gone
+            os.kill(child, 9)
+            os.waitpid(child, 0)
+            if ready:
+                os._exit(1)
+            done(False, reason="timeout")
+os.close(alive_r)
 if kind == "file":
     path = os.path.expanduser(os.path.expandvars(a["path"]))  # $HOME and ~ as on the host
     while True:
         if os.path.exists(path):
             done(True, detail=path)
-        if time.monotonic() >= end:
-            done(False, reason="timeout")
         time.sleep(tick)
 if kind == "port":
     port = int(a["port"])
     while True:
         if listening(port):
             done(True, detail=str(port))
-        if time.monotonic() >= end:
-            done(False, reason="timeout")
         time.sleep(tick)
 if kind == "pattern":
-    rx = re.compile(a["pattern"])
     log, pos = os.path.expanduser(a["log"]), a["offset"]
     marker = b"\x1b]777;" + a["marker"].encode() + b"\x07" if a["marker"] else b""
     endmark = b"\x1b]778;" + a["marker"].encode() + b"\x07" if a["marker"] else b""
@@ -102,8 +120,6 @@ if kind == "pattern":
             # The exit code is written before the output reaches the log; the end marker
             # comes after it. Only then is it sure the pattern never came.
             done(False, reason="ended", rc=open(rc_path).read().strip())
-        if time.monotonic() >= end:
-            done(False, reason="timeout")
         if not chunk:
             time.sleep(tick)
 done(False, reason="bad wait kind " + kind)
@@ -122,8 +138,10 @@ def run_wait(shell: Shell, spec: dict, timeout: float) -> WaitOutcome:
     """Run a host-side wait; spec has kind and its arguments (see WAITER)."""
     python = sys.executable if shell.is_local() else "python3"
     args = dict(spec, timeout=timeout)
-    # the arguments on stdin: a pattern or path may hold a secret, and argv is public (ps)
-    r = shell.run([python, "-c", WAITER], input=json.dumps(args) + "\n", timeout=timeout + 30)
+    # the arguments on stdin: a pattern or path may hold a secret, and argv is public (ps);
+    # stdin stays open while we wait, so the waiter ends if we are gone
+    r = shell.run([python, "-c", WAITER], input=json.dumps(args) + "\n", timeout=timeout + 30,
+                  hold_stdin=True)
     line = (r.stdout.strip().splitlines() or [""])[-1]
     try:
         data = json.loads(line)
