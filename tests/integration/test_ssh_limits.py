@@ -110,12 +110,12 @@ tmux.open @gpu as w
 WAITING = """
 host gpu = {spec}
 tmux.open @gpu as w
-wait @w file={home}/never timeout=1h
+wait @w file={home}/never-{name} timeout=1h
 """
 
 
 def _start_waiting(tmp_path, ssh) -> subprocess.Popen:
-    r = write_recipe(tmp_path / "w.recipe", WAITING.format(spec=ssh.a.spec(), home=ssh.a.home))
+    r = write_recipe(tmp_path / "w.recipe", WAITING.format(spec=ssh.a.spec(), home=ssh.a.home, name=tmp_path.name))
     proc = subprocess.Popen([*TRAIN, "recipe", "run", str(r), "--no-visual"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_until(lambda: waiters(ssh.a.home), timeout=30, what="the host-side waiter")
@@ -160,7 +160,7 @@ def test_a_resumed_wait_runs_one_waiter(tmp_path, ssh):
         wait_until(lambda: waiters(ssh.a.home), timeout=30, what="the resumed waiter")
         time.sleep(0.5)
         assert len(waiters(ssh.a.home)) == 1
-        (ssh.a.home / "never").touch()
+        (ssh.a.home / f"never-{tmp_path.name}").touch()
         out, err = resumed.communicate(timeout=60)
         assert resumed.returncode == 0, err
     finally:
@@ -172,3 +172,30 @@ def test_a_resumed_wait_runs_one_waiter(tmp_path, ssh):
         assert j.jobs(1)[0].status == "done"
     finally:
         j.close()
+
+
+def test_a_newer_wait_on_a_session_replaces_one_left_behind(tmp_path, ssh):
+    """A wait whose caller is gone without the host noticing (a half-open connection) is
+    replaced by the next wait that claims the same session."""
+    import threading
+
+    from trainsh.remote.shell import SshShell
+    from trainsh.remote.waits import run_wait
+
+    shell = SshShell(ssh.a.spec())
+    claim = f"{ssh.a.home}/wait.pid"
+    spec = {"kind": "file", "path": f"{ssh.a.home}/never-{tmp_path.name}", "claim": claim}
+    outcomes = []
+    old = threading.Thread(target=lambda: outcomes.append(run_wait(shell, spec, 3600)))
+    old.start()
+    wait_until(lambda: waiters(ssh.a.home), timeout=20, what="the first waiter")
+    first = waiters(ssh.a.home)
+    new = threading.Thread(target=lambda: outcomes.append(run_wait(shell, spec, 3600)))
+    new.start()
+    old.join(20)
+    assert not old.is_alive(), "the older wait was not replaced"
+    assert outcomes[0].reason == "replaced", outcomes
+    assert len(waiters(ssh.a.home)) == 1 and waiters(ssh.a.home) != first
+    (ssh.a.home / f"never-{tmp_path.name}").touch()
+    new.join(20)
+    assert not new.is_alive() and outcomes[1].ok, outcomes

@@ -8,7 +8,9 @@ No round trip per check, so a wait on a remote host costs one ssh command.
 The checks run in a child of that process; the parent keeps the deadline (it kills the child,
 so no pattern, however costly to match, outlasts it) and watches its stdin, which the caller
 holds open: an end of file there means the caller is gone (killed, or its ssh session
-dropped), and the wait ends with it. A resumed job's wait is then the only one.
+dropped), and the wait ends with it. A wait may also name a claim file (one per session):
+it writes its pid there, and ends when another wait has written its own, so a resumed job's
+wait replaces one that a half-open connection left behind.
 """
 
 from __future__ import annotations
@@ -52,21 +54,40 @@ def listening(port):
                 pass
     return False
 rx = re.compile(a["pattern"]) if kind == "pattern" else None
+claim, me = a.get("claim") and os.path.expanduser(a["claim"]), str(os.getpid())
+def claimed():
+    try:
+        with open(claim) as f:
+            return f.read() == me
+    except OSError:
+        return True  # (its folder is gone: nobody else can claim it either)
+if claim:
+    try:
+        with open(claim + "." + me, "w") as f:
+            f.write(me)
+        os.replace(claim + "." + me, claim)
+    except OSError:
+        claim = None
 alive_r, alive_w = os.pipe()
 child = os.fork()
 if child:
     os.close(alive_w)
     while True:
         left = end - time.monotonic()
-        ready = select.select([0, alive_r], [], [], max(0, left))[0] if left > 0 else []
+        ready = select.select([0, alive_r], [], [], min(left, 1.0) if claim else left)[0] \
+            if left > 0 else []
         if alive_r in ready:  # the child ended, its answer printed
             status = os.waitpid(child, 0)[1]
             os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 1)
-        if not ready or not os.read(0, 4096):  # the deadline, or the caller is gone
+        gone = 0 in ready and not os.read(0, 4096)  # the caller is gone
+        replaced = claim and not ready and not claimed()
+        if gone or replaced or time.monotonic() >= end:
             os.kill(child, 9)
             os.waitpid(child, 0)
-            if ready:
+            if gone:
                 os._exit(1)
+            if replaced:
+                done(False, reason="replaced", detail="another wait for this session took over")
             done(False, reason="timeout")
 os.close(alive_r)
 if kind == "file":
