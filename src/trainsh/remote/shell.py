@@ -48,6 +48,28 @@ def _kill_group(p: subprocess.Popen) -> None:
     p.wait()
 
 
+def _drain(p: subprocess.Popen) -> bytes:
+    """What a killed process left in its stdout. Others may hold its pipes open (an ssh
+    connection master keeps a killed client's pipes until the remote command ends), so
+    this reads for a moment only, then lets go."""
+    try:
+        out, _ = p.communicate(timeout=1)
+    except subprocess.TimeoutExpired as e:
+        out = e.output
+        for f in (p.stdout, p.stderr):
+            if f is not None:
+                f.close()
+    return out or b""
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    try:
+        while data:
+            data = data[os.write(fd, data):]
+    except BrokenPipeError:
+        pass  # it ended without reading: its result says why
+
+
 def _text(data) -> str:
     if data is None:
         return ""
@@ -63,34 +85,54 @@ class Shell:
         raise NotImplementedError
 
     def run(self, argv: list[str], *, input: str | bytes | None = None, timeout: float | None = None,
-            check: bool = False, env: dict[str, str] | None = None) -> Result:
-        """Run argv on the host; stdout/stderr captured as text and masked."""
-        return self._run_once(argv, input=input, timeout=timeout, check=check, env=env)
+            check: bool = False, env: dict[str, str] | None = None, hold_stdin: bool = False) -> Result:
+        """Run argv on the host; stdout/stderr captured as text and masked.
 
-    def _run_once(self, argv, *, input=None, timeout=None, check=False, env=None) -> Result:
+        With hold_stdin, the command's stdin stays open (after `input`) until it ends: its end
+        of file tells the command that this process is gone (killed, or the connection
+        dropped), for commands that watch for it (host-side waits)."""
+        return self._run_once(argv, input=input, timeout=timeout, check=check, env=env,
+                              hold_stdin=hold_stdin)
+
+    def _run_once(self, argv, *, input=None, timeout=None, check=False, env=None,
+                  hold_stdin=False, shown: str | None = None) -> Result:
         full = self.argv_for(argv)
-        shown = shlex.join(argv)
+        shown = shown or shlex.join(argv)
         data = input.encode() if isinstance(input, str) else input
         start = time.monotonic()
+        held = None
+        if hold_stdin:
+            stdin, held = os.pipe()
+        else:
+            stdin = subprocess.PIPE if data is not None else subprocess.DEVNULL
         try:
             # Its own process group: a timeout or an interruption ends everything it started.
-            p = subprocess.Popen(full, stdin=subprocess.PIPE if data is not None else subprocess.DEVNULL,
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-                                 start_new_session=True)
+            p = subprocess.Popen(full, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 env=env, start_new_session=True)
         except FileNotFoundError as e:
+            if held is not None:
+                os.close(held)
             raise ShellError(f"cannot run {argv[0]!r} on {self.name}: {e.strerror}") from None
+        finally:
+            if held is not None:
+                os.close(stdin)
         try:
+            if held is not None:
+                _write_all(held, data or b"")
+                data = None
             out, err = p.communicate(data, timeout=timeout)
             r = Result(masking.mask(shown), p.returncode, masking.mask(_text(out)),
                        masking.mask(_text(err)), time.monotonic() - start)
         except subprocess.TimeoutExpired:
             _kill_group(p)
-            out, _ = p.communicate()
-            r = Result(masking.mask(shown), -1, masking.mask(_text(out)), "",
+            r = Result(masking.mask(shown), -1, masking.mask(_text(_drain(p))), "",
                        time.monotonic() - start, True)
         except BaseException:
             _kill_group(p)
             raise
+        finally:
+            if held is not None:
+                os.close(held)
         if check:
             self.check(r)
         return r
@@ -152,6 +194,15 @@ class SshError(ShellError):
     """ssh could not reach or log in to the host (not a failure of the remote command)."""
 
 
+# Runs "$@" tied to its ssh session. The client holds the session's stdin open until the
+# command ends, so an end of file there means the client is gone (killed at a timeout, its
+# `train` killed, or the connection dropped): then the command's whole process group (sshd
+# gives each session its own) gets TERM, and KILL a second later. $1 is a count of lines
+# first read from stdin as exports for the command: values never go in an argv.
+TIED = ('n=$1; shift; [ "$n" -gt 0 ] && eval "$(head -n "$n")"; exec 3<&0 </dev/null; '
+        '( cat <&3 >/dev/null 2>&1; trap "" TERM; kill -TERM 0; sleep 1; kill -KILL 0 ) '
+        '>/dev/null 2>&1 & w=$!; "$@" 3<&-; r=$?; kill $w 2>/dev/null; exit $r')
+
 # What ssh prints when trying again cannot help.
 _FATAL = ("Permission denied", "Host key verification failed", "Could not resolve hostname",
           "REMOTE HOST IDENTIFICATION HAS CHANGED", "no matching host key", "Too many authentication",
@@ -180,19 +231,26 @@ class SshShell(Shell):
 
         return ssh_argv(self.spec, shlex.join(argv))
 
-    def run(self, argv, *, input=None, timeout=None, check=False, env=None) -> Result:
-        if env:
-            # Only variables that differ from ours go along, over stdin (never in an argv,
-            # where `ps` on either machine would show them).
-            extra = {k: v for k, v in env.items() if os.environ.get(k) != v}
-            if extra:
-                if input is not None:
-                    raise ShellError("cannot pass both input and environment to a remote command")
-                input = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in extra.items())
-                argv = ["sh", "-c", 'eval "$(cat)"; exec "$@"', "sh", *argv]
+    def run(self, argv, *, input=None, timeout=None, check=False, env=None, hold_stdin=False) -> Result:
+        # Only variables that differ from ours go along, over stdin (never in an argv,
+        # where `ps` on either machine would show them).
+        shown = shlex.join(argv)
+        extra = {k: v for k, v in (env or {}).items() if os.environ.get(k) != v}
+        exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in extra.items())
+        if extra and input is not None:
+            raise ShellError("cannot pass both input and environment to a remote command")
+        if timeout is not None and input is None and not hold_stdin:
+            # A timeout must stop the remote command too: killing our client alone would
+            # leave it running (and the connection master would keep our pipes until it ends).
+            input, hold_stdin = exports, True
+            argv = ["sh", "-c", TIED, "sh", str(exports.count("\n")), *argv]
+        elif extra:
+            input = exports
+            argv = ["sh", "-c", 'eval "$(cat)"; exec "$@"', "sh", *argv]
         delay, deadline = 0.25, time.monotonic() + self.reconnect
         while True:
-            r = self._run_once(argv, input=input, timeout=timeout, check=False)
+            r = self._run_once(argv, input=input, timeout=timeout, check=False,
+                               hold_stdin=hold_stdin, shown=shown)
             if r.returncode != 255 or r.timed_out:
                 break
             if any(f in r.stderr for f in _FATAL) or time.monotonic() + delay > deadline:

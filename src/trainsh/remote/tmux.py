@@ -247,13 +247,15 @@ class Tmux:
         With secrets, the command runs in a subshell (the left side of a pipe) that turns
         tracing off, sources the values from a 0600 file and removes it; the session's own
         shell never holds them. The output goes through an awk filter that reads the values
-        from a second such file (and removes it) and masks them before the terminal sees them."""
+        from a second such file (and removes it) and masks them before the terminal sees them.
+        The command itself runs in one more subshell, so that its `exit` ends only that one and
+        the exit code is still written."""
         mark = f"printf '\\33]777;{channel}\\7'"
         rc = f'"$TRAINSH_RUN/{n}.rc"'
         end = f"printf '\\33]778;{channel}\\7'; tmux wait-for -S {channel}"
         if secrets:
             env, mask = f'"$TRAINSH_RUN/s{n}.env"', f'"$TRAINSH_RUN/s{n}.mask"'
-            return (f" {mark}; {{ {{ set +x; . {env}; rm -f {env}; }} 2>/dev/null; {{ {text}\n}} 2>&1;"
+            return (f" {mark}; {{ {{ set +x; . {env}; rm -f {env}; }} 2>/dev/null; ( {text}\n) 2>&1;"
                     f" echo $? > {rc}; }} | awk -v f={mask} {shlex.quote(MASK_AWK)}; {end}")
         trailer = f"echo $? > {rc}; {end}"
         stripped = text.strip()

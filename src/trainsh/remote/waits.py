@@ -4,6 +4,13 @@ Each wait is one process on the host (python3, standard library only) that watch
 condition every 20 ms and exits when it holds, when it never can (the command it reads ended
 without printing the pattern), or at its timeout. It prints one JSON line with what happened.
 No round trip per check, so a wait on a remote host costs one ssh command.
+
+The checks run in a child of that process; the parent keeps the deadline (it kills the child,
+so no pattern, however costly to match, outlasts it) and watches its stdin, which the caller
+holds open: an end of file there means the caller is gone (killed, or its ssh session
+dropped), and the wait ends with it. A wait may also name a claim file (one per session):
+it writes its pid there, and ends when another wait has written its own, so a resumed job's
+wait replaces one that a half-open connection left behind.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ from dataclasses import dataclass
 from trainsh.remote.shell import Shell
 
 WAITER = r'''
-import json, os, re, socket, sys, time
+import json, os, re, select, socket, sys, time
 a = json.loads(sys.stdin.readline())
 kind, timeout, tick = a["kind"], a["timeout"], 0.02
 end = time.monotonic() + timeout
@@ -46,24 +53,56 @@ def listening(port):
             except OSError:
                 pass
     return False
+rx = re.compile(a["pattern"]) if kind == "pattern" else None
+claim, me = a.get("claim") and os.path.expanduser(a["claim"]), str(os.getpid())
+def claimed():
+    try:
+        with open(claim) as f:
+            return f.read() == me
+    except OSError:
+        return True  # (its folder is gone: nobody else can claim it either)
+if claim:
+    try:
+        with open(claim + "." + me, "w") as f:
+            f.write(me)
+        os.replace(claim + "." + me, claim)
+    except OSError:
+        claim = None
+alive_r, alive_w = os.pipe()
+child = os.fork()
+if child:
+    os.close(alive_w)
+    while True:
+        left = end - time.monotonic()
+        ready = select.select([0, alive_r], [], [], min(left, 1.0) if claim else left)[0] \
+            if left > 0 else []
+        if alive_r in ready:  # the child ended, its answer printed
+            status = os.waitpid(child, 0)[1]
+            os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 1)
+        gone = 0 in ready and not os.read(0, 4096)  # the caller is gone
+        replaced = claim and not ready and not claimed()
+        if gone or replaced or time.monotonic() >= end:
+            os.kill(child, 9)
+            os.waitpid(child, 0)
+            if gone:
+                os._exit(1)
+            if replaced:
+                done(False, reason="replaced", detail="another wait for this session took over")
+            done(False, reason="timeout")
+os.close(alive_r)
 if kind == "file":
     path = os.path.expanduser(os.path.expandvars(a["path"]))  # $HOME and ~ as on the host
     while True:
         if os.path.exists(path):
             done(True, detail=path)
-        if time.monotonic() >= end:
-            done(False, reason="timeout")
         time.sleep(tick)
 if kind == "port":
     port = int(a["port"])
     while True:
         if listening(port):
             done(True, detail=str(port))
-        if time.monotonic() >= end:
-            done(False, reason="timeout")
         time.sleep(tick)
 if kind == "pattern":
-    rx = re.compile(a["pattern"])
     log, pos = os.path.expanduser(a["log"]), a["offset"]
     marker = b"\x1b]777;" + a["marker"].encode() + b"\x07" if a["marker"] else b""
     endmark = b"\x1b]778;" + a["marker"].encode() + b"\x07" if a["marker"] else b""
@@ -102,8 +141,6 @@ if kind == "pattern":
             # The exit code is written before the output reaches the log; the end marker
             # comes after it. Only then is it sure the pattern never came.
             done(False, reason="ended", rc=open(rc_path).read().strip())
-        if time.monotonic() >= end:
-            done(False, reason="timeout")
         if not chunk:
             time.sleep(tick)
 done(False, reason="bad wait kind " + kind)
@@ -122,8 +159,10 @@ def run_wait(shell: Shell, spec: dict, timeout: float) -> WaitOutcome:
     """Run a host-side wait; spec has kind and its arguments (see WAITER)."""
     python = sys.executable if shell.is_local() else "python3"
     args = dict(spec, timeout=timeout)
-    # the arguments on stdin: a pattern or path may hold a secret, and argv is public (ps)
-    r = shell.run([python, "-c", WAITER], input=json.dumps(args) + "\n", timeout=timeout + 30)
+    # the arguments on stdin: a pattern or path may hold a secret, and argv is public (ps);
+    # stdin stays open while we wait, so the waiter ends if we are gone
+    r = shell.run([python, "-c", WAITER], input=json.dumps(args) + "\n", timeout=timeout + 30,
+                  hold_stdin=True)
     line = (r.stdout.strip().splitlines() or [""])[-1]
     try:
         data = json.loads(line)

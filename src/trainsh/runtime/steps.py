@@ -211,6 +211,7 @@ def wait(ctx: Context, idx: int, step: m.Wait, resume: dict | None = None) -> No
                 if not port.isdigit() or not 0 < int(port) < 65536:
                     raise StepFailed(f"bad port '{port}'")
                 spec = {"kind": "port", "port": int(port)}
+            spec["claim"] = f"{s.rc_dir}/wait.pid"  # a newer wait on the session replaces this one
             outcome = run_wait(h.shell, spec, timeout)
             if not outcome.ok:
                 if outcome.reason == "timeout":
