@@ -77,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     rsm.add_argument("--no-visual", action="store_true", help="plain line-by-line output")
     rsm.add_argument("--keep-sessions", action="store_true",
                      help="keep the job's tmux sessions when it fails")
+    rsm.add_argument("--keep-hosts", action="store_true",
+                     help="keep the machines the job rented, started or allocated when it fails")
 
     ex = sub.add_parser("exec", help="run recipe lines directly",
                         description="Run DSL lines directly, e.g. train exec '@local > nvidia-smi'. "
@@ -265,6 +267,8 @@ def _run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-visual", action="store_true", help="plain line-by-line output (no live status)")
     p.add_argument("--keep-sessions", action="store_true",
                    help="keep the job's tmux sessions when it fails")
+    p.add_argument("--keep-hosts", action="store_true",
+                   help="keep the machines the job rented, started or allocated when it fails")
     p.add_argument("--pick-host", metavar="NAME", help="pick a Vast.ai machine for a host")
 
 

@@ -143,7 +143,7 @@ def _run_recipe(recipe, args, *, exec_mode: bool = False) -> int:
     _check_config()
     console = Console(visual=not args.no_visual)
     journal = Journal()
-    options = RunOptions(keep_sessions=args.keep_sessions)
+    options = RunOptions(keep_sessions=args.keep_sessions, keep_hosts=args.keep_hosts)
     runner = Runner.start(journal, recipe, console, options, variables, hosts, storages)
     if exec_mode:
         journal.set_job(runner.job.id, options={**runner.job.options, "exec": True})
@@ -199,7 +199,8 @@ def cmd_resume(args) -> int:
             raise UserError(f"job {job.id} finished; nothing to resume")
         console = Console(visual=not args.no_visual)
         console.plain(f"resuming job {job.id}: {job.recipe_path} (was {status})")
-        runner = Runner.resume(journal, job, console, RunOptions(keep_sessions=args.keep_sessions))
+        runner = Runner.resume(journal, job, console, RunOptions(keep_sessions=args.keep_sessions,
+                                                                   keep_hosts=args.keep_hosts))
         return runner.run()
     finally:
         journal.close()

@@ -22,6 +22,7 @@ from trainsh.remote.shell import LocalShell, Shell, ShellError
 from trainsh.remote.tmux import Pending, Session, Tmux
 from trainsh.runtime.events import Events
 from trainsh.runtime.journal import Job, Journal
+from trainsh.runtime.machines import Machines
 from trainsh.settings import config
 from trainsh.ui.console import Console
 
@@ -42,6 +43,7 @@ class Interrupted(BaseException):
 @dataclass
 class RunOptions:
     keep_sessions: bool = False
+    keep_hosts: bool = False  # a failed job leaves the machines it brought up running
 
 
 @dataclass
@@ -68,6 +70,7 @@ class Context:
     hosts: dict[str, HostHandle] = field(default_factory=dict)
     sessions: dict[str, Session] = field(default_factory=dict)
     secret_files: list[tuple[str, str]] = field(default_factory=list)  # (host, path) written
+    machines: Machines | None = None  # what the job rented, started or allocated
 
     def expand(self, text: str, where: str | None = None) -> str:
         """Expand variables and secrets. With `where`, the text ends up in a process's
@@ -189,14 +192,16 @@ class Runner:
         host_specs.update(job.host_overrides)
         storage_specs = {**recipe.storages, **job.options.get("storage_overrides", {})}
         events = Events(journal, job.id, job.folder / "job.log", console)
-        self.ctx = Context(job, journal, events, console, recipe, variables, host_specs, storage_specs)
+        self.machines = Machines(journal, job.id)
+        self.ctx = Context(job, journal, events, console, recipe, variables, host_specs, storage_specs,
+                           machines=self.machines)
 
     # ---- entry points
     @classmethod
     def start(cls, journal: Journal, recipe: Recipe, console: Console, options: RunOptions,
               variables: dict[str, str], host_overrides: dict[str, str],
               storage_overrides: dict[str, str] | None = None) -> Runner:
-        job_options: dict = {"keep_sessions": options.keep_sessions}
+        job_options: dict = {"keep_sessions": options.keep_sessions, "keep_hosts": options.keep_hosts}
         if storage_overrides:
             job_options["storage_overrides"] = storage_overrides
         job = journal.new_job(os.path.abspath(recipe.path) if os.path.exists(recipe.path) else recipe.path,
@@ -220,6 +225,7 @@ class Runner:
             console.warn(f"{job.recipe_path} changed since job {job.id} started; resuming the "
                          "recipe as it was then")
         options.keep_sessions = options.keep_sessions or bool(job.options.get("keep_sessions"))
+        options.keep_hosts = options.keep_hosts or bool(job.options.get("keep_hosts"))
         from trainsh.runtime.journal import process_start
 
         journal.set_job(job.id, status="running", pid=os.getpid(), error=None,
@@ -311,6 +317,7 @@ class Runner:
             left = [s for s in ctx.sessions.values()]
             for s in left:
                 self.console.info(f"session {s.name} left open: {self.attach_hint(s)}")
+            self.machines.on_done(self.console)
             return 0
         except (KeyboardInterrupt, Interrupted) as e:
             self.console.live_done()
@@ -320,6 +327,7 @@ class Runner:
             ctx.events.record("warning", f"job interrupted ({why}) at step {idx + 1}")
             self.console.fail(f"({why}) at step {idx + 1}; commands keep running in their tmux "
                               f"sessions. Resume with: train recipe resume {job.id}", "interrupted")
+            self.machines.on_interrupted(self.console)
             return 130
         finally:
             for s, h in previous.items():
@@ -364,6 +372,7 @@ class Runner:
         else:
             self.close_sessions()
         self.clean_hosts()
+        self.machines.on_failed(self.console, keep=self.options.keep_hosts)
         self.console.plain(f"job {job.id} failed; logs: train recipe logs {job.id}")
         return 1
 

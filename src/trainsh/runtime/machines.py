@@ -1,0 +1,138 @@
+"""Machines a job brought up and must not leave billing by accident: rented or started cloud
+instances, Slurm allocations. One lifecycle for all of them:
+
+- each is journaled the moment it exists (`Machines.add`), with how the job came by it:
+  `rented`/`started`/`allocated` (the job's to release) or `found` (the user's own, running
+  before the job: never the job's to stop);
+- a failed job releases every machine it brought up, unless `--keep-hosts`, and says what
+  each became (`on_failed`);
+- an interrupted job (Ctrl-C, SIGTERM, a killed train) leaves them running, so the work goes
+  on and `resume` finds them again, and says what still bills and how to stop it
+  (`on_interrupted`; `train recipe status` tells the same after a kill -9);
+- a job that ends names what is still up (`on_done`).
+
+Each kind of machine registers a `Kind` that knows how to release, describe and name the
+command that releases one (`KINDS["vast"] = ...`, `KINDS["slurm"] = ...`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+OURS = ("rented", "started", "allocated")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS machines (
+    job_id TEXT NOT NULL,
+    host TEXT NOT NULL,      -- the recipe's host name it backs
+    kind TEXT NOT NULL,      -- vast | runpod | slurm ...
+    ident TEXT NOT NULL,     -- instance id, Slurm job id
+    how TEXT NOT NULL,       -- rented | started | allocated | found
+    place TEXT NOT NULL DEFAULT '',  -- where it lives beyond the kind (a login host for Slurm)
+    state TEXT NOT NULL DEFAULT '',  -- last known: running, stopped, released ...
+    PRIMARY KEY (job_id, host)
+);
+"""
+
+
+@dataclass
+class Machine:
+    host: str
+    kind: str
+    ident: str
+    how: str
+    place: str = ""
+    state: str = ""
+
+    @property
+    def ours(self) -> bool:
+        return self.how in OURS
+
+
+class Kind:
+    """How one kind of machine is released and described. Subclasses live with their kind."""
+
+    def release(self, m: Machine) -> str:
+        """End what bills (stop an instance, cancel an allocation); returns its state after."""
+        raise NotImplementedError
+
+    def describe(self, m: Machine) -> str:
+        """One line: what it is and what it costs, e.g. `vast 123 (RTX 4090, $0.40/h)`."""
+        return f"{m.kind} {m.ident}"
+
+    def release_hint(self, m: Machine) -> str:
+        """The command a user runs to release it by hand."""
+        return f"train {m.kind} stop {m.ident}"
+
+
+KINDS: dict[str, Kind] = {}
+
+
+def _kind(m: Machine) -> Kind:
+    return KINDS.get(m.kind) or Kind()
+
+
+class Machines:
+    """The machines of one job, as journaled."""
+
+    def __init__(self, journal, job_id: str):
+        self.journal = journal
+        self.job_id = job_id
+        journal.db.executescript(SCHEMA)
+
+    def add(self, m: Machine) -> None:
+        self.journal.db.execute(
+            "INSERT OR REPLACE INTO machines (job_id, host, kind, ident, how, place, state) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (self.job_id, m.host, m.kind, m.ident, m.how, m.place, m.state))
+
+    def set_state(self, host: str, state: str) -> None:
+        self.journal.db.execute("UPDATE machines SET state=? WHERE job_id=? AND host=?",
+                                (state, self.job_id, host))
+
+    def get(self, host: str) -> Machine | None:
+        row = self.journal.db.execute("SELECT * FROM machines WHERE job_id=? AND host=?",
+                                      (self.job_id, host)).fetchone()
+        return _machine(row) if row else None
+
+    def all(self) -> list[Machine]:
+        rows = self.journal.db.execute("SELECT * FROM machines WHERE job_id=? ORDER BY rowid",
+                                       (self.job_id,)).fetchall()
+        return [_machine(r) for r in rows]
+
+    def live(self) -> list[Machine]:
+        return [m for m in self.all() if m.state not in ("released", "stopped", "gone")]
+
+    # ---- the ends of a job
+    def on_failed(self, console, keep: bool = False) -> None:
+        for m in self.live():
+            kind = _kind(m)
+            if not m.ours:
+                console.info(f"{kind.describe(m)} was running before this job: left running")
+                continue
+            if keep:
+                console.info(f"{kind.describe(m)} kept (--keep-hosts); stop it with: {kind.release_hint(m)}")
+                continue
+            try:
+                state = kind.release(m)
+            except Exception as e:  # say what is left billing; never hide it behind a traceback
+                console.warn(f"{kind.describe(m)} could NOT be released ({e}): it may still "
+                             f"bill; stop it with: {kind.release_hint(m)}")
+                continue
+            self.set_state(m.host, state)
+            console.info(f"{kind.describe(m)}: {state} (the job failed)")
+
+    def on_interrupted(self, console) -> None:
+        for m in self.live():
+            kind = _kind(m)
+            console.warn(f"{kind.describe(m)} is still running and billing (resume goes on "
+                         f"there); stop it with: {kind.release_hint(m)}")
+
+    def on_done(self, console) -> None:
+        for m in self.live():
+            kind = _kind(m)
+            console.info(f"{kind.describe(m)} is still running; stop it with: {kind.release_hint(m)}")
+
+
+def _machine(row) -> Machine:
+    return Machine(row["host"], row["kind"], row["ident"], row["how"], row["place"], row["state"])
