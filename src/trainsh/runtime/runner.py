@@ -67,6 +67,7 @@ class Context:
     hosts: dict[str, HostHandle] = field(default_factory=dict)
     sessions: dict[str, Session] = field(default_factory=dict)
     secret_files: list[tuple[str, str]] = field(default_factory=list)  # (host, path) written
+    warned: set[str] = field(default_factory=set)  # secrets already said to be too short
 
     def expand(self, text: str, where: str | None = None) -> str:
         """Expand variables and secrets. With `where`, the text ends up in a process's
@@ -87,6 +88,12 @@ class Context:
         from trainsh.recipe.expand import secret_names
 
         return {"TRAINSH_PASSPHRASE", *secret_names(self.recipe.text)}
+
+    def command_env(self, extra: dict[str, str]) -> dict[str, str]:
+        """The environment of a command run outside tmux: ours without what a tmux server
+        we start would not get (see hidden_env), plus `extra`."""
+        hidden = self.hidden_env()
+        return {**{k: v for k, v in os.environ.items() if k not in hidden}, **extra}
 
     def expand_command(self, text: str) -> tuple[str, dict[str, str]]:
         """A command's text with each `${secret:NAME}` replaced by a reference to the variable
@@ -115,6 +122,10 @@ class Context:
             raise ExpandError(f"secret {name} is not set: run 'train secrets set {name}' "
                               f"or export {name}")
         masking.register(value)
+        short = masking.too_short(name, value)
+        if short and name not in self.warned:
+            self.warned.add(name)
+            self.events.warn(short)
         return value
 
     def host(self, name: str) -> HostHandle:
@@ -334,7 +345,7 @@ class Runner:
         for s in self.ctx.sessions.values():  # sent and maybe not started yet: it removes its own
             cur = s.current
             if cur is not None and cur.secrets and not cur.done:
-                keep |= {f"{s.rc_dir}/s{cur.n}.env", f"{s.rc_dir}/s{cur.n}.mask"}
+                keep.add(f"{s.rc_dir}/s{cur.n}.env")
         by_host: dict[str, list[str]] = {}
         for host, path in self.ctx.secret_files:
             if path not in keep:

@@ -154,7 +154,7 @@ def host_command(ctx: Context, idx: int, step: m.HostCommand, resume: dict | Non
     timeout = step.timeout.seconds if step.timeout else config.duration("defaults.command_timeout")
     _start(ctx, idx, step, host=step.host)
     shell = "bash" if shutil.which("bash") or not h.shell.is_local() else "sh"
-    env = {**os.environ, **secret_values} if secret_values else None
+    env = ctx.command_env(secret_values)
     argv = [shell, "-c", text]
     if not h.shell.is_local():  # ssh's own failures are 255: the command's 255 must not look so
         argv = ["sh", "-c", '"$@"; r=$?; [ $r -eq 255 ] && r=254; exit $r', "sh", *argv]

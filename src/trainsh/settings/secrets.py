@@ -253,6 +253,7 @@ def passphrase() -> str:
         if not value:
             raise SecretError("empty passphrase")
     _passphrase = value
+    masking.register(value)
     return value
 
 
