@@ -187,3 +187,11 @@ def test_one_file_with_delete_lands_at_its_name(tmp_path, lake):
     p = train("transfer", "model.bin", "@lake:/m/model.bin", "--delete")
     assert p.returncode == 0, p.stderr
     assert keys(lake, "m/") == {"m/model.bin": 3000}
+
+
+def test_one_file_with_odd_characters_in_its_name(tmp_path, lake):
+    (tmp_path / "f.txt").write_text("odd\n")
+    name = "a\\tb 'q\"$(x)`y`;#[1]*{2};"
+    p = train("transfer", "f.txt", f"@lake:/odd/{name}")
+    assert p.returncode == 0, p.stderr
+    assert keys(lake, "odd/") == {f"odd/{name}": 4}

@@ -170,6 +170,15 @@ sys.exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(s
 """
 
 
+def tmux_literal(value: str, format: bool = False) -> str:
+    """A value as one tmux argument: tmux reads an argument's trailing `;` as the end of a
+    command (unless written `\\;`), and where it expands formats, `#` starts one (`#(cmd)`
+    runs cmd), so it is written `##` there."""
+    if format:
+        value = value.replace("#", "##")
+    return value[:-1] + "\\;" if value.endswith(";") else value
+
+
 _SEP = "\x1etrainsh-"  # record separator in a batched remote answer
 LONG_COMMAND = 8000  # longer commands are sourced from a file, not typed
 
@@ -292,15 +301,16 @@ class Tmux:
         t = s.target
         args = ["start-server"]
         for k, v in self.options.items():  # before the pane exists, so history-limit counts
-            args += [";", "set-option", "-g", k, v]
-        args += [";", "new-session", "-d", "-s", s.real, "-x", "200", "-y", "50"]
+            args += [";", "set-option", "-g", tmux_literal(k), tmux_literal(v)]
+        args += [";", "new-session", "-d", "-s", tmux_literal(s.real), "-x", "200", "-y", "50"]
         if cwd:
-            args += ["-c", cwd]
-        args += ["-e", f"TRAINSH_RUN={s.rc_dir}",
+            args += ["-c", tmux_literal(cwd, format=True)]
+        args += ["-e", tmux_literal(f"TRAINSH_RUN={s.rc_dir}"),
                  ";", "set-option", "-t", t, "remain-on-exit", "on",
                  ";", "set-option", "-t", t, "@ts_chan", "ts-none",
                  ";", "set-hook", "-t", t, "pane-died", 'run-shell -C "wait-for -S #{@ts_chan}"',
-                 ";", "pipe-pane", "-t", t, "-o", f"exec cat >> {shlex.quote(s.log_path)}",
+                 ";", "pipe-pane", "-t", t, "-o",
+                 tmux_literal(f"exec cat >> {shlex.quote(s.log_path)}", format=True),
                  # The shell records its own exit status: tmux 3.3 can mark a pane dead
                  # without ever filling in #{pane_dead_status}. (A wrapper process would do
                  # it too, but then the shell is no longer the pane's session leader and a
@@ -343,7 +353,7 @@ class Tmux:
         self.options.update({k: str(v) for k, v in options.items()})
         args: list[str] = []
         for k, v in self.options.items():
-            args += [";", "set-option", "-g", k, v]
+            args += [";", "set-option", "-g", tmux_literal(k), tmux_literal(v)]
         if self.run("has-session", check=False).ok:
             self.run(*args[1:])
 
@@ -418,7 +428,7 @@ class Tmux:
             text = f'. "$TRAINSH_RUN/{p.n}.sh"'
         typed = self.typed_text(text, p.channel, p.n, tuple(p.secrets))
         return self.argv("set-option", "-t", s.target, "@ts_chan", p.channel,
-                         ";", "send-keys", "-t", s.target, "-l", typed,
+                         ";", "send-keys", "-t", s.target, "-l", tmux_literal(typed),
                          ";", "send-keys", "-t", s.target, "Enter")
 
     def read_rc(self, rc_path: str) -> int | None:
