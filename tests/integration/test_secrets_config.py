@@ -330,3 +330,19 @@ tmux.open @local as w
     assert [str(f) for f in every_file_under(paths.home()) if holds(f, SECRET)] == []
     logs = train("recipe", "logs", "--last").stdout
     assert "tty ***" in logs and "split ***." in logs and SECRET not in logs
+
+
+def test_a_secret_of_several_lines_is_masked_in_the_pane(tmp_path, monkeypatch):
+    monkeypatch.setenv("MULTI", "line-one-5e2a9c\nline-two-7d41b0")
+    r = write_recipe(tmp_path / "ml.recipe", """
+tmux.open @local as w
+@w > printf 'v=%s.\\n' "${secret:MULTI}"; printf '%s\\n' "${secret:MULTI}" | tail -n 1 > /dev/tty
+""")
+    p = train("recipe", "run", str(r), "--no-visual", "--keep-sessions")
+    assert p.returncode == 0, p.stderr
+    name = tmux("ls", "-F", "#{session_name}").stdout.split()[0]
+    history = tmux("capture-pane", "-p", "-S", "-", "-t", name).stdout
+    assert "v=***." in history
+    for part in ("line-one-5e2a9c", "line-two-7d41b0"):
+        assert part not in history and part not in p.stdout + p.stderr
+        assert [str(f) for f in every_file_under(paths.home()) if holds(f, part)] == []

@@ -81,7 +81,11 @@ for item in data.split(b"\0"):
         env[k] = v
         if v:
             values.append(v)
-values.sort(key=len, reverse=True)
+for v in list(values):  # the terminal prints a newline as CR LF; a line of it may show alone
+    if b"\n" in v:
+        values.append(v.replace(b"\n", b"\r\n"))
+        values += [line for line in v.splitlines() if len(line) >= 8]
+values = sorted(set(values), key=len, reverse=True)
 rx = re.compile(b"|".join(re.escape(v) for v in values)) if values else None
 child = None
 def interrupted(signum, frame):  # (passed on: the command decides how it ends)
