@@ -316,6 +316,7 @@ def test_a_secret_written_to_the_terminal_itself_stays_out_of_the_pane(tmp_path,
 tmux.open @local as w
 @w > echo "tty ${secret:TOKX}" > /dev/tty; echo "err ${secret:TOKX}" >&2
 @w > printf 'split %s' "${secret:TOKX}" | head -c 10 > /dev/tty; sleep 0.3; printf '%s.\\n' "${secret:TOKX}" | tail -c +5 > /dev/tty
+@w > v="${secret:TOKX}"; i=0; while [ $i -lt ${#v} ]; do printf %s "${v:$i:1}"; sleep 0.01; i=$((i+1)); done; echo " bytewise"
 @w > : "${secret:TOKX}"; exit 3
 """)
     p = train("recipe", "run", str(r), "--no-visual", "--keep-sessions")
@@ -324,6 +325,7 @@ tmux.open @local as w
     name = tmux("ls", "-F", "#{session_name}").stdout.split()[0]
     history = tmux("capture-pane", "-p", "-S", "-", "-t", name).stdout
     assert "tty ***" in history and "err ***" in history and "split ***." in history
+    assert "*** bytewise" in history
     assert SECRET not in history
     # the pane log, the step outputs and the job log
     assert list(paths.jobs_dir().glob("*/run/*.log"))

@@ -123,18 +123,24 @@ try:
             except OSError:
                 return
     def show(buf, final=False):
-        # A value split across two reads must not pass half by half: hold back an end
-        # that may begin one, until the rest shows whether it does.
-        if rx:
-            buf = rx.sub(b"***", buf)
-        hold = 0
-        if not final:
-            for k in range(min(len(buf), len(values[0]) - 1 if values else 0), 0, -1):
-                if any(v.startswith(buf[-k:]) for v in values):
-                    hold = k
+        # A value split across two reads must not pass half by half: hold back the end
+        # from where a value may begin (and any whole one that runs into it), until the
+        # rest shows whether it does. Never released on a timer: that could split one.
+        cut = len(buf)
+        if not final and values:
+            for q in range(max(0, len(buf) - len(values[0]) + 1), len(buf)):
+                tail = buf[q:]
+                if any(len(v) > len(tail) and v.startswith(tail) for v in values):
+                    cut = q
                     break
-        put(1, buf[:len(buf) - hold])
-        return buf[len(buf) - hold:]
+            for m in rx.finditer(buf, 0, len(buf)) if cut < len(buf) else ():
+                if m.start() >= cut:
+                    break
+                if m.end() > cut:
+                    cut = m.start()
+                    break
+        put(1, rx.sub(b"***", buf[:cut]) if rx else buf[:cut])
+        return buf[cut:]
     fds, pend, status, until = [master, 0], b"", None, None
     while True:
         try:
