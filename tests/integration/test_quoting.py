@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -63,11 +64,20 @@ def check_job(p, work: Path, homes: list[Path], scrollback: str) -> None:
 
 
 def test_odd_characters_on_a_local_host(tmp_path, monkeypatch):
-    p, work = odd_job(tmp_path, monkeypatch, "local", tmp_path / "remote")
-    name = tmux("ls", "-F", "#{session_name}").stdout.split()[0]
-    scrollback = tmux("capture-pane", "-p", "-S", "-", "-t", name).stdout
-    check_job(p, work, [Path(os.environ["HOME"]), tmp_path], scrollback)
-    assert str(work) in p.stderr  # the session opened in the working folder
+    # the tmux socket too (a short path: sockets are limited to ~108 bytes)
+    sock = Path(os.environ["TRAINSH_TMUX_SOCKET"]).parent / "t m'x;"
+    monkeypatch.setenv("TRAINSH_TMUX_SOCKET", str(sock))
+    try:
+        p, work = odd_job(tmp_path, monkeypatch, "local", tmp_path / "remote")
+        name = tmux("ls", "-F", "#{session_name}").stdout.split()[0]
+        scrollback = tmux("capture-pane", "-p", "-S", "-", "-t", name).stdout
+        check_job(p, work, [Path(os.environ["HOME"]), tmp_path], scrollback)
+        assert str(work) in p.stderr  # the session opened in the working folder
+        # the attach line it prints works as typed into a shell
+        attach = p.stderr.split("left open: ")[1].splitlines()[0]
+        assert subprocess.run(["sh", "-c", attach.replace(" attach ", " has-session ")]).returncode == 0
+    finally:
+        tmux("kill-server")
 
 
 def test_odd_characters_on_an_ssh_host(tmp_path, ssh, monkeypatch):

@@ -412,7 +412,7 @@ def attach_command(handle: HostHandle, real: str) -> str:
 def attach_line(spec: str, real: str, socket: str | None = None) -> str:
     """How a user attaches to a session: tmux here, or tmux through ssh on a host."""
     if spec == "local":
-        sock = f"-S {socket} " if socket else ""
+        sock = f"-S {shlex.quote(socket)} " if socket else ""
         return f"tmux {sock}attach -t {real}"
     from trainsh.remote.sshspec import SpecError, SshSpec, ssh_argv
 
