@@ -150,7 +150,33 @@ def build_parser() -> argparse.ArgumentParser:
     cu.add_argument("key")
     cr = cs.add_parser("reset", help="back to the defaults (config.toml kept as config.toml.bak)")
     cr.add_argument("--yes", action="store_true", help="do not ask")
+    _runpod_parser(sub)
     return p
+
+
+def _runpod_parser(sub) -> None:
+    rp = sub.add_parser("runpod", help="RunPod pods: list, show, ssh, start, stop, destroy, GPU types",
+                        description="Your RunPod pods and GPU types. Key: the RUNPOD_API_KEY secret; "
+                                    "server: RUNPOD_API_BASE_URL (default https://api.runpod.io).")
+    rs = rp.add_subparsers(dest="cmd", metavar="SUBCOMMAND")
+    ls = rs.add_parser("list", help="your pods: status, GPU, $/h, uptime, cost so far, ssh")
+    ls.add_argument("--json", action="store_true", help="as JSON")
+    sh = rs.add_parser("show", help="one pod in detail")
+    sh.add_argument("id")
+    sh.add_argument("--json", action="store_true", help="as JSON")
+    ss = rs.add_parser("ssh", help="an interactive shell on a running pod")
+    ss.add_argument("id")
+    st = rs.add_parser("start", help="resume a stopped pod")
+    st.add_argument("id")
+    st.add_argument("--wait", action="store_true", help="wait until an ssh login works")
+    sp = rs.add_parser("stop", help="stop a pod (its disk stays, and bills)")
+    sp.add_argument("id")
+    de = rs.add_parser("destroy", help="terminate a pod and delete its disk (asks on a terminal)")
+    de.add_argument("id")
+    de.add_argument("--yes", action="store_true", help="do not ask")
+    gp = rs.add_parser("gpus", help="GPU types with memory and prices")
+    gp.add_argument("--count", type=int, default=1, help="GPUs per pod, for the price (default 1)")
+    gp.add_argument("--json", action="store_true", help="as JSON")
 
 
 def _run_options(p: argparse.ArgumentParser) -> None:
@@ -170,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.group:
         parser.print_help()
         return 0
-    if args.group in ("recipe", "secrets", "config", "host", "storage") and not getattr(args, "cmd", None):
+    if args.group in ("recipe", "secrets", "config", "host", "storage", "runpod") and not getattr(args, "cmd", None):
         parser.parse_args([args.group, "--help"])
     try:
         if args.group in ("secrets", "config"):
@@ -179,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
             from trainsh.cli import hosts as handlers
         elif args.group == "storage":
             from trainsh.cli import storage as handlers
+        elif args.group == "runpod":
+            from trainsh.cli import runpod as handlers
         else:
             from trainsh.cli import commands as handlers
 
