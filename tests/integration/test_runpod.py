@@ -96,10 +96,14 @@ def test_lifecycle_with_real_ssh(cloud, fake):
     assert listed[inst.id].price_per_hour > 0 and listed[inst.id].host_spec == f"runpod:{inst.id}"
 
     fake.faults["start_delay"] = 0
+    bg = login(cloud, ready, "nohup sleep 1000 >/dev/null 2>&1 & echo $!")
+    sleeper = int(bg.stdout.strip())
+    assert os.path.exists(f"/proc/{sleeper}")
     cloud.stop(inst.id)
     stopped = cloud.get(inst.id)
     assert stopped.status == STOPPED and stopped.ssh is None
-    assert refused(ready.ssh.port)  # its sshd is gone
+    assert refused(ready.ssh.port)  # its sshd is gone, and what its logins left running
+    assert not os.path.exists(f"/proc/{sleeper}") or "zombie" in Path(f"/proc/{sleeper}/status").read_text()
 
     cloud.start(inst.id)
     back = cloud.wait_ready(inst.id, timeout=30)

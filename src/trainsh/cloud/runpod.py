@@ -254,7 +254,8 @@ class RunPodProvider(Provider):
         for attempt in range(1, attempts + 1):
             try:
                 data = self.graphql(doc, retries=0)
-            except (Unavailable, ProviderError) as e:
+            except ProviderError as e:
+                # Unavailable (5xx, lost answer) or a server-side failure: the pod may exist.
                 if isinstance(e, (AuthError, NoCapacity)) or type(e) is ProviderError and not _maybe_made(e):
                     raise
                 try:
