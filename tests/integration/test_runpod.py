@@ -333,3 +333,28 @@ def test_cli_errors_are_one_line(fake, monkeypatch):
     assert "refused" in one_line(train("runpod", "list"), 2)
     monkeypatch.delenv("RUNPOD_API_KEY")
     assert "RUNPOD_API_KEY" in one_line(train("runpod", "gpus"), 2)
+
+
+def test_cli_destroy_asks_on_a_terminal(cloud, fake):
+    import pty
+
+    from helpers import TRAIN
+
+    inst = cloud.create("L4", request(fake, "t-ask"))
+
+    def answer(text: str) -> subprocess.CompletedProcess:
+        master, slave = pty.openpty()
+        try:
+            os.write(master, text.encode())
+            return subprocess.run([*TRAIN, "runpod", "destroy", inst.id], stdin=slave, capture_output=True,
+                                  text=True, timeout=60)
+        finally:
+            os.close(master)
+            os.close(slave)
+
+    p = answer("n\n")
+    assert p.returncode == 1 and "kept" in p.stdout and "[y/N]" in p.stdout, (p.stdout, p.stderr)
+    assert fake.pod_state(inst.id) == "RUNNING"
+    p = answer("y\n")
+    assert p.returncode == 0 and "destroyed" in p.stdout, (p.stdout, p.stderr)
+    assert fake.pod_state(inst.id) == "TERMINATED"
