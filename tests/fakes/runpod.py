@@ -431,6 +431,7 @@ class Pod:
 def _kill_marked(marker: str) -> None:
     """Kill the processes whose environment carries `marker` (a pod's logins, its tmux servers)."""
     needle = f"FAKE_RUNPOD_POD={marker}".encode()
+    killed = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or int(entry) == os.getpid():
             continue
@@ -438,8 +439,18 @@ def _kill_marked(marker: str) -> None:
             with open(f"/proc/{entry}/environ", "rb") as f:
                 if needle in f.read().split(b"\0"):
                     os.kill(int(entry), signal.SIGKILL)
+                    killed.append(entry)
         except OSError:
             pass
+    deadline = time.monotonic() + 5  # a stopped container has no process left: wait for them to die
+    for entry in killed:
+        while time.monotonic() < deadline:
+            try:
+                if "\nState:\tZ" in Path(f"/proc/{entry}/status").read_text():
+                    break
+            except OSError:
+                break
+            time.sleep(0.01)
 
 
 # ---- the API ---------------------------------------------------------------------------------

@@ -117,6 +117,13 @@ def test_lifecycle_with_real_ssh(cloud, fake):
     assert refused(back.ssh.port)
 
 
+def test_create_gives_the_pod_the_key_ssh_uses(cloud, fake):
+    # No public_key in the request: the public half of config ssh.key (set by the fixture).
+    inst = cloud.create("L4", CreateRequest(image=IMAGE, label="t-key"))
+    assert fake.state()["pods"][inst.id]["env"]["PUBLIC_KEY"] == fake.public_key
+    assert login(cloud, cloud.wait_ready(inst.id, timeout=30)).stdout.strip() == "ok"
+
+
 def test_unknown_pod_is_not_found(cloud, fake):
     for call in (cloud.get, cloud.stop, cloud.start, cloud.destroy):
         with pytest.raises(NotFound, match="nosuchpod1"):

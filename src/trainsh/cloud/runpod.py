@@ -241,8 +241,9 @@ class RunPodProvider(Provider):
         gpu = gpu_type_id(offer_id)
         label = request.label or f"trainsh-{_random.token_hex(4)}"
         env = dict(request.env)
-        if request.public_key:
-            env["PUBLIC_KEY"] = request.public_key.strip()
+        public_key = request.public_key or local_public_key()
+        if public_key:
+            env["PUBLIC_KEY"] = public_key.strip()
         fields = {
             "name": label, "imageName": request.image, "gpuTypeId": gpu, "gpuCount": int(request.gpu_count),
             "cloudType": _Enum("ALL"), "startSsh": True, "supportPublicIp": True,
@@ -359,6 +360,28 @@ class RunPodProvider(Provider):
                 raise ProviderError(f"RunPod: pod {instance_id} not ready after {timeout:.0f}s ({last})")
             time.sleep(delay)
             delay = min(delay * 1.5, 5.0)
+
+
+def local_public_key() -> str | None:
+    """The public half of the identity trainsh's ssh uses: config `ssh.key` + `.pub`, else the
+    first of ~/.ssh/id_ed25519.pub, id_ecdsa.pub, id_rsa.pub; None when there is none."""
+    from trainsh.settings import config
+
+    try:
+        key = config.get("ssh.key")
+    except config.ConfigError:
+        key = ""
+    names = [os.path.expanduser(key) + ".pub"] if key else [
+        os.path.expanduser(f"~/.ssh/id_{kind}.pub") for kind in ("ed25519", "ecdsa", "rsa")]
+    for name in names:
+        try:
+            with open(name) as f:
+                text = f.read().strip()
+        except OSError:
+            continue
+        if text:
+            return text
+    return None
 
 
 def _maybe_made(e: ProviderError) -> bool:
