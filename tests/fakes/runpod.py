@@ -14,8 +14,10 @@ stop kills the sshd and every process of its logins; resume starts it again on a
 
 Faults, by flag or by `POST /_fake/faults` with a JSON object (`GET /_fake/state` shows the
 pods, terminated ones too, and counters):
-  no_capacity   true, or a list of GPU type ids: create answers RunPod's capacity error
-  fail_create   N: the next N creates make the pod, then answer HTTP 500
+  no_capacity   true, or a list of GPU type ids: create (and resume) answer RunPod's capacity
+                error, while the listings still show them (they lag, as RunPod's do)
+  sold_out      true, or a list of GPU type ids: listed with no current price (lowestPrice null)
+  fail_create   N (alias fail_after_create): the next N creates make the pod, then answer 500
   start_delay   seconds before a pod's sshd starts (runtime null until then)
   down          true: every API call answers 503
 
@@ -371,13 +373,15 @@ class Pod:
             proc, self.proc = self.proc, None
             self.port = self.up_since = None
         if proc:
+            # Each connection's sshd is a session of its own: find them before their parent goes.
+            doomed = _descendants(proc.pid)
+            for pid in doomed:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(5)
-            if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+            proc.wait()
+            _wait_dead(doomed)
         _kill_marked(self.marker)
 
     def render(self) -> dict:
@@ -428,6 +432,37 @@ class Pod:
         }
 
 
+def _descendants(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def _wait_dead(pids: list[int]) -> None:
+    """A stopped container has no process left: wait (a little) until these are gone."""
+    deadline = time.monotonic() + 5
+    for pid in pids:
+        while time.monotonic() < deadline:
+            try:
+                if "\nState:\tZ" in Path(f"/proc/{pid}/status").read_text():
+                    break
+            except OSError:
+                break
+            time.sleep(0.01)
+
+
 def _kill_marked(marker: str) -> None:
     """Kill the processes whose environment carries `marker` (a pod's logins, its tmux servers)."""
     needle = f"FAKE_RUNPOD_POD={marker}".encode()
@@ -439,18 +474,10 @@ def _kill_marked(marker: str) -> None:
             with open(f"/proc/{entry}/environ", "rb") as f:
                 if needle in f.read().split(b"\0"):
                     os.kill(int(entry), signal.SIGKILL)
-                    killed.append(entry)
+                    killed.append(int(entry))
         except OSError:
             pass
-    deadline = time.monotonic() + 5  # a stopped container has no process left: wait for them to die
-    for entry in killed:
-        while time.monotonic() < deadline:
-            try:
-                if "\nState:\tZ" in Path(f"/proc/{entry}/status").read_text():
-                    break
-            except OSError:
-                break
-            time.sleep(0.01)
+    _wait_dead(killed)
 
 
 # ---- the API ---------------------------------------------------------------------------------
@@ -567,8 +594,8 @@ class FakeRunPod:
     def _gpu(self, gpu_id: str) -> tuple | None:
         return next((g for g in GPU_TYPES if g[0] == gpu_id), None)
 
-    def _no_capacity(self, gpu_id: str) -> bool:
-        nc = self.faults.get("no_capacity")
+    def _no_capacity(self, gpu_id: str, fault: str = "no_capacity") -> bool:
+        nc = self.faults.get(fault)
         return nc is True or (isinstance(nc, list) and gpu_id in nc)
 
     def _gpu_type(self, g: tuple) -> dict:
@@ -577,7 +604,7 @@ class FakeRunPod:
         def lowest(input: dict | None = None) -> dict:
             count = int((input or {}).get("gpuCount") or 1)
             prices = [p for p in (community, secure) if p]
-            avail = not self._no_capacity(gpu_id)
+            avail = not self._no_capacity(gpu_id, "sold_out")
             return {"minimumBidPrice": round(min(prices) * 0.6, 3) if avail and community else None,
                     "uninterruptablePrice": min(prices) if avail else None,
                     "stockStatus": "High" if avail else None, "gpuCount": count}
@@ -619,9 +646,10 @@ class FakeRunPod:
         with self.lock:
             self.pods[pod_id] = pod
             self.counts["creates"] += 1
-            failing = int(self.faults.get("fail_create") or 0)
+            name = "fail_after_create" if self.faults.get("fail_after_create") else "fail_create"
+            failing = int(self.faults.get(name) or 0)
             if failing:
-                self.faults["fail_create"] = failing - 1
+                self.faults[name] = failing - 1
         pod.boot()
         if failing:
             raise GraphQLError("Something went wrong. Please try again later or contact support.", 500)

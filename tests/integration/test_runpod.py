@@ -23,7 +23,7 @@ import pytest
 from helpers import train
 
 from trainsh.cloud.provider import (RUNNING, STARTING, STOPPED, AuthError, CreateRequest, NoCapacity,
-                                    NotFound, Unavailable)
+                                    NotFound, ProviderError, Unavailable)
 from trainsh.cloud.runpod import RunPodProvider
 
 IMAGE = "runpod/pytorch:2.4.0-py3.11-cuda12.4.1-devel-ubuntu22.04"
@@ -51,6 +51,18 @@ def login(cloud, inst, command: str = "echo ok") -> subprocess.CompletedProcess:
                           text=True, timeout=30, stdin=subprocess.DEVNULL)
 
 
+def sleeper(cloud, inst) -> int:
+    """A process left running in the pod by a login; its pid."""
+    return int(login(cloud, inst, "nohup sleep 1000 >/dev/null 2>&1 & echo $!").stdout.strip())
+
+
+def dead(pid: int) -> bool:
+    try:
+        return "\nState:\tZ" in Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return True
+
+
 def refused(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=2):
@@ -65,11 +77,15 @@ def test_offers_are_gpu_types_with_prices(cloud):
     offers = cloud.search()
     assert len(offers) >= 10
     assert [o.price_per_hour for o in offers] == sorted(o.price_per_hour for o in offers)
-    l40 = cloud.search(gpu="L40")
-    assert [(o.id, o.gpu_name, o.gpu_ram_gb) for o in l40] == [("NVIDIA L40", "L40", 48.0)]
+    l40 = cloud.search(gpu="L40")  # secure cloud only
+    assert [(o.id, o.gpu_name, o.gpu_ram_gb) for o in l40] == [("NVIDIA L40@SECURE", "L40", 48.0)]
     assert l40[0].price_per_hour > 0 and l40[0].provider == "runpod"
     two = cloud.search(gpu="l40", num_gpus=2)
     assert two[0].num_gpus == 2 and two[0].price_per_hour == pytest.approx(2 * l40[0].price_per_hour)
+    by_name = {o.id: o.price_per_hour for o in cloud.search(gpu="RTX_4090")}  # a display name
+    assert by_name == {o.id: o.price_per_hour for o in cloud.search(gpu="NVIDIA GeForce RTX 4090")}
+    assert by_name["NVIDIA GeForce RTX 4090@COMMUNITY"] < by_name["NVIDIA GeForce RTX 4090@SECURE"]
+    assert cloud.search(gpu="NO_SUCH_GPU") == []
     big_cheap = cloud.search(min_gpu_ram_gb=80, max_price=2.0)
     assert big_cheap and all(o.gpu_ram_gb >= 80 and o.price_per_hour <= 2.0 for o in big_cheap)
     assert "NVIDIA H200" not in {o.id for o in big_cheap}
@@ -96,14 +112,13 @@ def test_lifecycle_with_real_ssh(cloud, fake):
     assert listed[inst.id].price_per_hour > 0 and listed[inst.id].host_spec == f"runpod:{inst.id}"
 
     fake.faults["start_delay"] = 0
-    bg = login(cloud, ready, "nohup sleep 1000 >/dev/null 2>&1 & echo $!")
-    sleeper = int(bg.stdout.strip())
-    assert os.path.exists(f"/proc/{sleeper}")
+    left = sleeper(cloud, ready)
+    assert not dead(left)
     cloud.stop(inst.id)
     stopped = cloud.get(inst.id)
     assert stopped.status == STOPPED and stopped.ssh is None
-    assert refused(ready.ssh.port)  # its sshd is gone, and what its logins left running
-    assert not os.path.exists(f"/proc/{sleeper}") or "zombie" in Path(f"/proc/{sleeper}/status").read_text()
+    assert refused(ready.ssh.port) and dead(left)  # its sshd is gone, and what its logins left running
+    assert login(cloud, ready).returncode != 0  # the shared connection to it too
 
     cloud.start(inst.id)
     back = cloud.wait_ready(inst.id, timeout=30)
@@ -151,11 +166,33 @@ def test_missing_key_says_how_to_set_it(fake, monkeypatch):
 
 def test_no_capacity(cloud, fake):
     fake.faults["no_capacity"] = ["NVIDIA H200"]
-    assert cloud.search(gpu="H200") == []
-    with pytest.raises(NoCapacity, match="no longer any instances available"):
-        cloud.create("H200", request(fake, "t-full"))
+    offer = cloud.search(gpu="H200")[0]  # still listed: listings lag behind
+    with pytest.raises(NoCapacity, match=f"{offer.id}: There are no longer any instances available"):
+        cloud.create(offer.id, request(fake, "t-full"))
     assert fake.state()["creates"] == 0 and cloud.find_by_label("t-full") == []
+    fake.faults["sold_out"] = ["NVIDIA H200"]
+    assert cloud.search(gpu="H200") == []
     assert cloud.search(gpu="L40")  # other types still there
+
+
+def test_offer_ids_choose_the_cloud(cloud, fake):
+    secure = cloud.create("NVIDIA GeForce RTX 4090@SECURE", request(fake, "t-sec"))
+    community = cloud.create("RTX4090@community", request(fake, "t-com"))
+    spec = {pid: p["spec"]["cloudType"] for pid, p in fake.state()["pods"].items()}
+    assert spec == {secure.id: "SECURE", community.id: "COMMUNITY"}
+    assert cloud.get(secure.id).price_per_hour > cloud.get(community.id).price_per_hour
+    with pytest.raises(ProviderError, match="bad offer"):
+        cloud.create("RTX4090@moon", request(fake, "t-moon"))
+
+
+def test_reboot_is_stop_then_resume(cloud, fake):
+    inst = cloud.wait_ready(cloud.create("L4", request(fake, "t-reboot")).id, timeout=30)
+    login(cloud, inst, "touch ~/kept")
+    left = sleeper(cloud, inst)
+    cloud.reboot(inst.id)
+    back = cloud.wait_ready(inst.id, timeout=30)
+    assert dead(left)  # a new container
+    assert login(cloud, back, "ls ~/kept").returncode == 0  # the same disk
 
 
 def test_create_that_fails_after_making_the_pod_makes_one(cloud, fake):

@@ -7,8 +7,10 @@ public, and the user's public key in its `PUBLIC_KEY` env (RunPod's images put i
 authorized_keys). Its ssh endpoint is the runtime port with privatePort 22 on a public IP;
 `runtime` is null until the container is up.
 
-"search" offers GPU types: an offer's id is RunPod's gpuTypeId ("NVIDIA L40"), its price the
-lowest current per-GPU price times the GPU count. `GPU_SHORT_NAMES` maps the short names `ow`
+"search" offers GPU types that can be had now, one offer per cloud (secure, community): the
+offer id is RunPod's gpuTypeId with the cloud ("NVIDIA L40@SECURE"), its price that cloud's
+per-GPU price times the GPU count. `create` also takes a bare gpuTypeId or a short name
+(cloud ALL: RunPod picks the cheapest that is free). `GPU_SHORT_NAMES` maps the short names `ow`
 takes (L40, H100S, ...) to those ids.
 """
 
@@ -174,21 +176,27 @@ class RunPodProvider(Provider):
 
     def search(self, *, gpu: str | None = None, num_gpus: int = 1, min_gpu_ram_gb: float | None = None,
                max_price: float | None = None, limit: int = 20) -> list[Offer]:
-        want = gpu_type_id(gpu) if gpu else None
+        """One offer per GPU type and cloud (secure, community) that can be had now; `gpu` is a
+        short name, a gpuTypeId or a display name (any case, `_` for a space)."""
         offers = []
         for g in self.gpu_types(num_gpus):
-            if want and g["id"].lower() != want.lower():
+            if gpu and not _names_gpu(gpu, g):
                 continue
             if g["price"] is None:
                 continue  # none to be had right now
             if min_gpu_ram_gb is not None and (g.get("memoryInGb") or 0) < min_gpu_ram_gb:
                 continue
-            price = g["price"] * num_gpus
-            if max_price is not None and price > max_price:
-                continue
-            offers.append(Offer(provider=self.name, id=g["id"], gpu_name=g.get("displayName") or g["id"],
-                                num_gpus=num_gpus, gpu_ram_gb=float(g.get("memoryInGb") or 0),
-                                price_per_hour=round(price, 4), raw=g))
+            for cloud, field in (("SECURE", "securePrice"), ("COMMUNITY", "communityPrice")):
+                per_gpu = g.get(field)
+                if not per_gpu:
+                    continue  # not offered in that cloud
+                price = float(per_gpu) * num_gpus
+                if max_price is not None and price > max_price:
+                    continue
+                offers.append(Offer(provider=self.name, id=f"{g['id']}@{cloud}",
+                                    gpu_name=g.get("displayName") or g["id"], num_gpus=num_gpus,
+                                    gpu_ram_gb=float(g.get("memoryInGb") or 0), price_per_hour=round(price, 4),
+                                    location=cloud.lower(), raw=g))
         offers.sort(key=lambda o: o.price_per_hour)
         return offers[:limit]
 
@@ -238,7 +246,13 @@ class RunPodProvider(Provider):
         if request.onstart:
             raise ProviderError("RunPod: an onstart script is not supported (it would replace the "
                                 "image's start script, which starts sshd)")
-        gpu = gpu_type_id(offer_id)
+        gpu, _, cloud = offer_id.partition("@")
+        if cloud.upper() not in ("", "SECURE", "COMMUNITY", "ALL"):
+            raise ProviderError(f"RunPod: bad offer '{offer_id}' (a GPU type, optionally @SECURE or @COMMUNITY)")
+        try:
+            gpu = gpu_type_id(gpu)
+        except UnknownGpu:
+            pass  # an id outside the short list: the API judges it
         label = request.label or f"trainsh-{_random.token_hex(4)}"
         env = dict(request.env)
         public_key = request.public_key or local_public_key()
@@ -246,7 +260,7 @@ class RunPodProvider(Provider):
             env["PUBLIC_KEY"] = public_key.strip()
         fields = {
             "name": label, "imageName": request.image, "gpuTypeId": gpu, "gpuCount": int(request.gpu_count),
-            "cloudType": _Enum("ALL"), "startSsh": True, "supportPublicIp": True,
+            "cloudType": _Enum(cloud.upper() or "ALL"), "startSsh": True, "supportPublicIp": True,
             "containerDiskInGb": int(request.disk_gb), "volumeInGb": 0, "ports": "22/tcp",
             "env": [{"key": k, "value": str(v)} for k, v in env.items()],
         }
@@ -256,8 +270,10 @@ class RunPodProvider(Provider):
             try:
                 data = self.graphql(doc, retries=0)
             except ProviderError as e:
+                if isinstance(e, NoCapacity):
+                    raise NoCapacity(f"RunPod: {offer_id}: {str(e).removeprefix('RunPod: ')}") from None
                 # Unavailable (5xx, lost answer) or a server-side failure: the pod may exist.
-                if isinstance(e, (AuthError, NoCapacity)) or type(e) is ProviderError and not _maybe_made(e):
+                if isinstance(e, AuthError) or type(e) is ProviderError and not _maybe_made(e):
                     raise
                 try:
                     made = self._by_label(label)
@@ -272,7 +288,7 @@ class RunPodProvider(Provider):
                 continue
             pod = data.get("podFindAndDeployOnDemand")
             if not pod:
-                raise NoCapacity(f"RunPod: no pod was made for {gpu}")
+                raise NoCapacity(f"RunPod: no pod was made for {offer_id}")
             return self._instance(pod)
         raise AssertionError("not reached")
 
@@ -297,6 +313,11 @@ class RunPodProvider(Provider):
 
     def stop(self, instance_id: str) -> None:
         self._mutate(instance_id, f"podStop(input: {_input({'podId': instance_id})}) {{ id desiredStatus }}")
+
+    def reboot(self, instance_id: str) -> None:
+        """Stop, then resume (RunPod's GraphQL API has no restart); the disk stays."""
+        self.stop(instance_id)
+        self.start(instance_id)
 
     def destroy(self, instance_id: str) -> None:
         self.get(instance_id)  # NotFound for a pod that is not there before we ask
@@ -360,6 +381,14 @@ class RunPodProvider(Provider):
                 raise ProviderError(f"RunPod: pod {instance_id} not ready after {timeout:.0f}s ({last})")
             time.sleep(delay)
             delay = min(delay * 1.5, 5.0)
+
+
+def _names_gpu(name: str, gpu_type: dict) -> bool:
+    """Whether `name` (short name, id or display name, any case, `_` for a space) is this type."""
+    want = name.replace("_", " ").strip().lower()
+    short = {k.lower(): v.lower() for k, v in GPU_SHORT_NAMES.items()}
+    ids = {str(gpu_type.get("id") or "").lower(), str(gpu_type.get("displayName") or "").lower()}
+    return want in ids or short.get(name.lower()) in ids
 
 
 def local_public_key() -> str | None:
