@@ -8,7 +8,8 @@ an error, as on a real GraphQL server. Errors come back as `{"errors": [{"messag
 a wrong key is HTTP 401.
 
 A pod is an sshd (`sshd -D`, its own host key and port) that accepts the keys in the pod's
-`PUBLIC_KEY` env, as RunPod's images do. Its `runtime` stays null until that sshd answers;
+`PUBLIC_KEY` env, as RunPod's images do (a create that sets none gets the account's keys,
+`myself { pubKey }`, set by `updateUserSettings(input: {pubKey})`). Its `runtime` stays null until that sshd answers;
 stop kills the sshd and every process of its logins; resume starts it again on a new port
 (the pod's home folder stays, like a volume); terminate removes the pod.
 
@@ -252,7 +253,8 @@ SCHEMA = {
     "query": {"gpuTypes": GPU_TYPE, "pod": POD,
               "myself": _fields("id email pubKey clientBalance", pods=POD,
                                 networkVolumes=_fields("id name size dataCenterId"))},
-    "mutation": {"podFindAndDeployOnDemand": POD, "podStop": POD, "podResume": POD, "podTerminate": None},
+    "mutation": {"podFindAndDeployOnDemand": POD, "podStop": POD, "podResume": POD, "podTerminate": None,
+                 "updateUserSettings": _fields("id pubKey")},
 }
 
 
@@ -492,6 +494,7 @@ class FakeRunPod:
         self.terminated: dict[str, dict] = {}
         self.faults: dict[str, Any] = dict(faults or {})
         self.counts = {"creates": 0, "requests": 0}
+        self.pub_key = ""  # the account's ssh keys, one a line (RunPod's user settings)
         self.lock = threading.Lock()
         fake = self
 
@@ -622,7 +625,7 @@ class FakeRunPod:
     def q_myself(self, args: dict):
         with self.lock:
             pods = [p.render() for p in self.pods.values()]
-        return {"id": "user-fake", "email": "fake@example.com", "pods": pods, "pubKey": "",
+        return {"id": "user-fake", "email": "fake@example.com", "pods": pods, "pubKey": self.pub_key,
                 "networkVolumes": [], "clientBalance": 100.0}, "User"
 
     def q_pod(self, args: dict):
@@ -641,6 +644,10 @@ class FakeRunPod:
             raise GraphQLError(CAPACITY_ERROR)
         if not spec.get("name"):
             spec["name"] = spec["imageName"]
+        env = spec.setdefault("env", [])
+        spec["sentEnv"] = [e.get("key") for e in env]  # for tests: what the client itself sent
+        if self.pub_key and not any(e.get("key") == "PUBLIC_KEY" for e in env):
+            env.append({"key": "PUBLIC_KEY", "value": self.pub_key})  # RunPod adds the account's keys
         pod_id = secrets.token_hex(7)[:14]
         pod = Pod(self, pod_id, spec, gpu)
         with self.lock:
@@ -679,6 +686,12 @@ class FakeRunPod:
             pod.boot()
         return pod.render(), "Pod"
 
+    def m_user_settings(self, args: dict):
+        settings = args.get("input") or {}
+        if "pubKey" in settings:
+            self.pub_key = str(settings["pubKey"] or "")
+        return {"id": "user-fake", "pubKey": self.pub_key}, "UserSettings"
+
     def m_terminate(self, args: dict):
         pod = self._find(args)
         pod.desired = "TERMINATED"
@@ -692,7 +705,8 @@ class FakeRunPod:
 
 QUERIES = {"gpuTypes": FakeRunPod.q_gpu_types, "myself": FakeRunPod.q_myself, "pod": FakeRunPod.q_pod}
 MUTATIONS = {"podFindAndDeployOnDemand": FakeRunPod.m_deploy, "podStop": FakeRunPod.m_stop,
-             "podResume": FakeRunPod.m_resume, "podTerminate": FakeRunPod.m_terminate}
+             "podResume": FakeRunPod.m_resume, "podTerminate": FakeRunPod.m_terminate,
+             "updateUserSettings": FakeRunPod.m_user_settings}
 
 
 @contextlib.contextmanager

@@ -139,6 +139,28 @@ def test_create_gives_the_pod_the_key_ssh_uses(cloud, fake):
     assert login(cloud, cloud.wait_ready(inst.id, timeout=30)).stdout.strip() == "ok"
 
 
+def test_account_keys_reach_pods_that_name_none(cloud, fake, tmp_path):
+    assert cloud.keys() == []
+    cloud.add_key(fake.public_key + "\n")
+    cloud.add_key(fake.public_key)  # once is enough
+    other = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOtherKeyOtherKeyOtherKeyOtherKeyOtherKe other@host"
+    cloud.add_key(other)
+    assert cloud.keys() == [{"id": "1", "key": fake.public_key}, {"id": "2", "key": other}]
+    with pytest.raises(ProviderError, match="not a public key"):
+        cloud.add_key("nonsense")
+    # No ssh.key and no ~/.ssh keys here: the create sends no PUBLIC_KEY, RunPod adds the account's.
+    from trainsh.settings import paths
+
+    (paths.home() / "config.toml").write_text("")
+    inst = cloud.create("L4", CreateRequest(image=IMAGE, label="t-acct"))
+    assert "PUBLIC_KEY" not in fake.state()["pods"][inst.id]["spec"]["sentEnv"]
+    ready = cloud.wait_ready(inst.id, timeout=30, key=str(fake.ssh_key))
+    from trainsh.remote.sshspec import SshSpec, ssh_argv
+
+    argv = ssh_argv(SshSpec.parse(cloud.ssh_spec(ready, str(fake.ssh_key))), "echo acct")
+    assert subprocess.run(argv, capture_output=True, text=True, timeout=30).stdout.strip() == "acct"
+
+
 def test_unknown_pod_is_not_found(cloud, fake):
     for call in (cloud.get, cloud.stop, cloud.start, cloud.destroy):
         with pytest.raises(NotFound, match="nosuchpod1"):
@@ -269,6 +291,8 @@ import json, os, sys, time
 import runpod
 runpod.api_key = os.environ["KEY"]
 out = {"gpus": runpod.get_gpus(), "gpu": runpod.get_gpu("NVIDIA L40")}
+out["settings"] = runpod.update_user_settings(os.environ["PUB"])
+out["user"] = runpod.get_user()
 pod = runpod.create_pod("sdk-pod", "runpod/base:0.6.2", "NVIDIA L40", ports="22/tcp",
                         env={"PUBLIC_KEY": os.environ["PUB"]})
 out["created"] = pod
@@ -301,6 +325,8 @@ def test_official_sdk_against_the_fake(fake):
     out = json.loads(r.stdout)
     assert {"id": "NVIDIA L40", "displayName": "L40", "memoryInGb": 48} in out["gpus"]
     assert out["gpu"]["lowestPrice"]["uninterruptablePrice"] > 0
+    assert out["settings"]["pubKey"] == out["user"]["pubKey"] == fake.public_key
+    assert out["user"]["networkVolumes"] == []
     pod_id = out["created"]["id"]
     assert out["created"]["machine"]["podHostId"]
     ssh = [p for p in out["running"]["runtime"]["ports"] if p["isIpPublic"] and p["privatePort"] == 22]

@@ -336,6 +336,27 @@ class RunPodProvider(Provider):
             self.get(instance_id)  # NotFound when that is why it failed
             raise
 
+    # ---- account ssh keys (RunPod puts them in every pod that names none) ------------------
+
+    def keys(self) -> list[dict]:
+        """The account's ssh public keys: [{"id": "1", "key": "ssh-ed25519 ..."}] (RunPod keeps
+        them as one text, a key a line; the id is the line number)."""
+        text = (self.graphql("query User { myself { id pubKey } }").get("myself") or {}).get("pubKey") or ""
+        lines = [ln.strip() for ln in text.replace("\\n", "\n").splitlines() if ln.strip()]
+        return [{"id": str(n), "key": ln} for n, ln in enumerate(lines, 1)]
+
+    def add_key(self, public_key: str) -> None:
+        """Add a public key to the account's (nothing if it is there already)."""
+        public_key = public_key.strip()
+        if len(public_key.split()) < 2 or "\n" in public_key:
+            raise ProviderError("RunPod: not a public key (one line: TYPE KEY [COMMENT])")
+        have = [k["key"] for k in self.keys()]
+        if any(k.split()[:2] == public_key.split()[:2] for k in have):
+            return
+        text = "\n".join([*have, public_key])
+        self.graphql(f"mutation {{ updateUserSettings(input: {_input({'pubKey': text})}) {{ id pubKey }} }}",
+                     retries=1)
+
     # ---- ssh ------------------------------------------------------------------------------
 
     def ssh_spec(self, inst: Instance, key: str | None = None) -> str:
