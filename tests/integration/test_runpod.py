@@ -45,9 +45,9 @@ def request(fake, label: str = "t-pod", **kw) -> CreateRequest:
 
 
 def login(cloud, inst, command: str = "echo ok") -> subprocess.CompletedProcess:
-    from trainsh.remote.sshspec import SshSpec, ssh_argv
+    from trainsh.remote.sshspec import ssh_argv
 
-    return subprocess.run(ssh_argv(SshSpec.parse(cloud.ssh_spec(inst)), command), capture_output=True,
+    return subprocess.run(ssh_argv(cloud.ssh_spec(inst), command), capture_output=True,
                           text=True, timeout=30, stdin=subprocess.DEVNULL)
 
 
@@ -106,6 +106,12 @@ def test_lifecycle_with_real_ssh(cloud, fake):
     r = login(cloud, ready, 'echo "pod=$RUNPOD_POD_ID"')
     assert r.returncode == 0 and r.stdout.strip() == f"pod={inst.id}", r.stderr
     assert fake.state()["pods"][inst.id]["env"]["PUBLIC_KEY"] == fake.public_key
+    from trainsh.settings import paths
+
+    found = subprocess.run(["ssh-keygen", "-F", f"runpod-{inst.id}", "-f", str(paths.home() / "known_hosts")],
+                           capture_output=True, text=True)
+    assert found.returncode == 0 and found.stdout.strip()  # trainsh's known_hosts, under the pod's name
+    assert not (Path(os.environ["HOME"]) / ".ssh" / "known_hosts").exists()
 
     listed = {i.id: i for i in cloud.list()}
     assert listed[inst.id].status == RUNNING and listed[inst.id].gpu_name == "L40"
@@ -137,6 +143,12 @@ def test_create_gives_the_pod_the_key_ssh_uses(cloud, fake):
     inst = cloud.create("L4", CreateRequest(image=IMAGE, label="t-key"))
     assert fake.state()["pods"][inst.id]["env"]["PUBLIC_KEY"] == fake.public_key
     assert login(cloud, cloud.wait_ready(inst.id, timeout=30)).stdout.strip() == "ok"
+    from trainsh.settings import paths
+
+    found = subprocess.run(["ssh-keygen", "-F", f"runpod-{inst.id}", "-f", str(paths.home() / "known_hosts")],
+                           capture_output=True, text=True)
+    assert found.returncode == 0 and found.stdout.strip()  # trainsh's known_hosts, under the pod's name
+    assert not (Path(os.environ["HOME"]) / ".ssh" / "known_hosts").exists()
 
 
 def test_account_keys_reach_pods_that_name_none(cloud, fake, tmp_path):
@@ -155,9 +167,9 @@ def test_account_keys_reach_pods_that_name_none(cloud, fake, tmp_path):
     inst = cloud.create("L4", CreateRequest(image=IMAGE, label="t-acct"))
     assert "PUBLIC_KEY" not in fake.state()["pods"][inst.id]["spec"]["sentEnv"]
     ready = cloud.wait_ready(inst.id, timeout=30, key=str(fake.ssh_key))
-    from trainsh.remote.sshspec import SshSpec, ssh_argv
+    from trainsh.remote.sshspec import ssh_argv
 
-    argv = ssh_argv(SshSpec.parse(cloud.ssh_spec(ready, str(fake.ssh_key))), "echo acct")
+    argv = ssh_argv(cloud.ssh_spec(ready, str(fake.ssh_key)), "echo acct")
     assert subprocess.run(argv, capture_output=True, text=True, timeout=30).stdout.strip() == "acct"
 
 

@@ -91,13 +91,13 @@ def cmd_show(cloud, args) -> int:
 
 def cmd_ssh(cloud, args) -> int:
     from trainsh.cloud.provider import RUNNING
-    from trainsh.remote.sshspec import SshSpec, ssh_argv
+    from trainsh.remote.sshspec import ssh_argv
 
     inst = cloud.get(args.id)
     if inst.status != RUNNING or inst.ssh is None:
         hint = f" (train {cloud.name} start {inst.id})" if inst.status == "stopped" else ""
         raise UserError(f"pod {inst.id} is {inst.status}, no ssh yet{hint}", 1)
-    argv = ssh_argv(SshSpec.parse(cloud.ssh_spec(inst)), tty=True, batch=False)
+    argv = ssh_argv(cloud.ssh_spec(inst), tty=True, batch=False)
     sys.stdout.flush()
     os.execvp(argv[0], argv)
     return 0  # not reached

@@ -359,19 +359,22 @@ class RunPodProvider(Provider):
 
     # ---- ssh ------------------------------------------------------------------------------
 
-    def ssh_spec(self, inst: Instance, key: str | None = None) -> str:
-        """A host spec for the pod's ssh. Pods get a fresh host key on a reused address, so
-        each pod has its own known_hosts file, trusted on first use."""
+    def ssh_spec(self, inst: Instance, key: str | None = None):
+        """The ssh layer's spec (an SshSpec) for the pod. Pods come and go behind reused
+        addresses and ports, so their host keys stay out of ~/.ssh/known_hosts: they go to
+        trainsh's own known_hosts under the pod's name (HostKeyAlias runpod-ID), accepted on
+        first use."""
+        from trainsh.remote.sshspec import SshSpec
         from trainsh.settings import paths
 
         if inst.ssh is None:
             raise ProviderError(f"RunPod: pod {inst.id} has no public ssh port (status {inst.status})")
-        known = paths.home() / "known_hosts" / f"runpod-{inst.id}"
-        known.parent.mkdir(parents=True, exist_ok=True)
-        import shlex
-
-        return (inst.ssh.spec(key) + " " +
-                shlex.join(["-o", "StrictHostKeyChecking=accept-new", "-o", f"UserKnownHostsFile={known}"]))
+        known = str(paths.ensure(paths.home()) / "known_hosts")
+        if " " in known:
+            known = f'"{known}"'
+        return SshSpec(inst.ssh.host, inst.ssh.user, inst.ssh.port, key, None,
+                       (f"UserKnownHostsFile={known}", "StrictHostKeyChecking=accept-new",
+                        f"HostKeyAlias={self.name}-{inst.id}"))
 
     def wait_ready(self, instance_id: str, timeout: float = 600.0, key: str | None = None,
                    login: bool = True) -> Instance:
