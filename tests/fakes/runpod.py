@@ -343,13 +343,18 @@ class Pod:
                 return
             time.sleep(0.05)
         keys = self.dir / "authorized_keys"
-        keys.write_text(self.env.get("PUBLIC_KEY", "").replace("\\n", "\n").strip() + "\n")
-        os.chmod(keys, 0o600)
         port = sshd.free_port()
         cfg = self.dir / "sshd_config"
-        cfg.write_text(sshd.config_text(port, self.dir / "host", str(keys), {
-            "HOME": self.home, "TMUX_TMPDIR": self.tmux_dir, "RUNPOD_POD_ID": self.id,
-            "FAKE_RUNPOD_POD": self.marker}))
+        try:
+            keys.write_text(self.env.get("PUBLIC_KEY", "").replace("\\n", "\n").strip() + "\n")
+            os.chmod(keys, 0o600)
+            cfg.write_text(sshd.config_text(port, self.dir / "host", str(keys), {
+                "HOME": self.home, "TMUX_TMPDIR": self.tmux_dir, "RUNPOD_POD_ID": self.id,
+                "FAKE_RUNPOD_POD": self.marker}))
+        except OSError:
+            if self.generation != gen:
+                return  # terminated (its folder removed) while it was starting
+            raise
         with self.lock:
             if self.generation != gen or self.desired != "RUNNING":
                 return
