@@ -279,13 +279,24 @@ def test_fake_runs_on_its_own_and_stops_its_pods(tmp_path, runpod_fake):
     # runpod_fake only for its key pair, config and skip rules; this test starts its own fake.
     import sshd
 
+    from trainsh.cloud.http import request as http
+
     port = sshd.free_port()
-    proc = subprocess.Popen([sys.executable, str(FAKE), "--port", str(port), "--api-key", "k-alone"],
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, str(FAKE), "--port", str(port), "--api-key", "k-alone", "--down",
+                             "--no-capacity", "--start-delay", "1"], stdout=subprocess.PIPE, text=True)
     try:
         assert f"127.0.0.1:{port}" in proc.stdout.readline()
         cloud = RunPodProvider(api_key="k-alone", base_url=f"http://127.0.0.1:{port}")
+        with pytest.raises(Unavailable):
+            cloud.list()
+        http("POST", f"http://127.0.0.1:{port}/_fake/faults", what="fake", body={"down": False})
+        with pytest.raises(NoCapacity):
+            cloud.create("RTX4090", request(runpod_fake, "t-alone"))
+        http("POST", f"http://127.0.0.1:{port}/_fake/faults", what="fake", body={"no_capacity": False})
         inst = cloud.create("RTX4090", request(runpod_fake, "t-alone"))
+        assert cloud.get(inst.id).status == STARTING  # the start delay
+        state = http("GET", f"http://127.0.0.1:{port}/_fake/state", what="fake")
+        assert list(state["pods"]) == [inst.id] and state["creates"] == 1
         ready = cloud.wait_ready(inst.id, timeout=30)
         assert login(cloud, ready).stdout.strip() == "ok"
         proc.send_signal(signal.SIGTERM)
