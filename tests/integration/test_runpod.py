@@ -117,6 +117,7 @@ def test_lifecycle_with_real_ssh(cloud, fake):
     assert listed[inst.id].status == RUNNING and listed[inst.id].gpu_name == "L40"
     assert listed[inst.id].price_per_hour > 0 and listed[inst.id].host_spec == f"runpod:{inst.id}"
 
+    assert cloud.shell(inst.id).run(["sh", "-c", "echo $RUNPOD_POD_ID"]).stdout.strip() == inst.id
     fake.faults["start_delay"] = 0
     left = sleeper(cloud, ready)
     assert not dead(left)
@@ -125,6 +126,8 @@ def test_lifecycle_with_real_ssh(cloud, fake):
     assert stopped.status == STOPPED and stopped.ssh is None
     assert refused(ready.ssh.port) and dead(left)  # its sshd is gone, and what its logins left running
     assert login(cloud, ready).returncode != 0  # the shared connection to it too
+    with pytest.raises(ProviderError, match=f"pod {inst.id} is stopped, not running .train runpod start"):
+        cloud.shell(inst.id)
 
     cloud.start(inst.id)
     back = cloud.wait_ready(inst.id, timeout=30)

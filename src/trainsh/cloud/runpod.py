@@ -383,6 +383,17 @@ class RunPodProvider(Provider):
                        (f"UserKnownHostsFile={known}", "StrictHostKeyChecking=accept-new",
                         f"HostKeyAlias={self.name}-{inst.id}"))
 
+    def shell(self, instance_id: str, key: str | None = None):
+        """An SshShell on a running pod (what a `runpod:ID` host resolves to); ProviderError
+        naming its state when it is not running."""
+        from trainsh.remote.shell import SshShell
+
+        inst = self.get(instance_id)
+        if inst.status != RUNNING or inst.ssh is None:
+            hint = f" (train runpod start {inst.id})" if inst.status == STOPPED else ""
+            raise ProviderError(f"RunPod: pod {inst.id} is {inst.status}, not running{hint}")
+        return SshShell(self.ssh_spec(inst, key))
+
     def wait_ready(self, instance_id: str, timeout: float = 600.0, key: str | None = None,
                    login: bool = True) -> Instance:
         """Poll until the pod runs with a public ssh port and (with `login`) an ssh login
