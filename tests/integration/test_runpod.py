@@ -257,10 +257,19 @@ def test_api_down_is_unavailable_and_bounded(cloud, fake):
     assert time.monotonic() - t < 15
 
 
-def test_create_while_down_names_the_pod_to_check(cloud, fake):
+def test_create_while_down_rents_nothing(cloud, fake):
     fake.faults["down"] = True
-    with pytest.raises(Unavailable, match="t-down"):
+    with pytest.raises(Unavailable):
         cloud.create("L4", request(fake, "t-down"))
+    assert fake.state()["creates"] == 0
+
+
+def test_a_pod_of_the_same_name_does_not_answer_a_failed_create(cloud, fake):
+    old = cloud.create("L4", request(fake, "t-same"))
+    fake.faults["fail_create"] = 1
+    new = cloud.create("L4", request(fake, "t-same"))
+    assert new.id != old.id and fake.state()["creates"] == 2
+    assert {i.id for i in cloud.find_by_label("t-same")} == {old.id, new.id}
 
 
 # ---- the fake itself -----------------------------------------------------------------------

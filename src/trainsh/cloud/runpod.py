@@ -249,7 +249,8 @@ class RunPodProvider(Provider):
     def create(self, offer_id: str, request: CreateRequest) -> Instance:
         """Deploy a pod of GPU type `offer_id`. The create is sent once; when its answer is
         lost or a server error (RunPod can answer 500 after making the pod), the pod is looked
-        up by name, and only when none was made is the create sent again."""
+        up by name (pods that had the name before do not count), and only when none was made
+        is the create sent again."""
         if request.onstart:
             raise ProviderError("RunPod: an onstart script is not supported (it would replace the "
                                 "image's start script, which starts sshd)")
@@ -272,6 +273,8 @@ class RunPodProvider(Provider):
             "env": [{"key": k, "value": str(v)} for k, v in env.items()],
         }
         doc = f"mutation Deploy {{ podFindAndDeployOnDemand(input: {_input(fields)}) {{ {POD_FIELDS} }} }}"
+        # Pods already named so are not ours: only a new one answers a failed create.
+        before = {i.id for i in self.find_by_label(label)}
         attempts = 3
         for attempt in range(1, attempts + 1):
             try:
@@ -283,7 +286,7 @@ class RunPodProvider(Provider):
                 if isinstance(e, AuthError) or type(e) is ProviderError and not _maybe_made(e):
                     raise
                 try:
-                    made = self._by_label(label)
+                    made = [i for i in self._by_label(label) if i.id not in before]
                 except Unavailable as down:
                     raise Unavailable(f"{down} (a pod named '{label}' may have been made: "
                                       "see train runpod list)") from None
@@ -300,7 +303,7 @@ class RunPodProvider(Provider):
         raise AssertionError("not reached")
 
     def _by_label(self, label: str) -> list[Instance]:
-        """Pods with this name; a failed lookup counts as none (the caller then tries again)."""
+        """Pods with this name, asked again for a few seconds while the API does not answer."""
         deadline = time.monotonic() + 5
         while True:
             try:
