@@ -203,3 +203,50 @@ tmux.open @local as w
     j = Journal()
     assert j.job(job.id).status == "done" and len(steps) == 3
     j.close()
+
+
+def test_two_resumes_of_one_job_at_once_run_it_once(tmp_path):
+    """Claiming a job is atomic: of two resumes started together, one runs what is left and
+    the other says who holds the job. (The race is narrow: several trials.)"""
+    r = write_recipe(tmp_path / "r.recipe", RECIPE.replace("(exit 5)", "true")
+                     .replace("echo three >> log.txt", "echo three >> log.txt; sleep 1"))
+    for trial in range(4):
+        for name in ("log.txt", "started", "release"):
+            if (tmp_path / name).exists():
+                os.remove(tmp_path / name)
+        proc = start(r)
+        wait_until(lambda: (tmp_path / "started").exists(), what="step 3 to start")
+        proc.kill()
+        proc.wait()
+        job, _ = job_state()
+        both = [subprocess.Popen([*TRAIN, "recipe", "resume", job.id, "--no-visual"],
+                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True) for i in range(2)]
+        (tmp_path / "release").touch()
+        results = [(p.wait(60), p.communicate()[1]) for p in both]
+        codes = sorted(code for code, _ in results)
+        assert (tmp_path / "log.txt").read_text() == "one\ntwo\nthree\n", (trial, results)
+        assert codes == [0, 1], results
+        loser = next(err for code, err in results if code == 1)
+        assert f"job {job.id} is being resumed by pid " in loser, loser
+        tmux("kill-server")
+
+
+def test_a_resume_without_an_id_never_picks_a_job_another_process_holds(tmp_path):
+    r = write_recipe(tmp_path / "r.recipe", RECIPE.replace("(exit 5)", "true"))
+    proc = start(r)
+    wait_until(lambda: (tmp_path / "started").exists(), what="step 3 to start")
+    proc.kill()
+    proc.wait()
+    job, _ = job_state()
+    holder = subprocess.Popen([*TRAIN, "recipe", "resume", job.id, "--no-visual"],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: job_state()[0].pid == holder.pid, what="the resume to take the job")
+        p = train("recipe", "resume", "--no-visual")
+        assert p.returncode == 2 and "no interrupted job to resume" in p.stderr, p.stderr
+    finally:
+        (tmp_path / "release").touch()
+        assert holder.wait(60) == 0, holder.communicate()
+    assert (tmp_path / "log.txt").read_text() == "one\ntwo\nthree\n"

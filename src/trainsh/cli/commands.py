@@ -160,7 +160,7 @@ def cmd_exec(args) -> int:
 
 
 def cmd_resume(args) -> int:
-    from trainsh.runtime.journal import Journal
+    from trainsh.runtime.journal import JobHeld, Journal
     from trainsh.runtime.runner import RunOptions, Runner
     from trainsh.ui.console import Console
 
@@ -169,15 +169,25 @@ def cmd_resume(args) -> int:
     try:
         if args.job:
             job = _one_job(journal, args.job)
+            status = job.shown_status
+            if status == "done":
+                raise UserError(f"job {job.id} finished; nothing to resume")
+            try:
+                job = journal.claim(job.id)
+            except JobHeld as e:
+                raise UserError(str(e), 1) from None
         else:
-            job = next((j for j in journal.jobs() if j.shown_status == "interrupted"), None)
+            job = status = None
+            for candidate in journal.jobs():
+                if candidate.shown_status != "interrupted":
+                    continue
+                try:  # (another resume may take it between the look and the claim)
+                    job, status = journal.claim(candidate.id), "interrupted"
+                    break
+                except JobHeld:
+                    continue
             if job is None:
                 raise UserError("no interrupted job to resume (train recipe jobs lists them)")
-        status = job.shown_status
-        if status == "running":
-            raise UserError(f"job {job.id} is still running (pid {job.pid})")
-        if status == "done":
-            raise UserError(f"job {job.id} finished; nothing to resume")
         console = Console(visual=not args.no_visual)
         console.plain(f"resuming job {job.id}: {job.recipe_path} (was {status})")
         runner = Runner.resume(journal, job, console, RunOptions(keep_sessions=args.keep_sessions))

@@ -209,6 +209,7 @@ class Runner:
 
     @classmethod
     def resume(cls, journal: Journal, job: Job, console: Console, options: RunOptions) -> Runner:
+        """Run the rest of a job this process has claimed (Journal.claim)."""
         recipe = parse(job.recipe_text, job.recipe_path,
                        allow_host_commands=bool(job.options.get("exec")))
         try:
@@ -220,11 +221,6 @@ class Runner:
             console.warn(f"{job.recipe_path} changed since job {job.id} started; resuming the "
                          "recipe as it was then")
         options.keep_sessions = options.keep_sessions or bool(job.options.get("keep_sessions"))
-        from trainsh.runtime.journal import process_start
-
-        journal.set_job(job.id, status="running", pid=os.getpid(), error=None,
-                        options={**job.options, "runner_start": process_start(os.getpid())})
-        job = journal.job(job.id)
         runner = cls(journal, job, recipe, console, options)
         runner._restore()
         return runner
