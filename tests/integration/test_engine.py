@@ -403,3 +403,32 @@ tmux.open @local as w
     assert p.returncode == 1
     assert "was still running 'sleep 30' after 1s" in p.stderr and "wait @w idle" in p.stderr
     assert time.monotonic() - t0 < 10
+
+
+def test_the_live_line_shows_what_the_command_printed_never_the_typed_wrapper(tmp_path):
+    import os
+
+    from helpers import wait_until
+
+    from trainsh.remote.shell import LocalShell
+    from trainsh.remote.tmux import Pending, Session, Tmux
+
+    t = Tmux(LocalShell(), os.environ["TRAINSH_TMUX_SOCKET"])
+    s = Session("w", "w-live", "local", str(tmp_path / "run"))
+    t.open(s, cwd=str(tmp_path))
+    for n, text, shown in ((1, "sleep 1", ""), (2, "echo hello; sleep 1", "hello")):
+        p = Pending(f"w-live-c{n}", s.rc_path(n), text, n, time.time())
+        s.count, s.current = n, p
+        t.send(s, p)
+        assert t.was_started(s, p, grace=10)
+        if shown:
+            wait_until(lambda: t.last_line(s) == shown, what=f"{shown!r} on the live line")
+        else:
+            time.sleep(0.3)  # the shell has echoed the typed text by now
+            assert t.last_line(s) == "", t.last_line(s)
+        t.wait(s, p)
+        assert p.rc == 0
+        time.sleep(0.3)  # the next prompt is in the log too
+        assert t.last_line(s) == shown, t.last_line(s)
+        _, s.log_offset = t.output_since(s, p.channel, s.log_offset, ended=True)
+    t.close(s)
