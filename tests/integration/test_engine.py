@@ -432,3 +432,19 @@ def test_the_live_line_shows_what_the_command_printed_never_the_typed_wrapper(tm
         assert t.last_line(s) == shown, t.last_line(s)
         _, s.log_offset = t.output_since(s, p.channel, s.log_offset, ended=True)
     t.close(s)
+
+
+def test_status_shows_sessions_a_finished_job_left_open_by_default(tmp_path):
+    left = write_recipe(tmp_path / "left.recipe", "tmux.open @local as a\n@a > true\n")
+    tidy = write_recipe(tmp_path / "tidy.recipe", "tmux.open @local as b\n@b > true\ntmux.close @b\n")
+    assert train("recipe", "run", str(left), "--no-visual").returncode == 0
+    job, _, _ = last_job()
+    assert train("recipe", "run", str(tidy), "--no-visual").returncode == 0
+    tidy_job, _, _ = last_job()
+    p = train("recipe", "status")
+    assert p.returncode == 0
+    assert f"attach -t a-{job.id}" in p.stdout and job.id in p.stdout, p.stdout
+    assert tidy_job.id not in p.stdout  # finished, nothing left open: only with --all
+    tmux("kill-session", "-t", f"a-{job.id}")  # closed by hand: no longer open
+    p = train("recipe", "status")
+    assert job.id not in p.stdout, p.stdout
