@@ -163,7 +163,8 @@ class SshShell(Shell):
 
     A dropped connection (exit 255 without an authentication or host-key problem) is tried
     again with backoff, for up to `reconnect` seconds; what the remote command did is never
-    retried, only reaching the host.
+    retried, only reaching the host. Once that window has run out the host is `down`: later
+    commands (closing sessions, cleaning up) make one attempt each until one gets through.
     """
 
     def __init__(self, spec, reconnect: float = 60.0):
@@ -172,6 +173,7 @@ class SshShell(Shell):
         self.spec = spec if isinstance(spec, SshSpec) else SshSpec.parse(spec)
         self.name = self.spec.destination
         self.reconnect = reconnect
+        self.down = False
         self._home: str | None = None
 
     def argv_for(self, argv: list[str]) -> list[str]:
@@ -189,12 +191,14 @@ class SshShell(Shell):
                     raise ShellError("cannot pass both input and environment to a remote command")
                 input = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in extra.items())
                 argv = ["sh", "-c", 'eval "$(cat)"; exec "$@"', "sh", *argv]
-        delay, deadline = 0.25, time.monotonic() + self.reconnect
+        delay, deadline = 0.25, time.monotonic() + (0 if self.down else self.reconnect)
         while True:
             r = self._run_once(argv, input=input, timeout=timeout, check=False)
             if r.returncode != 255 or r.timed_out:
+                self.down = False
                 break
             if any(f in r.stderr for f in _FATAL) or time.monotonic() + delay > deadline:
+                self.down = True
                 raise SshError(self.explain(r))
             time.sleep(delay)
             delay = min(delay * 2, 5.0)

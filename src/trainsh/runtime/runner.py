@@ -194,6 +194,7 @@ class Runner:
         host_specs.update(job.host_overrides)
         events = Events(journal, job.id, job.folder / "job.log", console)
         self.ctx = Context(job, journal, events, console, recipe, variables, host_specs)
+        self._probed: set[str] = set()  # hosts found down once, tried once more in cleanup
 
     # ---- entry points
     @classmethod
@@ -364,14 +365,22 @@ class Runner:
         return 1
 
     def close_sessions(self) -> None:
-        """Close the job's sessions after a failure; a resume opens them again."""
+        """Close the job's sessions after a failure; a resume opens them again. On a host
+        that cannot be reached, say what stays open there (and `status` keeps showing it)."""
         ctx = self.ctx
         for name in list(ctx.sessions):
             s = ctx.sessions.pop(name)
-            try:
-                ctx.host(s.host).tmux.close(s)
-            except (ShellError, StepFailed):
-                pass
+            handle = ctx.hosts.get(s.host)
+            why = self._unreachable(handle)
+            if why is None:
+                try:
+                    handle.tmux.close(s)
+                except (ShellError, StepFailed) as e:
+                    why = str(e)
+            if why is not None and handle is not None and not handle.shell.is_local():
+                ctx.events.warn(f"could not close session {name} on @{s.host} ({why}): it may "
+                                f"still run there; {attach_command(handle, s.real)}")
+                continue  # still open as far as anyone knows
             self.journal.session_closed(self.job.id, name, status="dropped")
 
     def clean_hosts(self) -> None:
@@ -381,10 +390,29 @@ class Runner:
         for name, h in self.ctx.hosts.items():
             if name in busy or h.shell.is_local():
                 continue
-            try:
-                h.shell.run(["rm", "-rf", h.run_dir], timeout=60)
-            except ShellError:
-                pass
+            why = self._unreachable(h)
+            if why is None:
+                try:
+                    h.shell.run(["rm", "-rf", h.run_dir], timeout=60)
+                    continue
+                except ShellError as e:
+                    why = str(e)
+            self.ctx.events.warn(f"could not remove {h.run_dir} on @{name} ({why}): left behind")
+
+    def _unreachable(self, handle: HostHandle | None) -> str | None:
+        """Why a host already known to be down is not tried again in this cleanup, or None:
+        after its reconnect window ran out, one short attempt tells whether it came back."""
+        if handle is None:
+            return None
+        shell = handle.shell
+        if not getattr(shell, "down", False) or handle.name in self._probed:
+            return "host unreachable" if getattr(shell, "down", False) else None
+        self._probed.add(handle.name)
+        try:
+            shell.run(["true"], timeout=15)
+        except ShellError as e:
+            return str(e)
+        return None
 
     def attach_hint(self, s: Session) -> str:
         return attach_command(self.ctx.host(s.host), s.real)
