@@ -173,13 +173,14 @@ class SshShell(Shell):
         self.spec = spec if isinstance(spec, SshSpec) else SshSpec.parse(spec)
         self.name = self.spec.destination
         self.reconnect = reconnect
-        self.down = False
         self._home: str | None = None
 
     def argv_for(self, argv: list[str]) -> list[str]:
         from trainsh.remote.sshspec import ssh_argv
 
         return ssh_argv(self.spec, shlex.join(argv))
+
+    down = False  # the reconnect window ran out on the latest attempt
 
     def run(self, argv, *, input=None, timeout=None, check=False, env=None) -> Result:
         if env:
