@@ -218,7 +218,11 @@ def test_two_resumes_of_one_job_at_once_run_it_once(tmp_path):
         both = [subprocess.Popen([*TRAIN, "recipe", "resume", job.id, "--no-visual"],
                                  stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                  stderr=subprocess.PIPE, text=True) for i in range(2)]
-        (tmp_path / "release").touch()
+        try:  # the loser ends while the winner still waits in step 3
+            wait_until(lambda: any(p.poll() is not None for p in both), timeout=30,
+                       what="one resume to give up")
+        finally:
+            (tmp_path / "release").touch()
         results = [(p.wait(60), p.communicate()[1]) for p in both]
         codes = sorted(code for code, _ in results)
         assert (tmp_path / "log.txt").read_text() == "one\ntwo\nthree\n", (trial, results)

@@ -113,11 +113,14 @@ class Job:
 
 
 class JobHeld(Exception):
-    """Another live process runs the job: it cannot be taken."""
+    """Another live process runs the job, or it has finished: it cannot be taken."""
 
     def __init__(self, job: Job):
         how = "resumed" if job.options.get("runner") == "resume" else "run"
-        super().__init__(f"job {job.id} is being {how} by pid {job.pid}")
+        if job.status == "done":
+            super().__init__(f"job {job.id} finished; nothing to resume")
+        else:
+            super().__init__(f"job {job.id} is being {how} by pid {job.pid}")
         self.job = job
 
 
@@ -200,6 +203,8 @@ class Journal:
             if job is None:
                 raise KeyError(job_id)
             if job.status == "running" and job.pid != me and job.runner_alive():
+                raise JobHeld(job)
+            if job.status == "done":  # (it may have finished since the caller looked)
                 raise JobHeld(job)
             self.set_job(job_id, status="running", pid=me, error=None,
                          options={**job.options, "runner": "resume", "runner_start": process_start(me)})
