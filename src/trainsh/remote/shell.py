@@ -163,8 +163,7 @@ class SshShell(Shell):
 
     A dropped connection (exit 255 without an authentication or host-key problem) is tried
     again with backoff, for up to `reconnect` seconds; what the remote command did is never
-    retried, only reaching the host. Once that window has run out the host is `down`: later
-    commands (closing sessions, cleaning up) make one attempt each until one gets through.
+    retried, only reaching the host.
     """
 
     def __init__(self, spec, reconnect: float = 60.0):
@@ -180,8 +179,6 @@ class SshShell(Shell):
 
         return ssh_argv(self.spec, shlex.join(argv))
 
-    down = False  # the reconnect window ran out on the latest attempt
-
     def run(self, argv, *, input=None, timeout=None, check=False, env=None) -> Result:
         if env:
             # Only variables that differ from ours go along, over stdin (never in an argv,
@@ -192,14 +189,12 @@ class SshShell(Shell):
                     raise ShellError("cannot pass both input and environment to a remote command")
                 input = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in extra.items())
                 argv = ["sh", "-c", 'eval "$(cat)"; exec "$@"', "sh", *argv]
-        delay, deadline = 0.25, time.monotonic() + (0 if self.down else self.reconnect)
+        delay, deadline = 0.25, time.monotonic() + self.reconnect
         while True:
             r = self._run_once(argv, input=input, timeout=timeout, check=False)
             if r.returncode != 255 or r.timed_out:
-                self.down = False
                 break
             if any(f in r.stderr for f in _FATAL) or time.monotonic() + delay > deadline:
-                self.down = True
                 raise SshError(self.explain(r))
             time.sleep(delay)
             delay = min(delay * 2, 5.0)

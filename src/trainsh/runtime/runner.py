@@ -194,7 +194,6 @@ class Runner:
         host_specs.update(job.host_overrides)
         events = Events(journal, job.id, job.folder / "job.log", console)
         self.ctx = Context(job, journal, events, console, recipe, variables, host_specs)
-        self._probed: set[str] = set()  # hosts found down once, tried once more in cleanup
 
     # ---- entry points
     @classmethod
@@ -222,6 +221,11 @@ class Runner:
             console.warn(f"{job.recipe_path} changed since job {job.id} started; resuming the "
                          "recipe as it was then")
         options.keep_sessions = options.keep_sessions or bool(job.options.get("keep_sessions"))
+        from trainsh.runtime.journal import process_start
+
+        journal.set_job(job.id, status="running", pid=os.getpid(), error=None,
+                        options={**job.options, "runner_start": process_start(os.getpid())})
+        job = journal.job(job.id)
         runner = cls(journal, job, recipe, console, options)
         runner._restore()
         return runner
@@ -370,13 +374,13 @@ class Runner:
         ctx = self.ctx
         for name in list(ctx.sessions):
             s = ctx.sessions.pop(name)
-            handle = ctx.hosts.get(s.host)
-            why = self._unreachable(handle)
+            why = self._unreachable(ctx.hosts.get(s.host))
             if why is None:
                 try:
-                    handle.tmux.close(s)
+                    ctx.host(s.host).tmux.close(s)
                 except (ShellError, StepFailed) as e:
                     why = str(e)
+            handle = ctx.hosts.get(s.host)
             if why is not None and handle is not None and not handle.shell.is_local():
                 ctx.events.warn(f"could not close session {name} on @{s.host} ({why}): it may "
                                 f"still run there; {attach_command(handle, s.real)}")
@@ -399,20 +403,31 @@ class Runner:
                     why = str(e)
             self.ctx.events.warn(f"could not remove {h.run_dir} on @{name} ({why}): left behind")
 
+    _down: dict[str, str] | None = None  # remote hosts that did not answer at cleanup, and why
+
     def _unreachable(self, handle: HostHandle | None) -> str | None:
-        """Why a host already known to be down is not tried again in this cleanup, or None:
-        after its reconnect window ran out, one short attempt tells whether it came back."""
-        if handle is None:
+        """Why cleanup leaves a host alone, or None. Each remote host gets one quick try (no
+        reconnect window) when cleanup starts: a host the failed step already waited a whole
+        window for would otherwise cost that window again for every session to close and
+        every folder to remove. One that answers gets the usual retries."""
+        if handle is None or handle.shell.is_local():
             return None
-        shell = handle.shell
-        if not getattr(shell, "down", False) or handle.name in self._probed:
-            return "host unreachable" if getattr(shell, "down", False) else None
-        self._probed.add(handle.name)
-        try:
-            shell.run(["true"], timeout=15)
-        except ShellError as e:
-            return str(e)
-        return None
+        if self._down is None:
+            self._down = {}
+        if handle.name not in self._down:
+            shell = handle.shell
+            saved = getattr(shell, "reconnect", None)
+            if saved is not None:
+                shell.reconnect = 0
+            try:
+                r = shell.run(["true"], timeout=15)
+                self._down[handle.name] = "" if r.ok else "it did not answer"
+            except ShellError as e:
+                self._down[handle.name] = str(e)
+            finally:
+                if saved is not None:
+                    shell.reconnect = saved
+        return self._down[handle.name] or None
 
     def attach_hint(self, s: Session) -> str:
         return attach_command(self.ctx.host(s.host), s.real)
