@@ -272,6 +272,12 @@ class Runner:
                 s.log_offset = s.cmd_offset = size  # old output is not the new commands'
                 s.marker = ""
                 ctx.save_session(s)
+            elif (s.current and not s.current.done and step_status.get(s.current.step) == "failed"
+                  and not tmux.was_started(s, s.current)):
+                # Its step failed before the command was typed (the host went away while it was
+                # being sent): nothing of it runs, and the step runs again from the start.
+                s.current = None
+                ctx.save_session(s)
 
     def run(self) -> int:
         from trainsh.runtime import steps as handlers
