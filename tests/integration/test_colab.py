@@ -297,9 +297,14 @@ tmux.close @w
     assert "Traceback" not in out
     assert not (colab.home / "work" / "second.txt").exists()
 
+    job = _last_job(isolated)
+    r = train("recipe", "resume", job, "--no-visual", timeout=120)  # still gone: one line
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"train: cannot resume job {job}: ") and r.stderr.count("\n") == 2
+    assert "Colab runtime 'c1' is gone" in r.stderr
     r = colab.connect("c1", colab.tunnel("second-runtime-2.trycloudflare.com"))
     assert r.returncode == 0, r.stderr
-    job = _last_job(isolated)
     r = train("recipe", "resume", job, "--no-visual", timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
     assert (colab.home / "work" / "second.txt").read_text() == "second-step-ran\n"

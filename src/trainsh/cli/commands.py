@@ -179,8 +179,9 @@ def cmd_exec(args) -> int:
 
 
 def cmd_resume(args) -> int:
+    from trainsh.remote.shell import ShellError
     from trainsh.runtime.journal import JobHeld, Journal
-    from trainsh.runtime.runner import RunOptions, Runner
+    from trainsh.runtime.runner import RunOptions, Runner, StepFailed
     from trainsh.ui.console import Console
 
     _check_config()
@@ -209,8 +210,12 @@ def cmd_resume(args) -> int:
                 raise UserError("no interrupted job to resume (train recipe jobs lists them)")
         console = Console(visual=not args.no_visual)
         console.plain(f"resuming job {job.id}: {job.recipe_path} (was {status})")
-        runner = Runner.resume(journal, job, console, RunOptions(keep_sessions=args.keep_sessions,
-                                                                   keep_hosts=args.keep_hosts))
+        try:
+            runner = Runner.resume(journal, job, console, RunOptions(keep_sessions=args.keep_sessions,
+                                                                       keep_hosts=args.keep_hosts))
+        except (ShellError, StepFailed) as e:  # a host of its sessions cannot be reached
+            journal.set_job(job.id, status=status, pid=None)
+            raise UserError(f"cannot resume job {job.id}: {e}", 1) from None
         return runner.run()
     finally:
         journal.close()
