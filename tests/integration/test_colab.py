@@ -193,6 +193,15 @@ def test_connect_run_list_and_the_password_stays_secret(colab, isolated):
     line = next(ln for ln in r.stdout.splitlines() if ln.startswith("c1"))
     assert "cloudflared" in line and "reachable" in line and "never" not in line
 
+    r = train("exec", "@c1 > echo exec-on-$(id -un)")  # a hosts.toml name, as exec takes any
+    assert r.returncode == 0 and f"exec-on-{USER}" in r.stdout, r.stderr
+    r = train("exec", "host g = colab:c1", "@g > echo spec-form")
+    assert r.returncode == 0 and "spec-form" in r.stdout, r.stderr
+    (isolated / "t.txt").write_text("moved\n")
+    r = train("transfer", str(isolated / "t.txt"), "@colab:c1:moved/")
+    assert r.returncode == 0, r.stderr
+    assert (colab.home / "moved" / "t.txt").read_text() == "moved\n"
+
     assert train("host", "list").stdout.count("Colab") == 1
     r = train("host", "test", "c1")
     assert r.returncode in (0, 1) and "reachable, authenticated" in r.stdout
