@@ -461,12 +461,24 @@ class Tmux:
 
     def last_line(self, s: Session) -> str:
         """The latest non-empty line the session printed (for a live status line)."""
-        data = self.shell.read_file(s.log_path, max(s.cmd_offset, _size(s.log_path) - 4096)) \
-            if self.shell.is_local() else b""
-        for line in reversed(clean(data or b"").splitlines()):
-            if line.strip():
-                return masking.mask(line.strip())
-        return ""
+        lines = self.last_lines(s, 1)
+        return lines[-1] if lines else ""
+
+    def last_lines(self, s: Session, n: int = 10) -> list[str]:
+        """The latest non-empty lines the current command printed (for a live view), masked;
+        read from the local pane log's tail, so cheap enough to call every second."""
+        data = (self.shell.read_file(s.log_path, max(s.cmd_offset, _size(s.log_path) - 8192))
+                if self.shell.is_local() else b"") or b""
+        if s.marker:  # what the command printed, not its typed text
+            mark = start_marker(s.marker)
+            at = data.rfind(mark)
+            if at >= 0:
+                data = data[at + len(mark):]
+            elif _size(s.log_path) - s.cmd_offset <= 8192:
+                data = b""  # not started yet: nothing of its own to show
+        data = data.split(end_marker(s.marker))[0] if s.marker else data
+        lines = [masking.mask(ln.rstrip()) for ln in clean(data).splitlines() if ln.strip()]
+        return lines[-n:]
 
     def output_since(self, s: Session, channel: str, offset: int,
                      ended: bool = False) -> tuple[str, int]:
