@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -207,13 +208,21 @@ class LiveView:
 
     def _draw(self) -> None:
         try:
+            width, height = self._measure()
             with self._lock:
-                size = self._rich.size
-                frame = self.render(size.width, size.height)
+                frame = self.render(width, height)
             self._live.update(frame, refresh=True)
         except Exception:
             if os.environ.get("TRAINSH_DEBUG"):
                 raise
+
+    def _measure(self) -> tuple[int, int]:
+        try:  # the terminal's own size, as it is now (COLUMNS and LINES may be stale)
+            width, height = os.get_terminal_size(self.stream.fileno())
+        except (OSError, ValueError, AttributeError):
+            width, height = shutil.get_terminal_size((100, 30))
+        self._rich.size = (width, height)
+        return width, height
 
     def render(self, width: int, height: int):
         from rich.console import Group
@@ -353,6 +362,7 @@ class LiveView:
         from rich.text import Text
 
         out = self._rich
+        self._measure()
         e = self.ended
         head = Text.assemble(("job ", "bold"), (self.job_id, "bold cyan"), " ",
                              ((e.status if e else "ended"), STYLES.get(e.status if e else "", "bold")))

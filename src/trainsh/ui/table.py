@@ -4,16 +4,13 @@ rows stay whole, for grep and scripts. Plain text, no dependency."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 
 
 def width(stream=None) -> int | None:
-    """The terminal's width, or None when output goes to a pipe (and COLUMNS is unset)."""
+    """The terminal's width, or None when output goes to a pipe."""
     stream = stream or sys.stdout
-    if os.environ.get("COLUMNS", "").isdigit():
-        return int(os.environ["COLUMNS"])
     if hasattr(stream, "isatty") and stream.isatty():
         return shutil.get_terminal_size((100, 24)).columns
     return None
@@ -31,7 +28,7 @@ def render(headers: list[str], rows: list[list[str]], flex: int = -1, right: set
            limit: int | None = None, gap: int = 2) -> list[str]:
     """Lines of a table whose columns are as wide as their widest cell; with `limit`, no line
     is longer: the `flex` column shrinks first (keeping its end), then the others from the
-    right (keeping their starts), each to no less than 4 characters."""
+    right (keeping their starts), each to no less than its header (or 4 characters)."""
     n = len(headers)
     flex %= n
     widths = [max([len(headers[i])] + [len(r[i]) for r in rows]) for i in range(n)]
@@ -40,7 +37,7 @@ def render(headers: list[str], rows: list[list[str]], flex: int = -1, right: set
         for i in [flex] + [j for j in reversed(range(n)) if j != flex]:
             if over <= 0:
                 break
-            give = min(over, max(0, widths[i] - 4))
+            give = min(over, max(0, widths[i] - max(4, len(headers[i]))))
             widths[i] -= give
             over -= give
 
