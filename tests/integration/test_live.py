@@ -24,7 +24,9 @@ class Terminal:
     def __init__(self, tmp_path, command: str, width: int = 100, height: int = 30, **env: str):
         Terminal.count += 1  # a server of its own each: a killed one may linger a moment
         self.sock = str(tmp_path / f"tty{Terminal.count}.sock")
-        keep = {k: os.environ[k] for k in ("HOME", "TRAINSH_HOME", "TRAINSH_TMUX_SOCKET", "PATH")}
+        keep = {k: os.environ[k] for k in ("HOME", "TRAINSH_HOME", "TRAINSH_TMUX_SOCKET", "PATH",
+                                           "TRAINSH_SSH_OPTIONS", "TRAINSH_SSH_CONTROL_DIR")
+                if k in os.environ}
         keep.update({"TERM": "xterm-256color", **env})
         unset = "-u CI -u COLUMNS -u LINES " + ("-u NO_COLOR " if "NO_COLOR" not in env else "")
         line = (f"env {unset}{' '.join(f'{k}={shlex.quote(v)}' for k, v in keep.items())} "
@@ -114,6 +116,22 @@ def test_the_live_view_lists_steps_marks_the_running_one_shows_output_and_leaves
     assert "last output:" in screen and "| failing-output" in screen
     assert f"logs: train recipe logs {job}" in screen
     assert "trainsh job" not in screen  # the live screen itself is gone
+
+
+def test_the_live_view_shows_a_remote_sessions_output(tmp_path, terminal, ssh):
+    home = ssh.a.home
+    write_recipe(tmp_path / "far.recipe", f"""
+host gpu = {ssh.a.spec()}
+tmux.open @gpu as w
+@w > echo far-$((6*7)); echo away-$((7*8)); while [ ! -e {home}/release ]; do sleep 0.1; done
+""")
+    term = terminal(_train_cmd("recipe", "run", "far.recipe"))
+    try:
+        screen = term.wait_for("▶   2", "far-42", "away-56", timeout=30)
+        assert "while [ ! -e" not in screen.split("─ w ")[1]
+    finally:
+        (home / "release").touch()
+    assert "done" in term.wait_for("EXITED=0", timeout=30)
 
 
 def test_plain_lines_on_a_terminal_with_no_visual_and_under_ci(tmp_path, terminal):

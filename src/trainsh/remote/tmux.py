@@ -465,20 +465,39 @@ class Tmux:
         return lines[-1] if lines else ""
 
     def last_lines(self, s: Session, n: int = 10) -> list[str]:
-        """The latest non-empty lines the current command printed (for a live view), masked;
-        read from the local pane log's tail, so cheap enough to call every second."""
-        data = (self.shell.read_file(s.log_path, max(s.cmd_offset, _size(s.log_path) - 8192))
-                if self.shell.is_local() else b"") or b""
+        """The latest non-empty lines the current command printed (for a live view), masked.
+        Read from the pane log's tail: here a file read, cheap enough every second; on a
+        host one call over the shared connection, at most every 3 seconds (else the last)."""
+        if self.shell.is_local():
+            data = self.shell.read_file(s.log_path, max(s.cmd_offset, _size(s.log_path) - 8192)) or b""
+            whole = _size(s.log_path) - s.cmd_offset <= 8192
+        else:
+            data, whole = self._remote_tail(s), False
         if s.marker:  # what the command printed, not its typed text
             mark = start_marker(s.marker)
             at = data.rfind(mark)
             if at >= 0:
                 data = data[at + len(mark):]
-            elif _size(s.log_path) - s.cmd_offset <= 8192:
+            elif whole:
                 data = b""  # not started yet: nothing of its own to show
         data = data.split(end_marker(s.marker))[0] if s.marker else data
         lines = [masking.mask(ln.rstrip()) for ln in clean(data).splitlines() if ln.strip()]
         return lines[-n:]
+
+    def _remote_tail(self, s: Session) -> bytes:
+        tails = self.__dict__.setdefault("_tails", {})
+        at, data = tails.get(s.real, (0.0, b""))
+        if time.monotonic() - at < 3.0:
+            return data
+        script = f"tail -c +{s.cmd_offset + 1} {shlex.quote(s.log_path)} 2>/dev/null | tail -c 8192"
+        try:  # one try, no reconnecting: a peek must never hold anything up
+            r = self.shell._run_once(["sh", "-c", script], timeout=10)
+            if r.returncode == 0:
+                data = r.stdout.encode()
+        except ShellError:
+            pass
+        tails[s.real] = (time.monotonic(), data)
+        return data
 
     def output_since(self, s: Session, channel: str, offset: int,
                      ended: bool = False) -> tuple[str, int]:

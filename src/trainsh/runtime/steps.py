@@ -117,7 +117,7 @@ def command(ctx: Context, idx: int, step: m.Command, resume: dict | None = None)
         ctx.console.info(f"picking up the command sent before the runner stopped: {_short(p.text)}")
         if step.background:
             return
-    peek = (lambda: tmux.last_lines(s)) if tmux.shell.is_local() else None
+    peek = lambda: tmux.last_lines(s)  # noqa: E731
     ctx.console.live(f"{s.name}: {_short(p.text, 50)}", peek, session=s.name, deadline=p.deadline)
     try:
         if resumed:
@@ -184,7 +184,7 @@ def wait(ctx: Context, idx: int, step: m.Wait, resume: dict | None = None) -> No
     begin = time.monotonic()
     limit = m.format_seconds(timeout)
     ctx.console.live(f"{s.name}: waiting for {condition}",
-                     (lambda: tmux.last_lines(s)) if tmux.shell.is_local() else None,
+                     lambda: tmux.last_lines(s),
                      session=s.name, deadline=time.time() + timeout)
     try:
         if step.idle:

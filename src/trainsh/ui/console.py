@@ -158,18 +158,19 @@ class Console:
         frames = "|/-\\"
         i = 0
         while not self._stop.wait(0.25):
+            peek = self._peek
+            if peek is not None and time.monotonic() - self._peek_at >= 1.0:
+                self._peek_at = time.monotonic()
+                try:  # outside the lock: on a host a peek is a call over ssh
+                    seen = peek() or ""
+                    self._peeked = (seen[-1] if seen and isinstance(seen, list) else
+                                    seen if isinstance(seen, str) else "").strip()
+                except Exception:  # a peek is a nicety; never let it break the run
+                    self._peek = None
             with self._lock:
                 if self._live is None:
                     continue
                 spent = format_seconds(int(time.monotonic() - self._live_started))
-                if self._peek is not None and time.monotonic() - self._peek_at >= 1.0:
-                    self._peek_at = time.monotonic()
-                    try:
-                        seen = self._peek() or ""
-                        self._peeked = (seen[-1] if seen and isinstance(seen, list) else
-                                        seen if isinstance(seen, str) else "").strip()
-                    except Exception:  # a peek is a nicety; never let it break the run
-                        self._peek = None
                 line = f"  {frames[i % 4]} {self._live} ({spent})"
                 if self._peeked:
                     line += f"  | {self._peeked}"

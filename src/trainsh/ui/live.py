@@ -118,7 +118,6 @@ class LiveView:
             elif isinstance(e, ev.ActivityText):
                 self.activity_text = e.text
             elif isinstance(e, ev.ActivityEnded):
-                self._peek()
                 self.activity, self.progress = None, None
             elif isinstance(e, ev.Message):
                 self.messages.append(e)
@@ -147,17 +146,22 @@ class LiveView:
         self.outputs[session] = (have + lines)[-OUTPUT_LINES:]
 
     def _peek(self) -> None:
-        a = self.activity
+        """The running work's latest output (outside the lock: on a host it takes a call)."""
+        with self._lock:
+            a = self.activity
         if a is None or a.peek is None or not a.session:
             return
         try:
             seen = a.peek()
         except Exception:  # a peek is a nicety: never let it break the view
-            self.activity = ev.Activity(a.text, a.session, a.deadline, None)
-            return
-        lines = seen if isinstance(seen, list) else [seen] if seen else []
-        if lines:
-            self.outputs[a.session] = list(lines[-OUTPUT_LINES:])
+            seen, a = None, None
+        with self._lock:
+            if self.activity is not None and self.activity.session and a is None:
+                self.activity = ev.Activity(self.activity.text, self.activity.session,
+                                            self.activity.deadline, None)
+            lines = seen if isinstance(seen, list) else [seen] if seen else []
+            if lines and a is not None:
+                self.outputs[a.session] = list(lines[-OUTPUT_LINES:])
 
     # ---- the screen
     def start(self) -> None:
@@ -197,8 +201,7 @@ class LiveView:
                 break
             now = time.monotonic()
             if now - last_peek >= 1.0:
-                with self._lock:
-                    self._peek()
+                self._peek()
                 last_peek = now
             gap = 0.25 - (now - last_draw)
             if gap > 0 and self._stop.wait(gap):
