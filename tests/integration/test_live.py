@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 
@@ -276,6 +277,22 @@ def test_bash_completion_loads_and_completes_names(tmp_path):
         del os.environ["HF_TOKEN"]
     assert names == ["HF_TOKEN"]
     assert "hf-secret-value" not in " ".join(names)
+
+
+@pytest.mark.skipif(not shutil.which("fish") or not shutil.which("zsh"), reason="needs fish and zsh")
+def test_fish_completes_and_zsh_loads_the_script(tmp_path):
+    recipes = tmp_path / "trainsh" / "recipes"
+    recipes.mkdir(parents=True)
+    write_recipe(recipes / "finetune-llama.recipe", "tmux.open @local as w\n")
+    env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}"}
+    r = subprocess.run(["fish", "--no-config", "-c", 'train completion fish | source; '
+                        'complete -C"train recipe run fine"; complete -C"train recipe st"'],
+                       capture_output=True, text=True, env=env, timeout=30)
+    assert r.stdout.split() == ["finetune-llama", "status"], (r.stdout, r.stderr)
+    r = subprocess.run(["zsh", "-f", "-c", "autoload -U compinit; compinit -u -D; "
+                        "source <(train completion zsh); print -r -- $_comps[train]"],
+                       capture_output=True, text=True, env=env, timeout=30)
+    assert r.returncode == 0 and r.stdout.strip() == "_train" and not r.stderr, (r.stdout, r.stderr)
 
 
 def test_completion_scripts_for_zsh_and_fish_and_a_bad_shell():

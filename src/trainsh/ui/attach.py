@@ -91,7 +91,7 @@ def go(name: str) -> int:
     env = {k: v for k, v in os.environ.items() if k != "TMUX"}
     inside = os.environ.get("TMUX", "").split(",")[0]
     sock = local_tmux_socket()
-    if inside and sock and os.path.realpath(inside) == os.path.realpath(sock):
+    if inside and (sock is None or os.path.realpath(inside) == os.path.realpath(sock)):
         return subprocess.call(_tmux("switch-client", "-t", name))
     return subprocess.call(_tmux("attach", "-t", name), env=env)
 
