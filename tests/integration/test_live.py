@@ -196,6 +196,27 @@ tmux.open @local as beta
     assert f"watch the sessions: tmux -S {os.environ['TRAINSH_TMUX_SOCKET']} attach -t {view}" in err
 
 
+def test_run_attach_inside_tmux_opens_the_view_in_a_new_window(tmp_path, terminal):
+    write_recipe(tmp_path / "in.recipe", """
+tmux.open @local as solo
+@solo > echo solo-says-$((5*5)); while [ ! -e release ]; do sleep 0.1; done
+""")
+    term = terminal(_train_cmd("recipe", "run", "in.recipe", "--attach"))
+    try:
+        job = wait_until(lambda: (Journal().jobs(1) or [None])[0], 20, what="the job")
+        window = f"trainsh-{job.id}"
+        names = lambda: subprocess.run(term.t + ["list-windows", "-t", "tty", "-F", "#{window_name}"],  # noqa: E731
+                                       capture_output=True, text=True).stdout.split()
+        wait_until(lambda: window in names(), 20, what="the view's window in this tmux")
+        wait_until(lambda: "solo-says-25" in subprocess.run(
+            term.t + ["capture-pane", "-p", "-t", f"tty:{window}"], capture_output=True, text=True).stdout,
+            20, what="the session's output in the new window")
+        assert term.screen().startswith(f"trainsh job {job.id}")  # the live view stays where it was
+    finally:
+        (tmp_path / "release").touch()
+    term.wait_for("EXITED=0", timeout=30)
+
+
 def test_attach_without_open_sessions_is_one_line(tmp_path):
     write_recipe(tmp_path / "done.recipe", "tmux.open @local as w\ntmux.close @w\n")
     assert train("recipe", "run", "done.recipe", "--no-visual").returncode == 0
