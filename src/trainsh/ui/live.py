@@ -16,7 +16,6 @@ import collections
 import os
 import shutil
 import signal
-import sys
 import threading
 import time
 
