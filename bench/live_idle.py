@@ -45,7 +45,7 @@ def measure(d: str, flags: list[str]) -> float:
     with open(recipe, "w") as f:
         f.write(f"tmux.open @local as w\n@w > sleep {int(SECONDS) + 60} &\n"
                 f"wait @w idle timeout={int(SECONDS) + 120}s\n")
-    sock = f"{d}/tty.sock"
+    sock = f"{d}/tty{len(flags)}.sock"  # a server each: a killed one may linger a moment
     t = ["tmux", "-S", sock]
     env = " ".join(f"{k}={shlex.quote(os.environ[k])}" for k in
                    ("HOME", "TRAINSH_HOME", "TRAINSH_TMUX_SOCKET", "PATH"))
