@@ -166,6 +166,7 @@ class Tmux:
         self.socket = socket
         self.options: dict[str, str] = {}  # from tmux.config: applied to every session we open
         self.hidden: set[str] = set()  # variables a tmux server we start must not inherit
+        self.pane_command: str | None = None  # the sessions' shell, when not the login shell
 
     def argv(self, *args: str) -> list[str]:
         base = ["tmux"] + (["-S", self.socket] if self.socket else [])
@@ -186,8 +187,8 @@ class Tmux:
         args += [";", "new-session", "-d", "-s", s.real, "-x", "200", "-y", "50"]
         if cwd:
             args += ["-c", cwd]
-        args += ["-e", f"TRAINSH_RUN={s.rc_dir}",
-                 ";", "set-option", "-t", t, "remain-on-exit", "on",
+        args += ["-e", f"TRAINSH_RUN={s.rc_dir}"] + ([self.pane_command] if self.pane_command else [])
+        args += [";", "set-option", "-t", t, "remain-on-exit", "on",
                  ";", "set-option", "-t", t, "@ts_chan", "ts-none",
                  ";", "set-hook", "-t", t, "pane-died", 'run-shell -C "wait-for -S #{@ts_chan}"',
                  ";", "pipe-pane", "-t", t, "-o", f"exec cat >> {shlex.quote(s.log_path)}",

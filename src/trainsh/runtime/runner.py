@@ -124,6 +124,12 @@ class Context:
     def host(self, name: str) -> HostHandle:
         if name in self.hosts:
             return self.hosts[name]
+        from trainsh.runtime import allocations
+
+        if name != "local" and allocations.is_allocation(self, name):
+            self.hosts[name] = handle = allocations.host_handle(self, name)
+            handle.tmux.hidden = self.hidden_env()
+            return handle
         spec = "local" if name == "local" else self.host_specs.get(name)
         if spec is None:
             raise StepFailed(f"unknown host @{name}")
@@ -153,7 +159,7 @@ def local_tmux_socket() -> str | None:
     return os.environ.get("TRAINSH_TMUX_SOCKET") or None
 
 
-PROVIDER_NAMES = {"vast": "Vast.ai", "runpod": "RunPod", "colab": "Colab"}
+PROVIDER_NAMES = {"vast": "Vast.ai", "runpod": "RunPod", "colab": "Colab", "slurm": "Slurm"}
 
 
 def resolve_host(name: str, spec: str, job: Job) -> HostHandle:

@@ -380,6 +380,17 @@ HANDLERS = {
     "sleep": sleep,
 }
 
+
+def _slurm(action: str):
+    def handler(ctx: Context, idx: int, step: m.Step, resume: dict | None = None) -> None:
+        from trainsh.runtime import allocations  # Slurm's code loads only for its steps
+
+        getattr(allocations, action)(ctx, idx, step, resume)
+    return handler
+
+
+HANDLERS.update({f"slurm.{a}": _slurm(a) for a in ("alloc", "wait", "release")})
+
 def cannot_run(step: m.Step) -> str | None:
     """Why this version cannot run `step`, or None when it can."""
     if step.handler_key in HANDLERS:

@@ -1,0 +1,267 @@
+"""Slurm clusters: allocations held for a job, reached through the cluster's login host.
+
+An allocation is an `sbatch` job whose one task records the allocation's environment
+(`SLURM_*`, as a batch script sees it) in a file and then sleeps: submitting returns at once
+with a job id (so `slurm.alloc` never blocks), the allocation lasts until it is cancelled or
+its time limit ends it, and `srun` from that environment spans all its nodes.
+
+A session on an allocation is a tmux session on the login host whose shell is
+`srun --jobid=ID --overlap -N1 -n1 -w FIRST_NODE --pty bash`, started with the recorded
+environment: commands run on the first node, and `srun` there spans the allocation. The run
+folder (exit codes, pane log, the environment file) lives in the login user's home, which a
+Slurm cluster shares with its nodes; waits on files and patterns and transfers go through the
+login host and see the same files.
+
+Every Slurm command of a step is one ssh round trip to the login host.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass
+
+from trainsh.remote.shell import Shell
+
+# Allocation options as a recipe or `--host NAME=slurm:LOGIN?...` writes them -> sbatch flags.
+FLAGS = {"nodes": "--nodes", "gpus_per_node": "--gpus-per-node", "cpus_per_task": "--cpus-per-task",
+         "mem": "--mem", "time": "--time", "partition": "--partition", "account": "--account",
+         "qos": "--qos", "constraint": "--constraint"}
+_WORD = re.compile(r"[A-Za-z0-9_.,:|&\[\]-]+\Z")
+
+
+def option_problem(key: str, value: str) -> str | None:
+    """What is wrong with one allocation option, or None."""
+    from trainsh.recipe.model import Duration
+
+    if key not in FLAGS:
+        return f"unknown slurm option '{key}' (known: {', '.join(k + '=' for k in FLAGS)})"
+    if "$" in value:  # expanded when the step runs
+        return None
+    if key in ("nodes", "gpus_per_node", "cpus_per_task"):
+        return None if re.fullmatch(r"[1-9]\d{0,5}", value) else f"{key}= takes a whole number from 1, got '{value}'"
+    if key == "mem":
+        return None if re.fullmatch(r"\d+[KMGT]?", value, re.I) else \
+            f"mem= takes a size like 16G or 500M, got '{value}'"
+    if key == "time":
+        try:
+            Duration.parse(value)
+        except ValueError as e:
+            return str(e)
+        return None
+    return None if _WORD.match(value) else f"{key}= takes a name, got '{value}'"
+
+
+def slurm_time(text: str) -> str:
+    """A duration (`4h`, `90m`) as Slurm writes a time limit (D-HH:MM:SS)."""
+    from trainsh.recipe.model import Duration
+
+    total = int(-(-Duration.parse(text).seconds // 1))
+    d, rem = divmod(total, 86400)
+    h, rem = divmod(rem, 3600)
+    m, s = divmod(rem, 60)
+    return f"{d}-{h:02d}:{m:02d}:{s:02d}"
+
+
+@dataclass(frozen=True)
+class Spec:
+    """`slurm:LOGIN?nodes=2&time=4h` (a new allocation) or `slurm:LOGIN?job=123` (one held)."""
+
+    login: str
+    options: tuple[tuple[str, str], ...] = ()
+    job: str | None = None
+
+    @classmethod
+    def parse(cls, rest: str) -> Spec:
+        login, _, query = rest.rpartition("?") if "?" in rest else (rest, "", "")
+        login = login.strip()
+        if not login:
+            raise ValueError("'slurm:' needs a login host: slurm:LOGIN?nodes=2&time=4h")
+        options, job = [], None
+        for part in query.split("&") if query else []:
+            key, eq, value = part.partition("=")
+            if not eq or not value:
+                raise ValueError(f"bad slurm option '{part}' (expected KEY=VALUE)")
+            if key == "job":
+                if not value.isdigit():
+                    raise ValueError(f"job= takes a Slurm job id, got '{value}'")
+                job = value
+                continue
+            problem = option_problem(key, value)
+            if problem:
+                raise ValueError(problem)
+            if any(k == key for k, _ in options):
+                raise ValueError(f"{key}= given twice")
+            options.append((key, value))
+        return cls(login, tuple(options), job)
+
+    def text(self) -> str:
+        query = "&".join([f"{k}={v}" for k, v in self.options] + ([f"job={self.job}"] if self.job else []))
+        return f"slurm:{self.login}" + (f"?{query}" if query else "")
+
+
+def spec_problem(rest: str) -> str | None:
+    try:
+        Spec.parse(rest)
+    except ValueError as e:
+        return str(e)
+    return None
+
+
+class SlurmError(Exception):
+    """Slurm said no, or is not there: one line naming the login host and Slurm's words."""
+
+
+def _explain(where: str, tool: str, r) -> str:
+    text = ((r.stderr or "") + "\n" + (r.stdout or "")).strip()
+    if r.returncode == 127 or "command not found" in text or "not found" in text.split("\n")[-1] and tool in text:
+        return f"{where}: {tool} not found (is it a Slurm login host? install Slurm's client tools there)"
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    errs = [ln for ln in lines if "error" in ln.lower()] or lines
+    msg = errs[-1] if errs else f"exit {r.returncode}"
+    msg = re.sub(r"^(sbatch|salloc|srun|squeue|scancel|sinfo|scontrol): (error: )?", "", msg)
+    msg = re.sub(r"^Batch job submission failed: ", "", msg)
+    return f"{where}: Slurm: {msg}"
+
+
+def run(sh: Shell, where: str, tool: str, argv: list[str], timeout: float = 60):
+    r = sh.run(argv, timeout=timeout)
+    if not r.ok:
+        raise SlurmError(_explain(where, tool, r))
+    return r
+
+
+# ---- allocations ---------------------------------------------------------------------------
+
+def env_file(run_dir: str) -> str:
+    return f"{run_dir}/alloc.env"
+
+
+def submit(sh: Shell, where: str, name: str, options: dict[str, str], run_dir: str) -> str:
+    """Ask for an allocation; its Slurm job id. Returns as soon as Slurm took the request."""
+    f = env_file(run_dir)
+    # The batch task runs on the first node with the allocation's environment: record it
+    # (atomically: a session reads it as soon as it exists), then hold the allocation.
+    hold = (f"export -p | grep '^export SLURM' > {shlex.quote(f)}.tmp && "
+            f"mv {shlex.quote(f)}.tmp {shlex.quote(f)}; exec sleep 2147483647")
+    argv = ["sbatch", "--parsable", f"--job-name={name}", "--output=/dev/null", "--error=/dev/null",
+            f"--chdir={run_dir}"]
+    for key, value in options.items():
+        argv.append(f"{FLAGS[key]}={slurm_time(value) if key == 'time' else value}")
+    argv += ["--wrap", hold]
+    script = f"mkdir -p {shlex.quote(run_dir)} && rm -f {shlex.quote(f)} && exec {shlex.join(argv)}"
+    r = sh.script(script, timeout=60)
+    if not r.ok:
+        raise SlurmError(_explain(where, "sbatch", r))
+    job = r.stdout.strip().split(";")[0].split()[-1] if r.stdout.strip() else ""
+    if not job.isdigit():
+        raise SlurmError(f"{where}: Slurm: sbatch printed no job id ({r.stdout.strip()[:100]!r})")
+    return job
+
+
+@dataclass
+class State:
+    state: str  # PENDING, RUNNING, ... or GONE when Slurm no longer knows the job
+    reason: str = ""
+    nodes: str = ""
+    partition: str = ""
+    time_left: str = ""
+    position: int | None = None  # among pending jobs of its partition, 1 = next
+    ready: bool = False  # running and its environment recorded
+
+    @property
+    def ended(self) -> bool:
+        return self.state not in ("PENDING", "RUNNING", "CONFIGURING", "REQUEUED", "RESIZING", "SUSPENDED")
+
+
+def state(sh: Shell, where: str, job: str, run_dir: str | None = None) -> State:
+    """Where the allocation is, in one round trip."""
+    q = shlex.quote
+    script = (f"squeue -h -j {q(job)} -o '%T|%r|%N|%P|%L' 2>&1; echo '--'; "
+              "squeue -h -t PD -o '%i|%P' --sort=-p,i 2>/dev/null; echo '--'; "
+              + (f"test -s {q(env_file(run_dir))} && echo ready" if run_dir else "true"))
+    r = sh.script(script, timeout=60)
+    if r.returncode == 127 or "command not found" in r.stdout + r.stderr:
+        raise SlurmError(_explain(where, "squeue", r))
+    mine, pending, ready = (r.stdout.split("--\n") + ["", ""])[:3]
+    line = mine.strip().splitlines()[-1] if mine.strip() else ""
+    if "Invalid job id" in line or not line:
+        return State("GONE")
+    if "|" not in line:
+        raise SlurmError(f"{where}: Slurm: {line}")
+    st, reason, nodes, partition, left = (line.split("|") + [""] * 5)[:5]
+    s = State(st, "" if reason == "None" else reason, nodes, partition, left,
+              ready=st == "RUNNING" and "ready" in ready)
+    if st == "PENDING":
+        ids = [ln.split("|")[0] for ln in pending.splitlines() if ln.endswith("|" + partition)]
+        if job in ids:
+            s.position = ids.index(job) + 1
+    return s
+
+
+def cancel(sh: Shell, where: str, job: str) -> None:
+    run(sh, where, "scancel", ["scancel", job])
+
+
+def login_shell(login: str) -> Shell:
+    """The shell of a login host spec (`local`, an ssh spec, a hosts.toml name)."""
+    if login == "local":
+        from trainsh.remote.shell import LocalShell
+
+        return LocalShell()
+    from trainsh.runtime.reach import ssh_shell
+
+    return ssh_shell(login)
+
+
+def pane_command(job: str, run_dir: str) -> str:
+    """The shell of a session in the allocation: on its first node, with its environment."""
+    q = shlex.quote
+    f = env_file(run_dir)
+    rc = f"{run_dir}/alloc.bashrc"
+    # In the step, srun's own SLURM_* (one node, one task) would confine a nested srun: the
+    # shell drops them and takes the allocation's, as a batch script has them.
+    rcfile = ("for v in $(compgen -e); do case $v in SLURM*) unset $v;; esac; done; "
+              f". {q(f)}; [ -f ~/.bashrc ] && . ~/.bashrc; true")
+    return (f"printf '%s\\n' {q(rcfile)} > {q(rc)}; . {q(f)}; "
+            f"exec srun --jobid={q(job)} --overlap -N1 -n1 -w \"$SLURMD_NODENAME\" --pty "
+            f"bash --rcfile {q(rc)} -i")
+
+
+# ---- machines.py kind ----------------------------------------------------------------------
+
+def _describe(m) -> str:
+    return f"slurm job {m.ident} on {m.place} (@{m.host})"
+
+
+def _release(m) -> str:
+    cancel(login_shell(m.place), m.place, m.ident)
+    return "released"
+
+
+def _register() -> None:
+    from trainsh.runtime.machines import KINDS, Kind
+
+    class SlurmKind(Kind):
+        def release(self, m) -> str:
+            return _release(m)
+
+        def describe(self, m) -> str:
+            try:
+                s = state(login_shell(m.place), m.place, m.ident)
+            except Exception:  # describing must not fail the report it is part of
+                return _describe(m)
+            if s.state == "GONE":
+                return f"{_describe(m)}, ended"
+            bits = [s.state.lower()] + [b for b in (s.nodes and f"nodes {s.nodes}",
+                                                    s.partition and f"partition {s.partition}",
+                                                    s.time_left and f"{s.time_left} left") if b]
+            return f"{_describe(m)}: {', '.join(bits)}"
+
+        def release_hint(self, m) -> str:
+            return f"train slurm cancel {shlex.quote(m.place)} {m.ident}"
+
+    KINDS["slurm"] = SlurmKind()
+
+
+_register()
