@@ -133,6 +133,9 @@ MALFORMED = {
     ("vast", "keys"): [("vast", "keys", "extra")],
     ("vast", "attach-key"): [("vast", "attach-key", "/nonexistent.pub")],
     ("vast", "create"): [("vast", "create", "1", "--disk", "-5")],
+    ("slurm", "info"): [("slurm", "info", "bad host!")],
+    ("slurm", "queue"): [("slurm", "queue", "root@")],
+    ("slurm", "cancel"): [("slurm", "cancel", "local", "abc"), ("slurm", "cancel", "h -p 0", "1")],
 }
 
 # A name nobody defined, for every subcommand that takes one.

@@ -204,7 +204,23 @@ def build_parser() -> argparse.ArgumentParser:
     ps.add_parser("vast", help="your Vast.ai instances' costs, and the cheapest offers")
     ps.add_parser("runpod", help="your RunPod pods' costs, and the cheapest GPU types")
     _cloud_parsers(sub)
+    _slurm_parser(sub)
     return p
+
+
+def _slurm_parser(sub) -> None:
+    sl = sub.add_parser("slurm", help="Slurm clusters: partitions and nodes, your jobs, cancel",
+                        description="Slurm clusters, reached through their login host (local, an "
+                                    "ssh spec, a hosts.toml name). Recipes allocate with "
+                                    "'slurm.alloc @login as NAME' or --host NAME=slurm:LOGIN?nodes=2.")
+    s = sl.add_subparsers(dest="cmd", metavar="SUBCOMMAND")
+    si = s.add_parser("info", help="partitions: state, time limit, allocated and idle nodes, GPUs")
+    si.add_argument("host", help="the cluster's login host")
+    sq = s.add_parser("queue", help="your jobs on the cluster, with the trainsh job that made each")
+    sq.add_argument("host", help="the cluster's login host")
+    sc = s.add_parser("cancel", help="cancel a Slurm job (scancel), e.g. an allocation a job kept")
+    sc.add_argument("host", help="the cluster's login host")
+    sc.add_argument("jobid", help="the Slurm job id (train slurm queue shows them)")
 
 
 # name -> how the group reads in help
@@ -283,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     if args.group in ("recipe", "secrets", "config", "host", "storage", "pricing", "colab",
-                      *CLOUDS) and not getattr(args, "cmd", None):
+                      "slurm", *CLOUDS) and not getattr(args, "cmd", None):
         parser.parse_args([args.group, "--help"])
     try:
         if args.group in ("secrets", "config"):
@@ -298,6 +314,8 @@ def main(argv: list[str] | None = None) -> int:
             from trainsh.cli import pricing as handlers
         elif args.group in CLOUDS:
             from trainsh.cli import cloud as handlers
+        elif args.group == "slurm":
+            from trainsh.cli import slurm as handlers
         else:
             from trainsh.cli import commands as handlers
 

@@ -125,7 +125,7 @@ def _explain(where: str, tool: str, r) -> str:
 
 
 def run(sh: Shell, where: str, tool: str, argv: list[str], timeout: float = 60):
-    r = sh.run(argv, timeout=timeout)
+    r = sh.script(shlex.join(argv), timeout=timeout)  # (through sh: a missing tool is exit 127)
     if not r.ok:
         raise SlurmError(_explain(where, tool, r))
     return r
@@ -199,8 +199,39 @@ def state(sh: Shell, where: str, job: str, run_dir: str | None = None) -> State:
     return s
 
 
-def cancel(sh: Shell, where: str, job: str) -> None:
-    run(sh, where, "scancel", ["scancel", job])
+def cancel(sh: Shell, where: str, job: str) -> bool:
+    """scancel the job; False when Slurm does not know it (ended long ago, or never was):
+    scancel itself says nothing then."""
+    q = shlex.quote(job)
+    r = sh.script(f"known=$(squeue -h -j {q} -o %T 2>&1); scancel {q} || exit $?; echo \"$known\"",
+                  timeout=60)
+    if not r.ok:
+        raise SlurmError(_explain(where, "scancel", r))
+    return "Invalid job id" not in r.stdout and bool(r.stdout.strip())
+
+
+def host_spec(spec: str) -> str | None:
+    """The `slurm:LOGIN?...` spec a host spec stands for: itself, or a hosts.toml entry of
+    kind slurm (its ssh fields reach the login host, `slurm = "nodes=2&time=4h"` the options);
+    None for any other host."""
+    spec = spec.strip()
+    if spec.startswith("slurm:"):
+        return spec
+    if not spec or spec == "local" or " " in spec or "@" in spec or ":" in spec:
+        return None
+    from trainsh.settings import hosts
+
+    entry = hosts.get(spec)
+    if not entry or entry.get("kind") != "slurm":
+        return None
+    options = entry.get("slurm") or ""
+    return f"slurm:{hosts.spec_text(entry)}" + (f"?{options}" if options else "")
+
+
+def login_of(host: str) -> str:
+    """The login host of a `train slurm HOST` argument."""
+    spec = host_spec(host)
+    return Spec.parse(spec[len("slurm:"):]).login if spec else host
 
 
 def login_shell(login: str) -> Shell:

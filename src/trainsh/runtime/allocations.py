@@ -41,8 +41,19 @@ def _run_dir(ctx: Context, sh, name: str) -> str:
 
 def is_allocation(ctx: Context, name: str) -> bool:
     mach = ctx.machines.get(name) if ctx.machines else None
-    return (mach is not None and mach.kind == "slurm") or \
-        ctx.host_specs.get(name, "").strip().startswith("slurm:")
+    if mach is not None and mach.kind == "slurm":
+        return True
+    spec = ctx.host_specs.get(name, "")
+    return "slurm:" in spec or _slurm_spec(ctx, spec) is not None
+
+
+def _slurm_spec(ctx: Context, spec: str) -> str | None:
+    from trainsh.settings.hosts import HostsError
+
+    try:
+        return slurm.host_spec(ctx.expand(spec, "a host spec"))
+    except HostsError as e:
+        raise StepFailed(str(e)) from None
 
 
 def _submit(ctx: Context, name: str, login_spec: str, options: dict[str, str]) -> Machine:
@@ -66,12 +77,12 @@ def _allocation(ctx: Context, name: str) -> Machine:
     mach = ctx.machines.get(name)
     if mach is not None and mach.kind == "slurm":
         return mach
-    spec = ctx.host_specs.get(name, "").strip()
-    if not spec.startswith("slurm:"):
+    spec = _slurm_spec(ctx, ctx.host_specs.get(name, ""))
+    if spec is None:
         raise StepFailed(f"@{name} is not a Slurm allocation (make one with 'slurm.alloc @login as "
                          f"{name}' or --host {name}=slurm:LOGIN?nodes=N)")
     try:
-        parsed = slurm.Spec.parse(ctx.expand(spec, "a host spec")[len("slurm:"):])
+        parsed = slurm.Spec.parse(spec[len("slurm:"):])
     except ValueError as e:
         raise StepFailed(f"host @{name}: {e}") from None
     login = _login_spec(ctx, parsed.login)
