@@ -45,7 +45,7 @@ slurm.release @cluster
     assert (tmp_path / "result.txt").read_text() == "2 nodes, shell on n1\n"
     [m] = machines()
     assert (m["host"], m["kind"], m["how"], m["state"]) == ("cluster", "slurm", "allocated", "released")
-    assert slurm.jobs() == []
+    wait_until(lambda: slurm.jobs() == [], what="the allocation to end")
 
 
 def test_a_pending_allocation_times_out_and_is_cancelled(slurm, tmp_path):
@@ -75,7 +75,7 @@ tmux.open @gpu as work
     assert p.returncode == 1
     [m] = machines()
     assert re.search(rf"slurm job {m['ident']} on local \(@gpu\).*: released \(the job failed\)", p.stderr)
-    assert slurm.jobs() == []
+    wait_until(lambda: slurm.jobs() == [], what="the allocation to end")
 
     p = train("recipe", "run", str(r), "--no-visual", "--keep-hosts")
     assert p.returncode == 1
@@ -106,7 +106,7 @@ slurm.release @gpu
     assert p.returncode == 0, p.stderr
     assert (tmp_path / "id").read_text() == f"{m['ident']}\nsecond {m['ident']}\n"
     assert len(machines()) == 1 and machines()[0]["state"] == "released"
-    assert slurm.jobs() == []
+    wait_until(lambda: slurm.jobs() == [], what="the allocation to end")
 
 
 def test_sigterm_leaves_the_allocation_and_says_how_to_release_it(slurm, tmp_path):

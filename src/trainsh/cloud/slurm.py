@@ -245,18 +245,54 @@ def login_shell(login: str) -> Shell:
     return ssh_shell(login)
 
 
+# The pane log is written on the login host (pipe-pane), but a command's end is signalled
+# (`tmux wait-for -S CHANNEL`) by the shell on the node, which cannot reach the login host's
+# tmux. So in an allocation's shell that signal is a no-op, and the pane log's writer on the
+# login host signals instead when the end marker (ESC ] 778 ; CHANNEL BEL) goes by.
+RELAY = r"""
+import os, re, subprocess, sys
+log = open(sys.argv[1], "ab", 0)
+tmux = sys.argv[2:] or ["tmux"]
+end = re.compile(rb"\x1b\]778;([A-Za-z0-9_.-]+)\x07")
+carry = b""
+while True:
+    chunk = os.read(0, 65536)
+    if not chunk:
+        break
+    log.write(chunk)
+    data, last = carry + chunk, 0
+    for m in end.finditer(data):
+        subprocess.run(tmux + ["wait-for", "-S", m.group(1).decode()])
+        last = m.end()
+    carry = data[max(last, len(data) - 256):]
+"""
+
+
+def setup_script(job: str, run_dir: str) -> str:
+    """Writes the files an allocation's sessions need (one round trip, once per job)."""
+    q = shlex.quote
+    f = env_file(run_dir)
+    # In the step, srun's own SLURM_* (one node, one task) would confine a nested srun: the
+    # shell drops them and takes the allocation's, as a batch script has them.
+    rcfile = ("for v in $(compgen -e); do case $v in SLURM*) unset $v;; esac; done\n"
+              f". {q(f)}\n"
+              "[ -f ~/.bashrc ] && . ~/.bashrc\n"
+              'tmux() { if [ "$1" = wait-for ]; then return 0; fi; command tmux "$@"; }\n')
+    return (f"mkdir -p {q(run_dir)} && printf {q(rcfile)} > {q(run_dir + '/alloc.bashrc')} && "
+            f"cat > {q(run_dir + '/relay.py')} <<'TRAINSH_EOF'\n{RELAY}\nTRAINSH_EOF\n")
+
+
+def log_command(run_dir: str, socket: str | None) -> str:
+    """pipe-pane's writer of an allocation session's log: see RELAY."""
+    tmux = ["tmux", "-S", socket] if socket else []
+    return f"exec python3 -u {shlex.quote(run_dir + '/relay.py')} {{log}} {shlex.join(tmux)}".rstrip()
+
+
 def pane_command(job: str, run_dir: str) -> str:
     """The shell of a session in the allocation: on its first node, with its environment."""
     q = shlex.quote
-    f = env_file(run_dir)
-    rc = f"{run_dir}/alloc.bashrc"
-    # In the step, srun's own SLURM_* (one node, one task) would confine a nested srun: the
-    # shell drops them and takes the allocation's, as a batch script has them.
-    rcfile = ("for v in $(compgen -e); do case $v in SLURM*) unset $v;; esac; done; "
-              f". {q(f)}; [ -f ~/.bashrc ] && . ~/.bashrc; true")
-    return (f"printf '%s\\n' {q(rcfile)} > {q(rc)}; . {q(f)}; "
-            f"exec srun --jobid={q(job)} --overlap -N1 -n1 -w \"$SLURMD_NODENAME\" --pty "
-            f"bash --rcfile {q(rc)} -i")
+    return (f". {q(env_file(run_dir))}; exec srun --jobid={q(job)} --overlap -N1 -n1 "
+            f"-w \"$SLURMD_NODENAME\" --pty bash --rcfile {q(run_dir + '/alloc.bashrc')} -i")
 
 
 # ---- machines.py kind ----------------------------------------------------------------------
