@@ -170,7 +170,7 @@ slurm.alloc @login as gpu
 """)
     p = train("recipe", "run", str(r), "--no-visual")
     assert p.returncode == 1
-    assert "local: sbatch not found (is it a Slurm login host?" in p.stderr
+    assert "local: salloc not found (is it a Slurm login host?" in p.stderr
     p = train("slurm", "queue", "local")
     assert p.returncode == 1 and p.stderr.count("\n") == 1
     assert "squeue not found" in p.stderr

@@ -1,16 +1,15 @@
 """Slurm clusters: allocations held for a job, reached through the cluster's login host.
 
-An allocation is an `sbatch` job whose one task records the allocation's environment
-(`SLURM_*`, as a batch script sees it) in a file and then sleeps: submitting returns at once
-with a job id (so `slurm.alloc` never blocks), the allocation lasts until it is cancelled or
-its time limit ends it, and `srun` from that environment spans all its nodes.
+An allocation is made by `salloc --no-shell`, run detached on the login host: it returns the
+job id at once (so `slurm.alloc` never blocks), and the allocation lasts until it is cancelled
+or its time limit ends it.
 
 A session on an allocation is a tmux session on the login host whose shell is
-`srun --jobid=ID --overlap -N1 -n1 -w FIRST_NODE --pty bash`, started with the recorded
-environment: commands run on the first node, and `srun` there spans the allocation. The run
-folder (exit codes, pane log, the environment file) lives in the login user's home, which a
-Slurm cluster shares with its nodes; waits on files and patterns and transfers go through the
-login host and see the same files.
+`srun --jobid=ID --overlap -N1 -n1 -w FIRST_NODE --pty bash`, with the allocation's SLURM_*
+environment as a batch script would have it (written from `scontrol show job`): commands run on
+the first node, and `srun` there spans the allocation. The run folder (exit codes, pane log, the
+environment file) lives in the login user's home, which a Slurm cluster shares with its nodes;
+waits on files and patterns and transfers go through the login host and see the same files.
 
 Every Slurm command of a step is one ssh round trip to the login host.
 """
@@ -114,13 +113,14 @@ class SlurmError(Exception):
 
 def _explain(where: str, tool: str, r) -> str:
     text = ((r.stderr or "") + "\n" + (r.stdout or "")).strip()
-    if r.returncode == 127 or "command not found" in text or "not found" in text.split("\n")[-1] and tool in text:
+    if r.returncode == 127 or "command not found" in text or f"execute {tool}: No such file" in text \
+            or "not found" in text.split("\n")[-1] and tool in text:
         return f"{where}: {tool} not found (is it a Slurm login host? install Slurm's client tools there)"
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     errs = [ln for ln in lines if "error" in ln.lower()] or lines
     msg = errs[-1] if errs else f"exit {r.returncode}"
     msg = re.sub(r"^(sbatch|salloc|srun|squeue|scancel|sinfo|scontrol): (error: )?", "", msg)
-    msg = re.sub(r"^Batch job submission failed: ", "", msg)
+    msg = re.sub(r"^(Batch job submission failed|Job submit/allocate failed): ", "", msg)
     return f"{where}: Slurm: {msg}"
 
 
@@ -138,25 +138,30 @@ def env_file(run_dir: str) -> str:
 
 
 def submit(sh: Shell, where: str, name: str, options: dict[str, str], run_dir: str) -> str:
-    """Ask for an allocation; its Slurm job id. Returns as soon as Slurm took the request."""
-    f = env_file(run_dir)
-    # The batch task runs on the first node with the allocation's environment: record it
-    # (atomically: a session reads it as soon as it exists), then hold the allocation.
-    hold = (f"export -p | grep '^export SLURM' > {shlex.quote(f)}.tmp && "
-            f"mv {shlex.quote(f)}.tmp {shlex.quote(f)}; exec sleep 2147483647")
-    argv = ["sbatch", "--parsable", f"--job-name={name}", "--output=/dev/null", "--error=/dev/null",
-            f"--chdir={run_dir}"]
+    """Ask for an allocation; its Slurm job id. Returns as soon as Slurm took the request.
+
+    `salloc --no-shell` is scheduled at once when the cluster is free (a batch job waits for
+    the scheduler's next pass, about a second), and holds the allocation after it exits. It
+    runs detached on the login host; its first line names the job, granted or pending."""
+    q = shlex.quote
+    argv = ["salloc", "--no-shell", f"--job-name={name}"]
     for key, value in options.items():
         argv.append(f"{FLAGS[key]}={slurm_time(value) if key == 'time' else value}")
-    argv += ["--wrap", hold]
-    script = f"mkdir -p {shlex.quote(run_dir)} && rm -f {shlex.quote(f)} && exec {shlex.join(argv)}"
+    out = q(f"{run_dir}/salloc.out")
+    script = (f"command -v salloc >/dev/null || exit 127\n"
+              f"mkdir -p {q(run_dir)} && cd {q(run_dir)} || exit 1\n"
+              f"setsid {shlex.join(argv)} > {out} 2>&1 < /dev/null & pid=$!\n"
+              f"while ! grep -q 'job allocation [0-9]' {out}; do\n"
+              f"  kill -0 $pid 2>/dev/null || {{ wait $pid; cat {out}; exit 1; }}\n"
+              "  sleep 0.01\ndone\n"
+              f"cat {out}\n")
     r = sh.script(script, timeout=60)
-    if not r.ok:
-        raise SlurmError(_explain(where, "sbatch", r))
-    job = r.stdout.strip().split(";")[0].split()[-1] if r.stdout.strip() else ""
-    if not job.isdigit():
-        raise SlurmError(f"{where}: Slurm: sbatch printed no job id ({r.stdout.strip()[:100]!r})")
-    return job
+    found = re.search(r"job allocation (\d+)", r.stdout)
+    if not found:
+        if r.ok:
+            r.returncode = 1
+        raise SlurmError(_explain(where, "salloc", r))
+    return found.group(1)
 
 
 @dataclass
@@ -167,31 +172,28 @@ class State:
     partition: str = ""
     time_left: str = ""
     position: int | None = None  # among pending jobs of its partition, 1 = next
-    ready: bool = False  # running and its environment recorded
 
     @property
     def ended(self) -> bool:
         return self.state not in ("PENDING", "RUNNING", "CONFIGURING", "REQUEUED", "RESIZING", "SUSPENDED")
 
 
-def state(sh: Shell, where: str, job: str, run_dir: str | None = None) -> State:
+def state(sh: Shell, where: str, job: str) -> State:
     """Where the allocation is, in one round trip."""
     q = shlex.quote
     script = (f"squeue -h -j {q(job)} -o '%T|%r|%N|%P|%L' 2>&1; echo '--'; "
-              "squeue -h -t PD -o '%i|%P' --sort=-p,i 2>/dev/null; echo '--'; "
-              + (f"test -s {q(env_file(run_dir))} && echo ready" if run_dir else "true"))
+              "squeue -h -t PD -o '%i|%P' --sort=-p,i 2>/dev/null")
     r = sh.script(script, timeout=60)
     if r.returncode == 127 or "command not found" in r.stdout + r.stderr:
         raise SlurmError(_explain(where, "squeue", r))
-    mine, pending, ready = (r.stdout.split("--\n") + ["", ""])[:3]
+    mine, pending = (r.stdout.split("--\n") + [""])[:2]
     line = mine.strip().splitlines()[-1] if mine.strip() else ""
     if "Invalid job id" in line or not line:
         return State("GONE")
     if "|" not in line:
         raise SlurmError(f"{where}: Slurm: {line}")
     st, reason, nodes, partition, left = (line.split("|") + [""] * 5)[:5]
-    s = State(st, "" if reason == "None" else reason, nodes, partition, left,
-              ready=st == "RUNNING" and "ready" in ready)
+    s = State(st, "" if reason == "None" else reason, nodes, partition, left)
     if st == "PENDING":
         ids = [ln.split("|")[0] for ln in pending.splitlines() if ln.endswith("|" + partition)]
         if job in ids:
@@ -268,17 +270,36 @@ while True:
 """
 
 
+# What an allocation's shell keeps of the SLURM_* variables its srun step gives it; the rest
+# describe that one-node, one-task step and would confine a nested srun to it.
+KEEP = ("SLURM_CONF", "SLURM_CLUSTER_NAME", "SLURM_WORKING_CLUSTER", "SLURM_JOB_UID", "SLURM_JOB_GID",
+        "SLURM_JOB_USER", "SLURM_CPUS_ON_NODE", "SLURM_TOPOLOGY_ADDR", "SLURM_TOPOLOGY_ADDR_PATTERN",
+        "SLURM_SUBMIT_DIR", "SLURM_SUBMIT_HOST", "SLURM_PRIO_PROCESS")
+
+
 def setup_script(job: str, run_dir: str) -> str:
-    """Writes the files an allocation's sessions need (one round trip, once per job)."""
+    """Writes what an allocation's sessions need, in one round trip: the allocation's
+    environment as a batch script would have it (from `scontrol show job`), the shell's rc
+    file that puts it in place, and the log relay."""
     q = shlex.quote
     f = env_file(run_dir)
-    # In the step, srun's own SLURM_* (one node, one task) would confine a nested srun: the
-    # shell drops them and takes the allocation's, as a batch script has them.
-    rcfile = ("for v in $(compgen -e); do case $v in SLURM*) unset $v;; esac; done\n"
+    keep = "|".join(KEEP)
+    rcfile = ("for v in $(compgen -e); do case $v in " + keep + ") ;; SLURM_*) unset $v;; esac; done\n"
               f". {q(f)}\n"
               "[ -f ~/.bashrc ] && . ~/.bashrc\n"
               'tmux() { if [ "$1" = wait-for ]; then return 0; fi; command tmux "$@"; }\n')
-    return (f"mkdir -p {q(run_dir)} && printf {q(rcfile)} > {q(run_dir + '/alloc.bashrc')} && "
+    env = (f"info=$(scontrol show job -o {q(job)}) || exit 1\n"
+           "val() { printf '%s\\n' \"$info\" | tr ' ' '\\n' | sed -n \"s|^$1=||p\" | head -n 1; }\n"
+           "nodes=$(val NodeList); n=$(val NumNodes); n=${n%%-*}; cpt=$(val CPUs/Task); tpn=$(val TresPerNode)\n"
+           "first=$(scontrol show hostnames \"$nodes\" | head -n 1)\n"
+           f"{{ echo \"export SLURM_JOB_ID={job} SLURM_JOBID={job} SLURM_JOB_NODELIST='$nodes' "
+           "SLURM_NODELIST='$nodes' SLURM_JOB_NUM_NODES=$n SLURM_NNODES=$n "
+           "SLURM_JOB_PARTITION='$(val Partition)' TRAINSH_FIRST_NODE='$first'\"\n"
+           "  [ \"${cpt:-1}\" -gt 1 ] 2>/dev/null && echo \"export SLURM_CPUS_PER_TASK=$cpt\"\n"
+           "  case $tpn in *gpu:*) echo \"export SLURM_GPUS_PER_NODE=${tpn##*:}\";; esac\n"
+           f"}} > {q(f)}.tmp && mv {q(f)}.tmp {q(f)}\n")
+    return (f"mkdir -p {q(run_dir)} || exit 1\n{env}"
+            f"printf %s {q(rcfile)} > {q(run_dir + '/alloc.bashrc')} && "
             f"cat > {q(run_dir + '/relay.py')} <<'TRAINSH_EOF'\n{RELAY}\nTRAINSH_EOF\n")
 
 
@@ -292,7 +313,7 @@ def pane_command(job: str, run_dir: str) -> str:
     """The shell of a session in the allocation: on its first node, with its environment."""
     q = shlex.quote
     return (f". {q(env_file(run_dir))}; exec srun --jobid={q(job)} --overlap -N1 -n1 "
-            f"-w \"$SLURMD_NODENAME\" --pty bash --rcfile {q(run_dir + '/alloc.bashrc')} -i")
+            f"-w \"$TRAINSH_FIRST_NODE\" --pty bash --rcfile {q(run_dir + '/alloc.bashrc')} -i")
 
 
 # ---- machines.py kind ----------------------------------------------------------------------

@@ -104,17 +104,16 @@ def _wait_ready(ctx: Context, mach: Machine, timeout: float, poll: float, keep: 
     """Poll until the allocation runs with its environment recorded; on timeout cancel it
     (unless keep) and fail."""
     sh = _login(mach.place)
-    run_dir = _run_dir(ctx, sh, mach.host)
     where = mach.place if mach.place == "local" else sh.name
     start = time.monotonic()
     shown, tick = "", 0.05  # quick at first: a free cluster starts a job in well under a second
     try:
         while True:
             try:
-                st = slurm.state(sh, where, mach.ident, run_dir)
+                st = slurm.state(sh, where, mach.ident)
             except slurm.SlurmError as e:
                 raise StepFailed(str(e)) from None
-            if st.ready or (st.state == "RUNNING" and mach.how == "found"):
+            if st.state == "RUNNING":
                 ctx.machines.set_state(mach.host, "running")
                 return st
             if st.ended:
