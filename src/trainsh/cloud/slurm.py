@@ -137,8 +137,9 @@ def env_file(run_dir: str) -> str:
     return f"{run_dir}/alloc.env"
 
 
-def submit(sh: Shell, where: str, name: str, options: dict[str, str], run_dir: str) -> str:
-    """Ask for an allocation; its Slurm job id. Returns as soon as Slurm took the request.
+def submit(sh: Shell, where: str, name: str, options: dict[str, str], run_dir: str) -> tuple[str, bool]:
+    """Ask for an allocation: its Slurm job id, and whether it was granted at once. Returns as
+    soon as Slurm took the request.
 
     `salloc --no-shell` is scheduled at once when the cluster is free (a batch job waits for
     the scheduler's next pass, about a second), and holds the allocation after it exits. It
@@ -161,7 +162,7 @@ def submit(sh: Shell, where: str, name: str, options: dict[str, str], run_dir: s
         if r.ok:
             r.returncode = 1
         raise SlurmError(_explain(where, "salloc", r))
-    return found.group(1)
+    return found.group(1), "Granted job allocation" in r.stdout
 
 
 @dataclass

@@ -61,12 +61,12 @@ def _submit(ctx: Context, name: str, login_spec: str, options: dict[str, str]) -
     label = login_spec if login_spec == "local" else sh.name
     run_dir = _run_dir(ctx, sh, name)
     try:
-        job = slurm.submit(sh, label, f"trainsh-{ctx.job.id}-{name}", options, run_dir)
+        job, granted = slurm.submit(sh, label, f"trainsh-{ctx.job.id}-{name}", options, run_dir)
     except slurm.SlurmError as e:
         raise StepFailed(str(e)) from None
-    mach = Machine(name, "slurm", job, "allocated", login_spec, "pending")
+    mach = Machine(name, "slurm", job, "allocated", login_spec, "running" if granted else "pending")
     ctx.machines.add(mach)  # at once: from here on a failure cancels it, a resume finds it
-    ctx.console.ok(f"slurm job {job} submitted on {label} for @{name}"
+    ctx.console.ok(f"slurm job {job} {'granted' if granted else 'submitted'} on {label} for @{name}"
                    + (" (" + " ".join(f"{k}={v}" for k, v in options.items()) + ")" if options else ""))
     return mach
 
