@@ -317,6 +317,24 @@ def pane_command(job: str, run_dir: str) -> str:
             f"-w \"$TRAINSH_FIRST_NODE\" --pty bash --rcfile {q(run_dir + '/alloc.bashrc')} -i")
 
 
+class NodeShell:
+    """The login host's shell, running each command on the allocation's first node (one srun
+    step): where a port wait must look. Enough of a Shell for remote/waits.py."""
+
+    def __init__(self, login: Shell, run_dir: str):
+        self.login = login
+        self.env_file = env_file(run_dir)
+        self.name = login.name
+
+    def is_local(self) -> bool:
+        return False  # another machine: its python is `python3`, not ours
+
+    def run(self, argv: list[str], **kw):
+        node = ('. "$1"; shift; exec srun --jobid="$SLURM_JOB_ID" --overlap -N1 -n1 '
+                '-w "$TRAINSH_FIRST_NODE" --quiet "$@"')
+        return self.login.run(["sh", "-c", node, "sh", self.env_file, *argv], **kw)
+
+
 # ---- machines.py kind ----------------------------------------------------------------------
 
 def _describe(m) -> str:

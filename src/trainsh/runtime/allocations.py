@@ -162,7 +162,7 @@ def host_handle(ctx: Context, name: str) -> HostHandle:
     tmux.pane_command = slurm.pane_command(mach.ident, run_dir)
     tmux.log_command = slurm.log_command(run_dir, tmux.socket)
     # (its spec is the login host's: that is where its sessions are attached)
-    return HostHandle(name, mach.place, sh, tmux, run_dir)
+    return HostHandle(name, mach.place, sh, tmux, run_dir, node_shell=slurm.NodeShell(sh, run_dir))
 
 
 # ---- steps ---------------------------------------------------------------------------------

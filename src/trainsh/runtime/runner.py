@@ -53,6 +53,7 @@ class HostHandle:
     shell: Shell
     tmux: Tmux
     run_dir: str  # per-job folder on the host
+    node_shell: Shell | None = None  # where port waits look, when not `shell` (an allocation's node)
 
 
 @dataclass

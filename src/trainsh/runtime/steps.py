@@ -212,7 +212,8 @@ def wait(ctx: Context, idx: int, step: m.Wait, resume: dict | None = None) -> No
                     raise StepFailed(f"bad port '{port}'")
                 spec = {"kind": "port", "port": int(port)}
             spec["claim"] = f"{s.rc_dir}/wait.pid"  # a newer wait on the session replaces this one
-            outcome = run_wait(h.shell, spec, timeout)
+            outcome = run_wait(h.node_shell if spec["kind"] == "port" and h.node_shell else h.shell,
+                               spec, timeout)
             if not outcome.ok:
                 if outcome.reason == "timeout":
                     raise StepFailed(f"timed out after {limit} waiting for {condition}")
