@@ -148,6 +148,49 @@ tmux.open @gpu as work
     assert len(slurm.jobs()) == 1
 
 
+def test_a_hosts_toml_entry_of_kind_slurm(slurm, tmp_path):
+    from trainsh.settings import paths
+
+    paths.home().mkdir(parents=True, exist_ok=True)
+    paths.hosts_file().write_text(f'[cl]\nkind = "slurm"\nhost = "127.0.0.1"\nuser = "root"\n'
+                                  f'port = {slurm.login.port}\nslurm = "nodes=2&time=5m"\n')
+    r = write_recipe(tmp_path / "r.recipe", """
+host gpu = cl
+tmux.open @gpu as work
+@work > echo "nodes=$SLURM_NNODES list=$SLURM_JOB_NODELIST"
+""")
+    p = train("recipe", "run", str(r), "--no-visual")
+    assert p.returncode == 0, p.stderr
+    assert "nodes=2 list=n[1-2]" in p.stderr
+    [m] = machines()
+    p = train("slurm", "queue", "cl")
+    assert p.returncode == 0 and m["ident"] in p.stdout, p.stderr
+    paths.hosts_file().write_text('[cl]\nkind = "slurm"\nhost = "h"\nslurm = "nodes=lots"\n')
+    p = train("slurm", "info", "cl")
+    assert p.returncode == 2 and "'slurm' (allocation options" in p.stderr and "nodes=" in p.stderr
+
+
+def test_an_allocation_that_ended_under_a_resumed_job_says_so(slurm, tmp_path):
+    r = write_recipe(tmp_path / "r.recipe", f"""
+host login = local
+slurm.alloc @login as gpu
+tmux.open @gpu as work
+@work > touch {tmp_path}/started; sleep 60
+""")
+    proc = subprocess.Popen([*TRAIN, "recipe", "run", str(r), "--no-visual"], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_until(lambda: (tmp_path / "started").exists(), what="the command in the allocation")
+    proc.kill()
+    proc.wait()
+    [m] = machines()
+    slurm.cancel_all()
+    p = train("recipe", "resume", "--no-visual")
+    assert p.returncode == 1
+    assert f"STEP {m['ident']}.0 ON n1 CANCELLED" in p.stderr, p.stderr  # Slurm's own words
+    assert f"slurm job {m['ident']} on local (@gpu), ended" in p.stderr
+    assert "Traceback" not in p.stderr
+
+
 def test_bad_partition_is_one_clear_line(slurm, tmp_path):
     r = write_recipe(tmp_path / "r.recipe", """
 host login = local

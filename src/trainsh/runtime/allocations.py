@@ -117,7 +117,11 @@ def _wait_ready(ctx: Context, mach: Machine, timeout: float, poll: float, keep: 
                 ctx.machines.set_state(mach.host, "running")
                 return st
             if st.ended:
+                was = mach.state
                 ctx.machines.set_state(mach.host, "gone")
+                if was == "running":
+                    raise StepFailed(f"slurm job {mach.ident} on {where} has ended "
+                                     f"({st.state.lower()}: its time limit, or cancelled)")
                 raise StepFailed(f"slurm job {mach.ident} on {where} ended ({st.state.lower()}) "
                                  "before it ran")
             line = f"@{mach.host}: slurm job {mach.ident} {st.state.lower()}"
