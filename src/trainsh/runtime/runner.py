@@ -128,14 +128,13 @@ class Context:
         from trainsh.runtime import allocations
 
         if name != "local" and allocations.is_allocation(self, name):
-            self.hosts[name] = handle = allocations.host_handle(self, name)
-            handle.tmux.hidden = self.hidden_env()
-            return handle
-        spec = "local" if name == "local" else self.host_specs.get(name)
-        if spec is None:
-            raise StepFailed(f"unknown host @{name}")
-        spec = self.expand(spec, "a host spec").strip()
-        handle = resolve_host(name, spec, self.job)
+            handle = allocations.host_handle(self, name)  # its spec: the login host's
+        else:
+            spec = "local" if name == "local" else self.host_specs.get(name)
+            if spec is None:
+                raise StepFailed(f"unknown host @{name}")
+            spec = self.expand(spec, "a host spec").strip()
+            handle = resolve_host(name, spec, self.job)
         handle.tmux.hidden = self.hidden_env()
         self.hosts[name] = handle
         resolved = {**self.journal.job(self.job.id).hosts, name: handle.spec}
