@@ -180,3 +180,27 @@ def runpod_fake(monkeypatch, tmp_path):
             yield fake
         finally:
             sshd.close_masters(control)
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster(ssh_servers):
+    """A real Slurm cluster (tests/slurmd.py), started once, with its login host on loopback."""
+    import slurmd
+
+    why = slurmd.available()
+    if why:
+        pytest.skip(f"Slurm: {why}")
+    cluster = slurmd.start(ssh_servers)
+    yield cluster
+    slurmd.stop(cluster)
+
+
+@pytest.fixture
+def slurm(slurm_cluster, ssh, monkeypatch):
+    """The cluster for one test: SLURM_CONF here (for `local` login hosts), the ssh client
+    settings for its login host, and no job of the test left in the queue after it."""
+    monkeypatch.setenv("SLURM_CONF", str(slurm_cluster.conf))
+    yield slurm_cluster
+    slurm_cluster.cancel_all()
+    for sock in slurm_cluster.login.tmux_dir.glob("tmux-*/*"):
+        subprocess.run(["tmux", "-S", str(sock), "kill-server"], capture_output=True)

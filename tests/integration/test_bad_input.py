@@ -142,6 +142,9 @@ MALFORMED = {
     ("runpod", "stop"): [("runpod", "stop", "")],
     ("runpod", "destroy"): [("runpod", "destroy", "", "--yes")],
     ("runpod", "gpus"): [("runpod", "gpus", "--count", "0")],
+    ("slurm", "info"): [("slurm", "info", "bad host!")],
+    ("slurm", "queue"): [("slurm", "queue", "root@")],
+    ("slurm", "cancel"): [("slurm", "cancel", "local", "abc"), ("slurm", "cancel", "h -p 0", "1")],
 }
 
 # A name nobody defined, for every subcommand that takes one.

@@ -215,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     ps.add_parser("runpod", help="your RunPod pods' costs, and the cheapest GPU types")
     _cloud_parsers(sub)
     _runpod_parser(sub)
+    _slurm_parser(sub)
 
     cm = sub.add_parser("completion", help="shell completion script for bash, zsh or fish",
                         description="Print a completion script. bash: eval \"$(train completion "
@@ -222,6 +223,21 @@ def build_parser() -> argparse.ArgumentParser:
                                     "completion fish | source")
     cm.add_argument("shell", help="bash, zsh or fish")
     return p
+
+
+def _slurm_parser(sub) -> None:
+    sl = sub.add_parser("slurm", help="Slurm clusters: partitions and nodes, your jobs, cancel",
+                        description="Slurm clusters, reached through their login host (local, an "
+                                    "ssh spec, a hosts.toml name). Recipes allocate with "
+                                    "'slurm.alloc @login as NAME' or --host NAME=slurm:LOGIN?nodes=2.")
+    s = sl.add_subparsers(dest="cmd", metavar="SUBCOMMAND")
+    si = s.add_parser("info", help="partitions: state, time limit, allocated and idle nodes, GPUs")
+    si.add_argument("host", help="the cluster's login host")
+    sq = s.add_parser("queue", help="your jobs on the cluster, with the trainsh job that made each")
+    sq.add_argument("host", help="the cluster's login host")
+    sc = s.add_parser("cancel", help="cancel a Slurm job (scancel), e.g. an allocation a job kept")
+    sc.add_argument("host", help="the cluster's login host")
+    sc.add_argument("jobid", help="the Slurm job id (train slurm queue shows them)")
 
 
 # name -> how the group reads in help
@@ -328,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.group:
         parser.print_help()
         return 0
-    if args.group in ("recipe", "secrets", "config", "host", "storage", "pricing", "colab", "runpod",
+    if args.group in ("recipe", "secrets", "config", "host", "storage", "pricing", "colab", "runpod", "slurm",
                       *CLOUDS) and not getattr(args, "cmd", None):
         parser.parse_args([args.group, "--help"])
     try:
@@ -348,6 +364,8 @@ def main(argv: list[str] | None = None) -> int:
             from trainsh.cli import runpod as handlers
         elif args.group == "completion":
             from trainsh.cli import completion as handlers
+        elif args.group == "slurm":
+            from trainsh.cli import slurm as handlers
         else:
             from trainsh.cli import commands as handlers
 

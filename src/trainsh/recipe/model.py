@@ -257,6 +257,29 @@ class Cloud(Step):
 
 
 @dataclass(frozen=True)
+class Slurm(Step):
+    """`slurm.alloc @login as NAME [options]`, `slurm.wait @NAME [...]`, `slurm.release @NAME`."""
+
+    action: str  # alloc | wait | release
+    host: str  # the login host (alloc) or the allocation's host
+    name: str | None = None  # the host an alloc defines
+    options: tuple[tuple[str, str], ...] = ()
+
+    kind = "slurm"
+
+    @property
+    def handler_key(self) -> str:
+        return f"slurm.{self.action}"
+
+    @property
+    def fills(self) -> tuple[str, ...]:
+        return (self.name,) if self.action == "alloc" and self.name else ()
+
+    def option(self, key: str, default: str | None = None) -> str | None:
+        return dict(self.options).get(key, default)
+
+
+@dataclass(frozen=True)
 class Notify(Step):
     message: str
 

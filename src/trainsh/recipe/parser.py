@@ -29,6 +29,7 @@ from trainsh.recipe.model import (
     RecipeError,
     RecipeErrors,
     Sleep,
+    Slurm,
     Step,
     TmuxClose,
     TmuxConfig,
@@ -68,6 +69,7 @@ def split_lines(text: str) -> list[str]:
 CONTROL = {
     "tmux.open", "tmux.close", "tmux.config",
     "vast.pick", "vast.start", "vast.stop", "vast.wait", "vast.cost",
+    "slurm.alloc", "slurm.wait", "slurm.release",
     "notify", "sleep",
 }
 KEYWORDS = sorted(CONTROL | {"var", "host", "storage", "wait"})
@@ -105,7 +107,8 @@ CLOUD_OPTIONS = {
 }
 
 STORAGE_SCHEMES = ("r2", "b2", "s3", "gdrive", "local")
-HOST_SCHEMES = ("vast", "runpod", "colab")
+HOST_SCHEMES = ("vast", "runpod", "colab", "slurm")
+SLURM_WAIT_OPTIONS = {"timeout": _dur_opt, "poll": _dur_opt, "keep": _bool_opt}
 
 
 # ---- cutting text into statements --------------------------------------------------------
@@ -597,6 +600,8 @@ class _Parser:
                 return None
             d = self.duration(st, args[0].start, args[0].text)
             return None if d is None else Sleep(st.pos(0), st.text, duration=d)
+        if word.startswith("slurm."):
+            return self.slurm(st, word, args, end)
         # vast.*
         provider, action = word.split(".", 1)
         allowed = CLOUD_OPTIONS[word]
@@ -635,6 +640,55 @@ class _Parser:
             return None
         return self.mark(Cloud(st.pos(0), st.text, provider=provider, action=action, host=host,
                                instance=instance, options=tuple(options)), ref=host_pos)
+
+    def slurm(self, st: _Text, word: str, args: list, end: int) -> Step | None:
+        """slurm.alloc @login as NAME [KEY=VALUE]..., slurm.wait @NAME [...], slurm.release @NAME."""
+        from trainsh.cloud.slurm import option_problem
+
+        action = word.split(".", 1)[1]
+        usage = {"alloc": "slurm.alloc @login as NAME [nodes=N time=4h ...]",
+                 "wait": "slurm.wait @NAME [timeout=D poll=D keep=true]",
+                 "release": "slurm.release @NAME"}[action]
+        if not args or not args[0].text.startswith("@"):
+            self.err(st, args[0].start if args else end, f"expected '{usage}'")
+            return None
+        host = self.ref(st, args[0])
+        if host is None:
+            return None
+        rest, name, positions = args[1:], None, {"ref": st.pos(args[0].start)}
+        if action == "alloc":
+            if len(rest) < 2 or rest[0].text != "as":
+                self.err(st, rest[0].start if rest else end, f"missing 'as NAME': write '{usage}'")
+                return None
+            name = rest[1].text
+            if not _NAME_RE.match(name) or name == "local":
+                self.err(st, rest[1].start, f"bad host name '{name}'")
+                return None
+            positions["name"] = st.pos(rest[1].start)
+            rest = rest[2:]
+        options: list[tuple[str, str]] = []
+        for tok in rest:
+            kv = tok.kv()
+            if not kv or action == "release":
+                self.err(st, tok.start, f"unexpected '{tok.text}': write '{usage}'")
+                return None
+            key, value = kv
+            if any(k == key for k, _ in options):
+                self.err(st, tok.start, f"{key}= given twice")
+                return None
+            if action == "alloc":
+                problem = option_problem(key, value)
+            elif key not in SLURM_WAIT_OPTIONS:
+                problem = f"unknown slurm.wait option '{key}' (known: timeout=, poll=, keep=)"
+            else:
+                problem = SLURM_WAIT_OPTIONS[key](value)
+                problem = problem and (problem if key != "keep" else f"keep= takes {problem}")
+            if problem:
+                self.err(st, tok.start if problem.startswith("unknown") else tok.start + len(key) + 1, problem)
+                return None
+            options.append((key, value))
+        return self.mark(Slurm(st.pos(0), st.text, action=action, host=host, name=name,
+                               options=tuple(options)), **positions)
 
     def ref(self, st: _Text, tok: _Tok) -> str | None:
         name = tok.text[1:]
@@ -749,6 +803,17 @@ class _Parser:
                 if not host_known(step.host):
                     pos_err(self.at(step), self.unknown(step.host, "host"))
                     continue
+            elif isinstance(step, Slurm):
+                if not host_known(step.host):
+                    pos_err(self.at(step), self.unknown(step.host, "host"))
+                    continue
+                if step.name is not None:  # slurm.alloc defines its host
+                    if step.name in defs or step.name in sessions:
+                        what = f"{defs[step.name].kind} on line {defs[step.name].pos.line}" \
+                            if step.name in defs else "session"
+                        pos_err(self.at(step, "name"), f"name '{step.name}' already defined as {what}")
+                        continue
+                    defs[step.name] = Definition("host", step.name, "placeholder", self.at(step, "name"))
             self.recipe.steps.append(step)
         self.check_variable_loops()
 
@@ -788,9 +853,18 @@ def _truthy(v: str) -> bool:
 def check_host_spec(spec: str) -> tuple[int, str] | None:
     """A lexical check of a host spec; (offset, message) when it is malformed.
 
-    Accepts `local`, `placeholder`, `vast:ID`, `runpod:ID`, `colab:NAME`, a name from
+    Accepts `local`, `placeholder`, `vast:ID`, `runpod:ID`, `colab:NAME`, `slurm:LOGIN?...`, a name from
     hosts.toml, and `[user@]host [-p PORT] [-i KEY] [-J JUMP] [-o OPT=VAL]`.
     """
+    if spec.lstrip().startswith("slurm:"):  # slurm:LOGIN?KEY=VALUE&..., LOGIN any host spec
+        from trainsh.cloud.slurm import spec_problem
+
+        problem = spec_problem(spec.strip()[6:])
+        if problem is None:
+            login = spec.strip()[6:].rpartition("?")[0] or spec.strip()[6:]
+            inner = None if login.strip() == "local" else check_host_spec(login)
+            problem = inner and inner[1]
+        return (spec.index(":") + 1, problem) if problem else None
     try:
         toks = _tokenize(spec)
     except _TokenError as e:

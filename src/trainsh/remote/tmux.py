@@ -295,6 +295,8 @@ class Tmux:
         self.options: dict[str, str] = {}  # from tmux.config: applied to every session we open
         self.hidden: set[str] = set()  # variables a tmux server we start must not inherit
         self._maskers: set[str] = set()  # session folders that hold MASKER already
+        self.pane_command: str | None = None  # the sessions' shell, when not the login shell
+        self.log_command = "exec cat >> {log}"  # what pipe-pane runs ({log}: the pane log, quoted)
 
     def argv(self, *args: str) -> list[str]:
         base = ["tmux"] + (["-S", self.socket] if self.socket else [])
@@ -315,12 +317,14 @@ class Tmux:
         args += [";", "new-session", "-d", "-s", tmux_literal(s.real), "-x", "200", "-y", "50"]
         if cwd:
             args += ["-c", tmux_literal(cwd, format=True)]
-        args += ["-e", tmux_literal(f"TRAINSH_RUN={s.rc_dir}"),
-                 ";", "set-option", "-t", t, "remain-on-exit", "on",
+        args += ["-e", tmux_literal(f"TRAINSH_RUN={s.rc_dir}")]
+        if self.pane_command:
+            args.append(tmux_literal(self.pane_command))
+        args += [";", "set-option", "-t", t, "remain-on-exit", "on",
                  ";", "set-option", "-t", t, "@ts_chan", "ts-none",
                  ";", "set-hook", "-t", t, "pane-died", 'run-shell -C "wait-for -S #{@ts_chan}"',
                  ";", "pipe-pane", "-t", t, "-o",
-                 tmux_literal(f"exec cat >> {shlex.quote(s.log_path)}", format=True),
+                 tmux_literal(self.log_command.format(log=shlex.quote(s.log_path)), format=True),
                  # The shell records its own exit status: tmux 3.3 can mark a pane dead
                  # without ever filling in #{pane_dead_status}. (A wrapper process would do
                  # it too, but then the shell is no longer the pane's session leader and a

@@ -73,3 +73,14 @@ def _colab(name: str, reconnect: float) -> SshShell:
 
 
 SCHEMES["colab"] = _colab
+
+
+def _slurm_login(rest: str, reconnect: float) -> SshShell:
+    """`slurm:LOGIN?...` outside a job (train exec/transfer/host): its login host."""
+    login = rest.rpartition("?")[0] if "?" in rest else rest
+    if login.strip() == "local":
+        raise HostError("slurm:local? is this machine: use local")
+    return ssh_shell(login.strip(), reconnect=reconnect)
+
+
+SCHEMES["slurm"] = _slurm_login

@@ -53,6 +53,7 @@ class HostHandle:
     shell: Shell
     tmux: Tmux
     run_dir: str  # per-job folder on the host
+    node_shell: Shell | None = None  # where port waits look, when not `shell` (an allocation's node)
 
 
 @dataclass
@@ -129,11 +130,16 @@ class Context:
     def host(self, name: str) -> HostHandle:
         if name in self.hosts:
             return self.hosts[name]
-        spec = "local" if name == "local" else self.host_specs.get(name)
-        if spec is None:
-            raise StepFailed(f"unknown host @{name}")
-        spec = self.expand(spec, "a host spec").strip()
-        handle = resolve_host(name, spec, self.job)
+        from trainsh.runtime import allocations
+
+        if name != "local" and allocations.is_allocation(self, name):
+            handle = allocations.host_handle(self, name)  # its spec: the login host's
+        else:
+            spec = "local" if name == "local" else self.host_specs.get(name)
+            if spec is None:
+                raise StepFailed(f"unknown host @{name}")
+            spec = self.expand(spec, "a host spec").strip()
+            handle = resolve_host(name, spec, self.job)
         handle.tmux.hidden = self.hidden_env()
         self.hosts[name] = handle
         resolved = {**self.journal.job(self.job.id).hosts, name: handle.spec}
@@ -158,7 +164,7 @@ def local_tmux_socket() -> str | None:
     return os.environ.get("TRAINSH_TMUX_SOCKET") or None
 
 
-PROVIDER_NAMES = {"vast": "Vast.ai", "runpod": "RunPod", "colab": "Colab"}
+PROVIDER_NAMES = {"vast": "Vast.ai", "runpod": "RunPod", "colab": "Colab", "slurm": "Slurm"}
 
 
 def resolve_host(name: str, spec: str, job: Job) -> HostHandle:

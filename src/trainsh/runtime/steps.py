@@ -213,7 +213,8 @@ def wait(ctx: Context, idx: int, step: m.Wait, resume: dict | None = None) -> No
                     raise StepFailed(f"bad port '{port}'")
                 spec = {"kind": "port", "port": int(port)}
             spec["claim"] = f"{s.rc_dir}/wait.pid"  # a newer wait on the session replaces this one
-            outcome = run_wait(h.shell, spec, timeout)
+            outcome = run_wait(h.node_shell if spec["kind"] == "port" and h.node_shell else h.shell,
+                               spec, timeout)
             if not outcome.ok:
                 if outcome.reason == "timeout":
                     raise StepFailed(f"timed out after {limit} waiting for {condition}")
@@ -370,6 +371,17 @@ HANDLERS = {
     "notify": notify,
     "sleep": sleep,
 }
+
+
+def _slurm(action: str):
+    def handler(ctx: Context, idx: int, step: m.Step, resume: dict | None = None) -> None:
+        from trainsh.runtime import allocations  # Slurm's code loads only for its steps
+
+        getattr(allocations, action)(ctx, idx, step, resume)
+    return handler
+
+
+HANDLERS.update({f"slurm.{a}": _slurm(a) for a in ("alloc", "wait", "release")})
 
 def cannot_run(step: m.Step) -> str | None:
     """Why this version cannot run `step`, or None when it can."""

@@ -13,6 +13,12 @@
     tunnel = "cloudflared"    # or "ngrok"
     host = "xyz.trycloudflare.com"
     user = "root"
+
+    [cluster]                 # a Slurm cluster: the login host, and what to allocate
+    kind = "slurm"
+    host = "login.cluster.example"
+    user = "me"
+    slurm = "nodes=2&gpus_per_node=8&time=4h"
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import os
 
 from trainsh.settings import paths, tables
 
-FIELDS = ("kind", "tunnel", "host", "user", "port", "key", "jump", "options", "last_seen")
+FIELDS = ("kind", "tunnel", "host", "user", "port", "key", "jump", "options", "slurm", "last_seen")
 
 
 class HostsError(Exception):
@@ -62,6 +68,13 @@ def entry_problem(entry: dict) -> str | None:
     if options is not None and not (isinstance(options, list)
                                     and all(isinstance(o, str) for o in options)):
         return f"'options' must be a list of strings like [\"Compression=yes\"], got {options!r}"
+    if entry.get("slurm") is not None:
+        from trainsh.cloud.slurm import spec_problem
+
+        alloc = entry["slurm"]
+        problem = "must be a string" if not isinstance(alloc, str) else spec_problem(f"x?{alloc}") if alloc else None
+        if problem:
+            return f"'slurm' (allocation options like \"nodes=2&time=4h\"): {problem}"
     return None
 
 

@@ -1,0 +1,374 @@
+"""Slurm clusters: allocations held for a job, reached through the cluster's login host.
+
+An allocation is made by `salloc --no-shell`, run detached on the login host: it returns the
+job id at once (so `slurm.alloc` never blocks), and the allocation lasts until it is cancelled
+or its time limit ends it.
+
+A session on an allocation is a tmux session on the login host whose shell is
+`srun --jobid=ID --overlap -N1 -n1 -w FIRST_NODE --pty bash`, with the allocation's SLURM_*
+environment as a batch script would have it (written from `scontrol show job`): commands run on
+the first node, and `srun` there spans the allocation. The run folder (exit codes, pane log, the
+environment file) lives in the login user's home, which a Slurm cluster shares with its nodes;
+waits on files and patterns and transfers go through the login host and see the same files.
+
+Every Slurm command of a step is one ssh round trip to the login host.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass
+
+from trainsh.remote.shell import Shell
+
+# Allocation options as a recipe or `--host NAME=slurm:LOGIN?...` writes them -> sbatch flags.
+FLAGS = {"nodes": "--nodes", "gpus_per_node": "--gpus-per-node", "cpus_per_task": "--cpus-per-task",
+         "mem": "--mem", "time": "--time", "partition": "--partition", "account": "--account",
+         "qos": "--qos", "constraint": "--constraint"}
+_WORD = re.compile(r"[A-Za-z0-9_.,:|&\[\]-]+\Z")
+
+
+def option_problem(key: str, value: str) -> str | None:
+    """What is wrong with one allocation option, or None."""
+    from trainsh.recipe.model import Duration
+
+    if key not in FLAGS:
+        return f"unknown slurm option '{key}' (known: {', '.join(k + '=' for k in FLAGS)})"
+    if "$" in value:  # expanded when the step runs
+        return None
+    if key in ("nodes", "gpus_per_node", "cpus_per_task"):
+        return None if re.fullmatch(r"[1-9]\d{0,5}", value) else f"{key}= takes a whole number from 1, got '{value}'"
+    if key == "mem":
+        return None if re.fullmatch(r"\d+[KMGT]?", value, re.I) else \
+            f"mem= takes a size like 16G or 500M, got '{value}'"
+    if key == "time":
+        try:
+            Duration.parse(value)
+        except ValueError as e:
+            return str(e)
+        return None
+    return None if _WORD.match(value) else f"{key}= takes a name, got '{value}'"
+
+
+def slurm_time(text: str) -> str:
+    """A duration (`4h`, `90m`) as Slurm writes a time limit (D-HH:MM:SS)."""
+    from trainsh.recipe.model import Duration
+
+    total = int(-(-Duration.parse(text).seconds // 1))
+    d, rem = divmod(total, 86400)
+    h, rem = divmod(rem, 3600)
+    m, s = divmod(rem, 60)
+    return f"{d}-{h:02d}:{m:02d}:{s:02d}"
+
+
+@dataclass(frozen=True)
+class Spec:
+    """`slurm:LOGIN?nodes=2&time=4h` (a new allocation) or `slurm:LOGIN?job=123` (one held)."""
+
+    login: str
+    options: tuple[tuple[str, str], ...] = ()
+    job: str | None = None
+
+    @classmethod
+    def parse(cls, rest: str) -> Spec:
+        login, _, query = rest.rpartition("?") if "?" in rest else (rest, "", "")
+        login = login.strip()
+        if not login:
+            raise ValueError("'slurm:' needs a login host: slurm:LOGIN?nodes=2&time=4h")
+        options, job = [], None
+        for part in query.split("&") if query else []:
+            key, eq, value = part.partition("=")
+            if not eq or not value:
+                raise ValueError(f"bad slurm option '{part}' (expected KEY=VALUE)")
+            if key == "job":
+                if not value.isdigit():
+                    raise ValueError(f"job= takes a Slurm job id, got '{value}'")
+                job = value
+                continue
+            problem = option_problem(key, value)
+            if problem:
+                raise ValueError(problem)
+            if any(k == key for k, _ in options):
+                raise ValueError(f"{key}= given twice")
+            options.append((key, value))
+        return cls(login, tuple(options), job)
+
+    def text(self) -> str:
+        query = "&".join([f"{k}={v}" for k, v in self.options] + ([f"job={self.job}"] if self.job else []))
+        return f"slurm:{self.login}" + (f"?{query}" if query else "")
+
+
+def spec_problem(rest: str) -> str | None:
+    try:
+        Spec.parse(rest)
+    except ValueError as e:
+        return str(e)
+    return None
+
+
+class SlurmError(Exception):
+    """Slurm said no, or is not there: one line naming the login host and Slurm's words."""
+
+
+def _explain(where: str, tool: str, r) -> str:
+    text = ((r.stderr or "") + "\n" + (r.stdout or "")).strip()
+    if r.returncode == 127 or "command not found" in text or f"execute {tool}: No such file" in text \
+            or "not found" in text.split("\n")[-1] and tool in text:
+        return f"{where}: {tool} not found (is it a Slurm login host? install Slurm's client tools there)"
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    errs = [ln for ln in lines if "error" in ln.lower()] or lines
+    msg = errs[-1] if errs else f"exit {r.returncode}"
+    msg = re.sub(r"^(sbatch|salloc|srun|squeue|scancel|sinfo|scontrol): (error: )?", "", msg)
+    msg = re.sub(r"^(Batch job submission failed|Job submit/allocate failed): ", "", msg)
+    return f"{where}: Slurm: {msg}"
+
+
+def run(sh: Shell, where: str, tool: str, argv: list[str], timeout: float = 60):
+    r = sh.script(shlex.join(argv), timeout=timeout)  # (through sh: a missing tool is exit 127)
+    if not r.ok:
+        raise SlurmError(_explain(where, tool, r))
+    return r
+
+
+# ---- allocations ---------------------------------------------------------------------------
+
+def env_file(run_dir: str) -> str:
+    return f"{run_dir}/alloc.env"
+
+
+def submit(sh: Shell, where: str, name: str, options: dict[str, str], run_dir: str) -> tuple[str, bool]:
+    """Ask for an allocation: its Slurm job id, and whether it was granted at once. Returns as
+    soon as Slurm took the request.
+
+    `salloc --no-shell` is scheduled at once when the cluster is free (a batch job waits for
+    the scheduler's next pass, about a second), and holds the allocation after it exits. It
+    runs detached on the login host; its first line names the job, granted or pending."""
+    q = shlex.quote
+    argv = ["salloc", "--no-shell", f"--job-name={name}"]
+    for key, value in options.items():
+        argv.append(f"{FLAGS[key]}={slurm_time(value) if key == 'time' else value}")
+    out = q(f"{run_dir}/salloc.out")
+    script = (f"command -v salloc >/dev/null || exit 127\n"
+              f"mkdir -p {q(run_dir)} && cd {q(run_dir)} || exit 1\n"
+              f"setsid {shlex.join(argv)} > {out} 2>&1 < /dev/null & pid=$!\n"
+              f"while ! grep -q 'job allocation [0-9]' {out}; do\n"
+              f"  kill -0 $pid 2>/dev/null || {{ wait $pid; cat {out}; exit 1; }}\n"
+              "  sleep 0.01\ndone\n"
+              f"cat {out}\n")
+    r = sh.script(script, timeout=60)
+    found = re.search(r"job allocation (\d+)", r.stdout)
+    if not found:
+        if r.ok:
+            r.returncode = 1
+        raise SlurmError(_explain(where, "salloc", r))
+    return found.group(1), "Granted job allocation" in r.stdout
+
+
+@dataclass
+class State:
+    state: str  # PENDING, RUNNING, ... or GONE when Slurm no longer knows the job
+    reason: str = ""
+    nodes: str = ""
+    partition: str = ""
+    time_left: str = ""
+    position: int | None = None  # among pending jobs of its partition, 1 = next
+
+    @property
+    def ended(self) -> bool:
+        return self.state not in ("PENDING", "RUNNING", "CONFIGURING", "REQUEUED", "RESIZING", "SUSPENDED")
+
+
+def state(sh: Shell, where: str, job: str) -> State:
+    """Where the allocation is, in one round trip."""
+    q = shlex.quote
+    script = (f"squeue -h -j {q(job)} -o '%T|%r|%N|%P|%L' 2>&1; echo '--'; "
+              "squeue -h -t PD -o '%i|%P' --sort=-p,i 2>/dev/null")
+    r = sh.script(script, timeout=60)
+    if r.returncode == 127 or "command not found" in r.stdout + r.stderr:
+        raise SlurmError(_explain(where, "squeue", r))
+    mine, pending = (r.stdout.split("--\n") + [""])[:2]
+    line = mine.strip().splitlines()[-1] if mine.strip() else ""
+    if "Invalid job id" in line or not line:
+        return State("GONE")
+    if "|" not in line:
+        raise SlurmError(f"{where}: Slurm: {line}")
+    st, reason, nodes, partition, left = (line.split("|") + [""] * 5)[:5]
+    s = State(st, "" if reason == "None" else reason, nodes, partition, left)
+    if st == "PENDING":
+        ids = [ln.split("|")[0] for ln in pending.splitlines() if ln.endswith("|" + partition)]
+        if job in ids:
+            s.position = ids.index(job) + 1
+    return s
+
+
+def cancel(sh: Shell, where: str, job: str) -> bool:
+    """scancel the job; False when Slurm does not know it (ended long ago, or never was):
+    scancel itself says nothing then."""
+    q = shlex.quote(job)
+    r = sh.script(f"known=$(squeue -h -j {q} -o %T 2>&1); scancel {q} || exit $?; echo \"$known\"",
+                  timeout=60)
+    if not r.ok:
+        raise SlurmError(_explain(where, "scancel", r))
+    return "Invalid job id" not in r.stdout and bool(r.stdout.strip())
+
+
+def host_spec(spec: str) -> str | None:
+    """The `slurm:LOGIN?...` spec a host spec stands for: itself, or a hosts.toml entry of
+    kind slurm (its ssh fields reach the login host, `slurm = "nodes=2&time=4h"` the options);
+    None for any other host."""
+    spec = spec.strip()
+    if spec.startswith("slurm:"):
+        return spec
+    if not spec or spec == "local" or " " in spec or "@" in spec or ":" in spec:
+        return None
+    from trainsh.settings import hosts
+
+    entry = hosts.get(spec)
+    if not entry or entry.get("kind") != "slurm":
+        return None
+    options = entry.get("slurm") or ""
+    return f"slurm:{hosts.spec_text(entry)}" + (f"?{options}" if options else "")
+
+
+def login_of(host: str) -> str:
+    """The login host of a `train slurm HOST` argument."""
+    spec = host_spec(host)
+    return Spec.parse(spec[len("slurm:"):]).login if spec else host
+
+
+def login_shell(login: str) -> Shell:
+    """The shell of a login host spec (`local`, an ssh spec, a hosts.toml name)."""
+    if login == "local":
+        from trainsh.remote.shell import LocalShell
+
+        return LocalShell()
+    from trainsh.runtime.reach import ssh_shell
+
+    return ssh_shell(login)
+
+
+# The pane log is written on the login host (pipe-pane), but a command's end is signalled
+# (`tmux wait-for -S CHANNEL`) by the shell on the node, which cannot reach the login host's
+# tmux. So in an allocation's shell that signal is a no-op, and the pane log's writer on the
+# login host signals instead when the end marker (ESC ] 778 ; CHANNEL BEL) goes by.
+RELAY = r"""
+import os, re, subprocess, sys
+log = open(sys.argv[1], "ab", 0)
+tmux = sys.argv[2:] or ["tmux"]
+end = re.compile(rb"\x1b\]778;([A-Za-z0-9_.-]+)\x07")
+carry = b""
+while True:
+    chunk = os.read(0, 65536)
+    if not chunk:
+        break
+    log.write(chunk)
+    data, last = carry + chunk, 0
+    for m in end.finditer(data):
+        subprocess.run(tmux + ["wait-for", "-S", m.group(1).decode()])
+        last = m.end()
+    carry = data[max(last, len(data) - 256):]
+"""
+
+
+# What an allocation's shell keeps of the SLURM_* variables its srun step gives it; the rest
+# describe that one-node, one-task step and would confine a nested srun to it.
+KEEP = ("SLURM_CONF", "SLURM_CLUSTER_NAME", "SLURM_WORKING_CLUSTER", "SLURM_JOB_UID", "SLURM_JOB_GID",
+        "SLURM_JOB_USER", "SLURM_CPUS_ON_NODE", "SLURM_TOPOLOGY_ADDR", "SLURM_TOPOLOGY_ADDR_PATTERN",
+        "SLURM_SUBMIT_DIR", "SLURM_SUBMIT_HOST", "SLURM_PRIO_PROCESS")
+
+
+def setup_script(job: str, run_dir: str) -> str:
+    """Writes what an allocation's sessions need, in one round trip: the allocation's
+    environment as a batch script would have it (from `scontrol show job`), the shell's rc
+    file that puts it in place, and the log relay."""
+    q = shlex.quote
+    f = env_file(run_dir)
+    keep = "|".join(KEEP)
+    rcfile = ("for v in $(compgen -e); do case $v in " + keep + ") ;; SLURM_*) unset $v;; esac; done\n"
+              f". {q(f)}\n"
+              "[ -f ~/.bashrc ] && . ~/.bashrc\n"
+              'tmux() { if [ "$1" = wait-for ]; then return 0; fi; command tmux "$@"; }\n')
+    env = (f"info=$(scontrol show job -o {q(job)}) || exit 1\n"
+           "val() { printf '%s\\n' \"$info\" | tr ' ' '\\n' | sed -n \"s|^$1=||p\" | head -n 1; }\n"
+           "nodes=$(val NodeList); n=$(val NumNodes); n=${n%%-*}; cpt=$(val CPUs/Task); tpn=$(val TresPerNode)\n"
+           "first=$(scontrol show hostnames \"$nodes\" | head -n 1)\n"
+           f"{{ echo \"export SLURM_JOB_ID={job} SLURM_JOBID={job} SLURM_JOB_NODELIST='$nodes' "
+           "SLURM_NODELIST='$nodes' SLURM_JOB_NUM_NODES=$n SLURM_NNODES=$n "
+           "SLURM_JOB_PARTITION='$(val Partition)' TRAINSH_FIRST_NODE='$first'\"\n"
+           "  [ \"${cpt:-1}\" -gt 1 ] 2>/dev/null && echo \"export SLURM_CPUS_PER_TASK=$cpt\"\n"
+           "  case $tpn in *gpu:*) echo \"export SLURM_GPUS_PER_NODE=${tpn##*:}\";; esac\n"
+           f"}} > {q(f)}.tmp && mv {q(f)}.tmp {q(f)}\n")
+    return (f"mkdir -p {q(run_dir)} || exit 1\n{env}"
+            f"printf %s {q(rcfile)} > {q(run_dir + '/alloc.bashrc')} && "
+            f"cat > {q(run_dir + '/relay.py')} <<'TRAINSH_EOF'\n{RELAY}\nTRAINSH_EOF\n")
+
+
+def log_command(run_dir: str, socket: str | None) -> str:
+    """pipe-pane's writer of an allocation session's log: see RELAY."""
+    tmux = ["tmux", "-S", socket] if socket else []
+    return f"exec python3 -u {shlex.quote(run_dir + '/relay.py')} {{log}} {shlex.join(tmux)}".rstrip()
+
+
+def pane_command(job: str, run_dir: str) -> str:
+    """The shell of a session in the allocation: on its first node, with its environment."""
+    q = shlex.quote
+    return (f". {q(env_file(run_dir))}; exec srun --jobid={q(job)} --overlap -N1 -n1 "
+            f"-w \"$TRAINSH_FIRST_NODE\" --pty bash --rcfile {q(run_dir + '/alloc.bashrc')} -i")
+
+
+class NodeShell:
+    """The login host's shell, running each command on the allocation's first node (one srun
+    step): where a port wait must look. Enough of a Shell for remote/waits.py."""
+
+    def __init__(self, login: Shell, run_dir: str):
+        self.login = login
+        self.env_file = env_file(run_dir)
+        self.name = login.name
+
+    def is_local(self) -> bool:
+        return False  # another machine: its python is `python3`, not ours
+
+    def run(self, argv: list[str], **kw):
+        node = ('. "$1"; shift; exec srun --jobid="$SLURM_JOB_ID" --overlap -N1 -n1 '
+                '-w "$TRAINSH_FIRST_NODE" --quiet "$@"')
+        return self.login.run(["sh", "-c", node, "sh", self.env_file, *argv], **kw)
+
+
+# ---- machines.py kind ----------------------------------------------------------------------
+
+def _describe(m) -> str:
+    return f"slurm job {m.ident} on {m.place} (@{m.host})"
+
+
+def _release(m) -> str:
+    cancel(login_shell(m.place), m.place, m.ident)
+    return "released"
+
+
+def _register() -> None:
+    from trainsh.runtime.machines import KINDS, Kind
+
+    class SlurmKind(Kind):
+        def release(self, m) -> str:
+            return _release(m)
+
+        def describe(self, m) -> str:
+            try:
+                s = state(login_shell(m.place), m.place, m.ident)
+            except Exception:  # describing must not fail the report it is part of
+                return _describe(m)
+            if s.state == "GONE":
+                return f"{_describe(m)}, ended"
+            bits = [s.state.lower()] + [b for b in (s.nodes and f"nodes {s.nodes}",
+                                                    s.partition and f"partition {s.partition}",
+                                                    s.time_left and f"{s.time_left} left") if b]
+            return f"{_describe(m)}: {', '.join(bits)}"
+
+        def release_hint(self, m) -> str:
+            return f"train slurm cancel {shlex.quote(m.place)} {m.ident}"
+
+    KINDS["slurm"] = SlurmKind()
+
+
+_register()
