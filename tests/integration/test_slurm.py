@@ -8,7 +8,6 @@ import re
 import signal
 import subprocess
 
-import pytest
 from helpers import TRAIN, train, wait_until, write_recipe
 
 from trainsh.runtime.journal import Journal
