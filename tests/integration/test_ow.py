@@ -1,0 +1,218 @@
+"""`ow exec` and `ow ssh` against the Vast.ai fake (real HTTP API, real sshd machines, real
+unison and tmux). Every test checks what the fake rented and destroyed: nothing may be left
+running unless the user kept it."""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from helpers import wait_until
+
+OW = [sys.executable, "-m", "trainsh.cli.ow"]
+VAST = ["--provider", "vast", "--gpu", "RTX4090"]
+
+
+def ow(*args: str, timeout: float = 120, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([*OW, *args], capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL, **kw)
+
+
+def spawn(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([*OW, *args], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def alive(fake) -> list[str]:
+    """Instances the fake rented and still has (not destroyed)."""
+    st = fake.state()
+    gone = {str(i) for i in st["destroyed"]}
+    return [i for i in st["instances"] if i not in gone]
+
+
+def rented(fake) -> int:
+    """How many machines the fake has rented out."""
+    return fake.state()["rents"]
+
+
+def home_of(fake, iid: str) -> Path:
+    return Path(fake.state()["instances"][iid]["home"])
+
+
+def project(tmp_path: Path) -> Path:
+    work = tmp_path / "proj"
+    work.mkdir()
+    (work / "in.txt").write_text("hello from here\n")
+    return work
+
+
+def test_exec_exit_codes_output_and_files_back(vast, tmp_path):
+    work = project(tmp_path)
+    r = ow("exec", *VAST, "--mount", f"{work}:work", "sh", "-c",
+           "cat in.txt; echo made > out.txt; echo \"it's 'quoted' \\$HOME\"; exit 7")
+    assert r.returncode == 7, (r.stdout, r.stderr)
+    assert "hello from here\n" in r.stdout and "it's 'quoted' $HOME" in r.stdout, r.stdout
+    assert (work / "out.txt").read_text() == "made\n"  # made there, came back
+    assert rented(vast) == 1 and not alive(vast), vast.state()
+    assert "terminated" in r.stderr
+
+
+def test_exec_zero_one_word_shell_line_and_signal_exit_code(vast, tmp_path):
+    work = project(tmp_path)
+    r = ow("exec", *VAST, "--mount", f"{work}:/tmp/ow-{tmp_path.name}", "--", "pwd && echo ok")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == [f"/tmp/ow-{tmp_path.name}", "ok"], r.stdout
+    r = ow("exec", *VAST, "--no-sync", "sh", "-c", "echo before; kill -TERM $$; echo after")
+    assert r.returncode == 128 + signal.SIGTERM, (r.returncode, r.stderr)
+    assert "before" in r.stdout and "after" not in r.stdout
+    assert rented(vast) == 2 and not alive(vast)
+
+
+def test_exec_output_arrives_while_the_command_runs(vast, tmp_path):
+    go = tmp_path / "go"
+    p = spawn("exec", *VAST, "--no-sync", "sh", "-c",
+              f"echo first; while [ ! -e {go} ]; do sleep 0.05; done; echo second")
+    try:
+        assert p.stdout.readline() == "first\n"  # while the command still waits for `go`
+        assert p.poll() is None
+        go.touch()
+        assert p.stdout.readline() == "second\n"
+        assert p.wait(60) == 0, p.stderr.read()
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert not alive(vast)
+
+
+def test_env_file_reaches_the_command_and_nothing_else(vast, tmp_path):
+    work = project(tmp_path)
+    secret = "s3cr3t-" + os.urandom(6).hex()
+    env = tmp_path / ".env"
+    env.write_text(f"# keys\nexport TOKEN='{secret}'\nPLAIN=visible value\n")
+    r = ow("exec", *VAST, "--no-terminate", "--env-file", str(env), "--mount", f"{work}:work",
+           "sh", "-c", 'echo "token=$TOKEN plain=$PLAIN"; printf %s "$TOKEN" | sha256sum')
+    assert r.returncode == 0, r.stderr
+    # every env-file value is masked in the output (they are the user's secrets)
+    assert "token=*** plain=***" in r.stdout, r.stdout
+    assert hashlib.sha256(secret.encode()).hexdigest() in r.stdout  # the value itself got there
+    assert secret not in r.stdout + r.stderr
+    (iid,) = alive(vast)  # kept, and named
+    assert f"vast:{iid}" in r.stderr and "kept" in r.stderr
+    home = home_of(vast, iid)
+    for path in glob.glob(f"{home}/**", recursive=True) + glob.glob(f"{home}/.*/**", recursive=True):
+        if os.path.isfile(path):
+            assert secret.encode() not in Path(path).read_bytes(), path  # pane log, files, history
+    logs = glob.glob(f"{home}/.cache/trainsh/ow/*/log")
+    assert logs and b"token=***" in Path(logs[0]).read_bytes()
+    vast.api("DELETE", f"instances/{iid}/")
+
+
+def test_ctrl_c_passes_to_the_command_and_terminates(vast, tmp_path):
+    started = tmp_path / "started"
+    p = spawn("exec", *VAST, "--no-sync", "sh", "-c", f"touch {started}; sleep 60")
+    try:
+        wait_until(started.exists, timeout=60, what="the command to start")
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 130, err
+    assert "Traceback" not in err and "terminated" in err
+    assert rented(vast) == 1 and not alive(vast)
+
+
+def test_sigterm_while_the_machine_starts_terminates_it(vast, tmp_path):
+    vast.control(start_delay=30)
+    p = spawn("exec", *VAST, "--no-sync", "true")
+    try:
+        wait_until(lambda: rented(vast), timeout=30, what="a rent")
+        p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 130 and "Traceback" not in err, err
+    assert rented(vast) == 1 and not alive(vast), vast.state()
+
+
+def test_a_failed_sync_terminates(vast, tmp_path):
+    work = project(tmp_path)
+    r = ow("exec", *VAST, "--mount", f"{work}:/proc/no-such-place", "true")
+    assert r.returncode == 1, r.stderr
+    assert "sync up failed" in r.stderr and "Traceback" not in r.stderr
+    assert rented(vast) == 1 and not alive(vast)
+
+
+def test_a_dropped_connection_does_not_end_the_command(vast, tmp_path):
+    started = tmp_path / "started"
+    go = tmp_path / "go"
+    control = os.environ["TRAINSH_SSH_CONTROL_DIR"]
+    p = spawn("exec", *VAST, "--no-sync", "sh", "-c",
+              f"echo one; touch {started}; while [ ! -e {go} ]; do sleep 0.05; done; echo two; exit 3")
+    try:
+        wait_until(started.exists, timeout=60, what="the command to start")
+        # drop every ssh connection ow has (the shared masters and their sessions)
+        for sock in os.listdir(control):
+            subprocess.run(["ssh", "-o", f"ControlPath={control}/{sock}", "-O", "exit", "x"],
+                           capture_output=True)
+        go.touch()
+        out, err = p.communicate(timeout=90)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 3, err
+    assert out.splitlines() == ["one", "two"], out
+    assert not alive(vast)
+
+
+def test_existing_machine_is_left_running(vast, tmp_path):
+    iid = vast.rent("1002")
+    r = ow("exec", "--provider", "vast", "--existing", iid, "--no-sync", "echo", "hi")
+    assert r.returncode == 0 and r.stdout == "hi\n", r.stderr
+    assert alive(vast) == [iid] and "left running" in r.stderr
+
+
+TINY_BACKEND = '''
+import base64, hashlib, os, zipfile
+NAME, VER = "owtiny", "0.1"
+def _record(files):
+    out = []
+    for name, data in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        out.append(f"{name},sha256={digest},{len(data)}")
+    return "\\n".join(out + [f"{NAME}-{VER}.dist-info/RECORD,,"]) + "\\n"
+def get_requires_for_build_editable(config_settings=None):
+    return []
+def build_editable(wheel_directory, config_settings=None, metadata_directory=None):
+    info = f"{NAME}-{VER}.dist-info"
+    files = {f"{NAME}.pth": (os.path.abspath(".") + "\\n").encode(),
+             f"{info}/METADATA": f"Metadata-Version: 2.1\\nName: {NAME}\\nVersion: {VER}\\n".encode(),
+             f"{info}/WHEEL": b"Wheel-Version: 1.0\\nGenerator: tiny\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n"}
+    name = f"{NAME}-{VER}-py3-none-any.whl"
+    with zipfile.ZipFile(os.path.join(wheel_directory, name), "w") as z:
+        for n, d in files.items():
+            z.writestr(n, d)
+        z.writestr(f"{info}/RECORD", _record(files))
+    return name
+'''
+
+
+def test_editable_install_after_the_first_sync(vast, tmp_path):
+    work = project(tmp_path)
+    (work / "pyproject.toml").write_text('[build-system]\nrequires = []\nbuild-backend = "tinyback"\n'
+                                         'backend-path = ["."]\n[project]\nname = "owtiny"\nversion = "0.1"\n')
+    (work / "tinyback.py").write_text(TINY_BACKEND)
+    (work / "owtiny_mod.py").write_text("WHERE = 'synced'\n")
+    r = ow("exec", *VAST, "--mount", f"{work}:work", "--", "cd / && python3 -c "
+           "'import owtiny_mod, os; print(owtiny_mod.WHERE, os.path.dirname(owtiny_mod.__file__))'",
+           timeout=240)
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    assert r.stdout.split()[0] == "synced" and r.stdout.split()[1].endswith("/work"), r.stdout
+    assert not alive(vast)
