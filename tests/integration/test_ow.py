@@ -7,6 +7,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -216,3 +217,90 @@ def test_editable_install_after_the_first_sync(vast, tmp_path):
     assert r.returncode == 0, (r.stdout, r.stderr)
     assert r.stdout.split()[0] == "synced" and r.stdout.split()[1].endswith("/work"), r.stdout
     assert not alive(vast)
+
+
+class Terminal:
+    """A real terminal: a tmux pane on a private socket running a command; type, read."""
+
+    def __init__(self, tmp_path: Path, command: str):
+        import tempfile
+
+        self.dir = tempfile.mkdtemp(prefix="owt", dir="/tmp")
+        self.t = ["tmux", "-S", f"{self.dir}/s", "-f", "/dev/null"]
+        subprocess.run(self.t + ["new-session", "-d", "-s", "tty", "-x", "160", "-y", "50",
+                                 "sh", "-c", f"{command}; echo OW-EXIT=$?; sleep 60"],
+                       check=True, cwd=tmp_path)
+        subprocess.run(self.t + ["set-option", "-t", "tty", "history-limit", "5000"], check=True)
+
+    def screen(self) -> str:
+        return subprocess.run(self.t + ["capture-pane", "-p", "-J", "-S", "-2000", "-t", "tty"],
+                              capture_output=True, text=True).stdout
+
+    def type(self, text: str, enter: bool = True) -> None:
+        subprocess.run(self.t + ["send-keys", "-t", "tty", "-l", text], check=True)
+        if enter:
+            subprocess.run(self.t + ["send-keys", "-t", "tty", "Enter"], check=True)
+
+    def expect(self, text: str, timeout: float = 60) -> str:
+        try:
+            return wait_until(lambda: text in self.screen() and self.screen(), timeout=timeout,
+                              what=f"{text!r} on the screen")
+        except AssertionError:
+            raise AssertionError(f"{text!r} not on the screen:\n{self.screen()}") from None
+
+    def close(self) -> None:
+        import shutil
+
+        subprocess.run(self.t + ["kill-server"], capture_output=True)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def test_ssh_prompt_waits_for_the_first_sync_then_live_sync_and_exit_terminates(vast, tmp_path):
+    work = project(tmp_path)
+    many = work / "many"
+    for i in range(3000):
+        sub = many / f"d{i % 30}"
+        sub.mkdir(parents=True, exist_ok=True)
+        (sub / f"f{i}").write_bytes(os.urandom(512))
+    cmd = " ".join([*OW, "ssh", *VAST, "--mount", f"{work}:work"])
+    term = Terminal(tmp_path, cmd)
+    try:
+        # typed at once: the shell reads it only after its rc file, i.e. after the barrier
+        term.type("find many -type f | wc -l | sed 's/^/COUNT:/'")
+        count = wait_until(lambda: re.search(r"COUNT:(\d+)", term.screen()), timeout=120,
+                           what="the file count")
+        screen = term.screen()
+        assert count.group(1) == "3000", screen
+        assert "waiting for the first sync" in screen, screen  # the barrier held the prompt
+        (work / "fromhere.txt").write_text("local edit\n")
+        term.type("until [ -e fromhere.txt ]; do sleep 0.05; done; cat fromhere.txt | sed 's/^/GOT=/'")
+        term.expect("GOT=local edit")
+        term.type("echo remote-made > fromthere.txt")
+        try:
+            wait_until(lambda: (work / "fromthere.txt").exists(), timeout=30, what="the remote file here")
+        except AssertionError:
+            raise AssertionError(term.screen()) from None
+        assert (work / "fromthere.txt").read_text() == "remote-made\n"
+        term.type("echo last > atexit.txt; exit")
+        term.expect("terminate vast:")
+        term.type("")  # the default answer: terminate
+        screen = term.expect("OW-EXIT=", timeout=60)
+        assert "OW-EXIT=0" in screen and "terminated" in screen, screen
+        assert (work / "atexit.txt").read_text() == "last\n"  # the final sync
+    finally:
+        term.close()
+    assert rented(vast) == 1 and not alive(vast), vast.state()
+
+
+def test_ssh_no_terminate_keeps_and_names_the_machine(vast, tmp_path):
+    work = project(tmp_path)
+    term = Terminal(tmp_path, " ".join([*OW, "ssh", *VAST, "--no-terminate", "--mount", f"{work}:work"]))
+    try:
+        term.type("cat in.txt; exit")
+        screen = term.expect("OW-EXIT=", timeout=120)
+        assert "hello from here" in screen and "OW-EXIT=0" in screen, screen
+    finally:
+        term.close()
+    (iid,) = alive(vast)
+    assert f"vast:{iid} kept" in screen.replace("\n", ""), screen
+    vast.api("DELETE", f"instances/{iid}/")

@@ -186,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         opts = options(args)
         from trainsh.cloud.provider import AuthError, NoCapacity, NotFound, ProviderError
+        from trainsh.remote.shell import ShellError
         from trainsh.runtime import ow
 
         try:
@@ -199,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
             raise UserError(str(e), 2 if missing else 1) from None
         except NoCapacity as e:
             raise UserError(f"{e} (another --gpu, or --provider)", 1) from None
-        except (ProviderError, ow.OwError) as e:
+        except (ProviderError, ow.OwError, ShellError) as e:
             raise UserError(str(e), getattr(e, "code", 1)) from None
     except UserError as e:
         if debug:

@@ -103,7 +103,10 @@ class Machine:
         from trainsh.cloud.provider import provider
 
         self.opts = opts
-        self.provider = provider(opts.provider)
+        try:
+            self.provider = provider(opts.provider)
+        except ImportError:  # a provider module this installation lacks
+            raise OwError(f"the {opts.provider} provider is not part of this installation", 2) from None
         self.inst = None
         self.shell = None
         self.rented = False
@@ -307,7 +310,14 @@ class Syncer:
     def __init__(self, machine: Machine, opts: Options):
         from trainsh.transfer.unison import Unison
 
-        self.pairs = [(m, Unison(m.local, machine.shell, m.remote, opts.excludes)) for m in opts.mounts]
+        home = None
+        self.pairs = []
+        for m in opts.mounts:
+            remote = m.remote
+            if not remote.startswith("/"):  # the machine's $HOME, which its ssh cwd may not be
+                home = home or machine.shell.home()
+                remote = f"{home}/{remote}"
+            self.pairs.append((m, Unison(m.local, machine.shell, remote, opts.excludes)))
         self.prepared = False
 
     def sync(self, what: str) -> None:
@@ -649,6 +659,8 @@ def ow_ssh(opts: Options) -> int:
                 for m, u in syncer.pairs:
                     ls = LiveSync(u, on_result=lambda res, m=m: _report(res, m, problems))
                     ls.start()
+                    for e in ls.errors:
+                        say(e)
                     problems.extend(ls.errors)
                     lives.append(ls)
                 live = lives
