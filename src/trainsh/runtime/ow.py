@@ -23,7 +23,6 @@ passes through the same mask filter as `${secret:}` values (remote/tmux.py's MAS
 from __future__ import annotations
 
 import os
-import secrets as _random
 import shlex
 import signal
 import subprocess
@@ -110,7 +109,7 @@ class Machine:
         self.inst = None
         self.shell = None
         self.rented = False
-        self.label = f"ow-{_random.token_hex(4)}"
+        self.label = f"ow-{os.urandom(4).hex()}"
         self._creating = False
 
     @property
@@ -296,7 +295,7 @@ def exports(env: dict[str, str]) -> str:
 
 def _heredoc(path: str, text: str, mode: str = "600") -> str:
     """Shell lines writing `text` to `path` (quoted heredoc: nothing in it is expanded)."""
-    tag = "OW_" + _random.token_hex(8)
+    tag = "OW_" + os.urandom(8).hex()
     if not text.endswith("\n"):
         text += "\n"
     return f"cat > {path} <<'{tag}'\n{text}{tag}\nchmod {mode} {path}\n"
@@ -383,7 +382,7 @@ def run_command(machine: Machine, opts: Options, argv: list[str], out=None) -> i
     """Run the command in a tmux session on the machine, stream its output to `out`, return
     its exit code. Ctrl-C (or SIGTERM) is passed on to the command as Ctrl-C."""
     out = out or sys.stdout.buffer
-    run = _random.token_hex(4)
+    run = os.urandom(4).hex()
     sess = f"ow-{run}"
     d = f'"$HOME"/{RUN_DIR}/{run}'
     cwd = opts.mounts[0].remote_cd if opts.mounts else '"$HOME"'
@@ -406,7 +405,7 @@ def run_command(machine: Machine, opts: Options, argv: list[str], out=None) -> i
         body = f"{body}; echo $? > {d}/rc"
     wrapper = (f"tmux wait-for {sess}-go\n{shell_bin}\nprintf '{start}'\n{body}\n"
                f"printf '{end}'\nn=0; until tail -c 200 {d}/log | grep -q '778;{sess}' "
-               f"|| [ $n -ge 250 ]; do sleep 0.02; n=$((n+1)); done\n"
+               f"|| [ $n -ge 1000 ]; do sleep 0.005; n=$((n+1)); done\n"
                f"tmux wait-for -S {sess}-done\n")
     setup = f"umask 077; mkdir -p {d} || exit 97\n"
     setup += _heredoc(f"{d}/cmd.sh", cmd) + _heredoc(f"{d}/run.sh", wrapper)
@@ -459,7 +458,7 @@ class Follower:
                           f"do sleep 0.1; done; n=0; until tail -c 200 {d}/log | grep -q '778;{sess}' "
                           f"|| [ $n -ge 100 ]; do sleep 0.02; n=$((n+1)); done")
             script = (setup + f"( {waiter} ) </dev/null >/dev/null 2>&1 & w=$!\n"
-                      f"tail -c +{self.offset + 1} -f -s 0.05 --pid=$w {d}/log 2>/dev/null\n"
+                      f"tail -c +{self.offset + 1} -f -s 0.01 --pid=$w {d}/log 2>/dev/null\n"
                       f"printf '\\n\\036ow-rc %s\\n' \"$(cat {d}/rc 2>/dev/null)\"\n"
                       f"tmux kill-session -t {sess} 2>/dev/null; exit 0\n")
             argv = ssh_argv(self.shell.spec, "sh -s")
@@ -631,7 +630,7 @@ def ow_ssh(opts: Options) -> int:
     try:
         machine.provision()
         machine.wait_ready()
-        run = _random.token_hex(4)
+        run = os.urandom(4).hex()
         d = f'"$HOME"/{RUN_DIR}/{run}'
         syncing = opts.sync and bool(opts.mounts)
         setup = f"umask 077; mkdir -p {d}\n"
