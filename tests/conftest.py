@@ -150,3 +150,33 @@ def vast(monkeypatch, tmp_path):
         sshd.close_masters(control)
         survivors = fake.stop()
         assert not survivors, f"the Vast fake left sshd running: {survivors}"
+
+
+@pytest.fixture
+def runpod_fake(monkeypatch, tmp_path):
+    """The fake RunPod API (tests/fakes/runpod.py) on a free port with a fresh key, set as
+    RUNPOD_API_BASE_URL / RUNPOD_API_KEY; its pods are real sshd. `runpod_fake.ssh_key` is a
+    key pair for the pods (config ssh.key points at it), and ssh connection masters live in a
+    folder of this test's own, closed afterwards."""
+    import sshd
+    from fakes.runpod import serving
+
+    if not os.path.exists("/usr/sbin/sshd") or os.getuid() != 0:
+        pytest.skip("needs openssh-server and root (./dev test installs it)")
+    key = tmp_path / "pod_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    from trainsh.settings import paths
+
+    paths.home().mkdir(parents=True, exist_ok=True)
+    (paths.home() / "config.toml").write_text(f'[ssh]\nkey = "{key}"\n')
+    control = Path(tempfile.mkdtemp(prefix="trc", dir="/tmp"))
+    monkeypatch.setenv("TRAINSH_SSH_CONTROL_DIR", str(control))
+    with serving() as fake:
+        monkeypatch.setenv("RUNPOD_API_BASE_URL", fake.url)
+        monkeypatch.setenv("RUNPOD_API_KEY", fake.api_key)
+        fake.ssh_key = key
+        fake.public_key = (tmp_path / "pod_key.pub").read_text().strip()
+        try:
+            yield fake
+        finally:
+            sshd.close_masters(control)

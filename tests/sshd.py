@@ -58,6 +58,26 @@ class SshEnv:
                 subprocess.run(["tmux", "-S", str(sock), "kill-server"], capture_output=True)
 
 
+def config_text(port: int, host_key: Path | str, authorized_keys: str, env: dict,
+                pidfile: Path | str | None = None) -> str:
+    """An sshd_config for a key-only server on loopback; `env` is set in every login (SetEnv)."""
+    setenv = " ".join(f"{k}={v}" for k, v in env.items())
+    return f"""Port {port}
+ListenAddress 127.0.0.1
+HostKey {host_key}
+{f"PidFile {pidfile}" if pidfile else "PidFile none"}
+AuthorizedKeysFile {authorized_keys}
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+AcceptEnv LANG
+SetEnv {setenv}
+Subsystem sftp /usr/lib/openssh/sftp-server
+"""
+
+
 def _ensure_user(home: Path) -> None:
     try:
         pwd.getpwnam(USER)
@@ -93,20 +113,8 @@ def start(base: Path | None = None) -> SshEnv:
         os.chmod(tmux_dir, 0o1777)
         port = free_port()
         cfg = base / f"sshd_{name}"
-        cfg.write_text(f"""Port {port}
-ListenAddress 127.0.0.1
-HostKey {base}/host
-PidFile {base}/sshd_{name}.pid
-AuthorizedKeysFile {keys}/%u
-PermitRootLogin prohibit-password
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-StrictModes no
-AcceptEnv LANG
-SetEnv HOME={home} TMUX_TMPDIR={tmux_dir}
-Subsystem sftp /usr/lib/openssh/sftp-server
-""")
+        cfg.write_text(config_text(port, base / "host", f"{keys}/%u", {"HOME": home, "TMUX_TMPDIR": tmux_dir},
+                                   pidfile=base / f"sshd_{name}.pid"))
         subprocess.run(["/usr/sbin/sshd", "-f", str(cfg), "-E", str(base / f"sshd_{name}.log")], check=True)
         servers.append(Server(name, port, home, tmux_dir, base / f"sshd_{name}.pid"))
     _ensure_user(servers[1].home)

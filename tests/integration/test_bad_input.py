@@ -133,6 +133,13 @@ MALFORMED = {
     ("vast", "keys"): [("vast", "keys", "extra")],
     ("vast", "attach-key"): [("vast", "attach-key", "/nonexistent.pub")],
     ("vast", "create"): [("vast", "create", "1", "--disk", "-5")],
+    ("runpod", "list"): [("runpod", "list", "extra")],
+    ("runpod", "show"): [("runpod", "show", "bad id!")],
+    ("runpod", "ssh"): [("runpod", "ssh", "")],
+    ("runpod", "start"): [("runpod", "start", "!")],
+    ("runpod", "stop"): [("runpod", "stop", "")],
+    ("runpod", "destroy"): [("runpod", "destroy", "", "--yes")],
+    ("runpod", "gpus"): [("runpod", "gpus", "--count", "0")],
 }
 
 # A name nobody defined, for every subcommand that takes one.

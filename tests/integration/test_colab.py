@@ -64,6 +64,7 @@ def colab_server():
     password = "pw-" + pysecrets.token_hex(8)
     try:
         subprocess.run(["useradd", "-M", "-s", "/bin/bash", USER], capture_output=True)
+        subprocess.run(["pkill", "-u", USER], capture_output=True)  # (usermod refuses a user in use)
         subprocess.run(["chpasswd"], input=f"{USER}:{password}", text=True, check=True)
         home, tmux_dir = base / "home", base / "tmux"
         home.mkdir()

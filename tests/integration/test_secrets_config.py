@@ -276,3 +276,80 @@ def test_secrets_are_refused_where_they_would_show_in_process_lists(tmp_path, mo
         assert p.returncode == 1
         assert f"cannot be used in {where}" in p.stderr and SECRET not in p.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_exec_hands_commands_the_same_filtered_environment_as_tmux(tmp_path, passphrase, monkeypatch):
+    monkeypatch.setenv("MY_API_KEY", SECRET)
+    p = train("exec", "@local > env; echo key=${secret:MY_API_KEY}")
+    assert p.returncode == 0, p.stderr
+    assert "HOME=" in p.stdout and "key=***" in p.stdout
+    # neither the passphrase nor the recipe's secrets under their own names
+    assert "TRAINSH_PASSPHRASE" not in p.stdout
+    assert not [line for line in p.stdout.splitlines() if line.startswith("MY_API_KEY=")]
+    assert "TRAINSH_SECRET_MY_API_KEY=***" in p.stdout
+    for value in ("correct horse battery", SECRET):
+        assert value not in p.stdout + p.stderr
+        assert [str(f) for f in every_file_under(paths.home()) if holds(f, value)] == []
+
+
+def test_a_short_secret_is_masked_and_said_to_be_short(tmp_path, passphrase):
+    short = "Q%z"
+    p = train("secrets", "set", "PIN", input=short + "\n")
+    assert p.returncode == 0, p.stderr
+    assert "warning: the secret PIN is only 3 characters long" in p.stderr
+    r = write_recipe(tmp_path / "pin.recipe", """
+tmux.open @local as w
+@w > echo "pin=${secret:PIN}."
+""")
+    p = train("recipe", "run", str(r), "--no-visual", "--keep-sessions")
+    assert p.returncode == 0, p.stderr
+    assert "pin=***." in p.stderr and short not in p.stdout + p.stderr
+    assert "the secret PIN is only 3 characters long" in p.stderr  # said when used, too
+    name = tmux("ls", "-F", "#{session_name}").stdout.split()[0]
+    history = tmux("capture-pane", "-p", "-S", "-", "-t", name).stdout
+    assert "pin=***." in history and short not in history
+    assert [str(f) for f in every_file_under(paths.home()) if holds(f, short)] == []
+    p = train("exec", "@local > echo pin=${secret:PIN}.")
+    assert p.returncode == 0 and "pin=***." in p.stdout and short not in p.stdout + p.stderr
+    assert "only 3 characters long" in p.stderr
+
+
+def test_a_secret_written_to_the_terminal_itself_stays_out_of_the_pane(tmp_path, monkeypatch):
+    monkeypatch.setenv("TOKX", SECRET)
+    # straight to /dev/tty (no stdout to filter), and in two writes that split the value
+    r = write_recipe(tmp_path / "tty.recipe", """
+tmux.open @local as w
+@w > echo "tty ${secret:TOKX}" > /dev/tty; echo "err ${secret:TOKX}" >&2
+@w > printf 'split %s' "${secret:TOKX}" | head -c 10 > /dev/tty; sleep 0.3; printf '%s.\\n' "${secret:TOKX}" | tail -c +5 > /dev/tty
+@w > v="${secret:TOKX}"; i=0; while [ $i -lt ${#v} ]; do printf %s "${v:$i:1}"; sleep 0.01; i=$((i+1)); done; echo " bytewise"
+@w > : "${secret:TOKX}"; exit 3
+""")
+    p = train("recipe", "run", str(r), "--no-visual", "--keep-sessions")
+    assert p.returncode == 1 and "exited with code 3" in p.stderr
+    assert SECRET not in p.stdout + p.stderr
+    name = tmux("ls", "-F", "#{session_name}").stdout.split()[0]
+    history = tmux("capture-pane", "-p", "-S", "-", "-t", name).stdout
+    assert "tty ***" in history and "err ***" in history and "split ***." in history
+    assert "*** bytewise" in history
+    assert SECRET not in history
+    # the pane log, the step outputs and the job log
+    assert list(paths.jobs_dir().glob("*/run/*.log"))
+    assert [str(f) for f in every_file_under(paths.home()) if holds(f, SECRET)] == []
+    logs = train("recipe", "logs", "--last").stdout
+    assert "tty ***" in logs and "split ***." in logs and SECRET not in logs
+
+
+def test_a_secret_of_several_lines_is_masked_in_the_pane(tmp_path, monkeypatch):
+    monkeypatch.setenv("MULTI", "line-one-5e2a9c\nline-two-7d41b0")
+    r = write_recipe(tmp_path / "ml.recipe", """
+tmux.open @local as w
+@w > printf 'v=%s.\\n' "${secret:MULTI}"; printf '%s\\n' "${secret:MULTI}" | tail -n 1 > /dev/tty
+""")
+    p = train("recipe", "run", str(r), "--no-visual", "--keep-sessions")
+    assert p.returncode == 0, p.stderr
+    name = tmux("ls", "-F", "#{session_name}").stdout.split()[0]
+    history = tmux("capture-pane", "-p", "-S", "-", "-t", name).stdout
+    assert "v=***." in history
+    for part in ("line-one-5e2a9c", "line-two-7d41b0"):
+        assert part not in history and part not in p.stdout + p.stderr
+        assert [str(f) for f in every_file_under(paths.home()) if holds(f, part)] == []

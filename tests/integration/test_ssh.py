@@ -229,10 +229,11 @@ def test_a_secret_on_an_ssh_host_leaks_nowhere(tmp_path, ssh, monkeypatch):
 host gpu = {ssh.a.spec()}
 tmux.open @gpu as w
 @w > echo "token=${{secret:HF_TOKEN}}"; printenv HF_TOKEN_COPY || true
+@w > echo "tty=${{secret:HF_TOKEN}}" > /dev/tty
 @w > history -w
 """, "--keep-sessions")
     assert p.returncode == 0, p.stderr
-    assert "token=***" in p.stderr and value not in p.stderr
+    assert "token=***" in p.stderr and "tty=***" in p.stderr and value not in p.stderr
     from trainsh.settings import paths
 
     for root in (paths.home(), ssh.a.home):  # here, and everything the host keeps
@@ -241,7 +242,7 @@ tmux.open @gpu as w
                 assert value.encode() not in f.read_bytes(), f
     scrollback = remote_tmux(ssh.a, "capture-pane", "-p", "-S", "-", "-t",
                              remote_tmux(ssh.a, "ls", "-F", "#{session_name}").stdout.split()[0]).stdout
-    assert "token=***" in scrollback and value not in scrollback
+    assert "token=***" in scrollback and "tty=***" in scrollback and value not in scrollback
 
 
 def _drive(tmp_path, command: str, keys: list[tuple[str, str]], timeout: float = 20) -> str:

@@ -214,3 +214,11 @@ def test_exec_transfers_to_a_storage_by_its_name(tmp_path, lake):
     p = train("exec", "./data/ -> @lake:/e/ exclude=*.ckpt", "--no-visual", timeout=60)
     assert p.returncode == 0, p.stderr
     assert set(keys(lake, "e/")) == {f"e/sub/f{i}.txt" for i in range(5)}
+
+
+def test_one_file_with_odd_characters_in_its_name(tmp_path, lake):
+    (tmp_path / "f.txt").write_text("odd\n")
+    name = "a\\tb 'q\"$(x)`y`;#[1]*{2};"
+    p = train("transfer", "f.txt", f"@lake:/odd/{name}")
+    assert p.returncode == 0, p.stderr
+    assert keys(lake, "odd/") == {f"odd/{name}": 4}

@@ -330,6 +330,9 @@ def test_transfer_options_and_local_paths():
     assert t.delete and t.excludes == ("*.ckpt", ".git")
     t = one('"./my data" -> @local:/tmp/x\n')
     assert t.src.path == "./my data" and t.dst.name == "local"
+    t = one('@gpu:"/ws/my data/" -> "@gpu:x"\n')  # a quoted path keeps its host; all quoted: local
+    assert (t.src.name, t.src.path) == ("gpu", "/ws/my data/")
+    assert (t.dst.name, t.dst.path) == (None, "@gpu:x")
 
 
 def test_session_can_be_reopened_after_close():

@@ -204,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     ps.add_parser("vast", help="your Vast.ai instances' costs, and the cheapest offers")
     ps.add_parser("runpod", help="your RunPod pods' costs, and the cheapest GPU types")
     _cloud_parsers(sub)
+    _runpod_parser(sub)
     return p
 
 
@@ -257,6 +258,31 @@ def _cloud_parsers(sub) -> None:
         cr.add_argument("--label", help="a name for the instance")
 
 
+def _runpod_parser(sub) -> None:
+    rp = sub.add_parser("runpod", help="RunPod pods: list, show, ssh, start, stop, destroy, GPU types",
+                        description="Your RunPod pods and GPU types. Key: the RUNPOD_API_KEY secret; "
+                                    "server: RUNPOD_API_BASE_URL (default https://api.runpod.io).")
+    rs = rp.add_subparsers(dest="cmd", metavar="SUBCOMMAND")
+    ls = rs.add_parser("list", help="your pods: status, GPU, $/h, uptime, cost so far, ssh")
+    ls.add_argument("--json", action="store_true", help="as JSON")
+    sh = rs.add_parser("show", help="one pod in detail")
+    sh.add_argument("id", help="the pod id (train runpod list shows them)")
+    sh.add_argument("--json", action="store_true", help="as JSON")
+    ss = rs.add_parser("ssh", help="an interactive shell on a running pod")
+    ss.add_argument("id", help="the pod id (train runpod list shows them)")
+    st = rs.add_parser("start", help="resume a stopped pod")
+    st.add_argument("id", help="the pod id (train runpod list shows them)")
+    st.add_argument("--wait", action="store_true", help="wait until an ssh login works")
+    sp = rs.add_parser("stop", help="stop a pod (its disk stays, and bills)")
+    sp.add_argument("id", help="the pod id (train runpod list shows them)")
+    de = rs.add_parser("destroy", help="terminate a pod and delete its disk (asks on a terminal)")
+    de.add_argument("id", help="the pod id (train runpod list shows them)")
+    de.add_argument("--yes", action="store_true", help="do not ask")
+    gp = rs.add_parser("gpus", help="GPU types with memory and prices")
+    gp.add_argument("--count", type=int, default=1, help="GPUs per pod, for the price (default 1)")
+    gp.add_argument("--json", action="store_true", help="as JSON")
+
+
 def _run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--var", action="append", default=[], metavar="NAME=VALUE",
                    help="set a recipe variable (repeatable)")
@@ -282,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.group:
         parser.print_help()
         return 0
-    if args.group in ("recipe", "secrets", "config", "host", "storage", "pricing", "colab",
+    if args.group in ("recipe", "secrets", "config", "host", "storage", "pricing", "colab", "runpod",
                       *CLOUDS) and not getattr(args, "cmd", None):
         parser.parse_args([args.group, "--help"])
     try:
@@ -298,6 +324,8 @@ def main(argv: list[str] | None = None) -> int:
             from trainsh.cli import pricing as handlers
         elif args.group in CLOUDS:
             from trainsh.cli import cloud as handlers
+        elif args.group == "runpod":
+            from trainsh.cli import runpod as handlers
         else:
             from trainsh.cli import commands as handlers
 

@@ -47,6 +47,11 @@ def secrets_set(args) -> int:
     st = secrets.store()
     st.set(name, value)
     print(f"{name} stored in the {st.describe()}")
+    from trainsh import masking
+
+    short = masking.too_short(name, value)
+    if short:
+        print(f"train: warning: {short}", file=sys.stderr)
     return 0
 
 

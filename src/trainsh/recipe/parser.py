@@ -531,7 +531,9 @@ class _Parser:
         return Transfer(st.pos(0), st.text, src=src, dst=dst, delete=bool(delete), excludes=tuple(excludes))
 
     def endpoint(self, st: _Text, tok: _Tok) -> Endpoint | None:
-        if tok.text.startswith("@") and not tok.quoted:
+        # `@name:"a path"`: only the path is quoted, so it still names a host or storage
+        head = re.match("@" + NAME + ":", tok.text)
+        if tok.text.startswith("@") and (not tok.quoted or head and st.text.startswith(head.group(0), tok.start)):
             m = re.match("@(" + NAME + r"):(.*)\Z", tok.text, re.S)
             if not m:
                 self.err(st, tok.start, f"expected '@name:path', got '{tok.text}'")

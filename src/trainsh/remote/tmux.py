@@ -31,6 +31,7 @@ import re
 import select
 import shlex
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -53,12 +54,139 @@ def clean(raw: bytes) -> str:
     return "\n".join(lines)
 
 
-# Masks the values of the variables named in $TRAINSH_MASK in every line, before the terminal
-# (and so tmux's scrollback and the pane log) sees them. POSIX awk: mawk, gawk, busybox.
-MASK_AWK = ('BEGIN { while ((getline line < f) > 0) if (length(line) >= 4) v[++n] = line; '
-            'close(f); system("rm -f \'" f "\'") } '
-            '{ for (i = 1; i <= n; i++) while ((j = index($0, v[i])) > 0) '
-            '$0 = substr($0, 1, j - 1) "***" substr($0, j + length(v[i])); print; fflush() }')
+# Runs a command that uses secrets (see Tmux.typed_text): argv is N, the shell, the command.
+# It takes the values from $TRAINSH_RUN/sN.env (NAME=VALUE entries, NUL-separated) and removes
+# the file, then runs `SHELL -c COMMAND` with them in its environment under a terminal of its
+# own, and copies that terminal's output to the pane with every value masked. Whatever the
+# command writes, to stdout, stderr or /dev/tty, passes through the mask before tmux (its
+# scrollback, the pane log) sees it. Keys typed into the pane (Ctrl-C at a timeout) reach the
+# command; its exit status is ours. python3, standard library only, as the host-side waits.
+MASKER = r"""
+import fcntl, os, pty, re, select, signal, sys, termios, time, tty
+n, shell, text = sys.argv[1], sys.argv[2], sys.argv[3]
+path = os.path.join(os.path.dirname(os.path.abspath(sys.argv[0])), "s%s.env" % n)
+env, values = dict(os.environb), []
+try:
+    with open(path, "rb") as f:
+        data = f.read()
+except OSError:
+    data = b""
+try:
+    os.unlink(path)
+except OSError:
+    pass
+for item in data.split(b"\0"):
+    k, eq, v = item.partition(b"=")
+    if eq:
+        env[k] = v
+        if v:
+            values.append(v)
+for v in list(values):  # the terminal prints a newline as CR LF; a line of it may show alone
+    if b"\n" in v:
+        values.append(v.replace(b"\n", b"\r\n"))
+        values += [line for line in v.splitlines() if len(line) >= 8]
+values = sorted(set(values), key=len, reverse=True)
+rx = re.compile(b"|".join(re.escape(v) for v in values)) if values else None
+child = None
+def interrupted(signum, frame):  # (passed on: the command decides how it ends)
+    if child is None:
+        os._exit(128 + signum)
+    try:
+        os.killpg(child, signum)
+    except OSError:
+        pass
+signal.signal(signal.SIGINT, interrupted)
+signal.signal(signal.SIGTERM, interrupted)
+saved = None
+if os.isatty(0):
+    saved = termios.tcgetattr(0)
+    tty.setraw(0, termios.TCSANOW)  # keys go to the command's terminal, Ctrl-C included
+try:
+    child, master = pty.fork()
+    if child == 0:
+        try:
+            os.execvpe(shell, [shell, "-c", text], env)
+        except OSError as e:
+            os.write(2, ("%s: %s\r\n" % (shell, e.strerror)).encode())
+        os._exit(127)
+    def winch(*_):
+        try:
+            fcntl.ioctl(master, termios.TIOCSWINSZ, fcntl.ioctl(0, termios.TIOCGWINSZ, b"\0" * 8))
+        except OSError:
+            pass
+    winch()
+    signal.signal(signal.SIGWINCH, winch)
+    def put(fd, data):
+        while data:
+            try:
+                data = data[os.write(fd, data):]
+            except OSError:
+                return
+    def show(buf, final=False):
+        # A value split across two reads must not pass half by half: hold back the end
+        # from where a value may begin (and any whole one that runs into it), until the
+        # rest shows whether it does. Never released on a timer: that could split one.
+        cut = len(buf)
+        if not final and values:
+            for q in range(max(0, len(buf) - len(values[0]) + 1), len(buf)):
+                tail = buf[q:]
+                if any(len(v) > len(tail) and v.startswith(tail) for v in values):
+                    cut = q
+                    break
+            for m in rx.finditer(buf, 0, len(buf)) if cut < len(buf) else ():
+                if m.start() >= cut:
+                    break
+                if m.end() > cut:
+                    cut = m.start()
+                    break
+        put(1, rx.sub(b"***", buf[:cut]) if rx else buf[:cut])
+        return buf[cut:]
+    fds, pend, status, until = [master, 0], b"", None, None
+    while True:
+        try:
+            ready = select.select(fds, [], [], 0.05)[0]
+        except InterruptedError:
+            continue
+        if 0 in ready:
+            try:
+                keys = os.read(0, 4096)
+            except OSError:
+                keys = b""
+            if keys:
+                put(master, keys)
+            else:
+                fds.remove(0)
+        if master in ready:
+            try:
+                data = os.read(master, 65536)
+            except OSError:
+                data = b""
+            if not data:
+                break
+            pend = show(pend + data)
+        if status is None:
+            pid, st = os.waitpid(child, os.WNOHANG)
+            if pid:  # read what it wrote last; a process it left behind is hung up
+                status, until = st, time.monotonic() + 1
+        elif master not in ready or time.monotonic() > until:
+            break
+    show(pend, final=True)
+    if status is None:
+        status = os.waitpid(child, 0)[1]
+finally:
+    if saved is not None:
+        termios.tcsetattr(0, termios.TCSADRAIN, saved)
+sys.exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status))
+"""
+
+
+def tmux_literal(value: str, format: bool = False) -> str:
+    """A value as one tmux argument: tmux reads an argument's trailing `;` as the end of a
+    command (unless written `\\;`), and where it expands formats, `#` starts one (`#(cmd)`
+    runs cmd), so it is written `##` there."""
+    if format:
+        value = value.replace("#", "##")
+    return value[:-1] + "\\;" if value.endswith(";") else value
 
 
 _SEP = "\x1etrainsh-"  # record separator in a batched remote answer
@@ -166,6 +294,7 @@ class Tmux:
         self.socket = socket
         self.options: dict[str, str] = {}  # from tmux.config: applied to every session we open
         self.hidden: set[str] = set()  # variables a tmux server we start must not inherit
+        self._maskers: set[str] = set()  # session folders that hold MASKER already
 
     def argv(self, *args: str) -> list[str]:
         base = ["tmux"] + (["-S", self.socket] if self.socket else [])
@@ -182,15 +311,16 @@ class Tmux:
         t = s.target
         args = ["start-server"]
         for k, v in self.options.items():  # before the pane exists, so history-limit counts
-            args += [";", "set-option", "-g", k, v]
-        args += [";", "new-session", "-d", "-s", s.real, "-x", "200", "-y", "50"]
+            args += [";", "set-option", "-g", tmux_literal(k), tmux_literal(v)]
+        args += [";", "new-session", "-d", "-s", tmux_literal(s.real), "-x", "200", "-y", "50"]
         if cwd:
-            args += ["-c", cwd]
-        args += ["-e", f"TRAINSH_RUN={s.rc_dir}",
+            args += ["-c", tmux_literal(cwd, format=True)]
+        args += ["-e", tmux_literal(f"TRAINSH_RUN={s.rc_dir}"),
                  ";", "set-option", "-t", t, "remain-on-exit", "on",
                  ";", "set-option", "-t", t, "@ts_chan", "ts-none",
                  ";", "set-hook", "-t", t, "pane-died", 'run-shell -C "wait-for -S #{@ts_chan}"',
-                 ";", "pipe-pane", "-t", t, "-o", f"exec cat >> {shlex.quote(s.log_path)}",
+                 ";", "pipe-pane", "-t", t, "-o",
+                 tmux_literal(f"exec cat >> {shlex.quote(s.log_path)}", format=True),
                  # The shell records its own exit status: tmux 3.3 can mark a pane dead
                  # without ever filling in #{pane_dead_status}. (A wrapper process would do
                  # it too, but then the shell is no longer the pane's session leader and a
@@ -233,7 +363,7 @@ class Tmux:
         self.options.update({k: str(v) for k, v in options.items()})
         args: list[str] = []
         for k, v in self.options.items():
-            args += [";", "set-option", "-g", k, v]
+            args += [";", "set-option", "-g", tmux_literal(k), tmux_literal(v)]
         if self.run("has-session", check=False).ok:
             self.run(*args[1:])
 
@@ -244,19 +374,16 @@ class Tmux:
         line, which the shell would otherwise read after a continuation prompt. The trailer
         prints an end marker after the exit code is written: output ends exactly there.
 
-        With secrets, the command runs in a subshell (the left side of a pipe) that turns
-        tracing off, sources the values from a 0600 file and removes it; the session's own
-        shell never holds them. The output goes through an awk filter that reads the values
-        from a second such file (and removes it) and masks them before the terminal sees them.
-        The command itself runs in one more subshell, so that its `exit` ends only that one and
-        the exit code is still written."""
+        With secrets, the command runs in a child shell of its own under MASKER, which gives it
+        the values from a 0600 file (and removes it) and masks them in all it prints; the
+        session's own shell never holds them, and its typed text only names them."""
         mark = f"printf '\\33]777;{channel}\\7'"
         rc = f'"$TRAINSH_RUN/{n}.rc"'
         end = f"printf '\\33]778;{channel}\\7'; tmux wait-for -S {channel}"
         if secrets:
-            env, mask = f'"$TRAINSH_RUN/s{n}.env"', f'"$TRAINSH_RUN/s{n}.mask"'
-            return (f" {mark}; {{ {{ set +x; . {env}; rm -f {env}; }} 2>/dev/null; ( {text}\n) 2>&1;"
-                    f" echo $? > {rc}; }} | awk -v f={mask} {shlex.quote(MASK_AWK)}; {end}")
+            python = shlex.quote(sys.executable) if self.shell.is_local() else "python3"
+            return (f' {mark}; {python} "$TRAINSH_RUN/mask.py" {n} "${{BASH:-${{SHELL:-sh}}}}"'
+                    f" {shlex.quote(text)}; echo $? > {rc}; {end}")
         trailer = f"echo $? > {rc}; {end}"
         stripped = text.strip()
         if "\n" not in stripped and "#" not in stripped and "<<" not in stripped \
@@ -265,14 +392,15 @@ class Tmux:
         return f" {{ {mark}; {text}\n}} ; {trailer}"
 
     def write_secrets(self, s: Session, n: int, values: dict[str, str]) -> list[str]:
-        """The two 0600 files a command with secrets reads and removes: the exports for the
-        command, the values for the filter that masks them. Returns their paths."""
-        env = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in values.items())
-        mask = "".join(f"{v}\n" for v in values.values())
-        paths = [f"{s.rc_dir}/s{n}.env", f"{s.rc_dir}/s{n}.mask"]
-        self.shell.write_file(paths[0], env.encode(), 0o600)
-        self.shell.write_file(paths[1], mask.encode(), 0o600)
-        return paths
+        """The 0600 file a command with secrets reads and removes (NAME=VALUE entries,
+        NUL-separated: values may hold newlines, never a NUL), and MASKER beside it once per
+        session. Returns the path of the file that holds values."""
+        if s.rc_dir not in self._maskers:
+            self.shell.write_file(f"{s.rc_dir}/mask.py", MASKER.encode(), 0o600)
+            self._maskers.add(s.rc_dir)
+        path = f"{s.rc_dir}/s{n}.env"
+        self.shell.write_file(path, b"".join(f"{k}={v}\0".encode() for k, v in values.items()), 0o600)
+        return [path]
 
     def send(self, s: Session, p: Pending) -> None:
         """Type a command into the session (one tmux call)."""
@@ -310,7 +438,7 @@ class Tmux:
             text = f'. "$TRAINSH_RUN/{p.n}.sh"'
         typed = self.typed_text(text, p.channel, p.n, tuple(p.secrets))
         return self.argv("set-option", "-t", s.target, "@ts_chan", p.channel,
-                         ";", "send-keys", "-t", s.target, "-l", typed,
+                         ";", "send-keys", "-t", s.target, "-l", tmux_literal(typed),
                          ";", "send-keys", "-t", s.target, "Enter")
 
     def read_rc(self, rc_path: str) -> int | None:

@@ -71,6 +71,7 @@ class Context:
     sessions: dict[str, Session] = field(default_factory=dict)
     secret_files: list[tuple[str, str]] = field(default_factory=list)  # (host, path) written
     machines: Machines | None = None  # what the job rented, started or allocated
+    warned: set[str] = field(default_factory=set)  # secrets already said to be too short
 
     def expand(self, text: str, where: str | None = None) -> str:
         """Expand variables and secrets. With `where`, the text ends up in a process's
@@ -119,6 +120,10 @@ class Context:
             raise ExpandError(f"secret {name} is not set: run 'train secrets set {name}' "
                               f"or export {name}")
         masking.register(value)
+        short = masking.too_short(name, value)
+        if short and name not in self.warned:
+            self.warned.add(name)
+            self.events.warn(short)
         return value
 
     def host(self, name: str) -> HostHandle:
@@ -342,7 +347,7 @@ class Runner:
         for s in self.ctx.sessions.values():  # sent and maybe not started yet: it removes its own
             cur = s.current
             if cur is not None and cur.secrets and not cur.done:
-                keep |= {f"{s.rc_dir}/s{cur.n}.env", f"{s.rc_dir}/s{cur.n}.mask"}
+                keep.add(f"{s.rc_dir}/s{cur.n}.env")
         by_host: dict[str, list[str]] = {}
         for host, path in self.ctx.secret_files:
             if path not in keep:
@@ -410,7 +415,7 @@ def attach_command(handle: HostHandle, real: str) -> str:
 def attach_line(spec: str, real: str, socket: str | None = None) -> str:
     """How a user attaches to a session: tmux here, or tmux through ssh on a host."""
     if spec == "local":
-        sock = f"-S {socket} " if socket else ""
+        sock = f"-S {shlex.quote(socket)} " if socket else ""
         return f"tmux {sock}attach -t {real}"
     from trainsh.remote.sshspec import SpecError, SshSpec, ssh_argv
 

@@ -258,6 +258,7 @@ def passphrase(new: bool = False) -> str:
         if new and getpass.getpass("the same passphrase again: ") != value:
             raise SecretError("the two passphrases differ; nothing stored")
     _passphrase = value
+    masking.register(value)
     return value
 
 

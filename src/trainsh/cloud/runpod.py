@@ -1,0 +1,472 @@
+"""RunPod: a thin client of its GraphQL API (`POST {base}/graphql`, Bearer key).
+
+The key is the `RUNPOD_API_KEY` secret; the server is `RUNPOD_API_BASE_URL` when set (the
+variable RunPod's own SDK reads), else https://api.runpod.io. Queries and field names follow
+RunPod's GraphQL schema as the official SDK uses it. A pod is made with ssh on, port 22/tcp
+public, and the user's public key in its `PUBLIC_KEY` env (RunPod's images put it in
+authorized_keys). Its ssh endpoint is the runtime port with privatePort 22 on a public IP;
+`runtime` is null until the container is up.
+
+"search" offers GPU types that can be had now, one offer per cloud (secure, community): the
+offer id is RunPod's gpuTypeId with the cloud ("NVIDIA L40@SECURE"), its price that cloud's
+per-GPU price times the GPU count. `create` also takes a bare gpuTypeId or a short name
+(cloud ALL: RunPod picks the cheapest that is free). `GPU_SHORT_NAMES` maps the short names `ow`
+takes (L40, H100S, ...) to those ids.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets as _random
+import time
+
+from trainsh.cloud.http import HttpError, request
+from trainsh.cloud.provider import (GONE, RUNNING, STARTING, STOPPED, UNKNOWN, AuthError, CreateRequest,
+                                    Instance, NoCapacity, NotFound, Offer, Provider, ProviderError,
+                                    SshEndpoint, Unavailable)
+
+DEFAULT_BASE = "https://api.runpod.io"
+WHAT = "RunPod"
+
+# Short names (as the OpenWeights CLI takes them) -> RunPod gpuTypeId.
+GPU_SHORT_NAMES = {
+    "L40": "NVIDIA L40",
+    "L40S": "NVIDIA L40S",
+    "L4": "NVIDIA L4",
+    "A30": "NVIDIA A30",
+    "A40": "NVIDIA A40",
+    "A100": "NVIDIA A100 80GB PCIe",
+    "A100S": "NVIDIA A100-SXM4-80GB",
+    "H100N": "NVIDIA H100 NVL",
+    "H100S": "NVIDIA H100 80GB HBM3",
+    "H200": "NVIDIA H200",
+    "B200": "NVIDIA B200",
+    "RTX4090": "NVIDIA GeForce RTX 4090",
+    "A6000": "NVIDIA RTX A6000",
+    "6000Ada": "NVIDIA RTX 6000 Ada Generation",
+}
+
+
+class UnknownGpu(ProviderError):
+    """A GPU name that is neither a short name nor a RunPod GPU type id."""
+
+
+def gpu_type_id(name: str) -> str:
+    """RunPod's gpuTypeId for a short name (`L40`, any case) or a full id (`NVIDIA L40`)."""
+    by_lower = {k.lower(): v for k, v in GPU_SHORT_NAMES.items()}
+    if name.lower() in by_lower:
+        return by_lower[name.lower()]
+    ids = {v.lower(): v for v in GPU_SHORT_NAMES.values()}
+    if name.lower() in ids:
+        return ids[name.lower()]
+    if name.upper().startswith(("NVIDIA ", "AMD ")):
+        return name  # a RunPod id outside the short list: the API judges it
+    raise UnknownGpu(f"unknown GPU '{name}' (known: {', '.join(GPU_SHORT_NAMES)})")
+
+
+# The pod fields every read selects (all in the official SDK's own pod query).
+POD_FIELDS = """id name imageName desiredStatus costPerHr gpuCount containerDiskInGb volumeInGb
+  uptimeSeconds lastStatusChange machineId
+  runtime { ports { ip isIpPublic privatePort publicPort type } }
+  machine { gpuDisplayName }"""
+
+CAPACITY_WORDS = ("no longer any instances available", "not enough free gpus", "no available",
+                  "no instances available")
+
+STATES = {"RUNNING": RUNNING, "EXITED": STOPPED, "TERMINATED": GONE, "CREATED": STARTING,
+          "RESTARTING": STARTING}
+
+
+def _gql(value) -> str:
+    """A GraphQL literal: strings quoted with JSON's escapes (GraphQL shares them), enums bare."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, (int, float)):
+        return json.dumps(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list):
+        return "[" + ", ".join(_gql(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_gql(v)}" for k, v in value.items()) + "}"
+    raise TypeError(f"no GraphQL literal for {type(value).__name__}")
+
+
+class _Enum(str):
+    """A GraphQL enum value (written bare)."""
+
+
+def _input(fields: dict) -> str:
+    return "{" + ", ".join(f"{k}: {v if isinstance(v, _Enum) else _gql(v)}" for k, v in fields.items()) + "}"
+
+
+class RunPodProvider(Provider):
+    name = "runpod"
+    ssh_user = "root"
+
+    def __init__(self, api_key: str | None = None, base_url: str | None = None, timeout: float = 20.0):
+        self._key = api_key
+        self.base_url = (base_url or os.environ.get("RUNPOD_API_BASE_URL") or DEFAULT_BASE).rstrip("/")
+        self.timeout = timeout
+
+    # ---- plumbing -------------------------------------------------------------------------
+
+    def key(self) -> str:
+        if self._key:
+            return self._key
+        key = os.environ.get("RUNPOD_API_KEY")
+        if key:  # what secrets.lookup would answer first, without loading the store (~45 ms)
+            from trainsh import masking
+
+            masking.register(key)
+            self._key = key
+            return key
+        from trainsh.settings import secrets
+
+        try:
+            key = secrets.lookup("RUNPOD_API_KEY")
+        except secrets.SecretError as e:
+            raise AuthError(f"RunPod: cannot read the RUNPOD_API_KEY secret: {e}") from None
+        if not key:
+            raise AuthError("RunPod: no API key: set the RUNPOD_API_KEY secret "
+                            "(train secrets set RUNPOD_API_KEY, or export RUNPOD_API_KEY=...)")
+        self._key = key
+        return key
+
+    def graphql(self, document: str, *, retries: int = 3) -> dict:
+        """Send one query or mutation; its `data`, or the first error as ProviderError."""
+        try:
+            body = request("POST", f"{self.base_url}/graphql", what=WHAT, key=self.key(),
+                           body={"query": document}, timeout=self.timeout, retries=retries)
+        except HttpError as e:
+            raise self._classify(str(e)) from None
+        except NotFound:
+            raise Unavailable(f"RunPod: no GraphQL API at {self.base_url} (404)") from None
+        if not isinstance(body, dict):
+            raise ProviderError("RunPod: the answer is not a GraphQL reply")
+        errors = body.get("errors")
+        if errors:
+            first = errors[0] if isinstance(errors[0], dict) else {"message": str(errors[0])}
+            raise self._classify(f"RunPod: {first.get('message') or 'request refused'}")
+        data = body.get("data")
+        if not isinstance(data, dict):
+            raise ProviderError("RunPod: the answer has no data")
+        return data
+
+    @staticmethod
+    def _classify(message: str) -> ProviderError:
+        low = message.lower()
+        if any(w in low for w in CAPACITY_WORDS):
+            return NoCapacity(message)
+        if "unauthorized" in low or "api key" in low:
+            return AuthError(message)
+        return ProviderError(message)
+
+    # ---- reading --------------------------------------------------------------------------
+
+    def gpu_types(self, gpu_count: int = 1) -> list[dict]:
+        """Every GPU type with its memory and prices: `id`, `displayName`, `memoryInGb`,
+        `securePrice`, `communityPrice` (per GPU-hour; 0 or null where not offered) and
+        `price` (the lowest current per-GPU price, None when none can be had now)."""
+        data = self.graphql(f"""query GpuTypes {{ gpuTypes {{ id displayName memoryInGb secureCloud
+  communityCloud securePrice communityPrice
+  lowestPrice(input: {{gpuCount: {int(gpu_count)}}}) {{ minimumBidPrice uninterruptablePrice }} }} }}""")
+        out = []
+        for g in data.get("gpuTypes") or []:
+            lowest = (g.get("lowestPrice") or {}).get("uninterruptablePrice")
+            out.append({**g, "price": float(lowest) if lowest else None})
+        return out
+
+    def search(self, *, gpu: str | None = None, num_gpus: int = 1, min_gpu_ram_gb: float | None = None,
+               max_price: float | None = None, limit: int = 20) -> list[Offer]:
+        """One offer per GPU type and cloud (secure, community) that can be had now; `gpu` is a
+        short name, a gpuTypeId or a display name (any case, `_` for a space)."""
+        offers = []
+        for g in self.gpu_types(num_gpus):
+            if gpu and not _names_gpu(gpu, g):
+                continue
+            if g["price"] is None:
+                continue  # none to be had right now
+            if min_gpu_ram_gb is not None and (g.get("memoryInGb") or 0) < min_gpu_ram_gb:
+                continue
+            for cloud, field in (("SECURE", "securePrice"), ("COMMUNITY", "communityPrice")):
+                per_gpu = g.get(field)
+                if not per_gpu:
+                    continue  # not offered in that cloud
+                price = float(per_gpu) * num_gpus
+                if max_price is not None and price > max_price:
+                    continue
+                offers.append(Offer(provider=self.name, id=f"{g['id']}@{cloud}",
+                                    gpu_name=g.get("displayName") or g["id"], num_gpus=num_gpus,
+                                    gpu_ram_gb=float(g.get("memoryInGb") or 0), price_per_hour=round(price, 4),
+                                    location=cloud.lower(), raw=g))
+        offers.sort(key=lambda o: o.price_per_hour)
+        return offers[:limit]
+
+    def list(self) -> list[Instance]:
+        data = self.graphql(f"query Pods {{ myself {{ pods {{ {POD_FIELDS} }} }} }}")
+        pods = (data.get("myself") or {}).get("pods") or []
+        return [self._instance(p) for p in pods]
+
+    def get(self, instance_id: str) -> Instance:
+        _check_id(instance_id)
+        try:
+            data = self.graphql(f"query Pod {{ pod(input: {_input({'podId': instance_id})}) {{ {POD_FIELDS} }} }}")
+        except ProviderError as e:
+            if type(e) is ProviderError and "not found" in str(e).lower():
+                raise NotFound(f"RunPod: no pod '{instance_id}' on this account") from None
+            raise
+        pod = data.get("pod")
+        if not pod:
+            raise NotFound(f"RunPod: no pod '{instance_id}' on this account")
+        return self._instance(pod)
+
+    def _instance(self, pod: dict) -> Instance:
+        desired = str(pod.get("desiredStatus") or "")
+        runtime = pod.get("runtime")
+        status = STATES.get(desired, UNKNOWN)
+        if status == RUNNING and not runtime:
+            status = STARTING
+        ssh = None
+        for port in (runtime or {}).get("ports") or []:
+            if port.get("privatePort") == 22 and port.get("isIpPublic") and port.get("ip") and port.get("publicPort"):
+                ssh = SshEndpoint(self.ssh_user, str(port["ip"]), int(port["publicPort"]))
+                break
+        uptime = pod.get("uptimeSeconds")
+        started = time.time() - float(uptime) if status == RUNNING and uptime is not None else None
+        return Instance(provider=self.name, id=str(pod["id"]), status=status, provider_status=desired or "?",
+                        gpu_name=(pod.get("machine") or {}).get("gpuDisplayName") or "",
+                        num_gpus=int(pod.get("gpuCount") or 0), price_per_hour=float(pod.get("costPerHr") or 0),
+                        label=pod.get("name") or "", image=pod.get("imageName") or "", started_at=started,
+                        ssh=ssh if status == RUNNING else None, raw=pod)
+
+    # ---- changing -------------------------------------------------------------------------
+
+    def create(self, offer_id: str, request: CreateRequest) -> Instance:
+        """Deploy a pod of GPU type `offer_id`. The create is sent once; when its answer is
+        lost or a server error (RunPod can answer 500 after making the pod), the pod is looked
+        up by name (pods that had the name before do not count), and only when none was made
+        is the create sent again."""
+        if request.onstart:
+            raise ProviderError("RunPod: an onstart script is not supported (it would replace the "
+                                "image's start script, which starts sshd)")
+        gpu, _, cloud = offer_id.partition("@")
+        if cloud.upper() not in ("", "SECURE", "COMMUNITY", "ALL"):
+            raise ProviderError(f"RunPod: bad offer '{offer_id}' (a GPU type, optionally @SECURE or @COMMUNITY)")
+        try:
+            gpu = gpu_type_id(gpu)
+        except UnknownGpu:
+            pass  # an id outside the short list: the API judges it
+        label = request.label or f"trainsh-{_random.token_hex(4)}"
+        env = dict(request.env)
+        public_key = request.public_key or local_public_key()
+        if public_key:
+            env["PUBLIC_KEY"] = public_key.strip()
+        fields = {
+            "name": label, "imageName": request.image, "gpuTypeId": gpu, "gpuCount": int(request.gpu_count),
+            "cloudType": _Enum(cloud.upper() or "ALL"), "startSsh": True, "supportPublicIp": True,
+            "containerDiskInGb": int(request.disk_gb), "volumeInGb": 0, "ports": "22/tcp",
+            "env": [{"key": k, "value": str(v)} for k, v in env.items()],
+        }
+        doc = f"mutation Deploy {{ podFindAndDeployOnDemand(input: {_input(fields)}) {{ {POD_FIELDS} }} }}"
+        # Pods already named so are not ours: only a new one answers a failed create.
+        before = {i.id for i in self.find_by_label(label)}
+        attempts = 3
+        for attempt in range(1, attempts + 1):
+            try:
+                data = self.graphql(doc, retries=0)
+            except ProviderError as e:
+                if isinstance(e, NoCapacity):
+                    raise NoCapacity(f"RunPod: {offer_id}: {str(e).removeprefix('RunPod: ')}") from None
+                # Unavailable (5xx, lost answer) or a server-side failure: the pod may exist.
+                if isinstance(e, AuthError) or type(e) is ProviderError and not _maybe_made(e):
+                    raise
+                try:
+                    made = [i for i in self._by_label(label) if i.id not in before]
+                except Unavailable as down:
+                    raise Unavailable(f"{down} (a pod named '{label}' may have been made: "
+                                      "see train runpod list)") from None
+                if made:
+                    return made[0]
+                if attempt == attempts:
+                    raise
+                time.sleep(0.5 * attempt)
+                continue
+            pod = data.get("podFindAndDeployOnDemand")
+            if not pod:
+                raise NoCapacity(f"RunPod: no pod was made for {offer_id}")
+            return self._instance(pod)
+        raise AssertionError("not reached")
+
+    def _by_label(self, label: str) -> list[Instance]:
+        """Pods with this name, asked again for a few seconds while the API does not answer."""
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                return self.find_by_label(label)
+            except Unavailable:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
+
+    def start(self, instance_id: str) -> None:
+        inst = self.get(instance_id)
+        if inst.status in (RUNNING, STARTING):
+            return
+        count = inst.num_gpus or 1
+        self._mutate(instance_id, f"podResume(input: {_input({'podId': instance_id, 'gpuCount': count})}) "
+                                  "{ id desiredStatus }")
+
+    def stop(self, instance_id: str) -> None:
+        self._mutate(instance_id, f"podStop(input: {_input({'podId': instance_id})}) {{ id desiredStatus }}")
+
+    def reboot(self, instance_id: str) -> None:
+        """Stop, then resume (RunPod's GraphQL API has no restart); the disk stays."""
+        self.stop(instance_id)
+        self.start(instance_id)
+
+    def destroy(self, instance_id: str) -> None:
+        self.get(instance_id)  # NotFound for a pod that is not there before we ask
+        try:
+            self._mutate(instance_id, f"podTerminate(input: {_input({'podId': instance_id})})")
+        except NotFound:
+            return  # gone: a retried terminate whose first try had worked
+
+    def _mutate(self, instance_id: str, field: str) -> dict:
+        _check_id(instance_id)
+        try:
+            return self.graphql(f"mutation {{ {field} }}")
+        except (AuthError, NoCapacity, Unavailable):
+            raise
+        except ProviderError:
+            self.get(instance_id)  # NotFound when that is why it failed
+            raise
+
+    # ---- account ssh keys (RunPod puts them in every pod that names none) ------------------
+
+    def keys(self) -> list[dict]:
+        """The account's ssh public keys: [{"id": "1", "key": "ssh-ed25519 ..."}] (RunPod keeps
+        them as one text, a key a line; the id is the line number)."""
+        text = (self.graphql("query User { myself { id pubKey } }").get("myself") or {}).get("pubKey") or ""
+        lines = [ln.strip() for ln in text.replace("\\n", "\n").splitlines() if ln.strip()]
+        return [{"id": str(n), "key": ln} for n, ln in enumerate(lines, 1)]
+
+    def add_key(self, public_key: str) -> None:
+        """Add a public key to the account's (nothing if it is there already)."""
+        public_key = public_key.strip()
+        if len(public_key.split()) < 2 or "\n" in public_key:
+            raise ProviderError("RunPod: not a public key (one line: TYPE KEY [COMMENT])")
+        have = [k["key"] for k in self.keys()]
+        if any(k.split()[:2] == public_key.split()[:2] for k in have):
+            return
+        text = "\n".join([*have, public_key])
+        self.graphql(f"mutation {{ updateUserSettings(input: {_input({'pubKey': text})}) {{ id pubKey }} }}",
+                     retries=1)
+
+    # ---- ssh ------------------------------------------------------------------------------
+
+    def ssh_spec(self, inst: Instance, key: str | None = None):
+        """The ssh layer's spec (an SshSpec) for the pod. Pods come and go behind reused
+        addresses and ports, so their host keys stay out of ~/.ssh/known_hosts: they go to
+        trainsh's own known_hosts under the pod's name (HostKeyAlias runpod-ID), accepted on
+        first use."""
+        from trainsh.remote.sshspec import SshSpec
+        from trainsh.settings import paths
+
+        if inst.ssh is None:
+            raise ProviderError(f"RunPod: pod {inst.id} has no public ssh port (status {inst.status})")
+        known = str(paths.ensure(paths.home()) / "known_hosts")
+        if " " in known:
+            known = f'"{known}"'
+        return SshSpec(inst.ssh.host, inst.ssh.user, inst.ssh.port, key, None,
+                       (f"UserKnownHostsFile={known}", "StrictHostKeyChecking=accept-new",
+                        f"HostKeyAlias={self.name}-{inst.id}"))
+
+    def shell(self, instance_id: str, key: str | None = None):
+        """An SshShell on a running pod (what a `runpod:ID` host resolves to); ProviderError
+        naming its state when it is not running."""
+        from trainsh.remote.shell import SshShell
+
+        inst = self.get(instance_id)
+        if inst.status != RUNNING or inst.ssh is None:
+            hint = f" (train runpod start {inst.id})" if inst.status == STOPPED else ""
+            raise ProviderError(f"RunPod: pod {inst.id} is {inst.status}, not running{hint}")
+        return SshShell(self.ssh_spec(inst, key))
+
+    def wait_ready(self, instance_id: str, timeout: float = 600.0, key: str | None = None,
+                   login: bool = True) -> Instance:
+        """Poll until the pod runs with a public ssh port and (with `login`) an ssh login
+        works; the ready Instance. ProviderError naming the last state at the timeout, or at
+        once when the pod stops or goes away."""
+        from trainsh.remote.shell import ShellError, SshShell
+
+        deadline = time.monotonic() + timeout
+        delay, last = 0.2, "no answer yet"
+        while True:
+            inst = self.get(instance_id)
+            if inst.status in (STOPPED, GONE):
+                raise ProviderError(f"RunPod: pod {instance_id} is {inst.provider_status.lower()} "
+                                    "while waiting for it to start")
+            last = f"status {inst.status}"
+            if inst.status == RUNNING and inst.ssh:
+                if not login:
+                    return inst
+                try:
+                    r = SshShell(self.ssh_spec(inst, key), reconnect=0).run(["true"], timeout=20)
+                    if r.ok:
+                        return inst
+                    last = f"ssh login: exit {r.returncode}"
+                except ShellError as e:
+                    last = str(e)
+            if time.monotonic() + delay > deadline:
+                raise ProviderError(f"RunPod: pod {instance_id} not ready after {timeout:.0f}s ({last})")
+            time.sleep(delay)
+            delay = min(delay * 1.5, 5.0)
+
+
+def _names_gpu(name: str, gpu_type: dict) -> bool:
+    """Whether `name` (short name, id or display name, any case, `_` for a space) is this type."""
+    want = name.replace("_", " ").strip().lower()
+    short = {k.lower(): v.lower() for k, v in GPU_SHORT_NAMES.items()}
+    ids = {str(gpu_type.get("id") or "").lower(), str(gpu_type.get("displayName") or "").lower()}
+    return want in ids or short.get(name.lower()) in ids
+
+
+def local_public_key() -> str | None:
+    """The public half of the identity trainsh's ssh uses: config `ssh.key` + `.pub`, else the
+    first of ~/.ssh/id_ed25519.pub, id_ecdsa.pub, id_rsa.pub; None when there is none."""
+    from trainsh.settings import config
+
+    try:
+        key = config.get("ssh.key")
+    except config.ConfigError:
+        key = ""
+    names = [os.path.expanduser(key) + ".pub"] if key else [
+        os.path.expanduser(f"~/.ssh/id_{kind}.pub") for kind in ("ed25519", "ecdsa", "rsa")]
+    for name in names:
+        try:
+            with open(name) as f:
+                text = f.read().strip()
+        except OSError:
+            continue
+        if text:
+            return text
+    return None
+
+
+def _maybe_made(e: ProviderError) -> bool:
+    """A create error after which the pod may exist all the same (a server-side failure)."""
+    low = str(e).lower()
+    return any(w in low for w in ("something went wrong", "internal", "timeout", "timed out", "try again later"))
+
+
+_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def _check_id(instance_id: str) -> None:
+    if not _ID.fullmatch(instance_id or ""):
+        raise NotFound(f"RunPod: '{instance_id}' is not a pod id (letters and digits, like 8988868d61e0c4)")

@@ -1,0 +1,755 @@
+"""A fake of RunPod's GraphQL API whose pods are real sshd servers on loopback.
+
+It answers what the official SDK (runpod 1.12) and trainsh.cloud.runpod send, with RunPod's
+field names: `gpuTypes` (with `lowestPrice(input: {gpuCount})`), `myself { pods }`,
+`pod(input: {podId})`, and the mutations `podFindAndDeployOnDemand`, `podStop`, `podResume`,
+`podTerminate`. Only the fields a query selects are answered; a field the fake does not know is
+an error, as on a real GraphQL server. Errors come back as `{"errors": [{"message": ...}]}`;
+a wrong key is HTTP 401.
+
+A pod is an sshd (`sshd -D`, its own host key and port) that accepts the keys in the pod's
+`PUBLIC_KEY` env, as RunPod's images do (a create that sets none gets the account's keys,
+`myself { pubKey }`, set by `updateUserSettings(input: {pubKey})`). Its `runtime` stays null until that sshd answers;
+stop kills the sshd and every process of its logins; resume starts it again on a new port
+(the pod's home folder stays, like a volume); terminate removes the pod.
+
+Faults, by flag or by `POST /_fake/faults` with a JSON object (`GET /_fake/state` shows the
+pods, terminated ones too, and counters):
+  no_capacity   true, or a list of GPU type ids: create (and resume) answer RunPod's capacity
+                error, while the listings still show them (they lag, as RunPod's do)
+  sold_out      true, or a list of GPU type ids: listed with no current price (lowestPrice null)
+  fail_create   N (alias fail_after_create): the next N creates make the pod, then answer 500
+  start_delay   seconds before a pod's sshd starts (runtime null until then)
+  down          true: every API call answers 503
+
+Run on its own: `python tests/fakes/runpod.py --port PORT --api-key KEY`; it serves until
+SIGTERM or Ctrl-C, then stops every sshd it started. Tests use `serving()`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/, for sshd.py
+
+import sshd  # noqa: E402
+
+CAPACITY_ERROR = ("There are no longer any instances available with the requested specifications. "
+                  "Please refresh and try again.")
+
+# (id, displayName, memoryInGb, communityPrice, securePrice): RunPod's ids; prices per GPU-hour.
+GPU_TYPES = [
+    ("NVIDIA GeForce RTX 4090", "RTX 4090", 24, 0.34, 0.69),
+    ("NVIDIA RTX A6000", "RTX A6000", 48, 0.33, 0.49),
+    ("NVIDIA RTX 6000 Ada Generation", "RTX 6000 Ada", 48, 0.74, 0.77),
+    ("NVIDIA L4", "L4", 24, 0.0, 0.43),
+    ("NVIDIA L40", "L40", 48, 0.0, 0.99),
+    ("NVIDIA L40S", "L40S", 48, 0.79, 0.86),
+    ("NVIDIA A30", "A30", 24, 0.0, 0.26),
+    ("NVIDIA A40", "A40", 48, 0.0, 0.40),
+    ("NVIDIA A100 80GB PCIe", "A100 PCIe", 80, 1.19, 1.64),
+    ("NVIDIA A100-SXM4-80GB", "A100 SXM", 80, 1.39, 1.74),
+    ("NVIDIA H100 NVL", "H100 NVL", 94, 2.59, 2.79),
+    ("NVIDIA H100 80GB HBM3", "H100 SXM", 80, 2.69, 2.99),
+    ("NVIDIA H200", "H200 SXM", 141, 3.59, 3.99),
+    ("NVIDIA B200", "B200", 180, 0.0, 5.99),
+]
+
+
+class GraphQLError(Exception):
+    def __init__(self, message: str, status: int = 200):
+        super().__init__(message)
+        self.status = status
+
+
+# ---- a small GraphQL reader ------------------------------------------------------------------
+
+_TOKEN = re.compile(r'''
+    (?P<skip>[\s,]+|\#[^\n]*)
+  | (?P<spread>\.\.\.)
+  | (?P<punct>[{}()\[\]:!$=@])
+  | (?P<number>-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)
+  | (?P<string>"(?:[^"\\\n]|\\.)*")
+  | (?P<name>[_A-Za-z][_0-9A-Za-z]*)
+''', re.VERBOSE)
+
+
+def _tokens(text: str) -> list[tuple[str, str]]:
+    out, pos = [], 0
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if not m:
+            raise GraphQLError(f"Syntax Error: Unexpected character {text[pos]!r}.", 400)
+        pos = m.end()
+        kind = m.lastgroup
+        if kind != "skip":
+            out.append((kind, m.group()))
+    out.append(("eof", ""))
+    return out
+
+
+class Field:
+    def __init__(self, name: str, alias: str, args: dict, selections: list[Field] | None):
+        self.name, self.alias, self.args, self.selections = name, alias, args, selections
+
+
+class _Parser:
+    def __init__(self, text: str, variables: dict):
+        self.toks = _tokens(text)
+        self.i = 0
+        self.variables = variables
+
+    def peek(self, value: str | None = None) -> bool:
+        kind, text = self.toks[self.i]
+        return kind != "eof" and (value is None or text == value)
+
+    def take(self, value: str | None = None, kind: str | None = None) -> str:
+        k, text = self.toks[self.i]
+        if (value is not None and text != value) or (kind is not None and k != kind) or k == "eof":
+            want = value or kind
+            raise GraphQLError(f"Syntax Error: Expected {want}, found {text or '<EOF>'!r}.", 400)
+        self.i += 1
+        return text
+
+    def operation(self) -> tuple[str, list[Field]]:
+        op = "query"
+        if self.peek("query") or self.peek("mutation") or self.peek("subscription"):
+            op = self.take()
+            if self.toks[self.i][0] == "name":
+                self.take()  # operation name
+            if self.peek("("):
+                self.variable_definitions()
+        sel = self.selection_set()
+        if self.peek():
+            raise GraphQLError("This fake answers one operation per document.", 400)
+        return op, sel
+
+    def variable_definitions(self) -> None:
+        self.take("(")
+        while not self.peek(")"):
+            self.take("$")
+            name = self.take(kind="name")
+            self.take(":")
+            self.type_ref()
+            if self.peek("="):
+                self.take("=")
+                default = self.value()
+                self.variables.setdefault(name, default)
+        self.take(")")
+
+    def type_ref(self) -> None:
+        if self.peek("["):
+            self.take("[")
+            self.type_ref()
+            self.take("]")
+        else:
+            self.take(kind="name")
+        if self.peek("!"):
+            self.take("!")
+
+    def selection_set(self) -> list[Field]:
+        self.take("{")
+        fields = []
+        while not self.peek("}"):
+            if self.peek("..."):
+                raise GraphQLError("This fake does not answer fragments.", 400)
+            name = self.take(kind="name")
+            alias = name
+            if self.peek(":"):
+                self.take(":")
+                name = self.take(kind="name")
+            args = self.arguments() if self.peek("(") else {}
+            sel = self.selection_set() if self.peek("{") else None
+            fields.append(Field(name, alias, args, sel))
+        self.take("}")
+        if not fields:
+            raise GraphQLError("Syntax Error: Expected Name, found '}'.", 400)
+        return fields
+
+    def arguments(self) -> dict:
+        self.take("(")
+        args = {}
+        while not self.peek(")"):
+            key = self.take(kind="name")
+            self.take(":")
+            args[key] = self.value()
+        self.take(")")
+        return args
+
+    def value(self) -> Any:
+        kind, text = self.toks[self.i]
+        if text == "$":
+            self.take("$")
+            name = self.take(kind="name")
+            if name not in self.variables:
+                raise GraphQLError(f'Variable "${name}" was not provided.')
+            return self.variables[name]
+        if text == "[":
+            self.take("[")
+            items = []
+            while not self.peek("]"):
+                items.append(self.value())
+            self.take("]")
+            return items
+        if text == "{":
+            self.take("{")
+            obj = {}
+            while not self.peek("}"):
+                key = self.take(kind="name")
+                self.take(":")
+                obj[key] = self.value()
+            self.take("}")
+            return obj
+        self.i += 1
+        if kind == "number":
+            return float(text) if any(c in text for c in ".eE") else int(text)
+        if kind == "string":
+            return json.loads(text)  # GraphQL's string escapes are JSON's
+        if kind == "name":
+            return {"true": True, "false": False, "null": None}.get(text, text)  # else an enum value
+        raise GraphQLError(f"Syntax Error: Unexpected {text or '<EOF>'!r}.", 400)
+
+
+def parse(text: str, variables: dict | None = None) -> tuple[str, list[Field]]:
+    return _Parser(text, dict(variables or {})).operation()
+
+
+def _fields(names: str, **objects: dict) -> dict:
+    return {**{n: None for n in names.split()}, **objects}
+
+
+# What a query may select, type by type (None: a scalar), checked before anything is answered,
+# as a GraphQL server validates a document against its schema.
+POD = _fields(
+    "id name imageName desiredStatus costPerHr adjustedCostPerHr gpuCount containerDiskInGb volumeInGb "
+    "volumeMountPath dockerArgs dockerId env lastStatusChange machineId memoryInGb vcpuCount podType port "
+    "ports uptimeSeconds",
+    runtime=_fields("uptimeInSeconds",
+                    ports=_fields("ip isIpPublic privatePort publicPort type"),
+                    gpus=_fields("id gpuUtilPercent memoryUtilPercent"),
+                    container=_fields("cpuPercent memoryPercent")),
+    machine=_fields("gpuDisplayName podHostId gpuTypeId location secureCloud"))
+GPU_TYPE = _fields(
+    "id displayName memoryInGb manufacturer cudaCores maxGpuCount secureCloud communityCloud securePrice "
+    "communityPrice oneMonthPrice threeMonthPrice oneWeekPrice communitySpotPrice secureSpotPrice",
+    lowestPrice=_fields("minimumBidPrice uninterruptablePrice stockStatus gpuCount"))
+SCHEMA = {
+    "query": {"gpuTypes": GPU_TYPE, "pod": POD,
+              "myself": _fields("id email pubKey clientBalance", pods=POD,
+                                networkVolumes=_fields("id name size dataCenterId"))},
+    "mutation": {"podFindAndDeployOnDemand": POD, "podStop": POD, "podResume": POD, "podTerminate": None,
+                 "updateUserSettings": _fields("id pubKey")},
+}
+
+
+def validate(fields: list[Field] | None, shape: dict | None, type_name: str) -> None:
+    if shape is None:
+        if fields:
+            raise GraphQLError(f'Field "{type_name}" must not have a selection since it is a scalar.', 400)
+        return
+    if not fields:
+        raise GraphQLError(f'Field "{type_name}" must have a selection of subfields.', 400)
+    for f in fields:
+        if f.name == "__typename":
+            continue
+        if f.name not in shape:
+            raise GraphQLError(f'Cannot query field "{f.name}" on type "{type_name}".', 400)
+        validate(f.selections, shape[f.name], f.name)
+
+
+def project(value: Any, selections: list[Field] | None, type_name: str) -> Any:
+    """Answer only the selected fields; a callable field gets the field's arguments."""
+    if value is None:
+        return None
+    if isinstance(value, list):
+        return [project(v, selections, type_name) for v in value]
+    if not isinstance(value, dict):
+        if selections:
+            raise GraphQLError(f'Field of scalar type on "{type_name}" must not have a selection.')
+        return value
+    if not selections:
+        raise GraphQLError(f'Field of type "{type_name}" must have a selection of subfields.')
+    out = {}
+    for f in selections:
+        if f.name == "__typename":
+            out[f.alias] = type_name
+            continue
+        if f.name not in value:
+            raise GraphQLError(f'Cannot query field "{f.name}" on type "{type_name}".')
+        v = value[f.name]
+        if callable(v):
+            v = v(**f.args)
+        out[f.alias] = project(v, f.selections, f.name[:1].upper() + f.name[1:])
+    return out
+
+
+# ---- pods ------------------------------------------------------------------------------------
+
+class Pod:
+    def __init__(self, fake: FakeRunPod, pod_id: str, spec: dict, gpu: tuple):
+        self.fake, self.id, self.spec, self.gpu = fake, pod_id, spec, gpu
+        self.dir = fake.base / pod_id
+        self.home = self.dir / "home"
+        self.home.mkdir(parents=True)
+        self.tmux_dir = self.dir / "tmux"
+        self.tmux_dir.mkdir(mode=0o1777)
+        os.chmod(self.tmux_dir, 0o1777)
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(self.dir / "host")],
+                       check=True)
+        self.desired = "RUNNING"
+        self.port: int | None = None
+        self.proc: subprocess.Popen | None = None
+        self.up_since: float | None = None
+        self.last_change = f"Rented by User: {time.strftime('%a %b %d %Y %H:%M:%S GMT+0000', time.gmtime())}"
+        self.lock = threading.Lock()
+        self.generation = 0
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {e["key"]: str(e.get("value", "")) for e in self.spec.get("env") or []}
+
+    @property
+    def marker(self) -> str:
+        return f"{self.fake.token}-{self.id}"
+
+    def boot(self) -> None:
+        """Start the sshd after the start delay, in the background; runtime appears when it answers."""
+        with self.lock:
+            self.generation += 1
+            gen = self.generation
+        threading.Thread(target=self._boot, args=(gen,), daemon=True).start()
+
+    def _boot(self, gen: int) -> None:
+        delay = float(self.fake.faults.get("start_delay") or 0)
+        end = time.monotonic() + delay
+        while time.monotonic() < end:
+            if self.generation != gen:
+                return
+            time.sleep(0.05)
+        keys = self.dir / "authorized_keys"
+        port = sshd.free_port()
+        cfg = self.dir / "sshd_config"
+        try:
+            keys.write_text(self.env.get("PUBLIC_KEY", "").replace("\\n", "\n").strip() + "\n")
+            os.chmod(keys, 0o600)
+            cfg.write_text(sshd.config_text(port, self.dir / "host", str(keys), {
+                "HOME": self.home, "TMUX_TMPDIR": self.tmux_dir, "RUNPOD_POD_ID": self.id,
+                "FAKE_RUNPOD_POD": self.marker}))
+        except OSError:
+            if self.generation != gen:
+                return  # terminated (its folder removed) while it was starting
+            raise
+        with self.lock:
+            if self.generation != gen or self.desired != "RUNNING":
+                return
+            self.proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-f", str(cfg), "-E", str(self.dir / "sshd.log")],
+                                         start_new_session=True, stdin=subprocess.DEVNULL)
+            proc = self.proc
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                    if s.recv(8).startswith(b"SSH-"):
+                        break
+            except OSError:
+                time.sleep(0.02)
+        with self.lock:
+            if self.generation == gen and proc.poll() is None:
+                self.port, self.up_since = port, time.time()
+
+    def halt(self) -> None:
+        """The container stops: sshd and everything its logins started."""
+        with self.lock:
+            self.generation += 1
+            proc, self.proc = self.proc, None
+            self.port = self.up_since = None
+        if proc:
+            # Each connection's sshd is a session of its own: find them before their parent goes.
+            doomed = _descendants(proc.pid)
+            for pid in doomed:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            _wait_dead(doomed)
+        _kill_marked(self.marker)
+
+    def render(self) -> dict:
+        """The pod as RunPod's GraphQL type `Pod`, every field a query may select."""
+        gpu_id, display, mem, community, secure = self.gpu
+        count = int(self.spec.get("gpuCount") or 1)
+        price = {"SECURE": secure, "COMMUNITY": community}.get(self.spec.get("cloudType"),
+                                                               min(p for p in (community, secure) if p))
+        runtime = None
+        if self.port and self.desired == "RUNNING":
+            uptime = int(time.time() - (self.up_since or time.time()))
+            runtime = {
+                "uptimeInSeconds": uptime,
+                # The private address first: a client must pick the public port for 22.
+                "ports": [
+                    {"ip": "10.65.0.2", "isIpPublic": False, "privatePort": 22, "publicPort": 22, "type": "tcp"},
+                    {"ip": "127.0.0.1", "isIpPublic": True, "privatePort": 22, "publicPort": self.port,
+                     "type": "tcp"},
+                ],
+                "gpus": [{"id": f"GPU-{i}", "gpuUtilPercent": 0, "memoryUtilPercent": 0} for i in range(count)],
+                "container": {"cpuPercent": 0, "memoryPercent": 1},
+            }
+        return {
+            "id": self.id,
+            "name": self.spec.get("name", ""),
+            "imageName": self.spec.get("imageName", ""),
+            "desiredStatus": self.desired,
+            "costPerHr": round(price * count, 3),
+            "adjustedCostPerHr": round(price * count, 3),
+            "gpuCount": count,
+            "containerDiskInGb": self.spec.get("containerDiskInGb") or 10,
+            "volumeInGb": self.spec.get("volumeInGb") or 0,
+            "volumeMountPath": self.spec.get("volumeMountPath") or "/workspace",
+            "dockerArgs": self.spec.get("dockerArgs") or "",
+            "dockerId": None,
+            "env": [f"{k}={v}" for k, v in self.env.items()],
+            "lastStatusChange": self.last_change,
+            "machineId": f"m-{self.id}",
+            "memoryInGb": 62,
+            "vcpuCount": 8,
+            "podType": "RESERVED",
+            "port": None,
+            "ports": self.spec.get("ports") or "",
+            "uptimeSeconds": runtime["uptimeInSeconds"] if runtime else 0,
+            "runtime": runtime,
+            "machine": {"gpuDisplayName": display, "podHostId": f"{self.id}-64410a1b", "gpuTypeId": gpu_id,
+                        "location": "loopback", "secureCloud": self.spec.get("cloudType") == "SECURE"},
+        }
+
+
+def _descendants(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def _wait_dead(pids: list[int]) -> None:
+    """A stopped container has no process left: wait (a little) until these are gone."""
+    deadline = time.monotonic() + 5
+    for pid in pids:
+        while time.monotonic() < deadline:
+            try:
+                if "\nState:\tZ" in Path(f"/proc/{pid}/status").read_text():
+                    break
+            except OSError:
+                break
+            time.sleep(0.01)
+
+
+def _kill_marked(marker: str) -> None:
+    """Kill the processes whose environment carries `marker` (a pod's logins, its tmux servers)."""
+    needle = f"FAKE_RUNPOD_POD={marker}".encode()
+    killed = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                if needle in f.read().split(b"\0"):
+                    os.kill(int(entry), signal.SIGKILL)
+                    killed.append(int(entry))
+        except OSError:
+            pass
+    _wait_dead(killed)
+
+
+# ---- the API ---------------------------------------------------------------------------------
+
+class FakeRunPod:
+    def __init__(self, api_key: str, port: int = 0, faults: dict | None = None):
+        self.api_key = api_key
+        self.token = secrets.token_hex(4)
+        self.base = Path(tempfile.mkdtemp(prefix="trp", dir="/tmp"))
+        os.chmod(self.base, 0o755)
+        self.pods: dict[str, Pod] = {}
+        self.terminated: dict[str, dict] = {}
+        self.faults: dict[str, Any] = dict(faults or {})
+        self.counts = {"creates": 0, "requests": 0}
+        self.pub_key = ""  # the account's ssh keys, one a line (RunPod's user settings)
+        self.lock = threading.Lock()
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):  # quiet
+                pass
+
+            def do_GET(self):
+                if self.path.startswith("/_fake/state"):
+                    return self.reply(200, fake.state())
+                self.reply(404, {"errors": [{"message": "not found"}]})
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                if self.path.startswith("/_fake/faults"):
+                    with fake.lock:
+                        fake.faults.update(json.loads(raw or b"{}"))
+                    return self.reply(200, fake.faults)
+                if self.path.startswith("/_fake/reset"):
+                    fake.faults.clear()
+                    return self.reply(200, {})
+                if self.path.split("?")[0] != "/graphql":
+                    return self.reply(404, {"errors": [{"message": f"no route {self.path}"}]})
+                status, body = fake.graphql(self.headers.get("Authorization", ""), self.path, raw)
+                self.reply(status, body)
+
+            def reply(self, status: int, body: Any) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        try:
+            self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        except OSError:
+            shutil.rmtree(self.base, ignore_errors=True)
+            raise
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def start(self) -> FakeRunPod:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        for pod in list(self.pods.values()):
+            pod.halt()
+        shutil.rmtree(self.base, ignore_errors=True)
+
+    def state(self) -> dict:
+        with self.lock:
+            pods = {pid: {"desiredStatus": p.desired, "name": p.spec.get("name"), "port": p.port,
+                          "env": p.env, "gpuTypeId": p.gpu[0], "gpuCount": p.spec.get("gpuCount"),
+                          "spec": p.spec} for pid, p in self.pods.items()}
+            return {"pods": pods, "terminated": dict(self.terminated), "faults": dict(self.faults),
+                    **self.counts}
+
+    def pod_state(self, pod_id: str) -> str:
+        """RUNNING, EXITED, TERMINATED, or '' for a pod never made."""
+        with self.lock:
+            if pod_id in self.pods:
+                return self.pods[pod_id].desired
+            return "TERMINATED" if pod_id in self.terminated else ""
+
+    # -- GraphQL --
+
+    def graphql(self, auth: str, path: str, raw: bytes) -> tuple[int, dict]:
+        with self.lock:
+            self.counts["requests"] += 1
+        if self.faults.get("down"):
+            return 503, {"errors": [{"message": "Service Unavailable"}]}
+        key = auth[7:] if auth.startswith("Bearer ") else ""
+        if not key and "api_key=" in path:
+            key = path.split("api_key=", 1)[1].split("&")[0]
+        if key != self.api_key:
+            return 401, {"errors": [{"message": "Unauthorized"}]}
+        try:
+            body = json.loads(raw or b"{}")
+            op, fields = parse(body.get("query") or "", body.get("variables"))
+            validate(fields, SCHEMA.get(op, {}), "Mutation" if op == "mutation" else "Query")
+            data = {}
+            for f in fields:
+                resolver = (MUTATIONS if op == "mutation" else QUERIES).get(f.name)
+                if resolver is None:
+                    kind = "Mutation" if op == "mutation" else "Query"
+                    raise GraphQLError(f'Cannot query field "{f.name}" on type "{kind}".', 400)
+                value, type_name = resolver(self, f.args)
+                data[f.alias] = project(value, f.selections, type_name)
+            return 200, {"data": data}
+        except GraphQLError as e:
+            return e.status, {"errors": [{"message": str(e), "path": []}], "data": None}
+        except ValueError as e:
+            return 400, {"errors": [{"message": f"bad request: {e}"}]}
+
+    def _gpu(self, gpu_id: str) -> tuple | None:
+        return next((g for g in GPU_TYPES if g[0] == gpu_id), None)
+
+    def _no_capacity(self, gpu_id: str, fault: str = "no_capacity") -> bool:
+        nc = self.faults.get(fault)
+        return nc is True or (isinstance(nc, list) and gpu_id in nc)
+
+    def _gpu_type(self, g: tuple) -> dict:
+        gpu_id, display, mem, community, secure = g
+
+        def lowest(input: dict | None = None) -> dict:
+            count = int((input or {}).get("gpuCount") or 1)
+            prices = [p for p in (community, secure) if p]
+            avail = not self._no_capacity(gpu_id, "sold_out")
+            return {"minimumBidPrice": round(min(prices) * 0.6, 3) if avail and community else None,
+                    "uninterruptablePrice": min(prices) if avail else None,
+                    "stockStatus": "High" if avail else None, "gpuCount": count}
+
+        return {"id": gpu_id, "displayName": display, "memoryInGb": mem, "manufacturer": "Nvidia",
+                "cudaCores": 0, "maxGpuCount": 8, "secureCloud": bool(secure), "communityCloud": bool(community),
+                "securePrice": secure, "communityPrice": community, "oneMonthPrice": None,
+                "threeMonthPrice": None, "oneWeekPrice": None, "communitySpotPrice": None,
+                "secureSpotPrice": None, "lowestPrice": lowest}
+
+    def q_gpu_types(self, args: dict):
+        want = (args.get("input") or {}).get("id")
+        return [self._gpu_type(g) for g in GPU_TYPES if want is None or g[0] == want], "GpuType"
+
+    def q_myself(self, args: dict):
+        with self.lock:
+            pods = [p.render() for p in self.pods.values()]
+        return {"id": "user-fake", "email": "fake@example.com", "pods": pods, "pubKey": self.pub_key,
+                "networkVolumes": [], "clientBalance": 100.0}, "User"
+
+    def q_pod(self, args: dict):
+        pod_id = (args.get("input") or {}).get("podId")
+        with self.lock:
+            pod = self.pods.get(pod_id)
+            return (pod.render() if pod else None), "Pod"
+
+    def m_deploy(self, args: dict):
+        spec = args.get("input") or {}
+        for k in ("imageName", "gpuTypeId"):
+            if not spec.get(k):
+                raise GraphQLError(f'Field "PodFindAndDeployOnDemandInput.{k}" of required type was not provided.', 400)
+        gpu = self._gpu(spec["gpuTypeId"])
+        if gpu is None or self._no_capacity(spec["gpuTypeId"]):
+            raise GraphQLError(CAPACITY_ERROR)
+        if not spec.get("name"):
+            spec["name"] = spec["imageName"]
+        env = spec.setdefault("env", [])
+        spec["sentEnv"] = [e.get("key") for e in env]  # for tests: what the client itself sent
+        if self.pub_key and not any(e.get("key") == "PUBLIC_KEY" for e in env):
+            env.append({"key": "PUBLIC_KEY", "value": self.pub_key})  # RunPod adds the account's keys
+        pod_id = secrets.token_hex(7)[:14]
+        pod = Pod(self, pod_id, spec, gpu)
+        with self.lock:
+            self.pods[pod_id] = pod
+            self.counts["creates"] += 1
+            name = "fail_after_create" if self.faults.get("fail_after_create") else "fail_create"
+            failing = int(self.faults.get(name) or 0)
+            if failing:
+                self.faults[name] = failing - 1
+        pod.boot()
+        if failing:
+            raise GraphQLError("Something went wrong. Please try again later or contact support.", 500)
+        return pod.render(), "Pod"
+
+    def _find(self, args: dict) -> Pod:
+        pod_id = (args.get("input") or {}).get("podId")
+        with self.lock:
+            pod = self.pods.get(pod_id)
+        if pod is None:
+            raise GraphQLError("Pod not found")  # the wording is the fake's own
+        return pod
+
+    def m_stop(self, args: dict):
+        pod = self._find(args)
+        if pod.desired == "RUNNING":
+            pod.desired = "EXITED"
+            pod.halt()
+        return pod.render(), "Pod"
+
+    def m_resume(self, args: dict):
+        pod = self._find(args)
+        if self._no_capacity(pod.gpu[0]):
+            raise GraphQLError("There are not enough free GPUs on the host machine to start this pod.")
+        if pod.desired != "RUNNING":
+            pod.desired = "RUNNING"
+            pod.boot()
+        return pod.render(), "Pod"
+
+    def m_user_settings(self, args: dict):
+        settings = args.get("input") or {}
+        if "pubKey" in settings:
+            self.pub_key = str(settings["pubKey"] or "")
+        return {"id": "user-fake", "pubKey": self.pub_key}, "UserSettings"
+
+    def m_terminate(self, args: dict):
+        pod = self._find(args)
+        pod.desired = "TERMINATED"
+        pod.halt()
+        with self.lock:
+            self.pods.pop(pod.id, None)
+            self.terminated[pod.id] = {"name": pod.spec.get("name"), "env": pod.env}
+        shutil.rmtree(pod.dir, ignore_errors=True)
+        return None, "Void"
+
+
+QUERIES = {"gpuTypes": FakeRunPod.q_gpu_types, "myself": FakeRunPod.q_myself, "pod": FakeRunPod.q_pod}
+MUTATIONS = {"podFindAndDeployOnDemand": FakeRunPod.m_deploy, "podStop": FakeRunPod.m_stop,
+             "podResume": FakeRunPod.m_resume, "podTerminate": FakeRunPod.m_terminate,
+             "updateUserSettings": FakeRunPod.m_user_settings}
+
+
+@contextlib.contextmanager
+def serving(api_key: str | None = None, **faults):
+    """A fake on a free loopback port; every pod's sshd is stopped on the way out."""
+    fake = FakeRunPod(api_key or f"rpa_{secrets.token_hex(16)}", faults=faults).start()
+    try:
+        yield fake
+    finally:
+        fake.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="A fake RunPod GraphQL API whose pods are real sshd on loopback.")
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--api-key", required=True)
+    p.add_argument("--no-capacity", action="store_true", help="every create answers the capacity error")
+    p.add_argument("--fail-create", type=int, default=0, metavar="N",
+                   help="the next N creates make the pod, then answer 500")
+    p.add_argument("--start-delay", type=float, default=0.0, metavar="S", help="seconds before a pod's sshd starts")
+    p.add_argument("--down", action="store_true", help="every API call answers 503")
+    a = p.parse_args(argv)
+    faults = {"no_capacity": a.no_capacity, "fail_create": a.fail_create, "start_delay": a.start_delay,
+              "down": a.down}
+    fake = FakeRunPod(a.api_key, a.port, faults).start()
+    done = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: done.set())
+    print(f"fake RunPod API on {fake.url} (RUNPOD_API_BASE_URL={fake.url})", flush=True)
+    while not done.wait(0.5):
+        pass
+    fake.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

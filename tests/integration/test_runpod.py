@@ -1,0 +1,466 @@
+"""RunPod: the client against the fake GraphQL API whose pods are real sshd on loopback, and
+`train runpod ...` as a user meets it.
+
+The provider checks (the first block) are the ones every cloud must pass: offers with prices,
+create -> starting -> running with a real ssh login, list/get, stop (sshd gone), resume,
+terminate, NotFound, a refused key, no capacity, a create that fails after making the machine,
+an API that is down. They take a `cloud` fixture and a `fake` with `faults`, `pod_state`,
+`state()`, so they can join a shared provider suite.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from helpers import train
+
+from trainsh.cloud.provider import (RUNNING, STARTING, STOPPED, AuthError, CreateRequest, NoCapacity,
+                                    NotFound, ProviderError, Unavailable)
+from trainsh.cloud.runpod import RunPodProvider
+
+IMAGE = "runpod/pytorch:2.4.0-py3.11-cuda12.4.1-devel-ubuntu22.04"
+FAKE = Path(__file__).resolve().parent.parent / "fakes" / "runpod.py"
+
+
+@pytest.fixture
+def fake(runpod_fake):
+    return runpod_fake
+
+
+@pytest.fixture
+def cloud(fake):
+    return RunPodProvider()
+
+
+def request(fake, label: str = "t-pod", **kw) -> CreateRequest:
+    return CreateRequest(image=IMAGE, disk_gb=20, label=label, public_key=fake.public_key, **kw)
+
+
+def login(cloud, inst, command: str = "echo ok") -> subprocess.CompletedProcess:
+    from trainsh.remote.sshspec import ssh_argv
+
+    return subprocess.run(ssh_argv(cloud.ssh_spec(inst), command), capture_output=True,
+                          text=True, timeout=30, stdin=subprocess.DEVNULL)
+
+
+def sleeper(cloud, inst) -> int:
+    """A process left running in the pod by a login; its pid."""
+    return int(login(cloud, inst, "nohup sleep 1000 >/dev/null 2>&1 & echo $!").stdout.strip())
+
+
+def dead(pid: int) -> bool:
+    try:
+        return "\nState:\tZ" in Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return True
+
+
+def refused(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2):
+            return False
+    except OSError:
+        return True
+
+
+# ---- the provider checks -------------------------------------------------------------------
+
+def test_offers_are_gpu_types_with_prices(cloud):
+    offers = cloud.search()
+    assert len(offers) >= 10
+    assert [o.price_per_hour for o in offers] == sorted(o.price_per_hour for o in offers)
+    l40 = cloud.search(gpu="L40")  # secure cloud only
+    assert [(o.id, o.gpu_name, o.gpu_ram_gb) for o in l40] == [("NVIDIA L40@SECURE", "L40", 48.0)]
+    assert l40[0].price_per_hour > 0 and l40[0].provider == "runpod"
+    two = cloud.search(gpu="l40", num_gpus=2)
+    assert two[0].num_gpus == 2 and two[0].price_per_hour == pytest.approx(2 * l40[0].price_per_hour)
+    by_name = {o.id: o.price_per_hour for o in cloud.search(gpu="RTX_4090")}  # a display name
+    assert by_name == {o.id: o.price_per_hour for o in cloud.search(gpu="NVIDIA GeForce RTX 4090")}
+    assert by_name["NVIDIA GeForce RTX 4090@COMMUNITY"] < by_name["NVIDIA GeForce RTX 4090@SECURE"]
+    assert cloud.search(gpu="NO_SUCH_GPU") == []
+    big_cheap = cloud.search(min_gpu_ram_gb=80, max_price=2.0)
+    assert big_cheap and all(o.gpu_ram_gb >= 80 and o.price_per_hour <= 2.0 for o in big_cheap)
+    assert "NVIDIA H200" not in {o.id for o in big_cheap}
+    types = {g["id"]: g for g in cloud.gpu_types()}
+    assert types["NVIDIA H100 80GB HBM3"]["memoryInGb"] == 80
+    assert types["NVIDIA H100 80GB HBM3"]["securePrice"] > types["NVIDIA H100 80GB HBM3"]["communityPrice"] > 0
+
+
+def test_lifecycle_with_real_ssh(cloud, fake):
+    fake.faults["start_delay"] = 1.5  # runtime stays null meanwhile
+    inst = cloud.create("L40", request(fake, "t-life"))
+    assert inst.status == STARTING and inst.ssh is None and inst.label == "t-life"
+    got = cloud.get(inst.id)
+    assert got.status == STARTING and got.provider_status == "RUNNING" and got.ssh is None
+
+    ready = cloud.wait_ready(inst.id, timeout=30)
+    assert ready.status == RUNNING and ready.ssh and ready.ssh.host == "127.0.0.1"  # the public port, not 10.x
+    r = login(cloud, ready, 'echo "pod=$RUNPOD_POD_ID"')
+    assert r.returncode == 0 and r.stdout.strip() == f"pod={inst.id}", r.stderr
+    assert fake.state()["pods"][inst.id]["env"]["PUBLIC_KEY"] == fake.public_key
+    from trainsh.settings import paths
+
+    found = subprocess.run(["ssh-keygen", "-F", f"runpod-{inst.id}", "-f", str(paths.home() / "known_hosts")],
+                           capture_output=True, text=True)
+    assert found.returncode == 0 and found.stdout.strip()  # trainsh's known_hosts, under the pod's name
+    assert not (Path(os.environ["HOME"]) / ".ssh" / "known_hosts").exists()
+
+    listed = {i.id: i for i in cloud.list()}
+    assert listed[inst.id].status == RUNNING and listed[inst.id].gpu_name == "L40"
+    assert listed[inst.id].price_per_hour > 0 and listed[inst.id].host_spec == f"runpod:{inst.id}"
+
+    assert cloud.shell(inst.id).run(["sh", "-c", "echo $RUNPOD_POD_ID"]).stdout.strip() == inst.id
+    fake.faults["start_delay"] = 0
+    left = sleeper(cloud, ready)
+    assert not dead(left)
+    cloud.stop(inst.id)
+    stopped = cloud.get(inst.id)
+    assert stopped.status == STOPPED and stopped.ssh is None
+    assert refused(ready.ssh.port) and dead(left)  # its sshd is gone, and what its logins left running
+    assert login(cloud, ready).returncode != 0  # the shared connection to it too
+    with pytest.raises(ProviderError, match=f"pod {inst.id} is stopped, not running .train runpod start"):
+        cloud.shell(inst.id)
+
+    cloud.start(inst.id)
+    back = cloud.wait_ready(inst.id, timeout=30)
+    assert login(cloud, back).stdout.strip() == "ok"
+
+    cloud.destroy(inst.id)
+    with pytest.raises(NotFound):
+        cloud.get(inst.id)
+    assert inst.id not in {i.id for i in cloud.list()}
+    assert fake.pod_state(inst.id) == "TERMINATED"
+    assert refused(back.ssh.port)
+
+
+def test_create_gives_the_pod_the_key_ssh_uses(cloud, fake):
+    # No public_key in the request: the public half of config ssh.key (set by the fixture).
+    inst = cloud.create("L4", CreateRequest(image=IMAGE, label="t-key"))
+    assert fake.state()["pods"][inst.id]["env"]["PUBLIC_KEY"] == fake.public_key
+    assert login(cloud, cloud.wait_ready(inst.id, timeout=30)).stdout.strip() == "ok"
+    from trainsh.settings import paths
+
+    found = subprocess.run(["ssh-keygen", "-F", f"runpod-{inst.id}", "-f", str(paths.home() / "known_hosts")],
+                           capture_output=True, text=True)
+    assert found.returncode == 0 and found.stdout.strip()  # trainsh's known_hosts, under the pod's name
+    assert not (Path(os.environ["HOME"]) / ".ssh" / "known_hosts").exists()
+
+
+def test_account_keys_reach_pods_that_name_none(cloud, fake, tmp_path):
+    assert cloud.keys() == []
+    cloud.add_key(fake.public_key + "\n")
+    cloud.add_key(fake.public_key)  # once is enough
+    other = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOtherKeyOtherKeyOtherKeyOtherKeyOtherKe other@host"
+    cloud.add_key(other)
+    assert cloud.keys() == [{"id": "1", "key": fake.public_key}, {"id": "2", "key": other}]
+    with pytest.raises(ProviderError, match="not a public key"):
+        cloud.add_key("nonsense")
+    # No ssh.key and no ~/.ssh keys here: the create sends no PUBLIC_KEY, RunPod adds the account's.
+    from trainsh.settings import paths
+
+    (paths.home() / "config.toml").write_text("")
+    inst = cloud.create("L4", CreateRequest(image=IMAGE, label="t-acct"))
+    assert "PUBLIC_KEY" not in fake.state()["pods"][inst.id]["spec"]["sentEnv"]
+    ready = cloud.wait_ready(inst.id, timeout=30, key=str(fake.ssh_key))
+    from trainsh.remote.sshspec import ssh_argv
+
+    argv = ssh_argv(cloud.ssh_spec(ready, str(fake.ssh_key)), "echo acct")
+    assert subprocess.run(argv, capture_output=True, text=True, timeout=30).stdout.strip() == "acct"
+
+
+def test_unknown_pod_is_not_found(cloud, fake):
+    for call in (cloud.get, cloud.stop, cloud.start, cloud.destroy):
+        with pytest.raises(NotFound, match="nosuchpod1"):
+            call("nosuchpod1")
+    with pytest.raises(NotFound):
+        cloud.get("not a pod id")
+
+
+def test_wrong_key_is_refused(fake, monkeypatch):
+    t = time.monotonic()
+    with pytest.raises(AuthError, match="refused") as e:
+        RunPodProvider(api_key="rpa_wrong").list()
+    assert "rpa_wrong" not in str(e.value) and "\n" not in str(e.value)
+    monkeypatch.setenv("RUNPOD_API_KEY", "rpa_wrong_too")
+    with pytest.raises(AuthError):
+        RunPodProvider().search()
+    assert time.monotonic() - t < 15
+    assert fake.state()["creates"] == 0
+
+
+def test_missing_key_says_how_to_set_it(fake, monkeypatch):
+    monkeypatch.delenv("RUNPOD_API_KEY")
+    with pytest.raises(AuthError, match="train secrets set RUNPOD_API_KEY"):
+        RunPodProvider().list()
+
+
+def test_no_capacity(cloud, fake):
+    fake.faults["no_capacity"] = ["NVIDIA H200"]
+    offer = cloud.search(gpu="H200")[0]  # still listed: listings lag behind
+    with pytest.raises(NoCapacity, match=f"{offer.id}: There are no longer any instances available"):
+        cloud.create(offer.id, request(fake, "t-full"))
+    assert fake.state()["creates"] == 0 and cloud.find_by_label("t-full") == []
+    fake.faults["sold_out"] = ["NVIDIA H200"]
+    assert cloud.search(gpu="H200") == []
+    assert cloud.search(gpu="L40")  # other types still there
+
+
+def test_offer_ids_choose_the_cloud(cloud, fake):
+    secure = cloud.create("NVIDIA GeForce RTX 4090@SECURE", request(fake, "t-sec"))
+    community = cloud.create("RTX4090@community", request(fake, "t-com"))
+    spec = {pid: p["spec"]["cloudType"] for pid, p in fake.state()["pods"].items()}
+    assert spec == {secure.id: "SECURE", community.id: "COMMUNITY"}
+    assert cloud.get(secure.id).price_per_hour > cloud.get(community.id).price_per_hour
+    with pytest.raises(ProviderError, match="bad offer"):
+        cloud.create("RTX4090@moon", request(fake, "t-moon"))
+
+
+def test_reboot_is_stop_then_resume(cloud, fake):
+    inst = cloud.wait_ready(cloud.create("L4", request(fake, "t-reboot")).id, timeout=30)
+    login(cloud, inst, "touch ~/kept")
+    left = sleeper(cloud, inst)
+    cloud.reboot(inst.id)
+    back = cloud.wait_ready(inst.id, timeout=30)
+    assert dead(left)  # a new container
+    assert login(cloud, back, "ls ~/kept").returncode == 0  # the same disk
+
+
+def test_create_that_fails_after_making_the_pod_makes_one(cloud, fake):
+    fake.faults["fail_create"] = 1  # the pod is made, then the API answers 500
+    inst = cloud.create("A40", request(fake, "t-once"))
+    state = fake.state()
+    assert state["creates"] == 1 and list(state["pods"]) == [inst.id]
+    assert [i.id for i in cloud.find_by_label("t-once")] == [inst.id]
+    assert cloud.wait_ready(inst.id, timeout=30).status == RUNNING
+
+
+def test_api_down_is_unavailable_and_bounded(cloud, fake):
+    fake.faults["down"] = True
+    t = time.monotonic()
+    with pytest.raises(Unavailable, match="503"):
+        cloud.list()
+    assert time.monotonic() - t < 15
+    with socket.socket() as s:  # nothing listens there
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    t = time.monotonic()
+    with pytest.raises(Unavailable, match="cannot reach"):
+        RunPodProvider(base_url=f"http://127.0.0.1:{closed}").get("abc")
+    assert time.monotonic() - t < 15
+
+
+def test_create_while_down_rents_nothing(cloud, fake):
+    fake.faults["down"] = True
+    with pytest.raises(Unavailable):
+        cloud.create("L4", request(fake, "t-down"))
+    assert fake.state()["creates"] == 0
+
+
+def test_a_pod_of_the_same_name_does_not_answer_a_failed_create(cloud, fake):
+    old = cloud.create("L4", request(fake, "t-same"))
+    fake.faults["fail_create"] = 1
+    new = cloud.create("L4", request(fake, "t-same"))
+    assert new.id != old.id and fake.state()["creates"] == 2
+    assert {i.id for i in cloud.find_by_label("t-same")} == {old.id, new.id}
+
+
+# ---- the fake itself -----------------------------------------------------------------------
+
+def test_fake_answers_only_selected_fields_and_rejects_unknown_ones(fake):
+    from trainsh.cloud.http import HttpError, request as http
+
+    url, key = f"{fake.url}/graphql", fake.api_key
+    got = http("POST", url, what="t", key=key, body={"query": '{ gpuTypes(input: {id: "NVIDIA L4"}) { id } }'})
+    assert got == {"data": {"gpuTypes": [{"id": "NVIDIA L4"}]}}
+    with pytest.raises(HttpError, match='Cannot query field "nonsense"'):
+        http("POST", url, what="t", key=key, body={"query": "{ myself { pods { id nonsense } } }"}, retries=0)
+    with_vars = http("POST", url, what="t", key=key, body={
+        "query": "query Q($id: String) { pod(input: {podId: $id}) { id } }", "variables": {"id": "none"}})
+    assert with_vars == {"data": {"pod": None}}
+
+
+def test_fake_runs_on_its_own_and_stops_its_pods(tmp_path, runpod_fake):
+    # runpod_fake only for its key pair, config and skip rules; this test starts its own fake.
+    import sshd
+
+    from trainsh.cloud.http import request as http
+
+    port = sshd.free_port()
+    proc = subprocess.Popen([sys.executable, str(FAKE), "--port", str(port), "--api-key", "k-alone", "--down",
+                             "--no-capacity", "--start-delay", "1"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert f"127.0.0.1:{port}" in proc.stdout.readline()
+        cloud = RunPodProvider(api_key="k-alone", base_url=f"http://127.0.0.1:{port}")
+        with pytest.raises(Unavailable):
+            cloud.list()
+        http("POST", f"http://127.0.0.1:{port}/_fake/faults", what="fake", body={"down": False})
+        with pytest.raises(NoCapacity):
+            cloud.create("RTX4090", request(runpod_fake, "t-alone"))
+        http("POST", f"http://127.0.0.1:{port}/_fake/faults", what="fake", body={"no_capacity": False})
+        inst = cloud.create("RTX4090", request(runpod_fake, "t-alone"))
+        assert cloud.get(inst.id).status == STARTING  # the start delay
+        state = http("GET", f"http://127.0.0.1:{port}/_fake/state", what="fake")
+        assert list(state["pods"]) == [inst.id] and state["creates"] == 1
+        ready = cloud.wait_ready(inst.id, timeout=30)
+        assert login(cloud, ready).stdout.strip() == "ok"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+        assert refused(ready.ssh.port) and refused(port)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+SDK_PYTHON = os.environ.get("RUNPOD_SDK_PYTHON", "/tmp/runpod-venv/bin/python")
+
+SDK_SCRIPT = r"""
+import json, os, sys, time
+import runpod
+runpod.api_key = os.environ["KEY"]
+out = {"gpus": runpod.get_gpus(), "gpu": runpod.get_gpu("NVIDIA L40")}
+out["settings"] = runpod.update_user_settings(os.environ["PUB"])
+out["user"] = runpod.get_user()
+pod = runpod.create_pod("sdk-pod", "runpod/base:0.6.2", "NVIDIA L40", ports="22/tcp",
+                        env={"PUBLIC_KEY": os.environ["PUB"]})
+out["created"] = pod
+for _ in range(200):
+    got = runpod.get_pod(pod["id"])
+    if got["runtime"]:
+        break
+    time.sleep(0.05)
+out["running"] = got
+out["pods"] = runpod.get_pods()
+out["stopped"] = runpod.stop_pod(pod["id"])
+out["resumed"] = runpod.resume_pod(pod["id"], 1)
+runpod.terminate_pod(pod["id"])
+out["after"] = runpod.get_pod(pod["id"])
+runpod.api_key = "wrong"
+try:
+    runpod.get_pods()
+except runpod.error.AuthenticationError as e:
+    out["auth_error"] = str(e)
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.skipif(not os.path.exists(SDK_PYTHON), reason="the official runpod SDK is not installed "
+                    "(python -m venv /tmp/runpod-venv && /tmp/runpod-venv/bin/pip install runpod)")
+def test_official_sdk_against_the_fake(fake):
+    env = {**os.environ, "KEY": fake.api_key, "PUB": fake.public_key}
+    r = subprocess.run([SDK_PYTHON, "-c", SDK_SCRIPT], capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert {"id": "NVIDIA L40", "displayName": "L40", "memoryInGb": 48} in out["gpus"]
+    assert out["gpu"]["lowestPrice"]["uninterruptablePrice"] > 0
+    assert out["settings"]["pubKey"] == out["user"]["pubKey"] == fake.public_key
+    assert out["user"]["networkVolumes"] == []
+    pod_id = out["created"]["id"]
+    assert out["created"]["machine"]["podHostId"]
+    ssh = [p for p in out["running"]["runtime"]["ports"] if p["isIpPublic"] and p["privatePort"] == 22]
+    assert ssh and out["running"]["desiredStatus"] == "RUNNING" and out["running"]["name"] == "sdk-pod"
+    assert [p["id"] for p in out["pods"]] == [pod_id]
+    assert out["stopped"] == {"id": pod_id, "desiredStatus": "EXITED"}
+    assert out["resumed"]["desiredStatus"] == "RUNNING"
+    assert out["after"] is None and "API key" in out["auth_error"]
+    assert fake.pod_state(pod_id) == "TERMINATED"
+
+
+# ---- train runpod ... ----------------------------------------------------------------------
+
+def one_line(p: subprocess.CompletedProcess, code: int) -> str:
+    assert p.returncode == code, (p.returncode, p.stdout, p.stderr)
+    assert "Traceback" not in p.stderr
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("train: "), p.stderr
+    return lines[0]
+
+
+def test_cli_list_show_ssh_stop_start_destroy(cloud, fake):
+    inst = cloud.create("A6000", request(fake, "t-cli"))
+    cloud.wait_ready(inst.id, timeout=30)
+
+    p = train("runpod", "list")
+    assert p.returncode == 0, p.stderr
+    header, row = p.stdout.splitlines()[:2]
+    assert header.split() == ["ID", "STATUS", "GPU", "$/H", "UPTIME", "COST", "SSH"]
+    assert row.startswith(inst.id) and " running " in row and "RTX A6000" in row
+    assert "ssh -p " in row and "root@127.0.0.1" in row
+    rows = json.loads(train("runpod", "list", "--json").stdout)
+    assert [(r["id"], r["status"], r["host"]) for r in rows] == [(inst.id, "running", f"runpod:{inst.id}")]
+    assert rows[0]["price_per_hour"] > 0 and rows[0]["ssh"].startswith("ssh -p ")
+    shown = json.loads(train("runpod", "show", inst.id, "--json").stdout)
+    assert shown["name"] == "t-cli" and shown["gpu"] == "RTX A6000"
+    assert "t-cli" in train("runpod", "show", inst.id).stdout
+
+    p = train("runpod", "ssh", inst.id, input="echo from-$RUNPOD_POD_ID\nexit\n")
+    assert f"from-{inst.id}" in p.stdout, p.stderr
+
+    p = train("runpod", "stop", inst.id)
+    assert p.returncode == 0 and "stopped" in p.stdout
+    assert cloud.get(inst.id).status == STOPPED
+    assert "is stopped" in one_line(train("runpod", "ssh", inst.id), 1)
+    p = train("runpod", "start", inst.id, "--wait")
+    assert p.returncode == 0 and "running: ssh -p" in p.stdout, p.stderr
+
+    assert "--yes" in one_line(train("runpod", "destroy", inst.id), 2)
+    assert cloud.get(inst.id).status == RUNNING  # not destroyed without --yes
+    p = train("runpod", "destroy", inst.id, "--yes")
+    assert p.returncode == 0 and "destroyed" in p.stdout
+    assert fake.pod_state(inst.id) == "TERMINATED"
+    assert train("runpod", "list").stdout.startswith("no runpod pods")
+
+
+def test_cli_gpus(fake):
+    p = train("runpod", "gpus")
+    assert p.returncode == 0, p.stderr
+    line = next(ln for ln in p.stdout.splitlines() if ln.startswith("H100S "))
+    assert "NVIDIA H100 80GB HBM3" in line and " 80 " in line
+    data = json.loads(train("runpod", "gpus", "--json", "--count", "2").stdout)
+    l40 = next(g for g in data if g["short"] == "L40")
+    assert l40["memory_gb"] == 48 and l40["price_now"] > 0
+
+
+def test_cli_errors_are_one_line(fake, monkeypatch):
+    assert "nosuchpod1" in one_line(train("runpod", "show", "nosuchpod1"), 2)
+    assert "not a pod id" in one_line(train("runpod", "stop", "bad/id"), 2)
+    fake.faults["down"] = True
+    assert "503" in one_line(train("runpod", "list"), 1)
+    fake.faults["down"] = False
+    monkeypatch.setenv("RUNPOD_API_KEY", "rpa_wrong")
+    assert "refused" in one_line(train("runpod", "list"), 2)
+    monkeypatch.delenv("RUNPOD_API_KEY")
+    assert "RUNPOD_API_KEY" in one_line(train("runpod", "gpus"), 2)
+
+
+def test_cli_destroy_asks_on_a_terminal(cloud, fake):
+    import pty
+
+    from helpers import TRAIN
+
+    inst = cloud.create("L4", request(fake, "t-ask"))
+
+    def answer(text: str) -> subprocess.CompletedProcess:
+        master, slave = pty.openpty()
+        try:
+            os.write(master, text.encode())
+            return subprocess.run([*TRAIN, "runpod", "destroy", inst.id], stdin=slave, capture_output=True,
+                                  text=True, timeout=60)
+        finally:
+            os.close(master)
+            os.close(slave)
+
+    p = answer("n\n")
+    assert p.returncode == 1 and "kept" in p.stdout and "[y/N]" in p.stdout, (p.stdout, p.stderr)
+    assert fake.pod_state(inst.id) == "RUNNING"
+    p = answer("y\n")
+    assert p.returncode == 0 and "destroyed" in p.stdout, (p.stdout, p.stderr)
+    assert fake.pod_state(inst.id) == "TERMINATED"
