@@ -304,3 +304,47 @@ def test_ssh_no_terminate_keeps_and_names_the_machine(vast, tmp_path):
     (iid,) = alive(vast)
     assert f"vast:{iid} kept" in screen.replace("\n", ""), screen
     vast.api("DELETE", f"instances/{iid}/")
+
+
+# ---- RunPod, the default provider ------------------------------------------------------------
+
+def test_runpod_exec_env_file_files_back_and_terminated(runpod_fake, tmp_path):
+    import json
+
+    work = project(tmp_path)
+    secret = "rp-" + os.urandom(6).hex()
+    env = tmp_path / ".env"
+    env.write_text(f"TOKEN={secret}\n")
+    r = ow("exec", "--gpu", "L40", "--env-file", str(env), "--mount", f"{work}:work", "sh", "-c",
+           'cat in.txt; echo "t=$TOKEN"; echo back > out.txt; exit 5')
+    assert r.returncode == 5, (r.stdout, r.stderr)
+    assert "hello from here" in r.stdout and "t=***" in r.stdout and secret not in r.stdout + r.stderr
+    assert (work / "out.txt").read_text() == "back\n"
+    st = runpod_fake.state()
+    assert not st["pods"] and len(st["terminated"]) == 1, st
+    assert secret not in json.dumps(st)  # never given to the cloud
+
+
+def test_runpod_ssh_terminates_on_exit(runpod_fake, tmp_path):
+    work = project(tmp_path)
+    term = Terminal(tmp_path, " ".join([*OW, "ssh", "--gpu", "L40", "--terminate", "--mount", f"{work}:work"]))
+    try:
+        term.type("cat in.txt | sed 's/^/SEEN:/'; exit")
+        screen = term.expect("OW-EXIT=", timeout=120)
+        assert "SEEN:hello from here" in screen and "OW-EXIT=0" in screen, screen
+    finally:
+        term.close()
+    st = runpod_fake.state()
+    assert not st["pods"] and len(st["terminated"]) == 1, st
+
+
+def test_runpod_bad_key_and_no_capacity_rent_nothing(runpod_fake, tmp_path):
+    env = {**os.environ, "RUNPOD_API_KEY": "wrong"}
+    r = subprocess.run([*OW, "exec", "--no-sync", "true"], capture_output=True, text=True, timeout=60,
+                       stdin=subprocess.DEVNULL, env=env)
+    assert r.returncode in (1, 2) and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "Traceback" not in r.stderr
+    r = ow("exec", "--gpu", "K80", "true")
+    assert r.returncode == 2 and "unknown GPU 'K80'" in r.stderr
+    st = runpod_fake.state()
+    assert not st["pods"] and not st["terminated"], st

@@ -17,7 +17,7 @@ the masking of secret values. What lives here is the order of things and the exi
 
 Env-file values go to the machine in a 0600 file, over stdin, that the command's shell
 sources and removes; they never appear in an argv, a history or a log, and a command's output
-passes through the same mask filter as `${secret:}` values (remote/tmux.py's MASK_AWK).
+passes through an awk filter that masks them (as `${secret:}` values once did; a line at a time).
 """
 
 from __future__ import annotations
@@ -35,6 +35,12 @@ from pathlib import Path
 from trainsh import masking
 
 RUN_DIR = ".cache/trainsh/ow"  # on the machine, under $HOME: one folder per run
+
+# Masks the values listed in file f in every line of output, then removes f. POSIX awk.
+MASK_AWK = ('BEGIN { while ((getline line < f) > 0) if (length(line) >= 4) v[++n] = line; '
+            'close(f); system("rm -f \'" f "\'") } '
+            '{ for (i = 1; i <= n; i++) while ((j = index($0, v[i])) > 0) '
+            '$0 = substr($0, 1, j - 1) "***" substr($0, j + length(v[i])); print; fflush() }')
 
 
 class OwError(Exception):
@@ -397,8 +403,6 @@ def run_command(machine: Machine, opts: Options, argv: list[str], out=None) -> i
     shell_bin = 'b=$(command -v bash || echo sh); [ "${b##*/}" = bash ] && set -- -l; '
     body = f'"$b" "$@" {d}/cmd.sh'
     if secret:
-        from trainsh.remote.tmux import MASK_AWK
-
         body = (f"{{ {body} 2>&1; echo $? > {d}/rc; }} | awk -v f={d}/mask "
                 f"{shlex.quote(MASK_AWK)}")
     else:
