@@ -97,11 +97,12 @@ def test_env_file_reaches_the_command_and_nothing_else(vast, tmp_path):
     env = tmp_path / ".env"
     env.write_text(f"# keys\nexport TOKEN='{secret}'\nPLAIN=visible value\n")
     r = ow("exec", *VAST, "--no-terminate", "--env-file", str(env), "--mount", f"{work}:work",
-           "sh", "-c", 'echo "token=$TOKEN plain=$PLAIN"; printf %s "$TOKEN" | sha256sum')
+           "sh", "-c", 'echo "token=$TOKEN plain=$PLAIN"; printf %s "$TOKEN" | sha256sum; [ -t 1 ] && echo on-a-terminal')
     assert r.returncode == 0, r.stderr
     # every env-file value is masked in the output (they are the user's secrets)
     assert "token=*** plain=***" in r.stdout, r.stdout
     assert hashlib.sha256(secret.encode()).hexdigest() in r.stdout  # the value itself got there
+    assert "on-a-terminal" in r.stdout  # masked, yet not a pipe: output is not block-buffered
     assert secret not in r.stdout + r.stderr
     (iid,) = alive(vast)  # kept, and named
     assert f"vast:{iid}" in r.stderr and "kept" in r.stderr

@@ -16,8 +16,9 @@ the masking of secret values. What lives here is the order of things and the exi
   first prompt, so no command runs before the first sync (and editable install) is done.
 
 Env-file values go to the machine in a 0600 file, over stdin, that the command's shell
-sources and removes; they never appear in an argv, a history or a log, and a command's output
-passes through an awk filter that masks them (as `${secret:}` values once did; a line at a time).
+sources and removes (`ow ssh`), or that `${secret:}`'s masker (remote/tmux.py's MASKER) reads
+and removes (`ow exec`): it runs the command under a terminal of its own and masks the values
+in all it prints. They never appear in an argv, a history or a log.
 """
 
 from __future__ import annotations
@@ -35,12 +36,6 @@ from pathlib import Path
 from trainsh import masking
 
 RUN_DIR = ".cache/trainsh/ow"  # on the machine, under $HOME: one folder per run
-
-# Masks the values listed in file f in every line of output, then removes f. POSIX awk.
-MASK_AWK = ('BEGIN { while ((getline line < f) > 0) if (length(line) >= 4) v[++n] = line; '
-            'close(f); system("rm -f \'" f "\'") } '
-            '{ for (i = 1; i <= n; i++) while ((j = index($0, v[i])) > 0) '
-            '$0 = substr($0, 1, j - 1) "***" substr($0, j + length(v[i])); print; fflush() }')
 
 
 class OwError(Exception):
@@ -395,18 +390,13 @@ def run_command(machine: Machine, opts: Options, argv: list[str], out=None) -> i
     secret = bool(opts.env)
     for v in opts.env.values():
         masking.register(v)
-    cmd = f"cd {cwd} 2>/dev/null || cd\n"
-    if secret:
-        cmd += f'{{ set +x; . {d}/env; rm -f {d}/env; }} 2>/dev/null\nexport PYTHONUNBUFFERED=1\n'
-    cmd += command_text(argv)
+    cmd = f"cd {cwd} 2>/dev/null || cd\n" + command_text(argv)
     start, end = f"\\033]777;{sess}\\007", f"\\033]778;{sess}\\007"
     shell_bin = 'b=$(command -v bash || echo sh); [ "${b##*/}" = bash ] && set -- -l; '
     body = f'"$b" "$@" {d}/cmd.sh'
-    if secret:
-        body = (f"{{ {body} 2>&1; echo $? > {d}/rc; }} | awk -v f={d}/mask "
-                f"{shlex.quote(MASK_AWK)}")
-    else:
-        body = f"{body}; echo $? > {d}/rc"
+    if secret:  # under a terminal of its own whose output is masked (remote/tmux.py's MASKER)
+        body = f'python3 {d}/mask.py 0 "$b" "exec $b $* $HOME/{RUN_DIR}/{run}/cmd.sh"'
+    body = f"{body}; echo $? > {d}/rc"
     wrapper = (f"tmux wait-for {sess}-go\n{shell_bin}\nprintf '{start}'\n{body}\n"
                f"printf '{end}'\nn=0; until tail -c 200 {d}/log | grep -q '778;{sess}' "
                f"|| [ $n -ge 1000 ]; do sleep 0.005; n=$((n+1)); done\n"
@@ -414,8 +404,13 @@ def run_command(machine: Machine, opts: Options, argv: list[str], out=None) -> i
     setup = f"umask 077; mkdir -p {d} || exit 97\n"
     setup += _heredoc(f"{d}/cmd.sh", cmd) + _heredoc(f"{d}/run.sh", wrapper)
     if secret:
-        setup += _heredoc(f"{d}/env", exports(opts.env))
-        setup += _heredoc(f"{d}/mask", "".join(f"{v}\n" for v in opts.env.values()))
+        from trainsh.remote.tmux import MASKER
+
+        # NAME=VALUE entries, NUL-separated, as MASKER reads them (printf is the shell's own:
+        # the values are in this script, which goes over stdin, never in an argv)
+        setup += _heredoc(f"{d}/mask.py", MASKER)
+        setup += ("printf '%s\\0' " + " ".join(shlex.quote(f"{k}={v}") for k, v in opts.env.items())
+                  + f" > {d}/s0.env\n")
     setup += (f": > {d}/log\n"
               f"tmux new-session -d -s {sess} -x 200 -y 50 \"sh $HOME/{RUN_DIR}/{run}/run.sh\" \\; "
               f"set-option -t {sess} remain-on-exit on \\; "
