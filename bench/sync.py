@@ -5,9 +5,10 @@
 - Live sync: a local edit seen on the host, median of 20 edits. Target < 1 s (a 2 s poll
   would average about 1 s plus the sync).
 - `ow exec --existing ID --no-sync true` on a Vast fake machine against a raw `ssh` login
-  running `true` on the same machine, median of 20 runs each, in turns. Target <= 1.5. ow is
-  timed on a fresh connection each run (its shared connection closed in between), as the raw
-  login makes one; with the connection kept (ow's usual case) it is printed too.
+  running `true` on the same machine, median of 20 runs each, in turns. Target <= 1.5. Both
+  ways ow is used are printed against it: successive calls (ow keeps its ssh connection for 5
+  minutes, so only the first logs in) and a fresh connection every call (ow's connection
+  closed before each run: a login each, as the raw ssh makes).
 """
 
 from __future__ import annotations
@@ -151,10 +152,11 @@ def ow_exec() -> None:
                 warm.append(timed(ow, False))
             close_masters()
             o, w, f = (statistics.median(x) for x in (ours, warm, floor))
-            ratio = o / f
-            print(f"ow exec --existing --no-sync true: {o * 1000:.0f} ms on a fresh connection, "
-                  f"{w * 1000:.0f} ms on the kept one; raw ssh login running true {f * 1000:.0f} ms; "
-                  f"ratio {ratio:.2f} (target <= 1.5) {'OK' if ratio <= 1.5 else 'OVER'}")
+            for what, t in (("successive calls", w), ("a login each call", o)):
+                ratio = t / f
+                print(f"ow exec --existing --no-sync true, {what}: {t * 1000:.0f} ms; raw ssh login "
+                      f"running true {f * 1000:.0f} ms; ratio {ratio:.2f} (target <= 1.5) "
+                      f"{'OK' if ratio <= 1.5 else 'OVER'}")
     finally:
         for k in ("VAST_URL", "VAST_API_KEY", "TRAINSH_SSH_CONTROL_DIR"):
             os.environ.pop(k, None)

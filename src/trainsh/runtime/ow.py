@@ -145,15 +145,17 @@ class Machine:
         self._creating = False
         say(f"rented {self.name} ({offer.gpu_name}, ${offer.price_per_hour:.3f}/h)")
 
-    def wait_ready(self) -> None:
-        """Until it runs with an ssh endpoint and a login works."""
+    def wait_ready(self, login: bool = True) -> None:
+        """Until it runs with an ssh endpoint and (with `login`) a login works. Without, the
+        first ssh command is the probe: one round trip less on a machine that is up."""
         from trainsh.cloud.provider import GONE, RUNNING, STOPPED
         from trainsh.remote.shell import ShellError, SshShell
 
         deadline = time.monotonic() + self.opts.ready_timeout
         delay, last = 0.1, "no answer yet"
+        inst = self.inst if self.inst.status == RUNNING and self.inst.ssh else None  # fresh from get
         while True:
-            inst = self.provider.get(self.inst.id)
+            inst = inst or self.provider.get(self.inst.id)
             self.inst = inst
             if inst.status in (GONE,) or (inst.status == STOPPED and self.rented):
                 raise OwError(f"{self.name} is {inst.status} ({inst.provider_status})")
@@ -161,6 +163,9 @@ class Machine:
                 raise OwError(f"{self.name} is stopped (train {self.provider.name} start {inst.id})")
             last = f"status {inst.status}"
             if inst.status == RUNNING and inst.ssh is not None:
+                if not login:
+                    self.shell = SshShell(inst.ssh_spec(), reconnect=30)
+                    return
                 shell = SshShell(inst.ssh_spec(), reconnect=0)
                 try:
                     r = shell.run(["true"], timeout=20)
@@ -174,6 +179,7 @@ class Machine:
                 raise OwError(f"{self.name} not ready after {self.opts.ready_timeout:.0f}s ({last})")
             time.sleep(delay)
             delay = min(delay * 1.5, 3.0)
+            inst = None
 
     def end(self, interrupted: bool = False) -> None:
         """Destroy what was rented here unless kept; name what is left running."""
@@ -294,12 +300,13 @@ def exports(env: dict[str, str]) -> str:
     return "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items())
 
 
-def _heredoc(path: str, text: str, mode: str = "600") -> str:
-    """Shell lines writing `text` to `path` (quoted heredoc: nothing in it is expanded)."""
+def _heredoc(path: str, text: str) -> str:
+    """Shell lines writing `text` to `path` (quoted heredoc: nothing in it is expanded; the
+    scripts that use it set umask 077 first, so the file is the owner's alone)."""
     tag = "OW_" + os.urandom(8).hex()
     if not text.endswith("\n"):
         text += "\n"
-    return f"cat > {path} <<'{tag}'\n{text}{tag}\nchmod {mode} {path}\n"
+    return f"cat > {path} <<'{tag}'\n{text}{tag}\n"
 
 
 # ---- sync ------------------------------------------------------------------------------------
@@ -398,10 +405,9 @@ def run_command(machine: Machine, opts: Options, argv: list[str], out=None) -> i
         body = f'python3 {d}/mask.py 0 "$b" "exec $b $* $HOME/{RUN_DIR}/{run}/cmd.sh"'
     body = f"{body}; echo $? > {d}/rc"
     wrapper = (f"tmux wait-for {sess}-go\n{shell_bin}\nprintf '{start}'\n{body}\n"
-               f"printf '{end}'\nn=0; until tail -c 200 {d}/log | grep -q '778;{sess}' "
-               f"|| [ $n -ge 1000 ]; do sleep 0.005; n=$((n+1)); done\n"
-               f"tmux wait-for -S {sess}-done\n")
-    setup = f"umask 077; mkdir -p {d} || exit 97\n"
+               f"printf '{end}'\ntmux wait-for -S {sess}-done\n")
+    # (guarded: a follower that lost its connection sends it again, and it must run once)
+    setup = f"umask 077; if [ ! -e {d}/log ]; then\nmkdir -p {d} || exit 97\n"
     setup += _heredoc(f"{d}/cmd.sh", cmd) + _heredoc(f"{d}/run.sh", wrapper)
     if secret:
         from trainsh.remote.tmux import MASKER
@@ -416,7 +422,7 @@ def run_command(machine: Machine, opts: Options, argv: list[str], out=None) -> i
               f"set-option -t {sess} remain-on-exit on \\; "
               f"set-hook -t {sess} pane-died 'wait-for -S {sess}-done' \\; "
               f"pipe-pane -t {sess} -o \"cat >> $HOME/{RUN_DIR}/{run}/log\" \\; "
-              f"wait-for -S {sess}-go || exit 98\n")
+              f"wait-for -S {sess}-go || exit 98\nfi\n")
     follower = Follower(machine.shell, sess, d, out)
     try:
         follower.follow(setup, first=True)
@@ -454,8 +460,10 @@ class Follower:
                 waiter = f"tmux wait-for {sess}-done"
             else:  # a waiter of a dropped connection may hold the signal: look at the rc file
                 waiter = (f"until [ -e {d}/rc ] || ! tmux has-session -t {sess} 2>/dev/null; "
-                          f"do sleep 0.1; done; n=0; until tail -c 200 {d}/log | grep -q '778;{sess}' "
-                          f"|| [ $n -ge 100 ]; do sleep 0.02; n=$((n+1)); done")
+                          "do sleep 0.1; done")
+            # the end marker reaches the log through pipe-pane a moment after the signal
+            waiter += (f"; n=0; until tail -c 200 {d}/log | grep -q '778;{sess}' "
+                       "|| [ $n -ge 1000 ]; do sleep 0.005; n=$((n+1)); done")
             script = (setup + f"( {waiter} ) </dev/null >/dev/null 2>&1 & w=$!\n"
                       f"tail -c +{self.offset + 1} -f -s 0.01 --pid=$w {d}/log 2>/dev/null\n"
                       f"printf '\\n\\036ow-rc %s\\n' \"$(cat {d}/rc 2>/dev/null)\"\n"
@@ -488,7 +496,11 @@ class Follower:
                 self._parse_rc(tail)
                 return
             if p.returncode == 255:  # the connection dropped: the command goes on there
-                setup, first = "", False
+                from trainsh.remote.shell import _FATAL
+
+                if any(f in err for f in _FATAL):
+                    raise OwError(f"ssh {self.shell.spec.destination}: {err.splitlines()[-1]}")
+                first = False
                 tries += 1
                 if tries > 30 or (deadline and time.monotonic() > deadline):
                     raise OwError(f"lost the connection to the machine: {err.splitlines()[-1] if err else '?'}")
@@ -564,7 +576,7 @@ def ow_exec(opts: Options, argv: list[str]) -> int:
     syncer = None
     try:
         machine.provision()
-        machine.wait_ready()
+        machine.wait_ready(login=not opts.existing)
         if opts.sync and opts.mounts:
             syncer = Syncer(machine, opts)
             syncer.sync("up")
