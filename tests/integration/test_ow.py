@@ -55,9 +55,17 @@ def project(tmp_path: Path) -> Path:
 
 def test_exec_exit_codes_output_and_files_back(vast, tmp_path):
     work = project(tmp_path)
-    r = ow("exec", *VAST, "--mount", f"{work}:work", "sh", "-c",
-           "cat in.txt; echo made > out.txt; echo \"it's 'quoted' \\$HOME\"; exit 7")
+    (work / ".gitignore").write_text("*.log\n")
+    (work / "run.log").write_text("ignored by .gitignore\n")
+    (work / "data").mkdir()
+    (work / "data" / "big.bin").write_bytes(b"x" * 1000)
+    (work / ".git").mkdir()
+    (work / ".git" / "HEAD").write_text("ref\n")
+    r = ow("exec", *VAST, "--mount", f"{work}:work", "--exclude", "data", "sh", "-c",
+           "cat in.txt; echo made > out.txt; echo \"it's 'quoted' \\$HOME\"; "
+           "[ -e run.log ] || [ -e data ] || [ -e .git ] || echo left-out; exit 7")
     assert r.returncode == 7, (r.stdout, r.stderr)
+    assert "left-out" in r.stdout  # .gitignore, --exclude and the defaults
     assert "hello from here\n" in r.stdout and "it's 'quoted' $HOME" in r.stdout, r.stdout
     assert (work / "out.txt").read_text() == "made\n"  # made there, came back
     assert rented(vast) == 1 and not alive(vast), vast.state()
@@ -293,17 +301,28 @@ def test_ssh_prompt_waits_for_the_first_sync_then_live_sync_and_exit_terminates(
     assert rented(vast) == 1 and not alive(vast), vast.state()
 
 
-def test_ssh_no_terminate_keeps_and_names_the_machine(vast, tmp_path):
+def test_ssh_no_terminate_keeps_and_names_the_machine_env_file_reaches_the_shell(vast, tmp_path):
     work = project(tmp_path)
-    term = Terminal(tmp_path, " ".join([*OW, "ssh", *VAST, "--no-terminate", "--mount", f"{work}:work"]))
+    secret = "sh-" + os.urandom(6).hex()
+    env = tmp_path / ".env"
+    env.write_text(f"TOKEN=\"{secret}\"\n")
+    term = Terminal(tmp_path, " ".join([*OW, "ssh", *VAST, "--no-terminate", "--env-file", str(env),
+                                        "--mount", f"{work}:work"]))
     try:
-        term.type("cat in.txt; exit")
+        term.type("cat in.txt; printf %s \"$TOKEN\" | sha256sum; exit")
         screen = term.expect("OW-EXIT=", timeout=120)
         assert "hello from here" in screen and "OW-EXIT=0" in screen, screen
+        assert hashlib.sha256(secret.encode()).hexdigest() in screen  # the value reached the shell
+        assert secret not in screen
     finally:
         term.close()
     (iid,) = alive(vast)
     assert f"vast:{iid} kept" in screen.replace("\n", ""), screen
+    home = home_of(vast, iid)
+    for path in glob.glob(f"{home}/**", recursive=True) + glob.glob(f"{home}/.*", recursive=True) \
+            + glob.glob(f"{home}/.*/**", recursive=True):
+        if os.path.isfile(path):  # the env file is gone; the shell history never had it
+            assert secret.encode() not in Path(path).read_bytes(), path
     vast.api("DELETE", f"instances/{iid}/")
 
 
