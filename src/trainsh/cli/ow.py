@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     for sp in (ssh, ex):
         sp.error = p.error.__get__(sp)  # one line, as above
         sp.add_argument("--gpu", default="L40", help="GPU short name (default L40)")
-        sp.add_argument("--count", type=_positive_int, default=1, help="number of GPUs (default 1)")
+        sp.add_argument("--count", type=_positive(int), default=1, help="number of GPUs (default 1)")
         sp.add_argument("--image", help="container image (default: config PROVIDER.image)")
         sp.add_argument("--provider", default="runpod", choices=("runpod", "vast"),
                         help="the cloud (default runpod)")
@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="terminate at the end without asking")
         sp.add_argument("--exclude", action="append", default=[], metavar="PATTERN",
                         help="also leave out of the sync (gitignore-style; repeatable)")
-        sp.add_argument("--disk", type=_positive_float, help="disk in GB (default: config PROVIDER.disk)")
+        sp.add_argument("--disk", type=_positive(float), help="disk in GB (default: config PROVIDER.disk)")
         sp.add_argument("--no-editable-install", dest="editable", action="store_false",
                         help="no pip install -e of mounts holding a pyproject.toml")
         sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
@@ -79,24 +79,20 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _positive_int(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: '{text}'") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: '{text}'")
-    return n
+def _positive(kind):
+    """An argparse type: a number of `kind` (int or float) above 0."""
+    what = "a whole number" if kind is int else "a number"
 
+    def parse(text: str):
+        try:
+            n = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not {what}: '{text}'") from None
+        if not n > 0 or n == float("inf"):  # (NaN is not > 0)
+            raise argparse.ArgumentTypeError(f"must be {'at least 1' if kind is int else 'more than 0'}: '{text}'")
+        return n
 
-def _positive_float(text: str) -> float:
-    try:
-        n = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: '{text}'") from None
-    if not n > 0 or n != n or n == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be more than 0: '{text}'")
-    return n
+    return parse
 
 
 def split_command(argv: list[str]) -> tuple[list[str], list[str]]:

@@ -568,50 +568,67 @@ def _partial(data: bytes, marker: bytes) -> int:
     return 0
 
 
-def ow_exec(opts: Options, argv: list[str]) -> int:
+class Run:
+    """What an ow run has that its end must deal with."""
+
+    def __init__(self):
+        self.interrupted = False
+        self.syncer: Syncer | None = None
+
+
+def lifecycle(opts: Options, body) -> int:
+    """Rent (or find) the machine, run `body(machine, run)` and end the machine whatever ended
+    the run: its return, an error, Ctrl-C or SIGTERM (exit 130)."""
     machine = Machine(opts)
     machine.check_key()
+    run = Run()
     old = signal.signal(signal.SIGTERM, _on_term)
-    interrupted = False
-    syncer = None
     try:
         machine.provision()
-        machine.wait_ready(login=not opts.existing)
-        if opts.sync and opts.mounts:
-            syncer = Syncer(machine, opts)
-            syncer.sync("up")
-            if opts.editable:
-                editable_install(machine, opts)
-        rc = None
-        try:
-            rc = run_command(machine, opts, argv)
-        except (KeyboardInterrupt, Interrupted):
-            interrupted = True
-        if syncer:
-            try:
-                syncer.sync("back")
-            except OwError as e:
-                say(str(e))
-                rc = 1 if not rc else rc
-        if interrupted:
-            return 130
-        if rc:
-            say(f"the command exited with {rc}")
-        return rc or 0
+        return body(machine, run)
     except (KeyboardInterrupt, Interrupted):
-        interrupted = True
+        run.interrupted = True
         say("interrupted")
         return 130
     finally:
-        if syncer:
-            syncer.close()
-        machine.end(interrupted=interrupted)
+        if run.syncer:
+            run.syncer.close()
+        machine.end(interrupted=run.interrupted)
         signal.signal(signal.SIGTERM, old)
+
+
+def ow_exec(opts: Options, argv: list[str]) -> int:
+    return lifecycle(opts, lambda machine, run: _exec(machine, run, opts, argv))
+
+
+def _exec(machine: Machine, run: Run, opts: Options, argv: list[str]) -> int:
+    machine.wait_ready(login=not opts.existing)
+    if opts.sync and opts.mounts:
+        run.syncer = Syncer(machine, opts)
+        run.syncer.sync("up")
+        if opts.editable:
+            editable_install(machine, opts)
+    rc = None
+    try:
+        rc = run_command(machine, opts, argv)
+    except (KeyboardInterrupt, Interrupted):
+        run.interrupted = True
+    if run.syncer:
+        try:
+            run.syncer.sync("back")
+        except OwError as e:
+            say(str(e))
+            rc = rc or 1
+    if run.interrupted:
+        return 130
+    if rc:
+        say(f"the command exited with {rc}")
+    return rc or 0
 
 
 # ---- ow ssh ----------------------------------------------------------------------------------
 
-def shell_rc(opts: Options, d: str, touch_no_tmux: bool) -> str:
+def shell_rc(opts: Options, d: str) -> str:
     """The interactive shell's rc file: the user's .bashrc, the env-file values (sourced from
     a 0600 file, which is then removed), then the barrier: no prompt while `busy` exists."""
     cwd = opts.mounts[0].remote_cd if opts.mounts else '"$HOME"'
@@ -629,104 +646,93 @@ def shell_rc(opts: Options, d: str, touch_no_tmux: bool) -> str:
 
 
 def ow_ssh(opts: Options) -> int:
+    return lifecycle(opts, lambda machine, run: _ssh(machine, run, opts))
+
+
+def _ssh(machine: Machine, state: Run, opts: Options) -> int:
     from trainsh.remote.sshspec import ssh_argv
 
-    machine = Machine(opts)
-    machine.check_key()
-    old = signal.signal(signal.SIGTERM, _on_term)
-    interrupted = False
-    syncer = live = None
+    live = None
     first_done = threading.Event()
     problems: list[str] = []
-    try:
-        machine.provision()
-        machine.wait_ready()
-        run = os.urandom(4).hex()
-        d = f'"$HOME"/{RUN_DIR}/{run}'
-        syncing = opts.sync and bool(opts.mounts)
-        setup = f"umask 077; mkdir -p {d}\n"
-        if machine.provider.name == "vast":
-            setup += "touch ~/.no_auto_tmux\n"  # Vast's images put a login into tmux otherwise
-        if syncing:
-            setup += f": > {d}/busy\n"
-        setup += _heredoc(f"{d}/rc", shell_rc(opts, d, False))
-        if opts.env:
-            for v in opts.env.values():
-                masking.register(v)
-            setup += _heredoc(f"{d}/env", exports(opts.env))
-        machine.shell.run(["sh", "-s"], input=setup, check=True, timeout=60)
+    machine.wait_ready()
+    run = os.urandom(4).hex()
+    d = f'"$HOME"/{RUN_DIR}/{run}'
+    syncing = opts.sync and bool(opts.mounts)
+    setup = f"umask 077; mkdir -p {d}\n"
+    if machine.provider.name == "vast":
+        setup += "touch ~/.no_auto_tmux\n"  # Vast's images put a login into tmux otherwise
+    if syncing:
+        setup += f": > {d}/busy\n"
+    setup += _heredoc(f"{d}/rc", shell_rc(opts, d))
+    if opts.env:
+        for v in opts.env.values():
+            masking.register(v)
+        setup += _heredoc(f"{d}/env", exports(opts.env))
+    machine.shell.run(["sh", "-s"], input=setup, check=True, timeout=60)
 
-        def first_sync():
-            nonlocal syncer, live
-            from trainsh.transfer.unison import LiveSync
+    def first_sync():
+        nonlocal live
+        from trainsh.transfer.unison import LiveSync
 
-            try:
-                syncer = Syncer(machine, opts)
-                syncer.sync("up")
-                if opts.editable:
-                    editable_install(machine, opts)
-                lives = []
-                for m, u in syncer.pairs:
-                    ls = LiveSync(u, on_result=lambda res, m=m: _report(res, m, problems))
-                    ls.start()
-                    for e in ls.errors:
-                        say(e)
-                    problems.extend(ls.errors)
-                    lives.append(ls)
-                live = lives
-                machine.shell.run(["rm", "-f", f"{machine.shell.home()}/{RUN_DIR}/{run}/busy"], timeout=60)
-            except Exception as e:  # noqa: BLE001 - the shell must not wait forever
-                problems.append(str(e))
-                msg = f"ow: the first sync failed: {e}\n"
-                try:
-                    home = machine.shell.home()
-                    machine.shell.run(["sh", "-c", f"cat > {home}/{RUN_DIR}/{run}/failed; "
-                                       f"rm -f {home}/{RUN_DIR}/{run}/busy"], input=msg, timeout=60)
-                except Exception:  # noqa: BLE001
-                    pass
-            finally:
-                first_done.set()
-
-        if syncing:
-            threading.Thread(target=first_sync, daemon=True).start()
-        else:
-            first_done.set()
-        say(f"shell on {machine.name}" + (" (the prompt comes once the first sync is done)" if syncing else ""))
-        argv = ssh_argv(machine.shell.spec, f"exec bash --rcfile {d}/rc -i", tty=True, batch=False)
         try:
-            proc = subprocess.Popen(argv)
-            while True:
-                try:
-                    proc.wait()
-                    break
-                except KeyboardInterrupt:
-                    continue  # Ctrl-C belongs to the remote shell (the terminal sends it there)
-        except Interrupted:
-            interrupted = True
-            proc.terminate()
-            proc.wait()
-        first_done.wait()
-        if live:
-            for ls in live:
-                try:
-                    res = ls.stop(final=True)
-                    if res is not None:
-                        _report(res, None, problems)
-                except Exception as e:  # noqa: BLE001
-                    problems.append(f"the final sync failed: {e}")
-            say("final sync done")
-        for p in dict.fromkeys(problems):
-            say(p)
-        return 130 if interrupted else (1 if problems and not live else 0)
-    except (KeyboardInterrupt, Interrupted):
-        interrupted = True
-        say("interrupted")
-        return 130
-    finally:
-        if syncer:
-            syncer.close()
-        machine.end(interrupted=interrupted)
-        signal.signal(signal.SIGTERM, old)
+            syncer = state.syncer = Syncer(machine, opts)
+            syncer.sync("up")
+            if opts.editable:
+                editable_install(machine, opts)
+            lives = []
+            for m, u in syncer.pairs:
+                ls = LiveSync(u, on_result=lambda res, m=m: _report(res, m, problems))
+                ls.start()
+                for e in ls.errors:
+                    say(e)
+                problems.extend(ls.errors)
+                lives.append(ls)
+            live = lives
+            machine.shell.run(["rm", "-f", f"{machine.shell.home()}/{RUN_DIR}/{run}/busy"], timeout=60)
+        except Exception as e:  # noqa: BLE001 - the shell must not wait forever
+            problems.append(str(e))
+            msg = f"ow: the first sync failed: {e}\n"
+            try:
+                home = machine.shell.home()
+                machine.shell.run(["sh", "-c", f"cat > {home}/{RUN_DIR}/{run}/failed; "
+                                   f"rm -f {home}/{RUN_DIR}/{run}/busy"], input=msg, timeout=60)
+            except Exception:  # noqa: BLE001
+                pass
+        finally:
+            first_done.set()
+
+    if syncing:
+        threading.Thread(target=first_sync, daemon=True).start()
+    else:
+        first_done.set()
+    say(f"shell on {machine.name}" + (" (the prompt comes once the first sync is done)" if syncing else ""))
+    argv = ssh_argv(machine.shell.spec, f"exec bash --rcfile {d}/rc -i", tty=True, batch=False)
+    try:
+        proc = subprocess.Popen(argv)
+        while True:
+            try:
+                proc.wait()
+                break
+            except KeyboardInterrupt:
+                continue  # Ctrl-C belongs to the remote shell (the terminal sends it there)
+    except Interrupted:
+        state.interrupted = True
+        proc.terminate()
+        proc.wait()
+    first_done.wait()
+    if live:
+        for ls in live:
+            try:
+                res = ls.stop(final=True)
+                if res is not None:
+                    _report(res, None, problems)
+            except Exception as e:  # noqa: BLE001
+                problems.append(f"the final sync failed: {e}")
+        say("final sync done")
+    for p in dict.fromkeys(problems):
+        say(p)
+    return 130 if state.interrupted else (1 if problems and not live else 0)
 
 
 def _report(res, mount, problems: list[str]) -> None:
