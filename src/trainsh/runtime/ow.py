@@ -131,7 +131,7 @@ class Machine:
             return
         wanted = gpus.provider_name(o.gpu, self.provider.name)
         offers = self.provider.search(gpu=wanted, num_gpus=o.count, limit=10)
-        offers = [x for x in offers if x.num_gpus == o.count] or offers
+        offers = [x for x in offers if x.num_gpus == o.count]  # never a bigger (dearer) machine
         if not offers:
             raise NoCapacity(f"{self.provider.name}: no {o.count}x {gpus.short_name(o.gpu)} "
                              "can be had right now")
