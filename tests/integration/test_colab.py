@@ -138,6 +138,10 @@ def colab(colab_server, monkeypatch, isolated):
             open relays are cut."""
             for sock in colab_server["tmux"].glob("tmux-*/*"):
                 subprocess.run(["tmux", "-S", str(sock), "kill-server"], capture_output=True)
+            self.cut_tunnels()
+
+        def cut_tunnels(self) -> None:
+            """The tunnels answer no more and open relays are cut; the runtime itself lives."""
             for f in state.iterdir():
                 if f.name.endswith(".trycloudflare.com"):
                     f.unlink()
@@ -293,9 +297,14 @@ tmux.close @w
     assert "Traceback" not in out
     assert not (colab.home / "work" / "second.txt").exists()
 
+    job = _last_job(isolated)
+    r = train("recipe", "resume", job, "--no-visual", timeout=120)  # still gone: one line
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"train: cannot resume job {job}: ") and r.stderr.count("\n") == 2
+    assert "Colab runtime 'c1' is gone" in r.stderr
     r = colab.connect("c1", colab.tunnel("second-runtime-2.trycloudflare.com"))
     assert r.returncode == 0, r.stderr
-    job = _last_job(isolated)
     r = train("recipe", "resume", job, "--no-visual", timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
     assert (colab.home / "work" / "second.txt").read_text() == "second-step-ran\n"
@@ -308,3 +317,40 @@ def _last_job(isolated) -> str:
     finally:
         db.close()
 
+
+
+def test_a_tunnel_that_drops_while_the_runtime_lives(colab, isolated):
+    """The tunnel goes away as a command is being sent, the runtime (and its tmux) stays: after
+    `connect` gives the new address, resume sends that command once, without waiting for it as
+    if it ran."""
+    colab.connect("c1", colab.tunnel("first-runtime-1.trycloudflare.com"))
+    (colab.home / "work").mkdir(exist_ok=True)
+    shutil.chown(colab.home / "work", USER)
+    (colab.home / "work" / "count.txt").unlink(missing_ok=True)
+    recipe = write_recipe(isolated / "drop.recipe", """
+host g = colab:c1
+tmux.open @g as w
+@w > echo before
+sleep 2
+@w > echo ran >> ~/work/count.txt
+tmux.close @w
+""")
+    proc = subprocess.Popen([sys.executable, "-m", "trainsh", "recipe", "run", str(recipe), "--no-visual"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            stdin=subprocess.DEVNULL)
+    head = ""
+    for line in proc.stdout:
+        head += line
+        if line.startswith("[3/"):
+            break
+    colab.cut_tunnels()
+    out, _ = proc.communicate(timeout=120)
+    out = head + out
+    assert proc.returncode == 1 and "Colab runtime 'c1' is gone" in out, out
+    assert colab.connect("c1", colab.tunnel("second-runtime-2.trycloudflare.com")).returncode == 0
+    t = time.monotonic()
+    r = train("recipe", "resume", _last_job(isolated), "--no-visual", timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "waiting for the command still running" not in r.stdout + r.stderr
+    assert time.monotonic() - t < 60
+    assert (colab.home / "work" / "count.txt").read_text() == "ran\n"

@@ -404,3 +404,48 @@ tmux.open @local as w
     assert p.returncode == 1
     assert "was still running 'sleep 30' after 1s" in p.stderr and "wait @w idle" in p.stderr
     assert time.monotonic() - t0 < 10
+
+
+def test_the_live_line_shows_what_the_command_printed_never_the_typed_wrapper(tmp_path):
+    import os
+
+    from helpers import wait_until
+
+    from trainsh.remote.shell import LocalShell
+    from trainsh.remote.tmux import Pending, Session, Tmux
+
+    t = Tmux(LocalShell(), os.environ["TRAINSH_TMUX_SOCKET"])
+    s = Session("w", "w-live", "local", str(tmp_path / "run"))
+    t.open(s, cwd=str(tmp_path))
+    for n, text, shown in ((1, "sleep 1", ""), (2, "echo hello; sleep 1", "hello")):
+        p = Pending(f"w-live-c{n}", s.rc_path(n), text, n, time.time())
+        s.count, s.current = n, p
+        t.send(s, p)
+        assert t.was_started(s, p, grace=10)
+        if shown:
+            wait_until(lambda: t.last_line(s) == shown, what=f"{shown!r} on the live line")
+        else:
+            time.sleep(0.3)  # the shell has echoed the typed text by now
+            assert t.last_line(s) == "", t.last_line(s)
+        t.wait(s, p)
+        assert p.rc == 0
+        time.sleep(0.3)  # the next prompt is in the log too
+        assert t.last_line(s) == shown, t.last_line(s)
+        _, s.log_offset = t.output_since(s, p.channel, s.log_offset, ended=True)
+    t.close(s)
+
+
+def test_status_shows_sessions_a_finished_job_left_open_by_default(tmp_path):
+    left = write_recipe(tmp_path / "left.recipe", "tmux.open @local as a\n@a > true\n")
+    tidy = write_recipe(tmp_path / "tidy.recipe", "tmux.open @local as b\n@b > true\ntmux.close @b\n")
+    assert train("recipe", "run", str(left), "--no-visual").returncode == 0
+    job, _, _ = last_job()
+    assert train("recipe", "run", str(tidy), "--no-visual").returncode == 0
+    tidy_job, _, _ = last_job()
+    p = train("recipe", "status")
+    assert p.returncode == 0
+    assert f"attach -t a-{job.id}" in p.stdout and job.id in p.stdout, p.stdout
+    assert tidy_job.id not in p.stdout  # finished, nothing left open: only with --all
+    tmux("kill-session", "-t", f"a-{job.id}")  # closed by hand: no longer open
+    p = train("recipe", "status")
+    assert job.id not in p.stdout, p.stdout

@@ -29,6 +29,14 @@ def start(recipe) -> subprocess.Popen:
                             text=True)
 
 
+def kill_9_in_step_3(recipe, folder) -> None:
+    """Run the recipe and kill -9 its runner once step 3 has started (it touches `started`)."""
+    proc = start(recipe)
+    wait_until(lambda: (folder / "started").exists(), what="step 3 to start")
+    proc.kill()
+    proc.wait()
+
+
 def running_step(idx: int):
     def check():
         _, steps = job_state()
@@ -46,10 +54,7 @@ tmux.open @local as w
 
 def test_kill_9_mid_command_then_resume_waits_for_the_same_command(tmp_path):
     r = write_recipe(tmp_path / "r.recipe", RECIPE.replace("(exit 5)", "true"))
-    proc = start(r)
-    wait_until(lambda: (tmp_path / "started").exists(), what="step 3 to start")
-    proc.kill()
-    proc.wait()
+    kill_9_in_step_3(r, tmp_path)
     job, steps = job_state()
     assert job.shown_status == "interrupted"  # the runner is gone
     assert steps[2]["status"] == "running"
@@ -65,10 +70,7 @@ def test_kill_9_mid_command_then_resume_waits_for_the_same_command(tmp_path):
 
 def test_a_command_that_ended_while_the_runner_was_dead_keeps_its_exit_code(tmp_path):
     r = write_recipe(tmp_path / "r.recipe", RECIPE)
-    proc = start(r)
-    wait_until(lambda: (tmp_path / "started").exists(), what="step 3 to start")
-    proc.kill()
-    proc.wait()
+    kill_9_in_step_3(r, tmp_path)
     (tmp_path / "release").touch()
     wait_until(lambda: "two" in (tmp_path / "log.txt").read_text(), what="the command to end")
     p = train("recipe", "resume", "--no-visual")
@@ -111,10 +113,7 @@ def test_sigterm_is_an_interruption_too(tmp_path):
 
 def test_a_vanished_session_is_opened_again_and_the_lost_command_reruns(tmp_path):
     r = write_recipe(tmp_path / "r.recipe", RECIPE.replace("(exit 5)", "true"))
-    proc = start(r)
-    wait_until(lambda: (tmp_path / "started").exists(), what="step 3 to start")
-    proc.kill()
-    proc.wait()
+    kill_9_in_step_3(r, tmp_path)
     tmux("kill-server")  # the machine rebooted, say
     os.remove(tmp_path / "started")
     (tmp_path / "release").touch()
@@ -203,3 +202,48 @@ tmux.open @local as w
     j = Journal()
     assert j.job(job.id).status == "done" and len(steps) == 3
     j.close()
+
+
+def test_two_resumes_of_one_job_at_once_run_it_once(tmp_path):
+    """Claiming a job is atomic: of two resumes started together, one runs what is left and
+    the other says who holds the job. (The race is narrow: several trials.)"""
+    r = write_recipe(tmp_path / "r.recipe", RECIPE.replace("(exit 5)", "true")
+                     .replace("echo three >> log.txt", "echo three >> log.txt; sleep 1"))
+    for trial in range(4):
+        for name in ("log.txt", "started", "release"):
+            if (tmp_path / name).exists():
+                os.remove(tmp_path / name)
+        kill_9_in_step_3(r, tmp_path)
+        job, _ = job_state()
+        both = [subprocess.Popen([*TRAIN, "recipe", "resume", job.id, "--no-visual"],
+                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True) for i in range(2)]
+        try:  # the loser ends while the winner still waits in step 3
+            wait_until(lambda: any(p.poll() is not None for p in both), timeout=30,
+                       what="one resume to give up")
+        finally:
+            (tmp_path / "release").touch()
+        results = [(p.wait(60), p.communicate()[1]) for p in both]
+        codes = sorted(code for code, _ in results)
+        assert (tmp_path / "log.txt").read_text() == "one\ntwo\nthree\n", (trial, results)
+        assert codes == [0, 1], results
+        loser = next(err for code, err in results if code == 1)
+        assert f"job {job.id} is being resumed by pid " in loser, loser
+        tmux("kill-server")
+
+
+def test_a_resume_without_an_id_never_picks_a_job_another_process_holds(tmp_path):
+    r = write_recipe(tmp_path / "r.recipe", RECIPE.replace("(exit 5)", "true"))
+    kill_9_in_step_3(r, tmp_path)
+    job, _ = job_state()
+    holder = subprocess.Popen([*TRAIN, "recipe", "resume", job.id, "--no-visual"],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: job_state()[0].pid == holder.pid, what="the resume to take the job")
+        p = train("recipe", "resume", "--no-visual")
+        assert p.returncode == 2 and "no interrupted job to resume" in p.stderr, p.stderr
+    finally:
+        (tmp_path / "release").touch()
+        assert holder.wait(60) == 0, holder.communicate()
+    assert (tmp_path / "log.txt").read_text() == "one\ntwo\nthree\n"

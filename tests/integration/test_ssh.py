@@ -172,6 +172,83 @@ def test_authentication_failure_is_one_clear_line(tmp_path, ssh):
     assert time.monotonic() - t0 < 15  # no retry loop
 
 
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as f:
+                    ppid = int(f.read().rsplit(b")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
+def test_a_host_that_dies_mid_run_fails_once_not_once_per_cleanup(tmp_path, ssh_servers, ssh):
+    """After the reconnect window has declared the host down, closing its sessions and
+    removing its run folder make one short attempt each and say what was left behind."""
+    import re
+
+    from sshd import free_port
+
+    base = ssh_servers.base
+    home, tmux_dir = tmp_path / "dead-home", tmp_path / "dead-tmux"
+    home.mkdir()
+    tmux_dir.mkdir(mode=0o1777)
+    port = free_port()
+    cfg = (base / "sshd_a").read_text()
+    cfg = re.sub(r"(?m)^Port .*$", f"Port {port}", cfg)
+    cfg = re.sub(r"(?m)^PidFile .*$", f"PidFile {tmp_path}/dead.pid", cfg)
+    cfg = re.sub(r"(?m)^SetEnv .*$", f"SetEnv HOME={home} TMUX_TMPDIR={tmux_dir}", cfg)
+    (tmp_path / "dead_sshd").write_text(cfg)
+    subprocess.run(["/usr/sbin/sshd", "-f", str(tmp_path / "dead_sshd"), "-E", str(tmp_path / "dead.log")],
+                   check=True)
+    listener = int(wait_until(lambda: (tmp_path / "dead.pid").exists()
+                              and (tmp_path / "dead.pid").read_text().strip(), what="sshd"))
+    proc = None
+    try:
+        r = write_recipe(tmp_path / "dead.recipe", f"""
+host gpu = root@127.0.0.1 -p {port}
+tmux.open @gpu as w
+@w > touch {home}/started; sleep 300
+""")
+        proc = subprocess.Popen([*TRAIN, "recipe", "run", str(r), "--no-visual"],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        wait_until(lambda: (home / "started").exists(), timeout=60, what="the command to start")
+        t0 = time.monotonic()
+        for pid in [listener, *_descendants(listener)]:  # the host goes away: connections too
+            os.kill(pid, signal.SIGKILL)
+        out, err = proc.communicate(timeout=400)
+        took = time.monotonic() - t0
+        assert proc.returncode == 1, err
+        assert "Connection refused" in err, err
+        # one reconnect window (60 s), not three (one more each to close and to clean)
+        assert took < 110, (took, err)
+        assert "could not close session w" in err and "tmux attach -t w-" in err, err
+        assert ".cache/trainsh/run/" in err and "left behind" in err, err
+        job, _ = last_steps()
+        p = train("recipe", "status")
+        assert job.id in p.stdout and "session w" in p.stdout, p.stdout  # it may still run
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for sock in tmux_dir.glob("tmux-*/*"):
+            subprocess.run(["tmux", "-S", str(sock), "kill-server"], capture_output=True)
+        for pid in [listener, *_descendants(listener)]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
 def test_resume_over_ssh_after_kill_9(tmp_path, ssh):
     home = ssh.a.home
     r = write_recipe(tmp_path / "res.recipe", f"""

@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Without arguments: recent jobs and where their logs are.")
     lg.add_argument("job", nargs="?", help="job id (or a unique prefix)")
     lg.add_argument("--last", action="store_true", help="the most recent job")
-    st = rs.add_parser("status", help="running jobs and how to attach to their sessions")
+    st = rs.add_parser("status", help="running jobs, sessions still open, and how to attach to them")
     st.add_argument("--all", action="store_true", help="include finished jobs")
     jb = rs.add_parser("jobs", help="job history")
     jb.add_argument("--all", action="store_true", help="every job, not only the last 20")

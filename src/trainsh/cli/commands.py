@@ -179,8 +179,9 @@ def cmd_exec(args) -> int:
 
 
 def cmd_resume(args) -> int:
-    from trainsh.runtime.journal import Journal
-    from trainsh.runtime.runner import RunOptions, Runner
+    from trainsh.remote.shell import ShellError
+    from trainsh.runtime.journal import JobHeld, Journal
+    from trainsh.runtime.runner import RunOptions, Runner, StepFailed
     from trainsh.ui.console import Console
 
     _check_config()
@@ -188,19 +189,33 @@ def cmd_resume(args) -> int:
     try:
         if args.job:
             job = _one_job(journal, args.job)
+            status = job.shown_status
+            if status == "done":
+                raise UserError(f"job {job.id} finished; nothing to resume")
+            try:
+                job = journal.claim(job.id)
+            except JobHeld as e:
+                raise UserError(str(e), 1) from None
         else:
-            job = next((j for j in journal.jobs() if j.shown_status == "interrupted"), None)
+            job = status = None
+            for candidate in journal.jobs():
+                if candidate.shown_status != "interrupted":
+                    continue
+                try:  # (another resume may take it between the look and the claim)
+                    job, status = journal.claim(candidate.id), "interrupted"
+                    break
+                except JobHeld:
+                    continue
             if job is None:
                 raise UserError("no interrupted job to resume (train recipe jobs lists them)")
-        status = job.shown_status
-        if status == "running":
-            raise UserError(f"job {job.id} is still running (pid {job.pid})")
-        if status == "done":
-            raise UserError(f"job {job.id} finished; nothing to resume")
         console = Console(visual=not args.no_visual)
         console.plain(f"resuming job {job.id}: {job.recipe_path} (was {status})")
-        runner = Runner.resume(journal, job, console, RunOptions(keep_sessions=args.keep_sessions,
-                                                                   keep_hosts=args.keep_hosts))
+        try:
+            runner = Runner.resume(journal, job, console, RunOptions(keep_sessions=args.keep_sessions,
+                                                                       keep_hosts=args.keep_hosts))
+        except (ShellError, StepFailed) as e:  # a host of its sessions cannot be reached
+            journal.set_job(job.id, status=status, pid=None)
+            raise UserError(f"cannot resume job {job.id}: {e}", 1) from None
         return runner.run()
     finally:
         journal.close()
@@ -337,25 +352,49 @@ def cmd_status(args) -> int:
 
     journal = _journal()
     try:
-        jobs = [j for j in journal.jobs(None if args.all else 200)
-                if args.all or j.shown_status in ("running", "interrupted")]
-        if not jobs:
-            print("no running or interrupted jobs" + ("" if args.all else " (--all shows finished ones)"))
-            return 0
         sock = local_tmux_socket()
-        for j in jobs:
-            print(f"{j.id}  {j.shown_status:<12} {_when(j.created)}  {j.recipe_path}")
-            if j.error:
-                print(f"    {j.error}")
+        local_alive = None  # names of the sessions on this machine's tmux server, read once
+        shown = []
+        for j in journal.jobs(None if args.all else 200):
+            live = j.shown_status in ("running", "interrupted")
+            sessions = []
             for s in journal.sessions(j.id):
                 if s["status"] != "open":
                     continue
                 spec = "local" if s["host"] == "local" else j.hosts.get(s["host"], "local")
+                if not live and spec == "local":
+                    # A finished job's session stays listed while it is open; here that is
+                    # cheap to check (on a remote host it would take a connection).
+                    if local_alive is None:
+                        local_alive = _local_sessions(sock)
+                    if s["real"] not in local_alive:
+                        continue
+                sessions.append((s, spec))
+            if args.all or live or sessions:
+                shown.append((j, sessions))
+        if not shown:
+            print("no running or interrupted jobs, and no sessions left open"
+                  + ("" if args.all else " (--all shows finished jobs)"))
+            return 0
+        for j, sessions in shown:
+            print(f"{j.id}  {j.shown_status:<12} {_when(j.created)}  {j.recipe_path}")
+            if j.error:
+                print(f"    {j.error}")
+            for s, spec in sessions:
                 attach = attach_line(spec, s["real"], sock)
                 print(f"    session {s['name']:<12} on {s['host']:<10} {attach}")
     finally:
         journal.close()
     return 0
+
+
+def _local_sessions(socket: str | None) -> set[str]:
+    argv = ["tmux", *(["-S", socket] if socket else []), "list-sessions", "-F", "#{session_name}"]
+    try:
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return set()
+    return set(r.stdout.split()) if r.returncode == 0 else set()
 
 
 def cmd_logs(args) -> int:

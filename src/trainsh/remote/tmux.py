@@ -225,6 +225,15 @@ def _size(path: str) -> int:
         return 0
 
 
+def _read_local(path: str, offset: int, limit: int) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            return f.read(limit)
+    except OSError:
+        return b""
+
+
 def start_marker(channel: str) -> bytes:
     """What a command prints (invisibly) as it starts: ESC ] 777 ; CHANNEL BEL."""
     return b"\x1b]777;" + channel.encode() + b"\x07"
@@ -268,6 +277,7 @@ class Session:
     count: int = 0  # commands sent so far
     current: Pending | None = None
     prefetch: tuple[int, bytes] | None = None  # (offset, pane log bytes) fetched with a command
+    shown_from: tuple[str, int] | None = None  # (channel, log offset) where its output starts
 
     @property
     def log_path(self) -> str:
@@ -590,10 +600,25 @@ class Tmux:
             time.sleep(0.05)
 
     def last_line(self, s: Session) -> str:
-        """The latest non-empty line the session printed (for a live status line)."""
-        data = self.shell.read_file(s.log_path, max(s.cmd_offset, _size(s.log_path) - 4096)) \
-            if self.shell.is_local() else b""
-        for line in reversed(clean(data or b"").splitlines()):
+        """The latest non-empty line the session's latest command printed (for a live status
+        line, on this machine). Only what lies between its start and end markers counts: never
+        the echo of the typed text, nor the prompt after it."""
+        if not self.shell.is_local() or not s.marker:
+            return ""
+        if s.shown_from is None or s.shown_from[0] != s.marker:
+            # Before its start marker the log holds only the echo (typed text is < 8 KB, echoed
+            # at most twice), so the marker, once printed, lies within the first 64 KB.
+            head = _read_local(s.log_path, s.cmd_offset, 65536)
+            i = head.find(start_marker(s.marker))
+            if i < 0:
+                return ""  # typed, not started: nothing printed yet
+            s.shown_from = (s.marker, s.cmd_offset + i + len(start_marker(s.marker)))
+        begin = max(s.shown_from[1], _size(s.log_path) - 4096)
+        data = _read_local(s.log_path, begin, 4096 + 1024)
+        end = data.find(end_marker(s.marker))
+        if end >= 0:
+            data = data[:end]
+        for line in reversed(clean(data).splitlines()):
             if line.strip():
                 return masking.mask(line.strip())
         return ""

@@ -112,6 +112,18 @@ class Job:
         return self.status
 
 
+class JobHeld(Exception):
+    """Another live process runs the job, or it has finished: it cannot be taken."""
+
+    def __init__(self, job: Job):
+        how = "resumed" if job.options.get("runner") == "resume" else "run"
+        if job.status == "done":
+            super().__init__(f"job {job.id} finished; nothing to resume")
+        else:
+            super().__init__(f"job {job.id} is being {how} by pid {job.pid}")
+        self.job = job
+
+
 def process_start(pid: int) -> str | None:
     """When a process started (clock ticks since boot, from /proc), or None off Linux."""
     try:
@@ -168,12 +180,13 @@ class Journal:
         self.db.close()
 
     @contextlib.contextmanager
-    def batch(self):
-        """Several writes as one transaction (one commit)."""
+    def batch(self, immediate: bool = False):
+        """Several writes as one transaction (one commit). `immediate` takes the write lock
+        at once: what the transaction reads cannot change before it writes."""
         if self.db.in_transaction:
             yield
             return
-        self.db.execute("BEGIN")
+        self.db.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
         try:
             yield
         except BaseException:
@@ -209,6 +222,23 @@ class Journal:
     def jobs(self, limit: int | None = None) -> list[Job]:
         q = "SELECT * FROM jobs ORDER BY created DESC" + (f" LIMIT {int(limit)}" if limit else "")
         return [_job(r) for r in self.db.execute(q).fetchall()]
+
+    def claim(self, job_id: str) -> Job:
+        """Make this process the job's runner (for a resume). The check and the take are one
+        transaction, so two resumes of one job cannot both run it; a runner that died (its pid
+        gone or reused) holds nothing. Raises JobHeld while a live runner has the job."""
+        me = os.getpid()
+        with self.batch(immediate=True):
+            job = self.job(job_id)
+            if job is None:
+                raise KeyError(job_id)
+            if job.status == "running" and job.pid != me and job.runner_alive():
+                raise JobHeld(job)
+            if job.status == "done":  # (it may have finished since the caller looked)
+                raise JobHeld(job)
+            self.set_job(job_id, status="running", pid=me, error=None,
+                         options={**job.options, "runner": "resume", "runner_start": process_start(me)})
+        return self.job(job_id)
 
     def set_job(self, job_id: str, **fields: Any) -> None:
         cols, values = [], []

@@ -219,6 +219,7 @@ class Runner:
 
     @classmethod
     def resume(cls, journal: Journal, job: Job, console: Console, options: RunOptions) -> Runner:
+        """Run the rest of a job this process has claimed (Journal.claim)."""
         recipe = parse(job.recipe_text, job.recipe_path,
                        allow_host_commands=bool(job.options.get("exec")))
         try:
@@ -270,6 +271,12 @@ class Runner:
                 size = len(tmux.shell.read_file(s.log_path) or b"")
                 s.log_offset = s.cmd_offset = size  # old output is not the new commands'
                 s.marker = ""
+                ctx.save_session(s)
+            elif (s.current and not s.current.done and step_status.get(s.current.step) == "failed"
+                  and not tmux.was_started(s, s.current)):
+                # Its step failed before the command was typed (the host went away while it was
+                # being sent): nothing of it runs, and the step runs again from the start.
+                s.current = None
                 ctx.save_session(s)
 
     def run(self) -> int:
@@ -382,14 +389,22 @@ class Runner:
         return 1
 
     def close_sessions(self) -> None:
-        """Close the job's sessions after a failure; a resume opens them again."""
+        """Close the job's sessions after a failure; a resume opens them again. On a host
+        that cannot be reached, say what stays open there (and `status` keeps showing it)."""
         ctx = self.ctx
         for name in list(ctx.sessions):
             s = ctx.sessions.pop(name)
-            try:
-                ctx.host(s.host).tmux.close(s)
-            except (ShellError, StepFailed):
-                pass
+            why = self._unreachable(ctx.hosts.get(s.host))
+            if why is None:
+                try:
+                    ctx.host(s.host).tmux.close(s)
+                except (ShellError, StepFailed) as e:
+                    why = str(e)
+            handle = ctx.hosts.get(s.host)
+            if why is not None and handle is not None and not handle.shell.is_local():
+                ctx.events.warn(f"could not close session {name} on @{s.host} ({why}): it may "
+                                f"still run there; {attach_command(handle, s.real)}")
+                continue  # still open as far as anyone knows
             self.journal.session_closed(self.job.id, name, status="dropped")
 
     def clean_hosts(self) -> None:
@@ -399,10 +414,40 @@ class Runner:
         for name, h in self.ctx.hosts.items():
             if name in busy or h.shell.is_local():
                 continue
+            why = self._unreachable(h)
+            if why is None:
+                try:
+                    h.shell.run(["rm", "-rf", h.run_dir], timeout=60)
+                    continue
+                except ShellError as e:
+                    why = str(e)
+            self.ctx.events.warn(f"could not remove {h.run_dir} on @{name} ({why}): left behind")
+
+    _down: dict[str, str] | None = None  # remote hosts that did not answer at cleanup, and why
+
+    def _unreachable(self, handle: HostHandle | None) -> str | None:
+        """Why cleanup leaves a host alone, or None. Each remote host gets one quick try (no
+        reconnect window) when cleanup starts: a host the failed step already waited a whole
+        window for would otherwise cost that window again for every session to close and
+        every folder to remove. One that answers gets the usual retries."""
+        if handle is None or handle.shell.is_local():
+            return None
+        if self._down is None:
+            self._down = {}
+        if handle.name not in self._down:
+            shell = handle.shell
+            saved = getattr(shell, "reconnect", None)
+            if saved is not None:
+                shell.reconnect = 0
             try:
-                h.shell.run(["rm", "-rf", h.run_dir], timeout=60)
-            except ShellError:
-                pass
+                r = shell.run(["true"], timeout=15)
+                self._down[handle.name] = "" if r.ok else "it did not answer"
+            except ShellError as e:
+                self._down[handle.name] = str(e)
+            finally:
+                if saved is not None:
+                    shell.reconnect = saved
+        return self._down[handle.name] or None
 
     def attach_hint(self, s: Session) -> str:
         return attach_command(self.ctx.host(s.host), s.real)
