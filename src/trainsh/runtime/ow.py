@@ -136,7 +136,7 @@ class Machine:
             raise NoCapacity(f"{self.provider.name}: no {o.count}x {gpus.short_name(o.gpu)} "
                              "can be had right now")
         offer = offers[0]
-        req = CreateRequest(image=o.image or _default(self.provider.name, "image", "runpod/pytorch:latest"),
+        req = CreateRequest(image=o.image or _default(self.provider.name, "image", ""),
                             disk_gb=o.disk or _default(self.provider.name, "disk", 50.0),
                             label=self.label, public_key=_public_key(), gpu_count=o.count)
         self._creating = True  # from here on, a machine may exist even if the call fails
