@@ -368,3 +368,35 @@ def test_runpod_bad_key_and_no_capacity_rent_nothing(runpod_fake, tmp_path):
     assert r.returncode == 2 and "unknown GPU 'K80'" in r.stderr
     st = runpod_fake.state()
     assert not st["pods"] and not st["terminated"], st
+
+
+def test_a_machine_lost_for_good_ends_the_run_at_once_and_is_terminated(vast, tmp_path):
+    started = tmp_path / "started"
+    p = spawn("exec", *VAST, "--no-sync", "sh", "-c", f"touch {started}; sleep 60")
+    try:
+        wait_until(started.exists, timeout=60, what="the command to start")
+        (iid,) = alive(vast)
+        vast.api("PUT", f"instances/{iid}/", {"state": "stopped"})  # its sshd and processes end
+        out, err = p.communicate(timeout=45)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 1, err
+    assert "lost the connection" in err and "stopped" in err and "Traceback" not in err, err
+    assert not alive(vast), vast.state()
+
+
+def test_sigterm_in_the_shell_terminates(vast, tmp_path):
+    work = project(tmp_path)
+    ow_ssh = " ".join([*OW, "ssh", *VAST, "--mount", f"{work}:work"])
+    term = Terminal(tmp_path, f"sh -c 'echo PID=$$; exec {ow_ssh}'")
+    try:
+        pid = int(re.search(r"PID=(\d+)", term.expect("PID=")).group(1))
+        term.type("cat in.txt | sed 's/^/SEEN:/'")
+        term.expect("SEEN:hello")
+        os.kill(pid, signal.SIGTERM)
+        screen = term.expect("OW-EXIT=", timeout=60)
+        assert "OW-EXIT=130" in screen and "terminated" in screen and "Traceback" not in screen, screen
+    finally:
+        term.close()
+    assert rented(vast) == 1 and not alive(vast), vast.state()

@@ -181,6 +181,19 @@ class Machine:
             delay = min(delay * 1.5, 3.0)
             inst = None
 
+    def gone(self) -> str | None:
+        """Why the machine will not answer again (it is stopped or gone), or None while it runs
+        (or the cloud cannot tell)."""
+        from trainsh.cloud.provider import RUNNING, STARTING, NotFound
+
+        try:
+            inst = self.provider.get(self.inst.id)
+        except NotFound:
+            return f"{self.name} is gone"
+        except Exception:  # noqa: BLE001 - the API is down too: keep trying the machine
+            return None
+        return None if inst.status in (RUNNING, STARTING) else f"{self.name} is {inst.status}"
+
     def end(self, interrupted: bool = False) -> None:
         """Destroy what was rented here unless kept; name what is left running."""
         restore = shielded()
@@ -423,7 +436,7 @@ def run_command(machine: Machine, opts: Options, argv: list[str], out=None) -> i
               f"set-hook -t {sess} pane-died 'wait-for -S {sess}-done' \\; "
               f"pipe-pane -t {sess} -o \"cat >> $HOME/{RUN_DIR}/{run}/log\" \\; "
               f"wait-for -S {sess}-go || exit 98\nfi\n")
-    follower = Follower(machine.shell, sess, d, out)
+    follower = Follower(machine.shell, sess, d, out, gone=machine.gone)
     try:
         follower.follow(setup, first=True)
     except (KeyboardInterrupt, Interrupted):
@@ -441,8 +454,9 @@ class Follower:
     """Streams a session's pane log from where it was left, until the command's end marker;
     a dropped connection is followed again from the same byte."""
 
-    def __init__(self, shell, sess: str, d: str, out):
+    def __init__(self, shell, sess: str, d: str, out, gone=lambda: None):
         self.shell, self.sess, self.d, self.out = shell, sess, d, out
+        self.gone = gone  # why the machine cannot come back (stopped, destroyed), or None
         self.offset = 0  # bytes of the log consumed
         self.started = False  # the start marker was seen
         self.rc: int | None = None
@@ -502,8 +516,12 @@ class Follower:
                     raise OwError(f"ssh {self.shell.spec.destination}: {err.splitlines()[-1]}")
                 first = False
                 tries += 1
+                last = err.splitlines()[-1] if err else "?"
+                why = self.gone()  # a machine that stopped or went away: no use waiting for it
+                if why:
+                    raise OwError(f"lost the connection to the machine: {why}")
                 if tries > 30 or (deadline and time.monotonic() > deadline):
-                    raise OwError(f"lost the connection to the machine: {err.splitlines()[-1] if err else '?'}")
+                    raise OwError(f"lost the connection to the machine: {last}")
                 time.sleep(min(0.2 * tries, 2.0))
                 continue
             if deadline and time.monotonic() > deadline:
