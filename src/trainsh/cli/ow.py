@@ -19,10 +19,16 @@ examples:
   ow exec --env-file .env --mount ~/data:/data -- python -m train
   ow exec --existing ID --no-sync nvidia-smi      on a machine you already have
 
-GPUs: L40 L40S L4 A30 A40 A100 A100S H100N H100S H200 B200 RTX4090 A6000 6000Ada
+GPUs: {gpus}
 Synced: each --mount (default .:/workspace) both ways with unison, without .git, .venv,
 __pycache__, node_modules, the folder's .gitignore and --exclude patterns. A rented machine
 is terminated when ow ends, whatever ends it, unless --no-terminate."""
+
+
+def _epilog() -> str:
+    from trainsh.cloud.gpus import GPUS
+
+    return EPILOG.format(gpus=" ".join(GPUS))
 
 # options that take a value: everything after the first other word is the command
 VALUED = {"--gpu", "--count", "--image", "--provider", "--mount", "--env-file", "--existing",
@@ -36,21 +42,21 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="ow", description="A GPU machine with your folders on it: a shell, or one command.",
-                epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+                epilog=_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = p.add_subparsers(dest="cmd", metavar="COMMAND")
     ssh = sub.add_parser("ssh", help="a shell on the machine, folders synced live both ways",
                          description="A shell on a GPU machine. The prompt comes once the first sync is "
                                      "done; then changes on either side sync as they happen; a final sync "
                                      "on exit, then the machine is terminated (on a terminal, ow asks).",
-                         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+                         epilog=_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
     ex = sub.add_parser("exec", help="run one command there, sync back, terminate",
                         usage="ow exec [options] [--] COMMAND [ARGS...]",
                         description="Sync up, run COMMAND on a GPU machine (in tmux: a dropped connection "
                                     "does not end it) with its output here, sync back, terminate. ow exits "
                                     "with the command's exit code. One word is a shell line "
                                     "('make && ./run'); several are passed exactly as given.",
-                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+                        epilog=_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
     for sp in (ssh, ex):
         sp.error = p.error.__get__(sp)  # one line, as above
         sp.add_argument("--gpu", default="L40", help="GPU short name (default L40)")
@@ -59,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--provider", default="runpod", choices=("runpod", "vast"),
                         help="the cloud (default runpod)")
         sp.add_argument("--mount", action="append", default=[], metavar="LOCAL[:REMOTE]",
-                        help="a folder to sync (repeatable; default .:/workspace)")
+                        help="a folder to sync (repeatable; default .:/workspace; LOCAL alone goes to "
+                             "/workspace/NAME)")
         sp.add_argument("--env-file", metavar="FILE",
                         help="KEY=VALUE lines for the remote command or shell (never in an argv or log)")
         sp.add_argument("--existing", metavar="ID", help="use this running machine (it is left running)")
