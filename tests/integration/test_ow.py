@@ -400,3 +400,23 @@ def test_sigterm_in_the_shell_terminates(vast, tmp_path):
     finally:
         term.close()
     assert rented(vast) == 1 and not alive(vast), vast.state()
+
+
+def test_ssh_connection_dropped_final_sync_then_terminated(vast, tmp_path):
+    work = project(tmp_path)
+    control = os.environ["TRAINSH_SSH_CONTROL_DIR"]
+    term = Terminal(tmp_path, " ".join([*OW, "ssh", *VAST, "--mount", f"{work}:work"]))
+    try:
+        term.type("echo kept > made-before-drop.txt; echo DONE-$((6*7))")
+        term.expect("DONE-42")
+        for sock in os.listdir(control):  # the connection drops (shell and watchers with it)
+            subprocess.run(["ssh", "-o", f"ControlPath={control}/{sock}", "-O", "exit", "x"],
+                           capture_output=True)
+        term.expect("terminate vast:")
+        term.type("")
+        screen = term.expect("OW-EXIT=", timeout=60)
+        assert "terminated" in screen and "Traceback" not in screen, screen
+    finally:
+        term.close()
+    assert (work / "made-before-drop.txt").read_text() == "kept\n"
+    assert rented(vast) == 1 and not alive(vast), vast.state()
