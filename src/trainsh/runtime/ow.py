@@ -739,6 +739,10 @@ def _ssh(machine: Machine, state: Run, opts: Options) -> int:
         proc.terminate()
         proc.wait()
     first_done.wait()
+    try:  # the rc file, and the env file when the shell never read it (no login)
+        machine.shell.run(["sh", "-c", f"rm -rf {d}"], timeout=20)
+    except Exception:  # noqa: BLE001 - a dropped connection: the machine ends or keeps it
+        pass
     if live:
         for ls in live:
             try:
