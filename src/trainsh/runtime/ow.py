@@ -75,8 +75,13 @@ class Options:
     ready_timeout: float = 900.0
 
 
+_shell_open = threading.Event()  # an interactive ssh holds the terminal (in raw mode)
+
+
 def say(message: str) -> None:
-    print(f"ow: {masking.mask(message)}", file=sys.stderr, flush=True)
+    # A raw terminal does not return the carriage at a newline: lines would step right.
+    end = "\r\n" if _shell_open.is_set() else "\n"
+    print(f"ow: {masking.mask(message)}", file=sys.stderr, end=end, flush=True)
 
 
 class Interrupted(BaseException):
@@ -728,6 +733,8 @@ def _ssh(machine: Machine, state: Run, opts: Options) -> int:
     argv = ssh_argv(machine.shell.spec, f"exec bash --rcfile {d}/rc -i", tty=True, batch=False)
     try:
         proc = subprocess.Popen(argv)
+        if sys.stdin.isatty():
+            _shell_open.set()
         while True:
             try:
                 proc.wait()
@@ -738,6 +745,8 @@ def _ssh(machine: Machine, state: Run, opts: Options) -> int:
         state.interrupted = True
         proc.terminate()
         proc.wait()
+    finally:
+        _shell_open.clear()
     first_done.wait()
     try:  # the rc file, and the env file when the shell never read it (no login)
         machine.shell.run(["sh", "-c", f"rm -rf {d}"], timeout=20)
