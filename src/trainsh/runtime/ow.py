@@ -425,7 +425,7 @@ def run_command(machine: Machine, opts: Options, argv: list[str], out=None) -> i
     wrapper = (f"tmux wait-for {sess}-go\n{shell_bin}\nprintf '{start}'\n{body}\n"
                f"printf '{end}'\ntmux wait-for -S {sess}-done\n")
     # (guarded: a follower that lost its connection sends it again, and it must run once)
-    setup = f"umask 077; if [ ! -e {d}/log ]; then\nmkdir -p {d} || exit 97\n"
+    setup = f"umask 077; if [ ! -e {d}/log ]; then\nmkdir -p {d} || exit 97\n" + NEED_TMUX
     setup += _heredoc(f"{d}/cmd.sh", cmd) + _heredoc(f"{d}/run.sh", wrapper)
     if secret:
         from trainsh.remote.tmux import MASKER
@@ -453,6 +453,15 @@ def run_command(machine: Machine, opts: Options, argv: list[str], out=None) -> i
             pass
         raise
     return follower.rc
+
+
+# An image without tmux (it keeps the command alive when the connection drops) gets it from
+# its package manager when we are root there; else the run stops saying so.
+NEED_TMUX = ("command -v tmux >/dev/null || { [ \"$(id -u)\" = 0 ] && command -v apt-get >/dev/null && "
+             "{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tmux; } "
+             ">/dev/null 2>&1; }\n"
+             "command -v tmux >/dev/null || { echo 'tmux is not installed there, and could not be "
+             "(install it, or use an image that has it)' >&2; exit 96; }\n")
 
 
 class Follower:
@@ -509,7 +518,7 @@ class Follower:
                     timer.cancel()
             err = p.stderr.read().decode(errors="replace").strip()
             p.stderr.close()
-            if p.returncode in (97, 98):
+            if p.returncode in (96, 97, 98):
                 raise OwError(f"could not start the command on the machine: {err or 'tmux failed'}")
             if self.ended:
                 self._parse_rc(tail)
