@@ -658,8 +658,10 @@ def test_status_shows_an_interrupted_job_with_its_attach_line_then_resume_finish
     assert p.returncode == 0
     sock = os.environ["TRAINSH_TMUX_SOCKET"]
     lines = p.stdout.splitlines()
-    assert re.match(rf"{job_id}\s+interrupted\s", lines[0]), p.stdout
-    assert str(r) in lines[0]
+    assert lines[0].split() == ["JOB", "STATUS", "STARTED", "RECIPE", "STEP"], p.stdout
+    assert re.match(rf"{job_id}\s+interrupted\s", lines[1]), p.stdout
+    assert str(r) in lines[1] and "3: @w > touch started" in lines[1]
+    assert f"all its sessions at once: train recipe attach {job_id}" in p.stdout
     assert any(re.search(rf"session w\s+on local\s+tmux -S {re.escape(sock)} attach -t w-{job_id}$", ln)
                for ln in lines), p.stdout
     assert jobs_table() == {job_id: "interrupted"}
@@ -744,6 +746,27 @@ def test_an_undeliverable_notification_warns_but_the_job_succeeds(tmp_path):
     assert len(warnings) == 1 and "notification" in warnings[0], p.stderr
     assert (tmp_path / "after").exists()  # the steps after the notification ran
     assert list(jobs_table().values()) == ["done"]
+
+
+def test_notify_on_says_when_a_job_ends_on_its_own(tmp_path, http_sink):
+    port = http_sink.server_address[1]
+    write_config(f'[notify]\nurls = ["json://127.0.0.1:{port}/"]\non = ["failed"]\n')
+    write_recipe(tmp_path / "fine.recipe", "tmux.open @local as w\n@w > true\n")
+    write_recipe(tmp_path / "broken.recipe", "tmux.open @local as w\n@w > sleep 1; (exit 3)\n")
+    assert train("recipe", "run", "fine.recipe", "--no-visual", timeout=30).returncode == 0
+    assert http_sink.bodies == []  # done is not in notify.on
+    p = train("recipe", "run", "broken.recipe", "--no-visual", timeout=30)
+    assert p.returncode == 1 and "warning" not in p.stderr, p.stderr
+    assert len(http_sink.bodies) == 1, http_sink.bodies
+    message = json.loads(http_sink.bodies[0][2])["message"]
+    job = job_ids()[0]
+    assert message.startswith(f"job {job} (broken.recipe) failed: exit 1 after "), message
+    assert "exited with code 3" in message
+
+    write_config(f'[notify]\nurls = ["json://127.0.0.1:{port}/"]\non = ["done", "failed"]\n')
+    assert train("recipe", "run", "fine.recipe", "--no-visual", timeout=30).returncode == 0
+    assert len(http_sink.bodies) == 2
+    assert f"job {job_ids()[0]} (fine.recipe) done: exit 0 after 0s" in http_sink.bodies[1][2]
 
 
 @pytest.mark.parametrize("config_text, words", [

@@ -193,6 +193,15 @@ def test_connect_run_list_and_the_password_stays_secret(colab, isolated):
     line = next(ln for ln in r.stdout.splitlines() if ln.startswith("c1"))
     assert "cloudflared" in line and "reachable" in line and "never" not in line
 
+    r = train("exec", "@c1 > echo exec-on-$(id -un)")  # a hosts.toml name, as exec takes any
+    assert r.returncode == 0 and f"exec-on-{USER}" in r.stdout, r.stderr
+    r = train("exec", "host g = colab:c1", "@g > echo spec-form")
+    assert r.returncode == 0 and "spec-form" in r.stdout, r.stderr
+    (isolated / "t.txt").write_text("moved\n")
+    r = train("transfer", str(isolated / "t.txt"), "@colab:c1:moved/")
+    assert r.returncode == 0, r.stderr
+    assert (colab.home / "moved" / "t.txt").read_text() == "moved\n"
+
     assert train("host", "list").stdout.count("Colab") == 1
     r = train("host", "test", "c1")
     assert r.returncode in (0, 1) and "reachable, authenticated" in r.stdout
@@ -281,17 +290,7 @@ sleep 2
 @w > echo second-step-ran > ~/work/second.txt
 tmux.close @w
 """)
-    proc = subprocess.Popen([sys.executable, "-m", "trainsh", "recipe", "run", str(gate), "--no-visual"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            stdin=subprocess.DEVNULL)
-    head = ""
-    for line in proc.stdout:  # the sleep step has begun: the session is open, a command ran
-        head += line
-        if line.startswith("[3/"):
-            break
-    colab.end_runtime()
-    out, _ = proc.communicate(timeout=120)
-    out = head + out
+    proc, out = _run_and_cut(gate, colab.end_runtime)
     assert proc.returncode == 1, out
     assert "Colab runtime 'c1' is gone" in out and "train colab connect c1" in out
     assert "Traceback" not in out
@@ -308,6 +307,21 @@ tmux.close @w
     r = train("recipe", "resume", job, "--no-visual", timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
     assert (colab.home / "work" / "second.txt").read_text() == "second-step-ran\n"
+
+
+def _run_and_cut(recipe, cut) -> tuple[subprocess.Popen, str]:
+    """Run the recipe; once its step 3 (a sleep) has begun, `cut()`; its output to the end."""
+    proc = subprocess.Popen([sys.executable, "-m", "trainsh", "recipe", "run", str(recipe), "--no-visual"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            stdin=subprocess.DEVNULL)
+    head = ""
+    for line in proc.stdout:  # the session is open and a command ran there
+        head += line
+        if line.startswith("[3/"):
+            break
+    cut()
+    out, _ = proc.communicate(timeout=120)
+    return proc, head + out
 
 
 def _last_job(isolated) -> str:
@@ -335,17 +349,7 @@ sleep 2
 @w > echo ran >> ~/work/count.txt
 tmux.close @w
 """)
-    proc = subprocess.Popen([sys.executable, "-m", "trainsh", "recipe", "run", str(recipe), "--no-visual"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            stdin=subprocess.DEVNULL)
-    head = ""
-    for line in proc.stdout:
-        head += line
-        if line.startswith("[3/"):
-            break
-    colab.cut_tunnels()
-    out, _ = proc.communicate(timeout=120)
-    out = head + out
+    proc, out = _run_and_cut(recipe, colab.cut_tunnels)
     assert proc.returncode == 1 and "Colab runtime 'c1' is gone" in out, out
     assert colab.connect("c1", colab.tunnel("second-runtime-2.trycloudflare.com")).returncode == 0
     t = time.monotonic()

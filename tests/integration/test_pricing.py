@@ -159,3 +159,53 @@ def test_bad_input(isolated):
     for args in (["pricing", "convert", "10", "USD"], ["pricing", "nope"], ["pricing", "rates", "--x"]):
         r = train(*args)
         assert r.returncode == 2 and "Traceback" not in r.stderr, args
+
+
+def test_vast_costs_in_the_display_currency(rates_server, vast, isolated):
+    """`train pricing vast`, `train vast list/show` against the Vast fake: every cost in CNY with
+    USD beside it, totals for running and stopped machines, the cheapest offer of each GPU."""
+    running = vast.rent(offer="1002", label="run")   # RTX 4090, $0.35/h
+    stopped = vast.rent(offer="1001", label="stop")  # RTX 3090, $0.22/h
+    assert train("vast", "stop", stopped).returncode == 0
+    assert train("pricing", "currency", "--set", "CNY").returncode == 0
+    from trainsh.cloud.vast import VastProvider
+
+    price = VastProvider().get(running).price_per_hour  # the offer's, with its storage
+    shown = f"{price * 7:,.2f} CNY (${price:,.2f})/h"
+
+    r = train("pricing", "vast")
+    assert r.returncode == 0, r.stderr
+    line = next(ln for ln in r.stdout.splitlines() if ln.strip().startswith(running))
+    assert "running" in line and shown in line
+    assert next(ln for ln in r.stdout.splitlines() if ln.strip().startswith(stopped)).split()[1] == "stopped"
+    assert f"running: {shown}" in r.stdout and "stopped: 1" in r.stdout
+    cheapest = r.stdout.split("cheapest offer of each GPU kind")[1]
+    assert "RTX 3090" in cheapest and "CNY ($0.2" in cheapest
+    assert "RTX 4090               2.38 CNY ($0.34)/h  (offer 1003)" in cheapest  # per GPU: 0.68 for 2
+
+    r = train("vast", "list")
+    assert r.returncode == 0 and f"{price * 7:,.3f} CNY (${price:,.3f})" in r.stdout
+    r = train("vast", "show", running)
+    assert f"{price * 7:,.3f} CNY (${price:,.3f})/h" in r.stdout
+
+
+def test_runpod_costs_in_the_display_currency(rates_server, runpod_fake, isolated):
+    from trainsh.cloud.provider import CreateRequest
+    from trainsh.cloud.runpod import RunPodProvider
+
+    cloud = RunPodProvider()
+    pod = cloud.create("L40", CreateRequest(image="runpod/pytorch", disk_gb=20, label="cost",
+                                            public_key=runpod_fake.public_key))
+    cloud.wait_ready(pod.id, timeout=30)
+    price = cloud.get(pod.id).price_per_hour
+    # (the RunPod fixture wrote its own config.toml: point it at the rates server again)
+    assert train("config", "set", "pricing.rates_url", rates_server.base + "/v1").returncode == 0
+    assert train("pricing", "currency", "--set", "EUR").returncode == 0
+    shown = f"{price * 0.9:,.2f} EUR (${price:,.2f})/h"
+    r = train("pricing", "runpod")
+    assert r.returncode == 0, r.stderr
+    assert pod.id in r.stdout and shown in r.stdout
+    assert "cheapest offer of each GPU kind" in r.stdout
+    r = train("runpod", "list")
+    assert r.returncode == 0 and f"{price * 0.9:,.3f} EUR (${price:,.3f})" in r.stdout
+    cloud.destroy(pod.id)

@@ -391,7 +391,7 @@ def test_cli_list_show_ssh_stop_start_destroy(cloud, fake):
     p = train("runpod", "list")
     assert p.returncode == 0, p.stderr
     header, row = p.stdout.splitlines()[:2]
-    assert header.split() == ["ID", "STATUS", "GPU", "$/H", "UPTIME", "COST", "SSH"]
+    assert header.split() == ["ID", "STATUS", "GPU", "PER", "HOUR", "UPTIME", "COST", "SSH"]
     assert row.startswith(inst.id) and " running " in row and "RTX A6000" in row
     assert "ssh -p " in row and "root@127.0.0.1" in row
     rows = json.loads(train("runpod", "list", "--json").stdout)

@@ -55,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Run a recipe (a NAME from the recipes folder or a PATH).")
     run.add_argument("recipe", help="recipe name or path")
     _run_options(run)
+    run.add_argument("--attach", action="store_true",
+                     help="open a tmux view of the job's sessions as they open (train recipe attach)")
     chk = rs.add_parser("check", help="report every mistake in a recipe without running it")
     chk.add_argument("recipe", nargs="+", help="recipe names or paths")
     rs.add_parser("list", help="list recipes in the recipes folder")
@@ -74,11 +76,19 @@ def build_parser() -> argparse.ArgumentParser:
     jb.add_argument("--all", action="store_true", help="every job, not only the last 20")
     rsm = rs.add_parser("resume", help="resume an interrupted job (the last one by default)")
     rsm.add_argument("job", nargs="?", help="job id (or a unique prefix); default: the last interrupted job")
-    rsm.add_argument("--no-visual", action="store_true", help="plain line-by-line output")
+    rsm.add_argument("--no-visual", action="store_true", help="plain line-by-line output (no live view)")
     rsm.add_argument("--keep-sessions", action="store_true",
                      help="keep the job's tmux sessions when it fails")
     rsm.add_argument("--keep-hosts", action="store_true",
                      help="keep the machines the job rented, started or allocated when it fails")
+    at = rs.add_parser("attach", help="watch a job's tmux sessions live, one pane each",
+                       description="Open (or re-use) a local tmux session with one pane per "
+                                   "session of the job, each a live client of that session "
+                                   "(read-only unless --rw).")
+    at.add_argument("job", nargs="?", help="job id (or a unique prefix); default: the last running job")
+    at.add_argument("--rw", action="store_true", help="let keys typed in a pane reach the session")
+    at.add_argument("--detach", action="store_true",
+                    help="make the view but do not attach to it; print how to")
 
     ex = sub.add_parser("exec", help="run recipe lines directly",
                         description="Run DSL lines directly, e.g. train exec '@local > nvidia-smi'. "
@@ -205,6 +215,12 @@ def build_parser() -> argparse.ArgumentParser:
     ps.add_parser("runpod", help="your RunPod pods' costs, and the cheapest GPU types")
     _cloud_parsers(sub)
     _runpod_parser(sub)
+
+    cm = sub.add_parser("completion", help="shell completion script for bash, zsh or fish",
+                        description="Print a completion script. bash: eval \"$(train completion "
+                                    "bash)\"; zsh: source <(train completion zsh); fish: train "
+                                    "completion fish | source")
+    cm.add_argument("shell", help="bash, zsh or fish")
     return p
 
 
@@ -290,7 +306,7 @@ def _run_options(p: argparse.ArgumentParser) -> None:
                    help="give a host a spec at run time (repeatable)")
     p.add_argument("--storage", action="append", default=[], metavar="NAME=SPEC",
                    help="give a storage a spec at run time, e.g. out=r2:bucket (repeatable)")
-    p.add_argument("--no-visual", action="store_true", help="plain line-by-line output (no live status)")
+    p.add_argument("--no-visual", action="store_true", help="plain line-by-line output (no live view)")
     p.add_argument("--keep-sessions", action="store_true",
                    help="keep the job's tmux sessions when it fails")
     p.add_argument("--keep-hosts", action="store_true",
@@ -299,6 +315,10 @@ def _run_options(p: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if (sys.argv[1:] if argv is None else argv)[:1] == ["__complete"]:  # a shell asks, on TAB
+        from trainsh.cli.completion import complete
+
+        return complete((sys.argv[1:] if argv is None else argv)[1:])
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra:  # argparse would blame `train`, not the subcommand that got them
@@ -326,6 +346,8 @@ def main(argv: list[str] | None = None) -> int:
             from trainsh.cli import cloud as handlers
         elif args.group == "runpod":
             from trainsh.cli import runpod as handlers
+        elif args.group == "completion":
+            from trainsh.cli import completion as handlers
         else:
             from trainsh.cli import commands as handlers
 

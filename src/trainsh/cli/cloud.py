@@ -99,13 +99,16 @@ def cmd_list(p, args) -> int:
     if not insts:
         print(f"no {_title(p)} instances (train {p.name} search, then train {p.name} create OFFER_ID)")
         return 0
+    from trainsh.cloud.pricing import display_table, money
+
+    code, rates = display_table()
     now = time.time()
-    rows = [["ID", "STATUS", "GPU", "$/H", "UPTIME", "COST", "SSH"]]
+    rows = [["ID", "STATUS", "GPU", "PER HOUR", "UPTIME", "COST", "SSH"]]
     for i in insts:
         status = i.status if i.status == i.provider_status else f"{i.status} ({i.provider_status})"
-        rows.append([i.id, status, _gpu(i.num_gpus, i.gpu_name), f"{i.price_per_hour:.3f}",
+        rows.append([i.id, status, _gpu(i.num_gpus, i.gpu_name), money(i.price_per_hour, code, rates, 3),
                      duration(i.uptime(now)) if i.uptime(now) else "-",
-                     f"${i.cost_so_far(now):.2f}", ssh_line(i)])
+                     money(i.cost_so_far(now), code, rates), ssh_line(i)])
     table(rows)
     return 0
 
@@ -115,13 +118,16 @@ def cmd_show(p, args) -> int:
     if args.json:
         _json(instance_dict(inst, raw=True))
         return 0
+    from trainsh.cloud.pricing import display_table, money
+
+    code, rates = display_table()
     d = instance_dict(inst)
     now = time.time()
     lines = [("host", inst.host_spec), ("status", f"{inst.status} ({inst.provider_status})"),
              ("label", inst.label or "-"), ("gpu", _gpu(inst.num_gpus, inst.gpu_name)),
-             ("image", inst.image or "-"), ("price", f"${inst.price_per_hour:.3f}/h"),
+             ("image", inst.image or "-"), ("price", f"{money(inst.price_per_hour, code, rates, 3)}/h"),
              ("uptime", duration(d["uptime_seconds"]) if d["uptime_seconds"] else "-"),
-             ("cost so far", f"${inst.cost_so_far(now):.2f}"), ("ssh", ssh_line(inst))]
+             ("cost so far", money(inst.cost_so_far(now), code, rates)), ("ssh", ssh_line(inst))]
     for k, v in lines:
         print(f"{k:<12} {v}")
     return 0

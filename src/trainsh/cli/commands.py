@@ -32,7 +32,7 @@ def dispatch(args) -> int:
     return {
         "run": cmd_run, "check": cmd_check, "list": cmd_list, "show": cmd_show, "new": cmd_new,
         "edit": cmd_edit, "logs": cmd_logs, "status": cmd_status, "jobs": cmd_jobs,
-        "resume": cmd_resume,
+        "resume": cmd_resume, "attach": cmd_attach,
     }[args.cmd](args)
 
 
@@ -108,7 +108,8 @@ def _run_recipe(recipe, args, *, exec_mode: bool = False) -> int:
     from trainsh.runtime import preflight
     from trainsh.runtime.journal import Journal
     from trainsh.runtime.runner import RunOptions, Runner
-    from trainsh.ui.console import Console
+    from trainsh.ui import watch
+    from trainsh.ui.console import Console, live_view_wanted
 
     if getattr(args, "pick_host", None):
         raise UserError("--pick-host needs Vast.ai support, which this version does not have yet")
@@ -148,8 +149,9 @@ def _run_recipe(recipe, args, *, exec_mode: bool = False) -> int:
     if exec_mode:
         journal.set_job(runner.job.id, options={**runner.job.options, "exec": True})
     console.plain(f"job {runner.job.id}: {recipe.path} ({len(recipe.steps)} steps)")
-    try:
-        return runner.run()
+    try:  # `train exec` prints its commands' output: plain lines there
+        return watch.run(runner, journal, console, attach=getattr(args, "attach", False),
+                         live=not exec_mode and live_view_wanted(args.no_visual))
     finally:
         journal.close()
 
@@ -182,7 +184,8 @@ def cmd_resume(args) -> int:
     from trainsh.remote.shell import ShellError
     from trainsh.runtime.journal import JobHeld, Journal
     from trainsh.runtime.runner import RunOptions, Runner, StepFailed
-    from trainsh.ui.console import Console
+    from trainsh.ui import watch
+    from trainsh.ui.console import Console, live_view_wanted
 
     _check_config()
     journal = Journal()
@@ -216,9 +219,35 @@ def cmd_resume(args) -> int:
         except (ShellError, StepFailed) as e:  # a host of its sessions cannot be reached
             journal.set_job(job.id, status=status, pid=None)
             raise UserError(f"cannot resume job {job.id}: {e}", 1) from None
-        return runner.run()
+        return watch.run(runner, journal, console, resumed=True,
+                         live=live_view_wanted(args.no_visual))
     finally:
         journal.close()
+
+
+def cmd_attach(args) -> int:
+    from trainsh.ui import attach
+
+    journal = _journal()
+    try:
+        if args.job:
+            job = _one_job(journal, args.job)
+        else:
+            job = next((j for j in journal.jobs(50) if j.shown_status == "running"), None)
+            if job is None:
+                raise UserError("no running job to attach to (train recipe status lists jobs)")
+        if not attach.open_sessions(journal, job):
+            raise UserError(f"job {job.id} ({job.shown_status}) has no open tmux session")
+        try:
+            name, added = attach.ensure_view(journal, job, rw=args.rw)
+        except OSError as e:
+            raise UserError(f"cannot open the view: {e}") from None
+    finally:
+        journal.close()
+    if args.detach or not (sys.stdin.isatty() and sys.stdout.isatty()):
+        print(f"view of job {job.id}: {attach.attach_line(name)}")
+        return 0
+    return attach.go(name)
 
 
 def cmd_check(args) -> int:
@@ -332,16 +361,20 @@ def _when(ts: float) -> str:
 
 
 def cmd_jobs(args) -> int:
+    from trainsh.ui import table
+
     journal = _journal()
     try:
         jobs = journal.jobs(None if args.all else 20)
         if not jobs:
             print("no jobs yet")
             return 0
-        print(f"{'JOB':<10}{'STATUS':<13}{'STARTED':<18}{'TOOK':>8}  RECIPE")
-        for j in jobs:
-            took = format_seconds(int(j.updated - j.created)) if j.shown_status != "running" else "-"
-            print(f"{j.id:<10}{j.shown_status:<13}{_when(j.created):<18}{took:>8}  {j.recipe_path}")
+        rows = [[j.id, j.shown_status, _when(j.created),
+                 format_seconds(int(j.updated - j.created)) if j.shown_status != "running" else "-",
+                 j.recipe_path] for j in jobs]
+        for line in table.render(["JOB", "STATUS", "STARTED", "TOOK", "RECIPE"], rows,
+                                 right={3}, limit=table.width()):
+            print(line)
     finally:
         journal.close()
     return 0
@@ -349,6 +382,7 @@ def cmd_jobs(args) -> int:
 
 def cmd_status(args) -> int:
     from trainsh.runtime.runner import attach_line, local_tmux_socket
+    from trainsh.ui import table
 
     journal = _journal()
     try:
@@ -376,13 +410,26 @@ def cmd_status(args) -> int:
             print("no running or interrupted jobs, and no sessions left open"
                   + ("" if args.all else " (--all shows finished jobs)"))
             return 0
+        rows, under = [], []
         for j, sessions in shown:
-            print(f"{j.id}  {j.shown_status:<12} {_when(j.created)}  {j.recipe_path}")
-            if j.error:
-                print(f"    {j.error}")
+            steps = journal.steps(j.id)
+            now = next((r for r in reversed(steps) if r["status"] in ("running", "interrupted", "failed")), None)
+            step = f"{now['idx'] + 1}: {now['source']}" if now else "-"
+            rows.append([j.id, j.shown_status, _when(j.created), j.recipe_path, step])
+            extra = [f"    {j.error}"] if j.error else []
             for s, spec in sessions:
-                attach = attach_line(spec, s["real"], sock)
-                print(f"    session {s['name']:<12} on {s['host']:<10} {attach}")
+                attach = attach_line(spec, s["real"], sock)  # whole: it is there to be copied
+                extra.append(f"    session {s['name']:<12} on {s['host']:<10} {attach}")
+            if sessions:
+                extra.append(f"    all its sessions at once: train recipe attach {j.id}")
+            under.append(extra)
+        limit = table.width()
+        lines = table.render(["JOB", "STATUS", "STARTED", "RECIPE", "STEP"], rows, flex=3, limit=limit)
+        print(lines[0])
+        for line, extra in zip(lines[1:], under):
+            print(line)
+            for e in extra:
+                print(table.cut(e, limit) if limit and not e.lstrip().startswith("session ") else e)
     finally:
         journal.close()
     return 0
@@ -420,19 +467,28 @@ def cmd_logs(args) -> int:
 
 
 def show_job(journal, job) -> None:
-    print(f"job {job.id}  {job.shown_status}  {job.recipe_path}  started {_when(job.created)}")
+    colour = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+
+    def c(code: str, text: str) -> str:
+        return f"\x1b[{code}m{text}\x1b[0m" if colour else text
+
+    status = {"failed": "1;31", "done": "32", "interrupted": "35", "running": "33"}
+    print(f"job {job.id}  {c(status.get(job.shown_status, '0'), job.shown_status)}  "
+          f"{job.recipe_path}  started {_when(job.created)}")
     if job.error:
-        print(f"error: {job.error}")
+        print(c("31", f"error: {job.error}"))
     for row in journal.steps(job.id):
         took = ""
         if row["started"] and row["ended"]:
             took = f" {row['ended'] - row['started']:.2f}s"
         code = "" if row["exit_code"] is None else f" exit {row['exit_code']}"
-        print(f"[{row['idx'] + 1}] line {row['line']} {row['status']}{code}{took}: {row['source']}")
+        failed = row["status"] == "failed"
+        head = f"[{row['idx'] + 1}] line {row['line']} {row['status']}{code}{took}"
+        print(f"{c('1;31' if failed else status.get(row['status'], '0'), head)}: {row['source']}")
         err = row["detail"].get("error")
         if err:
-            print(f"    error: {err}")
+            print(c("31", f"    error: {err}"))
         if row["log_path"] and os.path.exists(row["log_path"]):
             for line in Path(row["log_path"]).read_text(encoding="utf-8", errors="replace").splitlines():
-                print(f"    | {line}")
+                print(c("31" if failed else "2", f"    | {line}"))
     print(f"full log: {job.folder / 'job.log'}")

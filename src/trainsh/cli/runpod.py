@@ -62,11 +62,14 @@ def cmd_list(cloud, args) -> int:
     if not pods:
         print(f"no {cloud.name} pods on this account")
         return 0
-    rows = [("ID", "STATUS", "GPU", "$/H", "UPTIME", "COST", "SSH")]
+    from trainsh.cloud.pricing import display_table, money
+
+    code, rates = display_table()
+    rows = [("ID", "STATUS", "GPU", "PER HOUR", "UPTIME", "COST", "SSH")]
     for i in pods:
         gpu = f"{i.num_gpus}x {i.gpu_name}" if i.gpu_name else "-"
-        rows.append((i.id, i.status, gpu, f"{i.price_per_hour:.3f}", _duration(i.uptime()),
-                     f"{i.cost_so_far():.2f}", _ssh_line(cloud, i)))
+        rows.append((i.id, i.status, gpu, money(i.price_per_hour, code, rates, 3), _duration(i.uptime()),
+                     money(i.cost_so_far(), code, rates), _ssh_line(cloud, i)))
     _table(rows)
     return 0
 
@@ -83,6 +86,11 @@ def cmd_show(cloud, args) -> int:
     if args.json:
         print(json.dumps(rec, indent=2))
         return 0
+    from trainsh.cloud.pricing import display_table, money
+
+    code, rates = display_table()
+    rec["price_per_hour"] = money(inst.price_per_hour, code, rates, 3)
+    rec["cost_so_far"] = money(inst.cost_so_far(), code, rates)
     for k, v in rec.items():
         if v not in (None, ""):
             print(f"{k:<16} {v}")

@@ -143,6 +143,13 @@ def check_currency(code: str, table: Rates | None = None) -> str:
     return code
 
 
+def display_table() -> tuple[str, Rates | None]:
+    """The display currency and, unless it is USD, the rates to show it in (looked up once per
+    command, not once per price)."""
+    code = currency()
+    return code, (None if code == "USD" else rates())
+
+
 def money(usd: float, code: str | None = None, table: Rates | None = None, digits: int = 2) -> str:
     """`$1.23`, or in another display currency `8.76 CNY ($1.23)`."""
     code = (code or currency()).upper()

@@ -225,15 +225,6 @@ def _size(path: str) -> int:
         return 0
 
 
-def _read_local(path: str, offset: int, limit: int) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            f.seek(offset)
-            return f.read(limit)
-    except OSError:
-        return b""
-
-
 def start_marker(channel: str) -> bytes:
     """What a command prints (invisibly) as it starts: ESC ] 777 ; CHANNEL BEL."""
     return b"\x1b]777;" + channel.encode() + b"\x07"
@@ -277,7 +268,6 @@ class Session:
     count: int = 0  # commands sent so far
     current: Pending | None = None
     prefetch: tuple[int, bytes] | None = None  # (offset, pane log bytes) fetched with a command
-    shown_from: tuple[str, int] | None = None  # (channel, log offset) where its output starts
 
     @property
     def log_path(self) -> str:
@@ -600,28 +590,44 @@ class Tmux:
             time.sleep(0.05)
 
     def last_line(self, s: Session) -> str:
-        """The latest non-empty line the session's latest command printed (for a live status
-        line, on this machine). Only what lies between its start and end markers counts: never
-        the echo of the typed text, nor the prompt after it."""
-        if not self.shell.is_local() or not s.marker:
-            return ""
-        if s.shown_from is None or s.shown_from[0] != s.marker:
-            # Before its start marker the log holds only the echo (typed text is < 8 KB, echoed
-            # at most twice), so the marker, once printed, lies within the first 64 KB.
-            head = _read_local(s.log_path, s.cmd_offset, 65536)
-            i = head.find(start_marker(s.marker))
-            if i < 0:
-                return ""  # typed, not started: nothing printed yet
-            s.shown_from = (s.marker, s.cmd_offset + i + len(start_marker(s.marker)))
-        begin = max(s.shown_from[1], _size(s.log_path) - 4096)
-        data = _read_local(s.log_path, begin, 4096 + 1024)
-        end = data.find(end_marker(s.marker))
-        if end >= 0:
-            data = data[:end]
-        for line in reversed(clean(data).splitlines()):
-            if line.strip():
-                return masking.mask(line.strip())
-        return ""
+        """The latest non-empty line the session printed (for a live status line)."""
+        lines = self.last_lines(s, 1)
+        return lines[-1] if lines else ""
+
+    def last_lines(self, s: Session, n: int = 10) -> list[str]:
+        """The latest non-empty lines the current command printed (for a live view), masked.
+        Read from the pane log's tail: here a file read, cheap enough every second; on a
+        host one call over the shared connection, at most every 3 seconds (else the last)."""
+        if self.shell.is_local():
+            data = self.shell.read_file(s.log_path, max(s.cmd_offset, _size(s.log_path) - 8192)) or b""
+            whole = _size(s.log_path) - s.cmd_offset <= 8192
+        else:
+            data, whole = self._remote_tail(s), False
+        if s.marker:  # what the command printed, not its typed text
+            mark = start_marker(s.marker)
+            at = data.rfind(mark)
+            if at >= 0:
+                data = data[at + len(mark):]
+            elif whole:
+                data = b""  # not started yet: nothing of its own to show
+        data = data.split(end_marker(s.marker))[0] if s.marker else data
+        lines = [masking.mask(ln.rstrip()) for ln in clean(data).splitlines() if ln.strip()]
+        return lines[-n:]
+
+    def _remote_tail(self, s: Session) -> bytes:
+        tails = self.__dict__.setdefault("_tails", {})
+        at, data = tails.get(s.real, (0.0, b""))
+        if time.monotonic() - at < 3.0:
+            return data
+        script = f"tail -c +{s.cmd_offset + 1} {shlex.quote(s.log_path)} 2>/dev/null | tail -c 8192"
+        try:  # one try, no reconnecting: a peek must never hold anything up
+            r = self.shell._run_once(["sh", "-c", script], timeout=10)
+            if r.returncode == 0:
+                data = r.stdout.encode()
+        except ShellError:
+            pass
+        tails[s.real] = (time.monotonic(), data)
+        return data
 
     def output_since(self, s: Session, channel: str, offset: int,
                      ended: bool = False) -> tuple[str, int]:

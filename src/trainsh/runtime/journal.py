@@ -138,6 +138,14 @@ def _dumps(value: Any) -> str:
 
 
 class Journal:
+    # Told of each step's end and each session opened or closed (runtime/feed.py events),
+    # after the journal holds it: how the console and the live view learn of them.
+    watch = None
+
+    def _tell(self, event) -> None:
+        if self.watch is not None:
+            self.watch(event)
+
     def __init__(self, path: Path | None = None):
         self.path = path or paths.ensure(paths.jobs_dir()) / "journal.db"
         self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
@@ -264,6 +272,10 @@ class Journal:
             values.append(_dumps(v) if k == "detail" else v)
         self.db.execute(f"UPDATE steps SET {', '.join(cols)} WHERE job_id=? AND idx=?",
                         (*values, job_id, idx))
+        if "status" in fields:
+            from trainsh.runtime.feed import StepEnded
+
+            self._tell(StepEnded(idx, fields["status"], fields.get("exit_code")))
 
     def step_finished(self, job_id: str, idx: int, status: str, exit_code: int | None = None,
                       **fields: Any) -> None:
@@ -277,6 +289,9 @@ class Journal:
     def session_opened(self, job_id: str, name: str, host: str, real: str, run_dir: str) -> None:
         self.db.execute("INSERT OR REPLACE INTO sessions (job_id, name, host, real, run_dir, status)"
                         " VALUES (?,?,?,?,?,?)", (job_id, name, host, real, run_dir, "open"))
+        from trainsh.runtime.feed import SessionOpened
+
+        self._tell(SessionOpened(name, host, real))
 
     def session_state(self, job_id: str, name: str, state: dict) -> None:
         self.db.execute("UPDATE sessions SET state=? WHERE job_id=? AND name=?",
@@ -285,6 +300,9 @@ class Journal:
     def session_closed(self, job_id: str, name: str, status: str = "closed") -> None:
         """closed: by tmux.close; dropped: by the job's failure (a resume opens it again)."""
         self.db.execute("UPDATE sessions SET status=? WHERE job_id=? AND name=?", (status, job_id, name))
+        from trainsh.runtime.feed import SessionClosed
+
+        self._tell(SessionClosed(name))
 
     def sessions(self, job_id: str) -> list[dict]:
         rows = self.db.execute("SELECT * FROM sessions WHERE job_id=? ORDER BY rowid", (job_id,)).fetchall()

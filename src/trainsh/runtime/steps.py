@@ -84,7 +84,7 @@ def _run_command(ctx: Context, idx: int, step: m.Command, resume: dict | None) -
     if not resumed:
         if p is not None and not p.done:
             ctx.console.info(f"waiting for the command still running in {s.name} first: {_short(p.text)}")
-            ctx.console.live(f"{s.name}: waiting for {_short(p.text, 40)}")
+            ctx.console.live(f"{s.name}: waiting for {_short(p.text, 40)}", session=s.name)
         # Bounded by this command's own timeout: every wait has one.
         prev = _finish_previous(ctx, s, tmux, until=time.time() + timeout)
         ctx.console.live_done()
@@ -125,8 +125,8 @@ def _run_command(ctx: Context, idx: int, step: m.Command, resume: dict | None) -
         ctx.console.info(f"picking up the command sent before the runner stopped: {_short(p.text)}")
         if step.background:
             return None
-    peek = (lambda: tmux.last_line(s)) if tmux.shell.is_local() else None
-    ctx.console.live(f"{s.name}: {_short(p.text, 50)}", peek)
+    peek = lambda: tmux.last_lines(s)  # noqa: E731
+    ctx.console.live(f"{s.name}: {_short(p.text, 50)}", peek, session=s.name, deadline=p.deadline)
     try:
         if resumed:
             tmux.wait(s, p)
@@ -185,7 +185,8 @@ def wait(ctx: Context, idx: int, step: m.Wait, resume: dict | None = None) -> No
     begin = time.monotonic()
     limit = m.format_seconds(timeout)
     ctx.console.live(f"{s.name}: waiting for {condition}",
-                     (lambda: tmux.last_line(s)) if tmux.shell.is_local() else None)
+                     lambda: tmux.last_lines(s),
+                     session=s.name, deadline=time.time() + timeout)
     try:
         if step.idle:
             p = _finish_previous(ctx, s, tmux, until=time.time() + timeout)
@@ -293,7 +294,7 @@ def transfer(ctx: Context, idx: int, step: m.Transfer, resume: dict | None = Non
     src, dst = _side(ctx, step.src), _side(ctx, step.dst)
     label = f"copying {src} -> {dst}"
     ctx.console.live(label)
-    progress = (lambda text: ctx.console.live_update(f"{label}  {text}")) if ctx.console.visual else None
+    progress = (lambda p: ctx.console.progress(p, label)) if ctx.console.visual else None
     try:
         summary = planner.copy(src, dst, delete=step.delete, excludes=step.excludes, progress=progress)
     finally:
@@ -336,27 +337,17 @@ def notify(ctx: Context, idx: int, step: m.Notify, resume: dict | None = None) -
     _start(ctx, idx, step)
     ctx.events.record("notify", message)
     ctx.console.plain(f"  >> {message}")
-    urls = config.get("notify.urls")
-    sent = 0
-    if urls:
-        try:
-            import apprise  # heavy: only when there is somewhere to send
+    from trainsh.runtime.notify import send
 
-            ap = apprise.Apprise()
-            for url in urls:
-                ap.add(ctx.expand(str(url)))
-            if ap.notify(title="trainsh", body=message):
-                sent = len(urls)
-            else:
-                ctx.events.warn("notification could not be delivered to every URL")
-        except Exception as e:  # a failed notification never fails the job
-            ctx.events.warn(f"notification failed: {e}")
+    sent, problem = send(message, ctx.expand)
+    if problem:
+        ctx.events.warn(problem)
     _done(ctx, idx, 0, message=message, sent=sent)
 
 
 def sleep(ctx: Context, idx: int, step: m.Sleep, resume: dict | None = None) -> None:
     _start(ctx, idx, step)
-    ctx.console.live(f"sleeping {step.duration}")
+    ctx.console.live(f"sleeping {step.duration}", deadline=time.time() + step.duration.seconds)
     try:
         time.sleep(step.duration.seconds)
     finally:

@@ -1,7 +1,9 @@
 """What the user sees while a job runs: one line per step, warnings, errors, a live status line.
 
-Plain ANSI, no dependency: `train --help` and short runs stay fast. Colour and the live line
-appear only on a terminal (and never with NO_COLOR or --no-visual).
+Every call becomes an event on the console's `feed` (runtime/feed.py); the plain printer here
+is one subscriber, the live view (ui/live.py) another. Plain ANSI, no dependency: `train --help`
+and short runs stay fast. Colour and the live line appear only on a terminal (and never with
+NO_COLOR or --no-visual). While a live view holds the screen, the plain printer is quiet.
 """
 
 from __future__ import annotations
@@ -14,6 +16,14 @@ import time
 
 from trainsh import masking
 from trainsh.recipe.model import format_seconds
+from trainsh.runtime import feed as ev
+
+
+def live_view_wanted(no_visual: bool, stream=None) -> bool:
+    """The full-screen live view: only on a real terminal, never under CI or TERM=dumb."""
+    stream = stream or sys.stderr
+    return (not no_visual and hasattr(stream, "isatty") and stream.isatty()
+            and not os.environ.get("CI") and os.environ.get("TERM", "") not in ("", "dumb"))
 
 
 class Console:
@@ -30,6 +40,43 @@ class Console:
         self._peek_at = 0.0
         self._ticker: threading.Thread | None = None
         self._stop = threading.Event()
+        self.feed = ev.Feed()
+        self.printing = True  # False while a live view holds the screen
+        self.feed.subscribe(self._print)
+
+    def emit(self, event) -> None:
+        self.feed.emit(event)
+
+    def _print(self, e) -> None:
+        """Today's plain lines, from the events."""
+        if not self.printing:
+            return
+        if isinstance(e, ev.Message):
+            if e.level == "step":
+                self._write(e.text)
+            elif e.level == "ok":
+                self._write("  " + self._c("32", "ok") + f" {e.text}")
+            elif e.level == "info":
+                self._write(f"  {e.text}")
+            elif e.level == "warn":
+                self._write("  " + self._c("33", "warning:") + f" {e.text}")
+            elif e.level == "fail":
+                self._write(self._c("1;31", e.label) + f" {e.text}")
+            elif e.level == "output":
+                for line in e.text.splitlines():
+                    self._write(self._c("2", e.label + line))
+            else:
+                self._write(e.text)
+        elif isinstance(e, ev.StepStarted):
+            self._write(self._c("1;36", f"[{e.idx + 1}/{e.total}]") + f" {e.text}")
+        elif isinstance(e, ev.Activity):
+            self._live_start(e.text, e.peek)
+        elif isinstance(e, ev.ActivityText):
+            with self._lock:
+                if self._live is not None:
+                    self._live = e.text
+        elif isinstance(e, ev.ActivityEnded):
+            self._live_stop()
 
     def _c(self, code: str, text: str) -> str:
         return f"\x1b[{code}m{text}\x1b[0m" if self.color else text
@@ -42,31 +89,41 @@ class Console:
             self.stream.flush()
 
     def step(self, idx: int, total: int, text: str) -> None:
-        self._write(self._c("1;36", f"[{idx}/{total}]") + f" {text}")
+        self.emit(ev.StepStarted(idx - 1, total, text))
 
     def ok(self, text: str) -> None:
-        self._write("  " + self._c("32", "ok") + f" {text}")
+        self.emit(ev.Message("ok", text))
 
     def info(self, text: str) -> None:
-        self._write(f"  {text}")
+        self.emit(ev.Message("info", text))
 
     def warn(self, text: str) -> None:
-        self._write("  " + self._c("33", "warning:") + f" {text}")
+        self.emit(ev.Message("warn", text))
 
     def fail(self, text: str, label: str = "failed:") -> None:
-        self._write(self._c("1;31", label) + f" {text}")
+        self.emit(ev.Message("fail", text, label))
 
     def output(self, text: str, indent: str = "  | ") -> None:
-        for line in text.splitlines():
-            self._write(self._c("2", indent + line))
+        self.emit(ev.Message("output", text, indent))
 
     def plain(self, text: str) -> None:
-        self._write(text)
+        self.emit(ev.Message("plain", text))
+
+    def progress(self, p, label: str = "") -> None:
+        """A transfer's report.Progress; the plain live line shows it after `label`."""
+        self.emit(p)
+        if self.printing:
+            self.emit(ev.ActivityText(f"{label}  {p}" if label else str(p)))
 
     # ---- a live status line with elapsed time, redrawn while a long step runs
-    def live(self, text: str, peek=None) -> None:
+    def live(self, text: str, peek=None, session: str | None = None,
+             deadline: float | None = None) -> None:
         """Show `text` with a spinner and the time spent; `peek()`, when given, returns the
-        latest line of the work's own output, shown after it (read at most once a second)."""
+        latest lines of the work's own output, the last shown after it (read at most once a
+        second). `deadline`: when the work times out (wall clock)."""
+        self.emit(ev.Activity(text, session, deadline, peek))
+
+    def _live_start(self, text: str, peek) -> None:
         if not self.visual:
             return
         with self._lock:
@@ -79,11 +136,12 @@ class Console:
 
     def live_update(self, text: str) -> None:
         """New text for the live line, keeping its clock."""
-        with self._lock:
-            if self._live is not None:
-                self._live = text
+        self.emit(ev.ActivityText(text))
 
     def live_done(self) -> None:
+        self.emit(ev.ActivityEnded())
+
+    def _live_stop(self) -> None:
         if not self.visual:
             return
         self._stop.set()
@@ -100,16 +158,19 @@ class Console:
         frames = "|/-\\"
         i = 0
         while not self._stop.wait(0.25):
+            peek = self._peek
+            if peek is not None and time.monotonic() - self._peek_at >= 1.0:
+                self._peek_at = time.monotonic()
+                try:  # outside the lock: on a host a peek is a call over ssh
+                    seen = peek() or ""
+                    self._peeked = (seen[-1] if seen and isinstance(seen, list) else
+                                    seen if isinstance(seen, str) else "").strip()
+                except Exception:  # a peek is a nicety; never let it break the run
+                    self._peek = None
             with self._lock:
                 if self._live is None:
                     continue
                 spent = format_seconds(int(time.monotonic() - self._live_started))
-                if self._peek is not None and time.monotonic() - self._peek_at >= 1.0:
-                    self._peek_at = time.monotonic()
-                    try:
-                        self._peeked = (self._peek() or "").strip()
-                    except Exception:  # a peek is a nicety; never let it break the run
-                        self._peek = None
                 line = f"  {frames[i % 4]} {self._live} ({spent})"
                 if self._peeked:
                     line += f"  | {self._peeked}"

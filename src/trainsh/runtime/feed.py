@@ -1,0 +1,121 @@
+"""What happens in a running job, as small events for whoever watches it.
+
+The runtime emits; the console's plain lines, the live view, notifications and the attach
+view each subscribe to one `Feed`. The runner never learns who is watching: it talks to the
+console, the journal tells of steps and sessions, and every event ends up here. Cloud code
+reports machines as `MachineState`; transfers report `report.Progress`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+
+@dataclass(frozen=True)
+class JobStarted:
+    job_id: str
+    recipe: str
+    steps: tuple[str, ...]  # each step's source line, in order
+    statuses: dict = field(default_factory=dict)  # idx -> status of steps a resumed job has run
+    resumed: bool = False
+    at: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True)
+class JobEnded:
+    job_id: str
+    recipe: str
+    status: str  # done | failed | interrupted
+    exit_code: int
+    seconds: float
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class StepStarted:
+    idx: int
+    total: int
+    text: str
+
+
+@dataclass(frozen=True)
+class StepEnded:
+    idx: int
+    status: str  # done | failed | background | interrupted
+    exit_code: int | None = None
+
+
+@dataclass(frozen=True)
+class Activity:
+    """The long thing now under way (a command, a wait, a copy, a sleep), until ActivityEnded."""
+
+    text: str
+    session: str | None = None
+    deadline: float | None = None  # wall-clock time it gives up, when it has a timeout
+    peek: Callable[[], Any] | None = field(default=None, compare=False)  # -> recent output lines
+
+
+@dataclass(frozen=True)
+class ActivityText:
+    text: str
+
+
+@dataclass(frozen=True)
+class ActivityEnded:
+    pass
+
+
+@dataclass(frozen=True)
+class Message:
+    level: str  # step | ok | info | warn | fail | plain | output
+    text: str
+    label: str = ""  # a fail's own word ("failed:", "interrupted"); an output's indent
+
+
+@dataclass(frozen=True)
+class SessionOpened:
+    name: str
+    host: str
+    real: str
+
+
+@dataclass(frozen=True)
+class SessionClosed:
+    name: str
+
+
+@dataclass(frozen=True)
+class MachineState:
+    name: str
+    provider: str
+    id: str
+    state: str
+    price_per_hour: float | None = None  # USD
+    started_at: float | None = None
+
+
+class Feed:
+    """Fan-out to subscribers. A subscriber that raises is dropped, never the run."""
+
+    def __init__(self):
+        self._subscribers: list[Callable[[Any], None]] = []
+
+    def subscribe(self, fn: Callable[[Any], None]) -> None:
+        self._subscribers.append(fn)
+
+    def unsubscribe(self, fn: Callable[[Any], None]) -> None:
+        if fn in self._subscribers:
+            self._subscribers.remove(fn)
+
+    def emit(self, event: Any) -> None:
+        for fn in list(self._subscribers):
+            try:
+                fn(event)
+            except Exception:
+                import os
+
+                if os.environ.get("TRAINSH_DEBUG"):
+                    raise
+                self.unsubscribe(fn)

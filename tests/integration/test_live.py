@@ -1,0 +1,325 @@
+"""What a user sees on a terminal: the live view of a running recipe in a real terminal (a tmux
+pane of known size on a private tmux server), the plain lines it gives way to, the tmux view
+of a job's sessions (`recipe attach`), tables that fit, coloured logs and shell completion."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+
+import pytest
+from helpers import TRAIN, tmux, train, wait_until, write_recipe
+
+from trainsh.runtime.journal import Journal
+
+
+class Terminal:
+    """A tmux pane of a known size running one command; `screen()` is what it shows."""
+
+    count = 0
+
+    def __init__(self, tmp_path, command: str, width: int = 100, height: int = 30, **env: str):
+        Terminal.count += 1  # a server of its own each: a killed one may linger a moment
+        self.sock = str(tmp_path / f"tty{Terminal.count}.sock")
+        keep = {k: os.environ[k] for k in ("HOME", "TRAINSH_HOME", "TRAINSH_TMUX_SOCKET", "PATH",
+                                           "TRAINSH_SSH_OPTIONS", "TRAINSH_SSH_CONTROL_DIR")
+                if k in os.environ}
+        keep.update({"TERM": "xterm-256color", **env})
+        unset = "-u CI -u COLUMNS -u LINES " + ("-u NO_COLOR " if "NO_COLOR" not in env else "")
+        line = (f"env {unset}{' '.join(f'{k}={shlex.quote(v)}' for k, v in keep.items())} "
+                f"{command}; echo EXITED=$?; sleep 60")
+        self.t = ["tmux", "-S", self.sock]
+        subprocess.run(self.t + ["new-session", "-d", "-s", "tty", "-x", str(width), "-y", str(height),
+                                 line], check=True)
+
+    def screen(self, *flags: str) -> str:
+        return subprocess.run(self.t + ["capture-pane", "-p", *flags, "-t", "tty"],
+                              capture_output=True, text=True).stdout
+
+    def wait_for(self, *words: str, timeout: float = 20) -> str:
+        return wait_until(lambda: (lambda s: s if all(w in s for w in words) else None)(self.screen()),
+                          timeout, what=f"{words} on the screen")
+
+    def resize(self, width: int, height: int) -> None:
+        subprocess.run(self.t + ["resize-window", "-t", "tty", "-x", str(width), "-y", str(height)],
+                       check=True)
+
+    def close(self) -> None:
+        subprocess.run(self.t + ["kill-server"], capture_output=True)
+
+
+@pytest.fixture
+def terminal(tmp_path):
+    made = []
+
+    def start(command: str, **kw) -> Terminal:
+        made.append(Terminal(tmp_path, command, **kw))
+        return made[-1]
+
+    yield start
+    for t in made:
+        t.close()
+
+
+def _train_cmd(*args: str) -> str:
+    return shlex.join([*TRAIN, *args])
+
+
+RECIPE = """
+tmux.open @local as w
+@w > for i in 1 2 3; do echo tick-$i; done; while [ ! -e release ]; do sleep 0.1; done
+@w > echo second-$((40+2))
+@w > echo failing-output; (exit 3)
+@w > echo never
+tmux.close @w
+"""
+
+
+def test_the_live_view_lists_steps_marks_the_running_one_shows_output_and_leaves_a_summary(
+        tmp_path, terminal):
+    write_recipe(tmp_path / "live.recipe", RECIPE)
+    term = terminal(_train_cmd("recipe", "run", "live.recipe"), width=100, height=30)
+    screen = term.wait_for("tick-3", "▶")
+    lines = screen.splitlines()
+    job = Journal().jobs(1)[0].id
+    assert lines[0].startswith(f"trainsh job {job}  live.recipe  running")
+    assert f"train recipe attach {job}" in screen
+    for text in ("tmux.open @local as w", "echo second-$((40+2))", "echo never", "tmux.close @w"):
+        assert text in screen, screen
+    running = [ln for ln in lines if ln.startswith("▶   2")]
+    assert running and "for i in 1 2 3" in running[0], screen
+    assert re.search(r"^✓   1  tmux\.open @local as w\s+\d+\.\ds$", screen, re.M), screen
+    assert re.search(r"^·   3  @w > echo second", screen, re.M), screen
+    assert "time left" in screen  # the command's timeout
+    assert re.search(r"^  tick-1$", screen, re.M) and re.search(r"^  tick-3$", screen, re.M), screen
+    assert "while [ ! -e release ]" not in screen.split("─ w ")[1]  # output, not the typed text
+
+    term.resize(60, 12)  # a smaller terminal: the view is laid out again to fit it
+    screen = wait_until(lambda: (lambda s: s if "… " in s and "tick-3" in s else None)(term.screen()),
+                        10, what="the view to fit 60x12")
+    lines = screen.splitlines()
+    assert lines[0].startswith(f"trainsh job {job}"), screen
+    assert any(ln.startswith("▶   2") for ln in lines), screen
+    assert any(re.match(r"  … \d more steps?", ln) for ln in lines), screen
+
+    term.resize(100, 30)
+    (tmp_path / "release").touch()
+    screen = term.wait_for("EXITED=1")
+    # the summary stays: every step with its state, exit code and time; the failure and its output
+    assert f"job {job} failed after" in screen
+    assert re.search(r"✓\s+2\s+done\s+exit 0\s+\d+\.\ds\s+@w > for i in", screen), screen
+    assert re.search(r"✗\s+4\s+failed\s+exit 3\s+\d+\.\ds\s+@w > echo failing-output", screen), screen
+    assert re.search(r"·\s+5\s+not run\s+@w > echo never", screen), screen
+    assert "last output:" in screen and "| failing-output" in screen
+    assert f"logs: train recipe logs {job}" in screen
+    assert "trainsh job" not in screen  # the live screen itself is gone
+
+
+def test_the_live_view_shows_a_remote_sessions_output(tmp_path, terminal, ssh):
+    home = ssh.a.home
+    write_recipe(tmp_path / "far.recipe", f"""
+host gpu = {ssh.a.spec()}
+tmux.open @gpu as w
+@w > echo far-$((6*7)); echo away-$((7*8)); while [ ! -e {home}/release ]; do sleep 0.1; done
+""")
+    term = terminal(_train_cmd("recipe", "run", "far.recipe"))
+    try:
+        screen = term.wait_for("▶   2", "far-42", "away-56", timeout=30)
+        assert "while [ ! -e" not in screen.split("─ w ")[1]
+    finally:
+        (home / "release").touch()
+    assert "done" in term.wait_for("EXITED=0", timeout=30)
+
+
+def test_plain_lines_on_a_terminal_with_no_visual_and_under_ci(tmp_path, terminal):
+    write_recipe(tmp_path / "plain.recipe", "tmux.open @local as w\n@w > echo plain-$((1+1))\n")
+    for args, env in ((["--no-visual"], {}), ([], {"CI": "1"}), ([], {"TERM": "dumb"})):
+        term = terminal(_train_cmd("recipe", "run", "plain.recipe", *args), **env)
+        screen = term.wait_for("EXITED=0")
+        term.close()
+        assert "[1/2] tmux.open @local as w" in screen, (env, screen)
+        assert "[2/2] @w > echo plain-$((1+1))" in screen and "| plain-2" in screen, screen
+        assert "trainsh job" not in screen and "▶" not in screen and "✓" not in screen, screen
+
+
+def test_recipe_attach_shows_each_session_in_a_pane(tmp_path):
+    write_recipe(tmp_path / "two.recipe", """
+tmux.open @local as alpha
+tmux.open @local as beta
+@alpha > echo alpha-says-$((6*7)); while [ ! -e release ]; do sleep 0.1; done &
+@beta > echo beta-says-$((6*9))
+@alpha > echo done
+""")
+    proc = subprocess.Popen([*TRAIN, "recipe", "run", "two.recipe", "--attach"],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        def both_open():
+            j = Journal()
+            try:
+                jobs = j.jobs(1)
+                return jobs and len([s for s in j.sessions(jobs[0].id) if s["status"] == "open"]) == 2 \
+                    and jobs[0]
+            finally:
+                j.close()
+        job = wait_until(both_open, 20, what="two sessions open")
+        view = f"trainsh-view-{job.id}"
+        wait_until(lambda: tmux("list-panes", "-t", view, "-F", "#{@trainsh_session}").stdout.split()
+                   == ["alpha", "beta"], 20, what="--attach to give each session a pane")
+
+        p = train("recipe", "attach", job.id[:6])  # again: re-uses the view, adds nothing
+        assert p.returncode == 0, p.stderr
+        sock = os.environ["TRAINSH_TMUX_SOCKET"]
+        assert p.stdout.strip() == f"view of job {job.id}: tmux -S {sock} attach -t {view}"
+        panes = tmux("list-panes", "-t", view, "-F", "#{pane_id} #{@trainsh_session}").stdout.split("\n")
+        panes = dict(reversed(ln.split()) for ln in panes if ln.strip())
+        assert sorted(panes) == ["alpha", "beta"]
+        for name, says in (("alpha", "alpha-says-42"), ("beta", "beta-says-54")):
+            wait_until(lambda: says in tmux("capture-pane", "-p", "-t", panes[name]).stdout, 20,
+                       what=f"{says} in the {name} pane")
+        # read-only: keys typed into a pane do not reach the session
+        tmux("send-keys", "-t", panes["beta"], "echo typed-$((1+1))", "Enter")
+        real = f"beta-{job.id}"
+        assert "typed-2" not in tmux("capture-pane", "-p", "-t", real).stdout
+    finally:
+        (tmp_path / "release").touch()
+        try:
+            out, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert proc.returncode == 0, err
+    assert f"watch the sessions: tmux -S {os.environ['TRAINSH_TMUX_SOCKET']} attach -t {view}" in err
+
+
+def test_run_attach_inside_tmux_opens_the_view_in_a_new_window(tmp_path, terminal):
+    write_recipe(tmp_path / "in.recipe", """
+tmux.open @local as solo
+@solo > echo solo-says-$((5*5)); while [ ! -e release ]; do sleep 0.1; done
+""")
+    term = terminal(_train_cmd("recipe", "run", "in.recipe", "--attach"))
+    try:
+        job = wait_until(lambda: (Journal().jobs(1) or [None])[0], 20, what="the job")
+        window = f"trainsh-{job.id}"
+        names = lambda: subprocess.run(term.t + ["list-windows", "-t", "tty", "-F", "#{window_name}"],  # noqa: E731
+                                       capture_output=True, text=True).stdout.split()
+        wait_until(lambda: window in names(), 20, what="the view's window in this tmux")
+        wait_until(lambda: "solo-says-25" in subprocess.run(
+            term.t + ["capture-pane", "-p", "-t", f"tty:{window}"], capture_output=True, text=True).stdout,
+            20, what="the session's output in the new window")
+        assert term.screen().startswith(f"trainsh job {job.id}")  # the live view stays where it was
+    finally:
+        (tmp_path / "release").touch()
+    term.wait_for("EXITED=0", timeout=30)
+
+
+def test_attach_without_open_sessions_is_one_line(tmp_path):
+    write_recipe(tmp_path / "done.recipe", "tmux.open @local as w\ntmux.close @w\n")
+    assert train("recipe", "run", "done.recipe", "--no-visual").returncode == 0
+    p = train("recipe", "attach", Journal().jobs(1)[0].id)
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "no open tmux session" in p.stderr
+    p = train("recipe", "attach")
+    assert p.returncode == 2 and "no running job" in p.stderr
+
+
+def test_jobs_and_status_fit_the_terminal_and_logs_colour_failed_steps(tmp_path, terminal):
+    deep = tmp_path / ("a-rather-long-folder-name-" * 3)
+    deep.mkdir()
+    write_recipe(deep / "fails.recipe", "tmux.open @local as w\n@w > echo oops-$((2+3)); (exit 4)\n")
+    assert train("recipe", "run", str(deep / "fails.recipe"), "--no-visual", "--keep-sessions").returncode == 1
+    job = Journal().jobs(1)[0].id
+
+    term = terminal(_train_cmd("recipe", "jobs"), width=60)
+    screen = term.wait_for("EXITED=0")
+    rows = [ln for ln in screen.splitlines() if ln.strip() and not ln.startswith("EXITED")]
+    assert rows[0].split() == ["JOB", "STATUS", "STARTED", "TOOK", "RECIPE"]
+    assert rows[1].startswith(f"{job}  failed") and rows[1].endswith("…/fails.recipe") or \
+        rows[1].endswith("fails.recipe"), rows
+    assert all(len(ln) <= 60 for ln in rows), rows
+    assert str(deep) in train("recipe", "jobs").stdout  # into a pipe: whole rows
+
+    term = terminal(_train_cmd("recipe", "status", "--all"), width=60)
+    term.wait_for("EXITED=0")
+    screen = term.screen("-J")
+    rows = [ln for ln in screen.splitlines() if ln.strip() and not ln.startswith("EXITED")
+            and not ln.startswith("    session ")]  # an attach line stays whole, to be copied
+    assert rows[0].split() == ["JOB", "STATUS", "STARTED", "RECIPE", "STEP"], rows
+    assert rows[1].startswith(f"{job}  failed"), rows
+    assert all(len(ln) <= 60 for ln in rows), rows
+    assert f"train recipe attach {job}" in screen  # its session was kept
+
+    term = terminal(_train_cmd("recipe", "logs", "--last"), width=100)
+    screen = term.wait_for("EXITED=0")
+    coloured = term.screen("-e")
+    step = next(ln for ln in coloured.splitlines() if "line 2 failed exit 4" in ln)
+    assert "\x1b[1m" in step and "31m" in step, repr(step)  # bold red
+    codes = re.findall(r"\x1b\[[0-9;]*m", coloured[:coloured.index("| oops-5")])
+    assert "31" in codes[-1], codes  # the failed step's output is red too
+    ok = next(ln for ln in coloured.splitlines() if "line 1 done" in ln)
+    assert "31m" not in ok, repr(ok)
+    assert "\x1b[" not in train("recipe", "logs", "--last").stdout  # no colour into a pipe
+
+
+def test_bash_completion_loads_and_completes_names(tmp_path):
+    recipes = tmp_path / "trainsh" / "recipes"
+    recipes.mkdir(parents=True)
+    write_recipe(recipes / "finetune-llama.recipe", "tmux.open @local as w\n")
+    (tmp_path / "trainsh" / "hosts.toml").write_text('[gpu-box]\nhost = "10.0.0.9"\nuser = "root"\n')
+    p = train("completion", "bash")
+    assert p.returncode == 0
+    script = tmp_path / "train.bash"
+    script.write_text(p.stdout)
+    env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}"}
+
+    def complete(*words: str) -> list[str]:
+        arr = " ".join(shlex.quote(w) for w in words)
+        r = subprocess.run(["bash", "--norc", "-c",
+                            f'source {script}; complete -p train; COMP_WORDS=({arr}); '
+                            f'COMP_CWORD={len(words) - 1}; _train_complete; printf "%s\\n" "${{COMPREPLY[@]}}"'],
+                           capture_output=True, text=True, env=env, timeout=30)
+        assert r.returncode == 0, r.stderr
+        first, *rest = r.stdout.splitlines()
+        assert first.startswith("complete ") and first.endswith(" train")
+        return [x for x in rest if x]
+
+    assert complete("train", "recipe", "run", "fine") == ["finetune-llama"]
+    assert "attach" in complete("train", "recipe", "")
+    assert complete("train", "recipe", "run", "x", "--no-") == ["--no-visual"]
+    assert complete("train", "host", "test", "gpu") == ["gpu-box"]
+    assert complete("train", "completion", "") == ["bash", "fish", "zsh"]
+    os.environ["HF_TOKEN"] = "hf-secret-value-123"
+    try:
+        names = complete("train", "secrets", "get", "HF")
+    finally:
+        del os.environ["HF_TOKEN"]
+    assert names == ["HF_TOKEN"]
+    assert "hf-secret-value" not in " ".join(names)
+
+
+@pytest.mark.skipif(not shutil.which("fish") or not shutil.which("zsh"), reason="needs fish and zsh")
+def test_fish_completes_and_zsh_loads_the_script(tmp_path):
+    recipes = tmp_path / "trainsh" / "recipes"
+    recipes.mkdir(parents=True)
+    write_recipe(recipes / "finetune-llama.recipe", "tmux.open @local as w\n")
+    env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}"}
+    r = subprocess.run(["fish", "--no-config", "-c", 'train completion fish | source; '
+                        'complete -C"train recipe run fine"; complete -C"train recipe st"'],
+                       capture_output=True, text=True, env=env, timeout=30)
+    assert r.stdout.split() == ["finetune-llama", "status"], (r.stdout, r.stderr)
+    r = subprocess.run(["zsh", "-f", "-c", "autoload -U compinit; compinit -u -D; "
+                        "source <(train completion zsh); print -r -- $_comps[train]"],
+                       capture_output=True, text=True, env=env, timeout=30)
+    assert r.returncode == 0 and r.stdout.strip() == "_train" and not r.stderr, (r.stdout, r.stderr)
+
+
+def test_completion_scripts_for_zsh_and_fish_and_a_bad_shell():
+    for shell, words in (("zsh", ["compdef _train train", "__complete"]),
+                         ("fish", ["complete -c train", "__complete"])):
+        p = train("completion", shell)
+        assert p.returncode == 0 and all(w in p.stdout for w in words), p.stdout
+    p = train("completion", "tcsh")
+    assert p.returncode == 2 and "bash, zsh or fish" in p.stderr
