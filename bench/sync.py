@@ -4,6 +4,11 @@
   options over the same shared connection. Target <= 1.3.
 - Live sync: a local edit seen on the host, median of 20 edits. Target < 1 s (a 2 s poll
   would average about 1 s plus the sync).
+- `ow exec --existing ID --no-sync true` on a Vast fake machine against a raw `ssh` login
+  running `true` on the same machine, median of 20 runs each, in turns. Target <= 1.5. Both
+  ways ow is used are printed against it: successive calls (ow keeps its ssh connection for 5
+  minutes, so only the first logs in) and a fresh connection every call (ow's connection
+  closed before each run: a login each, as the raw ssh makes).
 """
 
 from __future__ import annotations
@@ -96,5 +101,68 @@ def main() -> None:
               f"{'OK' if med < 1 else 'OVER'}")
 
 
+def ow_exec() -> None:
+    """`ow exec --existing ID --no-sync true` vs a raw ssh login running `true`."""
+    import glob
+
+    from fakes.vast import FakeVast
+
+    import trainsh
+
+    subprocess.run([sys.executable, "-m", "compileall", "-q", os.path.dirname(trainsh.__file__)],
+                   stdout=subprocess.DEVNULL, check=True)
+    fake = FakeVast(start_delay=0)
+    try:
+        with sandbox() as d:
+            from trainsh.settings import config
+
+            os.environ["VAST_URL"], os.environ["VAST_API_KEY"] = fake.url, fake.key
+            os.environ["TRAINSH_SSH_CONTROL_DIR"] = control = f"{d}/ctl"
+            key = f"{d}/id"
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key], check=True)
+            fake.api("POST", "ssh/", {"ssh_key": open(key + ".pub").read()})
+            config.set_value("ssh.key", key)
+            iid = fake.rent("1002")
+            port = fake.state()["instances"][iid]["direct_port"]
+            raw = ["ssh", "-i", key, "-p", str(port), "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
+                   "-o", "StrictHostKeyChecking=no", "-o", f"UserKnownHostsFile={d}/kh", "-o",
+                   "LogLevel=ERROR", "root@127.0.0.1", "true"]
+            ow = [os.path.join(os.path.dirname(sys.executable), "ow"), "exec", "--provider", "vast",
+                  "--existing", iid, "--no-sync", "true"]
+
+            def close_masters():
+                for sock in glob.glob(f"{control}/*"):
+                    subprocess.run(["ssh", "-o", f"ControlPath={sock}", "-O", "exit", "x"],
+                                   capture_output=True)
+
+            def timed(argv, cold):
+                if cold:
+                    close_masters()
+                t = time.perf_counter()
+                p = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                if p.returncode:
+                    raise SystemExit(f"{argv[0]} failed: {p.stderr.decode()[-300:]}")
+                return time.perf_counter() - t
+
+            timed(ow, True)  # the host key, tmux's first server start
+            ours, warm, floor = [], [], []
+            for _ in range(EDITS):
+                ours.append(timed(ow, True))
+                floor.append(timed(raw, False))
+                warm.append(timed(ow, False))
+            close_masters()
+            o, w, f = (statistics.median(x) for x in (ours, warm, floor))
+            for what, t in (("successive calls", w), ("a login each call", o)):
+                ratio = t / f
+                print(f"ow exec --existing --no-sync true, {what}: {t * 1000:.0f} ms; raw ssh login "
+                      f"running true {f * 1000:.0f} ms; ratio {ratio:.2f} (target <= 1.5) "
+                      f"{'OK' if ratio <= 1.5 else 'OVER'}")
+    finally:
+        for k in ("VAST_URL", "VAST_API_KEY", "TRAINSH_SSH_CONTROL_DIR"):
+            os.environ.pop(k, None)
+        fake.stop()
+
+
 if __name__ == "__main__":
     main()
+    ow_exec()

@@ -22,6 +22,7 @@ import re
 import secrets as _random
 import time
 
+from trainsh.cloud.gpus import GPUS
 from trainsh.cloud.http import HttpError, request
 from trainsh.cloud.provider import (GONE, RUNNING, STARTING, STOPPED, UNKNOWN, AuthError, CreateRequest,
                                     Instance, NoCapacity, NotFound, Offer, Provider, ProviderError,
@@ -30,23 +31,9 @@ from trainsh.cloud.provider import (GONE, RUNNING, STARTING, STOPPED, UNKNOWN, A
 DEFAULT_BASE = "https://api.runpod.io"
 WHAT = "RunPod"
 
-# Short names (as the OpenWeights CLI takes them) -> RunPod gpuTypeId.
-GPU_SHORT_NAMES = {
-    "L40": "NVIDIA L40",
-    "L40S": "NVIDIA L40S",
-    "L4": "NVIDIA L4",
-    "A30": "NVIDIA A30",
-    "A40": "NVIDIA A40",
-    "A100": "NVIDIA A100 80GB PCIe",
-    "A100S": "NVIDIA A100-SXM4-80GB",
-    "H100N": "NVIDIA H100 NVL",
-    "H100S": "NVIDIA H100 80GB HBM3",
-    "H200": "NVIDIA H200",
-    "B200": "NVIDIA B200",
-    "RTX4090": "NVIDIA GeForce RTX 4090",
-    "A6000": "NVIDIA RTX A6000",
-    "6000Ada": "NVIDIA RTX 6000 Ada Generation",
-}
+# Short names (as the OpenWeights CLI takes them) -> RunPod gpuTypeId: one table for every
+# cloud, in gpus.py.
+GPU_SHORT_NAMES = {short: names["runpod"] for short, names in GPUS.items()}
 
 
 class UnknownGpu(ProviderError):

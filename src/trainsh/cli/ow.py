@@ -1,0 +1,222 @@
+"""`ow`: a shell on a fresh GPU machine whose folders stay in sync with this one (`ow ssh`),
+or one command run there with its output here and its exit code as ow's (`ow exec`).
+
+This module parses argv and checks every input before anything is rented; the work is in
+runtime/ow.py. Bad input is one line and exit 2; a failed run exits 1; a command's own exit
+code is ow exec's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+EPILOG = """\
+examples:
+  ow ssh --gpu L40                                a shell; . synced live to /workspace
+  ow exec --gpu H100S python train.py cfg.json    run, sync back, terminate
+  ow exec --env-file .env --mount ~/data:/data -- python -m train
+  ow exec --existing ID --no-sync nvidia-smi      on a machine you already have
+
+GPUs: {gpus}
+Synced: each --mount (default .:/workspace) both ways with unison, without .git, .venv,
+__pycache__, node_modules, the folder's .gitignore and --exclude patterns. A rented machine
+is terminated when ow ends, whatever ends it, unless --no-terminate."""
+
+
+def _epilog() -> str:
+    from trainsh.cloud.gpus import GPUS
+
+    return EPILOG.format(gpus=" ".join(GPUS))
+
+# options that take a value: everything after the first other word is the command
+VALUED = {"--gpu", "--count", "--image", "--provider", "--mount", "--env-file", "--existing",
+          "--exclude", "--disk"}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        self.exit(2, f"ow: {message} (see '{self.prog} --help')\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="ow", description="A GPU machine with your folders on it: a shell, or one command.",
+                epilog=_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = p.add_subparsers(dest="cmd", metavar="COMMAND")
+    ssh = sub.add_parser("ssh", help="a shell on the machine, folders synced live both ways",
+                         description="A shell on a GPU machine. The prompt comes once the first sync is "
+                                     "done; then changes on either side sync as they happen; a final sync "
+                                     "on exit, then the machine is terminated (on a terminal, ow asks).",
+                         epilog=_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    ex = sub.add_parser("exec", help="run one command there, sync back, terminate",
+                        usage="ow exec [options] [--] COMMAND [ARGS...]",
+                        description="Sync up, run COMMAND on a GPU machine (in tmux: a dropped connection "
+                                    "does not end it) with its output here, sync back, terminate. ow exits "
+                                    "with the command's exit code. One word is a shell line "
+                                    "('make && ./run'); several are passed exactly as given.",
+                        epilog=_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    for sp in (ssh, ex):
+        sp.error = p.error.__get__(sp)  # one line, as above
+        sp.add_argument("--gpu", default="L40", help="GPU short name (default L40)")
+        sp.add_argument("--count", type=_positive(int), default=1, help="number of GPUs (default 1)")
+        sp.add_argument("--image", help="container image (default: config PROVIDER.image)")
+        sp.add_argument("--provider", default="runpod", choices=("runpod", "vast"),
+                        help="the cloud (default runpod)")
+        sp.add_argument("--mount", action="append", default=[], metavar="LOCAL[:REMOTE]",
+                        help="a folder to sync (repeatable; default .:/workspace; LOCAL alone goes to "
+                             "/workspace/NAME)")
+        sp.add_argument("--env-file", metavar="FILE",
+                        help="KEY=VALUE lines for the remote command or shell (never in an argv or log)")
+        sp.add_argument("--existing", metavar="ID", help="use this running machine (it is left running)")
+        t = sp.add_mutually_exclusive_group()
+        t.add_argument("--no-terminate", dest="terminate", action="store_false", default=None,
+                       help="leave the machine running at the end (ow names it)")
+        t.add_argument("--terminate", dest="terminate", action="store_true",
+                       help="terminate at the end without asking")
+        sp.add_argument("--exclude", action="append", default=[], metavar="PATTERN",
+                        help="also leave out of the sync (gitignore-style; repeatable)")
+        sp.add_argument("--disk", type=_positive(float), help="disk in GB (default: config PROVIDER.disk)")
+        sp.add_argument("--no-editable-install", dest="editable", action="store_false",
+                        help="no pip install -e of mounts holding a pyproject.toml")
+        sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    ex.add_argument("--no-sync", dest="sync", action="store_false", help="skip both syncs")
+    ssh.add_argument("--no-sync", dest="sync", action="store_false", help="no sync at all")
+    return p
+
+
+def _positive(kind):
+    """An argparse type: a number of `kind` (int or float) above 0."""
+    what = "a whole number" if kind is int else "a number"
+
+    def parse(text: str):
+        try:
+            n = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not {what}: '{text}'") from None
+        if not n > 0 or n == float("inf"):  # (NaN is not > 0)
+            raise argparse.ArgumentTypeError(f"must be {'at least 1' if kind is int else 'more than 0'}: '{text}'")
+        return n
+
+    return parse
+
+
+def split_command(argv: list[str]) -> tuple[list[str], list[str]]:
+    """(ow's own arguments, the command): the command starts at the first word that is no
+    option of ow's (or after `--`) and is passed on untouched."""
+    i = 0
+    if argv and argv[0] in ("exec",):
+        i = 1
+    elif argv and argv[0] == "--debug" and len(argv) > 1 and argv[1] == "exec":
+        i = 2
+    else:
+        return argv, []
+    while i < len(argv):
+        a = argv[i]
+        if a == "--":
+            return argv[:i], argv[i + 1:]
+        if not a.startswith("-") or a == "-":
+            return argv[:i], argv[i:]
+        if a in VALUED:
+            i += 2
+        else:
+            i += 1
+    return argv, []
+
+
+class UserError(Exception):
+    def __init__(self, message: str, code: int = 2):
+        super().__init__(message)
+        self.code = code
+
+
+def options(args):
+    from pathlib import Path
+
+    from trainsh.cloud import gpus
+    from trainsh.runtime.ow import Mount, Options, OwError, parse_env_file
+
+    try:
+        short = gpus.short_name(args.gpu)
+        if args.existing is None:
+            gpus.provider_name(short, args.provider)
+    except gpus.UnknownGpu as e:
+        raise UserError(str(e)) from None
+    mounts = []
+    for spec in args.mount or [".:/workspace"]:
+        local, sep, remote = spec.partition(":")
+        if not local:
+            raise UserError(f"--mount {spec}: no local folder (LOCAL[:REMOTE])")
+        path = Path(os.path.expanduser(local)).resolve()
+        if not path.is_dir():
+            raise UserError(f"--mount {spec}: {local} is not a folder here" if path.exists()
+                            else f"--mount {spec}: no such folder: {local}")
+        remote = remote if sep else f"/workspace/{path.name}" if args.mount else "/workspace"
+        if not remote or "\n" in remote or "\0" in remote:
+            raise UserError(f"--mount {spec}: no remote folder after ':'")
+        if remote == "~":
+            remote = "."
+        elif remote.startswith("~/"):
+            remote = remote[2:]
+        mounts.append(Mount(path, remote.rstrip("/") or "/"))
+    env = {}
+    if args.env_file:
+        try:
+            env = parse_env_file(os.path.expanduser(args.env_file))
+        except OwError as e:
+            raise UserError(str(e)) from None
+    for pat in args.exclude:
+        if not pat.strip():
+            raise UserError("--exclude needs a pattern")
+    return Options(provider=args.provider, gpu=short, count=args.count, image=args.image, disk=args.disk,
+                   mounts=mounts, env=env, existing=args.existing, terminate=args.terminate,
+                   excludes=tuple(args.exclude), sync=args.sync, editable=args.editable)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    own, command = split_command(argv)
+    parser = build_parser()
+    args = parser.parse_args(own)
+    debug = getattr(args, "debug", False)
+    if not args.cmd:
+        parser.print_help()
+        return 0
+    if args.cmd == "exec" and not command:
+        print("ow: exec needs a command (ow exec [options] [--] COMMAND [ARGS...])", file=sys.stderr)
+        return 2
+    try:
+        opts = options(args)
+        from trainsh.cloud.provider import AuthError, NoCapacity, NotFound, ProviderError
+        from trainsh.remote.shell import ShellError
+        from trainsh.runtime import ow
+
+        try:
+            if args.cmd == "exec":
+                return ow.ow_exec(opts, command)
+            return ow.ow_ssh(opts)
+        except NotFound as e:
+            raise UserError(str(e), 2) from None
+        except AuthError as e:
+            missing = "no API key" in str(e)
+            raise UserError(str(e), 2 if missing else 1) from None
+        except NoCapacity as e:
+            raise UserError(f"{e} (another --gpu, or --provider)", 1) from None
+        except (ProviderError, ow.OwError, ShellError) as e:
+            raise UserError(str(e), getattr(e, "code", 1)) from None
+    except UserError as e:
+        if debug:
+            raise
+        print(f"ow: {e}", file=sys.stderr)
+        return e.code
+    except KeyboardInterrupt:
+        print("ow: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

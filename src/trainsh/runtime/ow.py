@@ -1,0 +1,782 @@
+"""`ow exec` and `ow ssh`: a GPU machine from any `Provider`, the user's folders synced to it
+with unison, a command or a shell there, and the machine ended on every way out.
+
+The parts are the project's own: the provider (search, create, get, destroy), the ssh layer
+(one shared connection), `transfer/unison.py` (sync, live sync, excludes, bringing unison) and
+the masking of secret values. What lives here is the order of things and the exits:
+
+- `Machine` is the lifecycle. A machine rented here is destroyed when ow ends, whatever
+  ended it (the command's end, a failure, Ctrl-C, SIGTERM, a lost connection, an error while
+  renting or syncing), unless the user keeps it; a create cut short is looked up by its label
+  so a machine made meanwhile is not forgotten. `--existing` machines are never ended.
+- `run_command` runs the command in a tmux session on the machine (a dropped connection does
+  not end it), streams its output from the pane log and returns its exact exit code (128+N
+  for a signal). One ssh round trip sets up and starts the session and then follows it.
+- `open_shell` is the interactive shell: its rc file waits for a sentinel file before the
+  first prompt, so no command runs before the first sync (and editable install) is done.
+
+Env-file values go to the machine in a 0600 file, over stdin, that the command's shell
+sources and removes (`ow ssh`), or that `${secret:}`'s masker (remote/tmux.py's MASKER) reads
+and removes (`ow exec`): it runs the command under a terminal of its own and masks the values
+in all it prints. They never appear in an argv, a history or a log.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from trainsh import masking
+
+RUN_DIR = ".cache/trainsh/ow"  # on the machine, under $HOME: one folder per run
+
+
+class OwError(Exception):
+    """A failed step of an ow run, one line; `code` is ow's exit code."""
+
+    def __init__(self, message: str, code: int = 1):
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class Mount:
+    local: Path
+    remote: str  # absolute, or relative to the machine's home
+
+    @property
+    def remote_cd(self) -> str:
+        """A shell word that changes to it (relative paths from $HOME)."""
+        return shlex.quote(self.remote) if self.remote.startswith("/") else \
+            '"$HOME"/' + shlex.quote(self.remote)
+
+
+@dataclass
+class Options:
+    provider: str = "runpod"
+    gpu: str = "L40"
+    count: int = 1
+    image: str | None = None
+    disk: float | None = None
+    mounts: list[Mount] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    existing: str | None = None
+    terminate: bool | None = None  # None: ask on a terminal (ssh), else terminate
+    excludes: tuple[str, ...] = ()
+    sync: bool = True
+    editable: bool = True
+    ready_timeout: float = 900.0
+
+
+_shell_open = threading.Event()  # an interactive ssh holds the terminal (in raw mode)
+
+
+def say(message: str) -> None:
+    # A raw terminal does not return the carriage at a newline: lines would step right.
+    end = "\r\n" if _shell_open.is_set() else "\n"
+    print(f"ow: {masking.mask(message)}", file=sys.stderr, end=end, flush=True)
+
+
+class Interrupted(BaseException):
+    """SIGTERM, as Ctrl-C is KeyboardInterrupt: both end the run the same way."""
+
+
+def _on_term(signum, frame):
+    raise Interrupted()
+
+
+def shielded():
+    """Ctrl-C and SIGTERM ignored while the machine is being ended: a second Ctrl-C must not
+    leave it billing. Returns a function that restores the handlers."""
+    old = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+    return lambda: [signal.signal(s, h) for s, h in old.items()]
+
+
+# ---- the machine -----------------------------------------------------------------------------
+
+class Machine:
+    """One machine for one ow run: rented (and ended here) or `--existing` (left alone)."""
+
+    def __init__(self, opts: Options):
+        from trainsh.cloud.provider import provider
+
+        self.opts = opts
+        try:
+            self.provider = provider(opts.provider)
+        except ImportError:  # a provider module this installation lacks
+            raise OwError(f"the {opts.provider} provider is not part of this installation", 2) from None
+        self.inst = None
+        self.shell = None
+        self.rented = False
+        self.label = f"ow-{os.urandom(4).hex()}"
+        self._creating = False
+
+    @property
+    def name(self) -> str:
+        return f"{self.provider.name}:{self.inst.id}" if self.inst else self.label
+
+    def check_key(self) -> None:
+        """The API key is there (before anything is asked of the cloud)."""
+        self.provider.key  # noqa: B018 - raises AuthError naming how to set it
+
+    def provision(self) -> None:
+        from trainsh.cloud import gpus
+        from trainsh.cloud.provider import CreateRequest, NoCapacity
+
+        o = self.opts
+        if o.existing:
+            self.inst = self.provider.get(o.existing)
+            return
+        wanted = gpus.provider_name(o.gpu, self.provider.name)
+        offers = self.provider.search(gpu=wanted, num_gpus=o.count, limit=10)
+        offers = [x for x in offers if x.num_gpus == o.count]  # never a bigger (dearer) machine
+        if not offers:
+            raise NoCapacity(f"{self.provider.name}: no {o.count}x {gpus.short_name(o.gpu)} "
+                             "can be had right now")
+        offer = offers[0]
+        req = CreateRequest(image=o.image or _default(self.provider.name, "image", ""),
+                            disk_gb=o.disk or _default(self.provider.name, "disk", 50.0),
+                            label=self.label, public_key=_public_key(), gpu_count=o.count)
+        self._creating = True  # from here on, a machine may exist even if the call fails
+        self.inst = self.provider.create(offer.id, req)
+        self.rented = True
+        self._creating = False
+        say(f"rented {self.name} ({offer.gpu_name}, ${offer.price_per_hour:.3f}/h)")
+
+    def wait_ready(self, login: bool = True) -> None:
+        """Until it runs with an ssh endpoint and (with `login`) a login works. Without, the
+        first ssh command is the probe: one round trip less on a machine that is up."""
+        from trainsh.cloud.provider import GONE, RUNNING, STOPPED
+        from trainsh.remote.shell import ShellError, SshShell
+
+        deadline = time.monotonic() + self.opts.ready_timeout
+        delay, last = 0.1, "no answer yet"
+        inst = self.inst if self.inst.status == RUNNING and self.inst.ssh else None  # fresh from get
+        while True:
+            inst = inst or self.provider.get(self.inst.id)
+            self.inst = inst
+            if inst.status in (GONE,) or (inst.status == STOPPED and self.rented):
+                raise OwError(f"{self.name} is {inst.status} ({inst.provider_status})")
+            if inst.status == STOPPED:
+                raise OwError(f"{self.name} is stopped (train {self.provider.name} start {inst.id})")
+            last = f"status {inst.status}"
+            if inst.status == RUNNING and inst.ssh is not None:
+                if not login:
+                    self.shell = SshShell(inst.ssh_spec(), reconnect=30)
+                    return
+                shell = SshShell(inst.ssh_spec(), reconnect=0)
+                try:
+                    r = shell.run(["true"], timeout=20)
+                    if r.ok:
+                        self.shell = SshShell(inst.ssh_spec(), reconnect=30)
+                        return
+                    last = f"ssh login: exit {r.returncode}"
+                except ShellError as e:
+                    last = str(e)
+            if time.monotonic() + delay > deadline:
+                raise OwError(f"{self.name} not ready after {self.opts.ready_timeout:.0f}s ({last})")
+            time.sleep(delay)
+            delay = min(delay * 1.5, 3.0)
+            inst = None
+
+    def gone(self) -> str | None:
+        """Why the machine will not answer again (it is stopped or gone), or None while it runs
+        (or the cloud cannot tell)."""
+        from trainsh.cloud.provider import RUNNING, STARTING, NotFound
+
+        try:
+            inst = self.provider.get(self.inst.id)
+        except NotFound:
+            return f"{self.name} is gone"
+        except Exception:  # noqa: BLE001 - the API is down too: keep trying the machine
+            return None
+        return None if inst.status in (RUNNING, STARTING) else f"{self.name} is {inst.status}"
+
+    def end(self, interrupted: bool = False) -> None:
+        """Destroy what was rented here unless kept; name what is left running."""
+        restore = shielded()
+        try:
+            if self._creating and self.inst is None:
+                self._find_made()
+            if self.inst is None:
+                return
+            if not self.rented:
+                say(f"{self.name} was running before: left running")
+                return
+            keep = self.opts.terminate is False
+            if self.opts.terminate is None and not interrupted and sys.stdin.isatty():
+                restore()
+                try:
+                    answer = input(f"ow: terminate {self.name}? [Y/n] ").strip().lower()
+                except (EOFError, KeyboardInterrupt):
+                    answer = ""
+                    print(file=sys.stderr)
+                finally:
+                    restore = shielded()
+                keep = answer in ("n", "no")
+            if keep:
+                say(f"{self.name} kept running and billing; end it with: "
+                    f"train {self.provider.name} destroy {self.inst.id}")
+                return
+            try:
+                self.provider.destroy(self.inst.id)
+            except Exception as e:  # noqa: BLE001 - say what still bills, never hide it
+                say(f"{self.name} could NOT be terminated ({e}): it may still bill; "
+                    f"end it with: train {self.provider.name} destroy {self.inst.id}")
+                return
+            say(f"{self.name} terminated")
+        finally:
+            restore()
+
+    def _find_made(self) -> None:
+        """A create cut short (Ctrl-C, a lost answer): a machine made under our label is ours."""
+        try:
+            made = self.provider.find_by_label(self.label)
+        except Exception as e:  # noqa: BLE001
+            say(f"could not check whether {self.label} was made ({e}): see train "
+                f"{self.provider.name} list")
+            return
+        if made:
+            self.inst, self.rented = made[0], True
+
+
+def _default(provider: str, key: str, fallback):
+    from trainsh.settings import config
+
+    try:
+        return config.get(f"{provider}.{key}")
+    except Exception:  # noqa: BLE001 - no such setting for this provider
+        return fallback
+
+
+def _public_key() -> str | None:
+    """The public half of the identity ssh uses here (config `ssh.key`, else ~/.ssh's)."""
+    from trainsh.settings import config
+
+    try:
+        key = config.get("ssh.key")
+    except Exception:  # noqa: BLE001
+        key = ""
+    names = [os.path.expanduser(key) + ".pub"] if key else [
+        os.path.expanduser(f"~/.ssh/id_{k}.pub") for k in ("ed25519", "ecdsa", "rsa")]
+    for name in names:
+        try:
+            text = Path(name).read_text().strip()
+        except OSError:
+            continue
+        if text:
+            return text
+    return None
+
+
+# ---- env files -------------------------------------------------------------------------------
+
+def parse_env_file(path: str) -> dict[str, str]:
+    """`KEY=VALUE` lines (optionally `export `, quotes, `#` comments). OwError(code 2) naming
+    the file and line of the first mistake."""
+    import re
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise OwError(f"--env-file {path}: no such file", 2) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise OwError(f"--env-file {path}: cannot read it ({getattr(e, 'strerror', None) or e})", 2) from None
+    out: dict[str, str] = {}
+    for n, line in enumerate(text.splitlines(), 1):
+        s = line.strip()
+        if not s or s.startswith("#"):
+            continue
+        if s.startswith("export "):
+            s = s[7:].lstrip()
+        key, eq, value = s.partition("=")
+        key = key.strip()
+        if not eq or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+            raise OwError(f"{path}:{n}: not KEY=VALUE: {line.strip()[:60]!r}", 2)
+        value = value.strip()
+        if value[:1] in ("'", '"'):
+            q = value[0]
+            if len(value) < 2 or not value.endswith(q):
+                raise OwError(f"{path}:{n}: unclosed {q} in the value of {key}", 2)
+            value = value[1:-1]
+            if q == '"':
+                value = value.replace('\\"', '"').replace("\\n", "\n").replace("\\\\", "\\")
+        elif " #" in value:
+            value = value.split(" #", 1)[0].rstrip()
+        out[key] = value
+    return out
+
+
+def exports(env: dict[str, str]) -> str:
+    return "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items())
+
+
+def _heredoc(path: str, text: str) -> str:
+    """Shell lines writing `text` to `path` (quoted heredoc: nothing in it is expanded; the
+    scripts that use it set umask 077 first, so the file is the owner's alone)."""
+    tag = "OW_" + os.urandom(8).hex()
+    if not text.endswith("\n"):
+        text += "\n"
+    return f"cat > {path} <<'{tag}'\n{text}{tag}\n"
+
+
+# ---- sync ------------------------------------------------------------------------------------
+
+class Syncer:
+    """One Unison per mount, prepared once."""
+
+    def __init__(self, machine: Machine, opts: Options):
+        from trainsh.transfer.unison import Unison
+
+        home = None
+        self.pairs = []
+        for m in opts.mounts:
+            remote = m.remote
+            if not remote.startswith("/"):  # the machine's $HOME, which its ssh cwd may not be
+                home = home or machine.shell.home()
+                remote = f"{home}/{remote}"
+            self.pairs.append((m, Unison(m.local, machine.shell, remote, opts.excludes)))
+        self.prepared = False
+
+    def sync(self, what: str) -> None:
+        from trainsh.transfer.unison import SyncError
+
+        t = time.monotonic()
+        try:
+            if not self.prepared:
+                for _, u in self.pairs:
+                    u.prepare()
+                self.prepared = True
+            for m, u in self.pairs:
+                res = u.sync()
+                for c in res.conflicts:
+                    say(f"conflict (changed on both sides, left as it is): {m.local}/{c}")
+                for f in res.failures:
+                    say(f"not synced: {m.local}/{f}")
+        except SyncError as e:
+            raise OwError(f"sync {what} failed: {e}") from None
+        say(f"synced {what} in {time.monotonic() - t:.1f}s")
+
+    def close(self) -> None:
+        for _, u in self.pairs:
+            u.close()
+
+
+def editable_install_script(opts: Options) -> str:
+    """Shell lines that `pip install -e` every mount holding a pyproject.toml (after the first
+    sync: before it, there is nothing to install). An externally managed Python (Debian's)
+    gets a user install."""
+    lines = []
+    for m in opts.mounts:
+        if (m.local / "pyproject.toml").is_file():
+            lines.append(
+                f"( cd {m.remote_cd} && {{ python3 -m pip install -q -e . 2>&1 || "
+                f"python3 -m pip install -q --user --break-system-packages -e . 2>&1; }} )")
+    return "\n".join(lines)
+
+
+def editable_install(machine: Machine, opts: Options) -> None:
+    script = editable_install_script(opts)
+    if not script:
+        return
+    t = time.monotonic()
+    r = machine.shell.run(["sh", "-c", "set -e\n" + script], timeout=1800)
+    if not r.ok:
+        tail = [ln for ln in (r.stdout + r.stderr).splitlines() if ln.strip()]
+        raise OwError(f"editable install failed: {tail[-1] if tail else 'exit ' + str(r.returncode)}")
+    say(f"editable install done in {time.monotonic() - t:.1f}s")
+
+
+# ---- ow exec ---------------------------------------------------------------------------------
+
+def command_text(argv: list[str]) -> str:
+    """One word is a shell command line (as ssh and `sh -c` take it); several are an argv,
+    each word kept exactly (quotes, spaces, `$`)."""
+    if len(argv) == 1:
+        return argv[0]
+    return "exec " + shlex.join(argv)
+
+
+def run_command(machine: Machine, opts: Options, argv: list[str], out=None) -> int:
+    """Run the command in a tmux session on the machine, stream its output to `out`, return
+    its exit code. Ctrl-C (or SIGTERM) is passed on to the command as Ctrl-C."""
+    out = out or sys.stdout.buffer
+    run = os.urandom(4).hex()
+    sess = f"ow-{run}"
+    d = f'"$HOME"/{RUN_DIR}/{run}'
+    cwd = opts.mounts[0].remote_cd if opts.mounts else '"$HOME"'
+    secret = bool(opts.env)
+    for v in opts.env.values():
+        masking.register(v)
+    cmd = f"cd {cwd} 2>/dev/null || cd\n" + command_text(argv)
+    start, end = f"\\033]777;{sess}\\007", f"\\033]778;{sess}\\007"
+    shell_bin = 'b=$(command -v bash || echo sh); [ "${b##*/}" = bash ] && set -- -l; '
+    body = f'"$b" "$@" {d}/cmd.sh'
+    if secret:  # under a terminal of its own whose output is masked (remote/tmux.py's MASKER)
+        body = f'python3 {d}/mask.py 0 "$b" "exec $b $* $HOME/{RUN_DIR}/{run}/cmd.sh"'
+    body = f"{body}; echo $? > {d}/rc"
+    wrapper = (f"tmux wait-for {sess}-go\n{shell_bin}\nprintf '{start}'\n{body}\n"
+               f"printf '{end}'\ntmux wait-for -S {sess}-done\n")
+    # (guarded: a follower that lost its connection sends it again, and it must run once)
+    setup = f"umask 077; if [ ! -e {d}/log ]; then\nmkdir -p {d} || exit 97\n" + NEED_TMUX
+    setup += _heredoc(f"{d}/cmd.sh", cmd) + _heredoc(f"{d}/run.sh", wrapper)
+    if secret:
+        from trainsh.remote.tmux import MASKER
+
+        # NAME=VALUE entries, NUL-separated, as MASKER reads them (printf is the shell's own:
+        # the values are in this script, which goes over stdin, never in an argv)
+        setup += _heredoc(f"{d}/mask.py", MASKER)
+        setup += ("printf '%s\\0' " + " ".join(shlex.quote(f"{k}={v}") for k, v in opts.env.items())
+                  + f" > {d}/s0.env\n")
+    setup += (f": > {d}/log\n"
+              f"tmux new-session -d -s {sess} -x 200 -y 50 \"sh $HOME/{RUN_DIR}/{run}/run.sh\" \\; "
+              f"set-option -t {sess} remain-on-exit on \\; "
+              f"set-hook -t {sess} pane-died 'wait-for -S {sess}-done' \\; "
+              f"pipe-pane -t {sess} -o \"cat >> $HOME/{RUN_DIR}/{run}/log\" \\; "
+              f"wait-for -S {sess}-go || exit 98\nfi\n")
+    follower = Follower(machine.shell, sess, d, out, gone=machine.gone)
+    try:
+        follower.follow(setup, first=True)
+    except (KeyboardInterrupt, Interrupted):
+        say("interrupted: passing Ctrl-C to the command")
+        try:
+            machine.shell.run(["tmux", "send-keys", "-t", sess, "C-c"], timeout=15)
+            follower.follow("", first=False, limit=10)
+        except Exception:  # noqa: BLE001 - we are leaving anyway
+            pass
+        raise
+    return follower.rc
+
+
+# An image without tmux (it keeps the command alive when the connection drops) gets it from
+# its package manager when we are root there; else the run stops saying so.
+NEED_TMUX = ("command -v tmux >/dev/null || { [ \"$(id -u)\" = 0 ] && command -v apt-get >/dev/null && "
+             "{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tmux; } "
+             ">/dev/null 2>&1; }\n"
+             "command -v tmux >/dev/null || { echo 'tmux is not installed there, and could not be "
+             "(install it, or use an image that has it)' >&2; exit 96; }\n")
+
+
+class Follower:
+    """Streams a session's pane log from where it was left, until the command's end marker;
+    a dropped connection is followed again from the same byte."""
+
+    def __init__(self, shell, sess: str, d: str, out, gone=lambda: None):
+        self.shell, self.sess, self.d, self.out = shell, sess, d, out
+        self.gone = gone  # why the machine cannot come back (stopped, destroyed), or None
+        self.offset = 0  # bytes of the log consumed
+        self.started = False  # the start marker was seen
+        self.rc: int | None = None
+        self.ended = False
+        self._held = b""
+
+    def follow(self, setup: str, first: bool, limit: float | None = None) -> None:
+        from trainsh.remote.sshspec import ssh_argv
+
+        deadline = None if limit is None else time.monotonic() + limit
+        tries = 0
+        while not self.ended:
+            d, sess = self.d, self.sess
+            if first:
+                waiter = f"tmux wait-for {sess}-done"
+            else:  # a waiter of a dropped connection may hold the signal: look at the rc file
+                waiter = (f"until [ -e {d}/rc ] || ! tmux has-session -t {sess} 2>/dev/null; "
+                          "do sleep 0.1; done")
+            # the end marker reaches the log through pipe-pane a moment after the signal
+            waiter += (f"; n=0; until tail -c 200 {d}/log | grep -q '778;{sess}' "
+                       "|| [ $n -ge 1000 ]; do sleep 0.005; n=$((n+1)); done")
+            script = (setup + f"( {waiter} ) </dev/null >/dev/null 2>&1 & w=$!\n"
+                      f"tail -c +{self.offset + 1} -f -s 0.01 --pid=$w {d}/log 2>/dev/null\n"
+                      f"printf '\\n\\036ow-rc %s\\n' \"$(cat {d}/rc 2>/dev/null)\"\n"
+                      f"tmux kill-session -t {sess} 2>/dev/null; exit 0\n")
+            argv = ssh_argv(self.shell.spec, "sh -s")
+            p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, start_new_session=True)
+            timer = None
+            if deadline is not None:
+                timer = threading.Timer(max(0.0, deadline - time.monotonic()), p.kill)
+                timer.daemon = True
+                timer.start()
+            try:
+                p.stdin.write(script.encode())
+                p.stdin.close()
+                tail = self._pump(p.stdout)
+                p.wait()
+            except BaseException:
+                p.kill()
+                p.wait()
+                raise
+            finally:
+                if timer:
+                    timer.cancel()
+            err = p.stderr.read().decode(errors="replace").strip()
+            p.stderr.close()
+            if p.returncode in (96, 97, 98):
+                raise OwError(f"could not start the command on the machine: {err or 'tmux failed'}")
+            if self.ended:
+                self._parse_rc(tail)
+                return
+            if p.returncode == 255:  # the connection dropped: the command goes on there
+                from trainsh.remote.shell import _FATAL
+
+                if any(f in err for f in _FATAL):
+                    raise OwError(f"ssh {self.shell.spec.destination}: {err.splitlines()[-1]}")
+                first = False
+                tries += 1
+                last = err.splitlines()[-1] if err else "?"
+                why = self.gone()  # a machine that stopped or went away: no use waiting for it
+                if why:
+                    raise OwError(f"lost the connection to the machine: {why}")
+                if tries > 30 or (deadline and time.monotonic() > deadline):
+                    raise OwError(f"lost the connection to the machine: {last}")
+                time.sleep(min(0.2 * tries, 2.0))
+                continue
+            if deadline and time.monotonic() > deadline:
+                return
+            # the follower ended without the end marker: the session is gone without an rc
+            self._parse_rc(tail)
+            if self.rc is None:
+                raise OwError("the command's tmux session ended without an exit code")
+            self.ended = True
+
+    def _pump(self, stream) -> bytes:
+        """Copy the log to `out` between the markers; returns what came after the end marker."""
+        start, end = f"\x1b]777;{self.sess}\x07".encode(), f"\x1b]778;{self.sess}\x07".encode()
+        after = b""
+        while True:
+            chunk = os.read(stream.fileno(), 65536)
+            if not chunk:
+                break
+            if self.ended:
+                after += chunk
+                continue
+            self.offset += len(chunk)
+            data = self._held + chunk
+            self._held = b""
+            if not self.started:
+                i = data.find(start)
+                if i < 0:
+                    self._held = data[-len(start):]
+                    continue
+                self.started, data = True, data[i + len(start):]
+            j = data.find(end)
+            if j >= 0:
+                self._write(data[:j])
+                self.ended = True
+                after = data[j + len(end):]
+                continue
+            keep = _partial(data, end)
+            self._write(data[: len(data) - keep])
+            self._held = data[len(data) - keep:]
+        return after
+
+    def _write(self, data: bytes) -> None:
+        if not data:
+            return
+        self.out.write(data.replace(b"\r\n", b"\n"))
+        self.out.flush()
+
+    def _parse_rc(self, tail: bytes) -> None:
+        text = tail.decode(errors="replace")
+        i = text.rfind("\x1eow-rc ")
+        if i >= 0:
+            word = text[i + 7:].split("\n", 1)[0].strip()
+            if word.isdigit():
+                self.rc = int(word)
+
+
+def _partial(data: bytes, marker: bytes) -> int:
+    """How many bytes at the end of `data` could begin `marker` (kept back for the next read)."""
+    for k in range(min(len(marker) - 1, len(data)), 0, -1):
+        if marker.startswith(data[-k:]):
+            return k
+    return 0
+
+
+class Run:
+    """What an ow run has that its end must deal with."""
+
+    def __init__(self):
+        self.interrupted = False
+        self.syncer: Syncer | None = None
+
+
+def lifecycle(opts: Options, body) -> int:
+    """Rent (or find) the machine, run `body(machine, run)` and end the machine whatever ended
+    the run: its return, an error, Ctrl-C or SIGTERM (exit 130)."""
+    machine = Machine(opts)
+    machine.check_key()
+    run = Run()
+    old = signal.signal(signal.SIGTERM, _on_term)
+    try:
+        machine.provision()
+        return body(machine, run)
+    except (KeyboardInterrupt, Interrupted):
+        run.interrupted = True
+        say("interrupted")
+        return 130
+    finally:
+        if run.syncer:
+            run.syncer.close()
+        machine.end(interrupted=run.interrupted)
+        signal.signal(signal.SIGTERM, old)
+
+
+def ow_exec(opts: Options, argv: list[str]) -> int:
+    return lifecycle(opts, lambda machine, run: _exec(machine, run, opts, argv))
+
+
+def _exec(machine: Machine, run: Run, opts: Options, argv: list[str]) -> int:
+    machine.wait_ready(login=not opts.existing)
+    if opts.sync and opts.mounts:
+        run.syncer = Syncer(machine, opts)
+        run.syncer.sync("up")
+        if opts.editable:
+            editable_install(machine, opts)
+    rc = None
+    try:
+        rc = run_command(machine, opts, argv)
+    except (KeyboardInterrupt, Interrupted):
+        run.interrupted = True
+    if run.syncer:
+        try:
+            run.syncer.sync("back")
+        except OwError as e:
+            say(str(e))
+            rc = rc or 1
+    if run.interrupted:
+        return 130
+    if rc:
+        say(f"the command exited with {rc}")
+    return rc or 0
+
+
+# ---- ow ssh ----------------------------------------------------------------------------------
+
+def shell_rc(opts: Options, d: str) -> str:
+    """The interactive shell's rc file: the user's .bashrc, the env-file values (sourced from
+    a 0600 file, which is then removed), then the barrier: no prompt while `busy` exists."""
+    cwd = opts.mounts[0].remote_cd if opts.mounts else '"$HOME"'
+    lines = ["[ -f ~/.bashrc ] && . ~/.bashrc"]
+    if opts.env:
+        lines.append(f"{{ set +x; . {d}/env; rm -f {d}/env; }} 2>/dev/null")
+    lines += [
+        f"if [ -e {d}/busy ]; then printf 'ow: waiting for the first sync...\\n';"
+        f" while [ -e {d}/busy ]; do sleep 0.05; done; fi",
+        f"[ -s {d}/failed ] && cat {d}/failed",
+        f"cd {cwd} 2>/dev/null",
+        f"rm -f {d}/rc",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def ow_ssh(opts: Options) -> int:
+    return lifecycle(opts, lambda machine, run: _ssh(machine, run, opts))
+
+
+def _ssh(machine: Machine, state: Run, opts: Options) -> int:
+    from trainsh.remote.sshspec import ssh_argv
+
+    live = None
+    first_done = threading.Event()
+    problems: list[str] = []
+    machine.wait_ready()
+    run = os.urandom(4).hex()
+    d = f'"$HOME"/{RUN_DIR}/{run}'
+    syncing = opts.sync and bool(opts.mounts)
+    setup = f"umask 077; mkdir -p {d}\n"
+    if machine.provider.name == "vast":
+        setup += "touch ~/.no_auto_tmux\n"  # Vast's images put a login into tmux otherwise
+    if syncing:
+        setup += f": > {d}/busy\n"
+    setup += _heredoc(f"{d}/rc", shell_rc(opts, d))
+    if opts.env:
+        for v in opts.env.values():
+            masking.register(v)
+        setup += _heredoc(f"{d}/env", exports(opts.env))
+    machine.shell.run(["sh", "-s"], input=setup, check=True, timeout=60)
+
+    def first_sync():
+        nonlocal live
+        from trainsh.transfer.unison import LiveSync
+
+        try:
+            syncer = state.syncer = Syncer(machine, opts)
+            syncer.sync("up")
+            if opts.editable:
+                editable_install(machine, opts)
+            lives = []
+            for m, u in syncer.pairs:
+                ls = LiveSync(u, on_result=lambda res, m=m: _report(res, m, problems))
+                ls.start()
+                for e in ls.errors:
+                    say(e)
+                problems.extend(ls.errors)
+                lives.append(ls)
+            live = lives
+            machine.shell.run(["rm", "-f", f"{machine.shell.home()}/{RUN_DIR}/{run}/busy"], timeout=60)
+        except Exception as e:  # noqa: BLE001 - the shell must not wait forever
+            problems.append(str(e))
+            msg = f"ow: the first sync failed: {e}\n"
+            try:
+                home = machine.shell.home()
+                machine.shell.run(["sh", "-c", f"cat > {home}/{RUN_DIR}/{run}/failed; "
+                                   f"rm -f {home}/{RUN_DIR}/{run}/busy"], input=msg, timeout=60)
+            except Exception:  # noqa: BLE001
+                pass
+        finally:
+            first_done.set()
+
+    if syncing:
+        threading.Thread(target=first_sync, daemon=True).start()
+    else:
+        first_done.set()
+    say(f"shell on {machine.name}" + (" (the prompt comes once the first sync is done)" if syncing else ""))
+    argv = ssh_argv(machine.shell.spec, f"exec bash --rcfile {d}/rc -i", tty=True, batch=False)
+    try:
+        proc = subprocess.Popen(argv)
+        if sys.stdin.isatty():
+            _shell_open.set()
+        while True:
+            try:
+                proc.wait()
+                break
+            except KeyboardInterrupt:
+                continue  # Ctrl-C belongs to the remote shell (the terminal sends it there)
+    except Interrupted:
+        state.interrupted = True
+        proc.terminate()
+        proc.wait()
+    finally:
+        _shell_open.clear()
+    first_done.wait()
+    try:  # the rc file, and the env file when the shell never read it (no login)
+        machine.shell.run(["sh", "-c", f"rm -rf {d}"], timeout=20)
+    except Exception:  # noqa: BLE001 - a dropped connection: the machine ends or keeps it
+        pass
+    if live:
+        for ls in live:
+            try:
+                res = ls.stop(final=True)
+                if res is not None:
+                    _report(res, None, problems)
+            except Exception as e:  # noqa: BLE001
+                problems.append(f"the final sync failed: {e}")
+        say("final sync done")
+    for p in dict.fromkeys(problems):
+        say(p)
+    return 130 if state.interrupted else (1 if problems and not live else 0)
+
+
+def _report(res, mount, problems: list[str]) -> None:
+    for c in res.conflicts:
+        problems.append(f"conflict (changed on both sides, left as it is): {c}")
+    for f in res.failures:
+        problems.append(f"not synced: {f}")

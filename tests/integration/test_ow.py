@@ -1,0 +1,422 @@
+"""`ow exec` and `ow ssh` against the Vast.ai fake (real HTTP API, real sshd machines, real
+unison and tmux). Every test checks what the fake rented and destroyed: nothing may be left
+running unless the user kept it."""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from helpers import wait_until
+
+OW = [sys.executable, "-m", "trainsh.cli.ow"]
+VAST = ["--provider", "vast", "--gpu", "RTX4090"]
+
+
+def ow(*args: str, timeout: float = 120, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([*OW, *args], capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL, **kw)
+
+
+def spawn(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([*OW, *args], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def alive(fake) -> list[str]:
+    """Instances the fake rented and still has (not destroyed)."""
+    st = fake.state()
+    gone = {str(i) for i in st["destroyed"]}
+    return [i for i in st["instances"] if i not in gone]
+
+
+def rented(fake) -> int:
+    """How many machines the fake has rented out."""
+    return fake.state()["rents"]
+
+
+def home_of(fake, iid: str) -> Path:
+    return Path(fake.state()["instances"][iid]["home"])
+
+
+def project(tmp_path: Path) -> Path:
+    work = tmp_path / "proj"
+    work.mkdir()
+    (work / "in.txt").write_text("hello from here\n")
+    return work
+
+
+def test_exec_exit_codes_output_and_files_back(vast, tmp_path):
+    work = project(tmp_path)
+    (work / ".gitignore").write_text("*.log\n")
+    (work / "run.log").write_text("ignored by .gitignore\n")
+    (work / "data").mkdir()
+    (work / "data" / "big.bin").write_bytes(b"x" * 1000)
+    (work / ".git").mkdir()
+    (work / ".git" / "HEAD").write_text("ref\n")
+    r = ow("exec", *VAST, "--mount", f"{work}:work", "--exclude", "data", "sh", "-c",
+           "cat in.txt; echo made > out.txt; echo \"it's 'quoted' \\$HOME\"; "
+           "[ -e run.log ] || [ -e data ] || [ -e .git ] || echo left-out; exit 7")
+    assert r.returncode == 7, (r.stdout, r.stderr)
+    assert "left-out" in r.stdout  # .gitignore, --exclude and the defaults
+    assert "hello from here\n" in r.stdout and "it's 'quoted' $HOME" in r.stdout, r.stdout
+    assert (work / "out.txt").read_text() == "made\n"  # made there, came back
+    assert rented(vast) == 1 and not alive(vast), vast.state()
+    assert "terminated" in r.stderr
+
+
+def test_exec_zero_one_word_shell_line_and_signal_exit_code(vast, tmp_path):
+    work = project(tmp_path)
+    r = ow("exec", *VAST, "--mount", f"{work}:/tmp/ow-{tmp_path.name}", "--", "pwd && echo ok")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == [f"/tmp/ow-{tmp_path.name}", "ok"], r.stdout
+    r = ow("exec", *VAST, "--no-sync", "sh", "-c", "echo before; kill -TERM $$; echo after")
+    assert r.returncode == 128 + signal.SIGTERM, (r.returncode, r.stderr)
+    assert "before" in r.stdout and "after" not in r.stdout
+    assert rented(vast) == 2 and not alive(vast)
+
+
+def test_exec_output_arrives_while_the_command_runs(vast, tmp_path):
+    go = tmp_path / "go"
+    p = spawn("exec", *VAST, "--no-sync", "sh", "-c",
+              f"echo first; while [ ! -e {go} ]; do sleep 0.05; done; echo second")
+    try:
+        assert p.stdout.readline() == "first\n"  # while the command still waits for `go`
+        assert p.poll() is None
+        go.touch()
+        assert p.stdout.readline() == "second\n"
+        assert p.wait(60) == 0, p.stderr.read()
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert not alive(vast)
+
+
+def test_env_file_reaches_the_command_and_nothing_else(vast, tmp_path):
+    work = project(tmp_path)
+    secret = "s3cr3t-" + os.urandom(6).hex()
+    env = tmp_path / ".env"
+    env.write_text(f"# keys\nexport TOKEN='{secret}'\nPLAIN=visible value\n")
+    r = ow("exec", *VAST, "--no-terminate", "--env-file", str(env), "--mount", f"{work}:work",
+           "sh", "-c", 'echo "token=$TOKEN plain=$PLAIN"; printf %s "$TOKEN" | sha256sum; [ -t 1 ] && echo on-a-terminal')
+    assert r.returncode == 0, r.stderr
+    # every env-file value is masked in the output (they are the user's secrets)
+    assert "token=*** plain=***" in r.stdout, r.stdout
+    assert hashlib.sha256(secret.encode()).hexdigest() in r.stdout  # the value itself got there
+    assert "on-a-terminal" in r.stdout  # masked, yet not a pipe: output is not block-buffered
+    assert secret not in r.stdout + r.stderr
+    (iid,) = alive(vast)  # kept, and named
+    assert f"vast:{iid}" in r.stderr and "kept" in r.stderr
+    home = home_of(vast, iid)
+    for path in glob.glob(f"{home}/**", recursive=True) + glob.glob(f"{home}/.*/**", recursive=True):
+        if os.path.isfile(path):
+            assert secret.encode() not in Path(path).read_bytes(), path  # pane log, files, history
+    logs = glob.glob(f"{home}/.cache/trainsh/ow/*/log")
+    assert logs and b"token=***" in Path(logs[0]).read_bytes()
+    vast.api("DELETE", f"instances/{iid}/")
+
+
+def test_ctrl_c_passes_to_the_command_and_terminates(vast, tmp_path):
+    started = tmp_path / "started"
+    p = spawn("exec", *VAST, "--no-sync", "sh", "-c", f"touch {started}; sleep 60")
+    try:
+        wait_until(started.exists, timeout=60, what="the command to start")
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 130, err
+    assert "Traceback" not in err and "terminated" in err
+    assert rented(vast) == 1 and not alive(vast)
+
+
+def test_sigterm_while_the_machine_starts_terminates_it(vast, tmp_path):
+    vast.control(start_delay=30)
+    p = spawn("exec", *VAST, "--no-sync", "true")
+    try:
+        wait_until(lambda: rented(vast), timeout=30, what="a rent")
+        p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 130 and "Traceback" not in err, err
+    assert rented(vast) == 1 and not alive(vast), vast.state()
+
+
+def test_a_failed_sync_terminates(vast, tmp_path):
+    work = project(tmp_path)
+    r = ow("exec", *VAST, "--mount", f"{work}:/proc/no-such-place", "true")
+    assert r.returncode == 1, r.stderr
+    assert "sync up failed" in r.stderr and "Traceback" not in r.stderr
+    assert rented(vast) == 1 and not alive(vast)
+
+
+def test_a_dropped_connection_does_not_end_the_command(vast, tmp_path):
+    started = tmp_path / "started"
+    go = tmp_path / "go"
+    control = os.environ["TRAINSH_SSH_CONTROL_DIR"]
+    p = spawn("exec", *VAST, "--no-sync", "sh", "-c",
+              f"echo one; touch {started}; while [ ! -e {go} ]; do sleep 0.05; done; echo two; exit 3")
+    try:
+        wait_until(started.exists, timeout=60, what="the command to start")
+        # drop every ssh connection ow has (the shared masters and their sessions)
+        for sock in os.listdir(control):
+            subprocess.run(["ssh", "-o", f"ControlPath={control}/{sock}", "-O", "exit", "x"],
+                           capture_output=True)
+        go.touch()
+        out, err = p.communicate(timeout=90)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 3, err
+    assert out.splitlines() == ["one", "two"], out
+    assert not alive(vast)
+
+
+def test_existing_machine_is_left_running(vast, tmp_path):
+    iid = vast.rent("1002")
+    r = ow("exec", "--provider", "vast", "--existing", iid, "--no-sync", "echo", "hi")
+    assert r.returncode == 0 and r.stdout == "hi\n", r.stderr
+    assert alive(vast) == [iid] and "left running" in r.stderr
+
+
+TINY_BACKEND = '''
+import base64, hashlib, os, zipfile
+NAME, VER = "owtiny", "0.1"
+def _record(files):
+    out = []
+    for name, data in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        out.append(f"{name},sha256={digest},{len(data)}")
+    return "\\n".join(out + [f"{NAME}-{VER}.dist-info/RECORD,,"]) + "\\n"
+def get_requires_for_build_editable(config_settings=None):
+    return []
+def build_editable(wheel_directory, config_settings=None, metadata_directory=None):
+    info = f"{NAME}-{VER}.dist-info"
+    files = {f"{NAME}.pth": (os.path.abspath(".") + "\\n").encode(),
+             f"{info}/METADATA": f"Metadata-Version: 2.1\\nName: {NAME}\\nVersion: {VER}\\n".encode(),
+             f"{info}/WHEEL": b"Wheel-Version: 1.0\\nGenerator: tiny\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n"}
+    name = f"{NAME}-{VER}-py3-none-any.whl"
+    with zipfile.ZipFile(os.path.join(wheel_directory, name), "w") as z:
+        for n, d in files.items():
+            z.writestr(n, d)
+        z.writestr(f"{info}/RECORD", _record(files))
+    return name
+'''
+
+
+def test_editable_install_after_the_first_sync(vast, tmp_path):
+    work = project(tmp_path)
+    (work / "pyproject.toml").write_text('[build-system]\nrequires = []\nbuild-backend = "tinyback"\n'
+                                         'backend-path = ["."]\n[project]\nname = "owtiny"\nversion = "0.1"\n')
+    (work / "tinyback.py").write_text(TINY_BACKEND)
+    (work / "owtiny_mod.py").write_text("WHERE = 'synced'\n")
+    r = ow("exec", *VAST, "--mount", f"{work}:work", "--", "cd / && python3 -c "
+           "'import owtiny_mod, os; print(owtiny_mod.WHERE, os.path.dirname(owtiny_mod.__file__))'",
+           timeout=240)
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    assert r.stdout.split()[0] == "synced" and r.stdout.split()[1].endswith("/work"), r.stdout
+    assert not alive(vast)
+
+
+class Terminal:
+    """A real terminal: a tmux pane on a private socket running a command; type, read."""
+
+    def __init__(self, tmp_path: Path, command: str):
+        import tempfile
+
+        self.dir = tempfile.mkdtemp(prefix="owt", dir="/tmp")
+        self.t = ["tmux", "-S", f"{self.dir}/s", "-f", "/dev/null"]
+        subprocess.run(self.t + ["new-session", "-d", "-s", "tty", "-x", "160", "-y", "50",
+                                 "sh", "-c", f"{command}; echo OW-EXIT=$?; sleep 60"],
+                       check=True, cwd=tmp_path)
+        subprocess.run(self.t + ["set-option", "-t", "tty", "history-limit", "5000"], check=True)
+
+    def screen(self) -> str:
+        return subprocess.run(self.t + ["capture-pane", "-p", "-J", "-S", "-2000", "-t", "tty"],
+                              capture_output=True, text=True).stdout
+
+    def type(self, text: str, enter: bool = True) -> None:
+        subprocess.run(self.t + ["send-keys", "-t", "tty", "-l", text], check=True)
+        if enter:
+            subprocess.run(self.t + ["send-keys", "-t", "tty", "Enter"], check=True)
+
+    def expect(self, text: str, timeout: float = 60) -> str:
+        try:
+            return wait_until(lambda: text in self.screen() and self.screen(), timeout=timeout,
+                              what=f"{text!r} on the screen")
+        except AssertionError:
+            raise AssertionError(f"{text!r} not on the screen:\n{self.screen()}") from None
+
+    def close(self) -> None:
+        import shutil
+
+        subprocess.run(self.t + ["kill-server"], capture_output=True)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def test_ssh_prompt_waits_for_the_first_sync_then_live_sync_and_exit_terminates(vast, tmp_path):
+    work = project(tmp_path)
+    many = work / "many"
+    for i in range(3000):
+        sub = many / f"d{i % 30}"
+        sub.mkdir(parents=True, exist_ok=True)
+        (sub / f"f{i}").write_bytes(os.urandom(512))
+    cmd = " ".join([*OW, "ssh", *VAST, "--mount", f"{work}:work"])
+    term = Terminal(tmp_path, cmd)
+    try:
+        # typed at once: the shell reads it only after its rc file, i.e. after the barrier
+        term.type("find many -type f | wc -l | sed 's/^/COUNT:/'")
+        count = wait_until(lambda: re.search(r"COUNT:(\d+)", term.screen()), timeout=120,
+                           what="the file count")
+        screen = term.screen()
+        assert count.group(1) == "3000", screen
+        assert "waiting for the first sync" in screen, screen  # the barrier held the prompt
+        (work / "fromhere.txt").write_text("local edit\n")
+        term.type("until [ -e fromhere.txt ]; do sleep 0.05; done; cat fromhere.txt | sed 's/^/GOT=/'")
+        term.expect("GOT=local edit")
+        term.type("echo remote-made > fromthere.txt")
+        try:
+            wait_until(lambda: (work / "fromthere.txt").exists(), timeout=30, what="the remote file here")
+        except AssertionError:
+            raise AssertionError(term.screen()) from None
+        assert (work / "fromthere.txt").read_text() == "remote-made\n"
+        term.type("echo last > atexit.txt; exit")
+        term.expect("terminate vast:")
+        term.type("")  # the default answer: terminate
+        screen = term.expect("OW-EXIT=", timeout=60)
+        assert "OW-EXIT=0" in screen and "terminated" in screen, screen
+        assert (work / "atexit.txt").read_text() == "last\n"  # the final sync
+    finally:
+        term.close()
+    assert rented(vast) == 1 and not alive(vast), vast.state()
+
+
+def test_ssh_no_terminate_keeps_and_names_the_machine_env_file_reaches_the_shell(vast, tmp_path):
+    work = project(tmp_path)
+    secret = "sh-" + os.urandom(6).hex()
+    env = tmp_path / ".env"
+    env.write_text(f"TOKEN=\"{secret}\"\n")
+    term = Terminal(tmp_path, " ".join([*OW, "ssh", *VAST, "--no-terminate", "--env-file", str(env),
+                                        "--mount", f"{work}:work"]))
+    try:
+        term.type("cat in.txt; printf %s \"$TOKEN\" | sha256sum; exit")
+        screen = term.expect("OW-EXIT=", timeout=120)
+        assert "hello from here" in screen and "OW-EXIT=0" in screen, screen
+        assert hashlib.sha256(secret.encode()).hexdigest() in screen  # the value reached the shell
+        assert secret not in screen
+    finally:
+        term.close()
+    (iid,) = alive(vast)
+    assert f"vast:{iid} kept" in screen.replace("\n", ""), screen
+    home = home_of(vast, iid)
+    for path in glob.glob(f"{home}/**", recursive=True) + glob.glob(f"{home}/.*", recursive=True) \
+            + glob.glob(f"{home}/.*/**", recursive=True):
+        if os.path.isfile(path):  # the env file is gone; the shell history never had it
+            assert secret.encode() not in Path(path).read_bytes(), path
+    vast.api("DELETE", f"instances/{iid}/")
+
+
+# ---- RunPod, the default provider ------------------------------------------------------------
+
+def test_runpod_exec_env_file_files_back_and_terminated(runpod_fake, tmp_path):
+    import json
+
+    work = project(tmp_path)
+    secret = "rp-" + os.urandom(6).hex()
+    env = tmp_path / ".env"
+    env.write_text(f"TOKEN={secret}\n")
+    r = ow("exec", "--gpu", "L40", "--env-file", str(env), "--mount", f"{work}:work", "sh", "-c",
+           'cat in.txt; echo "t=$TOKEN"; echo back > out.txt; exit 5')
+    assert r.returncode == 5, (r.stdout, r.stderr)
+    assert "hello from here" in r.stdout and "t=***" in r.stdout and secret not in r.stdout + r.stderr
+    assert (work / "out.txt").read_text() == "back\n"
+    st = runpod_fake.state()
+    assert not st["pods"] and len(st["terminated"]) == 1, st
+    assert secret not in json.dumps(st)  # never given to the cloud
+
+
+def test_runpod_ssh_terminates_on_exit(runpod_fake, tmp_path):
+    work = project(tmp_path)
+    term = Terminal(tmp_path, " ".join([*OW, "ssh", "--gpu", "L40", "--terminate", "--mount", f"{work}:work"]))
+    try:
+        term.type("cat in.txt | sed 's/^/SEEN:/'; exit")
+        screen = term.expect("OW-EXIT=", timeout=120)
+        assert "SEEN:hello from here" in screen and "OW-EXIT=0" in screen, screen
+    finally:
+        term.close()
+    st = runpod_fake.state()
+    assert not st["pods"] and len(st["terminated"]) == 1, st
+
+
+def test_runpod_bad_key_and_no_capacity_rent_nothing(runpod_fake, tmp_path):
+    env = {**os.environ, "RUNPOD_API_KEY": "wrong"}
+    r = subprocess.run([*OW, "exec", "--no-sync", "true"], capture_output=True, text=True, timeout=60,
+                       stdin=subprocess.DEVNULL, env=env)
+    assert r.returncode in (1, 2) and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "Traceback" not in r.stderr
+    r = ow("exec", "--gpu", "K80", "true")
+    assert r.returncode == 2 and "unknown GPU 'K80'" in r.stderr
+    st = runpod_fake.state()
+    assert not st["pods"] and not st["terminated"], st
+
+
+def test_a_machine_lost_for_good_ends_the_run_at_once_and_is_terminated(vast, tmp_path):
+    started = tmp_path / "started"
+    p = spawn("exec", *VAST, "--no-sync", "sh", "-c", f"touch {started}; sleep 60")
+    try:
+        wait_until(started.exists, timeout=60, what="the command to start")
+        (iid,) = alive(vast)
+        vast.api("PUT", f"instances/{iid}/", {"state": "stopped"})  # its sshd and processes end
+        out, err = p.communicate(timeout=45)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 1, err
+    assert "lost the connection" in err and "stopped" in err and "Traceback" not in err, err
+    assert not alive(vast), vast.state()
+
+
+def test_sigterm_in_the_shell_terminates(vast, tmp_path):
+    work = project(tmp_path)
+    ow_ssh = " ".join([*OW, "ssh", *VAST, "--mount", f"{work}:work"])
+    term = Terminal(tmp_path, f"sh -c 'echo PID=$$; exec {ow_ssh}'")
+    try:
+        pid = int(re.search(r"PID=(\d+)", term.expect("PID=")).group(1))
+        term.type("cat in.txt | sed 's/^/SEEN:/'")
+        term.expect("SEEN:hello")
+        os.kill(pid, signal.SIGTERM)
+        screen = term.expect("OW-EXIT=", timeout=60)
+        assert "OW-EXIT=130" in screen and "terminated" in screen and "Traceback" not in screen, screen
+    finally:
+        term.close()
+    assert rented(vast) == 1 and not alive(vast), vast.state()
+
+
+def test_ssh_connection_dropped_final_sync_then_terminated(vast, tmp_path):
+    work = project(tmp_path)
+    control = os.environ["TRAINSH_SSH_CONTROL_DIR"]
+    term = Terminal(tmp_path, " ".join([*OW, "ssh", *VAST, "--mount", f"{work}:work"]))
+    try:
+        term.type("echo kept > made-before-drop.txt; echo DONE-$((6*7))")
+        term.expect("DONE-42")
+        for sock in os.listdir(control):  # the connection drops (shell and watchers with it)
+            subprocess.run(["ssh", "-o", f"ControlPath={control}/{sock}", "-O", "exit", "x"],
+                           capture_output=True)
+        term.expect("terminate vast:")
+        term.type("")
+        screen = term.expect("OW-EXIT=", timeout=60)
+        assert "terminated" in screen and "Traceback" not in screen, screen
+    finally:
+        term.close()
+    assert (work / "made-before-drop.txt").read_text() == "kept\n"
+    assert rented(vast) == 1 and not alive(vast), vast.state()

@@ -1,0 +1,100 @@
+"""`ow` given bad input: one line, the right exit code, no traceback, and no machine rented (or,
+when the cloud was asked, none left). Cloud answers come from the Vast.ai fake."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+OW = [sys.executable, "-m", "trainsh.cli.ow"]
+
+
+def ow(*args: str, env=None) -> subprocess.CompletedProcess:
+    return subprocess.run([*OW, *args], capture_output=True, text=True, timeout=60,
+                          stdin=subprocess.DEVNULL, env=env)
+
+
+def one_line(p: subprocess.CompletedProcess, code: int = 2, *words: str) -> str:
+    assert p.returncode == code, (p.args, p.returncode, p.stdout, p.stderr)
+    assert "Traceback" not in p.stdout + p.stderr, p.stderr
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("ow: "), (p.args, p.stderr)
+    for w in words:
+        assert w in lines[0], lines[0]
+    return lines[0]
+
+
+PARSE_CASES = [
+    (("exec",), "needs a command"),
+    (("exec", "--gpu"), "expected one argument"),
+    (("exec", "--count", "0", "true"), "at least 1"),
+    (("exec", "--count", "two", "true"), "whole number"),
+    (("exec", "--disk", "-5", "true"), "more than 0"),
+    (("exec", "--disk", "nan", "true"), "more than 0"),
+    (("exec", "--provider", "aws", "true"), "invalid choice"),
+    (("exec", "--terminate", "--no-terminate", "true"), "not allowed with"),
+    (("exec", "--bogus", "true"), "unrecognized"),
+    (("ssh", "extra"), "unrecognized"),
+    (("ssh", "--no-sync", "--gpu"), "expected one argument"),
+    (("frobnicate",), "invalid choice"),
+]
+
+
+@pytest.mark.parametrize("args,words", PARSE_CASES, ids=[" ".join(a) for a, _ in PARSE_CASES])
+def test_bad_arguments_are_one_line(args, words):
+    one_line(ow(*args), 2, words)
+
+
+def test_help_and_no_arguments():
+    for args in ((), ("--help",), ("exec", "--help"), ("ssh", "--help")):
+        r = ow(*args)
+        assert r.returncode == 0 and "usage: ow" in r.stdout and "Traceback" not in r.stderr
+
+
+def test_inputs_checked_before_anything_is_rented(vast, tmp_path):
+    bad_env = tmp_path / "bad.env"
+    bad_env.write_text("GOOD=1\nthis is not an assignment\n")
+    unclosed = tmp_path / "unclosed.env"
+    unclosed.write_text("A='open\n")
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    v = ("--provider", "vast", "--gpu", "RTX4090")
+    one_line(ow("exec", "--provider", "vast", "--gpu", "K80", "true"), 2, "unknown GPU 'K80'", "L40", "RTX4090")
+    one_line(ow("exec", *v, "--mount", "/no/such/dir:/w", "true"), 2, "no such folder")
+    one_line(ow("exec", *v, "--mount", f"{afile}:/w", "true"), 2, "not a folder")
+    one_line(ow("exec", *v, "--mount", ":/w", "true"), 2, "no local folder")
+    one_line(ow("exec", *v, "--mount", f"{tmp_path}:", "true"), 2, "no remote folder")
+    one_line(ow("exec", *v, "--env-file", str(bad_env), "true"), 2, f"{bad_env}:2:", "KEY=VALUE")
+    one_line(ow("exec", *v, "--env-file", str(unclosed), "true"), 2, f"{unclosed}:1:", "unclosed")
+    one_line(ow("exec", *v, "--env-file", str(tmp_path / "none.env"), "true"), 2, "no such file")
+    one_line(ow("ssh", *v, "--env-file", str(bad_env)), 2, "KEY=VALUE")
+    one_line(ow("exec", "--provider", "vast", "--existing", "999", "--no-sync", "true"), 2, "999")
+    assert vast.state()["rents"] == 0
+
+
+def test_keys_and_capacity(vast, tmp_path):
+    import os
+
+    v = ("--provider", "vast", "--gpu", "RTX4090", "--no-sync")
+    env = {k: val for k, val in os.environ.items() if k != "VAST_API_KEY"}
+    one_line(ow("exec", *v, "true", env=env), 2, "no API key", "VAST_API_KEY")
+    one_line(ow("exec", *v, "true", env={**env, "VAST_API_KEY": "wrong"}), 1)
+    vast.control(no_capacity=True)
+    one_line(ow("exec", *v, "true"), 1)
+    vast.control(no_capacity=False)
+    # no such GPU on this cloud's market right now
+    one_line(ow("exec", "--provider", "vast", "--gpu", "H200", "--no-sync", "true"), 1, "H200")
+    st = vast.state()
+    gone = {str(i) for i in st["destroyed"]}
+    assert [i for i in st["instances"] if i not in gone] == []
+
+
+def test_a_create_that_fails_after_making_the_machine_leaves_nothing(vast):
+    vast.control(fail_after_create=1)
+    r = ow("exec", "--provider", "vast", "--gpu", "RTX4090", "--no-sync", "echo", "hi")
+    st = vast.state()
+    gone = {str(i) for i in st["destroyed"]}
+    assert [i for i in st["instances"] if i not in gone] == [], (st, r.stderr)
+    assert "Traceback" not in r.stderr
