@@ -58,7 +58,7 @@ def test_a_missing_source_is_named_with_its_host(tmp_path, ssh, lake):
     host = "root@127.0.0.1"
     cases = [
         (["nope/", "out/"], f"the transfer source {tmp_path}/nope/ does not exist (on this machine)"),
-        (["nope", f"@lake:/x/"], f"the transfer source {tmp_path}/nope does not exist (on this machine)"),
+        (["nope", "@lake:/x/"], f"the transfer source {tmp_path}/nope does not exist (on this machine)"),
         ([f"@A:{ssh.a.home}/nope", "out/"], f"the transfer source {ssh.a.home}/nope does not exist (on {host})"),
         ([f"@A:{ssh.a.home}/nope/", f"@A:{ssh.a.home}/x/"],
          f"the transfer source {ssh.a.home}/nope/ does not exist (on {host})"),
