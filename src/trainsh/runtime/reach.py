@@ -73,3 +73,8 @@ def _colab(name: str, reconnect: float) -> SshShell:
 
 
 SCHEMES["colab"] = _colab
+
+from trainsh.runtime import clouds as _clouds  # noqa: E402
+
+for _cloud in _clouds.CLOUDS:  # `vast:ID`: a cloud instance, started if stopped
+    SCHEMES[_cloud] = _clouds.host_opener(_cloud)
