@@ -264,3 +264,20 @@ def test_pricing_vast_against_the_fake(vast):
     p = train("pricing", "vast")
     assert p.returncode == 0, p.stderr
     assert "A100 SXM4" in p.stdout and "running:" in p.stdout and "cheapest offer" in p.stdout
+
+
+def test_pick_on_a_terminal_lists_instances_and_offers_and_takes_the_choice(tmp_path, vast):
+    from test_bad_input import on_terminal
+
+    mine = vast.rent("1002", label="mine")
+    r = write_recipe(tmp_path / "t.recipe", "host gpu = placeholder\nvast.pick @gpu gpu=RTX_4090\n"
+                                            "tmux.open @gpu as w\n@w > echo on $CONTAINER_ID\n")
+    code, out = on_terminal(["recipe", "run", str(r), "--autostop", "0"], ["3"], timeout=120)
+    assert code == 0, out
+    assert f"instance {mine}" in out  # the user's own first, then the market, cheapest first
+    offers = [line.split()[2] for line in out.splitlines() if " offer " in line and ")" in line]
+    assert offers[:3] == ["1002", "1003", "1006"], out
+    state = vast.state()
+    assert state["rents"] == 2  # choice 3: the second offer, 1003
+    new = next(i for i in state["instances"] if i != mine)
+    assert f"on {new}" in out and "2x RTX 4090" in out

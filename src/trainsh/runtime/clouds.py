@@ -452,7 +452,11 @@ def handlers(name: str) -> dict:
             ident = ctx.expand(ident)
             host = next((m.host for m in mine if m.ident == ident), None)
             return ident, host
-        if not mine:
+        if not mine:  # a host written as `NAME:ID` that no step reached yet
+            for host, spec in ctx.host_specs.items():
+                head, _, ident = ctx.expand(spec).strip().partition(":")
+                if head == name and ident:
+                    return ident, host
             raise StepFailed(f"no {name} instance yet: give an id or run {name}.pick first")
         return mine[-1].ident, mine[-1].host
 
