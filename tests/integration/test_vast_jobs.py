@@ -281,3 +281,40 @@ def test_pick_on_a_terminal_lists_instances_and_offers_and_takes_the_choice(tmp_
     assert state["rents"] == 2  # choice 3: the second offer, 1003
     new = next(i for i in state["instances"] if i != mine)
     assert f"on {new}" in out and "2x RTX 4090" in out
+
+
+def test_start_wait_cost_stop_on_a_vast_host_and_a_failure_after_start_stops_it(tmp_path, vast):
+    iid = vast.rent("1007")
+    vast.api("PUT", f"instances/{iid}/", {"state": "stopped"})
+    r = write_recipe(tmp_path / "s.recipe", f"""\
+host gpu = vast:{iid}
+vast.start
+vast.wait timeout=1m poll=1s
+vast.cost
+tmux.open @gpu as w
+@w > echo on $CONTAINER_ID
+vast.stop
+tmux.close @w
+""")
+    p = train("recipe", "run", str(r), "--no-visual", "--autostop", "0", timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert f"on {iid}" in p.stderr and f"vast {iid}: starting" in p.stderr and "so far" in p.stderr
+    assert vast.state()["instances"][iid]["intended_status"] == "stopped"
+    r = write_recipe(tmp_path / "f.recipe", f"host gpu = vast:{iid}\nvast.start\n"
+                                            "tmux.open @gpu as w\n@w > exit 4\n")
+    p = train("recipe", "run", str(r), "--no-visual", "--autostop", "0", timeout=120)
+    assert p.returncode == 1
+    assert vast.state()["instances"][iid]["intended_status"] == "stopped"  # the job started it
+    assert f"vast {iid} (1x RTX A6000" in p.stderr and "stopped (the job failed)" in p.stderr
+
+
+def test_wait_times_out_and_stops_the_machine_when_asked(tmp_path, vast):
+    vast.control(start_delay=60)
+    r = write_recipe(tmp_path / "w.recipe", "host gpu = placeholder\nvast.pick @gpu\n"
+                                            "vast.wait timeout=2s poll=1s stop_on_fail=true\n")
+    p = train("recipe", "run", str(r), "--no-visual", timeout=120)
+    assert p.returncode == 1, p.stderr
+    _no_traceback(p)
+    iid, inst = _only(vast)
+    assert inst["intended_status"] == "stopped"
+    assert f"vast {iid} is not ready: starting (loading); stopped it (stop_on_fail)" in p.stderr

@@ -111,7 +111,7 @@ def wait_ready(p, iid: str, timeout: float, poll: float = 10.0, say=None, login:
         last = status
         if inst.status == GONE:
             raise TimeoutError(f"{p.name} {iid} is gone")
-        if inst.status == STOPPED and inst.raw.get("intended_status", "stopped") == "stopped":
+        if inst.status == STOPPED and inst.raw.get("intended_status") == "stopped":  # nobody starts it
             raise TimeoutError(f"{p.name} {iid} is stopped ({p.name}.start or train {p.name} start {iid} starts it)")
         if time.monotonic() + delay > deadline:
             raise TimeoutError(f"{p.name} {iid} is not ready: {status}")
@@ -532,8 +532,8 @@ def handlers(name: str) -> dict:
                 steps._done(ctx, idx, 0, instance=iid)
                 ctx.console.ok(f"{name} {iid} is {inst.status} already")
                 return
-            if host is None:  # an instance the job had not taken: it is the job's to stop now
-                host = f"{name}:{iid}"
+            host = host or f"{name}:{iid}"
+            if ctx.machines.get(host) is None:  # the job starts it: the job's to stop now
                 ctx.machines.add(Machine(host, name, iid, "started", state="starting"))
             p.start(iid)
         except ProviderError as e:
