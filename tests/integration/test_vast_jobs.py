@@ -318,3 +318,20 @@ def test_wait_times_out_and_stops_the_machine_when_asked(tmp_path, vast):
     iid, inst = _only(vast)
     assert inst["intended_status"] == "stopped"
     assert f"vast {iid} is not ready: starting (loading); stopped it (stop_on_fail)" in p.stderr
+
+
+def test_a_failure_after_vast_stop_does_not_wait_on_the_stopped_machine(tmp_path, vast):
+    r = write_recipe(tmp_path / "s.recipe", """\
+host gpu = placeholder
+vast.pick @gpu
+tmux.open @gpu as w
+@w > true
+vast.stop
+tmux.open @local as l
+@l > exit 2
+""")
+    # its sessions went with it: closing them must not try to reach it (ssh would retry a minute)
+    p = train("recipe", "run", str(r), "--no-visual", "--autostop", "0", timeout=45)
+    assert p.returncode == 1, p.stderr
+    iid, inst = _only(vast)
+    assert inst["intended_status"] == "stopped"

@@ -395,8 +395,10 @@ class Runner:
         ctx = self.ctx
         for name in list(ctx.sessions):
             s = ctx.sessions.pop(name)
+            m = self.machines.get(s.host)
             try:
-                ctx.host(s.host).tmux.close(s)
+                if not (m and m.state == "stopped"):  # a stopped machine took its sessions along
+                    ctx.host(s.host).tmux.close(s)
             except (ShellError, StepFailed):
                 pass
             self.journal.session_closed(self.job.id, name, status="dropped")

@@ -391,6 +391,7 @@ from trainsh.runtime import clouds as _clouds  # noqa: E402  (it takes _start an
 for _cloud in _clouds.CLOUDS:
     HANDLERS.update(_clouds.handlers(_cloud))
 
+
 def cannot_run(step: m.Step) -> str | None:
     """Why this version cannot run `step`, or None when it can."""
     if step.handler_key in HANDLERS:
