@@ -18,6 +18,11 @@ import time
 from trainsh.runtime.machines import KINDS, Kind, Machine
 
 WAIT_READY = 600.0  # how long reaching a `vast:ID` host waits for it to run
+FIRST_LOGIN = ["sh", "-c", 'touch "$HOME/.no_auto_tmux"; printf %s "$HOME"']
+
+# Instances a wait just saw ready (and their home folder), so that reaching them right after
+# costs no second lookup and no second login: (name, id) -> (when, Instance, home).
+_ready: dict[tuple[str, str], tuple[float, object, str]] = {}
 
 
 # ---- small helpers ---------------------------------------------------------------------------
@@ -101,7 +106,9 @@ def wait_ready(p, iid: str, timeout: float, poll: float = 10.0, say=None, login:
                 return inst
             try:
                 shell = SshShell(inst.ssh_spec(_key()), reconnect=0)
-                if shell.run(["true"], timeout=30).returncode == 0:
+                r = shell.run(FIRST_LOGIN, timeout=30)  # the login reaching it will make anyway
+                if r.returncode == 0:
+                    _ready[(p.name, str(iid))] = (time.monotonic(), inst, r.stdout)
                     return inst
             except ShellError:
                 pass
@@ -130,6 +137,13 @@ def host_opener(name: str):
         from trainsh.runtime.reach import HostError
 
         how = "found"
+        when, inst, home = _ready.pop((name, rest), (0.0, None, ""))
+        if inst is not None and time.monotonic() - when < 5:  # a wait saw it ready just now
+            KINDS[name].known[inst.id] = inst
+            shell = SshShell(inst.ssh_spec(_key()), reconnect=reconnect)
+            shell._home = home
+            shell.machine = lambda ctx, host: _reached(ctx, host, name, inst, how, shell)
+            return shell
         try:
             p = _provider(name)
             inst = p.get(rest)
@@ -143,8 +157,7 @@ def host_opener(name: str):
         KINDS[name].known[inst.id] = inst
         shell = SshShell(inst.ssh_spec(_key()), reconnect=reconnect)
         try:
-            r = shell.run(["sh", "-c", 'touch "$HOME/.no_auto_tmux"; printf %s "$HOME"'],
-                          timeout=60, check=True)
+            r = shell.run(FIRST_LOGIN, timeout=60, check=True)
         except ShellError as e:
             raise HostError(str(e)) from None
         shell._home = r.stdout
@@ -260,7 +273,7 @@ def autostop_seconds(ctx) -> float:
 def autostop(ctx, name: str, iid: str, shell) -> None:
     """Leave the watcher on the instance (once per instance and job) and keep its heartbeat
     fresh while this train runs."""
-    from trainsh.remote.shell import ShellError
+    from trainsh.remote.shell import ShellError, SshShell
 
     idle = autostop_seconds(ctx)
     if idle <= 0:
@@ -284,7 +297,8 @@ def autostop(ctx, name: str, iid: str, shell) -> None:
               f'nohup setsid python3 watch.py {args} >> {job}.log 2>&1 < /dev/null & '
               f'echo $! > {job}.pid')
     try:
-        r = shell.run(["sh", "-c", script], input=WATCHER, timeout=60)
+        # never waits a minute on a machine that went away meanwhile
+        r = SshShell(shell.spec, reconnect=0).run(["sh", "-c", script], input=WATCHER, timeout=60)
     except ShellError as e:
         ctx.events.warn(f"{name} {iid}: autostop could not be set up: {e}")
         return
