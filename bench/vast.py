@@ -1,5 +1,10 @@
-"""`train vast list` against the Vast.ai fake vs the floor: a bare `python3 -c` that GETs the
-same endpoint with urllib and parses the JSON. Median of 20 runs each, taken in turns. Target: <= 1.5x.
+"""Two ratios against the Vast.ai fake, each a median of runs taken in turns. Target: <= 1.5x.
+
+1. `train vast list` vs the floor: a bare `python3 -c` that GETs the same endpoint with urllib
+   and parses the JSON (20 runs each).
+2. A new machine: from the fake reporting `running` to the first command's exit code there,
+   in a recipe that rents it and waits for it, vs a raw `ssh` login + `tmux new-session` + the
+   command, its exit code read back, on the same fake's sshd (5 machines each).
 
 The fake (tests/fakes/vast.py) runs with three instances, so the reply has real rows to parse
 and print. trainsh is byte-compiled first, as an installed package is (the standard library the
@@ -62,10 +67,80 @@ def main() -> None:
             ratio = ours / floor
             print(f"vast list: trainsh {ours * 1000:.0f} ms, bare urllib GET + parse {floor * 1000:.0f} ms, "
                   f"ratio {ratio:.2f} (target <= 1.5) {'OK' if ratio <= 1.5 else 'OVER'}")
+            first_command(fake, train)
     finally:
         for k in ("VAST_URL", "VAST_API_KEY"):
             os.environ.pop(k, None)
         fake.stop()
+
+
+MACHINES = 5
+FIRST = """\
+host gpu = placeholder
+vast.pick @gpu
+vast.wait poll=0.05s
+tmux.open @gpu as w
+@w > true
+"""
+
+
+def first_command(fake, train: str) -> None:
+    """From the moment the fake reports a new machine `running` to the first command's exit
+    code there: a recipe that rents it (vast.pick), waits for it (vast.wait, polling every
+    50 ms: the poll interval is the user's choice, not trainsh's cost), opens a session and
+    runs `true`; the end is the step's end in the journal. The floor: a raw ssh login +
+    tmux new-session + the command, its exit code read back, on another new machine of the
+    same fake. The two go in turns."""
+    import tempfile
+
+    from trainsh.runtime.journal import Journal
+
+    key = os.path.join(tempfile.mkdtemp(prefix="tsk", dir="/tmp"), "id")
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key], check=True)
+    fake.api("POST", "ssh/", {"ssh_key": open(key + ".pub").read()})
+    subprocess.run([train, "config", "set", "ssh.key", key], check=True, stdout=subprocess.DEVNULL)
+    with open("first.recipe", "w") as f:
+        f.write(FIRST)
+    fake.control(start_delay=1.0)
+    for iid in fake.state()["instances"]:  # else the pick takes one of these (the user's own)
+        fake.api("DELETE", f"instances/{iid}/", {})
+    ours, raw = [], []
+    for _ in range(MACHINES):
+        before = set(fake.state()["instances"])
+        r = subprocess.run([train, "recipe", "run", "first.recipe", "--no-visual"], timeout=60,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if r.returncode != 0:
+            raise SystemExit(f"the recipe failed: {r.stderr.strip()}")
+        iid = (set(fake.state()["instances"]) - before).pop()
+        up = fake.api("GET", f"instances/{iid}/?owner=me")["instances"]["uptime_mins"] * 60
+        running_since = time.time() - up
+        journal = Journal()
+        job = journal.jobs(1)[0]
+        ended = journal.steps(job.id)[-1]["ended"]
+        journal.close()
+        ours.append(ended - running_since)
+        fake.api("DELETE", f"instances/{iid}/", {})
+
+        iid = str(fake.api("PUT", "asks/1001/", {"client_id": "me", "image": "bench", "disk": 10})["new_contract"])
+        while fake.state()["instances"][iid]["actual_status"] != "running":
+            time.sleep(0.002)
+        t = time.perf_counter()  # the fake reports running from here on
+        port = fake.state()["instances"][iid]["direct_port"]
+        # one tmux client: the session, the command typed into its shell, the wait for it
+        remote = (f"tmux new-session -d -s b \\; send-keys -t b 'true; echo $? > /tmp/tsb-rc-{iid}; "
+                  f"tmux wait-for -S b-done' Enter \\; wait-for b-done && cat /tmp/tsb-rc-{iid}")
+        r = subprocess.run(["ssh", "-p", str(port), "-i", key, "-o", "IdentitiesOnly=yes",
+                            "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+                            "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+                            "root@127.0.0.1", remote], capture_output=True, text=True, timeout=60)
+        raw.append(time.perf_counter() - t)
+        if r.returncode != 0 or r.stdout.strip() != "0":
+            raise SystemExit(f"raw ssh + tmux on {iid} failed: {r.stderr.strip()}")
+        fake.api("DELETE", f"instances/{iid}/", {})
+    a, b = statistics.median(ours), statistics.median(raw)
+    ratio = a / b
+    print(f"new machine, running -> first exit code: trainsh {a * 1000:.0f} ms, raw ssh + tmux "
+          f"{b * 1000:.0f} ms, ratio {ratio:.2f} (target <= 1.5) {'OK' if ratio <= 1.5 else 'OVER'}")
 
 
 if __name__ == "__main__":

@@ -73,7 +73,8 @@ def test_every_option_and_argument_says_what_it_does():
 MALFORMED = {
     ("recipe", "run"): [("recipe", "run", "{ok}", "--var", "NOEQUALS"),
                         ("recipe", "run", "{ok}", "--host", "gpu"),
-                        ("recipe", "run", "{ok}", "--host", "gpu=user@:22")],
+                        ("recipe", "run", "{ok}", "--host", "gpu=user@:22"),
+                        ("recipe", "run", "{ok}", "--autostop", "soon")],
     ("recipe", "check"): [("recipe", "check", "/")],
     ("recipe", "list"): [("recipe", "list", "extra")],
     ("recipe", "show"): [("recipe", "show", "")],

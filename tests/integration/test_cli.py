@@ -290,8 +290,10 @@ def test_bad_var_and_host_options_are_one_line_errors(tmp_path):
     assert "--host" in line
     line = one_line_error(train("recipe", "run", "ph.recipe", "--host", "gpu="))
     assert "--host gpu=" in line
-    line = one_line_error(train("recipe", "run", "ph.recipe", "--pick-host", "gpu"))
-    assert "--pick-host" in line
+    line = one_line_error(train("recipe", "run", "ph.recipe", "--pick-host", "tpu"))
+    assert "--pick-host tpu" in line and "gpu" in line
+    line = one_line_error(train("recipe", "run", "ph.recipe", "--pick-host", "gpu", "--host", "gpu=local"))
+    assert "--pick-host gpu" in line
     line = one_line_error(train("exec", "--var", "NOEQUALS", "@local > true"))
     assert "--var" in line
     assert not (tmp_path / "where.txt").exists()
@@ -378,7 +380,7 @@ def test_an_unknown_var_is_an_error_with_a_did_you_mean(tmp_path):
 
 CLOUD = """\
 host gpu = placeholder
-host spare = vast:4242
+host spare = runpod:4242
 tmux.open @local as w
 @w > touch ran
 vast.pick @gpu num_gpus=1
@@ -386,7 +388,8 @@ vast.wait timeout=5m
 """
 
 
-def test_check_and_run_name_the_steps_this_version_cannot_run(tmp_path):
+def test_check_and_run_name_the_steps_this_version_cannot_run(tmp_path, monkeypatch):
+    monkeypatch.delenv("VAST_API_KEY", raising=False)  # the key is missing: no request is made
     write_recipe(tmp_path / "cloud.recipe", CLOUD)
     for args in (["recipe", "check", "cloud.recipe"],
                  ["recipe", "run", "cloud.recipe", "--no-visual"]):
@@ -395,17 +398,16 @@ def test_check_and_run_name_the_steps_this_version_cannot_run(tmp_path):
         no_traceback(p)
         errors = recipe_errors(p.stderr, CLOUD)
         assert errors == [
-            ("cloud.recipe", 2, 6, "host @spare = vast:4242: Vast.ai hosts are not supported yet "
-                                   "in this version"),
-            ("cloud.recipe", 5, 1, "vast.pick: Vast.ai control is not supported yet in this version"),
-            ("cloud.recipe", 6, 1, "vast.wait: Vast.ai control is not supported yet in this version")]
+            ("cloud.recipe", 2, 6, "host @spare = runpod:4242: RunPod hosts are not supported yet "
+                                   "in this version")]
         assert "ok" not in p.stdout
     assert not (tmp_path / "ran").exists()
     assert jobs_table() == {}
     # the placeholder vast.pick fills is not reported as unfilled; a host given by --host is
-    # no Vast.ai host any more
+    # no RunPod host any more (and without a Vast.ai key, the pick says so)
     p = train("recipe", "run", "cloud.recipe", "--host", "spare=local")
     assert "placeholder" not in p.stderr and "@spare" not in p.stderr and "vast.pick" in p.stderr
+    assert p.returncode == 1 and "VAST_API_KEY" in p.stderr
 
 
 # ---- edit ----------------------------------------------------------------------------------

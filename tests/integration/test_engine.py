@@ -285,7 +285,8 @@ tmux.open @local as w
     assert tmux("show-options", "-g", "-v", "mouse").stdout.strip() == "on"
 
 
-def test_steps_that_cannot_run_fail_with_one_clear_line(tmp_path):
+def test_steps_that_cannot_run_fail_with_one_clear_line(tmp_path, monkeypatch):
+    monkeypatch.delenv("VAST_API_KEY", raising=False)  # the key is missing: no request is made
     r = write_recipe(tmp_path / "ssh.recipe", """
 host gpu = root@example.invalid -p 2222
 storage out = r2:bucket
@@ -305,7 +306,7 @@ storage out = r2:bucket
     assert "needs the secret R2_ACCOUNT_ID: train secrets set R2_ACCOUNT_ID" in p.stderr
     r3 = write_recipe(tmp_path / "v.recipe", "host gpu = placeholder\nvast.pick @gpu num_gpus=1\n")
     p = train("recipe", "run", str(r3), "--no-visual")
-    assert p.returncode == 2 and "not supported yet" in p.stderr  # refused before it starts
+    assert p.returncode == 1 and "no API key: run `train secrets set VAST_API_KEY`" in p.stderr
 
 
 def test_missing_secret_is_a_clear_error_before_the_step_runs(tmp_path, monkeypatch):

@@ -26,6 +26,11 @@ def test_a_placeholder_behind_a_variable_is_one_too():
 
 def test_what_this_version_can_run_is_one_registry(monkeypatch):
     r = parse(CLOUD, "c.recipe")
+    assert preflight.cannot_run(r) == []  # Vast.ai is in the registries in this version
+    # without its entries, the same recipe is refused, and joining them is all it takes
+    for name in [k for k in steps.HANDLERS if k.startswith("vast.")]:
+        monkeypatch.delitem(steps.HANDLERS, name)
+    monkeypatch.delitem(reach.SCHEMES, "vast")
     assert [e.message for e in preflight.cannot_run(r)] == [
         "vast.pick: Vast.ai control is not supported yet in this version"]
     # a handler that joins the registry makes the step runnable, with no other change

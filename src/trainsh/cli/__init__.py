@@ -57,6 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
     _run_options(run)
     run.add_argument("--attach", action="store_true",
                      help="open a tmux view of the job's sessions as they open (train recipe attach)")
+    run.add_argument("--autostop", metavar="DURATION",
+                     help="stop a cloud machine the job rented or started once it has been idle, "
+                          "with no train connected, this long (default: config cloud.autostop, "
+                          "30m; 0 = never)")
     chk = rs.add_parser("check", help="report every mistake in a recipe without running it")
     chk.add_argument("recipe", nargs="+", help="recipe names or paths")
     rs.add_parser("list", help="list recipes in the recipes folder")
@@ -327,7 +331,8 @@ def _run_options(p: argparse.ArgumentParser) -> None:
                    help="keep the job's tmux sessions when it fails")
     p.add_argument("--keep-hosts", action="store_true",
                    help="keep the machines the job rented, started or allocated when it fails")
-    p.add_argument("--pick-host", metavar="NAME", help="pick a Vast.ai machine for a host")
+    p.add_argument("--pick-host", metavar="NAME",
+                   help="choose the Vast.ai machine for host NAME now, before the run starts")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -111,10 +111,16 @@ def _run_recipe(recipe, args, *, exec_mode: bool = False) -> int:
     from trainsh.ui import watch
     from trainsh.ui.console import Console, live_view_wanted
 
-    if getattr(args, "pick_host", None):
-        raise UserError("--pick-host needs Vast.ai support, which this version does not have yet")
     variables = _pairs(args.var, "var")
     hosts = _pairs(args.host, "host")
+    pick = getattr(args, "pick_host", None)
+    autostop = _autostop(getattr(args, "autostop", None))
+    if pick is not None:
+        if pick in hosts:
+            raise UserError(f"--pick-host {pick} and --host {pick}=... both give @{pick} a machine: give one")
+        if not exec_mode and pick not in recipe.of_kind("host"):
+            raise UserError(f"--pick-host {pick}: the recipe has no host '{pick}' "
+                            f"(hosts: {', '.join(recipe.of_kind('host')) or 'none'})")
     storages = _pairs(args.storage, "storage")
     # Everything that can be known before the first step is checked here, so a run that
     # cannot go through starts nothing.
@@ -135,25 +141,92 @@ def _run_recipe(recipe, args, *, exec_mode: bool = False) -> int:
         if unsupported:
             report(RecipeErrors(unsupported))
             return 2
-        problems = preflight.unfilled(recipe, {**recipe.hosts, **hosts},
+        problems = preflight.unfilled(recipe, {k: v for k, v in {**recipe.hosts, **hosts}.items() if k != pick},
                                       {**recipe.storages, **storages}, {**recipe.variables, **variables})
     if problems:
         for line in problems:
             print(f"train: {line}", file=sys.stderr)
         return 2
     _check_config()
+    picks = None
+    if pick is not None:
+        picks = {pick: _pick_before(recipe, pick)}
+        if "instance" in picks[pick]:  # an instance of the user's: the host is that machine
+            hosts[pick] = f"vast:{picks[pick]['instance']}"
+            picks = None
     console = Console(visual=not args.no_visual)
     journal = Journal()
-    options = RunOptions(keep_sessions=args.keep_sessions, keep_hosts=args.keep_hosts)
+    options = RunOptions(keep_sessions=args.keep_sessions, keep_hosts=args.keep_hosts,
+                         autostop=autostop, picks=picks)
     runner = Runner.start(journal, recipe, console, options, variables, hosts, storages)
     if exec_mode:
         journal.set_job(runner.job.id, options={**runner.job.options, "exec": True})
     console.plain(f"job {runner.job.id}: {recipe.path} ({len(recipe.steps)} steps)")
     try:  # `train exec` prints its commands' output: plain lines there
+        if picks and not _rent_picked(runner, recipe, pick):
+            return 1
         return watch.run(runner, journal, console, attach=getattr(args, "attach", False),
                          live=not exec_mode and live_view_wanted(args.no_visual))
     finally:
         journal.close()
+
+
+def _autostop(text: str | None) -> float | None:
+    """--autostop: a duration, or 0 for never."""
+    from trainsh.recipe.model import Duration
+
+    if text is None:
+        return None
+    if text.strip() in ("0", "off"):
+        return 0.0
+    try:
+        return Duration.parse(text).seconds
+    except ValueError as e:
+        raise UserError(f"--autostop {text}: {e} (0 turns it off)") from None
+
+
+def _pick_before(recipe, host: str) -> dict:
+    """--pick-host: the user chooses host's machine now, on a terminal; headless, the pick
+    step's own rule (the user's matching instance, else the cheapest offer) decides now."""
+    from trainsh.cloud.provider import ProviderError
+    from trainsh.runtime import clouds
+
+    try:
+        if sys.stdin.isatty() and sys.stderr.isatty():
+            return clouds.pick_before(recipe, host)
+        own, offers = clouds.candidates(clouds._provider("vast"), clouds.pick_options(recipe, host))
+    except ProviderError as e:
+        raise UserError(str(e), 1) from None
+    except (LookupError, EOFError) as e:
+        raise UserError(f"--pick-host {host}: {e or 'no machine chosen'}", 1) from None
+    if own:
+        return {"instance": own[0].id}
+    if offers:
+        return {"offer": offers[0].id}
+    raise UserError(f"--pick-host {host}: no Vast.ai offer matches (train vast search shows what there is)", 1)
+
+
+def _rent_picked(runner, recipe, host: str) -> bool:
+    """An offer chosen with --pick-host for a host no pick step fills is rented as the job
+    starts, journaled as the job's like any it rents."""
+    from trainsh.cloud.provider import ProviderError
+    from trainsh.recipe.model import Cloud
+    from trainsh.runtime import clouds
+    from trainsh.runtime.runner import StepFailed
+
+    if any(isinstance(s, Cloud) and s.action == "pick" and s.host == host for s in recipe.steps):
+        return True  # the step rents it, in its turn
+    ctx = runner.ctx
+    try:
+        inst, _ = clouds.take(ctx, "vast", host, clouds.pick_options(recipe, host),
+                              ctx.job.options["picks"][host], resume=False)
+    except (ProviderError, StepFailed) as e:
+        runner.journal.set_job(ctx.job.id, status="failed", pid=None, error=f"--pick-host {host}: {e}")
+        print(f"train: --pick-host {host}: {e}", file=sys.stderr)
+        return False
+    ctx.host_specs[host] = f"vast:{inst.id}"
+    ctx.console.info(f"@{host} = vast {inst.id} (rented from the offer chosen)")
+    return True
 
 
 def cmd_run(args) -> int:
@@ -422,6 +495,7 @@ def cmd_status(args) -> int:
                 extra.append(f"    session {s['name']:<12} on {s['host']:<10} {attach}")
             if sessions:
                 extra.append(f"    all its sessions at once: train recipe attach {j.id}")
+            extra += _machine_lines(journal, j.id)
             under.append(extra)
         limit = table.width()
         lines = table.render(["JOB", "STATUS", "STARTED", "RECIPE", "STEP"], rows, flex=3, limit=limit)
@@ -442,6 +516,28 @@ def _local_sessions(socket: str | None) -> set[str]:
     except (OSError, subprocess.TimeoutExpired):
         return set()
     return set(r.stdout.split()) if r.returncode == 0 else set()
+
+
+def _machine_lines(journal, job_id: str) -> list[str]:
+    """The job's machines that are still up, and how to stop each."""
+    import sqlite3
+
+    from trainsh.runtime import clouds  # noqa: F401  (registers the cloud kinds)
+    from trainsh.runtime.machines import KINDS, Kind, _machine
+
+    try:
+        rows = journal.db.execute("SELECT * FROM machines WHERE job_id=? ORDER BY rowid", (job_id,)).fetchall()
+    except sqlite3.OperationalError:  # a journal from before machines were kept
+        return []
+    lines = []
+    for m in map(_machine, rows):
+        if m.state in ("released", "stopped", "gone"):
+            continue
+        kind = KINDS.get(m.kind) or Kind()
+        whose = "the job's" if m.ours else "yours, from before the job"
+        lines.append(f"    machine {kind.describe(m)} for @{m.host}: up ({whose}); stop it with: "
+                     f"{kind.release_hint(m)}")
+    return lines
 
 
 def cmd_logs(args) -> int:

@@ -158,6 +158,7 @@ class Instance:
     gpu_name: str = ""
     num_gpus: int = 0
     price_per_hour: float = 0.0  # USD while running
+    gpu_ram_gb: float = 0.0      # per GPU; 0 when the provider does not say
     label: str = ""
     image: str = ""
     started_at: float | None = None  # Unix seconds when the current run began

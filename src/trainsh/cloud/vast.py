@@ -79,8 +79,9 @@ def instance(raw: dict[str, Any]) -> Instance:
         provider="vast", id=str(raw.get("id")), status=status,
         provider_status=str(raw.get("actual_status") or "provisioning"),
         gpu_name=raw.get("gpu_name") or "", num_gpus=int(_num(raw.get("num_gpus"))),
-        price_per_hour=_num(raw.get("dph_total")), label=raw.get("label") or "",
-        image=raw.get("image_uuid") or "", started_at=started, ssh=ssh_endpoint(raw), raw=raw)
+        price_per_hour=_num(raw.get("dph_total")), gpu_ram_gb=_num(raw.get("gpu_ram")) / MB_PER_GB,
+        label=raw.get("label") or "", image=raw.get("image_uuid") or "", started_at=started,
+        ssh=ssh_endpoint(raw), raw=raw)
 
 
 def offer(raw: dict[str, Any]) -> Offer:
@@ -253,6 +254,12 @@ class VastProvider(Provider):
         refused = self._refused(reply)
         if refused:
             raise ProviderError(f"{WHAT}: cannot destroy instance {iid}: {refused}")
+
+    def self_stop(self, instance_id: str) -> tuple[str, str, dict[str, Any], list[str]]:
+        """How a machine stops itself (the autostop watcher): the request, and where the
+        instance finds its own key, which may only control that instance."""
+        iid = self._id(instance_id)
+        return "PUT", f"{self.url}/api/v0/instances/{iid}/", {"state": "stopped"}, ["CONTAINER_API_KEY"]
 
     def set_label(self, instance_id: str, label: str) -> None:
         self._put_state(instance_id, {"label": label}, "label")

@@ -84,3 +84,8 @@ def _slurm_login(rest: str, reconnect: float) -> SshShell:
 
 
 SCHEMES["slurm"] = _slurm_login
+
+from trainsh.runtime import clouds as _clouds  # noqa: E402
+
+for _cloud in _clouds.CLOUDS:  # `vast:ID`: a cloud instance, started if stopped
+    SCHEMES[_cloud] = _clouds.host_opener(_cloud)

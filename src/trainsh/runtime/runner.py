@@ -44,6 +44,8 @@ class Interrupted(BaseException):
 class RunOptions:
     keep_sessions: bool = False
     keep_hosts: bool = False  # a failed job leaves the machines it brought up running
+    autostop: float | None = None  # seconds idle before a cloud machine stops itself (0: never)
+    picks: dict | None = None  # host -> machine chosen before the run (--pick-host)
 
 
 @dataclass
@@ -142,6 +144,9 @@ class Context:
             handle = resolve_host(name, spec, self.job)
         handle.tmux.hidden = self.hidden_env()
         self.hosts[name] = handle
+        record = getattr(handle.shell, "machine", None)  # a cloud instance: journal it
+        if record is not None and self.machines is not None:
+            record(self, name)
         resolved = {**self.journal.job(self.job.id).hosts, name: handle.spec}
         self.journal.set_job(self.job.id, hosts=resolved)  # as reached, for status and attach
         return handle
@@ -204,6 +209,11 @@ class Runner:
         storage_specs = {**recipe.storages, **job.options.get("storage_overrides", {})}
         events = Events(journal, job.id, job.folder / "job.log", console)
         self.machines = Machines(journal, job.id)
+        from trainsh.runtime.reach import SCHEMES
+
+        for mach in self.machines.all():  # a host a step gave a machine to: the same one on resume
+            if mach.kind in SCHEMES and host_specs.get(mach.host, "").strip() == "placeholder":
+                host_specs[mach.host] = f"{mach.kind}:{mach.ident}"
         self.ctx = Context(job, journal, events, console, recipe, variables, host_specs, storage_specs,
                            machines=self.machines)
 
@@ -215,6 +225,10 @@ class Runner:
         job_options: dict = {"keep_sessions": options.keep_sessions, "keep_hosts": options.keep_hosts}
         if storage_overrides:
             job_options["storage_overrides"] = storage_overrides
+        if options.autostop is not None:
+            job_options["autostop"] = options.autostop
+        if options.picks:
+            job_options["picks"] = options.picks
         job = journal.new_job(os.path.abspath(recipe.path) if os.path.exists(recipe.path) else recipe.path,
                               recipe.text, recipe_hash(recipe.text), variables, host_overrides,
                               job_options)
@@ -400,6 +414,10 @@ class Runner:
         ctx = self.ctx
         for name in list(ctx.sessions):
             s = ctx.sessions.pop(name)
+            m = self.machines.get(s.host)
+            if m and m.state == "stopped":  # a stopped machine took its sessions along
+                self.journal.session_closed(self.job.id, name, status="dropped")
+                continue
             why = self._unreachable(ctx.hosts.get(s.host))
             if why is None:
                 try:
@@ -418,7 +436,8 @@ class Runner:
         session of the job stays open; what the job needs is in its local folder already."""
         busy = {s.host for s in self.ctx.sessions.values()}
         for name, h in self.ctx.hosts.items():
-            if name in busy or h.shell.is_local():
+            m = self.machines.get(name)
+            if name in busy or h.shell.is_local() or (m and m.state == "stopped"):
                 continue
             why = self._unreachable(h)
             if why is None:

@@ -256,6 +256,12 @@ def _open_session(ctx: Context, name: str, host: str, real: str, resume: dict | 
 def tmux_close(ctx: Context, idx: int, step: m.TmuxClose, resume: dict | None = None) -> None:
     s, _ = ctx.session(step.session)
     _start(ctx, idx, step, session=s.name)
+    if _clouds.stopped(ctx, s.host):  # vast.stop ended its machine, and the session with it
+        del ctx.sessions[s.name]
+        ctx.journal.session_closed(ctx.job.id, s.name)
+        _done(ctx, idx, 0, machine="stopped")
+        ctx.console.ok(f"session {s.name} closed (its machine is stopped)")
+        return
     _close_session(ctx, s)
     _done(ctx, idx, 0)
     ctx.console.ok(f"session {s.name} closed")
@@ -382,6 +388,12 @@ def _slurm(action: str):
 
 
 HANDLERS.update({f"slurm.{a}": _slurm(a) for a in ("alloc", "wait", "release")})
+
+from trainsh.runtime import clouds as _clouds  # noqa: E402  (it takes _start and _done from here)
+
+for _cloud in _clouds.CLOUDS:
+    HANDLERS.update(_clouds.handlers(_cloud))
+
 
 def cannot_run(step: m.Step) -> str | None:
     """Why this version cannot run `step`, or None when it can."""

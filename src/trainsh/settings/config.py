@@ -43,6 +43,8 @@ KEYS: dict[str, Key] = {k.name: k for k in [
     Key("runpod.image", "str", "runpod/pytorch:2.4.0-py3.11-cuda12.4.1-devel-ubuntu22.04",
         "container image of RunPod pods trainsh rents (ow)"),
     Key("runpod.disk", "float", 50.0, "container disk in GB of RunPod pods trainsh rents (ow)"),
+    Key("cloud.autostop", "duration", "30m", "stop a job's cloud machine after it has been idle, "
+        "with no train connected, this long (0 = never)"),
     Key("secrets.store", "choice", "auto", "where secrets are kept", ("auto", "keyring", "file")),
     Key("pricing.rates_url", "str", "https://api.frankfurter.dev/v1",
         "exchange-rates API (frankfurter style: URL/latest?base=USD)"),
@@ -103,7 +105,7 @@ def validate(key: Key, value: Any) -> Any:
     if not ok(value):
         want = f"one of {', '.join(key.choices)}" if t == "choice" else f"a {t}"
         raise ConfigError(f"{key.name} must be {want}, got {value!r}")
-    if t == "duration":
+    if t == "duration" and not (key.name in OFF_OK and _off(value)):
         try:
             Duration.parse(str(value))
         except ValueError as e:
@@ -121,6 +123,19 @@ def get(name: str) -> Any:
     if key.type == "table":  # entries set by the user on top of the default ones
         value = {**key.default, **value}
     return value
+
+
+OFF_OK = {"cloud.autostop"}  # durations where 0 means "never"
+
+
+def _off(value: Any) -> bool:
+    return str(value).strip() in ("0", "off")
+
+
+def off_or_duration(name: str) -> float:
+    """A duration where 0 (or `off`) turns the thing off: 0.0 then."""
+    value = get(name)
+    return 0.0 if _off(value) else duration(name)
 
 
 def duration(name: str) -> float:

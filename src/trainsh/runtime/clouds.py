@@ -1,0 +1,615 @@
+"""Cloud machines in jobs: the `vast.*` recipe steps (pick, start, stop, wait, cost), `vast:ID`
+hosts, how a job releases and describes the instances it rented or started, and the autostop
+watcher it leaves on each of them.
+
+Everything here speaks only the `Provider` interface, so another cloud joins by its name in
+CLOUDS: its steps (`runpod.pick`...), its `runpod:ID` hosts and its machines' lifecycle are
+this code under that name, in the three registries the runtime keeps (steps.HANDLERS,
+reach.SCHEMES, machines.KINDS).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+
+from trainsh.runtime.machines import KINDS, Kind, Machine
+
+WAIT_READY = 600.0  # how long reaching a `vast:ID` host waits for it to run
+FIRST_LOGIN = ["sh", "-c", 'touch "$HOME/.no_auto_tmux"; printf %s "$HOME"']
+
+# Instances a wait just saw ready (and their home folder), so that reaching them right after
+# costs no second lookup and no second login: (name, id) -> (when, Instance, home).
+_ready: dict[tuple[str, str], tuple[float, object, str]] = {}
+
+
+# ---- small helpers ---------------------------------------------------------------------------
+
+def _provider(name: str):
+    from trainsh.cloud.provider import provider
+
+    return provider(name)
+
+
+def _money(usd: float) -> str:
+    from trainsh.cloud import pricing
+
+    try:
+        return pricing.money(usd)
+    except Exception:  # a display nicety: never fail a step or a release over a rate
+        return f"${usd:.2f}"
+
+
+def _gpu(inst_or_offer) -> str:
+    n, name = inst_or_offer.num_gpus, inst_or_offer.gpu_name
+    return f"{n}x {name}" if name else "?"
+
+
+def _key() -> str | None:
+    from trainsh.settings import config
+
+    key = config.get("ssh.key")
+    return os.path.expanduser(key) if key else None
+
+
+def _public_key() -> str | None:
+    key = _key()
+    if key and os.path.exists(key + ".pub"):
+        with open(key + ".pub", encoding="utf-8") as f:
+            return f.read().strip() or None
+    return None
+
+
+# ---- machines: release, describe --------------------------------------------------------------
+
+class CloudKind(Kind):
+    """An instance of one cloud: released by stopping it (its disk stays), described with its
+    GPU and price, stopped by hand with `train NAME stop ID`."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.known: dict[str, object] = {}  # ident -> Instance seen this run (saves a call)
+
+    def release(self, m: Machine) -> str:
+        _stop_heartbeat(self.name, m.ident)
+        _provider(self.name).stop(m.ident)
+        return "stopped"
+
+    def describe(self, m: Machine) -> str:
+        inst = self.known.get(m.ident)
+        if inst is None:
+            try:
+                inst = self.known[m.ident] = _provider(self.name).get(m.ident)
+            except Exception:  # describing must never hide the line it is part of
+                return f"{self.name} {m.ident}"
+        return f"{self.name} {m.ident} ({_gpu(inst)}, {_money(inst.price_per_hour)}/h)"
+
+
+# ---- `vast:ID` hosts ----------------------------------------------------------------------------
+
+def wait_ready(p, iid: str, timeout: float, poll: float = 10.0, say=None, login: bool = True):
+    """Wait until the instance runs and (with `login`) an ssh login works; returns it. `say`
+    gets each status change once. Raises TimeoutError with the last status."""
+    from trainsh.cloud.provider import GONE, RUNNING, STOPPED
+    from trainsh.remote.shell import ShellError, SshShell
+
+    deadline = time.monotonic() + timeout
+    last, delay = None, 0.25
+    while True:
+        inst = p.get(iid)
+        status = inst.status if inst.status == inst.provider_status else \
+            f"{inst.status} ({inst.provider_status})"
+        if inst.status == RUNNING and inst.ssh is not None:
+            if not login:
+                return inst
+            try:
+                shell = SshShell(inst.ssh_spec(_key()), reconnect=0)
+                r = shell.run(FIRST_LOGIN, timeout=30)  # the login reaching it will make anyway
+                if r.returncode == 0:
+                    _ready[(p.name, str(iid))] = (time.monotonic(), inst, r.stdout)
+                    return inst
+            except ShellError:
+                pass
+            status = "running, ssh not answering yet"
+        if say and status != last:
+            say(status)
+        last = status
+        if inst.status == GONE:
+            raise TimeoutError(f"{p.name} {iid} is gone")
+        if inst.status == STOPPED and inst.raw.get("intended_status") == "stopped":  # nobody starts it
+            raise TimeoutError(f"{p.name} {iid} is stopped ({p.name}.start or train {p.name} start {iid} starts it)")
+        if time.monotonic() + delay > deadline:
+            raise TimeoutError(f"{p.name} {iid} is not ready: {status}")
+        time.sleep(delay)
+        delay = min(delay * 2, poll)
+
+
+def host_opener(name: str):
+    """`NAME:ID` -> an ssh shell on that instance: started first when it is stopped, waited for
+    while it starts. The first connection creates ~/.no_auto_tmux (cloud images start tmux on
+    every login otherwise). The shell carries `machine`, which the job calls to record it."""
+
+    def open_shell(rest: str, reconnect: float):
+        from trainsh.cloud.provider import RUNNING, STOPPED, ProviderError
+        from trainsh.remote.shell import ShellError, SshShell
+        from trainsh.runtime.reach import HostError
+
+        how = "found"
+        when, inst, home = _ready.pop((name, rest), (0.0, None, ""))
+        if inst is not None and time.monotonic() - when < 5:  # a wait saw it ready just now
+            KINDS[name].known[inst.id] = inst
+            shell = SshShell(inst.ssh_spec(_key()), reconnect=reconnect)
+            shell._home = home
+            shell.machine = lambda ctx, host: _reached(ctx, host, name, inst, how, shell)
+            return shell
+        try:
+            p = _provider(name)
+            inst = p.get(rest)
+            if inst.status == STOPPED:
+                p.start(inst.id)
+                how = "started"
+            if inst.status != RUNNING or inst.ssh is None:
+                inst = wait_ready(p, inst.id, WAIT_READY, login=False)
+        except (ProviderError, TimeoutError) as e:
+            raise HostError(str(e)) from None
+        KINDS[name].known[inst.id] = inst
+        shell = SshShell(inst.ssh_spec(_key()), reconnect=reconnect)
+        try:
+            r = shell.run(FIRST_LOGIN, timeout=60, check=True)
+        except ShellError as e:
+            raise HostError(str(e)) from None
+        shell._home = r.stdout
+        shell.machine = lambda ctx, host: _reached(ctx, host, name, inst, how, shell)
+        return shell
+
+    return open_shell
+
+
+def _reached(ctx, host: str, name: str, inst, how: str, shell) -> None:
+    """A job reached instance `inst` as host `host`: journal it (a resume keeps what it was
+    to the job), and leave the autostop watcher on machines that are the job's to stop."""
+    machines = ctx.machines
+    m = machines.get(host)
+    if m and m.kind == name and m.ident == inst.id:
+        machines.set_state(host, "running")
+    else:
+        m = Machine(host, name, inst.id, how, state="running")
+        machines.add(m)
+        if how == "started":
+            ctx.console.info(f"{name} {inst.id} was stopped: started it")
+    if m.ours:
+        autostop(ctx, name, inst.id, shell)
+
+
+def stopped(ctx, host: str) -> bool:
+    """Whether host's machine was stopped by this job (`vast.stop`): its sessions went with it."""
+    m = ctx.machines.get(host) if ctx.machines is not None else None
+    return bool(m and m.state == "stopped")
+
+
+# ---- autostop ----------------------------------------------------------------------------------
+
+# Runs on the instance with python3 and the standard library. It stops the instance through
+# the API with the instance's own key (read from PID 1's environment, where the cloud puts it,
+# else its own), once every tmux session of the job has had no running command, and no train
+# has touched the heartbeat file, for IDLE seconds. It never holds the user's API key.
+WATCHER = r'''
+import json, os, subprocess, sys, time, urllib.request
+job, idle, method, url, body, names, alive = sys.argv[1:8]
+idle, names = float(idle), names.split(",")
+
+def key():
+    env = {}
+    try:
+        for item in open("/proc/1/environ", "rb").read().decode(errors="replace").split("\0"):
+            k, _, v = item.partition("=")
+            env[k] = v
+    except OSError:
+        pass
+    for source in (env, os.environ):
+        for k in names:
+            if source.get(k):
+                return source[k]
+    return None
+
+def busy():
+    r = subprocess.run(["tmux", "list-panes", "-a", "-F", "#{session_name} #{pane_pid}"],
+                       capture_output=True, text=True)
+    panes = set()
+    for line in r.stdout.splitlines():
+        session, _, pid = line.rpartition(" ")
+        if job in session.split("-") and pid.isdigit():
+            panes.add(int(pid))
+    for d in os.listdir("/proc") if panes else ():
+        try:
+            if d.isdigit() and int(open(f"/proc/{d}/stat").read().rsplit(")", 1)[1].split()[1]) in panes:
+                return True
+        except (OSError, IndexError, ValueError):
+            pass
+    return False
+
+poll = max(0.5, min(idle / 4, 30.0))
+last = time.time()
+while True:
+    time.sleep(poll)
+    now = time.time()
+    if busy():
+        last = now
+    try:
+        last = max(last, os.path.getmtime(alive))
+    except OSError:
+        pass
+    if now - last < idle:
+        continue
+    k = key()
+    if not k:
+        print("no instance key (" + ",".join(names) + "): cannot stop this machine", flush=True)
+        sys.exit(1)
+    req = urllib.request.Request(url, data=body.encode(), method=method,
+                                 headers={"Authorization": "Bearer " + k,
+                                          "Content-Type": "application/json"})
+    print(time.strftime("%F %T") + f" idle for {idle:.0f}s: stopping", flush=True)
+    try:
+        urllib.request.urlopen(req, timeout=30).read()
+    except Exception as e:
+        print(time.strftime("%F %T") + f" stop failed: {e}", flush=True)
+    last = time.time()  # stopping ends this process; if not, try again a period later
+'''
+
+_beats: dict[tuple[str, str], threading.Event] = {}
+
+
+def autostop_seconds(ctx) -> float:
+    value = ctx.job.options.get("autostop")
+    if value is None:
+        from trainsh.settings import config
+
+        value = config.off_or_duration("cloud.autostop")
+    return float(value)
+
+
+def autostop(ctx, name: str, iid: str, shell) -> None:
+    """Leave the watcher on the instance (once per instance and job) and keep its heartbeat
+    fresh while this train runs."""
+    from trainsh.remote.shell import ShellError, SshShell
+
+    idle = autostop_seconds(ctx)
+    if idle <= 0:
+        return
+    p = _provider(name)
+    how = getattr(p, "self_stop", None)
+    if how is None:
+        ctx.events.warn(f"{name} {iid}: autostop is not available for this cloud")
+        return
+    method, url, body, key_names = how(iid)
+    job = ctx.job.id
+    folder = "$HOME/.cache/trainsh/autostop"
+    alive = f"{shell.home()}/.cache/trainsh/autostop/{job}.alive"
+    import json
+    import shlex
+
+    args = shlex.join([job, str(idle), method, url, json.dumps(body), ",".join(key_names), alive])
+    script = (f'command -v python3 >/dev/null || exit 7; mkdir -p {folder} && cd {folder} && '
+              f'cat > watch.py && touch {job}.alive && '
+              f'if [ -f {job}.pid ] && kill -0 "$(cat {job}.pid)" 2>/dev/null; then exit 0; fi; '
+              f'nohup setsid python3 watch.py {args} >> {job}.log 2>&1 < /dev/null & '
+              f'echo $! > {job}.pid')
+    try:
+        # never waits a minute on a machine that went away meanwhile
+        r = SshShell(shell.spec, reconnect=0).run(["sh", "-c", script], input=WATCHER, timeout=60)
+    except ShellError as e:
+        ctx.events.warn(f"{name} {iid}: autostop could not be set up: {e}")
+        return
+    if r.returncode != 0:
+        why = "no python3 there" if r.returncode == 7 else (r.stderr.strip() or f"exit {r.returncode}")
+        ctx.events.warn(f"{name} {iid}: autostop could not be set up ({why})")
+        return
+    from trainsh.recipe.model import format_seconds
+
+    ctx.console.info(f"{name} {iid}: autostop after {format_seconds(idle)} idle with no train "
+                     "connected (--autostop 0 turns it off)")
+    _heartbeat(name, iid, shell, alive, idle)
+
+
+def _heartbeat(name: str, iid: str, shell, path: str, idle: float) -> None:
+    from trainsh.remote.shell import ShellError, SshShell
+
+    old = _beats.pop((name, iid), None)
+    if old:
+        old.set()
+    stop = _beats[(name, iid)] = threading.Event()
+    quiet = SshShell(shell.spec, reconnect=0)  # rides on the job's connection; never waits on a dead one
+    every = max(0.5, min(idle / 3, 60.0))
+
+    def beat():
+        while not stop.wait(every):
+            try:
+                quiet.run(["touch", path], timeout=20)
+            except (ShellError, OSError):
+                pass
+
+    threading.Thread(target=beat, daemon=True, name=f"heartbeat-{name}-{iid}").start()
+
+
+def _stop_heartbeat(name: str, iid: str) -> None:
+    ev = _beats.pop((name, iid), None)
+    if ev:
+        ev.set()
+
+
+# ---- the steps ---------------------------------------------------------------------------------
+
+def _opts(step) -> dict:
+    o = dict(step.options)
+    return {"gpu": o.get("gpu"), "num_gpus": int(o.get("num_gpus", 1)),
+            "min_gpu_ram": float(o["min_gpu_ram"]) if "min_gpu_ram" in o else None,
+            "max_dph": float(o["max_dph"]) if "max_dph" in o else None,
+            "limit": int(o.get("limit", 10))}
+
+
+def _wanted(opts: dict) -> str:
+    parts = [f"{k}={v}" for k, v in opts.items() if v is not None and k != "limit"]
+    return " ".join(parts)
+
+
+def _matches(inst, opts: dict) -> bool:
+    from trainsh.cloud.provider import GONE, UNKNOWN
+
+    gpu = (opts["gpu"] or "").replace("_", " ").lower()
+    ram = inst.gpu_ram_gb
+    return (inst.status not in (GONE, UNKNOWN)
+            and (not gpu or inst.gpu_name.lower() == gpu)
+            and inst.num_gpus >= opts["num_gpus"]
+            and (opts["min_gpu_ram"] is None or not ram or ram >= opts["min_gpu_ram"])
+            and (opts["max_dph"] is None or inst.price_per_hour <= opts["max_dph"]))
+
+
+def candidates(p, opts: dict) -> tuple[list, list]:
+    """(the user's own matching instances, running first; matching offers, cheapest first)."""
+    from trainsh.cloud.provider import RUNNING, STARTING
+
+    own = [i for i in p.list() if _matches(i, opts)]
+    own.sort(key=lambda i: (i.status not in (RUNNING, STARTING), i.price_per_hour))
+    offers = p.search(gpu=opts["gpu"], num_gpus=opts["num_gpus"], min_gpu_ram_gb=opts["min_gpu_ram"],
+                      max_price=opts["max_dph"], limit=opts["limit"])
+    return own[: opts["limit"]], offers
+
+
+def choose(p, opts: dict, out=None, ask=input) -> dict:
+    """On a terminal: show the user's matching instances and the market's matching offers,
+    and let the user choose. Returns {"instance": id} or {"offer": id}."""
+    out = out or sys.stderr
+    own, offers = candidates(p, opts)
+    rows = [("instance", i.id, f"{i.status:<9} {_gpu(i):<18} {_money(i.price_per_hour)}/h"
+             + (f"  {i.label}" if i.label else "")) for i in own]
+    rows += [("offer", o.id, f"{'market':<9} {_gpu(o):<18} {_money(o.price_per_hour)}/h  "
+              f"{o.gpu_ram_gb:.0f} GB/GPU  {o.location}") for o in offers]
+    if not rows:
+        raise LookupError(f"nothing on {p.name} matches {_wanted(opts) or 'the request'}")
+    out.write(f"{p.name}: choose a machine ({_wanted(opts) or 'any'})\n")
+    for n, (what, ident, text) in enumerate(rows, 1):
+        out.write(f"  {n:>2}) {what:<8} {ident:<10} {text}\n")
+    out.flush()
+    while True:
+        answer = ask(f"number [1-{len(rows)}, Enter = 1, q = cancel]: ").strip().lower()
+        if answer in ("q", "quit"):
+            raise LookupError("no machine chosen")
+        if answer == "":
+            answer = "1"
+        if answer.isdigit() and 1 <= int(answer) <= len(rows):
+            what, ident, _ = rows[int(answer) - 1]
+            return {what: ident}
+        out.write(f"  '{answer}' is not one of 1-{len(rows)}\n")
+
+
+def interactive(ctx) -> bool:
+    return bool(ctx.console.visual and sys.stdin.isatty())
+
+
+def _label(ctx, host: str) -> str:
+    return f"trainsh-{ctx.job.id}-{host}"
+
+
+def take(ctx, name: str, host: str, opts: dict, choice: dict | None, resume: bool) -> tuple:
+    """Give host a machine: the one chosen, else (headless) the user's own matching instance,
+    running or stopped, else the cheapest matching offer, rented. Journals it the moment it is
+    the job's. Returns (instance, how)."""
+    from trainsh.cloud.provider import RUNNING, STARTING, STOPPED, CreateRequest
+    from trainsh.runtime.runner import StepFailed
+    from trainsh.settings import config
+
+    p = _provider(name)
+    label = _label(ctx, host)
+    if resume:  # rented before the runner stopped, not yet journaled: that one, not another
+        for inst in p.find_by_label(label):
+            ctx.machines.add(Machine(host, name, inst.id, "rented", state=inst.status))
+            return inst, "rented"
+    if choice is None:
+        own, offers = candidates(p, opts)
+        if own:
+            choice = {"instance": own[0].id}
+        elif offers:
+            choice = {"offer": offers[0].id}
+        else:
+            raise StepFailed(f"no {name} offer matches {_wanted(opts) or 'the request'} "
+                             f"(train {name} search shows what there is)")
+    if "instance" in choice:
+        inst = p.get(choice["instance"])
+        how = "found" if inst.status in (RUNNING, STARTING) else "started"
+        ctx.machines.add(Machine(host, name, inst.id, how, state=inst.status))
+        if inst.status == STOPPED:
+            p.start(inst.id)
+            ctx.machines.set_state(host, "starting")
+        return inst, how
+    request = CreateRequest(image=config.get(f"{name}.image"), disk_gb=config.get(f"{name}.disk"),
+                            label=label, public_key=_public_key())
+    inst = p.create(choice["offer"], request)
+    ctx.machines.add(Machine(host, name, inst.id, "rented", state=inst.status))
+    return inst, "rented"
+
+
+def handlers(name: str) -> dict:
+    """The recipe steps of cloud `name`: `NAME.pick`, `.wait`, `.start`, `.stop`, `.cost`."""
+    from trainsh.cloud.provider import ProviderError
+    from trainsh.runtime import steps
+    from trainsh.runtime.runner import StepFailed
+
+    def fail(e: Exception):
+        return StepFailed(str(e))
+
+    def current(ctx, ident: str | None) -> tuple[str, str | None]:
+        """(instance id, the host it backs): the one named, else the one the job took last."""
+        mine = [m for m in ctx.machines.all() if m.kind == name]
+        if ident:
+            ident = ctx.expand(ident)
+            host = next((m.host for m in mine if m.ident == ident), None)
+            return ident, host
+        if not mine:  # a host written as `NAME:ID` that no step reached yet
+            for host, spec in ctx.host_specs.items():
+                head, _, ident = ctx.expand(spec).strip().partition(":")
+                if head == name and ident:
+                    return ident, host
+            raise StepFailed(f"no {name} instance yet: give an id or run {name}.pick first")
+        return mine[-1].ident, mine[-1].host
+
+    def pick(ctx, idx, step, resume=None):
+        host = step.host
+        m = ctx.machines.get(host)
+        steps._start(ctx, idx, step, host=host, label=_label(ctx, host))
+        if m and m.kind == name:  # taken before the runner stopped
+            ctx.host_specs[host] = f"{name}:{m.ident}"
+            steps._done(ctx, idx, 0, instance=m.ident)
+            ctx.console.ok(f"@{host} is {name} {m.ident} (taken before the runner stopped)")
+            return
+        spec = ctx.expand(ctx.host_specs.get(host, "placeholder")).strip()
+        if spec != "placeholder":
+            steps._done(ctx, idx, 0, kept=spec)
+            ctx.console.ok(f"@{host} is {spec} already: nothing to pick")
+            return
+        opts = _opts(step)
+        choice = (ctx.job.options.get("picks") or {}).get(host)
+        try:
+            if choice is None and interactive(ctx):
+                ctx.console.live_done()
+                choice = choose(_provider(name), opts)
+            inst, how = take(ctx, name, host, opts, choice, resume=bool(resume))
+        except (ProviderError, LookupError, EOFError) as e:
+            raise fail(e) from None
+        KINDS[name].known[inst.id] = inst
+        ctx.host_specs[host] = f"{name}:{inst.id}"
+        ctx.hosts.pop(host, None)
+        steps._done(ctx, idx, 0, instance=inst.id, how=how)
+        said = {"rented": "rented", "found": "your running instance", "started": "your stopped instance, starting"}[how]
+        ctx.console.ok(f"@{host} = {name} {inst.id}: {_gpu(inst)}, {_money(inst.price_per_hour)}/h ({said})")
+
+    def wait(ctx, idx, step, resume=None):
+        from trainsh.recipe.model import Duration
+
+        iid, host = current(ctx, None)
+        timeout = Duration.parse(step.option("timeout", "10m")).seconds
+        poll = Duration.parse(step.option("poll", "10s")).seconds
+        stop_on_fail = (step.option("stop_on_fail", "false") or "").lower() in ("true", "yes", "1")
+        steps._start(ctx, idx, step, instance=iid)
+        p = _provider(name)
+        begin = time.monotonic()
+        try:
+            wait_ready(p, iid, timeout, poll, say=lambda s: ctx.console.info(f"{name} {iid}: {s}"))
+        except TimeoutError as e:
+            if stop_on_fail:
+                try:
+                    p.stop(iid)
+                    if host:
+                        ctx.machines.set_state(host, "stopped")
+                    raise StepFailed(f"{e}; stopped it (stop_on_fail)") from None
+                except ProviderError as e2:
+                    raise StepFailed(f"{e}; stopping it failed too: {e2}") from None
+            raise StepFailed(str(e)) from None
+        except ProviderError as e:
+            raise fail(e) from None
+        took = time.monotonic() - begin
+        steps._done(ctx, idx, 0, instance=iid, seconds=round(took, 2))
+        from trainsh.recipe.model import format_seconds
+
+        ctx.console.ok(f"{name} {iid} is running and answers ssh ({format_seconds(round(took, 1))})")
+
+    def start(ctx, idx, step, resume=None):
+        from trainsh.cloud.provider import RUNNING, STARTING
+
+        iid, host = current(ctx, step.instance)
+        steps._start(ctx, idx, step, instance=iid)
+        try:
+            p = _provider(name)
+            inst = p.get(iid)
+            if inst.status in (RUNNING, STARTING):
+                steps._done(ctx, idx, 0, instance=iid)
+                ctx.console.ok(f"{name} {iid} is {inst.status} already")
+                return
+            host = host or f"{name}:{iid}"
+            if ctx.machines.get(host) is None:  # the job starts it: the job's to stop now
+                ctx.machines.add(Machine(host, name, iid, "started", state="starting"))
+            p.start(iid)
+        except ProviderError as e:
+            raise fail(e) from None
+        ctx.machines.set_state(host, "starting")
+        ctx.hosts.pop(host, None)  # its address may change with the start: reach it again
+        steps._done(ctx, idx, 0, instance=iid)
+        ctx.console.ok(f"{name} {iid}: starting ({name}.wait waits until it runs)")
+
+    def stop(ctx, idx, step, resume=None):
+        iid, host = current(ctx, step.instance)
+        steps._start(ctx, idx, step, instance=iid)
+        _stop_heartbeat(name, iid)
+        try:
+            _provider(name).stop(iid)
+        except ProviderError as e:
+            raise fail(e) from None
+        if host:
+            ctx.machines.set_state(host, "stopped")
+        steps._done(ctx, idx, 0, instance=iid)
+        ctx.console.ok(f"{name} {iid}: stopped (its disk stays and bills storage; "
+                       f"train {name} destroy {iid} ends that)")
+
+    def cost(ctx, idx, step, resume=None):
+        from trainsh.recipe.model import format_seconds
+
+        iid, _ = current(ctx, step.instance)
+        steps._start(ctx, idx, step, instance=iid)
+        try:
+            inst = _provider(name).get(iid)
+        except ProviderError as e:
+            raise fail(e) from None
+        up = inst.uptime()
+        steps._done(ctx, idx, 0, instance=iid, price_per_hour=inst.price_per_hour,
+                    uptime=round(up), cost=round(inst.cost_so_far(), 4))
+        ctx.console.ok(f"{name} {iid}: {_money(inst.price_per_hour)}/h, {inst.status}, up "
+                       f"{format_seconds(int(up))}, {_money(inst.cost_so_far())} so far")
+
+    return {f"{name}.pick": pick, f"{name}.wait": wait, f"{name}.start": start,
+            f"{name}.stop": stop, f"{name}.cost": cost}
+
+
+# The clouds whose instances jobs can use. A cloud joins by its provider name: here, and
+# steps.py / reach.py take `handlers(NAME)` and `host_opener(NAME)` for it.
+CLOUDS = ("vast",)
+for _name in CLOUDS:
+    KINDS[_name] = CloudKind(_name)
+
+
+# ---- before a run: --pick-host ------------------------------------------------------------------
+
+def pick_before(recipe, host: str, name: str = "vast") -> dict:
+    """`--pick-host NAME`: the choice the job's pick makes, made now (on a terminal the user
+    chooses; headless, the job's own rule applies when its step runs). Uses the options of the
+    recipe's `vast.pick @NAME` when it has one."""
+    return choose(_provider(name), pick_options(recipe, host, name))
+
+
+def pick_options(recipe, host: str, name: str = "vast") -> dict:
+    """The options of the recipe's `NAME.pick @host` (the defaults when it has none)."""
+    from trainsh.recipe.model import Cloud
+
+    step = next((s for s in recipe.steps if isinstance(s, Cloud) and s.provider == name
+                 and s.action == "pick" and s.host == host), None)
+    return _opts(step if step else Cloud(None, "", provider=name, action="pick", host=host))
