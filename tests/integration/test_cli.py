@@ -388,26 +388,20 @@ vast.wait timeout=5m
 """
 
 
-def test_check_and_run_name_the_steps_this_version_cannot_run(tmp_path, monkeypatch):
+def test_check_passes_cloud_recipes_and_a_run_without_a_key_says_so(tmp_path, monkeypatch):
+    # (what this version cannot run is refused by one registry: tests/unit/test_preflight.py
+    # shows it with entries taken out; every step and host kind a recipe can name runs now)
     monkeypatch.delenv("VAST_API_KEY", raising=False)  # the key is missing: no request is made
+    monkeypatch.delenv("RUNPOD_API_KEY", raising=False)
     write_recipe(tmp_path / "cloud.recipe", CLOUD)
-    for args in (["recipe", "check", "cloud.recipe"],
-                 ["recipe", "run", "cloud.recipe", "--no-visual"]):
-        p = train(*args)
-        assert p.returncode == 2, p.stderr
-        no_traceback(p)
-        errors = recipe_errors(p.stderr, CLOUD)
-        assert errors == [
-            ("cloud.recipe", 2, 6, "host @spare = runpod:4242: RunPod hosts are not supported yet "
-                                   "in this version")]
-        assert "ok" not in p.stdout
-    assert not (tmp_path / "ran").exists()
-    assert jobs_table() == {}
+    p = train("recipe", "check", "cloud.recipe")
+    assert p.returncode == 0 and "ok" in p.stdout, p.stdout + p.stderr
     # the placeholder vast.pick fills is not reported as unfilled; a host given by --host is
     # no RunPod host any more (and without a Vast.ai key, the pick says so)
     p = train("recipe", "run", "cloud.recipe", "--host", "spare=local")
     assert "placeholder" not in p.stderr and "@spare" not in p.stderr and "vast.pick" in p.stderr
     assert p.returncode == 1 and "VAST_API_KEY" in p.stderr
+    no_traceback(p)
 
 
 # ---- edit ----------------------------------------------------------------------------------

@@ -464,3 +464,35 @@ def test_cli_destroy_asks_on_a_terminal(cloud, fake):
     p = answer("y\n")
     assert p.returncode == 0 and "destroyed" in p.stdout, (p.stdout, p.stderr)
     assert fake.pod_state(inst.id) == "TERMINATED"
+
+
+def test_a_pod_is_a_recipe_host(cloud, fake, tmp_path):
+    """`runpod:ID` goes wherever a host goes: a recipe runs on the pod, files come back; a pod
+    the job had to start is stopped again when the job fails (money never leaks)."""
+    from helpers import write_recipe
+
+    inst = cloud.create("L40", request(fake, "t-host"))
+    cloud.wait_ready(inst.id, timeout=30)
+    recipe = write_recipe(tmp_path / "pod.recipe", f"""
+host gpu = runpod:{inst.id}
+tmux.open @gpu as w
+@w > echo "on $RUNPOD_POD_ID" > ~/made.txt
+@gpu:~/made.txt -> ./back/
+tmux.close @w
+""")
+    r = train("recipe", "run", str(recipe), "--no-visual", timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (tmp_path / "back" / "made.txt").read_text() == f"on {inst.id}\n"
+    assert fake.pod_state(inst.id) == "RUNNING"  # the user's own pod: left as it was
+
+    cloud.stop(inst.id)
+    failing = write_recipe(tmp_path / "fail.recipe", f"""
+host gpu = runpod:{inst.id}
+tmux.open @gpu as w
+@w > exit 3
+""")
+    r = train("recipe", "run", str(failing), "--no-visual", timeout=120)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "stopped (the job failed)" in r.stderr and inst.id in r.stderr
+    assert fake.pod_state(inst.id) == "EXITED"  # started by the job, stopped by its failure
+    cloud.destroy(inst.id)

@@ -592,7 +592,7 @@ def handlers(name: str) -> dict:
 
 # The clouds whose instances jobs can use. A cloud joins by its provider name: here, and
 # steps.py / reach.py take `handlers(NAME)` and `host_opener(NAME)` for it.
-CLOUDS = ("vast",)
+CLOUDS = ("vast", "runpod")
 for _name in CLOUDS:
     KINDS[_name] = CloudKind(_name)
 
