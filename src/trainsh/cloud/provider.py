@@ -12,6 +12,8 @@ Units are fixed here so providers convert once: prices in USD per hour, memory a
 
 from __future__ import annotations
 
+import os
+
 import time
 from abc import ABC, abstractmethod
 
@@ -266,3 +268,25 @@ def provider(name: str) -> Provider:
     except KeyError:
         raise ProviderError(f"unknown cloud '{name}' (known: {', '.join(PROVIDERS)})") from None
     return getattr(importlib.import_module(module), cls)()
+
+
+def local_public_key() -> str | None:
+    """The public half of the identity trainsh's ssh uses: config `ssh.key` + `.pub`, else the
+    first of ~/.ssh/id_ed25519.pub, id_ecdsa.pub, id_rsa.pub; None when there is none."""
+    from trainsh.settings import config
+
+    try:
+        key = config.get("ssh.key")
+    except config.ConfigError:
+        key = ""
+    names = [os.path.expanduser(key) + ".pub"] if key else [
+        os.path.expanduser(f"~/.ssh/id_{kind}.pub") for kind in ("ed25519", "ecdsa", "rsa")]
+    for name in names:
+        try:
+            with open(name, encoding="utf-8") as f:
+                text = f.read().strip()
+        except OSError:
+            continue
+        if text:
+            return text
+    return None

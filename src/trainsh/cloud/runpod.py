@@ -26,7 +26,7 @@ from trainsh.cloud.gpus import GPUS
 from trainsh.cloud.http import HttpError, request
 from trainsh.cloud.provider import (GONE, RUNNING, STARTING, STOPPED, UNKNOWN, AuthError, CreateRequest,
                                     Instance, NoCapacity, NotFound, Offer, Provider, ProviderError,
-                                    SshEndpoint, Unavailable)
+                                    SshEndpoint, Unavailable, local_public_key)
 
 DEFAULT_BASE = "https://api.runpod.io"
 WHAT = "RunPod"
@@ -421,28 +421,6 @@ def _names_gpu(name: str, gpu_type: dict) -> bool:
     short = {k.lower(): v.lower() for k, v in GPU_SHORT_NAMES.items()}
     ids = {str(gpu_type.get("id") or "").lower(), str(gpu_type.get("displayName") or "").lower()}
     return want in ids or short.get(name.lower()) in ids
-
-
-def local_public_key() -> str | None:
-    """The public half of the identity trainsh's ssh uses: config `ssh.key` + `.pub`, else the
-    first of ~/.ssh/id_ed25519.pub, id_ecdsa.pub, id_rsa.pub; None when there is none."""
-    from trainsh.settings import config
-
-    try:
-        key = config.get("ssh.key")
-    except config.ConfigError:
-        key = ""
-    names = [os.path.expanduser(key) + ".pub"] if key else [
-        os.path.expanduser(f"~/.ssh/id_{kind}.pub") for kind in ("ed25519", "ecdsa", "rsa")]
-    for name in names:
-        try:
-            with open(name) as f:
-                text = f.read().strip()
-        except OSError:
-            continue
-        if text:
-            return text
-    return None
 
 
 def _maybe_made(e: ProviderError) -> bool:

@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 
+from trainsh.cloud.provider import local_public_key
 from trainsh.runtime.machines import KINDS, Kind, Machine
 
 WAIT_READY = 600.0  # how long reaching a `vast:ID` host waits for it to run
@@ -52,14 +53,6 @@ def _key() -> str | None:
 
     key = config.get("ssh.key")
     return os.path.expanduser(key) if key else None
-
-
-def _public_key() -> str | None:
-    key = _key()
-    if key and os.path.exists(key + ".pub"):
-        with open(key + ".pub", encoding="utf-8") as f:
-            return f.read().strip() or None
-    return None
 
 
 # ---- machines: release, describe --------------------------------------------------------------
@@ -444,7 +437,7 @@ def take(ctx, name: str, host: str, opts: dict, choice: dict | None, resume: boo
             ctx.machines.set_state(host, "starting")
         return inst, how
     request = CreateRequest(image=config.get(f"{name}.image"), disk_gb=config.get(f"{name}.disk"),
-                            label=label, public_key=_public_key())
+                            label=label, public_key=local_public_key())
     inst = p.create(choice["offer"], request)
     ctx.machines.add(Machine(host, name, inst.id, "rented", state=inst.status))
     return inst, "rented"

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from trainsh import masking
+from trainsh.cloud.provider import local_public_key
 
 RUN_DIR = ".cache/trainsh/ow"  # on the machine, under $HOME: one folder per run
 
@@ -143,7 +144,7 @@ class Machine:
         offer = offers[0]
         req = CreateRequest(image=o.image or _default(self.provider.name, "image", ""),
                             disk_gb=o.disk or _default(self.provider.name, "disk", 50.0),
-                            label=self.label, public_key=_public_key(), gpu_count=o.count)
+                            label=self.label, public_key=local_public_key(), gpu_count=o.count)
         self._creating = True  # from here on, a machine may exist even if the call fails
         self.inst = self.provider.create(offer.id, req)
         self.rented = True
@@ -254,26 +255,6 @@ def _default(provider: str, key: str, fallback):
         return config.get(f"{provider}.{key}")
     except Exception:  # noqa: BLE001 - no such setting for this provider
         return fallback
-
-
-def _public_key() -> str | None:
-    """The public half of the identity ssh uses here (config `ssh.key`, else ~/.ssh's)."""
-    from trainsh.settings import config
-
-    try:
-        key = config.get("ssh.key")
-    except Exception:  # noqa: BLE001
-        key = ""
-    names = [os.path.expanduser(key) + ".pub"] if key else [
-        os.path.expanduser(f"~/.ssh/id_{k}.pub") for k in ("ed25519", "ecdsa", "rsa")]
-    for name in names:
-        try:
-            text = Path(name).read_text().strip()
-        except OSError:
-            continue
-        if text:
-            return text
-    return None
 
 
 # ---- env files -------------------------------------------------------------------------------
