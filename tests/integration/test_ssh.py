@@ -250,7 +250,8 @@ tmux.open @gpu as w
 
 
 def test_resume_over_ssh_after_kill_9(tmp_path, ssh):
-    home = ssh.a.home
+    home = ssh.a.home / f"res-{time.time_ns()}"  # its own: another test leaves a `started` behind
+    home.mkdir()
     r = write_recipe(tmp_path / "res.recipe", f"""
 host gpu = {ssh.a.spec()}
 tmux.open @gpu as w

@@ -485,8 +485,8 @@ def handlers(name: str) -> dict:
         choice = (ctx.job.options.get("picks") or {}).get(host)
         try:
             if choice is None and interactive(ctx):
-                ctx.console.live_done()
-                choice = choose(_provider(name), opts)
+                with ctx.console.prompting():
+                    choice = choose(_provider(name), opts)
             inst, how = take(ctx, name, host, opts, choice, resume=bool(resume))
         except (ProviderError, LookupError, EOFError) as e:
             raise fail(e) from None

@@ -96,6 +96,13 @@ class MachineState:
     started_at: float | None = None
 
 
+@dataclass(frozen=True)
+class Prompting:
+    """A step asks the user something on the terminal (True) or is done asking (False): a
+    view that owns the screen steps aside meanwhile."""
+    active: bool
+
+
 class Feed:
     """Fan-out to subscribers. A subscriber that raises is dropped, never the run."""
 

@@ -8,6 +8,8 @@ NO_COLOR or --no-visual). While a live view holds the screen, the plain printer 
 
 from __future__ import annotations
 
+import contextlib
+
 import os
 import shutil
 import sys
@@ -140,6 +142,17 @@ class Console:
 
     def live_done(self) -> None:
         self.emit(ev.ActivityEnded())
+
+    @contextlib.contextmanager
+    def prompting(self):
+        """Around a question asked on the terminal: the live view (if any) gives the screen
+        back while it is asked, and takes it again after."""
+        self.emit(ev.ActivityEnded())
+        self.emit(ev.Prompting(True))
+        try:
+            yield
+        finally:
+            self.emit(ev.Prompting(False))
 
     def _live_stop(self) -> None:
         if not self.visual:

@@ -60,6 +60,7 @@ class LiveView:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._live = None
+        self._paused = False
         self._rates = None
         self._old_winch = None
         self.job_id = ""
@@ -82,6 +83,9 @@ class LiveView:
 
     # ---- events (any thread)
     def hear(self, e) -> None:
+        if isinstance(e, ev.Prompting):
+            self._step_aside(e.active)
+            return
         with self._lock:
             now = time.monotonic()
             if isinstance(e, ev.JobStarted):
@@ -191,6 +195,22 @@ class LiveView:
         self.console.feed.unsubscribe(self.hear)
         self.console.printing = True
 
+    def _step_aside(self, asking: bool) -> None:
+        """While a step asks the user something, the screen is theirs: the view leaves it (no
+        summary) and comes back after."""
+        from rich.live import Live
+
+        with self._lock:
+            if asking and self._live is not None:
+                self._paused = True
+                self._live.stop()
+            elif not asking and self._paused:
+                self._paused = False
+                self._live = Live(console=self._rich, screen=True, auto_refresh=False,
+                                  transient=False, redirect_stdout=False, redirect_stderr=False)
+                self._live.start()
+                self._wake.set()
+
     def _loop(self) -> None:
         last_draw = last_peek = 0.0
         while not self._stop.is_set():
@@ -209,6 +229,8 @@ class LiveView:
             last_draw = time.monotonic()
 
     def _draw(self) -> None:
+        if self._paused:
+            return
         try:
             width, height = self._measure()
             with self._lock:
