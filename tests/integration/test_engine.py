@@ -331,6 +331,9 @@ tmux.close @w
     p = train("recipe", "run", str(r), "--no-visual")
     assert p.returncode == 0, p.stderr
     assert "stopping the command still running in w" in p.stderr
+    # asked to end by tmux.close: the log says stopped, not failed
+    logs = train("recipe", "logs", "--last").stdout
+    assert "[2] line 2 stopped" in logs and "failed" not in logs, logs
 
     def gone():
         return subprocess.run(["pgrep", "-f", token], capture_output=True).returncode == 1

@@ -317,7 +317,7 @@ class Runner:
             ctx.events.record("info", f"job {job.id} started: {job.recipe_path}")
             for idx, step in enumerate(self.recipe.steps):
                 row = done.get(idx)
-                if row and (row["status"] in ("done", "background")
+                if row and (row["status"] in ("done", "background", "stopped")
                             or row["status"] == "failed" and row["detail"].get("background")):
                     continue  # (a background command that failed was reported; the job went on)
                 resuming = row is not None and row["status"] in ("running", "interrupted")

@@ -24,6 +24,9 @@ def _done(ctx: Context, idx: int, exit_code: int | None = 0, **detail) -> None:
 
 # ---- commands in sessions ------------------------------------------------------------------
 
+STOPPED_BY_CLOSE = "stopped when its session was closed"
+
+
 def _collect(ctx: Context, s: Session, tmux: Tmux, p: Pending) -> None:
     """Record a finished command: its output into the job's logs, its exit code in the journal."""
     out, end = tmux.output_since(s, p.channel, s.log_offset, ended=p.rc is not None)
@@ -37,7 +40,8 @@ def _collect(ctx: Context, s: Session, tmux: Tmux, p: Pending) -> None:
             path.write_text(out + "\n", encoding="utf-8")
     with ctx.journal.batch():
         if p.step is not None:
-            status = "done" if p.rc == 0 else "failed"
+            # (a background command that tmux.close ended was asked to end: not a failure)
+            status = "done" if p.rc == 0 else "stopped" if p.note == STOPPED_BY_CLOSE else "failed"
             ctx.journal.step_finished(ctx.job.id, p.step, status, p.rc,
                                       log_path=str(path) if path else None)
         ctx.save_session(s)
@@ -275,6 +279,7 @@ def _close_session(ctx: Context, s: Session) -> None:
         p.rc = tmux.read_rc(p.rc_path)
         if p.rc is None:
             ctx.events.info(f"stopping the command still running in {s.name}: {_short(p.text)}")
+            p.note = STOPPED_BY_CLOSE
         p.done = True
     if p is not None and not p.collected:
         _collect(ctx, s, tmux, p)

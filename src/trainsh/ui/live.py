@@ -24,9 +24,9 @@ from trainsh.recipe.model import format_seconds
 from trainsh.runtime import feed as ev
 
 ICONS = {"waiting": "·", "running": "▶", "done": "✓", "failed": "✗", "background": "↻",
-         "interrupted": "‖", "skipped": "-"}
+         "interrupted": "‖", "skipped": "-", "stopped": "■"}
 STYLES = {"waiting": "dim", "running": "bold yellow", "done": "green", "failed": "bold red",
-          "background": "cyan", "interrupted": "magenta", "skipped": "dim"}
+          "background": "cyan", "interrupted": "magenta", "skipped": "dim", "stopped": "dim"}
 OUTPUT_LINES = 10  # kept per session
 
 
@@ -90,7 +90,7 @@ class LiveView:
             now = time.monotonic()
             if isinstance(e, ev.JobStarted):
                 self.job_id, self.recipe = e.job_id, e.recipe
-                self.steps = [_Step(t, {"done": "done", "background": "background"}.get(
+                self.steps = [_Step(t, {"done": "done", "background": "background", "stopped": "stopped"}.get(
                     e.statuses.get(i, ""), "waiting") if e.resumed else "waiting")
                     for i, t in enumerate(e.steps)]
                 if e.resumed:
