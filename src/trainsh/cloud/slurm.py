@@ -143,26 +143,46 @@ def submit(sh: Shell, where: str, name: str, options: dict[str, str], run_dir: s
 
     `salloc --no-shell` is scheduled at once when the cluster is free (a batch job waits for
     the scheduler's next pass, about a second), and holds the allocation after it exits. It
-    runs detached on the login host; its first line names the job, granted or pending."""
+    runs detached on the login host; its first line names the job, granted or pending. A
+    granted allocation's sessions are prepared in the same round trip (`prepare_script`)."""
     q = shlex.quote
     argv = ["salloc", "--no-shell", f"--job-name={name}"]
     for key, value in options.items():
         argv.append(f"{FLAGS[key]}={slurm_time(value) if key == 'time' else value}")
     out = q(f"{run_dir}/salloc.out")
+    # (the loop reads the file with the shell's own `read`: no process per look)
     script = (f"command -v salloc >/dev/null || exit 127\n"
               f"mkdir -p {q(run_dir)} && cd {q(run_dir)} || exit 1\n"
               f"setsid {shlex.join(argv)} > {out} 2>&1 < /dev/null & pid=$!\n"
-              f"while ! grep -q 'job allocation [0-9]' {out}; do\n"
+              "job=\n"
+              "while :; do\n"
+              "  while IFS= read -r line; do\n"
+              "    case $line in *'job allocation '[0-9]*) job=${line##* }; break 2;; esac\n"
+              f"  done < {out}\n"
               f"  kill -0 $pid 2>/dev/null || {{ wait $pid; cat {out}; exit 1; }}\n"
-              "  sleep 0.01\ndone\n"
-              f"cat {out}\n")
+              "  sleep 0.002\n"
+              "done\n"
+              f"cat {out}\n"
+              f"case $line in Granted*|*': Granted'*) (\n{prepare_script('$job', run_dir)}) >&2 || "
+              "echo 'trainsh: not prepared' >&2;; esac\n")
     r = sh.script(script, timeout=60)
     found = re.search(r"job allocation (\d+)", r.stdout)
     if not found:
         if r.ok:
             r.returncode = 1
         raise SlurmError(_explain(where, "salloc", r))
-    return found.group(1), "Granted job allocation" in r.stdout
+    granted = "Granted job allocation" in r.stdout
+    if granted and "trainsh: not prepared" not in r.stderr:
+        _PREPARED.add((sh.name, found.group(1), run_dir))
+    return found.group(1), granted
+
+
+_PREPARED: set[tuple[str, str, str]] = set()  # (login, job, run folder) whose sessions are ready
+
+
+def prepared(sh: Shell, job: str, run_dir: str) -> bool:
+    """Were this allocation's sessions prepared (by `submit`) in this process?"""
+    return (sh.name, job, run_dir) in _PREPARED
 
 
 @dataclass
@@ -252,23 +272,44 @@ def login_shell(login: str) -> Shell:
 # (`tmux wait-for -S CHANNEL`) by the shell on the node, which cannot reach the login host's
 # tmux. So in an allocation's shell that signal is a no-op, and the pane log's writer on the
 # login host signals instead when the end marker (ESC ] 778 ; CHANNEL BEL) goes by.
+# It starts beside the session's `srun`, and must be up before that shell's first command
+# ends: so only `os` and `sys` (python -I -S starts in about 10 ms; with `re` and `subprocess`
+# and a site folder, several times that).
 RELAY = r"""
-import os, re, subprocess, sys
-log = open(sys.argv[1], "ab", 0)
+import os, sys
+log = os.open(sys.argv[1], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
 tmux = sys.argv[2:] or ["tmux"]
-end = re.compile(rb"\x1b\]778;([A-Za-z0-9_.-]+)\x07")
+head, ok = b"\x1b]778;", set(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
 carry = b""
 while True:
     chunk = os.read(0, 65536)
     if not chunk:
         break
-    log.write(chunk)
-    data, last = carry + chunk, 0
-    for m in end.finditer(data):
-        subprocess.run(tmux + ["wait-for", "-S", m.group(1).decode()])
-        last = m.end()
+    view = memoryview(chunk)
+    while view:
+        view = view[os.write(log, view):]
+    data, pos, last = carry + chunk, 0, 0
+    while True:
+        i = data.find(head, pos)
+        j = data.find(b"\x07", i + len(head)) if i >= 0 else -1
+        if j < 0:
+            break
+        channel, pos = data[i + len(head):j], i + 1
+        if 0 < len(channel) <= 200 and set(channel) <= ok:
+            pid = os.fork()  # (not posix_spawnp: login hosts with python 3.6 are common)
+            if pid == 0:
+                try:
+                    os.execvp(tmux[0], tmux + ["wait-for", "-S", channel.decode()])
+                finally:
+                    os._exit(127)
+            os.waitpid(pid, 0)
+            pos = last = j + 1
     carry = data[max(last, len(data) - 256):]
 """
+
+# The login host's own python for the relay: a python3 found first on PATH may be a version
+# manager's shim (pyenv's costs some 60 ms before python even starts).
+PYTHON = "p=/usr/bin/python3; [ -x $p ] || p=python3; exec $p -I -S -u"
 
 
 # What an allocation's shell keeps of the SLURM_* variables its srun step gives it; the rest
@@ -278,10 +319,11 @@ KEEP = ("SLURM_CONF", "SLURM_CLUSTER_NAME", "SLURM_WORKING_CLUSTER", "SLURM_JOB_
         "SLURM_SUBMIT_DIR", "SLURM_SUBMIT_HOST", "SLURM_PRIO_PROCESS")
 
 
-def setup_script(job: str, run_dir: str) -> str:
+def prepare_script(job: str, run_dir: str) -> str:
     """Writes what an allocation's sessions need, in one round trip: the allocation's
     environment as a batch script would have it (from `scontrol show job`), the shell's rc
-    file that puts it in place, and the log relay."""
+    file that puts it in place, and the log relay. `job` is a job id or a shell word for one
+    (`$job`). One Slurm call; the rest is the shell's own."""
     q = shlex.quote
     f = env_file(run_dir)
     keep = "|".join(KEEP)
@@ -289,13 +331,17 @@ def setup_script(job: str, run_dir: str) -> str:
               f". {q(f)}\n"
               "[ -f ~/.bashrc ] && . ~/.bashrc\n"
               'tmux() { if [ "$1" = wait-for ]; then return 0; fi; command tmux "$@"; }\n')
-    env = (f"info=$(scontrol show job -o {q(job)}) || exit 1\n"
-           "val() { printf '%s\\n' \"$info\" | tr ' ' '\\n' | sed -n \"s|^$1=||p\" | head -n 1; }\n"
-           "nodes=$(val NodeList); n=$(val NumNodes); n=${n%%-*}; cpt=$(val CPUs/Task); tpn=$(val TresPerNode)\n"
-           "first=$(scontrol show hostnames \"$nodes\" | head -n 1)\n"
-           f"{{ echo \"export SLURM_JOB_ID={job} SLURM_JOBID={job} SLURM_JOB_NODELIST='$nodes' "
+    jid = job if job.startswith("$") else q(job)
+    env = (f"info=$(scontrol show job -o {jid}) || exit 1\n"
+           "set -f; nodes= n= cpt= tpn= part=\n"  # (a node list like n[1-2] is no glob)
+           "for kv in $info; do case $kv in NodeList=*) nodes=${kv#*=};; NumNodes=*) n=${kv#*=};; "
+           "CPUs/Task=*) cpt=${kv#*=};; TresPerNode=*) tpn=${kv#*=};; Partition=*) part=${kv#*=};; "
+           "esac; done; set +f; n=${n%%-*}\n"
+           'case $nodes in *[[,]*) first=$(scontrol show hostnames "$nodes" | head -n 1);; '
+           "*) first=$nodes;; esac\n"
+           f"{{ echo \"export SLURM_JOB_ID={jid} SLURM_JOBID={jid} SLURM_JOB_NODELIST='$nodes' "
            "SLURM_NODELIST='$nodes' SLURM_JOB_NUM_NODES=$n SLURM_NNODES=$n "
-           "SLURM_JOB_PARTITION='$(val Partition)' TRAINSH_FIRST_NODE='$first'\"\n"
+           "SLURM_JOB_PARTITION='$part' TRAINSH_FIRST_NODE='$first'\"\n"
            "  [ \"${cpt:-1}\" -gt 1 ] 2>/dev/null && echo \"export SLURM_CPUS_PER_TASK=$cpt\"\n"
            "  case $tpn in *gpu:*) echo \"export SLURM_GPUS_PER_NODE=${tpn##*:}\";; esac\n"
            f"}} > {q(f)}.tmp && mv {q(f)}.tmp {q(f)}\n")
@@ -307,7 +353,7 @@ def setup_script(job: str, run_dir: str) -> str:
 def log_command(run_dir: str, socket: str | None) -> str:
     """pipe-pane's writer of an allocation session's log: see RELAY."""
     tmux = ["tmux", "-S", socket] if socket else []
-    return f"exec python3 -u {shlex.quote(run_dir + '/relay.py')} {{log}} {shlex.join(tmux)}".rstrip()
+    return f"{PYTHON} {shlex.quote(run_dir + '/relay.py')} {{log}} {shlex.join(tmux)}".rstrip()
 
 
 def pane_command(job: str, run_dir: str) -> str:

@@ -159,10 +159,11 @@ def host_handle(ctx: Context, name: str) -> HostHandle:
     sh = _login(mach.place)
     run_dir = _run_dir(ctx, sh, name)
     tmux = Tmux(sh, local_tmux_socket() if sh.is_local() else None)
-    r = sh.script(slurm.setup_script(mach.ident, run_dir), timeout=60)
-    if not r.ok:
-        raise StepFailed(f"@{name}: could not prepare the allocation's sessions on {mach.place}: "
-                         f"{(r.stderr or r.stdout).strip()}")
+    if not slurm.prepared(sh, mach.ident, run_dir):  # (granted at once: done with the submit)
+        r = sh.script(slurm.prepare_script(mach.ident, run_dir), timeout=60)
+        if not r.ok:
+            raise StepFailed(f"@{name}: could not prepare the allocation's sessions on "
+                             f"{mach.place}: {(r.stderr or r.stdout).strip()}")
     tmux.pane_command = slurm.pane_command(mach.ident, run_dir)
     tmux.log_command = slurm.log_command(run_dir, tmux.socket)
     # (its spec is the login host's: that is where its sessions are attached)
