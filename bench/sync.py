@@ -8,7 +8,8 @@
   running `true` on the same machine, median of 20 runs each, in turns. Target <= 1.5. Both
   ways ow is used are printed against it: successive calls (ow keeps its ssh connection for 5
   minutes, so only the first logs in) and a fresh connection every call (ow's connection
-  closed before each run: a login each, as the raw ssh makes).
+  closed before each run: a login each, as the raw ssh makes). The warm-up call leaves ow's
+  remembered login for the machine (ow-endpoints.json), as any earlier call on it would.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from helpers import wait_until
 
-OW = [sys.executable, "-m", "trainsh.cli.ow"]
+OW = [sys.executable, "-m", "trainsh.owstart"]  # what the `ow` console script runs
 VAST = ["--provider", "vast", "--gpu", "RTX4090"]
 
 
@@ -186,6 +186,35 @@ def test_existing_machine_is_left_running(vast, tmp_path):
     r = ow("exec", "--provider", "vast", "--existing", iid, "--no-sync", "echo", "hi")
     assert r.returncode == 0 and r.stdout == "hi\n", r.stderr
     assert alive(vast) == [iid] and "left running" in r.stderr
+
+
+def test_a_remembered_login_is_used_only_for_the_machine_the_cloud_names(vast, tmp_path):
+    """`ow exec --existing` starts the login it remembers before the cloud answers; a stale
+    entry (here: another machine's) must not run the command anywhere but on the machine asked."""
+    import json
+
+    a, b = vast.rent("1002"), vast.rent("1002")
+    for iid in (a, b):
+        r = ow("exec", "--provider", "vast", "--existing", iid, "--no-sync", "exit 3")
+        assert r.returncode == 3, r.stderr
+    remembered = Path(os.environ["TRAINSH_HOME"]) / "ow-endpoints.json"
+    entries = json.loads(remembered.read_text())
+    assert entries[f"vast:{a}"] != entries[f"vast:{b}"]
+    assert entries[f"vast:{a}"][-2:] == ["--", "sh -s"]
+
+    entries[f"vast:{a}"] = entries[f"vast:{b}"]  # as if a's address had since passed to b
+    remembered.write_text(json.dumps(entries))
+    r = ow("exec", "--provider", "vast", "--existing", a, "--no-sync", "touch", "ran-here")
+    assert r.returncode == 0, r.stderr
+    assert (home_of(vast, a) / "ran-here").exists()
+    assert not (home_of(vast, b) / "ran-here").exists()
+    assert json.loads(remembered.read_text())[f"vast:{a}"] != entries[f"vast:{b}"]  # put right
+
+    for sock in glob.glob(os.path.join(os.environ["TRAINSH_SSH_CONTROL_DIR"], "*")):
+        subprocess.run(["ssh", "-o", f"ControlPath={sock}", "-O", "exit", "x"], capture_output=True)
+    r = ow("exec", "--provider", "vast", "--existing", a, "--no-sync", "touch x; exit 7")
+    assert r.returncode == 7, r.stderr  # a fresh login from the remembered line
+    assert (home_of(vast, a) / "x").exists() and sorted(alive(vast)) == sorted([a, b])
 
 
 TINY_BACKEND = '''

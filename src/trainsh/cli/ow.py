@@ -30,9 +30,7 @@ def _epilog() -> str:
 
     return EPILOG.format(gpus=" ".join(GPUS))
 
-# options that take a value: everything after the first other word is the command
-VALUED = {"--gpu", "--count", "--image", "--provider", "--mount", "--env-file", "--existing",
-          "--exclude", "--disk"}
+from trainsh.owstart import DEFAULT_PROVIDER, VALUED, early_login, split_command  # noqa: F401
 
 
 class _Parser(argparse.ArgumentParser):
@@ -62,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--gpu", default="L40", help="GPU short name (default L40)")
         sp.add_argument("--count", type=_positive(int), default=1, help="number of GPUs (default 1)")
         sp.add_argument("--image", help="container image (default: config PROVIDER.image)")
-        sp.add_argument("--provider", default="runpod", choices=("runpod", "vast"),
+        sp.add_argument("--provider", default=DEFAULT_PROVIDER, choices=("runpod", "vast"),
                         help="the cloud (default runpod)")
         sp.add_argument("--mount", action="append", default=[], metavar="LOCAL[:REMOTE]",
                         help="a folder to sync (repeatable; default .:/workspace; LOCAL alone goes to "
@@ -100,29 +98,6 @@ def _positive(kind):
         return n
 
     return parse
-
-
-def split_command(argv: list[str]) -> tuple[list[str], list[str]]:
-    """(ow's own arguments, the command): the command starts at the first word that is no
-    option of ow's (or after `--`) and is passed on untouched."""
-    i = 0
-    if argv and argv[0] in ("exec",):
-        i = 1
-    elif argv and argv[0] == "--debug" and len(argv) > 1 and argv[1] == "exec":
-        i = 2
-    else:
-        return argv, []
-    while i < len(argv):
-        a = argv[i]
-        if a == "--":
-            return argv[:i], argv[i + 1:]
-        if not a.startswith("-") or a == "-":
-            return argv[:i], argv[i:]
-        if a in VALUED:
-            i += 2
-        else:
-            i += 1
-    return argv, []
 
 
 class UserError(Exception):
@@ -174,8 +149,22 @@ def options(args):
                    excludes=tuple(args.exclude), sync=args.sync, editable=args.editable)
 
 
-def main(argv: list[str] | None = None) -> int:
+_UNSET = object()
+
+
+def main(argv: list[str] | None = None, early=_UNSET) -> int:
+    """`early`: owstart.early_login(argv), when the console script has started it already."""
     argv = sys.argv[1:] if argv is None else argv
+    if early is _UNSET:
+        early = early_login(argv)
+    try:
+        return _main(argv, early)
+    finally:
+        if early:
+            early.discard()  # (when nothing took it)
+
+
+def _main(argv: list[str], early) -> int:
     own, command = split_command(argv)
     parser = build_parser()
     args = parser.parse_args(own)
@@ -194,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
 
         try:
             if args.cmd == "exec":
-                return ow.ow_exec(opts, command)
+                return ow.ow_exec(opts, command, early)
             return ow.ow_ssh(opts)
         except NotFound as e:
             raise UserError(str(e), 2) from None

@@ -118,6 +118,25 @@ class Machine:
         self.rented = False
         self.label = f"ow-{os.urandom(4).hex()}"
         self._creating = False
+        self.early = None  # ow_connect.Early: a login started before the cloud answered
+
+    def first_connection(self) -> subprocess.Popen | None:
+        """The early login's `sh -s`, when the cloud's answer confirms its command line."""
+        return self.early.take(self._login_argv()) if self.early else None
+
+    def settle_early(self) -> None:
+        if self.early:
+            self.early.settle(self._login_argv())
+
+    def _login_argv(self) -> list[str]:
+        from trainsh.remote.sshspec import ssh_argv
+
+        return ssh_argv(self.shell.spec, "sh -s")
+
+    def _remember(self) -> None:
+        from trainsh.runtime import ow_connect
+
+        ow_connect.remember(self.name, self._login_argv())
 
     @property
     def name(self) -> str:
@@ -171,12 +190,14 @@ class Machine:
             if inst.status == RUNNING and inst.ssh is not None:
                 if not login:
                     self.shell = SshShell(inst.ssh_spec(), reconnect=30)
+                    self._remember()
                     return
                 shell = SshShell(inst.ssh_spec(), reconnect=0)
                 try:
                     r = shell.run(["true"], timeout=20)
                     if r.ok:
                         self.shell = SshShell(inst.ssh_spec(), reconnect=30)
+                        self._remember()
                         return
                     last = f"ssh login: exit {r.returncode}"
                 except ShellError as e:
@@ -204,6 +225,8 @@ class Machine:
         """Destroy what was rented here unless kept; name what is left running."""
         restore = shielded()
         try:
+            if self.early:
+                self.early.discard()
             if self._creating and self.inst is None:
                 self._find_made()
             if self.inst is None:
@@ -403,7 +426,7 @@ def run_command(machine: Machine, opts: Options, argv: list[str], out=None) -> i
     if secret:  # under a terminal of its own whose output is masked (remote/tmux.py's MASKER)
         body = f'python3 {d}/mask.py 0 "$b" "exec $b $* $HOME/{RUN_DIR}/{run}/cmd.sh"'
     body = f"{body}; echo $? > {d}/rc"
-    wrapper = (f"tmux wait-for {sess}-go\n{shell_bin}\nprintf '{start}'\n{body}\n"
+    wrapper = (f"{shell_bin}\nprintf '{start}'\n{body}\n"
                f"printf '{end}'\ntmux wait-for -S {sess}-done\n")
     # (guarded: a follower that lost its connection sends it again, and it must run once)
     setup = f"umask 077; if [ ! -e {d}/log ]; then\nmkdir -p {d} || exit 97\n" + NEED_TMUX
@@ -416,13 +439,15 @@ def run_command(machine: Machine, opts: Options, argv: list[str], out=None) -> i
         setup += _heredoc(f"{d}/mask.py", MASKER)
         setup += ("printf '%s\\0' " + " ".join(shlex.quote(f"{k}={v}") for k, v in opts.env.items())
                   + f" > {d}/s0.env\n")
+    # One command list: tmux runs it whole before it reads the new pane's first output or
+    # sees it die, so the log and the hook are in place for a command that ends at once.
     setup += (f": > {d}/log\n"
               f"tmux new-session -d -s {sess} -x 200 -y 50 \"sh $HOME/{RUN_DIR}/{run}/run.sh\" \\; "
               f"set-option -t {sess} remain-on-exit on \\; "
               f"set-hook -t {sess} pane-died 'wait-for -S {sess}-done' \\; "
-              f"pipe-pane -t {sess} -o \"cat >> $HOME/{RUN_DIR}/{run}/log\" \\; "
-              f"wait-for -S {sess}-go || exit 98\nfi\n")
-    follower = Follower(machine.shell, sess, d, out, gone=machine.gone)
+              f"pipe-pane -t {sess} -o \"cat >> $HOME/{RUN_DIR}/{run}/log\" || exit 98\nfi\n")
+    follower = Follower(machine.shell, sess, d, out, gone=machine.gone,
+                        ready=machine.first_connection())
     try:
         follower.follow(setup, first=True)
     except (KeyboardInterrupt, Interrupted):
@@ -449,8 +474,9 @@ class Follower:
     """Streams a session's pane log from where it was left, until the command's end marker;
     a dropped connection is followed again from the same byte."""
 
-    def __init__(self, shell, sess: str, d: str, out, gone=lambda: None):
+    def __init__(self, shell, sess: str, d: str, out, gone=lambda: None, ready=None):
         self.shell, self.sess, self.d, self.out = shell, sess, d, out
+        self.ready = ready  # an `ssh ... sh -s` already logging in, for the first round
         self.gone = gone  # why the machine cannot come back (stopped, destroyed), or None
         self.offset = 0  # bytes of the log consumed
         self.started = False  # the start marker was seen
@@ -477,9 +503,11 @@ class Follower:
                       f"tail -c +{self.offset + 1} -f -s 0.01 --pid=$w {d}/log 2>/dev/null\n"
                       f"printf '\\n\\036ow-rc %s\\n' \"$(cat {d}/rc 2>/dev/null)\"\n"
                       f"tmux kill-session -t {sess} 2>/dev/null; exit 0\n")
-            argv = ssh_argv(self.shell.spec, "sh -s")
-            p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE, start_new_session=True)
+            p, self.ready = self.ready, None
+            if p is None:
+                p = subprocess.Popen(ssh_argv(self.shell.spec, "sh -s"), stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     start_new_session=True)
             timer = None
             if deadline is not None:
                 timer = threading.Timer(max(0.0, deadline - time.monotonic()), p.kill)
@@ -589,10 +617,12 @@ class Run:
         self.syncer: Syncer | None = None
 
 
-def lifecycle(opts: Options, body) -> int:
+def lifecycle(opts: Options, body, early=None) -> int:
     """Rent (or find) the machine, run `body(machine, run)` and end the machine whatever ended
-    the run: its return, an error, Ctrl-C or SIGTERM (exit 130)."""
+    the run: its return, an error, Ctrl-C or SIGTERM (exit 130). `early` is a login to an
+    `--existing` machine already under way (ow_connect.py)."""
     machine = Machine(opts)
+    machine.early = early
     machine.check_key()
     run = Run()
     old = signal.signal(signal.SIGTERM, _on_term)
@@ -610,13 +640,14 @@ def lifecycle(opts: Options, body) -> int:
         signal.signal(signal.SIGTERM, old)
 
 
-def ow_exec(opts: Options, argv: list[str]) -> int:
-    return lifecycle(opts, lambda machine, run: _exec(machine, run, opts, argv))
+def ow_exec(opts: Options, argv: list[str], early=None) -> int:
+    return lifecycle(opts, lambda machine, run: _exec(machine, run, opts, argv), early)
 
 
 def _exec(machine: Machine, run: Run, opts: Options, argv: list[str]) -> int:
     machine.wait_ready(login=not opts.existing)
     if opts.sync and opts.mounts:
+        machine.settle_early()  # its connection first, for unison's to share
         run.syncer = Syncer(machine, opts)
         run.syncer.sync("up")
         if opts.editable:

@@ -89,8 +89,6 @@ def check_key(name: str) -> Key:
 
 def validate(key: Key, value: Any) -> Any:
     """Check (and normalise) a value for a key; raise ConfigError when it does not fit."""
-    from trainsh.recipe.model import Duration  # the one duration grammar
-
     t = key.type
     ok = {
         "str": lambda v: isinstance(v, str),
@@ -106,6 +104,8 @@ def validate(key: Key, value: Any) -> Any:
         want = f"one of {', '.join(key.choices)}" if t == "choice" else f"a {t}"
         raise ConfigError(f"{key.name} must be {want}, got {value!r}")
     if t == "duration" and not (key.name in OFF_OK and _off(value)):
+        from trainsh.recipe.model import Duration  # the one duration grammar (loads only here)
+
         try:
             Duration.parse(str(value))
         except ValueError as e:
