@@ -232,6 +232,43 @@ def test_check_several_files_reports_each_and_fails_if_any_is_bad(tmp_path):
     assert len(recipe_errors(p.stderr, BAD)) == 4
 
 
+PLACEHOLDERS = """
+var EPOCHS = 3
+host gpu = placeholder
+storage out = placeholder
+tmux.open @gpu as w
+@w > echo $EPOCHS
+@gpu:/tmp/x -> @out:/y
+"""
+
+
+def test_check_names_placeholders_and_with_run_flags_refuses_what_run_would(tmp_path):
+    write_recipe(tmp_path / "p.recipe", PLACEHOLDERS)
+    p = train("recipe", "check", "p.recipe")  # placeholders are for the run to fill
+    assert p.returncode == 0, p.stderr
+    assert "p.recipe: ok (3 steps)" in p.stdout
+    assert "to fill when it runs: host gpu is a placeholder" in p.stdout
+    assert "--storage out=SPEC" in p.stdout
+
+    p = train("recipe", "check", "p.recipe", "--host", "gpu=vast:12", "--var", "EPOCH=4")
+    assert one_line_error(p).startswith("train: --var EPOCH=...") and "did you mean EPOCHS?" in p.stderr
+    p = train("recipe", "check", "p.recipe", "--host", "gpu=vast:12")
+    assert one_line_error(p) == "train: p.recipe:3:9: storage out is a placeholder: give it a " \
+                                "storage with --storage out=SPEC"
+    p = train("recipe", "check", "p.recipe", "--host", "gpu=nope:x:y", "--storage", "out=/tmp/o")
+    assert "--host gpu=nope:x:y: bad host name" in one_line_error(p)
+    p = train("recipe", "check", "p.recipe", "--host", "gpu=vast:12", "--storage", "out=/tmp/o",
+              "--var", "EPOCHS=4")
+    assert p.returncode == 0 and p.stdout == "p.recipe: ok (3 steps)\n", p.stderr
+    assert run_preflight_agrees(tmp_path)
+
+
+def run_preflight_agrees(tmp_path) -> bool:
+    """`run` with the flags check refused refuses them in the same words, before any step."""
+    p = train("recipe", "run", "p.recipe", "--no-visual", "--host", "gpu=vast:12")
+    return p.returncode == 2 and "storage out is a placeholder" in p.stderr and "job " not in p.stdout
+
+
 def test_run_of_a_malformed_recipe_runs_nothing(tmp_path):
     write_recipe(tmp_path / "bad.recipe", BAD.replace("tmux.opn", "tmux.open"))
     p = train("recipe", "run", "bad.recipe", "--no-visual")

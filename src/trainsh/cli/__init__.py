@@ -61,8 +61,17 @@ def build_parser() -> argparse.ArgumentParser:
                      help="stop a cloud machine the job rented or started once it has been idle, "
                           "with no train connected, this long (default: config cloud.autostop, "
                           "30m; 0 = never)")
-    chk = rs.add_parser("check", help="report every mistake in a recipe without running it")
+    chk = rs.add_parser("check", help="report every mistake in a recipe without running it",
+                        description="Report every mistake in the recipes without running them. "
+                                    "With --var/--host/--storage, also what `run` with the same "
+                                    "flags would refuse before its first step.")
     chk.add_argument("recipe", nargs="+", help="recipe names or paths")
+    chk.add_argument("--var", action="append", default=[], metavar="NAME=VALUE",
+                     help="a recipe variable, as `run --var` gives it (repeatable)")
+    chk.add_argument("--host", action="append", default=[], metavar="NAME=SPEC",
+                     help="a host's spec, as `run --host` gives it (repeatable)")
+    chk.add_argument("--storage", action="append", default=[], metavar="NAME=SPEC",
+                     help="a storage's spec, as `run --storage` gives it (repeatable)")
     rs.add_parser("list", help="list recipes in the recipes folder")
     sh = rs.add_parser("show", help="show a recipe's definitions and steps")
     sh.add_argument("recipe", help="recipe name or path")

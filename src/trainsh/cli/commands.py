@@ -122,27 +122,11 @@ def _run_recipe(recipe, args, *, exec_mode: bool = False) -> int:
             raise UserError(f"--pick-host {pick}: the recipe has no host '{pick}' "
                             f"(hosts: {', '.join(recipe.of_kind('host')) or 'none'})")
     storages = _pairs(args.storage, "storage")
-    # Everything that can be known before the first step is checked here, so a run that
-    # cannot go through starts nothing.
-    problems = preflight.unknown_vars(recipe, variables) + \
-        preflight.unknown_overrides(recipe, hosts, storages, exec_mode)
-    if not problems:
-        if exec_mode:
-            from trainsh.settings.hosts import HostsError
-            from trainsh.settings.storages import StorageError
-
-            try:
-                named_hosts, named_storages = preflight.exec_names(recipe)
-            except (HostsError, StorageError) as e:
-                raise UserError(str(e)) from None
-            hosts = {**named_hosts, **hosts}
-            storages = {**named_storages, **storages}
-        unsupported = preflight.cannot_run(recipe, {**recipe.hosts, **hosts})
-        if unsupported:
-            report(RecipeErrors(unsupported))
-            return 2
-        problems = preflight.unfilled(recipe, {k: v for k, v in {**recipe.hosts, **hosts}.items() if k != pick},
-                                      {**recipe.storages, **storages}, {**recipe.variables, **variables})
+    try:
+        problems, hosts, storages = _preflight(recipe, variables, hosts, storages, pick, exec_mode)
+    except RecipeErrors as e:
+        report(e)
+        return 2
     if problems:
         for line in problems:
             print(f"train: {line}", file=sys.stderr)
@@ -169,6 +153,35 @@ def _run_recipe(recipe, args, *, exec_mode: bool = False) -> int:
                          live=not exec_mode and live_view_wanted(args.no_visual))
     finally:
         journal.close()
+
+
+def _preflight(recipe, variables: dict[str, str], hosts: dict[str, str], storages: dict[str, str],
+               pick: str | None = None, exec_mode: bool = False):
+    """Everything that can be known before the first step, so that a run which cannot go
+    through starts nothing: (problems, hosts, storages), the last two with `train exec`'s
+    names added. Steps or hosts this version cannot run raise RecipeErrors."""
+    from trainsh.runtime import preflight
+
+    problems = preflight.unknown_vars(recipe, variables) + \
+        preflight.unknown_overrides(recipe, hosts, storages, exec_mode)
+    if problems:
+        return problems, hosts, storages
+    if exec_mode:
+        from trainsh.settings.hosts import HostsError
+        from trainsh.settings.storages import StorageError
+
+        try:
+            named_hosts, named_storages = preflight.exec_names(recipe)
+        except (HostsError, StorageError) as e:
+            raise UserError(str(e)) from None
+        hosts = {**named_hosts, **hosts}
+        storages = {**named_storages, **storages}
+    unsupported = preflight.cannot_run(recipe, {**recipe.hosts, **hosts})
+    if unsupported:
+        raise RecipeErrors(unsupported)
+    problems = preflight.unfilled(recipe, {k: v for k, v in {**recipe.hosts, **hosts}.items() if k != pick},
+                                  {**recipe.storages, **storages}, {**recipe.variables, **variables})
+    return problems, hosts, storages
 
 
 def _autostop(text: str | None) -> float | None:
@@ -324,21 +337,32 @@ def cmd_attach(args) -> int:
 
 
 def cmd_check(args) -> int:
-    from trainsh.runtime.preflight import cannot_run
-
+    """Each recipe as `run` would see it: with --var/--host/--storage, the same checks a run
+    makes before its first step; without, placeholders still to fill are named, not faults."""
+    variables = _pairs(args.var, "var")
+    hosts = _pairs(args.host, "host")
+    storages = _pairs(args.storage, "storage")
+    given = bool(variables or hosts or storages)
     bad = 0
     for name in args.recipe:
         path = find_recipe(name)
         try:
             recipe = parse_file(path)
-            unsupported = cannot_run(recipe)
-            if unsupported:
-                raise RecipeErrors(unsupported)
+            problems, _, _ = _preflight(recipe, variables, hosts, storages)
         except RecipeErrors as e:
             report(e)
             bad += 1
             continue
+        unfilled = [p for p in problems if " is a placeholder: " in p]
+        problems = [p for p in problems if p not in unfilled or given]
+        if problems:
+            for line in problems:
+                print(f"train: {line}", file=sys.stderr)
+            bad += 1
+            continue
         print(f"{path}: ok ({len(recipe.steps)} steps)")
+        for line in unfilled:  # (a run gives them with --host/--storage)
+            print(f"  to fill when it runs: {line.split(': ', 1)[-1] if line.startswith(str(path)) else line}")
     return 2 if bad else 0
 
 
