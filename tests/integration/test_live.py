@@ -10,6 +10,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 from helpers import TRAIN, tmux, train, wait_until, write_recipe
@@ -323,3 +324,28 @@ def test_completion_scripts_for_zsh_and_fish_and_a_bad_shell():
         assert p.returncode == 0 and all(w in p.stdout for w in words), p.stdout
     p = train("completion", "tcsh")
     assert p.returncode == 2 and "bash, zsh or fish" in p.stderr
+
+
+def test_the_live_view_gives_the_screen_back_while_the_passphrase_is_asked(tmp_path, terminal,
+                                                                           monkeypatch):
+    monkeypatch.setenv("TRAINSH_PASSPHRASE", "correct horse battery")
+    assert train("secrets", "set", "API_TOKEN", input="tok-1234567890\n").returncode == 0
+    monkeypatch.delenv("TRAINSH_PASSPHRASE")  # the run asks for it, mid-run, on its terminal
+    write_recipe(tmp_path / "ask.recipe", """
+tmux.open @local as w
+@w > echo before-the-secret
+@w > echo length-$(printf %s "${secret:API_TOKEN}" | wc -c)
+tmux.close @w
+""")
+    term = terminal(_train_cmd("recipe", "run", "ask.recipe"), width=100, height=30)
+    term.wait_for("trainsh secrets passphrase:")
+    time.sleep(1.5)  # longer than the view's redraw period: it must not draw over the question
+    screen = term.screen()
+    assert "trainsh secrets passphrase:" in screen and "trainsh job" not in screen, screen
+    subprocess.run(term.t + ["send-keys", "-t", "tty", "-l", "correct horse battery"], check=True)
+    subprocess.run(term.t + ["send-keys", "-t", "tty", "Enter"], check=True)
+    screen = term.wait_for("EXITED=0", timeout=30)
+    assert re.search(r"✓\s+3\s+done\s+exit 0", screen), screen
+    assert "correct horse" not in screen
+    job = Journal().jobs(1)[0].id
+    assert "length-14" in train("recipe", "logs", job).stdout

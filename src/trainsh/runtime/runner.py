@@ -116,7 +116,11 @@ class Context:
         from trainsh.settings import secrets
 
         try:
-            value = secrets.lookup(name)
+            if secrets.will_ask(name):  # the passphrase, on the terminal the live view holds
+                with self.console.prompting():
+                    value = secrets.lookup(name)
+            else:
+                value = secrets.lookup(name)
         except secrets.SecretError as e:
             raise ExpandError(f"secret {name}: {e}") from None
         if value is None:

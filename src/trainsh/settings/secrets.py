@@ -262,6 +262,16 @@ def passphrase(new: bool = False) -> str:
     return value
 
 
+def will_ask(name: str) -> bool:
+    """Would `lookup(name)` ask for the passphrase on the terminal? (A live view must give the
+    screen back first.)"""
+    if os.environ.get(name) or _passphrase or os.environ.get("TRAINSH_PASSPHRASE") \
+            or not sys.stdin.isatty():
+        return False
+    st = store()
+    return isinstance(st, FileStore) and st.path.exists()
+
+
 def lookup(name: str) -> str | None:
     """The value of a secret: environment first, then the store. None when not set."""
     value = os.environ.get(name)
