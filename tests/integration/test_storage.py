@@ -222,3 +222,20 @@ def test_one_file_with_odd_characters_in_its_name(tmp_path, lake):
     p = train("transfer", "f.txt", f"@lake:/odd/{name}")
     assert p.returncode == 0, p.stderr
     assert keys(lake, "odd/") == {f"odd/{name}": 4}
+
+
+def test_the_check_of_one_file_reads_that_file_whatever_its_name(tmp_path, lake):
+    """rclone skips a file whose size and time match; the check after the copy must still
+    compare that very object's checksum, also when its name holds rclone glob characters
+    (`data[1].csv` as a filter would mean `data1.csv`)."""
+    (tmp_path / "data1.csv").write_text("a neighbour whose name the glob would match\n")
+    assert train("transfer", "data1.csv", "@lake:/g/data1.csv").returncode == 0
+    src = tmp_path / "f.csv"
+    for name in ("plain.csv", "data[1].csv", "a*b?{c}\\d.csv"):
+        src.write_text("aaaa\n")
+        os.utime(src, (1_700_000_000, 1_700_000_000))
+        assert train("transfer", "f.csv", f"@lake:/g/{name}").returncode == 0
+        src.write_text("bbbb\n")  # same size and time: rclone leaves the object as it is
+        os.utime(src, (1_700_000_000, 1_700_000_000))
+        p = train("transfer", "f.csv", f"@lake:/g/{name}")
+        assert p.returncode == 1 and "does not match its source" in p.stderr, (name, p.stdout, p.stderr)

@@ -107,6 +107,12 @@ def check_argv(binary: str, src: str, dst: str, *, excludes: tuple[str, ...] = (
 
 # For tests and listings: a store that does not answer fails in seconds, not minutes of
 # rclone's retries with backoff (its defaults suit long copies, not a quick look).
+def literal(name: str) -> str:
+    """`name` as an rclone filter pattern that matches only itself: `[`, `*`, `?`, `{` and
+    the rest are glob syntax there (`data[1].csv` would match `data1.csv`)."""
+    return re.sub(r"([\\*?\[\]{}])", r"\\\1", name)
+
+
 QUICK = ["--contimeout", "5s", "--timeout", "10s", "--retries", "1", "--low-level-retries", "1"]
 
 _UNREACHABLE = ("connection refused", "no such host", "i/o timeout", "network is unreachable",

@@ -89,7 +89,7 @@ def _upload(host, binary, env, argv, a, b, single, excludes, progress, src, dst,
         where = b[: len(b) - len(name)].rstrip("/") or b.split(":", 1)[0] + ":"
         hashing = (f"{q(binary)} md5sum {q(a)} | awk -v n={q(name)} "
                    "'{ print $1 \"  \" n }' > \"$sums\"")
-        check = f"{q(binary)} checksum md5 \"$sums\" {q(where)} --one-way --include {q('/' + name)}"
+        check = f"{q(binary)} checksum md5 \"$sums\" {q(where)} --one-way --include {q('/' + rclone.literal(name))}"
     else:
         hashing = f"{q(binary)} md5sum {q(a)}{filters} > \"$sums\""
         check = f"{q(binary)} checksum md5 \"$sums\" {q(b)} --one-way{filters}"
