@@ -13,7 +13,7 @@ import sys
 import time
 
 import pytest
-from helpers import TRAIN, tmux, train, wait_until, write_recipe
+from helpers import TRAIN, interrupted, tmux, train, wait_until, write_recipe
 
 from trainsh.runtime.journal import Journal
 
@@ -349,3 +349,18 @@ tmux.close @w
     assert "correct horse" not in screen
     job = Journal().jobs(1)[0].id
     assert "length-14" in train("recipe", "logs", job).stdout
+
+
+def test_after_a_resume_the_view_shows_how_long_the_earlier_steps_took(tmp_path, terminal):
+    write_recipe(tmp_path / "again.recipe", """
+tmux.open @local as w
+@w > sleep 1.3
+@w > touch started; while [ ! -e release ]; do sleep 0.05; done
+@w > echo after
+""")
+    p = interrupted("recipe", "run", "again.recipe", "--no-visual", once=tmp_path / "started")
+    assert p.returncode == 130, p.stderr
+    (tmp_path / "release").touch()
+    term = terminal(_train_cmd("recipe", "resume"), width=100, height=30)
+    screen = term.wait_for("EXITED=0", timeout=30)
+    assert re.search(r"✓\s+2\s+done\s+exit 0\s+1\.[34]s\s+@w > sleep 1\.3", screen), screen

@@ -20,6 +20,7 @@ class JobStarted:
     steps: tuple[str, ...]  # each step's source line, in order
     statuses: dict = field(default_factory=dict)  # idx -> status of steps a resumed job has run
     resumed: bool = False
+    earlier: dict = field(default_factory=dict)  # idx -> (seconds, exit code) of those that ended
     at: float = field(default_factory=time.time)
 
 

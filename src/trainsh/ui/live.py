@@ -97,6 +97,10 @@ class LiveView:
                     for i, st in e.statuses.items():
                         if st == "failed" and i < len(self.steps):
                             self.steps[i].status = "background"  # a background command that failed
+                    for i, (secs, code) in e.earlier.items():
+                        if i < len(self.steps) and self.steps[i].status != "waiting":
+                            step = self.steps[i]
+                            step.started, step.ended, step.exit_code = 0.0, secs, code  # (a span)
             elif isinstance(e, ev.StepStarted):
                 while len(self.steps) < e.total:
                     self.steps.append(_Step(""))

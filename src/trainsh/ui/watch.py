@@ -25,9 +25,12 @@ def run(runner, journal, console, *, live: bool = False, attach: bool = False,
         from trainsh.ui.live import LiveView
 
         view = LiveView(console)
-    statuses = {r["idx"]: r["status"] for r in journal.steps(job.id)} if resumed else {}
+    rows = journal.steps(job.id) if resumed else []
+    statuses = {r["idx"]: r["status"] for r in rows}
+    earlier = {r["idx"]: (r["ended"] - r["started"], r["exit_code"]) for r in rows
+               if r["ended"] and r["started"]}
     console.emit(ev.JobStarted(job.id, job.recipe_path, tuple(s.source for s in runner.recipe.steps),
-                               statuses, resumed))
+                               statuses, resumed, earlier=earlier))
     start, rc = time.time(), 1
     try:
         if view is not None:
