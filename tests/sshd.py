@@ -8,6 +8,7 @@ B also admits a non-root user. The client config (ssh -F) keeps known_hosts in t
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import pwd
 import shutil
@@ -18,7 +19,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-USER = "trainsh-test"
+def checkout_user(prefix: str) -> str:
+    """A system user for the tests of this checkout: its home is re-pointed and its processes
+    killed per run, so two checkouts (worktrees) testing at once must not share one."""
+    tag = hashlib.sha1(str(Path(__file__).resolve().parent).encode()).hexdigest()[:6]
+    return f"{prefix}-{tag}"
+
+
+USER = checkout_user("trainsh-test")
 
 
 def free_port() -> int:

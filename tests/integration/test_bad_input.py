@@ -285,14 +285,16 @@ def read_only_home(request, monkeypatch):
     if request.param == "other-user":
         import pwd
 
+        from sshd import USER
+
         try:
-            user = pwd.getpwnam("trainsh-test")
+            user = pwd.getpwnam(USER)
         except KeyError:
-            pytest.skip("no user trainsh-test (the ssh tests create it)")
+            pytest.skip(f"no user {USER} (the ssh tests create it)")
         prefix = ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups"]
         probe = subprocess.run([*prefix, sys.executable, "-c", "import trainsh"], capture_output=True)
         if probe.returncode != 0:
-            pytest.skip(f"trainsh-test cannot run {sys.executable}: {probe.stderr.decode()[-200:]}")
+            pytest.skip(f"{USER} cannot run {sys.executable}: {probe.stderr.decode()[-200:]}")
     else:
         mount = 'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" && exec "$@"'
         prefix = ["unshare", "-m", "sh", "-c", mount, str(home)]

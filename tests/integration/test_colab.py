@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 
 from helpers import train, write_recipe
+from sshd import checkout_user
 
-USER = "trainsh-colab"
+USER = checkout_user("trainsh-colab")  # (one per checkout: see tests/sshd.py)
 
 RELAY = """#!{python}
 # A stand-in for `cloudflared access ssh --hostname HOST`: relays stdin/stdout to the sshd

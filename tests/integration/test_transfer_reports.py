@@ -80,7 +80,7 @@ def test_host_to_host_relay_names_a_missing_source(tmp_path, ssh):
 
     b = SshShell(ssh.b.spec(USER))
     a = SshShell(ssh.a.spec())
-    with pytest.raises(ShellError, match=r"the transfer source /nope/x does not exist \(on trainsh-test@"):
+    with pytest.raises(ShellError, match=rf"the transfer source /nope/x does not exist \(on {USER}@"):
         _stream(Side("/nope/x", b), Side(f"{ssh.a.home}/y/", a), delete=False, excludes=(), dry_run=False)
 
 
