@@ -8,6 +8,9 @@ field names and units (gpu_ram and cpu_ram in MB, disk in GB, dph_total in $/h, 
 Unix seconds, extra_env as [key, value] pairs, ports as docker's "22/tcp" map) and replies with
 Content-Type exactly `application/json`.
 
+Strings in a search match exactly (gpu_name "RTX 4090": not "rtx 4090", not "RTX_4090");
+GET gpu_names/unique/ (no key needed) lists the names, as the official CLI reads them.
+
 Instances: renting (PUT asks/OFFER/) or starting one starts a real sshd (root login with the
 account's ssh keys and the keys attached to the instance) listening on two ports: the direct
 one (`ports["22/tcp"]` on `public_ipaddr`) and the "proxy" one (`ssh_host:ssh_port`). It says
@@ -93,8 +96,8 @@ def _matches(value, op: str, want) -> bool:
             want = [float(w) for w in want] if isinstance(want, list) else float(want)
         except (TypeError, ValueError):
             return False
-    if op == "eq":
-        return value == want if not isinstance(value, str) else value.lower() == str(want).lower()
+    if op == "eq":  # strings exactly: no case folding, "_" is not " " (see search())
+        return value == want
     if op == "neq":
         return value != want
     if op in ("in", "notin"):
@@ -107,6 +110,10 @@ def _matches(value, op: str, want) -> bool:
 
 
 def search(q: dict) -> list[dict]:
+    """Offers matching Vast's query form. A string matches only exactly, gpu_name included
+    ("RTX 4090", not "rtx 4090" nor "RTX_4090"): the official CLI turns `_` into a space and the
+    case is never documented as folded (its own `run benchmarks` fixes the case itself), so a
+    client must send the canonical name, as `GET gpu_names/unique/` lists them."""
     offers = market()
     for field, cond in q.items():
         if field in ("order", "limit", "type", "allocated_storage", "disable_bundling") or not isinstance(cond, dict):
@@ -334,6 +341,9 @@ class Fake:
             return self.control(method, path, body)
         if self.down:
             return 503, {"success": False, "error": "service_unavailable", "msg": "fake: the API is down"}
+        if method == "GET" and path.rstrip("/") == "/api/v0/gpu_names/unique":
+            # the canonical GPU names; the official CLI reads them without a key
+            return 200, {"gpu_names": sorted({o["gpu_name"] for o in market()})}
         token = auth[7:] if auth.startswith("Bearer ") else None
         if token is None or not token:
             return 401, {"success": False, "error": "auth_error", "msg": "Authorization header missing"}
@@ -384,9 +394,11 @@ class Fake:
             return self.rent(int(m.group(1)), body)
         if m := re.fullmatch(r"/instances/(?:reboot/)?(\d+)/(ssh/)?", route):
             inst = self.instances.get(int(m.group(1)))
-            if inst is None:
+            if inst is None:  # each as Vast's API reference documents it
                 if method == "GET" and not m.group(2) and "reboot" not in route:
                     return 200, {"instances": None}
+                if method == "DELETE" and not m.group(2):
+                    return 404, {"success": False, "error": "not_found", "msg": "Instance not found"}
                 return 404, {"success": False, "error": "no_such_instance",
                              "msg": f"Instance {m.group(1)} not found."}
             if "reboot" in route and method == "PUT":
