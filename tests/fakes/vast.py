@@ -19,7 +19,7 @@ process of that machine. Each login has CONTAINER_ID and CONTAINER_API_KEY, a ke
 read, stop or start its own instance (as a real instance's key is meant to be used).
 
 Faults, by flag or at run time with POST /_fake/control (JSON, no auth):
-  no_capacity: bool        every rent answers 404 no_such_ask
+  no_capacity: bool        every rent answers 404 (no_such_ask)
   fail_after_create: int   the next N rents make the machine, then answer 500
   start_delay: float       seconds of `loading` before `running`
   down: bool               every API call answers 503
@@ -381,7 +381,9 @@ class Fake:
             return 200, {"id": 1, "username": "fake", "email": "fake@example.invalid", "credit": 100.0,
                          "balance": 0.0, "can_pay": True, "ssh_key": ""}
         if route == "/ssh/":
-            if method == "GET":
+            if method == "GET":  # documented: a bare list, and 404 when the account has no key
+                if not self.account_keys:
+                    return 404, {"success": False, "error": "not_found", "msg": "No SSH keys found for the user."}
                 return 200, [dict(k) for k in self.account_keys]
             if method == "POST":
                 return self.add_account_key(str(body.get("ssh_key") or ""))
@@ -434,6 +436,8 @@ class Fake:
 
     def add_account_key(self, key: str) -> tuple[int, object]:
         key = key.strip()
+        if not key:
+            return 400, {"success": False, "error": "no_ssh_key", "msg": "No ssh key provided"}
         if not _pubkey(key):
             return 400, {"success": False, "error": "invalid_args", "msg": "not an ssh public key"}
         entry = {"id": self.next_key, "user_id": 1, "key": key,
@@ -447,9 +451,9 @@ class Fake:
 
     def rent(self, offer_id: int, body: dict) -> tuple[int, object]:
         offer = next((o for o in market() if o["id"] == offer_id), None)
-        if offer is None or self.no_capacity:
-            return 404, {"success": False, "error": "no_such_ask",
-                         "msg": f"Instance type by id {offer_id} is not available."}
+        if offer is None or self.no_capacity:  # the documented 404 of PUT asks/ID/
+            return 404, {"success": False, "error": "invalid_args", "ask_id": offer_id,
+                         "msg": f"error 404/3603: no_such_ask Instance type by id {offer_id} is not available."}
         if not body.get("image"):
             return 400, {"success": False, "error": "invalid_args", "msg": "image is required"}
         iid = self.next_id

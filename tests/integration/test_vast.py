@@ -227,6 +227,19 @@ def test_attach_key_uploads_the_ssh_key_identity_or_a_path(vast, tmp_path):
     _one_line_error(train("vast", "attach-key", str(tmp_path / "nope")), 2, "no such key")
 
 
+def test_keys_on_an_account_that_has_none(vast):
+    """Vast answers GET ssh/ with 404 when the account has no key (its API reference): that is an
+    empty list, and the first key goes up all the same."""
+    for k in vast.api("GET", "ssh/"):
+        vast.api("DELETE", f"ssh/{k['id']}/")
+    assert _raw(vast, "GET", "ssh/")[0] == 404
+    r = train("vast", "keys")
+    assert r.returncode == 0 and "no ssh keys" in r.stdout, r.stderr
+    r = train("vast", "attach-key")
+    assert r.returncode == 0, r.stderr
+    assert [k["key"] for k in vast.api("GET", "ssh/")] == [vast.identity.with_suffix(".pub").read_text().strip()]
+
+
 def test_proxy_endpoint_when_there_is_no_direct_port(vast):
     vast.control(no_direct=True)
     iid = _create(vast)

@@ -302,7 +302,10 @@ class VastProvider(Provider):
     # ---- ssh keys ---------------------------------------------------------------------------
 
     def keys(self) -> list[dict[str, Any]]:
-        reply = self._call("GET", "ssh/")
+        try:
+            reply = self._call("GET", "ssh/")
+        except NotFound:  # Vast's reference: 404 when the account has no key
+            return []
         if isinstance(reply, dict):  # documented as a bare list; tolerate a wrapped one
             reply = reply.get("keys") or reply.get("ssh_keys") or []
         out = []
