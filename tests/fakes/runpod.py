@@ -665,7 +665,7 @@ class FakeRunPod:
             raise GraphQLError(CAPACITY_ERROR)
         if not spec.get("name"):
             spec["name"] = spec["imageName"]
-        env = spec.setdefault("env", [])
+        env = spec["env"] = list(spec.get("env") or [])  # runpodctl sends env: null for none
         spec["sentEnv"] = [e.get("key") for e in env]  # for tests: what the client itself sent
         if self.pub_key and spec.get("startSsh") and not any(e.get("key") == "PUBLIC_KEY" for e in env):
             # RunPod puts the account's keys in PUBLIC_KEY of a pod made with startSsh (its docs:

@@ -132,6 +132,28 @@ def test_lowest_price_takes_the_input_the_official_clients_send(fake):
     assert reply["data"]["gpuTypes"][0]["lowestPrice"] == {"uninterruptablePrice": None, "minMemory": None}
 
 
+def test_the_variables_form_runpodctl_sends(fake):
+    """runpodctl (api/user.go, api/pod.go) sends its inputs as GraphQL variables: a create with
+    `env: null` and empty strings for what it leaves unset, stop by a `$podId`."""
+    keys = _gql(fake, "mutation Mutation($input: UpdateUserSettingsInput) { updateUserSettings(input: $input) { id } }",
+                {"input": {"pubKey": fake.public_key}})
+    assert keys["data"]["updateUserSettings"]["id"]
+    made = _gql(fake, "mutation createPod($input: PodFindAndDeployOnDemandInput!) { podFindAndDeployOnDemand("
+                      "input: $input) { id costPerHr desiredStatus lastStatusChange } }",
+                {"input": {"cloudType": "ALL", "containerDiskInGb": 10, "dockerArgs": "", "dataCenterId": "",
+                           "env": None, "gpuCount": 1, "gpuTypeId": "NVIDIA L4", "imageName": IMAGE,
+                           "minMemoryInGb": 0, "minVcpuCount": 0, "name": "ctl", "networkVolumeId": "",
+                           "ports": "22/tcp", "supportPublicIp": True, "startSsh": True, "templateId": "",
+                           "volumeInGb": 0, "volumeMountPath": ""}})
+    pod = made["data"]["podFindAndDeployOnDemand"]
+    assert pod["desiredStatus"] == "RUNNING" and pod["costPerHr"] > 0
+    assert fake.state()["pods"][pod["id"]]["env"] == {"PUBLIC_KEY": fake.public_key}
+    stopped = _gql(fake, "mutation stopPod($podId: String!) { podStop(input: {podId: $podId}) { id desiredStatus } }",
+                   {"podId": pod["id"]})
+    assert stopped["data"]["podStop"] == {"id": pod["id"], "desiredStatus": "EXITED"}
+    _gql(fake, f'mutation {{ podTerminate(input: {{podId: "{pod["id"]}"}}) }}')
+
+
 def test_lifecycle_with_real_ssh(cloud, fake):
     fake.faults["start_delay"] = 1.5  # runtime stays null meanwhile
     inst = cloud.create("L40", request(fake, "t-life"))
