@@ -247,10 +247,15 @@ POD = _fields(
                     container=_fields("cpuPercent memoryPercent")),
     machine=_fields("gpuDisplayName podHostId gpuTypeId location secureCloud"))
 GPU_TYPE = _fields(
-    "id displayName memoryInGb manufacturer cudaCores maxGpuCount secureCloud communityCloud securePrice "
-    "communityPrice oneMonthPrice threeMonthPrice oneWeekPrice communitySpotPrice secureSpotPrice",
+    "id displayName memoryInGb manufacturer cudaCores maxGpuCount maxGpuCountSecureCloud "
+    "maxGpuCountCommunityCloud minPodGpuCount secureCloud communityCloud securePrice communityPrice "
+    "oneMonthPrice threeMonthPrice sixMonthPrice oneWeekPrice communitySpotPrice secureSpotPrice",
     lowestPrice=_fields("gpuName gpuTypeId minimumBidPrice uninterruptablePrice minMemory minVcpu "
-                        "stockStatus gpuCount"))
+                        "stockStatus compliance maxUnreservedGpuCount availableGpuCounts gpuCount"))
+# GpuLowestPriceInput: the fields RunPod's GraphQL docs show (sdks/graphql/manage-pods.mdx) and
+# runpodctl's totalDisk; another is an error, as GraphQL validates an input object.
+LOWEST_PRICE_INPUT = {"compliance", "dataCenterId", "globalNetwork", "gpuCount", "minDisk", "minMemoryInGb",
+                      "minVcpuCount", "secureCloud", "totalDisk", "supportPublicIp", "minDownload", "minUpload"}
 SCHEMA = {
     "query": {"gpuTypes": GPU_TYPE, "pod": POD,
               "myself": _fields("id email pubKey clientBalance", pods=POD,
@@ -621,6 +626,8 @@ class FakeRunPod:
             # whose gpuCount is never left out); without it RunPod answers an error, not prices.
             if not isinstance(input, dict) or not isinstance(input.get("gpuCount"), int):
                 raise GraphQLError('lowestPrice needs input: {gpuCount: Int} (GpuLowestPriceInput)')
+            for name in set(input) - LOWEST_PRICE_INPUT:
+                raise GraphQLError(f'Field "{name}" is not defined by type "GpuLowestPriceInput".', 400)
             count = input["gpuCount"]
             cloud = input.get("secureCloud")  # true: the secure cloud, false: community, null: both
             prices = [p for p in ((secure,) if cloud is True else (community,) if cloud is False
@@ -631,12 +638,16 @@ class FakeRunPod:
                     "stockStatus": "High" if avail else None, "gpuCount": count,
                     # no machine to be had: no sizes either (runpodctl skips such a type)
                     "gpuName": display, "gpuTypeId": gpu_id, "minMemory": 62 if avail else None,
-                    "minVcpu": 8 if avail else None}
+                    "minVcpu": 8 if avail else None, "compliance": None,
+                    "maxUnreservedGpuCount": 8 if avail else 0,
+                    "availableGpuCounts": [1, 2, 4, 8] if avail else []}
 
         return {"id": gpu_id, "displayName": display, "memoryInGb": mem, "manufacturer": "Nvidia",
                 "cudaCores": 0, "maxGpuCount": 8, "secureCloud": bool(secure), "communityCloud": bool(community),
                 "securePrice": secure, "communityPrice": community, "oneMonthPrice": None,
-                "threeMonthPrice": None, "oneWeekPrice": None, "communitySpotPrice": None,
+                "threeMonthPrice": None, "sixMonthPrice": None, "oneWeekPrice": None, "communitySpotPrice": None,
+                "maxGpuCountSecureCloud": 8 if secure else 0, "maxGpuCountCommunityCloud": 8 if community else 0,
+                "minPodGpuCount": 1,
                 "secureSpotPrice": None, "lowestPrice": lowest}
 
     def q_gpu_types(self, args: dict):

@@ -119,6 +119,14 @@ def test_lowest_price_takes_the_input_the_official_clients_send(fake):
     for bad in ("", "(input: {secureCloud: true})"):  # no input, no gpuCount: an error, no prices
         reply = ask(bad)
         assert "gpuCount" in reply["errors"][0]["message"] and not reply.get("data")
+    # the availability query of RunPod's GraphQL docs (sdks/graphql/manage-pods.mdx), every input field
+    doc = lowest("(input: {compliance: null, dataCenterId: null, globalNetwork: false, gpuCount: 1, minDisk: 0, "
+                 "minMemoryInGb: 8, minVcpuCount: 2, secureCloud: true})")
+    assert doc["lowestPrice"]["uninterruptablePrice"] == doc["securePrice"]
+    from trainsh.cloud.http import HttpError
+
+    with pytest.raises(HttpError, match="minDiskBandwidth"):  # not a field of the input: 400
+        ask("(input: {gpuCount: 1, minDiskBandwidth: 1})")
     # runpodctl's `get cloud` form: a GpuLowestPriceInput! variable, sizes read back
     reply = _gql(fake, "query LowestPrice($input: GpuLowestPriceInput!) { gpuTypes { lowestPrice(input: $input) "
                        "{ gpuName gpuTypeId minimumBidPrice uninterruptablePrice minMemory minVcpu } } }",
