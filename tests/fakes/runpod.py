@@ -18,7 +18,8 @@ Faults, by flag or by `POST /_fake/faults` with a JSON object (`GET /_fake/state
 pods, terminated ones too, and counters):
   no_capacity   true, or a list of GPU type ids: create (and resume) answer RunPod's capacity
                 error, while the listings still show them (they lag, as RunPod's do)
-  sold_out      true, or a list of GPU type ids: listed with no current price (lowestPrice null)
+  sold_out      true, or a list of GPU type ids: listed with no current price (lowestPrice null);
+                "ID@SECURE" or "ID@COMMUNITY" sells out one cloud
   fail_create   N (alias fail_after_create): the next N creates make the pod, then answer 500
   start_delay   seconds before a pod's sshd starts (runtime null until then)
   down          true: every API call answers 503
@@ -630,8 +631,9 @@ class FakeRunPod:
                 raise GraphQLError(f'Field "{name}" is not defined by type "GpuLowestPriceInput".', 400)
             count = input["gpuCount"]
             cloud = input.get("secureCloud")  # true: the secure cloud, false: community, null: both
-            prices = [p for p in ((secure,) if cloud is True else (community,) if cloud is False
-                                  else (community, secure)) if p]
+            clouds = [("SECURE", secure), ("COMMUNITY", community)]
+            prices = [p for name, p in clouds if p and cloud in (None, name == "SECURE")
+                      and not self._no_capacity(f"{gpu_id}@{name}", "sold_out")]
             avail = bool(prices) and not self._no_capacity(gpu_id, "sold_out")
             return {"minimumBidPrice": round(min(prices) * 0.6, 3) if avail and community else None,
                     "uninterruptablePrice": min(prices) if avail else None,

@@ -283,6 +283,11 @@ def test_no_capacity(cloud, fake):
     fake.faults["sold_out"] = ["NVIDIA H200"]
     assert cloud.search(gpu="H200") == []
     assert cloud.search(gpu="L40")  # other types still there
+    # one cloud sold out: its offer goes, the other stays (lowestPrice asked with secureCloud)
+    fake.faults["sold_out"] = ["NVIDIA GeForce RTX 4090@COMMUNITY"]
+    assert [o.id for o in cloud.search(gpu="RTX4090")] == ["NVIDIA GeForce RTX 4090@SECURE"]
+    rtx = next(g for g in cloud.gpu_types() if g["id"] == "NVIDIA GeForce RTX 4090")
+    assert rtx["clouds"] == ["SECURE"] and rtx["price"] == rtx["securePrice"]
 
 
 def test_offer_ids_choose_the_cloud(cloud, fake):
