@@ -1,15 +1,16 @@
 """A fake of RunPod's GraphQL API whose pods are real sshd servers on loopback.
 
 It answers what the official SDK (runpod 1.12) and trainsh.cloud.runpod send, with RunPod's
-field names: `gpuTypes` (with `lowestPrice(input: {gpuCount})`), `myself { pods }`,
+field names: `gpuTypes` (with `lowestPrice(input: {gpuCount, secureCloud})`; no input or no
+gpuCount is an error), `myself { pods }`,
 `pod(input: {podId})`, and the mutations `podFindAndDeployOnDemand`, `podStop`, `podResume`,
 `podTerminate`. Only the fields a query selects are answered; a field the fake does not know is
 an error, as on a real GraphQL server. Errors come back as `{"errors": [{"message": ...}]}`;
 a wrong key is HTTP 401.
 
 A pod is an sshd (`sshd -D`, its own host key and port) that accepts the keys in the pod's
-`PUBLIC_KEY` env, as RunPod's images do (a create that sets none gets the account's keys,
-`myself { pubKey }`, set by `updateUserSettings(input: {pubKey})`). Its `runtime` stays null until that sshd answers;
+`PUBLIC_KEY` env, as RunPod's images do (a create with startSsh that sets none gets the
+account's keys, `myself { pubKey }`, set by `updateUserSettings(input: {pubKey})`). Its `runtime` stays null until that sshd answers;
 stop kills the sshd and every process of its logins; resume starts it again on a new port
 (the pod's home folder stays, like a volume); terminate removes the pod.
 
@@ -17,7 +18,8 @@ Faults, by flag or by `POST /_fake/faults` with a JSON object (`GET /_fake/state
 pods, terminated ones too, and counters):
   no_capacity   true, or a list of GPU type ids: create (and resume) answer RunPod's capacity
                 error, while the listings still show them (they lag, as RunPod's do)
-  sold_out      true, or a list of GPU type ids: listed with no current price (lowestPrice null)
+  sold_out      true, or a list of GPU type ids: listed with no current price (lowestPrice null);
+                "ID@SECURE" or "ID@COMMUNITY" sells out one cloud
   fail_create   N (alias fail_after_create): the next N creates make the pod, then answer 500
   start_delay   seconds before a pod's sshd starts (runtime null until then)
   down          true: every API call answers 503
@@ -246,9 +248,15 @@ POD = _fields(
                     container=_fields("cpuPercent memoryPercent")),
     machine=_fields("gpuDisplayName podHostId gpuTypeId location secureCloud"))
 GPU_TYPE = _fields(
-    "id displayName memoryInGb manufacturer cudaCores maxGpuCount secureCloud communityCloud securePrice "
-    "communityPrice oneMonthPrice threeMonthPrice oneWeekPrice communitySpotPrice secureSpotPrice",
-    lowestPrice=_fields("minimumBidPrice uninterruptablePrice stockStatus gpuCount"))
+    "id displayName memoryInGb manufacturer cudaCores maxGpuCount maxGpuCountSecureCloud "
+    "maxGpuCountCommunityCloud minPodGpuCount secureCloud communityCloud securePrice communityPrice "
+    "oneMonthPrice threeMonthPrice sixMonthPrice oneWeekPrice communitySpotPrice secureSpotPrice",
+    lowestPrice=_fields("gpuName gpuTypeId minimumBidPrice uninterruptablePrice minMemory minVcpu "
+                        "stockStatus compliance maxUnreservedGpuCount availableGpuCounts gpuCount"))
+# GpuLowestPriceInput: the fields RunPod's GraphQL docs show (sdks/graphql/manage-pods.mdx) and
+# runpodctl's totalDisk; another is an error, as GraphQL validates an input object.
+LOWEST_PRICE_INPUT = {"compliance", "dataCenterId", "globalNetwork", "gpuCount", "minDisk", "minMemoryInGb",
+                      "minVcpuCount", "secureCloud", "totalDisk", "supportPublicIp", "minDownload", "minUpload"}
 SCHEMA = {
     "query": {"gpuTypes": GPU_TYPE, "pod": POD,
               "myself": _fields("id email pubKey clientBalance", pods=POD,
@@ -614,17 +622,34 @@ class FakeRunPod:
         gpu_id, display, mem, community, secure = g
 
         def lowest(input: dict | None = None) -> dict:
-            count = int((input or {}).get("gpuCount") or 1)
-            prices = [p for p in (community, secure) if p]
-            avail = not self._no_capacity(gpu_id, "sold_out")
+            # GpuLowestPriceInput with gpuCount: the official clients always send it (the SDK
+            # `lowestPrice(input: {gpuCount: N})`, runpodctl a `GpuLowestPriceInput!` variable
+            # whose gpuCount is never left out); without it RunPod answers an error, not prices.
+            if not isinstance(input, dict) or not isinstance(input.get("gpuCount"), int):
+                raise GraphQLError('lowestPrice needs input: {gpuCount: Int} (GpuLowestPriceInput)')
+            for name in set(input) - LOWEST_PRICE_INPUT:
+                raise GraphQLError(f'Field "{name}" is not defined by type "GpuLowestPriceInput".', 400)
+            count = input["gpuCount"]
+            cloud = input.get("secureCloud")  # true: the secure cloud, false: community, null: both
+            clouds = [("SECURE", secure), ("COMMUNITY", community)]
+            prices = [p for name, p in clouds if p and cloud in (None, name == "SECURE")
+                      and not self._no_capacity(f"{gpu_id}@{name}", "sold_out")]
+            avail = bool(prices) and not self._no_capacity(gpu_id, "sold_out")
             return {"minimumBidPrice": round(min(prices) * 0.6, 3) if avail and community else None,
                     "uninterruptablePrice": min(prices) if avail else None,
-                    "stockStatus": "High" if avail else None, "gpuCount": count}
+                    "stockStatus": "High" if avail else None, "gpuCount": count,
+                    # no machine to be had: no sizes either (runpodctl skips such a type)
+                    "gpuName": display, "gpuTypeId": gpu_id, "minMemory": 62 if avail else None,
+                    "minVcpu": 8 if avail else None, "compliance": None,
+                    "maxUnreservedGpuCount": 8 if avail else 0,
+                    "availableGpuCounts": [1, 2, 4, 8] if avail else []}
 
         return {"id": gpu_id, "displayName": display, "memoryInGb": mem, "manufacturer": "Nvidia",
                 "cudaCores": 0, "maxGpuCount": 8, "secureCloud": bool(secure), "communityCloud": bool(community),
                 "securePrice": secure, "communityPrice": community, "oneMonthPrice": None,
-                "threeMonthPrice": None, "oneWeekPrice": None, "communitySpotPrice": None,
+                "threeMonthPrice": None, "sixMonthPrice": None, "oneWeekPrice": None, "communitySpotPrice": None,
+                "maxGpuCountSecureCloud": 8 if secure else 0, "maxGpuCountCommunityCloud": 8 if community else 0,
+                "minPodGpuCount": 1,
                 "secureSpotPrice": None, "lowestPrice": lowest}
 
     def q_gpu_types(self, args: dict):
@@ -653,10 +678,13 @@ class FakeRunPod:
             raise GraphQLError(CAPACITY_ERROR)
         if not spec.get("name"):
             spec["name"] = spec["imageName"]
-        env = spec.setdefault("env", [])
+        env = spec["env"] = list(spec.get("env") or [])  # runpodctl sends env: null for none
         spec["sentEnv"] = [e.get("key") for e in env]  # for tests: what the client itself sent
-        if self.pub_key and not any(e.get("key") == "PUBLIC_KEY" for e in env):
-            env.append({"key": "PUBLIC_KEY", "value": self.pub_key})  # RunPod adds the account's keys
+        if self.pub_key and spec.get("startSsh") and not any(e.get("key") == "PUBLIC_KEY" for e in env):
+            # RunPod puts the account's keys in PUBLIC_KEY of a pod made with startSsh (its docs:
+            # "keys take effect for pods created afterwards with startSsh"); a PUBLIC_KEY the
+            # create sets overrides them; the image's start script appends it to authorized_keys
+            env.append({"key": "PUBLIC_KEY", "value": self.pub_key})
         pod_id = secrets.token_hex(7)[:14]
         pod = Pod(self, pod_id, spec, gpu)
         with self.lock:

@@ -8,6 +8,9 @@ field names and units (gpu_ram and cpu_ram in MB, disk in GB, dph_total in $/h, 
 Unix seconds, extra_env as [key, value] pairs, ports as docker's "22/tcp" map) and replies with
 Content-Type exactly `application/json`.
 
+Strings in a search match exactly (gpu_name "RTX 4090": not "rtx 4090", not "RTX_4090");
+GET gpu_names/unique/ (no key needed) lists the names, as the official CLI reads them.
+
 Instances: renting (PUT asks/OFFER/) or starting one starts a real sshd (root login with the
 account's ssh keys and the keys attached to the instance) listening on two ports: the direct
 one (`ports["22/tcp"]` on `public_ipaddr`) and the "proxy" one (`ssh_host:ssh_port`). It says
@@ -16,7 +19,7 @@ process of that machine. Each login has CONTAINER_ID and CONTAINER_API_KEY, a ke
 read, stop or start its own instance (as a real instance's key is meant to be used).
 
 Faults, by flag or at run time with POST /_fake/control (JSON, no auth):
-  no_capacity: bool        every rent answers 404 no_such_ask
+  no_capacity: bool        every rent answers 404 (no_such_ask)
   fail_after_create: int   the next N rents make the machine, then answer 500
   start_delay: float       seconds of `loading` before `running`
   down: bool               every API call answers 503
@@ -93,8 +96,8 @@ def _matches(value, op: str, want) -> bool:
             want = [float(w) for w in want] if isinstance(want, list) else float(want)
         except (TypeError, ValueError):
             return False
-    if op == "eq":
-        return value == want if not isinstance(value, str) else value.lower() == str(want).lower()
+    if op == "eq":  # strings exactly: no case folding, "_" is not " " (see search())
+        return value == want
     if op == "neq":
         return value != want
     if op in ("in", "notin"):
@@ -107,6 +110,10 @@ def _matches(value, op: str, want) -> bool:
 
 
 def search(q: dict) -> list[dict]:
+    """Offers matching Vast's query form. A string matches only exactly, gpu_name included
+    ("RTX 4090", not "rtx 4090" nor "RTX_4090"): the official CLI turns `_` into a space and the
+    case is never documented as folded (its own `run benchmarks` fixes the case itself), so a
+    client must send the canonical name, as `GET gpu_names/unique/` lists them."""
     offers = market()
     for field, cond in q.items():
         if field in ("order", "limit", "type", "allocated_storage", "disable_bundling") or not isinstance(cond, dict):
@@ -334,6 +341,9 @@ class Fake:
             return self.control(method, path, body)
         if self.down:
             return 503, {"success": False, "error": "service_unavailable", "msg": "fake: the API is down"}
+        if method == "GET" and path.rstrip("/") == "/api/v0/gpu_names/unique":
+            # the canonical GPU names; the official CLI reads them without a key
+            return 200, {"gpu_names": sorted({o["gpu_name"] for o in market()})}
         token = auth[7:] if auth.startswith("Bearer ") else None
         if token is None or not token:
             return 401, {"success": False, "error": "auth_error", "msg": "Authorization header missing"}
@@ -371,7 +381,9 @@ class Fake:
             return 200, {"id": 1, "username": "fake", "email": "fake@example.invalid", "credit": 100.0,
                          "balance": 0.0, "can_pay": True, "ssh_key": ""}
         if route == "/ssh/":
-            if method == "GET":
+            if method == "GET":  # documented: a bare list, and 404 when the account has no key
+                if not self.account_keys:
+                    return 404, {"success": False, "error": "not_found", "msg": "No SSH keys found for the user."}
                 return 200, [dict(k) for k in self.account_keys]
             if method == "POST":
                 return self.add_account_key(str(body.get("ssh_key") or ""))
@@ -384,9 +396,11 @@ class Fake:
             return self.rent(int(m.group(1)), body)
         if m := re.fullmatch(r"/instances/(?:reboot/)?(\d+)/(ssh/)?", route):
             inst = self.instances.get(int(m.group(1)))
-            if inst is None:
+            if inst is None:  # each as Vast's API reference documents it
                 if method == "GET" and not m.group(2) and "reboot" not in route:
                     return 200, {"instances": None}
+                if method == "DELETE" and not m.group(2):
+                    return 404, {"success": False, "error": "not_found", "msg": "Instance not found"}
                 return 404, {"success": False, "error": "no_such_instance",
                              "msg": f"Instance {m.group(1)} not found."}
             if "reboot" in route and method == "PUT":
@@ -422,6 +436,8 @@ class Fake:
 
     def add_account_key(self, key: str) -> tuple[int, object]:
         key = key.strip()
+        if not key:
+            return 400, {"success": False, "error": "no_ssh_key", "msg": "No ssh key provided"}
         if not _pubkey(key):
             return 400, {"success": False, "error": "invalid_args", "msg": "not an ssh public key"}
         entry = {"id": self.next_key, "user_id": 1, "key": key,
@@ -435,9 +451,9 @@ class Fake:
 
     def rent(self, offer_id: int, body: dict) -> tuple[int, object]:
         offer = next((o for o in market() if o["id"] == offer_id), None)
-        if offer is None or self.no_capacity:
-            return 404, {"success": False, "error": "no_such_ask",
-                         "msg": f"Instance type by id {offer_id} is not available."}
+        if offer is None or self.no_capacity:  # the documented 404 of PUT asks/ID/
+            return 404, {"success": False, "error": "invalid_args", "ask_id": offer_id,
+                         "msg": f"error 404/3603: no_such_ask Instance type by id {offer_id} is not available."}
         if not body.get("image"):
             return 400, {"success": False, "error": "invalid_args", "msg": "image is required"}
         iid = self.next_id

@@ -94,6 +94,74 @@ def test_offers_are_gpu_types_with_prices(cloud):
     assert types["NVIDIA H100 80GB HBM3"]["securePrice"] > types["NVIDIA H100 80GB HBM3"]["communityPrice"] > 0
 
 
+def _gql(fake, query: str, variables: dict | None = None) -> dict:
+    from trainsh.cloud.http import request as http
+
+    return http("POST", f"{fake.url}/graphql", what="fake", key=fake.api_key, retries=0,
+                body={"query": query, **({"variables": variables} if variables else {})})
+
+
+def test_lowest_price_takes_the_input_the_official_clients_send(fake):
+    """`lowestPrice` is asked with GpuLowestPriceInput and its gpuCount (runpod-python
+    api/queries/gpus.py, runpodctl api/cloud.go); `secureCloud` picks a cloud, null both."""
+    def ask(args: str) -> dict:
+        return _gql(fake, 'query { gpuTypes(input: {id: "NVIDIA GeForce RTX 4090"}) { securePrice communityPrice '
+                          f"lowestPrice{args} {{ uninterruptablePrice minMemory }} }} }}")
+
+    def lowest(args: str) -> dict:
+        return ask(args)["data"]["gpuTypes"][0]
+
+    both, secure, community = (lowest(f"(input: {{gpuCount: 1{extra}}})")
+                               for extra in ("", ", secureCloud: true", ", secureCloud: false"))
+    assert secure["lowestPrice"]["uninterruptablePrice"] == secure["securePrice"]
+    assert community["lowestPrice"]["uninterruptablePrice"] == community["communityPrice"]
+    assert both["lowestPrice"]["uninterruptablePrice"] == min(both["securePrice"], both["communityPrice"])
+    for bad in ("", "(input: {secureCloud: true})"):  # no input, no gpuCount: an error, no prices
+        reply = ask(bad)
+        assert "gpuCount" in reply["errors"][0]["message"] and not reply.get("data")
+    # the availability query of RunPod's GraphQL docs (sdks/graphql/manage-pods.mdx), every input field
+    doc = lowest("(input: {compliance: null, dataCenterId: null, globalNetwork: false, gpuCount: 1, minDisk: 0, "
+                 "minMemoryInGb: 8, minVcpuCount: 2, secureCloud: true})")
+    assert doc["lowestPrice"]["uninterruptablePrice"] == doc["securePrice"]
+    from trainsh.cloud.http import HttpError
+
+    with pytest.raises(HttpError, match="minDiskBandwidth"):  # not a field of the input: 400
+        ask("(input: {gpuCount: 1, minDiskBandwidth: 1})")
+    # runpodctl's `get cloud` form: a GpuLowestPriceInput! variable, sizes read back
+    reply = _gql(fake, "query LowestPrice($input: GpuLowestPriceInput!) { gpuTypes { lowestPrice(input: $input) "
+                       "{ gpuName gpuTypeId minimumBidPrice uninterruptablePrice minMemory minVcpu } } }",
+                 {"input": {"gpuCount": 2, "secureCloud": None}})
+    rows = {r["lowestPrice"]["gpuTypeId"]: r["lowestPrice"] for r in reply["data"]["gpuTypes"]}
+    assert rows["NVIDIA L40"]["gpuName"] == "L40" and rows["NVIDIA L40"]["minMemory"] > 0
+    fake.faults["sold_out"] = ["NVIDIA L40"]
+    assert lowest("(input: {gpuCount: 1})")["lowestPrice"]["minMemory"] > 0
+    reply = _gql(fake, 'query { gpuTypes(input: {id: "NVIDIA L40"}) { lowestPrice(input: {gpuCount: 1}) '
+                       "{ uninterruptablePrice minMemory } } }")
+    assert reply["data"]["gpuTypes"][0]["lowestPrice"] == {"uninterruptablePrice": None, "minMemory": None}
+
+
+def test_the_variables_form_runpodctl_sends(fake):
+    """runpodctl (api/user.go, api/pod.go) sends its inputs as GraphQL variables: a create with
+    `env: null` and empty strings for what it leaves unset, stop by a `$podId`."""
+    keys = _gql(fake, "mutation Mutation($input: UpdateUserSettingsInput) { updateUserSettings(input: $input) { id } }",
+                {"input": {"pubKey": fake.public_key}})
+    assert keys["data"]["updateUserSettings"]["id"]
+    made = _gql(fake, "mutation createPod($input: PodFindAndDeployOnDemandInput!) { podFindAndDeployOnDemand("
+                      "input: $input) { id costPerHr desiredStatus lastStatusChange } }",
+                {"input": {"cloudType": "ALL", "containerDiskInGb": 10, "dockerArgs": "", "dataCenterId": "",
+                           "env": None, "gpuCount": 1, "gpuTypeId": "NVIDIA L4", "imageName": IMAGE,
+                           "minMemoryInGb": 0, "minVcpuCount": 0, "name": "ctl", "networkVolumeId": "",
+                           "ports": "22/tcp", "supportPublicIp": True, "startSsh": True, "templateId": "",
+                           "volumeInGb": 0, "volumeMountPath": ""}})
+    pod = made["data"]["podFindAndDeployOnDemand"]
+    assert pod["desiredStatus"] == "RUNNING" and pod["costPerHr"] > 0
+    assert fake.state()["pods"][pod["id"]]["env"] == {"PUBLIC_KEY": fake.public_key}
+    stopped = _gql(fake, "mutation stopPod($podId: String!) { podStop(input: {podId: $podId}) { id desiredStatus } }",
+                   {"podId": pod["id"]})
+    assert stopped["data"]["podStop"] == {"id": pod["id"], "desiredStatus": "EXITED"}
+    _gql(fake, f'mutation {{ podTerminate(input: {{podId: "{pod["id"]}"}}) }}')
+
+
 def test_lifecycle_with_real_ssh(cloud, fake):
     fake.faults["start_delay"] = 1.5  # runtime stays null meanwhile
     inst = cloud.create("L40", request(fake, "t-life"))
@@ -174,6 +242,10 @@ def test_account_keys_reach_pods_that_name_none(cloud, fake, tmp_path):
 
     argv = ssh_argv(cloud.ssh_spec(ready, str(fake.ssh_key)), "echo acct")
     assert subprocess.run(argv, capture_output=True, text=True, timeout=30).stdout.strip() == "acct"
+    # only a pod made with startSsh gets them (RunPod's docs: keys reach pods created with it)
+    reply = _gql(fake, 'mutation { podFindAndDeployOnDemand(input: {name: "t-nossh", imageName: "x", '
+                       'gpuTypeId: "NVIDIA L4", cloudType: ALL, startSsh: false}) { id } }')
+    assert "PUBLIC_KEY" not in fake.state()["pods"][reply["data"]["podFindAndDeployOnDemand"]["id"]]["env"]
 
 
 def test_unknown_pod_is_not_found(cloud, fake):
@@ -211,6 +283,11 @@ def test_no_capacity(cloud, fake):
     fake.faults["sold_out"] = ["NVIDIA H200"]
     assert cloud.search(gpu="H200") == []
     assert cloud.search(gpu="L40")  # other types still there
+    # one cloud sold out: its offer goes, the other stays (lowestPrice asked with secureCloud)
+    fake.faults["sold_out"] = ["NVIDIA GeForce RTX 4090@COMMUNITY"]
+    assert [o.id for o in cloud.search(gpu="RTX4090")] == ["NVIDIA GeForce RTX 4090@SECURE"]
+    rtx = next(g for g in cloud.gpu_types() if g["id"] == "NVIDIA GeForce RTX 4090")
+    assert rtx["clouds"] == ["SECURE"] and rtx["price"] == rtx["securePrice"]
 
 
 def test_offer_ids_choose_the_cloud(cloud, fake):
@@ -343,6 +420,8 @@ out["stopped"] = runpod.stop_pod(pod["id"])
 out["resumed"] = runpod.resume_pod(pod["id"], 1)
 runpod.terminate_pod(pod["id"])
 out["after"] = runpod.get_pod(pod["id"])
+out["keyless"] = runpod.create_pod("sdk-keyless", "runpod/base:0.6.2", "NVIDIA L4")  # no env at all
+runpod.terminate_pod(out["keyless"]["id"])
 runpod.api_key = "wrong"
 try:
     runpod.get_pods()
@@ -371,6 +450,8 @@ def test_official_sdk_against_the_fake(fake):
     assert out["stopped"] == {"id": pod_id, "desiredStatus": "EXITED"}
     assert out["resumed"]["desiredStatus"] == "RUNNING"
     assert out["after"] is None and "API key" in out["auth_error"]
+    # the SDK sends startSsh: true, so the account's keys (set above) went into PUBLIC_KEY
+    assert fake.state()["terminated"][out["keyless"]["id"]]["env"]["PUBLIC_KEY"] == fake.public_key
     assert fake.pod_state(pod_id) == "TERMINATED"
 
 

@@ -53,6 +53,63 @@ def test_search_filters_cheapest_first_and_json(vast):
     assert big and all(o["gpu_ram_gb"] >= 48 for o in big)
 
 
+def _raw(vast, method: str, path: str, body=None, key: str | None = "") -> tuple[int, object]:
+    """Status and JSON body of one call to the fake, errors included."""
+    import urllib.error
+    import urllib.request
+
+    headers = {"Content-Type": "application/json"}
+    if key is not None:
+        headers["Authorization"] = f"Bearer {key or vast.key}"
+    req = urllib.request.Request(f"{vast.url}/api/v0/{path}", method=method, headers=headers,
+                                 data=None if body is None else json.dumps(body).encode())
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def test_the_fake_answers_as_vast_documents_it(vast):
+    """Vast's API reference (vast-ai/docs api-reference/openapi/yaml) and the official CLI's
+    source (vast-ai/vast-cli), not our client, are what these answers follow."""
+    def names(q: dict) -> set[str]:
+        status, reply = _raw(vast, "POST", "bundles/", q)
+        assert status == 200
+        return {o["gpu_name"] for o in reply["offers"]}
+
+    # gpu_name matches exactly: the CLI sends "RTX 4090" for gpu_name=RTX_4090 (parse_query turns
+    # "_" into " "), and folds no case, so neither "rtx 4090" nor "RTX_4090" is a name
+    assert names({"gpu_name": {"eq": "RTX 4090"}}) == {"RTX 4090"}
+    assert names({"gpu_name": {"eq": "rtx 4090"}}) == set() == names({"gpu_name": {"eq": "RTX_4090"}})
+    assert names({"gpu_name": {"in": ["RTX 3090", "RTX A6000"]}}) == {"RTX 3090", "RTX A6000"}
+    # the names, as `GET gpu_names/unique/` gives them to the CLI (which sends no key)
+    status, reply = _raw(vast, "GET", "gpu_names/unique/", key=None)
+    assert status == 200 and {"RTX 4090", "RTX 3090", "H100 SXM"} <= set(reply["gpu_names"])
+    # an id that is not on the account: show answers 200 {"instances": null} (the CLI prints
+    # "not found" for it), manage (start/stop/label) 404 no_such_instance, destroy 404 not_found
+    assert _raw(vast, "GET", "instances/4242/?owner=me") == (200, {"instances": None})
+    for state in ("running", "stopped"):
+        status, reply = _raw(vast, "PUT", "instances/4242/", {"state": state})
+        assert status == 404 and reply["success"] is False and reply["error"] == "no_such_instance"
+    status, reply = _raw(vast, "DELETE", "instances/4242/", {})
+    assert (status, reply["success"], reply["error"]) == (404, False, "not_found")
+    status, reply = _raw(vast, "GET", "instances/", key="wrong")
+    assert (status, reply["error"]) == (401, "auth_error")
+
+
+def test_search_sends_vast_own_gpu_names(vast):
+    """Any case and `_` for a space: the client sends Vast's spelling, from the names it knows
+    or, for another GPU, from the API's list."""
+    from trainsh.cloud.vast import VastProvider
+
+    cloud = VastProvider()
+    assert cloud.gpu_name("rtx_4090") == "RTX 4090" and cloud.gpu_name("h100 sxm") == "H100 SXM"
+    assert {o.id for o in cloud.search(gpu="rtx_4090")} == {"1002", "1003", "1006"}
+    assert [o.id for o in cloud.search(gpu="Rtx_3090")] == ["1001"]  # not in gpus.py: the API's list
+    assert cloud.search(gpu="no_such_gpu") == []
+
+
 def test_a_machine_from_rent_to_destroy(vast):
     iid = _create(vast, label="by-hand")
     row = _running(vast, iid)
@@ -168,6 +225,19 @@ def test_attach_key_uploads_the_ssh_key_identity_or_a_path(vast, tmp_path):
                            capture_output=True, text=True, timeout=30)
     assert login.stdout.strip() == "yes", login.stderr
     _one_line_error(train("vast", "attach-key", str(tmp_path / "nope")), 2, "no such key")
+
+
+def test_keys_on_an_account_that_has_none(vast):
+    """Vast answers GET ssh/ with 404 when the account has no key (its API reference): that is an
+    empty list, and the first key goes up all the same."""
+    for k in vast.api("GET", "ssh/"):
+        vast.api("DELETE", f"ssh/{k['id']}/")
+    assert _raw(vast, "GET", "ssh/")[0] == 404
+    r = train("vast", "keys")
+    assert r.returncode == 0 and "no ssh keys" in r.stdout, r.stderr
+    r = train("vast", "attach-key")
+    assert r.returncode == 0, r.stderr
+    assert [k["key"] for k in vast.api("GET", "ssh/")] == [vast.identity.with_suffix(".pub").read_text().strip()]
 
 
 def test_proxy_endpoint_when_there_is_no_direct_port(vast):

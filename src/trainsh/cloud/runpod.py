@@ -7,9 +7,9 @@ public, and the user's public key in its `PUBLIC_KEY` env (RunPod's images put i
 authorized_keys). Its ssh endpoint is the runtime port with privatePort 22 on a public IP;
 `runtime` is null until the container is up.
 
-"search" offers GPU types that can be had now, one offer per cloud (secure, community): the
-offer id is RunPod's gpuTypeId with the cloud ("NVIDIA L40@SECURE"), its price that cloud's
-per-GPU price times the GPU count. `create` also takes a bare gpuTypeId or a short name
+"search" offers GPU types that can be had now, one offer per cloud (secure, community) that
+has them: the offer id is RunPod's gpuTypeId with the cloud ("NVIDIA L40@SECURE"), its price
+that cloud's per-GPU price times the GPU count. `create` also takes a bare gpuTypeId or a short name
 (cloud ALL: RunPod picks the cheapest that is free). `GPU_SHORT_NAMES` maps the short names `ow`
 takes (L40, H100S, ...) to those ids.
 """
@@ -157,15 +157,22 @@ class RunPodProvider(Provider):
 
     def gpu_types(self, gpu_count: int = 1) -> list[dict]:
         """Every GPU type with its memory and prices: `id`, `displayName`, `memoryInGb`,
-        `securePrice`, `communityPrice` (per GPU-hour; 0 or null where not offered) and
-        `price` (the lowest current per-GPU price, None when none can be had now)."""
+        `securePrice`, `communityPrice` (per GPU-hour; 0 or null where not offered), `price`
+        (the lowest current per-GPU price, None when none can be had now) and `clouds` (those
+        of SECURE and COMMUNITY that have `gpu_count` of it now: `lowestPrice` asked with
+        `secureCloud` true and false, as runpodctl's `get cloud --secure/--community` asks)."""
+        n = int(gpu_count)
         data = self.graphql(f"""query GpuTypes {{ gpuTypes {{ id displayName memoryInGb secureCloud
   communityCloud securePrice communityPrice
-  lowestPrice(input: {{gpuCount: {int(gpu_count)}}}) {{ minimumBidPrice uninterruptablePrice }} }} }}""")
+  lowestPrice(input: {{gpuCount: {n}}}) {{ minimumBidPrice uninterruptablePrice }}
+  secureNow: lowestPrice(input: {{gpuCount: {n}, secureCloud: true}}) {{ uninterruptablePrice }}
+  communityNow: lowestPrice(input: {{gpuCount: {n}, secureCloud: false}}) {{ uninterruptablePrice }} }} }}""")
         out = []
         for g in data.get("gpuTypes") or []:
             lowest = (g.get("lowestPrice") or {}).get("uninterruptablePrice")
-            out.append({**g, "price": float(lowest) if lowest else None})
+            clouds = [c for c in ("SECURE", "COMMUNITY")
+                      if (g.pop(f"{c.lower()}Now", None) or {}).get("uninterruptablePrice")]
+            out.append({**g, "price": float(lowest) if lowest else None, "clouds": clouds})
         return out
 
     def search(self, *, gpu: str | None = None, num_gpus: int = 1, min_gpu_ram_gb: float | None = None,
@@ -182,8 +189,8 @@ class RunPodProvider(Provider):
                 continue
             for cloud, field in (("SECURE", "securePrice"), ("COMMUNITY", "communityPrice")):
                 per_gpu = g.get(field)
-                if not per_gpu:
-                    continue  # not offered in that cloud
+                if not per_gpu or cloud not in g["clouds"]:
+                    continue  # not offered in that cloud, or none to be had there now
                 price = float(per_gpu) * num_gpus
                 if max_price is not None and price > max_price:
                     continue

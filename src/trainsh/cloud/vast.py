@@ -101,6 +101,7 @@ class VastProvider(Provider):
         self._key = key
         self.url = (url or os.environ.get("VAST_URL") or DEFAULT_URL).rstrip("/")
         self.timeout = timeout
+        self._gpu_names: list[str] | None = None  # the API's GPU names, once asked
 
     # ---- plumbing ---------------------------------------------------------------------------
 
@@ -141,7 +142,7 @@ class VastProvider(Provider):
                              "order": [["dph_total", "asc"]], "type": "on-demand",
                              "limit": int(limit)}
         if gpu:
-            q["gpu_name"] = {"eq": gpu.replace("_", " ")}
+            q["gpu_name"] = {"eq": self.gpu_name(gpu)}
         if min_gpu_ram_gb is not None:
             q["gpu_ram"] = {"gte": float(min_gpu_ram_gb) * MB_PER_GB}
         if max_price is not None:
@@ -152,11 +153,38 @@ class VastProvider(Provider):
         # promise (cheapest first, only matches) if it ignores a field
         offers = [o for o in offers
                   if o.num_gpus >= num_gpus
-                  and (not gpu or o.gpu_name.lower() == gpu.replace("_", " ").lower())
+                  and (not gpu or o.gpu_name.lower() == q["gpu_name"]["eq"].lower())
                   and (min_gpu_ram_gb is None or o.gpu_ram_gb >= min_gpu_ram_gb)
                   and (max_price is None or o.price_per_hour <= max_price)]
         offers.sort(key=lambda o: o.price_per_hour)
         return offers[:limit]
+
+    def gpu_name(self, gpu: str) -> str:
+        """Vast's own spelling of a GPU name ("rtx_4090" -> "RTX 4090"). Its search compares
+        names exactly and the official CLI only turns `_` into a space, so the case comes from
+        the names we know (gpus.py) or else from the API's list (`GET gpu_names/unique/`, read
+        once, only for a name we do not know); a name found in neither goes as given."""
+        name = gpu.replace("_", " ").strip()
+
+        def key(n: str) -> str:
+            return n.lower().replace("-", " ")
+
+        from trainsh.cloud.gpus import GPUS
+
+        known = {names["vast"] for names in GPUS.values() if "vast" in names}
+        if name in known:
+            return name
+        found = {key(n): n for n in known}.get(key(name))
+        if found:
+            return found
+        if self._gpu_names is None:
+            try:
+                reply = self._call("GET", "gpu_names/unique/", retries=1)
+            except ProviderError:
+                reply = None  # the search itself will say what is wrong
+            listed = reply.get("gpu_names") if isinstance(reply, dict) else None
+            self._gpu_names = [str(n) for n in listed] if isinstance(listed, list) else []
+        return {key(n): n for n in self._gpu_names}.get(key(name), name)
 
     def create(self, offer_id: str, request: CreateRequest) -> Instance:
         label = request.label or f"trainsh-{os.urandom(6).hex()}"
@@ -274,7 +302,10 @@ class VastProvider(Provider):
     # ---- ssh keys ---------------------------------------------------------------------------
 
     def keys(self) -> list[dict[str, Any]]:
-        reply = self._call("GET", "ssh/")
+        try:
+            reply = self._call("GET", "ssh/")
+        except NotFound:  # Vast's reference: 404 when the account has no key
+            return []
         if isinstance(reply, dict):  # documented as a bare list; tolerate a wrapped one
             reply = reply.get("keys") or reply.get("ssh_keys") or []
         out = []
