@@ -352,7 +352,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.group in ("recipe", "secrets", "config", "host", "storage", "pricing", "colab", "runpod", "slurm",
                       *CLOUDS) and not getattr(args, "cmd", None):
         parser.parse_args([args.group, "--help"])
-    try:
+
+    def run() -> int:
         if args.group in ("secrets", "config"):
             from trainsh.cli import settings as handlers
         elif args.group in ("host", "transfer"):
@@ -375,23 +376,34 @@ def main(argv: list[str] | None = None) -> int:
             from trainsh.cli import commands as handlers
 
         return handlers.dispatch(args) or 0
-    except UserError as e:
-        if args.debug:
-            raise
-        print(f"train: {e}", file=sys.stderr)
-        return e.code
-    except KeyboardInterrupt:
-        print("train: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:  # `train ... | head`: the reader is gone, nothing more to say
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+
+    try:
+        return ended("train", args.debug, run)
     except Exception as e:  # the last net: one line, unless --debug
         if args.debug or os.environ.get("TRAINSH_DEBUG"):
             raise
         print(f"train: {environment_error(e) or f'error: {e.__class__.__name__}: {e} (run with --debug for details)'}",
               file=sys.stderr)
         return 1
+
+
+def ended(prog: str, debug: bool, run) -> int:
+    """`run()`'s exit code, or how `train` and `ow` alike end on the way out: a UserError is
+    its one line (`PROG: message`) and its code (raised again with --debug), Ctrl-C is
+    "interrupted" and 130, a reader that is gone (`... | head`) ends it quietly with 0."""
+    try:
+        return run()
+    except UserError as e:
+        if debug:
+            raise
+        print(f"{prog}: {e}", file=sys.stderr)
+        return e.code
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # the reader is gone, nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def environment_error(e: Exception) -> str | None:
