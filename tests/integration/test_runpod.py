@@ -233,6 +233,19 @@ def test_reboot_is_stop_then_resume(cloud, fake):
     assert login(cloud, back, "ls ~/kept").returncode == 0  # the same disk
 
 
+def test_a_job_waiting_for_a_stopped_pod_gives_up_at_once(cloud, fake):
+    """A stopped pod only runs again when someone starts it: `runpod.wait` (and reaching
+    `runpod:ID`) says so at once rather than at its timeout."""
+    from trainsh.runtime import clouds
+
+    inst = cloud.wait_ready(cloud.create("L4", request(fake, "t-wait-stopped")).id, timeout=30, login=False)
+    cloud.stop(inst.id)
+    begin = time.monotonic()
+    with pytest.raises(TimeoutError, match=f"runpod {inst.id} is stopped .runpod.start or train runpod start"):
+        clouds.wait_ready(cloud, inst.id, 60, poll=1)
+    assert time.monotonic() - begin < 30  # (the timeout is 60 s)
+
+
 def test_create_that_fails_after_making_the_pod_makes_one(cloud, fake):
     fake.faults["fail_create"] = 1  # the pod is made, then the API answers 500
     inst = cloud.create("A40", request(fake, "t-once"))
