@@ -102,6 +102,7 @@ def wait_ready(p, iid: str, timeout: float, poll: float = 10.0, say=None, login:
                                "starts it)") from None
         raise TimeoutError(f"{p.name} {iid} is not ready: {e.status}") from None
 
+
 def host_opener(name: str):
     """`NAME:ID` -> an ssh shell on that instance: started first when it is stopped, waited for
     while it starts. The first connection creates ~/.no_auto_tmux (cloud images start tmux on
