@@ -310,6 +310,19 @@ def test_reboot_is_stop_then_resume(cloud, fake):
     assert login(cloud, back, "ls ~/kept").returncode == 0  # the same disk
 
 
+def test_a_job_waiting_for_a_stopped_pod_gives_up_at_once(cloud, fake):
+    """A stopped pod only runs again when someone starts it: `runpod.wait` (and reaching
+    `runpod:ID`) says so at once rather than at its timeout."""
+    from trainsh.runtime import clouds
+
+    inst = cloud.wait_ready(cloud.create("L4", request(fake, "t-wait-stopped")).id, timeout=30, login=False)
+    cloud.stop(inst.id)
+    begin = time.monotonic()
+    with pytest.raises(TimeoutError, match=f"runpod {inst.id} is stopped .runpod.start or train runpod start"):
+        clouds.wait_ready(cloud, inst.id, 60, poll=1)
+    assert time.monotonic() - begin < 30  # (the timeout is 60 s)
+
+
 def test_create_that_fails_after_making_the_pod_makes_one(cloud, fake):
     fake.faults["fail_create"] = 1  # the pod is made, then the API answers 500
     inst = cloud.create("A40", request(fake, "t-once"))
@@ -477,16 +490,16 @@ def test_cli_list_show_ssh_stop_start_destroy(cloud, fake):
     assert "ssh -p " in row and "root@127.0.0.1" in row
     rows = json.loads(train("runpod", "list", "--json").stdout)
     assert [(r["id"], r["status"], r["host"]) for r in rows] == [(inst.id, "running", f"runpod:{inst.id}")]
-    assert rows[0]["price_per_hour"] > 0 and rows[0]["ssh"].startswith("ssh -p ")
+    assert rows[0]["price_per_hour"] > 0 and rows[0]["ssh"]["user"] == "root"
     shown = json.loads(train("runpod", "show", inst.id, "--json").stdout)
-    assert shown["name"] == "t-cli" and shown["gpu"] == "RTX A6000"
+    assert shown["label"] == "t-cli" and shown["gpu_name"] == "RTX A6000" and shown["raw"]["id"] == inst.id
     assert "t-cli" in train("runpod", "show", inst.id).stdout
 
     p = train("runpod", "ssh", inst.id, input="echo from-$RUNPOD_POD_ID\nexit\n")
     assert f"from-{inst.id}" in p.stdout, p.stderr
 
     p = train("runpod", "stop", inst.id)
-    assert p.returncode == 0 and "stopped" in p.stdout
+    assert p.returncode == 0 and "stopping" in p.stdout
     assert cloud.get(inst.id).status == STOPPED
     assert "is stopped" in one_line(train("runpod", "ssh", inst.id), 1)
     p = train("runpod", "start", inst.id, "--wait")
@@ -497,7 +510,28 @@ def test_cli_list_show_ssh_stop_start_destroy(cloud, fake):
     p = train("runpod", "destroy", inst.id, "--yes")
     assert p.returncode == 0 and "destroyed" in p.stdout
     assert fake.pod_state(inst.id) == "TERMINATED"
-    assert train("runpod", "list").stdout.startswith("no runpod pods")
+    assert train("runpod", "list").stdout.startswith("no RunPod pods")
+
+
+def test_cli_has_every_cloud_verb(cloud, fake):
+    """`train runpod` is the generic cloud group: search, create, reboot, keys and attach-key
+    work as they do for `train vast`."""
+    offers = json.loads(train("runpod", "search", "--gpu", "L40", "--json").stdout)
+    assert offers[0]["id"] == "NVIDIA L40@SECURE" and offers[0]["gpu_ram_gb"] == 48.0
+    p = train("runpod", "search", "--gpu", "L40")
+    assert p.returncode == 0 and "NVIDIA L40@SECURE" in p.stdout, p.stderr
+    p = train("runpod", "create", "NVIDIA L40@SECURE", "--label", "t-verbs", "--disk", "20")
+    assert p.returncode == 0 and p.stdout.startswith("runpod "), p.stderr
+    pid = p.stdout.split()[1].rstrip(":")
+    assert cloud.get(pid).label == "t-verbs"
+    cloud.wait_ready(pid, timeout=30)
+    assert train("runpod", "reboot", pid).returncode == 0
+    assert train("runpod", "start", pid, "--wait").returncode == 0  # (a reboot resumes it)
+    assert train("runpod", "ssh", pid, "echo", "on-$RUNPOD_POD_ID").stdout.strip() == f"on-{pid}"
+    p = train("runpod", "attach-key", str(fake.ssh_key) + ".pub")
+    assert p.returncode == 0, p.stderr
+    assert fake.public_key.split()[1][-12:] in train("runpod", "keys").stdout
+    assert train("runpod", "destroy", pid, "--yes").returncode == 0
 
 
 def test_cli_gpus(fake):
@@ -513,13 +547,14 @@ def test_cli_gpus(fake):
 def test_cli_errors_are_one_line(fake, monkeypatch):
     assert "nosuchpod1" in one_line(train("runpod", "show", "nosuchpod1"), 2)
     assert "not a pod id" in one_line(train("runpod", "stop", "bad/id"), 2)
+    assert "no RunPod offer matches" in one_line(train("runpod", "search", "--gpu", "NO_SUCH_GPU"), 1)
     fake.faults["down"] = True
     assert "503" in one_line(train("runpod", "list"), 1)
     fake.faults["down"] = False
     monkeypatch.setenv("RUNPOD_API_KEY", "rpa_wrong")
-    assert "refused" in one_line(train("runpod", "list"), 2)
+    assert "train secrets set RUNPOD_API_KEY" in one_line(train("runpod", "list"), 1)  # refused
     monkeypatch.delenv("RUNPOD_API_KEY")
-    assert "RUNPOD_API_KEY" in one_line(train("runpod", "gpus"), 2)
+    assert "RUNPOD_API_KEY" in one_line(train("runpod", "gpus"), 1)
 
 
 def test_cli_destroy_asks_on_a_terminal(cloud, fake):
@@ -540,7 +575,7 @@ def test_cli_destroy_asks_on_a_terminal(cloud, fake):
             os.close(slave)
 
     p = answer("n\n")
-    assert p.returncode == 1 and "kept" in p.stdout and "[y/N]" in p.stdout, (p.stdout, p.stderr)
+    assert p.returncode == 1 and "not destroyed" in p.stdout and "[y/N]" in p.stdout, (p.stdout, p.stderr)
     assert fake.pod_state(inst.id) == "RUNNING"
     p = answer("y\n")
     assert p.returncode == 0 and "destroyed" in p.stdout, (p.stdout, p.stderr)

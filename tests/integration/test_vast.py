@@ -140,6 +140,10 @@ def test_a_machine_from_rent_to_destroy(vast):
     assert train("vast", "ssh", iid, "true").returncode == 0
     assert train("vast", "reboot", iid).returncode == 0
     _running(vast, iid)
+    assert train("vast", "stop", iid).returncode == 0
+    r = train("vast", "start", iid, "--wait")  # back when a login works
+    assert r.returncode == 0 and f"vast {iid}: running: ssh -p" in r.stdout, r.stderr
+    assert train("vast", "ssh", iid, "true").returncode == 0
 
     _one_line_error(train("vast", "destroy", iid), 2, "--yes")  # no terminal, no --yes: refused
     assert iid in [i["id"] for i in _list(vast)]

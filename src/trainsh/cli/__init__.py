@@ -227,7 +227,6 @@ def build_parser() -> argparse.ArgumentParser:
     ps.add_parser("vast", help="your Vast.ai instances' costs, and the cheapest offers")
     ps.add_parser("runpod", help="your RunPod pods' costs, and the cheapest GPU types")
     _cloud_parsers(sub)
-    _runpod_parser(sub)
     _slurm_parser(sub)
 
     cm = sub.add_parser("completion", help="shell completion script for bash, zsh or fish",
@@ -253,33 +252,44 @@ def _slurm_parser(sub) -> None:
     sc.add_argument("jobid", help="the Slurm job id (train slurm queue shows them)")
 
 
-# name -> how the group reads in help
-CLOUDS = {"vast": "Vast.ai"}
+# name -> (how the group names the cloud, what it calls a machine, the group's help, where its
+# key and server come from). Every verb speaks the Provider interface (cli/cloud.py), so a cloud
+# is one more entry; what one cloud adds is in EXTRA_VERBS.
+CLOUDS = {
+    "vast": ("Vast.ai", "instance", "Vast.ai machines: search, rent, start, stop, ssh",
+             "The key is the secret VAST_API_KEY (train secrets set VAST_API_KEY)."),
+    "runpod": ("RunPod", "pod", "RunPod pods: search, rent, start, stop, ssh, GPU types",
+               "Key: the RUNPOD_API_KEY secret; server: RUNPOD_API_BASE_URL (default "
+               "https://api.runpod.io)."),
+}
 
 
 def _cloud_parsers(sub) -> None:
     """One command group per cloud, all the same shape."""
-    for name, title in CLOUDS.items():
-        p = sub.add_parser(name, help=f"{title} machines: search, rent, start, stop, ssh",
+    for name, (title, noun, text, key) in CLOUDS.items():
+        a = "an" if noun[0] in "aeiou" else "a"
+        ident = f"the {noun} id (train {name} list shows them)"
+        p = sub.add_parser(name, help=text,
                            description=f"{title} machines: search the market, rent, list, start, "
-                                       f"stop, destroy, ssh. The key is the secret "
-                                       f"{name.upper()}_API_KEY (train secrets set {name.upper()}_API_KEY).")
+                                       f"stop, destroy, ssh. {key}")
         s = p.add_subparsers(dest="cmd", metavar="SUBCOMMAND")
-        ls = s.add_parser("list", help="your instances: status, GPU, $/h, uptime, cost so far, ssh")
+        ls = s.add_parser("list", help=f"your {noun}s: status, GPU, $/h, uptime, cost so far, ssh")
         ls.add_argument("--json", action="store_true", help="machine-readable output")
-        sh = s.add_parser("show", help="one instance in full")
-        sh.add_argument("id", help="the instance id (train vast list shows them)")
+        sh = s.add_parser("show", help=f"one {noun} in full")
+        sh.add_argument("id", help=ident)
         sh.add_argument("--json", action="store_true", help="machine-readable output (with the API's own fields)")
-        ss = s.add_parser("ssh", help="an interactive shell on an instance (or run COMMAND)")
-        ss.add_argument("id", help="the instance id")
+        ss = s.add_parser("ssh", help=f"an interactive shell on {a} {noun} (or run COMMAND)")
+        ss.add_argument("id", help=ident)
         ss.add_argument("command", nargs=argparse.REMAINDER, help="run this instead of a shell")
-        for verb, text in (("start", "start a stopped instance"),
-                           ("stop", "stop an instance (its disk stays, and bills storage)"),
-                           ("reboot", "restart an instance's container")):
-            v = s.add_parser(verb, help=text)
-            v.add_argument("id", help="the instance id")
-        ds = s.add_parser("destroy", help="destroy an instance and its disk (asks first)")
-        ds.add_argument("id", help="the instance id")
+        for verb, what in (("start", f"start a stopped {noun}"),
+                           ("stop", f"stop {a} {noun} (its disk stays, and bills storage)"),
+                           ("reboot", f"restart {a} {noun}'s container")):
+            v = s.add_parser(verb, help=what)
+            v.add_argument("id", help=ident)
+            if verb == "start":
+                v.add_argument("--wait", action="store_true", help="wait until an ssh login works")
+        ds = s.add_parser("destroy", help=f"destroy {a} {noun} and its disk (asks first)")
+        ds.add_argument("id", help=ident)
         ds.add_argument("--yes", action="store_true", help="do not ask")
         se = s.add_parser("search", help="market offers that match, cheapest first",
                           description="Market offers that match, cheapest first. GPU names use _ "
@@ -292,40 +302,27 @@ def _cloud_parsers(sub) -> None:
         se.add_argument("--json", action="store_true", help="machine-readable output")
         s.add_parser("keys", help="the ssh public keys on your account")
         ak = s.add_parser("attach-key", help="upload an ssh public key to your account",
-                          description="Upload the public half of the ssh.key identity (config), or "
-                                      "of PATH, to your account; new instances accept it.")
+                          description=f"Upload the public half of the ssh.key identity (config), or "
+                                      f"of PATH, to your account; new {noun}s accept it.")
         ak.add_argument("path", nargs="?", help="a public key (.pub) or its private key")
-        ak.add_argument("--instance", metavar="ID", help="also attach it to this running instance")
+        ak.add_argument("--instance", metavar="ID", help=f"also attach it to this running {noun}")
         cr = s.add_parser("create", help="rent a machine from an offer (see search)")
         cr.add_argument("offer", metavar="OFFER_ID", help="an offer id from search")
         cr.add_argument("--image", help=f"docker image (default: config {name}.image)")
         cr.add_argument("--disk", type=float, metavar="GB", help=f"disk size (default: config {name}.disk)")
-        cr.add_argument("--label", help="a name for the instance")
+        cr.add_argument("--label", help=f"a name for the {noun}")
+        if name in EXTRA_VERBS:
+            EXTRA_VERBS[name](s)
 
 
-def _runpod_parser(sub) -> None:
-    rp = sub.add_parser("runpod", help="RunPod pods: list, show, ssh, start, stop, destroy, GPU types",
-                        description="Your RunPod pods and GPU types. Key: the RUNPOD_API_KEY secret; "
-                                    "server: RUNPOD_API_BASE_URL (default https://api.runpod.io).")
-    rs = rp.add_subparsers(dest="cmd", metavar="SUBCOMMAND")
-    ls = rs.add_parser("list", help="your pods: status, GPU, $/h, uptime, cost so far, ssh")
-    ls.add_argument("--json", action="store_true", help="as JSON")
-    sh = rs.add_parser("show", help="one pod in detail")
-    sh.add_argument("id", help="the pod id (train runpod list shows them)")
-    sh.add_argument("--json", action="store_true", help="as JSON")
-    ss = rs.add_parser("ssh", help="an interactive shell on a running pod")
-    ss.add_argument("id", help="the pod id (train runpod list shows them)")
-    st = rs.add_parser("start", help="resume a stopped pod")
-    st.add_argument("id", help="the pod id (train runpod list shows them)")
-    st.add_argument("--wait", action="store_true", help="wait until an ssh login works")
-    sp = rs.add_parser("stop", help="stop a pod (its disk stays, and bills)")
-    sp.add_argument("id", help="the pod id (train runpod list shows them)")
-    de = rs.add_parser("destroy", help="terminate a pod and delete its disk (asks on a terminal)")
-    de.add_argument("id", help="the pod id (train runpod list shows them)")
-    de.add_argument("--yes", action="store_true", help="do not ask")
-    gp = rs.add_parser("gpus", help="GPU types with memory and prices")
+def _runpod_verbs(s) -> None:
+    gp = s.add_parser("gpus", help="GPU types with memory and prices")
     gp.add_argument("--count", type=int, default=1, help="GPUs per pod, for the price (default 1)")
-    gp.add_argument("--json", action="store_true", help="as JSON")
+    gp.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+# name -> what that cloud adds to the common verbs (its handlers: cli/NAME.py, cmd_VERB)
+EXTRA_VERBS = {"runpod": _runpod_verbs}
 
 
 def _run_options(p: argparse.ArgumentParser) -> None:
@@ -358,10 +355,11 @@ def main(argv: list[str] | None = None) -> int:
     if not args.group:
         parser.print_help()
         return 0
-    if args.group in ("recipe", "secrets", "config", "host", "storage", "pricing", "colab", "runpod", "slurm",
+    if args.group in ("recipe", "secrets", "config", "host", "storage", "pricing", "colab", "slurm",
                       *CLOUDS) and not getattr(args, "cmd", None):
         parser.parse_args([args.group, "--help"])
-    try:
+
+    def run() -> int:
         if args.group in ("secrets", "config"):
             from trainsh.cli import settings as handlers
         elif args.group in ("host", "transfer"):
@@ -374,8 +372,6 @@ def main(argv: list[str] | None = None) -> int:
             from trainsh.cli import pricing as handlers
         elif args.group in CLOUDS:
             from trainsh.cli import cloud as handlers
-        elif args.group == "runpod":
-            from trainsh.cli import runpod as handlers
         elif args.group == "completion":
             from trainsh.cli import completion as handlers
         elif args.group == "slurm":
@@ -384,23 +380,34 @@ def main(argv: list[str] | None = None) -> int:
             from trainsh.cli import commands as handlers
 
         return handlers.dispatch(args) or 0
-    except UserError as e:
-        if args.debug:
-            raise
-        print(f"train: {e}", file=sys.stderr)
-        return e.code
-    except KeyboardInterrupt:
-        print("train: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:  # `train ... | head`: the reader is gone, nothing more to say
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+
+    try:
+        return ended("train", args.debug, run)
     except Exception as e:  # the last net: one line, unless --debug
         if args.debug or os.environ.get("TRAINSH_DEBUG"):
             raise
         print(f"train: {environment_error(e) or f'error: {e.__class__.__name__}: {e} (run with --debug for details)'}",
               file=sys.stderr)
         return 1
+
+
+def ended(prog: str, debug: bool, run) -> int:
+    """`run()`'s exit code, or how `train` and `ow` alike end on the way out: a UserError is
+    its one line (`PROG: message`) and its code (raised again with --debug), Ctrl-C is
+    "interrupted" and 130, a reader that is gone (`... | head`) ends it quietly with 0."""
+    try:
+        return run()
+    except UserError as e:
+        if debug:
+            raise
+        print(f"{prog}: {e}", file=sys.stderr)
+        return e.code
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # the reader is gone, nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def environment_error(e: Exception) -> str | None:

@@ -1,8 +1,10 @@
-"""Handlers of `train vast ...` (and any other cloud: the group is built per provider name).
+"""Handlers of `train vast ...`, `train runpod ...`: every cloud's group (cli/__init__.py's
+CLOUDS builds one per provider name).
 
-Every verb goes through the `Provider` interface, so `train runpod ...` is this module with
-another name. Errors are one line: an unknown instance is bad input (exit 2); a refused key,
-an unreachable API or an offer that is gone is a failed request (exit 1).
+Every verb goes through the `Provider` interface, so a cloud's group is this module with
+another name; a verb only one cloud has (`train runpod gpus`) is `cmd_VERB` in cli/NAME.py.
+Errors are one line: an unknown instance is bad input (exit 2); a missing or refused
+key, an unreachable API or an offer that is gone is a failed request (exit 1).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import os
 import sys
 import time
 
-from trainsh.cli import CLOUDS, UserError  # CLOUDS: name -> title; parsers are built there
+from trainsh.cli import UserError
 
 
 def dispatch(args) -> int:
@@ -22,7 +24,12 @@ def dispatch(args) -> int:
     try:
         from trainsh.cloud.provider import provider
 
-        return HANDLERS[args.cmd](provider(args.group), args)
+        handler = HANDLERS.get(args.cmd)
+        if handler is None:  # a verb of this cloud's own
+            import importlib
+
+            handler = getattr(importlib.import_module(f"trainsh.cli.{args.group}"), f"cmd_{args.cmd}")
+        return handler(provider(args.group), args)
     except NotFound as e:
         raise UserError(str(e), 2) from None
     except AuthError as e:
@@ -82,7 +89,7 @@ def _gpu(n: int, name: str) -> str:
 # ---- verbs ------------------------------------------------------------------------------------
 
 def _title(p) -> str:
-    return CLOUDS.get(p.name, p.name)
+    return p.title or p.name
 
 
 def _json(data) -> None:
@@ -97,7 +104,7 @@ def cmd_list(p, args) -> int:
         _json([instance_dict(i) for i in insts])
         return 0
     if not insts:
-        print(f"no {_title(p)} instances (train {p.name} search, then train {p.name} create OFFER_ID)")
+        print(f"no {_title(p)} {p.noun}s (train {p.name} search, then train {p.name} create OFFER_ID)")
         return 0
     from trainsh.cloud.pricing import display_table, money
 
@@ -105,7 +112,7 @@ def cmd_list(p, args) -> int:
     now = time.time()
     rows = [["ID", "STATUS", "GPU", "PER HOUR", "UPTIME", "COST", "SSH"]]
     for i in insts:
-        status = i.status if i.status == i.provider_status else f"{i.status} ({i.provider_status})"
+        status = i.status if i.status == i.provider_status.lower() else f"{i.status} ({i.provider_status})"
         rows.append([i.id, status, _gpu(i.num_gpus, i.gpu_name), money(i.price_per_hour, code, rates, 3),
                      duration(i.uptime(now)) if i.uptime(now) else "-",
                      money(i.cost_so_far(now), code, rates), ssh_line(i)])
@@ -139,7 +146,7 @@ def cmd_ssh(p, args) -> int:
 
     inst = p.get(args.id)
     if inst.status != RUNNING or inst.ssh is None:
-        raise UserError(f"instance {inst.id} is {inst.status}, not running "
+        raise UserError(f"{p.noun} {inst.id} is {inst.status}, not running "
                         f"(train {p.name} start {inst.id})", 1)
     remote = " ".join(args.command) if args.command else None
     argv = ssh_argv(inst.ssh_spec(), remote, tty=remote is None and sys.stdin.isatty(), batch=False)
@@ -155,7 +162,12 @@ def _verb(p, args, verb: str, doing: str) -> int:
 
 
 def cmd_start(p, args) -> int:
-    return _verb(p, args, "start", f"starting (train {p.name} list shows when it runs)")
+    if not args.wait:
+        return _verb(p, args, "start", f"starting (train {p.name} list shows when it runs)")
+    p.start(args.id)
+    inst = p.wait_ready(args.id)
+    print(f"{p.name} {inst.id}: running: {ssh_line(inst)}")
+    return 0
 
 
 def cmd_stop(p, args) -> int:
@@ -172,8 +184,11 @@ def cmd_destroy(p, args) -> int:
         if not sys.stdin.isatty():
             raise UserError(f"destroying {inst.host_spec} deletes its disk: add --yes to do it without a terminal")
         label = f" ({inst.label})" if inst.label else ""
-        answer = input(f"destroy {inst.host_spec}{label}, {_gpu(inst.num_gpus, inst.gpu_name)}, "
-                       f"and everything on its disk? [y/N] ").strip().lower()
+        try:
+            answer = input(f"destroy {inst.host_spec}{label}, {_gpu(inst.num_gpus, inst.gpu_name)}, "
+                           f"and everything on its disk? [y/N] ").strip().lower()
+        except EOFError:
+            answer = ""
         if answer not in ("y", "yes"):
             print("not destroyed")
             return 1

@@ -12,6 +12,8 @@ import argparse
 import os
 import sys
 
+from trainsh.cli import UserError, ended  # (the package: loaded with this module anyway)
+
 EPILOG = """\
 examples:
   ow ssh --gpu L40                                a shell; . synced live to /workspace
@@ -100,12 +102,6 @@ def _positive(kind):
     return parse
 
 
-class UserError(Exception):
-    def __init__(self, message: str, code: int = 2):
-        super().__init__(message)
-        self.code = code
-
-
 def options(args):
     from pathlib import Path
 
@@ -175,37 +171,28 @@ def _main(argv: list[str], early) -> int:
     if args.cmd == "exec" and not command:
         print("ow: exec needs a command (ow exec [options] [--] COMMAND [ARGS...])", file=sys.stderr)
         return 2
+    return ended("ow", debug, lambda: _run(args, command, early))
+
+
+def _run(args, command: list[str], early) -> int:
+    opts = options(args)
+    from trainsh.cloud.provider import AuthError, NoCapacity, NotFound, ProviderError
+    from trainsh.remote.shell import ShellError
+    from trainsh.runtime import ow
+
     try:
-        opts = options(args)
-        from trainsh.cloud.provider import AuthError, NoCapacity, NotFound, ProviderError
-        from trainsh.remote.shell import ShellError
-        from trainsh.runtime import ow
-
-        try:
-            if args.cmd == "exec":
-                return ow.ow_exec(opts, command, early)
-            return ow.ow_ssh(opts)
-        except NotFound as e:
-            raise UserError(str(e), 2) from None
-        except AuthError as e:
-            missing = "no API key" in str(e)
-            raise UserError(str(e), 2 if missing else 1) from None
-        except NoCapacity as e:
-            raise UserError(f"{e} (another --gpu, or --provider)", 1) from None
-        except (ProviderError, ow.OwError, ShellError) as e:
-            raise UserError(str(e), getattr(e, "code", 1)) from None
-    except UserError as e:
-        if debug:
-            raise
-        print(f"ow: {e}", file=sys.stderr)
-        return e.code
-    except KeyboardInterrupt:
-        print("ow: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
-
+        if args.cmd == "exec":
+            return ow.ow_exec(opts, command, early)
+        return ow.ow_ssh(opts)
+    except NotFound as e:
+        raise UserError(str(e), 2) from None
+    except AuthError as e:
+        missing = "no API key" in str(e)
+        raise UserError(str(e), 2 if missing else 1) from None
+    except NoCapacity as e:
+        raise UserError(f"{e} (another --gpu, or --provider)", 1) from None
+    except (ProviderError, ow.OwError, ShellError) as e:
+        raise UserError(str(e), getattr(e, "code", 1)) from None
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -42,6 +42,16 @@ class Unavailable(ProviderError):
     """The API cannot be reached or keeps failing (network, 5xx, 429 after retries)."""
 
 
+class NotReady(ProviderError):
+    """`Provider.wait_ready` gave up: `why` is "gone", "stopped" (and nobody starts it) or
+    "timeout". `inst` is the instance as last seen, `last` what kept it from being ready (its
+    status, or how the ssh login failed), `status` the status as `say` was told it."""
+
+    def __init__(self, message: str, why: str, inst: Instance, last: str, status: str):
+        super().__init__(message)
+        self.why, self.inst, self.last, self.status = why, inst, last, status
+
+
 # ---- records -------------------------------------------------------------------------------
 # `dataclass` and `field` below do the little of the standard ones these records use (init by
 # position or keyword, defaults and factories, repr, equality, frozen). Importing and applying
@@ -208,6 +218,8 @@ class Provider(ABC):
     subclass) with a one-line message, and never prints."""
 
     name: str = ""
+    title: str = ""           # the cloud in messages: "Vast.ai", "RunPod"
+    noun: str = "instance"    # what the cloud calls a machine ("pod" on RunPod)
 
     @abstractmethod
     def search(self, *, gpu: str | None = None, num_gpus: int = 1, min_gpu_ram_gb: float | None = None,
@@ -249,6 +261,61 @@ class Provider(ABC):
 
     def find_by_label(self, label: str) -> list[Instance]:
         return [i for i in self.list() if i.label == label and i.status != GONE]
+
+    def starting_again(self, inst: Instance) -> bool:
+        """Whether a STOPPED instance is on its way up all the same (a start the cloud has not
+        acted on yet). A wait for one that is not gives up at once: nobody starts it."""
+        return False
+
+    def wait_ready(self, instance_id: str, timeout: float = 600.0, *, login: bool | list[str] = True,
+                   login_timeout: float = 20.0, key: str | None = None, say=None,
+                   poll: tuple[float, float, float] = (0.2, 1.5, 5.0), seen: Instance | None = None,
+                   logged_in=None) -> Instance:
+        """Poll until the instance runs with an ssh endpoint and (with `login`) an ssh login
+        works; the ready Instance. `login` is True (`true` over ssh), False (no login: the
+        caller's first ssh command is the probe, one round trip less) or the command to log in
+        with; `logged_in(inst, stdout)` gets what it printed. `say(status)` hears each change
+        of status. `poll` is (first delay, factor, longest delay) between looks; `seen` is the
+        instance fresh from a `get`, so the first look costs no call.
+
+        NotReady at once when the instance is gone or stopped with nobody starting it
+        (`starting_again`), and at the timeout naming what it last saw."""
+        from trainsh.remote.shell import ShellError, SshShell
+
+        deadline = time.monotonic() + timeout
+        delay, factor, most = poll
+        what = f"{self.title or self.name}: {self.noun} {instance_id}"
+        said = None
+        while True:
+            inst = seen or self.get(instance_id)
+            seen = None
+            status = inst.status if inst.status == inst.provider_status else \
+                f"{inst.status} ({inst.provider_status})"
+            last = f"status {inst.status}"
+            if inst.status == RUNNING and inst.ssh is not None:
+                if not login:
+                    return inst
+                try:
+                    argv = ["true"] if login is True else login
+                    r = SshShell(inst.ssh_spec(key), reconnect=0).run(argv, timeout=login_timeout)
+                    if r.ok:
+                        if logged_in:
+                            logged_in(inst, r.stdout)
+                        return inst
+                    last = f"ssh login: exit {r.returncode}"
+                except ShellError as e:
+                    last = str(e)
+                status = "running, ssh not answering yet"
+            if say and status != said:
+                say(status)
+            said = status
+            if inst.status == GONE or (inst.status == STOPPED and not self.starting_again(inst)):
+                raise NotReady(f"{what} is {inst.provider_status.lower()} while waiting for it to start",
+                               "gone" if inst.status == GONE else "stopped", inst, last, status)
+            if time.monotonic() + delay > deadline:
+                raise NotReady(f"{what} not ready after {timeout:.0f}s ({last})", "timeout", inst, last, status)
+            time.sleep(delay)
+            delay = min(delay * factor, most)
 
 
 # Each provider module is imported only when used: `train --help` must stay fast.

@@ -93,6 +93,8 @@ def _input(fields: dict) -> str:
 
 class RunPodProvider(Provider):
     name = "runpod"
+    title = WHAT
+    noun = "pod"
     ssh_user = "root"
 
     def __init__(self, api_key: str | None = None, base_url: str | None = None, timeout: float = 20.0):
@@ -390,36 +392,6 @@ class RunPodProvider(Provider):
             hint = f" (train runpod start {inst.id})" if inst.status == STOPPED else ""
             raise ProviderError(f"RunPod: pod {inst.id} is {inst.status}, not running{hint}")
         return SshShell(self.ssh_spec(inst, key))
-
-    def wait_ready(self, instance_id: str, timeout: float = 600.0, key: str | None = None,
-                   login: bool = True) -> Instance:
-        """Poll until the pod runs with a public ssh port and (with `login`) an ssh login
-        works; the ready Instance. ProviderError naming the last state at the timeout, or at
-        once when the pod stops or goes away."""
-        from trainsh.remote.shell import ShellError, SshShell
-
-        deadline = time.monotonic() + timeout
-        delay, last = 0.2, "no answer yet"
-        while True:
-            inst = self.get(instance_id)
-            if inst.status in (STOPPED, GONE):
-                raise ProviderError(f"RunPod: pod {instance_id} is {inst.provider_status.lower()} "
-                                    "while waiting for it to start")
-            last = f"status {inst.status}"
-            if inst.status == RUNNING and inst.ssh:
-                if not login:
-                    return inst
-                try:
-                    r = SshShell(self.ssh_spec(inst, key), reconnect=0).run(["true"], timeout=20)
-                    if r.ok:
-                        return inst
-                    last = f"ssh login: exit {r.returncode}"
-                except ShellError as e:
-                    last = str(e)
-            if time.monotonic() + delay > deadline:
-                raise ProviderError(f"RunPod: pod {instance_id} not ready after {timeout:.0f}s ({last})")
-            time.sleep(delay)
-            delay = min(delay * 1.5, 5.0)
 
 
 def _names_gpu(name: str, gpu_type: dict) -> bool:

@@ -269,6 +269,10 @@ class VastProvider(Provider):
     def stop(self, instance_id: str) -> None:
         self._put_state(instance_id, {"state": "stopped"}, "stop")
 
+    def starting_again(self, inst: Instance) -> bool:
+        # stopped while the user's word is still "running": a start the host has not acted on
+        return inst.raw.get("intended_status") != "stopped"
+
     def reboot(self, instance_id: str) -> None:
         iid = self._id(instance_id)
         self._put_state(iid, {}, "reboot", f"instances/reboot/{iid}/")

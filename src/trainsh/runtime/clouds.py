@@ -84,39 +84,23 @@ class CloudKind(Kind):
 
 def wait_ready(p, iid: str, timeout: float, poll: float = 10.0, say=None, login: bool = True):
     """Wait until the instance runs and (with `login`) an ssh login works; returns it. `say`
-    gets each status change once. Raises TimeoutError with the last status."""
-    from trainsh.cloud.provider import GONE, RUNNING, STOPPED
-    from trainsh.remote.shell import ShellError, SshShell
+    gets each status change once. The login is the first one a job makes (FIRST_LOGIN), and
+    its answer is kept in `_ready`. Raises TimeoutError with the last status."""
+    from trainsh.cloud.provider import NotReady
 
-    deadline = time.monotonic() + timeout
-    last, delay = None, 0.25
-    while True:
-        inst = p.get(iid)
-        status = inst.status if inst.status == inst.provider_status else \
-            f"{inst.status} ({inst.provider_status})"
-        if inst.status == RUNNING and inst.ssh is not None:
-            if not login:
-                return inst
-            try:
-                shell = SshShell(inst.ssh_spec(_key()), reconnect=0)
-                r = shell.run(FIRST_LOGIN, timeout=30)  # the login reaching it will make anyway
-                if r.returncode == 0:
-                    _ready[(p.name, str(iid))] = (time.monotonic(), inst, r.stdout)
-                    return inst
-            except ShellError:
-                pass
-            status = "running, ssh not answering yet"
-        if say and status != last:
-            say(status)
-        last = status
-        if inst.status == GONE:
-            raise TimeoutError(f"{p.name} {iid} is gone")
-        if inst.status == STOPPED and inst.raw.get("intended_status") == "stopped":  # nobody starts it
-            raise TimeoutError(f"{p.name} {iid} is stopped ({p.name}.start or train {p.name} start {iid} starts it)")
-        if time.monotonic() + delay > deadline:
-            raise TimeoutError(f"{p.name} {iid} is not ready: {status}")
-        time.sleep(delay)
-        delay = min(delay * 2, poll)
+    def logged_in(inst, home: str) -> None:
+        _ready[(p.name, str(iid))] = (time.monotonic(), inst, home)
+
+    try:
+        return p.wait_ready(iid, timeout, login=FIRST_LOGIN if login else False, login_timeout=30,
+                            key=_key(), say=say, poll=(0.25, 2.0, poll), logged_in=logged_in)
+    except NotReady as e:
+        if e.why == "gone":
+            raise TimeoutError(f"{p.name} {iid} is gone") from None
+        if e.why == "stopped":
+            raise TimeoutError(f"{p.name} {iid} is stopped ({p.name}.start or train {p.name} start {iid} "
+                               "starts it)") from None
+        raise TimeoutError(f"{p.name} {iid} is not ready: {e.status}") from None
 
 
 def host_opener(name: str):

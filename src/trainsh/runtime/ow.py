@@ -173,40 +173,22 @@ class Machine:
     def wait_ready(self, login: bool = True) -> None:
         """Until it runs with an ssh endpoint and (with `login`) a login works. Without, the
         first ssh command is the probe: one round trip less on a machine that is up."""
-        from trainsh.cloud.provider import GONE, RUNNING, STOPPED
-        from trainsh.remote.shell import ShellError, SshShell
+        from trainsh.cloud.provider import RUNNING, STOPPED, NotReady
+        from trainsh.remote.shell import SshShell
 
-        deadline = time.monotonic() + self.opts.ready_timeout
-        delay, last = 0.1, "no answer yet"
-        inst = self.inst if self.inst.status == RUNNING and self.inst.ssh else None  # fresh from get
-        while True:
-            inst = inst or self.provider.get(self.inst.id)
-            self.inst = inst
-            if inst.status in (GONE,) or (inst.status == STOPPED and self.rented):
-                raise OwError(f"{self.name} is {inst.status} ({inst.provider_status})")
-            if inst.status == STOPPED:
-                raise OwError(f"{self.name} is stopped (train {self.provider.name} start {inst.id})")
-            last = f"status {inst.status}"
-            if inst.status == RUNNING and inst.ssh is not None:
-                if not login:
-                    self.shell = SshShell(inst.ssh_spec(), reconnect=30)
-                    self._remember()
-                    return
-                shell = SshShell(inst.ssh_spec(), reconnect=0)
-                try:
-                    r = shell.run(["true"], timeout=20)
-                    if r.ok:
-                        self.shell = SshShell(inst.ssh_spec(), reconnect=30)
-                        self._remember()
-                        return
-                    last = f"ssh login: exit {r.returncode}"
-                except ShellError as e:
-                    last = str(e)
-            if time.monotonic() + delay > deadline:
-                raise OwError(f"{self.name} not ready after {self.opts.ready_timeout:.0f}s ({last})")
-            time.sleep(delay)
-            delay = min(delay * 1.5, 3.0)
-            inst = None
+        fresh = self.inst if self.inst.status == RUNNING and self.inst.ssh else None  # from get
+        try:
+            self.inst = self.provider.wait_ready(self.inst.id, self.opts.ready_timeout, login=login,
+                                                 poll=(0.1, 1.5, 3.0), seen=fresh)
+        except NotReady as e:
+            self.inst = inst = e.inst
+            if e.why == "timeout":
+                raise OwError(f"{self.name} not ready after {self.opts.ready_timeout:.0f}s ({e.last})") from None
+            if inst.status == STOPPED and not self.rented:
+                raise OwError(f"{self.name} is stopped (train {self.provider.name} start {inst.id})") from None
+            raise OwError(f"{self.name} is {inst.status} ({inst.provider_status})") from None
+        self.shell = SshShell(self.inst.ssh_spec(), reconnect=30)
+        self._remember()
 
     def gone(self) -> str | None:
         """Why the machine will not answer again (it is stopped or gone), or None while it runs
