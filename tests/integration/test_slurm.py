@@ -25,6 +25,15 @@ def login(slurm) -> str:
     return slurm.login.spec()
 
 
+def run_and_kill_9(recipe, started) -> None:
+    """Run the recipe in a train of its own, and kill -9 it once `started` exists."""
+    proc = subprocess.Popen([*TRAIN, "recipe", "run", str(recipe), "--no-visual"], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_until(started.exists, what=f"{started} (the recipe's command)")
+    proc.kill()
+    proc.wait()
+
+
 def test_a_recipe_allocates_two_nodes_runs_srun_transfers_and_releases(slurm, tmp_path):
     import sshd
 
@@ -97,11 +106,7 @@ tmux.open @gpu as work
 @work > echo second $SLURM_JOB_ID >> {tmp_path}/id
 slurm.release @gpu
 """)
-    proc = subprocess.Popen([*TRAIN, "recipe", "run", str(r), "--no-visual"], stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_until(lambda: (tmp_path / "started").exists(), what="the command in the allocation")
-    proc.kill()
-    proc.wait()
+    run_and_kill_9(r, tmp_path / "started")
     [m] = machines()
     assert m["state"] == "running" and [j.split("|")[0] for j in slurm.jobs()] == [m["ident"]]
     (tmp_path / "go").touch()
@@ -176,11 +181,7 @@ slurm.alloc @login as gpu
 tmux.open @gpu as work
 @work > touch {tmp_path}/started; sleep 60
 """)
-    proc = subprocess.Popen([*TRAIN, "recipe", "run", str(r), "--no-visual"], stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_until(lambda: (tmp_path / "started").exists(), what="the command in the allocation")
-    proc.kill()
-    proc.wait()
+    run_and_kill_9(r, tmp_path / "started")
     [m] = machines()
     slurm.cancel_all()
     p = train("recipe", "resume", "--no-visual")
