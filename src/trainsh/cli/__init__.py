@@ -66,12 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "With --var/--host/--storage, also what `run` with the same "
                                     "flags would refuse before its first step.")
     chk.add_argument("recipe", nargs="+", help="recipe names or paths")
-    chk.add_argument("--var", action="append", default=[], metavar="NAME=VALUE",
-                     help="a recipe variable, as `run --var` gives it (repeatable)")
-    chk.add_argument("--host", action="append", default=[], metavar="NAME=SPEC",
-                     help="a host's spec, as `run --host` gives it (repeatable)")
-    chk.add_argument("--storage", action="append", default=[], metavar="NAME=SPEC",
-                     help="a storage's spec, as `run --storage` gives it (repeatable)")
+    _spec_options(chk)
     rs.add_parser("list", help="list recipes in the recipes folder")
     sh = rs.add_parser("show", help="show a recipe's definitions and steps")
     sh.add_argument("recipe", help="recipe name or path")
@@ -325,13 +320,18 @@ def _runpod_verbs(s) -> None:
 EXTRA_VERBS = {"runpod": _runpod_verbs}
 
 
-def _run_options(p: argparse.ArgumentParser) -> None:
+def _spec_options(p: argparse.ArgumentParser) -> None:
+    """What a run is given: `run`, `exec` and `check` take the same."""
     p.add_argument("--var", action="append", default=[], metavar="NAME=VALUE",
                    help="set a recipe variable (repeatable)")
     p.add_argument("--host", action="append", default=[], metavar="NAME=SPEC",
                    help="give a host a spec at run time (repeatable)")
     p.add_argument("--storage", action="append", default=[], metavar="NAME=SPEC",
                    help="give a storage a spec at run time, e.g. out=r2:bucket (repeatable)")
+
+
+def _run_options(p: argparse.ArgumentParser) -> None:
+    _spec_options(p)
     p.add_argument("--no-visual", action="store_true", help="plain line-by-line output (no live view)")
     p.add_argument("--keep-sessions", action="store_true",
                    help="keep the job's tmux sessions when it fails")

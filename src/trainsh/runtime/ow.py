@@ -207,8 +207,6 @@ class Machine:
         """Destroy what was rented here unless kept; name what is left running."""
         restore = shielded()
         try:
-            if self.early:
-                self.early.discard()
             if self._creating and self.inst is None:
                 self._find_made()
             if self.inst is None:
