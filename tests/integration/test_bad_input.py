@@ -292,10 +292,8 @@ def read_only_home(request, monkeypatch):
 
         from sshd import USER
 
-        try:
-            user = pwd.getpwnam(USER)
-        except KeyError:
-            pytest.skip(f"no user {USER} (the ssh tests create it)")
+        request.getfixturevalue("ssh_servers")  # makes the test user
+        user = pwd.getpwnam(USER)
         prefix = ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups"]
         probe = subprocess.run([*prefix, sys.executable, "-c", "import trainsh"], capture_output=True)
         if probe.returncode != 0:

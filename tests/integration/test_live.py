@@ -107,7 +107,11 @@ def test_the_live_view_lists_steps_marks_the_running_one_shows_output_and_leaves
     assert any(ln.startswith("▶   2") for ln in lines), screen
     assert any(re.match(r"  … \d more steps?", ln) for ln in lines), screen
 
-    term.resize(100, 30)
+    term.resize(100, 30)  # tmux resizes the pane a moment later: wait until the view has seen it
+    def all_steps_shown():
+        s = term.screen()
+        return "tmux.close @w" in s and not re.search(r"… \d+ more step", s)
+    wait_until(all_steps_shown, 10, what="the view to fit 100x30 again")
     (tmp_path / "release").touch()
     screen = term.wait_for("EXITED=1")
     # the summary stays: every step with its state, exit code and time; the failure and its output
