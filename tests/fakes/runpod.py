@@ -634,7 +634,8 @@ class FakeRunPod:
             clouds = [("SECURE", secure), ("COMMUNITY", community)]
             prices = [p for name, p in clouds if p and cloud in (None, name == "SECURE")
                       and not self._no_capacity(f"{gpu_id}@{name}", "sold_out")]
-            avail = bool(prices) and not self._no_capacity(gpu_id, "sold_out")
+            # a machine holds at most 8 GPUs: more of them at once is never to be had
+            avail = bool(prices) and count <= 8 and not self._no_capacity(gpu_id, "sold_out")
             return {"minimumBidPrice": round(min(prices) * 0.6, 3) if avail and community else None,
                     "uninterruptablePrice": min(prices) if avail else None,
                     "stockStatus": "High" if avail else None, "gpuCount": count,
@@ -674,7 +675,7 @@ class FakeRunPod:
             if not spec.get(k):
                 raise GraphQLError(f'Field "PodFindAndDeployOnDemandInput.{k}" of required type was not provided.', 400)
         gpu = self._gpu(spec["gpuTypeId"])
-        if gpu is None or self._no_capacity(spec["gpuTypeId"]):
+        if gpu is None or self._no_capacity(spec["gpuTypeId"]) or int(spec.get("gpuCount") or 1) > 8:
             raise GraphQLError(CAPACITY_ERROR)
         if not spec.get("name"):
             spec["name"] = spec["imageName"]

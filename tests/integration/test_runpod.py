@@ -612,3 +612,76 @@ tmux.open @gpu as w
     assert "stopped (the job failed)" in r.stderr and inst.id in r.stderr
     assert fake.pod_state(inst.id) == "EXITED"  # started by the job, stopped by its failure
     cloud.destroy(inst.id)
+
+
+def test_pick_host_chooses_from_the_cloud_of_the_recipes_pick(cloud, fake, tmp_path):
+    """`--pick-host gpu` on a recipe whose `runpod.pick @gpu` names RunPod chooses a RunPod
+    offer before the run; the pick step then rents it, and the job's commands run there."""
+    from helpers import write_recipe
+
+    recipe = write_recipe(tmp_path / "pick.recipe", """
+host gpu = placeholder
+runpod.pick @gpu gpu=L40
+tmux.open @gpu as w
+@w > echo "on $RUNPOD_POD_ID"
+tmux.close @w
+""")
+    r = train("recipe", "run", str(recipe), "--no-visual", "--pick-host", "gpu", "--autostop", "0",
+              timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    pods = [p for p in cloud.list() if p.status != "terminated"]
+    assert len(pods) == 1, pods
+    assert f"@gpu = runpod {pods[0].id}" in r.stderr and f"on {pods[0].id}" in r.stderr
+    assert "L40" in pods[0].gpu_name
+    cloud.destroy(pods[0].id)
+
+
+def test_runpod_steps_take_the_users_stopped_pod_and_control_it(cloud, fake, tmp_path):
+    """`runpod.pick @gpu gpu=RTX4090` (a short name; the pod says "RTX 4090") takes the user's
+    own stopped pod rather than renting one, and starts it; `runpod.wait`, `.cost` and
+    `.stop` act on it: the fake's state says so."""
+    from helpers import write_recipe
+
+    mine = cloud.create("RTX4090@community", request(fake, "mine"))
+    cloud.wait_ready(mine.id, timeout=30)
+    cloud.stop(mine.id)
+    recipe = write_recipe(tmp_path / "steps.recipe", """
+host gpu = placeholder
+runpod.pick @gpu gpu=RTX4090
+runpod.wait timeout=1m poll=1s
+tmux.open @gpu as w
+@w > echo "on $RUNPOD_POD_ID"
+tmux.close @w
+runpod.cost
+runpod.stop
+""")
+    r = train("recipe", "run", str(recipe), "--no-visual", "--autostop", "0", timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert len(fake.state()["pods"]) == 1  # nothing rented
+    assert f"@gpu = runpod {mine.id}" in r.stderr and "your stopped instance" in r.stderr
+    assert f"on {mine.id}" in r.stderr and "/h, running, up" in r.stderr
+    assert fake.pod_state(mine.id) == "EXITED"
+    cloud.destroy(mine.id)
+
+
+def test_runpod_pick_that_matches_nothing_is_one_line_and_rents_nothing(fake, tmp_path):
+    from helpers import write_recipe
+
+    recipe = write_recipe(tmp_path / "none.recipe", "host gpu = placeholder\n"
+                                                    "runpod.pick @gpu gpu=B200 num_gpus=9\n")
+    r = train("recipe", "run", str(recipe), "--no-visual", timeout=60)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "no runpod offer matches gpu=B200 num_gpus=9" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr and fake.state()["pods"] == {}
+
+
+def test_runpod_pick_rents_as_many_gpus_as_asked(fake, tmp_path):
+    from helpers import write_recipe
+
+    recipe = write_recipe(tmp_path / "two.recipe", "host gpu = placeholder\n"
+                                                   "runpod.pick @gpu gpu=A40 num_gpus=2\n")
+    r = train("recipe", "run", str(recipe), "--no-visual", "--autostop", "0", timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    (pid, pod), = fake.state()["pods"].items()
+    assert pod["spec"]["gpuCount"] == 2 and "2x A40" in r.stderr, (pod, r.stderr)
+    RunPodProvider().destroy(pid)

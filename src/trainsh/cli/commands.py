@@ -105,7 +105,7 @@ def _check_config() -> None:
 
 
 def _run_recipe(recipe, args, *, exec_mode: bool = False) -> int:
-    from trainsh.runtime import preflight
+    from trainsh.runtime import clouds, preflight
     from trainsh.runtime.journal import Journal
     from trainsh.runtime.runner import RunOptions, Runner
     from trainsh.ui import watch
@@ -136,7 +136,7 @@ def _run_recipe(recipe, args, *, exec_mode: bool = False) -> int:
     if pick is not None:
         picks = {pick: _pick_before(recipe, pick)}
         if "instance" in picks[pick]:  # an instance of the user's: the host is that machine
-            hosts[pick] = f"vast:{picks[pick]['instance']}"
+            hosts[pick] = f"{clouds.pick_cloud(recipe, pick)}:{picks[pick]['instance']}"
             picks = None
     console = Console(visual=not args.no_visual)
     journal = Journal()
@@ -204,10 +204,12 @@ def _pick_before(recipe, host: str) -> dict:
     from trainsh.cloud.provider import ProviderError
     from trainsh.runtime import clouds
 
+    name = clouds.pick_cloud(recipe, host)
     try:
         if sys.stdin.isatty() and sys.stderr.isatty():
-            return clouds.pick_before(recipe, host)
-        own, offers = clouds.candidates(clouds._provider("vast"), clouds.pick_options(recipe, host))
+            return clouds.pick_before(recipe, host, name)
+        cloud = clouds._provider(name)
+        own, offers = clouds.candidates(cloud, clouds.pick_options(recipe, host, name))
     except ProviderError as e:
         raise UserError(str(e), 1) from None
     except (LookupError, EOFError) as e:
@@ -216,7 +218,9 @@ def _pick_before(recipe, host: str) -> dict:
         return {"instance": own[0].id}
     if offers:
         return {"offer": offers[0].id}
-    raise UserError(f"--pick-host {host}: no Vast.ai offer matches (train vast search shows what there is)", 1)
+    shows = "train vast search" if name == "vast" else f"train {name} gpus"
+    raise UserError(f"--pick-host {host}: no {cloud.title} offer matches "
+                    f"({shows} shows what there is)", 1)
 
 
 def _rent_picked(runner, recipe, host: str) -> bool:
@@ -230,15 +234,16 @@ def _rent_picked(runner, recipe, host: str) -> bool:
     if any(isinstance(s, Cloud) and s.action == "pick" and s.host == host for s in recipe.steps):
         return True  # the step rents it, in its turn
     ctx = runner.ctx
+    name = clouds.pick_cloud(recipe, host)  # no pick step for host: Vast.ai
     try:
-        inst, _ = clouds.take(ctx, "vast", host, clouds.pick_options(recipe, host),
+        inst, _ = clouds.take(ctx, name, host, clouds.pick_options(recipe, host, name),
                               ctx.job.options["picks"][host], resume=False)
     except (ProviderError, StepFailed) as e:
         runner.journal.set_job(ctx.job.id, status="failed", pid=None, error=f"--pick-host {host}: {e}")
         print(f"train: --pick-host {host}: {e}", file=sys.stderr)
         return False
-    ctx.host_specs[host] = f"vast:{inst.id}"
-    ctx.console.info(f"@{host} = vast {inst.id} (rented from the offer chosen)")
+    ctx.host_specs[host] = f"{name}:{inst.id}"
+    ctx.console.info(f"@{host} = {name} {inst.id} (rented from the offer chosen)")
     return True
 
 

@@ -101,6 +101,7 @@ class RunPodProvider(Provider):
         self._key = api_key
         self.base_url = (base_url or os.environ.get("RUNPOD_API_BASE_URL") or DEFAULT_BASE).rstrip("/")
         self.timeout = timeout
+        self._types: list[dict] | None = None  # the GPU types, as last read
 
     # ---- plumbing -------------------------------------------------------------------------
 
@@ -175,7 +176,18 @@ class RunPodProvider(Provider):
             clouds = [c for c in ("SECURE", "COMMUNITY")
                       if (g.pop(f"{c.lower()}Now", None) or {}).get("uninterruptablePrice")]
             out.append({**g, "price": float(lowest) if lowest else None, "clouds": clouds})
+        self._types = out
         return out
+
+    def gpu_matches(self, gpu_name: str, wanted: str) -> bool:
+        """A pod names its GPU by display name ("RTX 4090"); `wanted` may be a short name or
+        a gpuTypeId too: matched through the GPU types (read once, if no search read them)."""
+        if super().gpu_matches(gpu_name, wanted):
+            return True
+        if self._types is None:
+            self.gpu_types()
+        return any(_names_gpu(wanted, g) and gpu_name in (g.get("displayName"), g.get("id"))
+                   for g in self._types or [])
 
     def search(self, *, gpu: str | None = None, num_gpus: int = 1, min_gpu_ram_gb: float | None = None,
                max_price: float | None = None, limit: int = 20) -> list[Offer]:

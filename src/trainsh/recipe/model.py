@@ -232,6 +232,11 @@ class TmuxConfig(Step):
     kind = "tmux.config"
 
 
+# The clouds whose machines recipes control: each has NAME.pick, .start, .stop, .wait and .cost
+# steps and NAME:ID hosts (runtime/clouds.py runs them all through the Provider interface).
+CLOUDS = ("vast", "runpod")
+
+
 @dataclass(frozen=True)
 class Cloud(Step):
     """A cloud control step: `vast.pick @host ...`, `vast.start [id]`, `vast.wait ...` and so on."""

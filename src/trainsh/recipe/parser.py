@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass, replace
 
 from trainsh.recipe.model import (
+    CLOUDS,
     CONTROL_CHARS,
     Cloud,
     Command,
@@ -68,7 +69,7 @@ def split_lines(text: str) -> list[str]:
 
 CONTROL = {
     "tmux.open", "tmux.close", "tmux.config",
-    "vast.pick", "vast.start", "vast.stop", "vast.wait", "vast.cost",
+    *(f"{c}.{a}" for c in CLOUDS for a in ("pick", "start", "stop", "wait", "cost")),
     "slurm.alloc", "slurm.wait", "slurm.release",
     "notify", "sleep",
 }
@@ -99,12 +100,12 @@ def _any_opt(v: str) -> str | None:
     return None if v else "a value"
 
 
-CLOUD_OPTIONS = {
-    "vast.pick": {"num_gpus": _int_opt, "min_gpu_ram": _num_opt, "gpu": _any_opt,
-                  "max_dph": _num_opt, "limit": _int_opt},
-    "vast.wait": {"timeout": _dur_opt, "poll": _dur_opt, "stop_on_fail": _bool_opt},
-    "vast.start": {}, "vast.stop": {}, "vast.cost": {},
-}
+CLOUD_OPTIONS = {f"{c}.{action}": options for c in CLOUDS for action, options in {
+    "pick": {"num_gpus": _int_opt, "min_gpu_ram": _num_opt, "gpu": _any_opt,
+             "max_dph": _num_opt, "limit": _int_opt},
+    "wait": {"timeout": _dur_opt, "poll": _dur_opt, "stop_on_fail": _bool_opt},
+    "start": {}, "stop": {}, "cost": {},
+}.items()}
 
 STORAGE_SCHEMES = ("r2", "b2", "s3", "gdrive", "local")
 HOST_SCHEMES = ("vast", "runpod", "colab", "slurm")
@@ -602,7 +603,7 @@ class _Parser:
             return None if d is None else Sleep(st.pos(0), st.text, duration=d)
         if word.startswith("slurm."):
             return self.slurm(st, word, args, end)
-        # vast.*
+        # vast.*, runpod.*
         provider, action = word.split(".", 1)
         allowed = CLOUD_OPTIONS[word]
         host = instance = None
@@ -636,7 +637,7 @@ class _Parser:
                 self.err(st, tok.start, f"unexpected '{tok.text}' in {word}")
                 return None
         if action == "pick" and host is None:
-            self.err(st, end, "expected 'vast.pick @host [options]'")
+            self.err(st, end, f"expected '{word} @host [options]'")
             return None
         return self.mark(Cloud(st.pos(0), st.text, provider=provider, action=action, host=host,
                                instance=instance, options=tuple(options)), ref=host_pos)

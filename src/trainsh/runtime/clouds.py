@@ -1,10 +1,10 @@
-"""Cloud machines in jobs: the `vast.*` recipe steps (pick, start, stop, wait, cost), `vast:ID`
-hosts, how a job releases and describes the instances it rented or started, and the autostop
-watcher it leaves on each of them.
+"""Cloud machines in jobs: the cloud recipe steps (`vast.pick`, `runpod.wait`, ...: pick, start,
+stop, wait, cost), `vast:ID` and `runpod:ID` hosts, how a job releases and describes the
+instances it rented or started, and the autostop watcher it leaves on each of them.
 
-Everything here speaks only the `Provider` interface, so another cloud joins by its name in
-CLOUDS: its steps (`runpod.pick`...), its `runpod:ID` hosts and its machines' lifecycle are
-this code under that name, in the three registries the runtime keeps (steps.HANDLERS,
+Everything here speaks only the `Provider` interface, so a cloud joins by its name in
+recipe/model.py's CLOUDS: its steps, its `NAME:ID` hosts and its machines' lifecycle are this
+code under that name, in the three registries the runtime keeps (steps.HANDLERS,
 reach.SCHEMES, machines.KINDS).
 """
 
@@ -16,6 +16,7 @@ import threading
 import time
 
 from trainsh.cloud.provider import local_public_key
+from trainsh.recipe.model import CLOUDS
 from trainsh.runtime.machines import KINDS, Kind, Machine
 
 WAIT_READY = 600.0  # how long reaching a `vast:ID` host waits for it to run
@@ -331,13 +332,12 @@ def _wanted(opts: dict) -> str:
     return " ".join(parts)
 
 
-def _matches(inst, opts: dict) -> bool:
+def _matches(p, inst, opts: dict) -> bool:
     from trainsh.cloud.provider import GONE, UNKNOWN
 
-    gpu = (opts["gpu"] or "").replace("_", " ").lower()
     ram = inst.gpu_ram_gb
     return (inst.status not in (GONE, UNKNOWN)
-            and (not gpu or inst.gpu_name.lower() == gpu)
+            and (not opts["gpu"] or p.gpu_matches(inst.gpu_name, opts["gpu"]))
             and inst.num_gpus >= opts["num_gpus"]
             and (opts["min_gpu_ram"] is None or not ram or ram >= opts["min_gpu_ram"])
             and (opts["max_dph"] is None or inst.price_per_hour <= opts["max_dph"]))
@@ -347,10 +347,10 @@ def candidates(p, opts: dict) -> tuple[list, list]:
     """(the user's own matching instances, running first; matching offers, cheapest first)."""
     from trainsh.cloud.provider import RUNNING, STARTING
 
-    own = [i for i in p.list() if _matches(i, opts)]
-    own.sort(key=lambda i: (i.status not in (RUNNING, STARTING), i.price_per_hour))
     offers = p.search(gpu=opts["gpu"], num_gpus=opts["num_gpus"], min_gpu_ram_gb=opts["min_gpu_ram"],
                       max_price=opts["max_dph"], limit=opts["limit"])
+    own = [i for i in p.list() if _matches(p, i, opts)]
+    own.sort(key=lambda i: (i.status not in (RUNNING, STARTING), i.price_per_hour))
     return own[: opts["limit"]], offers
 
 
@@ -421,7 +421,7 @@ def take(ctx, name: str, host: str, opts: dict, choice: dict | None, resume: boo
             ctx.machines.set_state(host, "starting")
         return inst, how
     request = CreateRequest(image=config.get(f"{name}.image"), disk_gb=config.get(f"{name}.disk"),
-                            label=label, public_key=local_public_key())
+                            label=label, public_key=local_public_key(), gpu_count=opts["num_gpus"])
     inst = p.create(choice["offer"], request)
     ctx.machines.add(Machine(host, name, inst.id, "rented", state=inst.status))
     return inst, "rented"
@@ -567,14 +567,22 @@ def handlers(name: str) -> dict:
             f"{name}.stop": stop, f"{name}.cost": cost}
 
 
-# The clouds whose instances jobs can use. A cloud joins by its provider name: here, and
-# steps.py / reach.py take `handlers(NAME)` and `host_opener(NAME)` for it.
-CLOUDS = ("vast", "runpod")
+# The clouds whose instances jobs can use (recipe/model.py names them): steps.py and reach.py
+# take `handlers(NAME)` and `host_opener(NAME)` for each.
 for _name in CLOUDS:
     KINDS[_name] = CloudKind(_name)
 
 
 # ---- before a run: --pick-host ------------------------------------------------------------------
+
+def pick_cloud(recipe, host: str) -> str:
+    """The cloud `--pick-host NAME` chooses from: that of the recipe's `CLOUD.pick @NAME`,
+    else Vast.ai."""
+    from trainsh.recipe.model import Cloud
+
+    return next((s.provider for s in recipe.steps if isinstance(s, Cloud) and s.action == "pick"
+                 and s.host == host and s.provider in CLOUDS), "vast")
+
 
 def pick_before(recipe, host: str, name: str = "vast") -> dict:
     """`--pick-host NAME`: the choice the job's pick makes, made now (on a terminal the user
