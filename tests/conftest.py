@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -15,6 +16,12 @@ from pathlib import Path
 import pytest
 
 from trainsh import masking
+
+# A suite started in the background of a script inherits SIGINT ignored, and so would every train
+# it starts (an ignored signal stays ignored across exec): the Ctrl-C tests need it delivered as
+# a terminal delivers it. A Python handler here is reset to the default in each child.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)
