@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -15,6 +16,12 @@ from pathlib import Path
 import pytest
 
 from trainsh import masking
+
+# Run as a background job of a script (`./dev test &` in sh), pytest starts with Ctrl-C
+# (SIGINT) ignored, and every `train` it starts would inherit that and ignore the SIGINT the
+# tests send it. The commands the tests start get the ordinary Ctrl-C of a terminal.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)
