@@ -8,6 +8,7 @@ import glob
 import hashlib
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -80,6 +81,24 @@ def test_exec_zero_one_word_shell_line_and_signal_exit_code(vast, tmp_path):
     assert r.returncode == 128 + signal.SIGTERM, (r.returncode, r.stderr)
     assert "before" in r.stdout and "after" not in r.stdout
     assert rented(vast) == 2 and not alive(vast)
+
+
+def test_a_command_that_ends_before_ow_waits_for_it_is_not_waited_for_forever(vast, tmp_path):
+    """On a loaded machine the command can end before ow's waiter reaches tmux. tmux keeps one
+    unheard signal for a waiter still to come, and a second one throws it away: the end of
+    the command (its script, or else the pane's death) must be signalled once."""
+    shim = tmp_path / "bin"
+    shim.mkdir()
+    late = shim / "tmux"  # this machine's tmux: `wait-for CHANNEL` gets there 3 s late
+    late.write_text('#!/bin/sh\n[ "$1" = wait-for ] && [ "$2" != -S ] && sleep 3\n'
+                    f'exec {shutil.which("tmux")} "$@"\n')
+    late.chmod(0o755)
+    iid = vast.rent("1002", env={"PATH": f"{shim}:{os.environ['PATH']}"})
+    try:
+        r = ow("exec", "--provider", "vast", "--existing", iid, "--no-sync", "echo ended; exit 4", timeout=60)
+    except subprocess.TimeoutExpired as e:
+        raise AssertionError(f"ow still waited for a command that had ended: {e.stderr}") from None
+    assert r.returncode == 4 and r.stdout == "ended\n", (r.returncode, r.stdout, r.stderr)
 
 
 def test_exec_output_arrives_while_the_command_runs(vast, tmp_path):

@@ -421,10 +421,14 @@ def run_command(machine: Machine, opts: Options, argv: list[str], out=None) -> i
                   + f" > {d}/s0.env\n")
     # One command list: tmux runs it whole before it reads the new pane's first output or
     # sees it die, so the log and the hook are in place for a command that ends at once.
+    # The end is signalled once: run.sh does, and the hook only for a run.sh that never got
+    # there (no rc). tmux keeps one signal for a waiter still to come (on a loaded machine
+    # the command can end first), and a second one throws that away: ow would wait forever.
     setup += (f": > {d}/log\n"
               f"tmux new-session -d -s {sess} -x 200 -y 50 \"sh $HOME/{RUN_DIR}/{run}/run.sh\" \\; "
               f"set-option -t {sess} remain-on-exit on \\; "
-              f"set-hook -t {sess} pane-died 'wait-for -S {sess}-done' \\; "
+              f"set-hook -t {sess} pane-died \"run-shell '[ -e $HOME/{RUN_DIR}/{run}/rc ] || "
+              f"tmux wait-for -S {sess}-done'\" \\; "
               f"pipe-pane -t {sess} -o \"cat >> $HOME/{RUN_DIR}/{run}/log\" || exit 98\nfi\n")
     follower = Follower(machine.shell, sess, d, out, gone=machine.gone,
                         ready=machine.first_connection())
