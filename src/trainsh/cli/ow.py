@@ -132,7 +132,9 @@ def options(args):
             remote = remote[2:]
         mounts.append(Mount(path, remote.rstrip("/") or "/"))
     env = {}
-    if args.env_file:
+    if args.env_file is not None:
+        if not args.env_file.strip():
+            raise UserError("--env-file needs a file")
         try:
             env = parse_env_file(os.path.expanduser(args.env_file))
         except OwError as e:

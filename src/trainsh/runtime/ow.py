@@ -290,8 +290,8 @@ def parse_env_file(path: str) -> dict[str, str]:
             if len(value) < 2 or not value.endswith(q):
                 raise OwError(f"{path}:{n}: unclosed {q} in the value of {key}", 2)
             value = value[1:-1]
-            if q == '"':
-                value = value.replace('\\"', '"').replace("\\n", "\n").replace("\\\\", "\\")
+            if q == '"':  # one pass: `\\n` is a backslash and an n, not a newline
+                value = re.sub(r'\\([\\"n])', lambda m: "\n" if m[1] == "n" else m[1], value)
         elif " #" in value:
             value = value.split(" #", 1)[0].rstrip()
         out[key] = value
