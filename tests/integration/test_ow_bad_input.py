@@ -75,6 +75,23 @@ def test_inputs_checked_before_anything_is_rented(vast, tmp_path):
     assert vast.state()["rents"] == 0
 
 
+def test_mounts_into_one_remote_tree_are_refused(vast, tmp_path):
+    """Two syncs into one remote folder (or one inside the other) would copy each local
+    folder's files into the other one: refused before anything is rented."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    v = ("--provider", "vast", "--gpu", "RTX4090")
+    for ma, mb in ((f"{a}:/tmp/w", f"{b}:/tmp/w/"), (f"{a}:/tmp/w", f"{b}:/tmp/w/sub"),
+                   (f"{a}:/tmp/w/sub", f"{b}:/tmp/w"), (f"{a}:~", f"{b}:work"), (str(a), str(a))):
+        one_line(ow("exec", *v, "--mount", ma, "--mount", mb, "true"), 2, "overlap", ma, mb)
+    assert vast.state()["rents"] == 0
+    # side by side is fine
+    r = ow("exec", *v, "--mount", f"{a}:/tmp/ow-{tmp_path.name}/w", "--mount",
+           f"{b}:/tmp/ow-{tmp_path.name}/wb", "true")
+    assert r.returncode == 0, r.stderr
+
+
 def test_keys_and_capacity(vast, tmp_path):
     import os
 
