@@ -71,7 +71,7 @@ def test_inputs_checked_before_anything_is_rented(vast, tmp_path):
     one_line(ow("exec", *v, "--env-file", str(tmp_path / "none.env"), "true"), 2, "no such file")
     one_line(ow("ssh", *v, "--env-file", str(bad_env)), 2, "KEY=VALUE")
     one_line(ow("exec", "--provider", "vast", "--existing", "999", "--no-sync", "true"), 2, "999")
-    one_line(ow("exec", *v, "--env-file", "", "true"), 2, "--env-file needs a file")
+    one_line(ow("exec", *v, "--no-sync", "--env-file", "", "true"), 2, "--env-file needs a file")
     assert vast.state()["rents"] == 0
 
 
