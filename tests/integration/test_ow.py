@@ -483,3 +483,23 @@ def test_a_command_that_ends_before_ow_waits_for_it_is_not_waited_for_for_ever(r
             assert p.returncode == 0 and out == "quick\n", (p.returncode, out, err)
     finally:
         cloud.destroy(inst.id)
+
+
+def test_a_machine_that_lost_unisons_archive_still_syncs(runpod_fake, tmp_path):
+    """The machine's half of unison's archive is gone (a pod's disk is reset when it stops,
+    or here: the next machine answers to the same name) while this side's is kept: the sync
+    goes on as a first one, instead of failing on every run from then on."""
+    work = project(tmp_path)
+    remote = f"/tmp/ow-{tmp_path.name}"
+    try:
+        r = ow("exec", "--mount", f"{work}:{remote}", "echo one > one.txt")
+        assert r.returncode == 0, r.stderr
+        subprocess.run(["rm", "-rf", remote], check=True)  # (the next pod's disk, on this host)
+        (work / "two.txt").write_text("two\n")
+        r = ow("exec", "--mount", f"{work}:{remote}", "cat two.txt; echo three > three.txt")
+        assert r.returncode == 0 and r.stdout == "two\n", (r.stdout, r.stderr)
+        assert (work / "three.txt").read_text() == "three\n"
+    finally:
+        subprocess.run(["rm", "-rf", remote])
+    st = runpod_fake.state()
+    assert not st["pods"] and len(st["terminated"]) == 2, st
