@@ -503,3 +503,19 @@ def test_a_machine_that_lost_unisons_archive_still_syncs(runpod_fake, tmp_path):
         subprocess.run(["rm", "-rf", remote])
     st = runpod_fake.state()
     assert not st["pods"] and len(st["terminated"]) == 2, st
+
+
+def test_a_stopped_existing_machine_is_named_as_stopped_and_left_so(runpod_fake, tmp_path):
+    from trainsh.cloud.provider import CreateRequest
+    from trainsh.cloud.runpod import RunPodProvider
+
+    cloud = RunPodProvider()
+    inst = cloud.create("L40", CreateRequest(image="img", disk_gb=20, label="mine",
+                                             public_key=runpod_fake.public_key))
+    cloud.wait_ready(inst.id, timeout=30)
+    cloud.stop(inst.id)
+    r = ow("exec", "--existing", inst.id, "--no-sync", "true")
+    assert r.returncode == 1 and f"is stopped (train runpod start {inst.id})" in r.stderr, r.stderr
+    assert "left running" not in r.stderr and "left as it is" in r.stderr, r.stderr
+    assert runpod_fake.state()["pods"][inst.id]["desiredStatus"] == "EXITED"
+    cloud.destroy(inst.id)

@@ -72,6 +72,7 @@ def test_inputs_checked_before_anything_is_rented(vast, tmp_path):
     one_line(ow("ssh", *v, "--env-file", str(bad_env)), 2, "KEY=VALUE")
     one_line(ow("exec", "--provider", "vast", "--existing", "999", "--no-sync", "true"), 2, "999")
     one_line(ow("exec", *v, "--no-sync", "--env-file", "", "true"), 2, "--env-file needs a file")
+    one_line(ow("exec", *v, "--no-sync", "--existing", "", "true"), 2, "--existing needs a machine id")
     assert vast.state()["rents"] == 0
 
 

@@ -108,6 +108,8 @@ def options(args):
     from trainsh.cloud import gpus
     from trainsh.runtime.ow import Mount, Options, OwError, parse_env_file
 
+    if args.existing is not None and not args.existing.strip():
+        raise UserError("--existing needs a machine id")  # (an unset $ID must not rent one)
     try:
         short = gpus.short_name(args.gpu)
         if args.existing is None:

@@ -212,7 +212,10 @@ class Machine:
             if self.inst is None:
                 return
             if not self.rented:
-                say(f"{self.name} was running before: left running")
+                from trainsh.cloud.provider import RUNNING
+
+                say(f"{self.name} was running before: left running" if self.inst.status == RUNNING
+                    else f"{self.name} is not ow's: left as it is")
                 return
             keep = self.opts.terminate is False
             if self.opts.terminate is None and not interrupted and sys.stdin.isatty():
