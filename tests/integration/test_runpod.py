@@ -534,6 +534,12 @@ def test_cli_has_every_cloud_verb(cloud, fake):
     assert train("runpod", "destroy", pid, "--yes").returncode == 0
 
 
+def test_search_help_names_gpus_as_runpod_takes_them(fake):
+    text = train("runpod", "search", "--help").stdout
+    assert "train runpod gpus" in text and "A100_SXM4" not in text, text  # (Vast's names)
+    assert "RTX_4090" in train("vast", "search", "--help").stdout
+
+
 def test_cli_gpus(fake):
     p = train("runpod", "gpus")
     assert p.returncode == 0, p.stderr
