@@ -151,6 +151,23 @@ def test_sigterm_while_the_machine_starts_terminates_it(vast, tmp_path):
     assert rented(vast) == 1 and not alive(vast), vast.state()
 
 
+def test_a_closed_terminal_terminates(runpod_fake, tmp_path):
+    """SIGHUP (the terminal ow ran in was closed, the login to this machine dropped) ends the
+    run as SIGTERM does: the machine is terminated, not left billing."""
+    started = tmp_path / "started"  # (the fake's machines share this one's files)
+    p = spawn("exec", "--no-sync", f"touch {started}; sleep 60")
+    try:
+        wait_until(started.exists, timeout=60, what="the command")
+        p.send_signal(signal.SIGHUP)
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 130 and "Traceback" not in err, (p.returncode, err)
+    st = runpod_fake.state()
+    assert not st["pods"] and len(st["terminated"]) == 1, st
+
+
 def test_a_failed_sync_terminates(vast, tmp_path):
     work = project(tmp_path)
     r = ow("exec", *VAST, "--mount", f"{work}:/proc/no-such-place", "true")
