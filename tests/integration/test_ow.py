@@ -170,6 +170,23 @@ def test_sigterm_while_the_machine_starts_terminates_it(vast, tmp_path):
     assert rented(vast) == 1 and not alive(vast), vast.state()
 
 
+def test_a_closed_terminal_terminates(runpod_fake, tmp_path):
+    """SIGHUP (the terminal ow ran in was closed, the login to this machine dropped) ends the
+    run as SIGTERM does: the machine is terminated, not left billing."""
+    started = tmp_path / "started"  # (the fake's machines share this one's files)
+    p = spawn("exec", "--no-sync", f"touch {started}; sleep 60")
+    try:
+        wait_until(started.exists, timeout=60, what="the command")
+        p.send_signal(signal.SIGHUP)
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 130 and "Traceback" not in err, (p.returncode, err)
+    st = runpod_fake.state()
+    assert not st["pods"] and len(st["terminated"]) == 1, st
+
+
 def test_a_failed_sync_terminates(vast, tmp_path):
     work = project(tmp_path)
     r = ow("exec", *VAST, "--mount", f"{work}:/proc/no-such-place", "true")
@@ -467,3 +484,74 @@ def test_ssh_connection_dropped_final_sync_then_terminated(vast, tmp_path):
         term.close()
     assert (work / "made-before-drop.txt").read_text() == "kept\n"
     assert rented(vast) == 1 and not alive(vast), vast.state()
+
+
+def test_a_command_that_ends_before_ow_waits_for_it_is_not_waited_for_for_ever(runpod_fake, tmp_path):
+    """A slow machine: ow's waiter reaches tmux only after the command has ended (a `tmux`
+    first on the login's PATH holds `wait-for` back a second). ow still sees the end."""
+    from trainsh.cloud.provider import CreateRequest
+    from trainsh.cloud.runpod import RunPodProvider
+
+    shim = tmp_path / "slow-bin"
+    shim.mkdir()
+    real = subprocess.run(["sh", "-c", "command -v tmux"], capture_output=True, text=True).stdout.strip()
+    # (waits until the pane has died: the command and tmux's pane-died hook have both signalled)
+    (shim / "tmux").write_text(
+        '#!/bin/sh\nif [ "$1" = wait-for ] && [ "$2" != -S ]; then n=0; s=${2%-done}\n'
+        f'  until [ -n "$({real} list-panes -t "$s" -F "#{{pane_dead_status}}" 2>/dev/null)" ] '
+        '|| [ $n -ge 50 ]; do sleep 0.1; n=$((n+1)); done; fi\n'
+        f'exec {real} "$@"\n')
+    (shim / "tmux").chmod(0o755)
+    # the pod's key runs each login with the shim first on its PATH
+    forced = f'command="PATH={shim}:$PATH; export PATH; eval \\"$SSH_ORIGINAL_COMMAND\\""'
+    cloud = RunPodProvider()
+    inst = cloud.create("L40", CreateRequest(image="img", disk_gb=20, label="slow",
+                                             public_key=f"{forced} {runpod_fake.public_key}"))
+    try:
+        for _ in range(3):
+            p = spawn("exec", "--existing", inst.id, "--no-sync", "echo", "quick")
+            try:
+                out, err = p.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                out, err = p.communicate()
+                raise AssertionError(f"ow waited for a command that had ended: {out!r} {err!r}") from None
+            assert p.returncode == 0 and out == "quick\n", (p.returncode, out, err)
+    finally:
+        cloud.destroy(inst.id)
+
+
+def test_a_machine_that_lost_unisons_archive_still_syncs(runpod_fake, tmp_path):
+    """The machine's half of unison's archive is gone (a pod's disk is reset when it stops,
+    or here: the next machine answers to the same name) while this side's is kept: the sync
+    goes on as a first one, instead of failing on every run from then on."""
+    work = project(tmp_path)
+    remote = f"/tmp/ow-{tmp_path.name}"
+    try:
+        r = ow("exec", "--mount", f"{work}:{remote}", "echo one > one.txt")
+        assert r.returncode == 0, r.stderr
+        subprocess.run(["rm", "-rf", remote], check=True)  # (the next pod's disk, on this host)
+        (work / "two.txt").write_text("two\n")
+        r = ow("exec", "--mount", f"{work}:{remote}", "cat two.txt; echo three > three.txt")
+        assert r.returncode == 0 and r.stdout == "two\n", (r.stdout, r.stderr)
+        assert (work / "three.txt").read_text() == "three\n"
+    finally:
+        subprocess.run(["rm", "-rf", remote])
+    st = runpod_fake.state()
+    assert not st["pods"] and len(st["terminated"]) == 2, st
+
+
+def test_a_stopped_existing_machine_is_named_as_stopped_and_left_so(runpod_fake, tmp_path):
+    from trainsh.cloud.provider import CreateRequest
+    from trainsh.cloud.runpod import RunPodProvider
+
+    cloud = RunPodProvider()
+    inst = cloud.create("L40", CreateRequest(image="img", disk_gb=20, label="mine",
+                                             public_key=runpod_fake.public_key))
+    cloud.wait_ready(inst.id, timeout=30)
+    cloud.stop(inst.id)
+    r = ow("exec", "--existing", inst.id, "--no-sync", "true")
+    assert r.returncode == 1 and f"is stopped (train runpod start {inst.id})" in r.stderr, r.stderr
+    assert "left running" not in r.stderr and "left as it is" in r.stderr, r.stderr
+    assert runpod_fake.state()["pods"][inst.id]["desiredStatus"] == "EXITED"
+    cloud.destroy(inst.id)

@@ -71,7 +71,26 @@ def test_inputs_checked_before_anything_is_rented(vast, tmp_path):
     one_line(ow("exec", *v, "--env-file", str(tmp_path / "none.env"), "true"), 2, "no such file")
     one_line(ow("ssh", *v, "--env-file", str(bad_env)), 2, "KEY=VALUE")
     one_line(ow("exec", "--provider", "vast", "--existing", "999", "--no-sync", "true"), 2, "999")
+    one_line(ow("exec", *v, "--no-sync", "--env-file", "", "true"), 2, "--env-file needs a file")
+    one_line(ow("exec", *v, "--no-sync", "--existing", "", "true"), 2, "--existing needs a machine id")
     assert vast.state()["rents"] == 0
+
+
+def test_mounts_into_one_remote_tree_are_refused(vast, tmp_path):
+    """Two syncs into one remote folder (or one inside the other) would copy each local
+    folder's files into the other one: refused before anything is rented."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    v = ("--provider", "vast", "--gpu", "RTX4090")
+    for ma, mb in ((f"{a}:/tmp/w", f"{b}:/tmp/w/"), (f"{a}:/tmp/w", f"{b}:/tmp/w/sub"),
+                   (f"{a}:/tmp/w/sub", f"{b}:/tmp/w"), (f"{a}:~", f"{b}:work"), (str(a), str(a))):
+        one_line(ow("exec", *v, "--mount", ma, "--mount", mb, "true"), 2, "overlap", ma, mb)
+    assert vast.state()["rents"] == 0
+    # side by side is fine
+    r = ow("exec", *v, "--mount", f"{a}:/tmp/ow-{tmp_path.name}/w", "--mount",
+           f"{b}:/tmp/ow-{tmp_path.name}/wb", "true")
+    assert r.returncode == 0, r.stderr
 
 
 def test_keys_and_capacity(vast, tmp_path):

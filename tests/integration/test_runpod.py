@@ -534,6 +534,12 @@ def test_cli_has_every_cloud_verb(cloud, fake):
     assert train("runpod", "destroy", pid, "--yes").returncode == 0
 
 
+def test_search_help_names_gpus_as_runpod_takes_them(fake):
+    text = train("runpod", "search", "--help").stdout
+    assert "train runpod gpus" in text and "A100_SXM4" not in text, text  # (Vast's names)
+    assert "RTX_4090" in train("vast", "search", "--help").stdout
+
+
 def test_cli_gpus(fake):
     p = train("runpod", "gpus")
     assert p.returncode == 0, p.stderr
@@ -548,6 +554,15 @@ def test_cli_errors_are_one_line(fake, monkeypatch):
     assert "nosuchpod1" in one_line(train("runpod", "show", "nosuchpod1"), 2)
     assert "not a pod id" in one_line(train("runpod", "stop", "bad/id"), 2)
     assert "no RunPod offer matches" in one_line(train("runpod", "search", "--gpu", "NO_SUCH_GPU"), 1)
+    for offer in ("L40@moon", "@SECURE", " "):
+        assert "bad offer" in one_line(train("runpod", "create", offer), 2)
+    assert not fake.state()["pods"]
+    # a disk of part of a GB is rounded up: RunPod takes whole GBs, and 0 is no disk
+    p = train("runpod", "create", "L4", "--disk", "0.5", "--label", "t-half")
+    assert p.returncode == 0, p.stderr
+    [spec] = [x["spec"] for x in fake.state()["pods"].values()]
+    assert (spec["containerDiskInGb"], spec["volumeInGb"], spec["ports"]) == (1, 0, "22/tcp"), spec
+    assert train("runpod", "destroy", p.stdout.split()[1].rstrip(":"), "--yes").returncode == 0
     fake.faults["down"] = True
     assert "503" in one_line(train("runpod", "list"), 1)
     fake.faults["down"] = False

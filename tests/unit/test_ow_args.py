@@ -42,6 +42,8 @@ def test_env_file_forms(tmp_path):
                  'D="double \\"q\\" \\n end"\nE=value # comment\nF=\n')
     assert parse_env_file(str(f)) == {"A": "1", "B": "two words", "C": "single $x # not a comment",
                                       "D": 'double "q" \n end', "E": "value", "F": ""}
+    f.write_text('A="C:\\\\new\\\\table"\nB="a \\\\\\"b\\\\\\" \\\\\\\\n"\n')
+    assert parse_env_file(str(f)) == {"A": "C:\\new\\table", "B": 'a \\"b\\" \\\\n'}
 
 
 @pytest.mark.parametrize("text,line,words", [

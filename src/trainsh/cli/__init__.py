@@ -286,10 +286,13 @@ def _cloud_parsers(sub) -> None:
         ds = s.add_parser("destroy", help=f"destroy {a} {noun} and its disk (asks first)")
         ds.add_argument("id", help=ident)
         ds.add_argument("--yes", action="store_true", help="do not ask")
+        gpu_names = ("GPU names use _ for spaces (RTX_4090)" if name == "vast" else
+                     f"GPUs by short name (L40, RTX4090, A100S: train {name} gpus), type id or display name")
         se = s.add_parser("search", help="market offers that match, cheapest first",
-                          description="Market offers that match, cheapest first. GPU names use _ "
-                                      "for spaces (RTX_4090); GPU RAM is per GPU, in GB.")
-        se.add_argument("--gpu", help="GPU model, e.g. RTX_4090 or A100_SXM4")
+                          description=f"Market offers that match, cheapest first. {gpu_names}; "
+                                      "GPU RAM is per GPU, in GB.")
+        se.add_argument("--gpu", help="GPU model, e.g. RTX_4090 or A100_SXM4" if name == "vast" else
+                        "GPU, e.g. L40, RTX4090 or 'NVIDIA A100-SXM4-80GB'")
         se.add_argument("--num-gpus", type=int, default=1, metavar="N", help="at least N GPUs (default 1)")
         se.add_argument("--min-gpu-ram", type=float, metavar="GB", help="at least this much RAM per GPU")
         se.add_argument("--max-dph", type=float, metavar="USD", help="at most this many dollars per hour")

@@ -108,6 +108,8 @@ def options(args):
     from trainsh.cloud import gpus
     from trainsh.runtime.ow import Mount, Options, OwError, parse_env_file
 
+    if args.existing is not None and not args.existing.strip():
+        raise UserError("--existing needs a machine id")  # (an unset $ID must not rent one)
     try:
         short = gpus.short_name(args.gpu)
         if args.existing is None:
@@ -131,8 +133,11 @@ def options(args):
         elif remote.startswith("~/"):
             remote = remote[2:]
         mounts.append(Mount(path, remote.rstrip("/") or "/"))
+        _no_overlap(mounts, args.mount or [".:/workspace"])
     env = {}
-    if args.env_file:
+    if args.env_file is not None:
+        if not args.env_file.strip():
+            raise UserError("--env-file needs a file")
         try:
             env = parse_env_file(os.path.expanduser(args.env_file))
         except OwError as e:
@@ -143,6 +148,21 @@ def options(args):
     return Options(provider=args.provider, gpu=short, count=args.count, image=args.image, disk=args.disk,
                    mounts=mounts, env=env, existing=args.existing, terminate=args.terminate,
                    excludes=tuple(args.exclude), sync=args.sync, editable=args.editable)
+
+
+def _no_overlap(mounts: list, specs: list[str]) -> None:
+    """The newest mount's remote folder is neither another's nor inside or around one: two
+    syncs into one tree would copy each local folder's files into the other."""
+    import posixpath
+
+    *before, m = mounts
+    for i, other in enumerate(before):
+        if m.remote.startswith("/") != other.remote.startswith("/"):
+            continue  # (a relative one is under $HOME, which is not known yet)
+        a, b = (posixpath.normpath(r if r.startswith("/") else f"~/{r}") for r in (m.remote, other.remote))
+        if a == b or a.startswith(b.rstrip("/") + "/") or b.startswith(a.rstrip("/") + "/"):
+            raise UserError(f"--mount {specs[i]} and --mount {specs[len(before)]}: their remote "
+                            f"folders overlap ({other.remote}, {m.remote}); give each its own")
 
 
 _UNSET = object()

@@ -17,6 +17,7 @@ takes (L40, H100S, ...) to those ids.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import secrets as _random
@@ -263,8 +264,8 @@ class RunPodProvider(Provider):
             raise ProviderError("RunPod: an onstart script is not supported (it would replace the "
                                 "image's start script, which starts sshd)")
         gpu, _, cloud = offer_id.partition("@")
-        if cloud.upper() not in ("", "SECURE", "COMMUNITY", "ALL"):
-            raise ProviderError(f"RunPod: bad offer '{offer_id}' (a GPU type, optionally @SECURE or @COMMUNITY)")
+        if not gpu.strip() or cloud.upper() not in ("", "SECURE", "COMMUNITY", "ALL"):
+            raise NotFound(f"RunPod: bad offer '{offer_id}' (a GPU type, optionally @SECURE or @COMMUNITY)")
         try:
             gpu = gpu_type_id(gpu)
         except UnknownGpu:
@@ -277,7 +278,8 @@ class RunPodProvider(Provider):
         fields = {
             "name": label, "imageName": request.image, "gpuTypeId": gpu, "gpuCount": int(request.gpu_count),
             "cloudType": _Enum(cloud.upper() or "ALL"), "startSsh": True, "supportPublicIp": True,
-            "containerDiskInGb": int(request.disk_gb), "volumeInGb": 0, "ports": "22/tcp",
+            # (whole GBs, never fewer than asked)
+            "containerDiskInGb": math.ceil(request.disk_gb), "volumeInGb": 0, "ports": "22/tcp",
             "env": [{"key": k, "value": str(v)} for k, v in env.items()],
         }
         doc = f"mutation Deploy {{ podFindAndDeployOnDemand(input: {_input(fields)}) {{ {POD_FIELDS} }} }}"

@@ -76,8 +76,10 @@ CONTROL = {
 KEYWORDS = sorted(CONTROL | {"var", "host", "storage", "wait"})
 
 # Options each cloud action accepts, with a checker for the value.
-def _int_opt(v: str) -> str | None:
-    return None if re.fullmatch(r"\d+", v) else "a whole number"
+def _count_opt(v: str) -> str | None:
+    if not re.fullmatch(r"\d+", v):
+        return "a whole number"
+    return None if int(v) else "a whole number of at least 1"  # (0 GPUs, 0 offers: nothing to pick)
 
 
 def _num_opt(v: str) -> str | None:
@@ -101,8 +103,8 @@ def _any_opt(v: str) -> str | None:
 
 
 CLOUD_OPTIONS = {f"{c}.{action}": options for c in CLOUDS for action, options in {
-    "pick": {"num_gpus": _int_opt, "min_gpu_ram": _num_opt, "gpu": _any_opt,
-             "max_dph": _num_opt, "limit": _int_opt},
+    "pick": {"num_gpus": _count_opt, "min_gpu_ram": _num_opt, "gpu": _any_opt,
+             "max_dph": _num_opt, "limit": _count_opt},
     "wait": {"timeout": _dur_opt, "poll": _dur_opt, "stop_on_fail": _bool_opt},
     "start": {}, "stop": {}, "cost": {},
 }.items()}

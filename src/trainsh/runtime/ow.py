@@ -6,9 +6,9 @@ The parts are the project's own: the provider (search, create, get, destroy), th
 the masking of secret values. What lives here is the order of things and the exits:
 
 - `Machine` is the lifecycle. A machine rented here is destroyed when ow ends, whatever
-  ended it (the command's end, a failure, Ctrl-C, SIGTERM, a lost connection, an error while
-  renting or syncing), unless the user keeps it; a create cut short is looked up by its label
-  so a machine made meanwhile is not forgotten. `--existing` machines are never ended.
+  ended it (the command's end, a failure, Ctrl-C, SIGTERM, SIGHUP, a lost connection, an error
+  while renting or syncing), unless the user keeps it; a create cut short is looked up by its
+  label so a machine made meanwhile is not forgotten. `--existing` machines are never ended.
 - `run_command` runs the command in a tmux session on the machine (a dropped connection does
   not end it), streams its output from the pane log and returns its exact exit code (128+N
   for a signal). One ssh round trip sets up and starts the session and then follows it.
@@ -82,11 +82,18 @@ _shell_open = threading.Event()  # an interactive ssh holds the terminal (in raw
 def say(message: str) -> None:
     # A raw terminal does not return the carriage at a newline: lines would step right.
     end = "\r\n" if _shell_open.is_set() else "\n"
-    print(f"ow: {masking.mask(message)}", file=sys.stderr, end=end, flush=True)
+    try:
+        print(f"ow: {masking.mask(message)}", file=sys.stderr, end=end, flush=True)
+    except OSError:  # (a terminal that hung up: the machine must still be ended)
+        pass
 
 
 class Interrupted(BaseException):
-    """SIGTERM, as Ctrl-C is KeyboardInterrupt: both end the run the same way."""
+    """SIGTERM or SIGHUP (the terminal closed), as Ctrl-C is KeyboardInterrupt: all end the run
+    the same way."""
+
+
+ENDING = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def _on_term(signum, frame):
@@ -94,9 +101,9 @@ def _on_term(signum, frame):
 
 
 def shielded():
-    """Ctrl-C and SIGTERM ignored while the machine is being ended: a second Ctrl-C must not
-    leave it billing. Returns a function that restores the handlers."""
-    old = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+    """Ctrl-C, SIGTERM and SIGHUP ignored while the machine is being ended: a second Ctrl-C
+    must not leave it billing. Returns a function that restores the handlers."""
+    old = {s: signal.signal(s, signal.SIG_IGN) for s in ENDING}
     return lambda: [signal.signal(s, h) for s, h in old.items()]
 
 
@@ -212,7 +219,10 @@ class Machine:
             if self.inst is None:
                 return
             if not self.rented:
-                say(f"{self.name} was running before: left running")
+                from trainsh.cloud.provider import RUNNING
+
+                say(f"{self.name} was running before: left running" if self.inst.status == RUNNING
+                    else f"{self.name} is not ow's: left as it is")
                 return
             keep = self.opts.terminate is False
             if self.opts.terminate is None and not interrupted and sys.stdin.isatty():
@@ -290,8 +300,8 @@ def parse_env_file(path: str) -> dict[str, str]:
             if len(value) < 2 or not value.endswith(q):
                 raise OwError(f"{path}:{n}: unclosed {q} in the value of {key}", 2)
             value = value[1:-1]
-            if q == '"':
-                value = value.replace('\\"', '"').replace("\\n", "\n").replace("\\\\", "\\")
+            if q == '"':  # one pass: `\\n` is a backslash and an n, not a newline
+                value = re.sub(r'\\([\\"n])', lambda m: "\n" if m[1] == "n" else m[1], value)
         elif " #" in value:
             value = value.split(" #", 1)[0].rstrip()
         out[key] = value
@@ -475,8 +485,12 @@ class Follower:
         tries = 0
         while not self.ended:
             d, sess = self.d, self.sess
-            if first:
-                waiter = f"tmux wait-for {sess}-done"
+            if first:  # tmux forgets a signal when a second comes before anyone waits (the
+                # command's and the pane-died hook's, for a command that ends at once): a poller
+                # sends it again each second once the command has ended
+                waiter = (f"( while :; do {{ [ -e {d}/rc ] || ! tmux has-session -t {sess}; }} "
+                          f">/dev/null 2>&1 && tmux wait-for -S {sess}-done; sleep 1; done ) & p=$!; "
+                          f"tmux wait-for {sess}-done; kill $p")
             else:  # a waiter of a dropped connection may hold the signal: look at the rc file
                 waiter = (f"until [ -e {d}/rc ] || ! tmux has-session -t {sess} 2>/dev/null; "
                           "do sleep 0.1; done")
@@ -603,13 +617,13 @@ class Run:
 
 def lifecycle(opts: Options, body, early=None) -> int:
     """Rent (or find) the machine, run `body(machine, run)` and end the machine whatever ended
-    the run: its return, an error, Ctrl-C or SIGTERM (exit 130). `early` is a login to an
+    the run: its return, an error, Ctrl-C, SIGTERM or SIGHUP (exit 130). `early` is a login to an
     `--existing` machine already under way (ow_connect.py)."""
     machine = Machine(opts)
     machine.early = early
     machine.check_key()
     run = Run()
-    old = signal.signal(signal.SIGTERM, _on_term)
+    old = {s: signal.signal(s, _on_term) for s in (signal.SIGTERM, signal.SIGHUP)}
     try:
         machine.provision()
         return body(machine, run)
@@ -621,7 +635,8 @@ def lifecycle(opts: Options, body, early=None) -> int:
         if run.syncer:
             run.syncer.close()
         machine.end(interrupted=run.interrupted)
-        signal.signal(signal.SIGTERM, old)
+        for s, h in old.items():
+            signal.signal(s, h)
 
 
 def ow_exec(opts: Options, argv: list[str], early=None) -> int:

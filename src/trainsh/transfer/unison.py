@@ -194,13 +194,19 @@ class Unison:
         archive = paths.ensure(paths.home() / "unison")
         return {**os.environ, "UNISON": str(archive)}
 
-    def sync(self, paths: list[str] | None = None, timeout: float = 3600) -> SyncResult:
+    def sync(self, paths: list[str] | None = None, timeout: float = 3600, extra: list[str] = ()) -> SyncResult:
         t = time.monotonic()
+        argv = [*self.argv(paths), *extra]
         try:
-            p = subprocess.run(self.argv(paths), capture_output=True, text=True, env=self.env(),
+            p = subprocess.run(argv, capture_output=True, text=True, env=self.env(),
                                stdin=subprocess.DEVNULL, timeout=timeout)
         except subprocess.TimeoutExpired:
             raise SyncError(f"unison did not finish within {int(timeout)}s") from None
+        if p.returncode >= 3 and "inconsistent state" in p.stdout + p.stderr and "-ignorearchives" not in argv:
+            # One side's archive is gone (a machine's disk reset, a new machine under the same
+            # name): unison refuses for ever. Without archives it syncs as a first time: what
+            # differs on both sides is a conflict, left as it is; nothing is deleted.
+            return self.sync(paths, timeout, ["-ignorearchives"])
         res = parse_output(p.stdout + p.stderr)
         res.seconds = time.monotonic() - t
         if p.returncode >= 3 or (p.returncode and not _RESULT.search(p.stdout + p.stderr)):
