@@ -485,12 +485,8 @@ class Follower:
         tries = 0
         while not self.ended:
             d, sess = self.d, self.sess
-            if first:  # tmux forgets a signal when a second comes before anyone waits (the
-                # command's and the pane-died hook's, for a command that ends at once): a poller
-                # sends it again each second once the command has ended
-                waiter = (f"( while :; do {{ [ -e {d}/rc ] || ! tmux has-session -t {sess}; }} "
-                          f">/dev/null 2>&1 && tmux wait-for -S {sess}-done; sleep 1; done ) & p=$!; "
-                          f"tmux wait-for {sess}-done; kill $p")
+            if first:  # (one signal: see run_command)
+                waiter = f"tmux wait-for {sess}-done"
             else:  # a waiter of a dropped connection may hold the signal: look at the rc file
                 waiter = (f"until [ -e {d}/rc ] || ! tmux has-session -t {sess} 2>/dev/null; "
                           "do sleep 0.1; done")
