@@ -39,13 +39,40 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"train: {message} (see '{self.prog} --help')\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+class _Unused:
+    """What a group's parser is built into when argv names another group: every call is taken
+    and dropped (80-odd parsers cost ~15 ms that a command such as `train vast list` waits for)."""
+
+    def __getattr__(self, name):
+        return self
+
+    def __call__(self, *args, **kwargs):
+        return self
+
+
+class _OnlyGroup:
+    """The top-level subparsers, filling in only group `only`: the others are listed (for help
+    and for the error naming the choices) but left without arguments."""
+
+    def __init__(self, sub, only: str):
+        self.sub, self.only = sub, only
+
+    def add_parser(self, name: str, **kwargs):
+        made = self.sub.add_parser(name, **kwargs)
+        return made if name == self.only else _Unused()
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line; with `only`, just that group's part of it is filled in (enough
+    to parse an argv whose group it is)."""
     p = _Parser(
         prog="train", description="Training automation for rented GPU hosts and cloud storage.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"trainsh {__version__}")
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = p.add_subparsers(dest="group", metavar="COMMAND")
+    if only is not None:
+        sub = _OnlyGroup(sub, only)
 
     # recipe
     rp = sub.add_parser("recipe", help="run, check and inspect recipes and their jobs",
@@ -349,7 +376,8 @@ def main(argv: list[str] | None = None) -> int:
         from trainsh.cli.completion import complete
 
         return complete((sys.argv[1:] if argv is None else argv)[1:])
-    parser = build_parser()
+    words = sys.argv[1:] if argv is None else argv
+    parser = build_parser(only=next((w for w in words if not w.startswith("-")), None))
     args, extra = parser.parse_known_args(argv)
     if extra:  # argparse would blame `train`, not the subcommand that got them
         prog = " ".join(["train", *(w for w in (args.group, getattr(args, "cmd", None)) if w)])
