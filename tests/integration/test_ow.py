@@ -30,6 +30,20 @@ def spawn(*args: str) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True)
 
 
+def signalled(sig: int, once, *args: str) -> tuple[int, str]:
+    """Run `ow ARGS`, send it `sig` once `once()` is true; (its exit code, its stderr)."""
+    p = spawn(*args)
+    try:
+        wait_until(once, timeout=60, what=f"the moment to send signal {sig}")
+        p.send_signal(sig)
+        _, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    return p.returncode, err
+
+
 def alive(fake) -> list[str]:
     """Instances the fake rented and still has (not destroyed)."""
     st = fake.state()
@@ -143,30 +157,17 @@ def test_env_file_reaches_the_command_and_nothing_else(vast, tmp_path):
 
 def test_ctrl_c_passes_to_the_command_and_terminates(vast, tmp_path):
     started = tmp_path / "started"
-    p = spawn("exec", *VAST, "--no-sync", "sh", "-c", f"touch {started}; sleep 60")
-    try:
-        wait_until(started.exists, timeout=60, what="the command to start")
-        p.send_signal(signal.SIGINT)
-        out, err = p.communicate(timeout=60)
-    finally:
-        if p.poll() is None:
-            p.kill()
-    assert p.returncode == 130, err
+    code, err = signalled(signal.SIGINT, started.exists,
+                          "exec", *VAST, "--no-sync", "sh", "-c", f"touch {started}; sleep 60")
+    assert code == 130, err
     assert "Traceback" not in err and "terminated" in err
     assert rented(vast) == 1 and not alive(vast)
 
 
 def test_sigterm_while_the_machine_starts_terminates_it(vast, tmp_path):
     vast.control(start_delay=30)
-    p = spawn("exec", *VAST, "--no-sync", "true")
-    try:
-        wait_until(lambda: rented(vast), timeout=30, what="a rent")
-        p.send_signal(signal.SIGTERM)
-        out, err = p.communicate(timeout=60)
-    finally:
-        if p.poll() is None:
-            p.kill()
-    assert p.returncode == 130 and "Traceback" not in err, err
+    code, err = signalled(signal.SIGTERM, lambda: rented(vast), "exec", *VAST, "--no-sync", "true")
+    assert code == 130 and "Traceback" not in err, err
     assert rented(vast) == 1 and not alive(vast), vast.state()
 
 
@@ -174,15 +175,8 @@ def test_a_closed_terminal_terminates(runpod_fake, tmp_path):
     """SIGHUP (the terminal ow ran in was closed, the login to this machine dropped) ends the
     run as SIGTERM does: the machine is terminated, not left billing."""
     started = tmp_path / "started"  # (the fake's machines share this one's files)
-    p = spawn("exec", "--no-sync", f"touch {started}; sleep 60")
-    try:
-        wait_until(started.exists, timeout=60, what="the command")
-        p.send_signal(signal.SIGHUP)
-        out, err = p.communicate(timeout=60)
-    finally:
-        if p.poll() is None:
-            p.kill()
-    assert p.returncode == 130 and "Traceback" not in err, (p.returncode, err)
+    code, err = signalled(signal.SIGHUP, started.exists, "exec", "--no-sync", f"touch {started}; sleep 60")
+    assert code == 130 and "Traceback" not in err, (code, err)
     st = runpod_fake.state()
     assert not st["pods"] and len(st["terminated"]) == 1, st
 

@@ -218,9 +218,8 @@ def _pick_before(recipe, host: str) -> dict:
         return {"instance": own[0].id}
     if offers:
         return {"offer": offers[0].id}
-    shows = "train vast search" if name == "vast" else f"train {name} gpus"
     raise UserError(f"--pick-host {host}: no {cloud.title} offer matches "
-                    f"({shows} shows what there is)", 1)
+                    f"(train {name} search shows what there is)", 1)
 
 
 def _rent_picked(runner, recipe, host: str) -> bool:

@@ -262,14 +262,16 @@ class Provider(ABC):
     def gpu_matches(self, gpu_name: str, wanted: str) -> bool:
         """Whether an instance's `gpu_name` is the GPU `wanted` names: the cloud's own name in
         any case (`_` for a space) or a short name (gpus.py)."""
-        from trainsh.cloud.gpus import GPUS
+        from trainsh.cloud.gpus import UnknownGpu, provider_name
 
         def key(n: str) -> str:
             return " ".join(n.replace("_", " ").replace("-", " ").lower().split())
 
-        theirs = next((names.get(self.name) for short, names in GPUS.items()
-                       if short.lower() == wanted.strip().lower()), None)
-        return key(gpu_name) in (key(wanted), key(theirs or wanted))
+        try:
+            theirs = provider_name(wanted, self.name)
+        except UnknownGpu:
+            theirs = wanted
+        return key(gpu_name) in (key(wanted), key(theirs))
 
     def find_by_label(self, label: str) -> list[Instance]:
         return [i for i in self.list() if i.label == label and i.status != GONE]
