@@ -37,18 +37,23 @@ def wait_until(predicate, timeout: float = 20, what: str = "condition"):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def interrupted(*args: str, once: Path, timeout: float = 15) -> subprocess.CompletedProcess:
-    """Run `train ARGS` and press Ctrl-C (SIGINT) once the file `once` exists."""
-    import signal
-
-    proc = subprocess.Popen([*TRAIN, *args], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+def signalled(argv: list[str], sig: int, once, timeout: float = 60) -> subprocess.CompletedProcess:
+    """Run ARGV and send it `sig` as soon as `once()` is true; the process as it ended."""
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
-        wait_until(once.exists, timeout=timeout, what=f"{once} to appear")
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=20)
+        wait_until(once, timeout=timeout, what=f"the moment to send signal {sig}")
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def interrupted(*args: str, once: Path, timeout: float = 15) -> subprocess.CompletedProcess:
+    """Run `train ARGS` and press Ctrl-C (SIGINT) once the file `once` exists."""
+    import signal
+
+    return signalled([*TRAIN, *args], signal.SIGINT, once.exists, timeout)

@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from helpers import wait_until
+from helpers import signalled, wait_until
 
 OW = [sys.executable, "-m", "trainsh.owstart"]  # what the `ow` console script runs
 VAST = ["--provider", "vast", "--gpu", "RTX4090"]
@@ -28,20 +28,6 @@ def ow(*args: str, timeout: float = 120, **kw) -> subprocess.CompletedProcess:
 def spawn(*args: str) -> subprocess.Popen:
     return subprocess.Popen([*OW, *args], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-
-
-def signalled(sig: int, once, *args: str) -> tuple[int, str]:
-    """Run `ow ARGS`, send it `sig` once `once()` is true; (its exit code, its stderr)."""
-    p = spawn(*args)
-    try:
-        wait_until(once, timeout=60, what=f"the moment to send signal {sig}")
-        p.send_signal(sig)
-        _, err = p.communicate(timeout=60)
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-    return p.returncode, err
 
 
 def alive(fake) -> list[str]:
@@ -157,17 +143,17 @@ def test_env_file_reaches_the_command_and_nothing_else(vast, tmp_path):
 
 def test_ctrl_c_passes_to_the_command_and_terminates(vast, tmp_path):
     started = tmp_path / "started"
-    code, err = signalled(signal.SIGINT, started.exists,
-                          "exec", *VAST, "--no-sync", "sh", "-c", f"touch {started}; sleep 60")
-    assert code == 130, err
-    assert "Traceback" not in err and "terminated" in err
+    r = signalled([*OW, "exec", *VAST, "--no-sync", "sh", "-c", f"touch {started}; sleep 60"],
+                  signal.SIGINT, started.exists)
+    assert r.returncode == 130, r.stderr
+    assert "Traceback" not in r.stderr and "terminated" in r.stderr
     assert rented(vast) == 1 and not alive(vast)
 
 
 def test_sigterm_while_the_machine_starts_terminates_it(vast, tmp_path):
     vast.control(start_delay=30)
-    code, err = signalled(signal.SIGTERM, lambda: rented(vast), "exec", *VAST, "--no-sync", "true")
-    assert code == 130 and "Traceback" not in err, err
+    r = signalled([*OW, "exec", *VAST, "--no-sync", "true"], signal.SIGTERM, lambda: rented(vast))
+    assert r.returncode == 130 and "Traceback" not in r.stderr, r.stderr
     assert rented(vast) == 1 and not alive(vast), vast.state()
 
 
@@ -175,8 +161,8 @@ def test_a_closed_terminal_terminates(runpod_fake, tmp_path):
     """SIGHUP (the terminal ow ran in was closed, the login to this machine dropped) ends the
     run as SIGTERM does: the machine is terminated, not left billing."""
     started = tmp_path / "started"  # (the fake's machines share this one's files)
-    code, err = signalled(signal.SIGHUP, started.exists, "exec", "--no-sync", f"touch {started}; sleep 60")
-    assert code == 130 and "Traceback" not in err, (code, err)
+    r = signalled([*OW, "exec", "--no-sync", f"touch {started}; sleep 60"], signal.SIGHUP, started.exists)
+    assert r.returncode == 130 and "Traceback" not in r.stderr, (r.returncode, r.stderr)
     st = runpod_fake.state()
     assert not st["pods"] and len(st["terminated"]) == 1, st
 

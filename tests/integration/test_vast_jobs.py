@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import TRAIN, train, wait_until, write_recipe
+from helpers import TRAIN, signalled, train, wait_until, write_recipe
 
 
 def _only(vast) -> tuple[str, dict]:
@@ -125,14 +125,16 @@ def _runner(recipe: Path, *extra: str) -> subprocess.Popen:
                             text=True)
 
 
-def _started(vast) -> str:
-    def look():
-        for iid, inst in vast.state()["instances"].items():
-            if (Path(inst["home"]) / "started").exists():
-                return iid
-        return None
+def _started_on(vast) -> str | None:
+    """The instance whose command has started (made ~/started), if any yet."""
+    for iid, inst in vast.state()["instances"].items():
+        if (Path(inst["home"]) / "started").exists():
+            return iid
+    return None
 
-    return wait_until(look, timeout=60, what="the command on the machine to start")
+
+def _started(vast) -> str:
+    return wait_until(lambda: _started_on(vast), timeout=60, what="the command on the machine to start")
 
 
 def test_kill_9_then_resume_finishes_on_the_same_machine(tmp_path, vast):
@@ -155,16 +157,9 @@ def test_kill_9_then_resume_finishes_on_the_same_machine(tmp_path, vast):
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_ctrl_c_and_sigterm_leave_it_running_and_say_what_bills(tmp_path, vast, sig):
     r = write_recipe(tmp_path / "c.recipe", RESUMABLE)
-    proc = _runner(r)
-    try:
-        iid = _started(vast)
-        proc.send_signal(sig)
-        out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode == 130, err
+    p = signalled([*TRAIN, "recipe", "run", str(r), "--no-visual"], sig, lambda: _started_on(vast))
+    iid, err = _started_on(vast), p.stderr
+    assert p.returncode == 130, err
     assert "Traceback" not in err
     assert vast.state()["instances"][iid]["intended_status"] == "running"
     assert f"vast {iid} (1x RTX 3090, $0.2" in err and "/h) is still running and billing" in err
