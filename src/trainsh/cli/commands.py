@@ -105,7 +105,7 @@ def _check_config() -> None:
 
 
 def _run_recipe(recipe, args, *, exec_mode: bool = False) -> int:
-    from trainsh.runtime import clouds, preflight
+    from trainsh.runtime import clouds
     from trainsh.runtime.journal import Journal
     from trainsh.runtime.runner import RunOptions, Runner
     from trainsh.ui import watch
