@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import errno
 import os
+import signal
 import sys
 
 from trainsh import __version__
@@ -371,6 +372,24 @@ def _run_options(p: argparse.ArgumentParser) -> None:
                    help="choose the Vast.ai machine for host NAME now, before the run starts")
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where the program is, so that `train` ends as on Ctrl-C (what
+    it rented meanwhile is found and named or ended) and exits 128 + the signal's number."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _signals_interrupt() -> None:
+    def on_signal(signum, frame):
+        raise Terminated(signum)
+
+    for s in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(s) is signal.SIG_DFL:  # (nohup's SIG_IGN stays)
+            signal.signal(s, on_signal)
+
+
 def main(argv: list[str] | None = None) -> int:
     if (sys.argv[1:] if argv is None else argv)[:1] == ["__complete"]:  # a shell asks, on TAB
         from trainsh.cli.completion import complete
@@ -412,6 +431,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return handlers.dispatch(args) or 0
 
+    _signals_interrupt()
     try:
         return ended("train", args.debug, run)
     except Exception as e:  # the last net: one line, unless --debug
@@ -433,9 +453,11 @@ def ended(prog: str, debug: bool, run) -> int:
             raise
         print(f"{prog}: {e}", file=sys.stderr)
         return e.code
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        signum = getattr(e, "signum", signal.SIGINT)
+        why = "" if signum == signal.SIGINT else f" ({signal.Signals(signum).name})"
+        print(f"{prog}: interrupted{why}", file=sys.stderr)
+        return 128 + signum
     except BrokenPipeError:  # the reader is gone, nothing more to say
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

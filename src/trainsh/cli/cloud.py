@@ -272,15 +272,50 @@ def cmd_attach_key(p, args) -> int:
     return 0
 
 
+def _rent(p, offer: str, request):
+    """Rent through the ledger; a rent cut short (Ctrl-C, SIGTERM, SIGHUP) ends what the cloud
+    made meanwhile, and says so; a rent whose machine cannot be found yet is named by label."""
+    from trainsh.runtime.holds import Holds, rent
+    from trainsh.runtime.journal import Journal
+
+    def say(text: str) -> None:
+        print(f"train: {text}", file=sys.stderr, flush=True)
+
+    journal = Journal()
+    holds = Holds(journal)
+    try:
+        return rent(holds, p, offer, request, "create", say=say)
+    except BaseException as e:
+        if isinstance(e, Exception):
+            raise
+        for inst in getattr(e, "made", ()):
+            try:
+                p.destroy(inst.id)
+                holds.set(request.label, state="destroyed")
+                say(f"{p.name} {inst.id} was rented as the create was cut short: destroyed it")
+            except Exception as gone:  # noqa: BLE001 - say what bills, never hide it
+                say(f"{p.name} {inst.id} was rented as the create was cut short and could NOT be "
+                    f"destroyed ({gone}): it bills; end it with: train {p.name} destroy {inst.id}")
+        rest = holds.rent(request.label)
+        if rest is not None and rest.state == "sending":
+            say(f"the rent was cut short: the cloud may still make a {p.noun} labelled "
+                f"{request.label}, and it would bill; see train {p.name} list")
+        raise
+    finally:
+        journal.close()
+
+
 def cmd_create(p, args) -> int:
     from trainsh.cloud.provider import CreateRequest
+    from trainsh.runtime.holds import unique_label
     from trainsh.settings import config
 
     image = args.image or config.get(f"{p.name}.image")
     disk = args.disk if args.disk is not None else config.get(f"{p.name}.disk")
     if disk <= 0:
         raise UserError("--disk must be more than 0 GB")
-    inst = p.create(args.offer, CreateRequest(image=image, disk_gb=disk, label=args.label or ""))
+    inst = _rent(p, args.offer, CreateRequest(image=image, disk_gb=disk,
+                                              label=args.label or unique_label("trainsh-create")))
     print(f"{p.name} {inst.id}: rented from offer {args.offer} at ${inst.price_per_hour:.3f}/h, "
           f"{inst.status} (train {p.name} list; train {p.name} ssh {inst.id} once it runs; "
           f"train {p.name} stop {inst.id} to stop paying for the GPU)")

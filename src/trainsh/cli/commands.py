@@ -209,7 +209,8 @@ def _pick_before(recipe, host: str) -> dict:
         if sys.stdin.isatty() and sys.stderr.isatty():
             return clouds.pick_before(recipe, host, name)
         cloud = clouds._provider(name)
-        own, offers = clouds.candidates(cloud, clouds.pick_options(recipe, host, name))
+        own, offers, _ = clouds.candidates(cloud, clouds.pick_options(recipe, host, name),
+                                           clouds.holds_now())
     except ProviderError as e:
         raise UserError(str(e), 1) from None
     except (LookupError, EOFError) as e:
@@ -565,6 +566,11 @@ def _machine_lines(journal, job_id: str) -> list[str]:
         whose = "the job's" if m.ours else "yours, from before the job"
         lines.append(f"    machine {kind.describe(m)} for @{m.host}: up ({whose}); stop it with: "
                      f"{kind.release_hint(m)}")
+    job = journal.job(job_id)
+    if job is not None and job.shown_status != "running":
+        from trainsh.runtime.machines import Machines
+
+        lines += [f"    {line}" for line in Machines.reading(journal, job_id).rents_in_flight(look=True)]
     return lines
 
 

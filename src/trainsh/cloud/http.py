@@ -14,7 +14,7 @@ TYPE_CHECKING = False  # typing costs start-up time; the annotations are never e
 if TYPE_CHECKING:
     from typing import Any
 
-from trainsh.cloud.provider import AuthError, NotFound, ProviderError, Unavailable
+from trainsh.cloud.provider import AuthError, LostAnswer, NotFound, ProviderError, Unavailable
 
 
 class HttpError(ProviderError):
@@ -45,6 +45,7 @@ def request(method: str, url: str, *, what: str, key: str | None = None, body: A
 
     `what` names the service in errors ("Vast.ai"). `retries` applies to 429, 5xx and
     connection failures; pass 0 for a call that must not be repeated blindly."""
+    import http.client
     import urllib.error
     import urllib.request
 
@@ -66,7 +67,7 @@ def request(method: str, url: str, *, what: str, key: str | None = None, body: A
             try:
                 return json.loads(raw)
             except ValueError:
-                raise ProviderError(f"{what}: the server's answer is not JSON") from None
+                raise LostAnswer(f"{what}: {method} {_path(url)}: the answer is not JSON") from None
         except urllib.error.HTTPError as e:
             raw = e.read()
             try:
@@ -92,6 +93,17 @@ def request(method: str, url: str, *, what: str, key: str | None = None, body: A
                 continue
             reason = getattr(e, "reason", e)
             raise Unavailable(f"{what}: cannot reach {url.split('/')[2] if '//' in url else url} ({reason})") from None
+        except http.client.HTTPException as e:  # a cut-short body, a broken status line (a dropped
+            # connection is a ConnectionError above)
+            raise LostAnswer(f"{what}: {method} {_path(url)}: the answer was cut short or damaged "
+                             f"({e.__class__.__name__})") from None
+
+
+def _path(url: str) -> str:
+    """The path of a URL, for naming the call in an error (never its query: keys go there)."""
+    from urllib.parse import urlsplit
+
+    return urlsplit(url).path or "/"
 
 
 def _backoff(attempt: int, retry_after: str | None) -> float:

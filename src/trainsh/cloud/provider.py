@@ -42,6 +42,11 @@ class Unavailable(ProviderError):
     """The API cannot be reached or keeps failing (network, 5xx, 429 after retries)."""
 
 
+class LostAnswer(Unavailable):
+    """The server may have acted, but its answer was cut short or damaged (a truncated body,
+    not JSON, a broken status line): a create may have made a machine."""
+
+
 class NotReady(ProviderError):
     """`Provider.wait_ready` gave up: `why` is "gone", "stopped" (and nobody starts it) or
     "timeout". `inst` is the instance as last seen, `last` what kept it from being ready (its
@@ -211,6 +216,7 @@ class CreateRequest:
     onstart: str | None = None      # a shell script run when the machine starts
     public_key: str | None = None   # the ssh key the machine must accept
     gpu_count: int = 1
+    existing: tuple = ()            # ids that had the label before: never this rent's machine
 
 
 class Provider(ABC):

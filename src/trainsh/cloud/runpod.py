@@ -284,7 +284,8 @@ class RunPodProvider(Provider):
         }
         doc = f"mutation Deploy {{ podFindAndDeployOnDemand(input: {_input(fields)}) {{ {POD_FIELDS} }} }}"
         # Pods already named so are not ours: only a new one answers a failed create.
-        before = {i.id for i in self.find_by_label(label)}
+        before = set(request.existing) if request.existing or not request.label else \
+            {i.id for i in self.find_by_label(label)}
         attempts = 3
         for attempt in range(1, attempts + 1):
             try:

@@ -201,7 +201,7 @@ class VastProvider(Provider):
                 # The machine may have been rented before the error (or be on its way): look
                 # twice, a moment apart, before renting again. A lookup that fails raises:
                 # without knowing, a retry could rent a second machine.
-                found = self._rented(label)
+                found = self._rented(label, request.existing)
                 if found:
                     return self._keyed(found, request)
                 if attempt == attempts:
@@ -222,9 +222,10 @@ class VastProvider(Provider):
             return self._keyed(self.get(str(new_id)), request)
         raise AssertionError("unreachable")
 
-    def _rented(self, label: str, pause: float = 2.0) -> Instance | None:
+    def _rented(self, label: str, existing=(), pause: float = 2.0) -> Instance | None:
+        """The instance a create under `label` made (not one that had the label before)."""
         for look in range(2):
-            found = self.find_by_label(label)
+            found = [i for i in self.find_by_label(label) if i.id not in existing]
             if found:
                 return found[0]
             if look == 0:

@@ -217,13 +217,20 @@ class SshShell(Shell):
     retried, only reaching the host.
     """
 
-    def __init__(self, spec, reconnect: float = 60.0, gone: str | None = None):
+    def __init__(self, spec, reconnect: float = 60.0, gone: str | None = None, lost=None):
         from trainsh.remote.sshspec import SshSpec
 
         self.spec = spec if isinstance(spec, SshSpec) else SshSpec.parse(spec)
         self.name = self.spec.destination
         self.reconnect = reconnect
         self.gone = gone  # what it means when the host cannot be reached (a Colab runtime ended)
+        # lost() -> (why, state) when the host will never answer again (a cloud machine
+        # stopped or destroyed from outside: state "stopped" or "gone"), else None; asked when
+        # a connection drops, so that is said at once instead of after the reconnect time.
+        # `lost_as` keeps the answer once there was one.
+        self.lost = lost
+        self.lost_as: tuple[str, str] | None = None
+        self._lost_asked = 0.0
         self._home: str | None = None
 
     def argv_for(self, argv: list[str]) -> list[str]:
@@ -255,11 +262,23 @@ class SshShell(Shell):
                 break
             if any(f in r.stderr for f in _FATAL) or time.monotonic() + delay > deadline:
                 raise SshError(self.explain(r))
+            if self._is_lost():
+                raise SshError(self.lost_as[0])
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
         if check:
             self.check(r)
         return r
+
+    def _is_lost(self) -> bool:
+        """Whether `lost()` says so, asked at most every 10 s (each ask may be an API call)."""
+        if self.lost_as is None and self.lost is not None and time.monotonic() - self._lost_asked >= 10:
+            self._lost_asked = time.monotonic()
+            try:
+                self.lost_as = self.lost()
+            except Exception:  # noqa: BLE001 - cannot tell: keep trying the host
+                pass
+        return self.lost_as is not None
 
     def explain(self, r: Result) -> str:
         lines = [ln for ln in r.stderr.strip().splitlines() if ln.strip() and "Warning: Permanently" not in ln]

@@ -118,7 +118,7 @@ def host_opener(name: str):
         when, inst, home = _ready.pop((name, rest), (0.0, None, ""))
         if inst is not None and time.monotonic() - when < 5:  # a wait saw it ready just now
             KINDS[name].known[inst.id] = inst
-            shell = SshShell(inst.ssh_spec(_key()), reconnect=reconnect)
+            shell = SshShell(inst.ssh_spec(_key()), reconnect=reconnect, lost=_lost(name, inst.id))
             shell._home = home
             shell.machine = lambda ctx, host: _reached(ctx, host, name, inst, how, shell)
             return shell
@@ -133,7 +133,7 @@ def host_opener(name: str):
         except (ProviderError, TimeoutError) as e:
             raise HostError(str(e)) from None
         KINDS[name].known[inst.id] = inst
-        shell = SshShell(inst.ssh_spec(_key()), reconnect=reconnect)
+        shell = SshShell(inst.ssh_spec(_key()), reconnect=reconnect, lost=_lost(name, inst.id))
         try:
             r = shell.run(FIRST_LOGIN, timeout=60, check=True)
         except ShellError as e:
@@ -143,6 +143,26 @@ def host_opener(name: str):
         return shell
 
     return open_shell
+
+
+def _lost(name: str, iid: str):
+    """For the ssh layer: (why, state) when instance `iid` will not answer again (it was
+    stopped or destroyed by someone else than this job), asked when its connection drops."""
+
+    def why() -> tuple[str, str] | None:
+        from trainsh.cloud.provider import GONE, STOPPED, STOPPING, NotFound
+
+        try:
+            inst = _provider(name).get(iid)
+        except NotFound:
+            return f"{name} {iid} was destroyed outside this job", "gone"
+        if inst.status in (STOPPED, STOPPING):
+            return f"{name} {iid} was stopped outside this job ({inst.provider_status})", "stopped"
+        if inst.status == GONE:
+            return f"{name} {iid} was destroyed outside this job", "gone"
+        return None
+
+    return why
 
 
 def _reached(ctx, host: str, name: str, inst, how: str, shell) -> None:
@@ -343,31 +363,44 @@ def _matches(p, inst, opts: dict) -> bool:
             and (opts["max_dph"] is None or inst.price_per_hour <= opts["max_dph"]))
 
 
-def candidates(p, opts: dict) -> tuple[list, list]:
-    """(the user's own matching instances, running first; matching offers, cheapest first)."""
+def candidates(p, opts: dict, holds=None, me: str | None = None) -> tuple[list, list, list]:
+    """(the user's own matching instances that nobody holds, running first; matching offers,
+    cheapest first; [(instance, who)] matching ones another job or `ow` holds, never taken)."""
     from trainsh.cloud.provider import RUNNING, STARTING
 
     offers = p.search(gpu=opts["gpu"], num_gpus=opts["num_gpus"], min_gpu_ram_gb=opts["min_gpu_ram"],
                       max_price=opts["max_dph"], limit=opts["limit"])
-    own = [i for i in p.list() if _matches(p, i, opts)]
+    own, taken = [], []
+    held = holds.holders(p.name, me) if holds is not None else {}
+    for i in p.list():
+        if _matches(p, i, opts):
+            who = holds.holder(i, me, held) if holds is not None else None
+            if who:
+                taken.append((i, who))
+            else:
+                own.append(i)
     own.sort(key=lambda i: (i.status not in (RUNNING, STARTING), i.price_per_hour))
-    return own[: opts["limit"]], offers
+    return own[: opts["limit"]], offers, taken
 
 
-def choose(p, opts: dict, out=None, ask=input) -> dict:
+def choose(p, opts: dict, out=None, ask=input, holds=None, me: str | None = None) -> dict:
     """On a terminal: show the user's matching instances and the market's matching offers,
-    and let the user choose. Returns {"instance": id} or {"offer": id}."""
+    and let the user choose (machines another job or `ow` holds are shown as taken, not
+    offered). Returns {"instance": id} or {"offer": id}."""
     out = out or sys.stderr
-    own, offers = candidates(p, opts)
+    own, offers, taken = candidates(p, opts, holds, me)
     rows = [("instance", i.id, f"{i.status:<9} {_gpu(i):<18} {_money(i.price_per_hour)}/h"
              + (f"  {i.label}" if i.label else "")) for i in own]
     rows += [("offer", o.id, f"{'market':<9} {_gpu(o):<18} {_money(o.price_per_hour)}/h  "
               f"{o.gpu_ram_gb:.0f} GB/GPU  {o.location}") for o in offers]
     if not rows:
-        raise LookupError(f"nothing on {p.name} matches {_wanted(opts) or 'the request'}")
+        held = f" ({len(taken)} taken by other jobs)" if taken else ""
+        raise LookupError(f"nothing on {p.name} matches {_wanted(opts) or 'the request'}{held}")
     out.write(f"{p.name}: choose a machine ({_wanted(opts) or 'any'})\n")
     for n, (what, ident, text) in enumerate(rows, 1):
         out.write(f"  {n:>2}) {what:<8} {ident:<10} {text}\n")
+    for i, who in taken:
+        out.write(f"   -) {'taken':<8} {i.id:<10} {i.status:<9} {_gpu(i):<18} held by {who}\n")
     out.flush()
     while True:
         answer = ask(f"number [1-{len(rows)}, Enter = 1, q = cancel]: ").strip().lower()
@@ -397,14 +430,18 @@ def take(ctx, name: str, host: str, opts: dict, choice: dict | None, resume: boo
     from trainsh.runtime.runner import StepFailed
     from trainsh.settings import config
 
+    from trainsh.runtime.holds import Holds, rent
+
     p = _provider(name)
     label = _label(ctx, host)
+    holds, me = Holds(ctx.journal), f"job:{ctx.job.id}"
     if resume:  # rented before the runner stopped, not yet journaled: that one, not another
         for inst in p.find_by_label(label):
+            holds.set(label, state="rented", ident=inst.id)
             ctx.machines.add(Machine(host, name, inst.id, "rented", state=inst.status))
             return inst, "rented"
     if choice is None:
-        own, offers = candidates(p, opts)
+        own, offers, _ = candidates(p, opts, holds, me)
         if own:
             choice = {"instance": own[0].id}
         elif offers:
@@ -414,6 +451,10 @@ def take(ctx, name: str, host: str, opts: dict, choice: dict | None, resume: boo
                              f"(train {name} search shows what there is)")
     if "instance" in choice:
         inst = p.get(choice["instance"])
+        who = holds.holder(inst, me)
+        if who:
+            raise StepFailed(f"{name} {inst.id} is held by {who}: another job's machine is never "
+                             f"taken (train {name} list shows them)")
         how = "found" if inst.status in (RUNNING, STARTING) else "started"
         ctx.machines.add(Machine(host, name, inst.id, how, state=inst.status))
         if inst.status == STOPPED:
@@ -422,7 +463,12 @@ def take(ctx, name: str, host: str, opts: dict, choice: dict | None, resume: boo
         return inst, how
     request = CreateRequest(image=config.get(f"{name}.image"), disk_gb=config.get(f"{name}.disk"),
                             label=label, public_key=local_public_key(), gpu_count=opts["num_gpus"])
-    inst = p.create(choice["offer"], request)
+    try:
+        inst = rent(holds, p, choice["offer"], request, me, say=ctx.console.info)
+    except BaseException as e:  # cut short: what the cloud made is the job's, named at its end
+        for made in getattr(e, "made", ()):
+            ctx.machines.add(Machine(host, name, made.id, "rented", state=made.status))
+        raise
     ctx.machines.add(Machine(host, name, inst.id, "rented", state=inst.status))
     return inst, "rented"
 
@@ -469,8 +515,10 @@ def handlers(name: str) -> dict:
         choice = (ctx.job.options.get("picks") or {}).get(host)
         try:
             if choice is None and interactive(ctx):
+                from trainsh.runtime.holds import Holds
+
                 with ctx.console.prompting():
-                    choice = choose(_provider(name), opts)
+                    choice = choose(_provider(name), opts, holds=Holds(ctx.journal), me=f"job:{ctx.job.id}")
             inst, how = take(ctx, name, host, opts, choice, resume=bool(resume))
         except (ProviderError, LookupError, EOFError) as e:
             raise fail(e) from None
@@ -535,11 +583,19 @@ def handlers(name: str) -> dict:
         ctx.console.ok(f"{name} {iid}: starting ({name}.wait waits until it runs)")
 
     def stop(ctx, idx, step, resume=None):
+        from trainsh.runtime.holds import Holds
+
         iid, host = current(ctx, step.instance)
         steps._start(ctx, idx, step, instance=iid)
-        _stop_heartbeat(name, iid)
         try:
-            _provider(name).stop(iid)
+            p = _provider(name)
+            mine = ctx.machines.get(host) if host else None
+            if not (mine and mine.ident == iid and mine.ours):
+                who = Holds(ctx.journal).holder(p.get(iid), f"job:{ctx.job.id}")
+                if who:
+                    raise StepFailed(f"{name} {iid} is held by {who}: this job does not stop it")
+            _stop_heartbeat(name, iid)
+            p.stop(iid)
         except ProviderError as e:
             raise fail(e) from None
         if host:
@@ -588,7 +644,15 @@ def pick_before(recipe, host: str, name: str = "vast") -> dict:
     """`--pick-host NAME`: the choice the job's pick makes, made now (on a terminal the user
     chooses; headless, the job's own rule applies when its step runs). Uses the options of the
     recipe's `vast.pick @NAME` when it has one."""
-    return choose(_provider(name), pick_options(recipe, host, name))
+    return choose(_provider(name), pick_options(recipe, host, name), holds=holds_now())
+
+
+def holds_now():
+    """Who holds what, before this run has a job (the journal's jobs, live `ow` runs)."""
+    from trainsh.runtime.holds import Holds
+    from trainsh.runtime.journal import Journal
+
+    return Holds(Journal.reader())
 
 
 def pick_options(recipe, host: str, name: str = "vast") -> dict:

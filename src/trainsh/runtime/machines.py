@@ -127,6 +127,43 @@ class Machines:
             kind = _kind(m)
             console.warn(f"{kind.describe(m)} is still running and billing (resume goes on "
                          f"there); stop it with: {kind.release_hint(m)}")
+        for line in self.rents_in_flight():
+            console.warn(line)
+
+    @classmethod
+    def reading(cls, journal, job_id: str) -> Machines:
+        """The machines of a job, from a journal that may be read-only."""
+        self = cls.__new__(cls)
+        self.journal, self.job_id = journal, job_id
+        return self
+
+    def rents_in_flight(self, look: bool = False) -> list[str]:
+        """A line for each rent of the job that was sent but whose machine the job never saw:
+        the cloud may have made it (and it bills). With `look`, its label is looked up once
+        and what the cloud made is named."""
+        from trainsh.runtime.holds import Holds
+
+        lines = []
+        for r in Holds(self.journal).of_holder(f"job:{self.job_id}"):
+            if r.state != "sending":
+                continue
+            made = []
+            if look:
+                try:
+                    from trainsh.cloud.provider import provider
+
+                    made = [i for i in provider(r.cloud).find_by_label(r.label) if i.id not in r.before]
+                except Exception:  # noqa: BLE001 - cannot look: say what may be there
+                    made = []
+            if made:
+                lines += [f"{r.cloud} {i.id} was rented as the job was cut short (label {r.label}): "
+                          f"it bills; train recipe resume {self.job_id} takes it, or end it with: "
+                          f"train {r.cloud} destroy {i.id}" for i in made]
+            else:
+                lines.append(f"a {r.cloud} rent was cut short (label {r.label}): the cloud may have "
+                             f"made the machine, and it may bill; train recipe resume {self.job_id} "
+                             f"takes it, or find it with: train {r.cloud} list")
+        return lines
 
     def on_done(self, console) -> None:
         for m in self.live():

@@ -125,6 +125,7 @@ class Machine:
         self.rented = False
         self.label = f"ow-{os.urandom(4).hex()}"
         self._creating = False
+        self.holds = None  # runtime.holds.Holds, once ow rents or holds a machine
         self.early = None  # ow_connect.Early: a login started before the cloud answered
 
     def first_connection(self) -> subprocess.Popen | None:
@@ -153,13 +154,37 @@ class Machine:
         """The API key is there (before anything is asked of the cloud)."""
         self.provider.key  # noqa: B018 - raises AuthError naming how to set it
 
+    def _holds(self):
+        """The ledger of rents and holds: while ow runs, its machine is never another's pick."""
+        from trainsh.runtime.holds import Holds
+        from trainsh.runtime.journal import Journal
+
+        if self.holds is None:
+            self.holds = Holds(Journal())
+        return self.holds
+
+    def _hold_existing(self) -> None:
+        self.label = f"ow-existing-{self.provider.name}-{self.inst.id}-{os.getpid()}"
+        holds = self._holds()
+        holds.begin(self.provider.name, self.label, "ow")
+        holds.set(self.label, state="rented", ident=self.inst.id)
+
+    def _release_hold(self, state: str) -> None:
+        if self.holds is not None:
+            try:
+                self.holds.set(self.label, state=state)
+            except Exception:  # noqa: BLE001 - the ledger is a courtesy to other jobs
+                pass
+
     def provision(self) -> None:
         from trainsh.cloud import gpus
         from trainsh.cloud.provider import CreateRequest, NoCapacity
+        from trainsh.runtime.holds import rent
 
         o = self.opts
         if o.existing:
             self.inst = self.provider.get(o.existing)
+            self._hold_existing()
             return
         wanted = gpus.provider_name(o.gpu, self.provider.name)
         offers = self.provider.search(gpu=wanted, num_gpus=o.count, limit=10)
@@ -172,7 +197,18 @@ class Machine:
                             disk_gb=o.disk or _default(self.provider.name, "disk", 50.0),
                             label=self.label, public_key=local_public_key(), gpu_count=o.count)
         self._creating = True  # from here on, a machine may exist even if the call fails
-        self.inst = self.provider.create(offer.id, req)
+        try:
+            self.inst = rent(self._holds(), self.provider, offer.id, req, "ow", say=say)
+        except BaseException as e:  # cut short: what the cloud made is ow's, ended by end()
+            made = getattr(e, "made", None)
+            if made:
+                self.inst, self.rented = made[0], True
+            if made is not None:  # looked for already: end() need not look again
+                self._creating = False
+                if not made:
+                    say(f"the rent was cut short: the cloud may still make a {self.provider.noun} "
+                        f"labelled {self.label}, and it would bill; see train {self.provider.name} list")
+            raise
         self.rented = True
         self._creating = False
         say(f"rented {self.name} ({offer.gpu_name}, ${offer.price_per_hour:.3f}/h)")
@@ -223,6 +259,7 @@ class Machine:
 
                 say(f"{self.name} was running before: left running" if self.inst.status == RUNNING
                     else f"{self.name} is not ow's: left as it is")
+                self._release_hold("ended")
                 return
             keep = self.opts.terminate is False
             if self.opts.terminate is None and not interrupted and sys.stdin.isatty():
@@ -238,6 +275,7 @@ class Machine:
             if keep:
                 say(f"{self.name} kept running and billing; end it with: "
                     f"train {self.provider.name} destroy {self.inst.id}")
+                self._release_hold("kept")
                 return
             try:
                 self.provider.destroy(self.inst.id)
@@ -245,20 +283,21 @@ class Machine:
                 say(f"{self.name} could NOT be terminated ({e}): it may still bill; "
                     f"end it with: train {self.provider.name} destroy {self.inst.id}")
                 return
+            self._release_hold("destroyed")
             say(f"{self.name} terminated")
         finally:
             restore()
 
     def _find_made(self) -> None:
         """A create cut short (Ctrl-C, a lost answer): a machine made under our label is ours."""
-        try:
-            made = self.provider.find_by_label(self.label)
-        except Exception as e:  # noqa: BLE001
-            say(f"could not check whether {self.label} was made ({e}): see train "
-                f"{self.provider.name} list")
-            return
+        from trainsh.runtime.holds import settle
+
+        made = settle(self.provider, self.label, say=say)
         if made:
             self.inst, self.rented = made[0], True
+        else:
+            say(f"no {self.provider.noun} labelled {self.label} turned up; if one does, it bills: "
+                f"see train {self.provider.name} list")
 
 
 def _default(provider: str, key: str, fallback):

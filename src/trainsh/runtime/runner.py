@@ -419,7 +419,12 @@ class Runner:
         for name in list(ctx.sessions):
             s = ctx.sessions.pop(name)
             m = self.machines.get(s.host)
-            if m and m.state == "stopped":  # a stopped machine took its sessions along
+            handle = ctx.hosts.get(s.host)
+            lost = getattr(handle.shell, "lost_as", None) if handle is not None else None
+            if m and lost:  # stopped or destroyed from outside: nothing of it runs or bills
+                self.machines.set_state(s.host, lost[1])
+                m.state = lost[1]
+            if m and m.state in ("stopped", "gone"):  # a stopped machine took its sessions along
                 self.journal.session_closed(self.job.id, name, status="dropped")
                 continue
             why = self._unreachable(ctx.hosts.get(s.host))
