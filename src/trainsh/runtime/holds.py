@@ -216,7 +216,8 @@ def rent(holds: Holds, p, offer_id: str, request, holder: str, say=None):
                                             and not isinstance(e, Unavailable)):
             holds.set(label, state="none")  # refused: nothing was made
             raise
-        made = settle(p, label, request.existing, say=say)
+        # (only a signal's wait is told: a failure's one line comes after it)
+        made = settle(p, label, request.existing, say=None if isinstance(e, Exception) else say)
         if not made:
             holds.set(label, state="none" if isinstance(e, Exception) else "sending")
             if not isinstance(e, Exception):
