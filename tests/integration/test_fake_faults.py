@@ -9,10 +9,14 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
@@ -80,7 +84,8 @@ class Vast(Cloud):
 
     def listed(self) -> dict[str, str]:
         rows = self.call("GET", "/api/v0/instances/")["instances"]
-        assert {str(r["id"]) for r in self.call("GET", "/api/v1/instances/")["instances"]} == {str(r["id"]) for r in rows}
+        v1 = self.call("GET", "/api/v1/instances/")["instances"]
+        assert {str(r["id"]) for r in v1} == {str(r["id"]) for r in rows}  # both lists lag alike
         return {str(r["id"]): r["label"] for r in rows}
 
     def by_id(self, iid: str) -> bool:
@@ -102,7 +107,8 @@ class RunPod(Cloud):
         return reply["data"]["podFindAndDeployOnDemand"]["id"]
 
     def listed(self) -> dict[str, str]:
-        pods = self.call("POST", "/graphql", {"query": "query { myself { pods { id name } } }"})["data"]["myself"]["pods"]
+        reply = self.call("POST", "/graphql", {"query": "query { myself { pods { id name } } }"})
+        pods = reply["data"]["myself"]["pods"]
         return {p["id"]: p["name"] for p in pods}
 
     def by_id(self, iid: str) -> bool:
@@ -307,3 +313,32 @@ def test_state_shows_the_machines_left(cloud):
     assert machines[a]["destroyed"] is True and machines[a]["label"] == "one"
     assert machines[b]["destroyed"] is False and machines[b]["label"] == "two" and machines[b]["status"]
     assert cloud.fake.live() == {b: machines[b]["status"]}
+
+
+FLAGS = ["--slow-create", "1.5", "--garble-create", "drop", "--garble-count", "2", "--list-lag", "2.5",
+         "--down-after-create", "0.5"]
+WANT = {"slow_create": 1.5, "garble_create": "drop", "garble_count": 2, "list_lag": 2.5, "down_after_create": 0.5}
+
+
+def test_the_faults_by_flag_when_a_fake_runs_on_its_own():
+    if not os.path.exists("/usr/sbin/sshd") or os.getuid() != 0:
+        pytest.skip("needs openssh-server and root (the fakes' machines are real sshd servers)")
+    import sshd
+
+    fakes = Path(__file__).resolve().parent.parent / "fakes"
+    port = sshd.free_port()
+    for script in ("vast.py", "runpod.py"):
+        proc = subprocess.Popen([sys.executable, str(fakes / script), "--port", str(port), "--api-key", "k", *FLAGS],
+                                stdout=subprocess.PIPE, text=True)
+        try:
+            assert f"127.0.0.1:{port}" in proc.stdout.readline()
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_fake/state", timeout=10) as r:
+                state = json.loads(r.read())
+            assert {k: state["faults"][k] for k in WANT} == WANT and state["creating"] == 0, script
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(15) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            proc.stdout.close()
