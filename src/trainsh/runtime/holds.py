@@ -202,7 +202,8 @@ def rent(holds: Holds, p, offer_id: str, request, holder: str, say=None):
     settled: what the cloud made under the label is the answer. A rent cut short by a signal
     (KeyboardInterrupt, or a BaseException such as the runner's Interrupted) is settled too and
     the signal raised again with `.made` (the instances found) for the caller to destroy or
-    name. A label the user chose may be on older machines: those are never the answer."""
+    name; every error it raises carries `.made` once it has been settled ([] when nothing was
+    made). A label the user chose may be on older machines: those are never the answer."""
     from trainsh.cloud.provider import NoCapacity, ProviderError, Unavailable
 
     label = request.label
@@ -215,13 +216,13 @@ def rent(holds: Holds, p, offer_id: str, request, holder: str, say=None):
         if isinstance(e, (NoCapacity,)) or (isinstance(e, ProviderError)
                                             and not isinstance(e, Unavailable)):
             holds.set(label, state="none")  # refused: nothing was made
+            e.made = []
             raise
         # (only a signal's wait is told: a failure's one line comes after it)
         made = settle(p, label, request.existing, say=None if isinstance(e, Exception) else say)
         if not made:
             holds.set(label, state="none" if isinstance(e, Exception) else "sending")
-            if not isinstance(e, Exception):
-                e.made = []  # looked for, none yet
+            e.made = []  # looked for, none (yet)
             raise
         holds.set(label, state="rented", ident=made[0].id)
         if isinstance(e, Exception):  # the answer was lost, the machine was made: it is the answer

@@ -205,7 +205,7 @@ class Machine:
                 self.inst, self.rented = made[0], True
             if made is not None:  # looked for already: end() need not look again
                 self._creating = False
-                if not made:
+                if not made and not isinstance(e, Exception):
                     say(f"the rent was cut short: the cloud may still make a {self.provider.noun} "
                         f"labelled {self.label}, and it would bill; see train {self.provider.name} list")
             raise
