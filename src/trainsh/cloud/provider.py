@@ -234,8 +234,10 @@ class Provider(ABC):
 
     @abstractmethod
     def create(self, offer_id: str, request: CreateRequest) -> Instance:
-        """Rent a machine from an offer. A failed call is looked up by label before any
-        retry, so a retry never rents a second machine."""
+        """Rent a machine from an offer, sent once. When the answer is lost or a server error
+        after which the machine may exist, it is looked up by label (not `request.existing`);
+        when none shows, LostAnswer: never sent again, as the cloud's list may lag its creates
+        (runtime/holds.py `rent` settles it). Callers rent through `holds.rent`."""
 
     @abstractmethod
     def list(self) -> list[Instance]:
