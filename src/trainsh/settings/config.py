@@ -45,6 +45,8 @@ KEYS: dict[str, Key] = {k.name: k for k in [
     Key("runpod.disk", "float", 50.0, "container disk in GB of RunPod pods trainsh rents (ow)"),
     Key("cloud.autostop", "duration", "30m", "stop a job's cloud machine after it has been idle, "
         "with no train connected, this long (0 = never)"),
+    Key("cloud.api_timeout", "duration", "30s", "how long one cloud API call may take in all, "
+        "retries and their waits included"),
     Key("secrets.store", "choice", "auto", "where secrets are kept", ("auto", "keyring", "file")),
     Key("pricing.rates_url", "str", "https://api.frankfurter.dev/v1",
         "exchange-rates API (frankfurter style: URL/latest?base=USD)"),
@@ -103,7 +105,7 @@ def validate(key: Key, value: Any) -> Any:
     if not ok(value):
         want = f"one of {', '.join(key.choices)}" if t == "choice" else f"a {t}"
         raise ConfigError(f"{key.name} must be {want}, got {value!r}")
-    if t == "duration" and not (key.name in OFF_OK and _off(value)):
+    if t == "duration" and not (key.name in OFF_OK and _off(value)) and _plain_seconds(value) is None:
         from trainsh.recipe.model import Duration  # the one duration grammar (loads only here)
 
         try:
@@ -139,9 +141,24 @@ def off_or_duration(name: str) -> float:
 
 
 def duration(name: str) -> float:
+    value = get(name)
+    seconds = _plain_seconds(value)
+    if seconds is not None:
+        return seconds
     from trainsh.recipe.model import Duration
 
-    return Duration.parse(str(get(name))).seconds
+    return Duration.parse(str(value)).seconds
+
+
+def _plain_seconds(value: Any) -> float | None:
+    """Seconds written plainly (`30`, `30s`, `2.5s`), read without the duration grammar's module
+    (a cloud call reads its timeout at each call); None for anything else, which the grammar
+    reads or refuses."""
+    import re
+
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*s?\s*", str(value)) if not isinstance(value, bool) else None
+    seconds = float(m.group(1)) if m else None
+    return seconds if seconds is not None and 0 < seconds <= 366 * 86400 else None
 
 
 # ---- editing (comments and layout kept) ------------------------------------------------------
