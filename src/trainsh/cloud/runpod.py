@@ -24,7 +24,7 @@ import secrets as _random
 import time
 
 from trainsh.cloud.gpus import GPUS
-from trainsh.cloud.http import HttpError, request
+from trainsh.cloud.http import REQUIRED, HttpError, Reply, one_line, request
 from trainsh.cloud.provider import (GONE, RUNNING, STARTING, STOPPED, UNKNOWN, AuthError, CreateRequest,
                                     Instance, LostAnswer, NoCapacity, NotFound, Offer, Provider,
                                     ProviderError, SshEndpoint, Unavailable, local_public_key)
@@ -98,10 +98,10 @@ class RunPodProvider(Provider):
     noun = "pod"
     ssh_user = "root"
 
-    def __init__(self, api_key: str | None = None, base_url: str | None = None, timeout: float = 20.0):
+    def __init__(self, api_key: str | None = None, base_url: str | None = None, timeout: float | None = None):
         self._key = api_key
         self.base_url = (base_url or os.environ.get("RUNPOD_API_BASE_URL") or DEFAULT_BASE).rstrip("/")
-        self.timeout = timeout
+        self.timeout = timeout  # seconds each API call may take in all (None: cloud.api_timeout)
         self._types: list[dict] | None = None  # the GPU types, as last read
 
     # ---- plumbing -------------------------------------------------------------------------
@@ -128,25 +128,26 @@ class RunPodProvider(Provider):
         self._key = key
         return key
 
-    def graphql(self, document: str, *, retries: int = 3) -> dict:
-        """Send one query or mutation; its `data`, or the first error as ProviderError."""
+    def graphql(self, document: str, *, retries: int = 3) -> Reply:
+        """Send one query or mutation; its `data`, to be read with its expected shape, or the
+        first error as ProviderError. Errors name the call by its operation and first field
+        ("query myself"). A call sent once (`retries=0`: it acts) reads as a lost answer when
+        its shape is wrong."""
+        call = _operation(document)
         try:
-            body = request("POST", f"{self.base_url}/graphql", what=WHAT, key=self.key(),
-                           body={"query": document}, timeout=self.timeout, retries=retries)
+            raw = request("POST", f"{self.base_url}/graphql", what=WHAT, key=self.key(), call=call,
+                          body={"query": document}, timeout=self.timeout, retries=retries)
         except HttpError as e:
             raise self._classify(str(e)) from None
         except NotFound:
             raise Unavailable(f"RunPod: no GraphQL API at {self.base_url} (404)") from None
-        if not isinstance(body, dict):
-            raise ProviderError("RunPod: the answer is not a GraphQL reply")
-        errors = body.get("errors")
+        body = Reply(raw, WHAT, call, lost=retries == 0)
+        errors = body.field("errors", list, "a list", None)
         if errors:
-            first = errors[0] if isinstance(errors[0], dict) else {"message": str(errors[0])}
-            raise self._classify(f"RunPod: {first.get('message') or 'request refused'}")
-        data = body.get("data")
-        if not isinstance(data, dict):
-            raise ProviderError("RunPod: the answer has no data")
-        return data
+            first = errors[0]
+            said = first.get("message") if isinstance(first, dict) else first
+            raise self._classify(f"RunPod: {one_line(str(said or '')) or 'request refused'}")
+        return body.child("data", REQUIRED)
 
     @staticmethod
     def _classify(message: str) -> ProviderError:
@@ -172,11 +173,17 @@ class RunPodProvider(Provider):
   secureNow: lowestPrice(input: {{gpuCount: {n}, secureCloud: true}}) {{ uninterruptablePrice }}
   communityNow: lowestPrice(input: {{gpuCount: {n}, secureCloud: false}}) {{ uninterruptablePrice }} }} }}""")
         out = []
-        for g in data.get("gpuTypes") or []:
-            lowest = (g.get("lowestPrice") or {}).get("uninterruptablePrice")
-            clouds = [c for c in ("SECURE", "COMMUNITY")
-                      if (g.pop(f"{c.lower()}Now", None) or {}).get("uninterruptablePrice")]
-            out.append({**g, "price": float(lowest) if lowest else None, "clouds": clouds})
+        for g in data.children("gpuTypes"):
+            def now(field: str) -> float | None:
+                lowest = g.child(field)
+                return lowest.number("uninterruptablePrice", None) if lowest is not None else None
+
+            clouds = [c for c in ("SECURE", "COMMUNITY") if now(f"{c.lower()}Now")]
+            row = {k: v for k, v in g.obj().items() if k not in ("secureNow", "communityNow")}
+            row.update(id=g.text("id"), displayName=g.text("displayName", None),
+                       memoryInGb=g.number("memoryInGb", None), securePrice=g.number("securePrice", None),
+                       communityPrice=g.number("communityPrice", None))
+            out.append({**row, "price": now("lowestPrice") or None, "clouds": clouds})
         self._types = out
         return out
 
@@ -218,8 +225,8 @@ class RunPodProvider(Provider):
 
     def list(self) -> list[Instance]:
         data = self.graphql(f"query Pods {{ myself {{ pods {{ {POD_FIELDS} }} }} }}")
-        pods = (data.get("myself") or {}).get("pods") or []
-        return [self._instance(p) for p in pods]
+        myself = data.child("myself")
+        return [self._instance(p) for p in (myself.children("pods") if myself is not None else [])]
 
     def get(self, instance_id: str) -> Instance:
         _check_id(instance_id)
@@ -229,29 +236,31 @@ class RunPodProvider(Provider):
             if type(e) is ProviderError and "not found" in str(e).lower():
                 raise NotFound(f"RunPod: no pod '{instance_id}' on this account") from None
             raise
-        pod = data.get("pod")
-        if not pod:
+        pod = data.child("pod")
+        if pod is None or not pod.obj():
             raise NotFound(f"RunPod: no pod '{instance_id}' on this account")
         return self._instance(pod)
 
-    def _instance(self, pod: dict) -> Instance:
-        desired = str(pod.get("desiredStatus") or "")
-        runtime = pod.get("runtime")
+    def _instance(self, pod: Reply) -> Instance:
+        desired = pod.text("desiredStatus", "")
+        runtime = pod.child("runtime")
         status = STATES.get(desired, UNKNOWN)
-        if status == RUNNING and not runtime:
+        if status == RUNNING and not (runtime is not None and runtime.obj()):
             status = STARTING
         ssh = None
-        for port in (runtime or {}).get("ports") or []:
-            if port.get("privatePort") == 22 and port.get("isIpPublic") and port.get("ip") and port.get("publicPort"):
-                ssh = SshEndpoint(self.ssh_user, str(port["ip"]), int(port["publicPort"]))
+        for port in runtime.children("ports") if runtime is not None else []:
+            ip, public = port.text("ip", ""), port.number("publicPort", None)
+            if port.number("privatePort", None) == 22 and port.flag("isIpPublic") and ip and public:
+                ssh = SshEndpoint(self.ssh_user, ip, int(public))
                 break
-        uptime = pod.get("uptimeSeconds")
-        started = time.time() - float(uptime) if status == RUNNING and uptime is not None else None
-        return Instance(provider=self.name, id=str(pod["id"]), status=status, provider_status=desired or "?",
-                        gpu_name=(pod.get("machine") or {}).get("gpuDisplayName") or "",
-                        num_gpus=int(pod.get("gpuCount") or 0), price_per_hour=float(pod.get("costPerHr") or 0),
-                        label=pod.get("name") or "", image=pod.get("imageName") or "", started_at=started,
-                        ssh=ssh if status == RUNNING else None, raw=pod)
+        uptime = pod.number("uptimeSeconds", None)
+        started = time.time() - uptime if status == RUNNING and uptime is not None else None
+        machine = pod.child("machine")
+        return Instance(provider=self.name, id=pod.ident("id"), status=status, provider_status=desired or "?",
+                        gpu_name=machine.text("gpuDisplayName", "") if machine is not None else "",
+                        num_gpus=int(pod.number("gpuCount")), price_per_hour=pod.number("costPerHr"),
+                        label=pod.text("name", ""), image=pod.text("imageName", ""), started_at=started,
+                        ssh=ssh if status == RUNNING else None, raw=pod.obj())
 
     # ---- changing -------------------------------------------------------------------------
 
@@ -302,8 +311,9 @@ class RunPodProvider(Provider):
                 return made[0]
             # Never sent again: a pod the list does not show yet would be paid twice.
             raise LostAnswer(f"{e} (a pod named '{label}' may have been made: see train runpod list)") from None
-        pod = data.get("podFindAndDeployOnDemand")
-        if not pod:
+        # (read as a lost answer when its shape is wrong: the pod may have been made)
+        pod = data.child("podFindAndDeployOnDemand")
+        if pod is None or not pod.obj():
             raise NoCapacity(f"RunPod: no pod was made for {offer_id}")
         return self._instance(pod)
 
@@ -341,7 +351,7 @@ class RunPodProvider(Provider):
         except NotFound:
             return  # gone: a retried terminate whose first try had worked
 
-    def _mutate(self, instance_id: str, field: str) -> dict:
+    def _mutate(self, instance_id: str, field: str) -> Reply:
         _check_id(instance_id)
         try:
             return self.graphql(f"mutation {{ {field} }}")
@@ -356,7 +366,8 @@ class RunPodProvider(Provider):
     def keys(self) -> list[dict]:
         """The account's ssh public keys: [{"id": "1", "key": "ssh-ed25519 ..."}] (RunPod keeps
         them as one text, a key a line; the id is the line number)."""
-        text = (self.graphql("query User { myself { id pubKey } }").get("myself") or {}).get("pubKey") or ""
+        myself = self.graphql("query User { myself { id pubKey } }").child("myself")
+        text = myself.text("pubKey", "") if myself is not None else ""
         lines = [ln.strip() for ln in text.replace("\\n", "\n").splitlines() if ln.strip()]
         return [{"id": str(n), "key": ln} for n, ln in enumerate(lines, 1)]
 
@@ -409,6 +420,13 @@ def _names_gpu(name: str, gpu_type: dict) -> bool:
     short = {k.lower(): v.lower() for k, v in GPU_SHORT_NAMES.items()}
     ids = {str(gpu_type.get("id") or "").lower(), str(gpu_type.get("displayName") or "").lower()}
     return want in ids or short.get(name.lower()) in ids
+
+
+def _operation(document: str) -> str:
+    """A GraphQL document named for errors: its operation and first field ("query myself")."""
+    op = "mutation" if document.lstrip().startswith("mutation") else "query"
+    m = re.search(r"\{\s*(\w+)\s*(:\s*(\w+))?", document)
+    return f"{op} {(m.group(3) or m.group(1)) if m else '?'}"
 
 
 def _maybe_made(e: ProviderError) -> bool:

@@ -25,11 +25,9 @@ MB_PER_GB = 1000  # as the official CLI converts gpu_ram and cpu_ram
 WHAT = "Vast.ai"
 
 
-def _num(v: Any, default: float = 0.0) -> float:
-    try:
-        return float(v) if v is not None else default
-    except (TypeError, ValueError):
-        return default
+def _reader(raw: dict[str, Any] | http.Reply, what: str) -> http.Reply:
+    """`raw` as a Reply (a record read on its own, not from a call, is named by `what`)."""
+    return raw if isinstance(raw, http.Reply) else http.Reply(raw, WHAT, what)
 
 
 def state(raw: dict[str, Any]) -> str:
@@ -53,54 +51,62 @@ def state(raw: dict[str, Any]) -> str:
     return UNKNOWN
 
 
-def ssh_endpoint(raw: dict[str, Any]) -> SshEndpoint | None:
+def ssh_endpoint(raw: dict[str, Any] | http.Reply) -> SshEndpoint | None:
     """The direct port when the machine has one (`22/tcp` on its public address), else the
     proxy (`ssh_host:ssh_port`), as `vastai ssh-url` chooses."""
-    ports = raw.get("ports")
-    ip = (raw.get("public_ipaddr") or "").strip()
-    if isinstance(ports, dict) and ip:
-        mapped = ports.get("22/tcp") or []
-        if mapped and isinstance(mapped[0], dict) and str(mapped[0].get("HostPort", "")).isdigit():
-            return SshEndpoint("root", ip, int(mapped[0]["HostPort"]))
-    host, port = raw.get("ssh_host"), raw.get("ssh_port")
-    if host and str(port or "").isdigit():
-        return SshEndpoint("root", str(host), int(port))
+    r = _reader(raw, "an instance")
+    ports = r.child("ports")
+    ip = r.text("public_ipaddr", "").strip()
+    if ports is not None and ip:
+        mapped = ports.children("22/tcp")
+        port = mapped[0].field("HostPort", (str, int), "a port number", "") if mapped else ""
+        if str(port).isdigit():
+            return SshEndpoint("root", ip, int(port))
+    host = r.text("ssh_host", "")
+    port = r.field("ssh_port", (str, int), "a port number", "")
+    if host and str(port).isdigit():
+        return SshEndpoint("root", host, int(port))
     return None
 
 
-def instance(raw: dict[str, Any]) -> Instance:
-    status = state(raw)
-    uptime = raw.get("uptime_mins")
+def instance(raw: dict[str, Any] | http.Reply) -> Instance:
+    r = _reader(raw, "an instance")
+    for k in ("actual_status", "intended_status", "cur_state"):
+        r.text(k, None)
+    status = state(r.obj())
+    uptime = r.number("uptime_mins", None)
     if uptime is not None and status == RUNNING:
-        started = time.time() - _num(uptime) * 60
+        started = time.time() - uptime * 60
     else:
-        started = _num(raw.get("start_date")) or None
+        started = r.number("start_date", 0.0) or None
     return Instance(
-        provider="vast", id=str(raw.get("id")), status=status,
-        provider_status=str(raw.get("actual_status") or "provisioning"),
-        gpu_name=raw.get("gpu_name") or "", num_gpus=int(_num(raw.get("num_gpus"))),
-        price_per_hour=_num(raw.get("dph_total")), gpu_ram_gb=_num(raw.get("gpu_ram")) / MB_PER_GB,
-        label=raw.get("label") or "", image=raw.get("image_uuid") or "", started_at=started,
-        ssh=ssh_endpoint(raw), raw=raw)
+        provider="vast", id=r.ident("id"), status=status,
+        provider_status=r.text("actual_status", "") or "provisioning",
+        gpu_name=r.text("gpu_name", ""), num_gpus=int(r.number("num_gpus")),
+        price_per_hour=r.number("dph_total"), gpu_ram_gb=r.number("gpu_ram") / MB_PER_GB,
+        label=r.text("label", ""), image=r.text("image_uuid", ""), started_at=started,
+        ssh=ssh_endpoint(r), raw=r.obj())
 
 
-def offer(raw: dict[str, Any]) -> Offer:
+def offer(raw: dict[str, Any] | http.Reply) -> Offer:
+    r = _reader(raw, "an offer")
+    reliability = r.number("reliability2", None)
     return Offer(
-        provider="vast", id=str(raw.get("id")), gpu_name=raw.get("gpu_name") or "",
-        num_gpus=int(_num(raw.get("num_gpus"))), gpu_ram_gb=_num(raw.get("gpu_ram")) / MB_PER_GB,
-        price_per_hour=_num(raw.get("dph_total")), location=raw.get("geolocation") or "",
-        reliability=raw.get("reliability2", raw.get("reliability")),
-        disk_gb=raw.get("disk_space"), raw=raw)
+        provider="vast", id=r.ident("id"), gpu_name=r.text("gpu_name", ""),
+        num_gpus=int(r.number("num_gpus")), gpu_ram_gb=r.number("gpu_ram") / MB_PER_GB,
+        price_per_hour=r.number("dph_total"), location=r.text("geolocation", ""),
+        reliability=reliability if reliability is not None else r.number("reliability", None),
+        disk_gb=r.number("disk_space", None), raw=r.obj())
 
 
 class VastProvider(Provider):
     name = "vast"
     title = WHAT
 
-    def __init__(self, key: str | None = None, url: str | None = None, timeout: float = 20.0):
+    def __init__(self, key: str | None = None, url: str | None = None, timeout: float | None = None):
         self._key = key
         self.url = (url or os.environ.get("VAST_URL") or DEFAULT_URL).rstrip("/")
-        self.timeout = timeout
+        self.timeout = timeout  # seconds each API call may take in all (None: cloud.api_timeout)
         self._gpu_names: list[str] | None = None  # the API's GPU names, once asked
 
     # ---- plumbing ---------------------------------------------------------------------------
@@ -120,16 +126,21 @@ class VastProvider(Provider):
         return self._key
 
     def _call(self, method: str, path: str, body: Any = None, *, retries: int = 3,
-              query: str = "") -> Any:
+              query: str = "") -> http.Reply:
+        """The answer to one API call, to be read with its expected shape. A call sent once
+        (`retries=0`: it acts) reads as a lost answer when its shape is wrong."""
         url = f"{self.url}/api/v0/{path}{'?' + query if query else ''}"
-        return http.request(method, url, what=WHAT, key=self.key, body=body,
-                            timeout=self.timeout, retries=retries)
+        call = f"{method} {path}"
+        return http.Reply(http.request(method, url, what=WHAT, key=self.key, body=body, call=call,
+                                       timeout=self.timeout, retries=retries),
+                          WHAT, call, lost=retries == 0)
 
     @staticmethod
-    def _refused(reply: Any) -> str | None:
+    def _refused(reply: http.Reply) -> str | None:
         """Vast answers some refusals with 200 and `success: false`."""
-        if isinstance(reply, dict) and reply.get("success") is False:
-            return str(reply.get("msg") or reply.get("error") or "refused")
+        v = reply.value
+        if isinstance(v, dict) and v.get("success") is False:
+            return http.one_line(str(v.get("msg") or v.get("error") or "refused"))
         return None
 
     # ---- the market -------------------------------------------------------------------------
@@ -148,7 +159,7 @@ class VastProvider(Provider):
         if max_price is not None:
             q["dph_total"] = {"lte": float(max_price)}
         reply = self._call("POST", "bundles/", q)
-        offers = [offer(o) for o in (reply or {}).get("offers") or []]
+        offers = [offer(o) for o in reply.children("offers")]
         # the server orders and filters already; doing it again costs nothing and keeps the
         # promise (cheapest first, only matches) if it ignores a field
         offers = [o for o in offers
@@ -180,9 +191,12 @@ class VastProvider(Provider):
         if self._gpu_names is None:
             try:
                 reply = self._call("GET", "gpu_names/unique/", retries=1)
+            except Unavailable:
+                raise  # (the search would wait as long again, to fail alike)
             except ProviderError:
                 reply = None  # the search itself will say what is wrong
-            listed = reply.get("gpu_names") if isinstance(reply, dict) else None
+            v = reply.value if reply is not None else None
+            listed = v.get("gpu_names") if isinstance(v, dict) else None
             self._gpu_names = [str(n) for n in listed] if isinstance(listed, list) else []
         return {key(n): n for n in self._gpu_names}.get(key(name), name)
 
@@ -216,7 +230,9 @@ class VastProvider(Provider):
             if "no_such_ask" in refused or "available" in refused.lower():
                 raise NoCapacity(f"{WHAT}: offer {offer_id} is no longer available") from None
             raise ProviderError(f"{WHAT}: renting offer {offer_id} was refused: {refused}")
-        new_id = (reply or {}).get("new_contract")
+        # (the reply reads as a lost answer when its shape is wrong: the rent may have happened)
+        new_id = reply.field("new_contract", (int, str), "an instance id", None) \
+            if reply.value is not None else None
         if new_id is None:
             raise LostAnswer(f"{WHAT}: renting offer {offer_id} gave no instance id")
         return self._keyed(self.get(str(new_id)), request)
@@ -240,7 +256,7 @@ class VastProvider(Provider):
 
     def list(self) -> list[Instance]:
         reply = self._call("GET", "instances/", query="owner=me")
-        return [instance(r) for r in (reply or {}).get("instances") or []]
+        return [instance(r) for r in reply.children("instances")]
 
     def get(self, instance_id: str) -> Instance:
         iid = self._id(instance_id)
@@ -248,8 +264,9 @@ class VastProvider(Provider):
             reply = self._call("GET", f"instances/{iid}/", query="owner=me")
         except NotFound:
             reply = None
-        raw = (reply or {}).get("instances") if isinstance(reply, dict) else None
-        if not raw:
+        # Vast's reference: an id not on the account is 200 {"instances": null}
+        raw = reply.child("instances") if reply is not None and reply.value is not None else None
+        if raw is None or not raw.obj():
             raise NotFound(f"{WHAT}: no instance {iid} on this account")
         return instance(raw)
 
@@ -310,13 +327,17 @@ class VastProvider(Provider):
             reply = self._call("GET", "ssh/")
         except NotFound:  # Vast's reference: 404 when the account has no key
             return []
-        if isinstance(reply, dict):  # documented as a bare list; tolerate a wrapped one
-            reply = reply.get("keys") or reply.get("ssh_keys") or []
+        if reply.value is None:
+            return []
+        if isinstance(reply.value, dict):  # documented as a bare list; tolerate a wrapped one
+            rows = reply.children("keys" if reply.has("keys") else "ssh_keys")
+        else:
+            rows = reply.each()
         out = []
-        for k in reply or []:
-            if isinstance(k, dict) and not k.get("deleted_at"):
-                text = k.get("key") if isinstance(k.get("key"), str) else k.get("public_key")
-                out.append({"id": str(k.get("id")), "key": (text or "").strip()})
+        for k in rows:
+            if not k.obj().get("deleted_at"):
+                text = k.text("key") if isinstance(k.obj().get("key"), str) else k.text("public_key", "")
+                out.append({"id": k.ident("id"), "key": text.strip()})
         return out
 
     def add_key(self, public_key: str) -> None:
