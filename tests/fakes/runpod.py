@@ -36,6 +36,15 @@ Rents in flight (the cloud has acted; its answer is late, damaged or lost; see i
                 long after it was made; `pod(input: {podId})` shows it at once
   down_after_create  seconds every other API call answers 503 after a create, once its answer
                 went out (and while it is held)
+Every answer (see replies.py, shared with the Vast fake):
+  delay         seconds before each answer goes out
+  trickle       seconds between the bytes of each answer (status line, headers, body)
+  retry_after   seconds: every call answers 429 with that Retry-After and does nothing
+  bad_status    true (or a status line): each answer has a broken status line
+  garble_reply  "truncate", "badjson" or "drop": every answer is damaged so
+  wrong_shape   {"path": FIELD, "reply": JSON}: an operation whose first field is FIELD
+                ("myself", "gpuTypes", "pod", ...) is carried out, then answered 200 with that
+                JSON as the whole body
 
 `GET /_fake/state` shows the live pods (`pods`), the terminated ones (`terminated`), counters,
 `creating` (creates whose pod is made and whose answer has not gone out) and `machines`: every
@@ -70,6 +79,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/, for sshd.py
 
 import sshd  # noqa: E402
+from fakes import replies  # noqa: E402
 from fakes.inflight import GARBLES, InFlight, garble_error  # noqa: E402
 
 CAPACITY_ERROR = ("There are no longer any instances available with the requested specifications. "
@@ -560,11 +570,17 @@ class FakeRunPod:
                     return self.reply(200, {})
                 if self.path.split("?")[0] != "/graphql":
                     return self.reply(404, {"errors": [{"message": f"no route {self.path}"}]})
+                faults, stopping = dict(fake.faults), fake.inflight.stopping
+                wait = replies.rate_limited(faults)
+                if wait:  # refused before anything is done, as a rate limit does
+                    return replies.send(self, 429, {"errors": [{"message": "Too Many Requests"}]}, faults,
+                                        stopping, {"Retry-After": wait})
                 fake.request.plan = None
                 status, body = fake.graphql(self.headers.get("Authorization", ""), self.path, raw)
                 if fake.request.plan:  # a create: its answer may be held, damaged or lost
-                    return fake.inflight.answer(self, status, json.dumps(body).encode(), fake.request.plan)
-                self.reply(status, body)
+                    return fake.inflight.answer(self, status, json.dumps(body).encode(), fake.request.plan,
+                                                send=lambda c, d: replies.send(self, c, d, faults, stopping))
+                replies.send(self, status, body, faults, stopping)
 
             def reply(self, status: int, body: Any) -> None:
                 data = json.dumps(body).encode()
@@ -616,6 +632,7 @@ class FakeRunPod:
         why = garble_error(faults.get("garble_create"))
         if why:
             raise ValueError(why)
+        faults = {**faults, **replies.checked(faults)}
         if "garble_create" in faults:
             faults = {"garble_count": 1, **faults, "garble_create": str(faults["garble_create"] or "")}
         with self.lock:
@@ -671,6 +688,9 @@ class FakeRunPod:
                     raise GraphQLError(f'Cannot query field "{f.name}" on type "{kind}".', 400)
                 value, type_name = resolver(self, f.args)
                 data[f.alias] = project(value, f.selections, type_name)
+            wrong, shape = replies.wrong_shape(self.faults, fields[0].name if fields else "")
+            if wrong:  # carried out, then answered in the wrong shape
+                return 200, shape
             return 200, {"data": data}
         except GraphQLError as e:
             return e.status, {"errors": [{"message": str(e), "path": []}], "data": None}
@@ -861,10 +881,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--list-lag", type=float, default=0.0, metavar="S", help="seconds before a new pod is listed")
     p.add_argument("--down-after-create", type=float, default=0.0, metavar="S",
                    help="seconds every other call answers 503 after a create")
+    p.add_argument("--delay", type=float, default=0.0, metavar="S", help="seconds before each answer")
+    p.add_argument("--trickle", type=float, default=0.0, metavar="S", help="seconds between the bytes of each answer")
+    p.add_argument("--retry-after", type=float, default=0.0, metavar="S",
+                   help="every call answers 429 with this Retry-After")
+    p.add_argument("--bad-status", action="store_true", help="every answer has a broken status line")
+    p.add_argument("--garble-reply", default="", choices=("",) + replies.GARBLES, help="damage every answer so")
     a = p.parse_args(argv)
     faults = {"no_capacity": a.no_capacity, "fail_create": a.fail_create, "start_delay": a.start_delay,
               "down": a.down, "slow_create": a.slow_create, "garble_create": a.garble_create,
-              "garble_count": a.garble_count, "list_lag": a.list_lag, "down_after_create": a.down_after_create}
+              "garble_count": a.garble_count, "list_lag": a.list_lag, "down_after_create": a.down_after_create,
+              "delay": a.delay, "trickle": a.trickle, "retry_after": a.retry_after, "bad_status": a.bad_status,
+              "garble_reply": a.garble_reply}
     fake = FakeRunPod(a.api_key, a.port, faults).start()
     done = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -39,6 +39,11 @@ Rents in flight (the cloud has acted; its answer is late, damaged or lost; see i
                            shows it at once
   down_after_create: float after a rent, every other API call answers 503 for this many seconds
                            once its answer went out (and while it is held)
+Every answer (see replies.py, shared with the RunPod fake): `delay` (seconds before each
+answer), `trickle` (each answer a byte at a time, this many seconds apart), `retry_after`
+(every call answers 429 with that Retry-After and does nothing), `bad_status` (a broken status
+line), `garble_reply` ("truncate", "badjson", "drop" for every answer) and `wrong_shape`
+({"path": "instances/", "reply": JSON}: that path below /api/v0 answers 200 with that JSON).
 GET /_fake/state shows the live instances (`instances`, with sshd pids), the ids destroyed,
 the rent count, `creating` (rents whose machine is made and whose answer has not gone out)
 and `machines`: every instance ever made, id -> {"status": actual_status, "label",
@@ -68,6 +73,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from fakes import replies  # noqa: E402
 from fakes.inflight import GARBLES, InFlight, garble_error  # noqa: E402
 from sshd import free_port  # noqa: E402
 
@@ -349,8 +355,9 @@ class Fake:
     def __init__(self, api_key: str, base: Path, *, start_delay: float = 0.3, no_capacity: bool = False,
                  fail_after_create: int = 0, down: bool = False, no_direct: bool = False,
                  slow_create: float = 0.0, garble_create: str = "", garble_count: int = 1,
-                 list_lag: float = 0.0, down_after_create: float = 0.0):
+                 list_lag: float = 0.0, down_after_create: float = 0.0, reply_faults: dict | None = None):
         self.api_key, self.base = api_key, base
+        self.replies = {**replies.OFF, **replies.checked(reply_faults or {})}  # every answer's faults
         self.start_delay, self.no_capacity, self.down = start_delay, no_capacity, down
         self.fail_after_create, self.no_direct = fail_after_create, no_direct
         self.slow_create, self.garble_create, self.garble_count = slow_create, garble_create or "", garble_count
@@ -539,6 +546,10 @@ class Fake:
                 why = garble_error(body.get("garble_create"))
                 if why:
                     return 400, {"error": why}
+                try:
+                    self.replies.update(replies.checked(body))
+                except ValueError as e:
+                    return 400, {"error": str(e)}
                 if "garble_create" in body:
                     body = {"garble_count": 1, **body, "garble_create": body["garble_create"] or ""}
                 for k in FAULTS:
@@ -558,7 +569,7 @@ class Fake:
                     "machines": {str(i.id): {"status": i.actual, "label": i.label, "destroyed": i.destroyed,
                                              "listed": not i.destroyed and i.listed_at <= now}
                                  for i in self.made.values()},
-                    "faults": {k: getattr(self, k) for k in FAULTS}}
+                    "faults": {**{k: getattr(self, k) for k in FAULTS}, **self.replies}}
         return 404, {"error": "no such control"}
 
     def shutdown(self) -> None:
@@ -585,6 +596,14 @@ class Handler(BaseHTTPRequestHandler):
         url = urlparse(self.path)
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
+        api = not url.path.startswith("/_fake/")
+        faults = dict(self.fake.replies) if api else dict(replies.OFF)
+        stopping = self.fake.inflight.stopping
+        wait = replies.rate_limited(faults)
+        wrong, shape = replies.wrong_shape(faults, url.path.removeprefix("/api/v0/")) if api else (False, None)
+        if api and wait:  # refused before anything is done, as a rate limit does
+            return replies.send(self, 429, {"success": False, "error": "too_many_requests",
+                                            "msg": "fake: slow down"}, faults, stopping, {"Retry-After": wait})
         try:
             body = json.loads(raw) if raw.strip() else None
         except ValueError:
@@ -597,7 +616,14 @@ class Handler(BaseHTTPRequestHandler):
                 code, reply = 500, {"success": False, "error": "server_error", "msg": f"fake: {e!r}"}
             else:
                 if plan:  # a rent: its answer may be held, damaged or lost (inflight.py)
-                    return self.fake.inflight.answer(self, code, json.dumps(reply).encode(), plan[0])
+                    return self.fake.inflight.answer(
+                        self, code, json.dumps(reply).encode(), plan[0],
+                        send=lambda c, d: replies.send(self, *((200, shape) if wrong else (c, d)),
+                                                       faults, stopping))
+        if api:
+            if wrong:
+                code, reply = 200, shape
+            return replies.send(self, code, reply, faults, stopping)
         data = json.dumps(reply).encode()
         self.send_response(code)
         self.send_header("Content-Type", "application/json")
@@ -748,13 +774,20 @@ def main() -> None:
     ap.add_argument("--list-lag", type=float, default=0.0, help="seconds before a new instance is listed")
     ap.add_argument("--down-after-create", type=float, default=0.0,
                     help="seconds every other call answers 503 after a rent")
+    ap.add_argument("--delay", type=float, default=0.0, help="seconds before each answer")
+    ap.add_argument("--trickle", type=float, default=0.0, help="seconds between the bytes of each answer")
+    ap.add_argument("--retry-after", type=float, default=0.0, help="every call answers 429 with this Retry-After")
+    ap.add_argument("--bad-status", action="store_true", help="every answer has a broken status line")
+    ap.add_argument("--garble-reply", default="", choices=("",) + replies.GARBLES, help="damage every answer so")
     a = ap.parse_args()
     if os.getuid() != 0 or not os.path.exists(SSHD):
         sys.exit("vast fake: needs root and openssh-server (the machines are real sshd servers)")
     serve(a.port, a.api_key, start_delay=a.start_delay, no_capacity=a.no_capacity,
           fail_after_create=a.fail_after_create, down=a.down, no_direct=a.no_direct,
           slow_create=a.slow_create, garble_create=a.garble_create, garble_count=a.garble_count,
-          list_lag=a.list_lag, down_after_create=a.down_after_create)
+          list_lag=a.list_lag, down_after_create=a.down_after_create,
+          reply_faults={"delay": a.delay, "trickle": a.trickle, "retry_after": a.retry_after,
+                        "bad_status": a.bad_status, "garble_reply": a.garble_reply})
 
 
 if __name__ == "__main__":
