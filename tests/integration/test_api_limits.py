@@ -133,6 +133,45 @@ def test_a_terminal_hears_what_a_slow_call_waits_for(vast):
     assert err.strip() == "Vast.ai: still waiting for GET instances/ (3 s; cloud.api_timeout is 30 s)", err
 
 
+def test_a_body_trickled_after_its_headers_ends_at_the_deadline_and_its_connection_is_shut():
+    """Status and headers at once, then the body a byte at a time: the call ends at its
+    deadline saying the answer did not come whole, and its connection is shut then (the
+    server's next byte finds it gone), not left to a thread reading on."""
+    import socket
+    import threading
+
+    from trainsh.cloud import http
+    from trainsh.cloud.provider import Unavailable
+
+    srv = socket.create_server(("127.0.0.1", 0))
+    gone: list[float] = []
+
+    def serve() -> None:
+        conn, _ = srv.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 9999\r\n\r\n")
+            try:
+                for _ in range(300):
+                    conn.sendall(b" ")
+                    time.sleep(0.1)
+            except OSError:
+                gone.append(time.monotonic())
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    try:
+        t = time.monotonic()
+        with pytest.raises(Unavailable, match=r"^here: GET /x: the whole answer did not come within 2 s "
+                                              r"\(the time limit\)$"):
+            http.request("GET", f"http://127.0.0.1:{srv.getsockname()[1]}/x", what="here", timeout=2)
+        assert 1.9 < time.monotonic() - t < 3
+        server.join(10)
+        assert gone and gone[0] - t < 4
+    finally:
+        srv.close()
+
+
 # ---- answers the clients cannot read ---------------------------------------------------------
 
 VAST_BAD = [
