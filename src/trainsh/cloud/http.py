@@ -263,8 +263,8 @@ def _try(method: str, url: str, data: bytes | None, headers: dict[str, str], clo
     finally:
         if not done.is_set():  # out of time (or interrupted): end the try where it stands
             for s in socks:
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
+                try:  # (the plain socket's own shutdown: a TLS one's would unwrap it under the reader)
+                    socket.socket.shutdown(s, socket.SHUT_RDWR)
                 except OSError:
                     pass
     if finished and result:
@@ -287,14 +287,14 @@ def _opener():
     def noted(cls, req):
         def make(host, **kw):
             conn = cls(host, **kw)
-            create = conn._create_connection
+            connect = conn.connect
 
-            def connect(*a, **k):
-                sock = create(*a, **k)
-                getattr(req, "trainsh_sockets", []).append(sock)  # (a redirect's request: none)
-                return sock
+            def connected():
+                connect()
+                # the socket as it is used (TLS-wrapped for https: the plain one is detached)
+                getattr(req, "trainsh_sockets", []).append(conn.sock)  # (a redirect's request: none)
 
-            conn._create_connection = connect
+            conn.connect = connected
             return conn
 
         return make
