@@ -133,17 +133,32 @@ def test_a_terminal_hears_what_a_slow_call_waits_for(vast):
     assert err.strip() == "Vast.ai: still waiting for GET instances/ (3 s; cloud.api_timeout is 30 s)", err
 
 
-def test_a_body_trickled_after_its_headers_ends_at_the_deadline_and_its_connection_is_shut():
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_a_body_trickled_after_its_headers_ends_at_the_deadline_and_its_connection_is_shut(
+        scheme, tmp_path, monkeypatch):
     """Status and headers at once, then the body a byte at a time: the call ends at its
     deadline saying the answer did not come whole, and its connection is shut then (the
-    server's next byte finds it gone), not left to a thread reading on."""
+    server's next byte finds it gone), not left to a thread reading on; over TLS alike."""
+    import shutil
     import socket
+    import ssl
     import threading
 
     from trainsh.cloud import http
     from trainsh.cloud.provider import Unavailable
 
     srv = socket.create_server(("127.0.0.1", 0))
+    if scheme == "https":
+        if not shutil.which("openssl"):
+            pytest.skip("needs openssl to make a certificate")
+        cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                        "-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost",
+                        "-addext", "subjectAltName=DNS:localhost"], check=True, capture_output=True)
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # this test's own certificate authority
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(cert, key)
+        srv = ctx.wrap_socket(srv, server_side=True)
     gone: list[float] = []
 
     def serve() -> None:
@@ -164,7 +179,7 @@ def test_a_body_trickled_after_its_headers_ends_at_the_deadline_and_its_connecti
         t = time.monotonic()
         with pytest.raises(Unavailable, match=r"^here: GET /x: the whole answer did not come within 2 s "
                                               r"\(the time limit\)$"):
-            http.request("GET", f"http://127.0.0.1:{srv.getsockname()[1]}/x", what="here", timeout=2)
+            http.request("GET", f"{scheme}://localhost:{srv.getsockname()[1]}/x", what="here", timeout=2)
         assert 1.9 < time.monotonic() - t < 3
         server.join(10)
         assert gone and gone[0] - t < 4
