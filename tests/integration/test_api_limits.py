@@ -277,6 +277,21 @@ def test_a_vast_create_whose_answer_is_late_finds_its_machine(vast):
     assert vast.state()["rents"] == 1 and r.stdout.split()[1].rstrip(":") in vast.live()
 
 
+def test_a_vast_create_cut_short_and_not_yet_listed_is_settled_by_the_ledger(vast):
+    """`train vast create`: the deadline ends the rent's call, the provider's own looks find
+    nothing yet (the list lags), so it is a lost answer, which the rents ledger settles by
+    looking the machine up until it shows: that machine is the answer, rented once."""
+    deadline()
+    vast.control(slow_create=20, list_lag=8)
+    r, took = timed("vast", "create", "1002", "--label", "settled", "--disk", "10")
+    assert r.returncode == 0, r.stderr
+    iid = r.stdout.split()[1].rstrip(":")
+    assert "PUT asks/1002/: no answer came within 3 s (cloud.api_timeout)" in r.stderr
+    assert f"but it made vast {iid}: using it" in r.stderr and len(r.stderr.splitlines()) == 1
+    assert vast.state()["rents"] == 1 and list(vast.live()) == [iid]
+    assert took < 8 + SLACK + DEADLINE
+
+
 def test_a_runpod_create_cut_short_or_misshapen_is_a_lost_answer(runpod_fake):
     from trainsh.cloud.runpod import RunPodProvider
 
