@@ -99,7 +99,8 @@ def send(handler, code: int, body, faults: dict, stopping: threading.Event | Non
     if garble == "badjson":
         code = 200
     line = status or f"HTTP/1.1 {code} {handler.responses.get(code, ('',))[0]}"
-    head = [line, "Content-Type: application/json", f"Content-Length: {length}",
+    head = [line, f"Server: {handler.version_string()}", f"Date: {handler.date_time_string()}",
+            "Content-Type: application/json", f"Content-Length: {length}",
             *(f"{k}: {v}" for k, v in (headers or {}).items())]
     raw = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + sent
     if garble == "truncate":
