@@ -237,7 +237,7 @@ def _try(method: str, url: str, data: bytes | None, headers: dict[str, str], clo
     req.trainsh_sockets = socks = []  # the connection(s) the try makes, to shut at the deadline
     result: list = []
     done = threading.Event()
-    per_read = max(0.1, clock.left())
+    per_read = max(0.1, clock.left()) + 1.0  # (the deadline, kept here, comes first)
 
     begun = []
 
