@@ -166,7 +166,7 @@ class Machine:
     def _hold_existing(self) -> None:
         self.label = f"ow-existing-{self.provider.name}-{self.inst.id}-{os.getpid()}"
         holds = self._holds()
-        holds.begin(self.provider.name, self.label, "ow")
+        holds.begin(self.provider.name, self.label, "ow:existing")  # the user's: never ended
         holds.set(self.label, state="rented", ident=self.inst.id)
 
     def _release_hold(self, state: str) -> None:
@@ -175,6 +175,32 @@ class Machine:
                 self.holds.set(self.label, state=state)
             except Exception:  # noqa: BLE001 - the ledger is a courtesy to other jobs
                 pass
+
+    def _end_orphans(self) -> None:
+        """Machines an earlier ow rented and could not end (it was killed): ended now, as
+        that ow would have, so that they do not bill on."""
+        holds = self._holds()
+        orphans = holds.orphans(self.provider.name)
+        if not orphans:
+            return
+        try:
+            insts = self.provider.list()
+        except Exception:  # noqa: BLE001 - cannot look now: the next ow run tries again
+            return
+        for r in orphans:
+            if r.holder != "ow":
+                continue
+            made = holds.made_by(self.provider, r, insts)
+            for inst in made:
+                try:
+                    self.provider.destroy(inst.id)
+                except Exception as e:  # noqa: BLE001 - say what bills, never hide it
+                    say(f"{self.provider.name}:{inst.id}, left by an ow that was killed, could NOT be "
+                        f"terminated ({e}); end it with: train {self.provider.name} destroy {inst.id}")
+                    continue
+                say(f"terminated {self.provider.name}:{inst.id}, left running by an ow that was killed")
+            if made or r.state == "rented" or time.time() - r.created > 600:
+                holds.set(r.label, state="destroyed" if made else "none")
 
     def provision(self) -> None:
         from trainsh.cloud import gpus
@@ -192,6 +218,7 @@ class Machine:
         if not offers:
             raise NoCapacity(f"{self.provider.name}: no {o.count}x {gpus.short_name(o.gpu)} "
                              "can be had right now")
+        self._end_orphans()
         offer = offers[0]
         req = CreateRequest(image=o.image or _default(self.provider.name, "image", ""),
                             disk_gb=o.disk or _default(self.provider.name, "disk", 50.0),
