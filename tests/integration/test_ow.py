@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from helpers import signalled, wait_until
@@ -141,19 +142,43 @@ def test_env_file_reaches_the_command_and_nothing_else(vast, tmp_path):
     vast.api("DELETE", f"instances/{iid}/")
 
 
+def _timed(started: Path, sent: list):
+    """`once` for signalled(): true when `started` exists, noting when (the signal goes then)."""
+    def once():
+        if started.exists():
+            sent.append(time.monotonic())
+            return True
+        return False
+    return once
+
+
 def test_ctrl_c_passes_to_the_command_and_terminates(vast, tmp_path):
-    started = tmp_path / "started"
+    started, sent = tmp_path / "started", []
     r = signalled([*OW, "exec", *VAST, "--no-sync", "sh", "-c", f"touch {started}; sleep 60"],
-                  signal.SIGINT, started.exists)
+                  signal.SIGINT, _timed(started, sent))
+    took = time.monotonic() - sent[0]
     assert r.returncode == 130, r.stderr
     assert "Traceback" not in r.stderr and "terminated" in r.stderr
     assert rented(vast) == 1 and not alive(vast)
+    # the command ended at the Ctrl-C: ow saw that at once (not after its 10 s limit)
+    assert took < 6, (took, r.stderr)
+
+
+def test_sigterm_while_the_command_runs_exits_143_at_once(runpod_fake, tmp_path):
+    started, sent = tmp_path / "started", []
+    r = signalled([*OW, "exec", "--no-sync", f"touch {started}; sleep 60"], signal.SIGTERM,
+                  _timed(started, sent))
+    took = time.monotonic() - sent[0]
+    assert r.returncode == 128 + signal.SIGTERM and "Traceback" not in r.stderr, (r.returncode, r.stderr)
+    assert took < 6, (took, r.stderr)
+    st = runpod_fake.state()
+    assert not st["pods"] and len(st["terminated"]) == 1, st
 
 
 def test_sigterm_while_the_machine_starts_terminates_it(vast, tmp_path):
     vast.control(start_delay=30)
     r = signalled([*OW, "exec", *VAST, "--no-sync", "true"], signal.SIGTERM, lambda: rented(vast))
-    assert r.returncode == 130 and "Traceback" not in r.stderr, r.stderr
+    assert r.returncode == 128 + signal.SIGTERM and "Traceback" not in r.stderr, r.stderr
     assert rented(vast) == 1 and not alive(vast), vast.state()
 
 
@@ -162,7 +187,7 @@ def test_a_closed_terminal_terminates(runpod_fake, tmp_path):
     run as SIGTERM does: the machine is terminated, not left billing."""
     started = tmp_path / "started"  # (the fake's machines share this one's files)
     r = signalled([*OW, "exec", "--no-sync", f"touch {started}; sleep 60"], signal.SIGHUP, started.exists)
-    assert r.returncode == 130 and "Traceback" not in r.stderr, (r.returncode, r.stderr)
+    assert r.returncode == 128 + signal.SIGHUP and "Traceback" not in r.stderr, (r.returncode, r.stderr)
     st = runpod_fake.state()
     assert not st["pods"] and len(st["terminated"]) == 1, st
 
@@ -440,7 +465,7 @@ def test_sigterm_in_the_shell_terminates(vast, tmp_path):
         term.expect("SEEN:hello")
         os.kill(pid, signal.SIGTERM)
         screen = term.expect("OW-EXIT=", timeout=60)
-        assert "OW-EXIT=130" in screen and "terminated" in screen and "Traceback" not in screen, screen
+        assert "OW-EXIT=143" in screen and "terminated" in screen and "Traceback" not in screen, screen
     finally:
         term.close()
     assert rented(vast) == 1 and not alive(vast), vast.state()

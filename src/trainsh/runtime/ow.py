@@ -90,14 +90,23 @@ def say(message: str) -> None:
 
 class Interrupted(BaseException):
     """SIGTERM or SIGHUP (the terminal closed), as Ctrl-C is KeyboardInterrupt: all end the run
-    the same way."""
+    the same way, and ow exits with 128 + the signal's number (130, 143, 129)."""
+
+    def __init__(self, signum: int = signal.SIGTERM):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def signal_code(e: BaseException) -> int:
+    """ow's exit code for the interruption `e` (Ctrl-C, SIGTERM, SIGHUP)."""
+    return 128 + (e.signum if isinstance(e, Interrupted) else signal.SIGINT)
 
 
 ENDING = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def _on_term(signum, frame):
-    raise Interrupted()
+    raise Interrupted(signum)
 
 
 def shielded():
@@ -487,11 +496,14 @@ class Follower:
             d, sess = self.d, self.sess
             if first:  # (one signal: see run_command)
                 waiter = f"tmux wait-for {sess}-done"
-            else:  # a waiter of a dropped connection may hold the signal: look at the rc file
-                waiter = (f"until [ -e {d}/rc ] || ! tmux has-session -t {sess} 2>/dev/null; "
-                          "do sleep 0.1; done")
-            # the end marker reaches the log through pipe-pane a moment after the signal
-            waiter += (f"; n=0; until tail -c 200 {d}/log | grep -q '778;{sess}' "
+            else:  # a waiter of a dropped connection may hold the signal: look at the rc file,
+                # and at the pane (remain-on-exit keeps the session of a run.sh that a signal
+                # ended before it wrote one: Ctrl-C reaches the whole pane)
+                waiter = (f"until [ -e {d}/rc ] || [ \"$(tmux display-message -p -t {sess} "
+                          f"'#{{pane_dead}}' 2>/dev/null || echo 1)\" = 1 ]; do sleep 0.1; done")
+            # the end marker reaches the log through pipe-pane a moment after the signal; only
+            # run.sh writes it, after the rc file: without one, none is coming
+            waiter += (f"; n=0; until tail -c 200 {d}/log | grep -q '778;{sess}' || [ ! -e {d}/rc ] "
                        "|| [ $n -ge 1000 ]; do sleep 0.005; n=$((n+1)); done")
             script = (setup + f"( {waiter} ) </dev/null >/dev/null 2>&1 & w=$!\n"
                       f"tail -c +{self.offset + 1} -f -s 0.01 --pid=$w {d}/log 2>/dev/null\n"
@@ -608,12 +620,19 @@ class Run:
 
     def __init__(self):
         self.interrupted = False
+        self.code = 130  # ow's exit code when interrupted (128 + the signal)
         self.syncer: Syncer | None = None
+
+    def interrupt(self, e: BaseException) -> int:
+        self.interrupted = True
+        self.code = signal_code(e)
+        return self.code
 
 
 def lifecycle(opts: Options, body, early=None) -> int:
     """Rent (or find) the machine, run `body(machine, run)` and end the machine whatever ended
-    the run: its return, an error, Ctrl-C, SIGTERM or SIGHUP (exit 130). `early` is a login to an
+    the run: its return, an error, Ctrl-C, SIGTERM or SIGHUP (exit 128 + the signal: 130, 143,
+    129). `early` is a login to an
     `--existing` machine already under way (ow_connect.py)."""
     machine = Machine(opts)
     machine.early = early
@@ -623,10 +642,10 @@ def lifecycle(opts: Options, body, early=None) -> int:
     try:
         machine.provision()
         return body(machine, run)
-    except (KeyboardInterrupt, Interrupted):
-        run.interrupted = True
+    except (KeyboardInterrupt, Interrupted) as e:
+        run.interrupt(e)
         say("interrupted")
-        return 130
+        return run.code
     finally:
         if run.syncer:
             run.syncer.close()
@@ -650,8 +669,8 @@ def _exec(machine: Machine, run: Run, opts: Options, argv: list[str]) -> int:
     rc = None
     try:
         rc = run_command(machine, opts, argv)
-    except (KeyboardInterrupt, Interrupted):
-        run.interrupted = True
+    except (KeyboardInterrupt, Interrupted) as e:
+        run.interrupt(e)
     if run.syncer:
         try:
             run.syncer.sync("back")
@@ -659,7 +678,7 @@ def _exec(machine: Machine, run: Run, opts: Options, argv: list[str]) -> int:
             say(str(e))
             rc = rc or 1
     if run.interrupted:
-        return 130
+        return run.code
     if rc:
         say(f"the command exited with {rc}")
     return rc or 0
@@ -757,8 +776,8 @@ def _ssh(machine: Machine, state: Run, opts: Options) -> int:
                 break
             except KeyboardInterrupt:
                 continue  # Ctrl-C belongs to the remote shell (the terminal sends it there)
-    except Interrupted:
-        state.interrupted = True
+    except Interrupted as e:
+        state.interrupt(e)
         proc.terminate()
         proc.wait()
     finally:
@@ -779,7 +798,7 @@ def _ssh(machine: Machine, state: Run, opts: Options) -> int:
         say("final sync done")
     for p in dict.fromkeys(problems):
         say(p)
-    return 130 if state.interrupted else (1 if problems and not live else 0)
+    return state.code if state.interrupted else (1 if problems and not live else 0)
 
 
 def _report(res, mount, problems: list[str]) -> None:
