@@ -525,3 +525,18 @@ def test_a_stopped_existing_machine_is_named_as_stopped_and_left_so(runpod_fake,
     assert "left running" not in r.stderr and "left as it is" in r.stderr, r.stderr
     assert runpod_fake.state()["pods"][inst.id]["desiredStatus"] == "EXITED"
     cloud.destroy(inst.id)
+
+
+# ---- ow never leaves a machine billing: exec never asks ----------
+
+def test_exec_on_a_terminal_terminates_without_asking(vast, tmp_path):
+    """Only `ow ssh` asks whether to terminate: `ow exec` on a terminal must not wait on a
+    question (with no time-out) while the machine bills."""
+    term = Terminal(tmp_path, " ".join([*OW, "exec", *VAST, "--no-sync", "echo", "RAN-$((6*7))"]))
+    try:
+        screen = term.expect("OW-EXIT=", timeout=120)
+    finally:
+        term.close()
+    assert "RAN-42" in screen and "OW-EXIT=0" in screen, screen
+    assert "[Y/n]" not in screen and "terminated" in screen, screen
+    assert rented(vast) == 1 and not alive(vast), vast.state()

@@ -69,7 +69,7 @@ class Options:
     mounts: list[Mount] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
     existing: str | None = None
-    terminate: bool | None = None  # None: ask on a terminal (ssh), else terminate
+    terminate: bool | None = None  # None: ask on a terminal (ow ssh); exec terminates unless False
     excludes: tuple[str, ...] = ()
     sync: bool = True
     editable: bool = True
@@ -234,7 +234,7 @@ class Machine:
                     else f"{self.name} is not ow's: left as it is")
                 return
             keep = self.opts.terminate is False
-            if self.opts.terminate is None and not interrupted and sys.stdin.isatty():
+            if self.opts.terminate is None and not interrupted and sys.stdin.isatty():  # (ow ssh)
                 restore()
                 try:
                     answer = input(f"ow: terminate {self.name}? [Y/n] ").strip().lower()
