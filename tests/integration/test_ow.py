@@ -527,7 +527,12 @@ def test_a_stopped_existing_machine_is_named_as_stopped_and_left_so(runpod_fake,
     cloud.destroy(inst.id)
 
 
-# ---- ow never leaves a machine billing: exec never asks ----------
+# ---- ow never leaves a machine billing: exec never asks; the watcher when ow is gone ----------
+
+def watcher_of(home: Path) -> Path:
+    """The pid file of ow's autostop watcher in a machine's home."""
+    return home / ".cache/trainsh/autostop/ow.pid"
+
 
 def test_exec_on_a_terminal_terminates_without_asking(vast, tmp_path):
     """Only `ow ssh` asks whether to terminate: `ow exec` on a terminal must not wait on a
@@ -540,3 +545,73 @@ def test_exec_on_a_terminal_terminates_without_asking(vast, tmp_path):
     assert "RAN-42" in screen and "OW-EXIT=0" in screen, screen
     assert "[Y/n]" not in screen and "terminated" in screen, screen
     assert rented(vast) == 1 and not alive(vast), vast.state()
+
+
+def test_a_killed_ow_exec_leaves_a_machine_that_destroys_itself_once_idle(vast, tmp_path):
+    """kill -9 of ow (or a laptop that sleeps): nothing of ow is left to end the machine. Its
+    watcher keeps it while the command runs, then destroys it once nothing runs there and no
+    ow is connected for --autostop."""
+    started, go = tmp_path / "started", tmp_path / "go"
+    p = spawn("exec", *VAST, "--autostop", "3s", "--no-sync", "sh", "-c",
+              f"touch {started}; while [ ! -e {go} ]; do sleep 0.05; done")
+    try:
+        wait_until(started.exists, timeout=60, what="the command to start")
+        (iid,) = alive(vast)
+        wait_until(watcher_of(home_of(vast, iid)).exists, timeout=30, what="ow's watcher on the machine")
+        p.kill()  # kill -9: no handler runs, the machine is not terminated by ow
+        p.wait()
+        time.sleep(3 * 2 + 1)  # twice the idle time: the running command keeps the machine
+        assert alive(vast) == [iid], vast.state()
+        go.touch()  # the command ends: nothing runs there, no ow is connected
+        wait_until(lambda: not alive(vast), timeout=60, what="the watcher to destroy the machine")
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        p.stdout.close()
+        p.stderr.close()
+    assert rented(vast) == 1 and vast.state()["destroyed"] == [int(iid)]
+
+
+def test_a_killed_ow_ssh_leaves_a_pod_that_terminates_itself(runpod_fake, tmp_path):
+    """The same on RunPod, for `ow ssh`: the pod terminates itself with its own key once no ow
+    has been connected for --autostop (the shell's ssh client, orphaned, is no ow)."""
+    ow_ssh = " ".join([*OW, "ssh", "--autostop", "3s", "--no-sync"])
+    term = Terminal(tmp_path, f"sh -c 'echo PID=$$; exec {ow_ssh}'")
+    try:
+        pid = int(re.search(r"PID=(\d+)", term.expect("PID=")).group(1))
+        term.type("echo $RUNPOD_POD_ID | sed 's/^/ON:/'")
+        pod = wait_until(lambda: re.search(r"ON:([0-9a-f]{6,})", term.screen()), timeout=120,
+                         what="the pod's id").group(1)
+        home = Path(runpod_fake.state()["pods"][pod]["home"])
+        wait_until(watcher_of(home).exists, timeout=30, what="ow's watcher on the pod")
+        os.kill(pid, signal.SIGKILL)
+        wait_until(lambda: pod in runpod_fake.state()["terminated"], timeout=60,
+                   what="the pod to terminate itself")
+    finally:
+        term.close()
+    st = runpod_fake.state()
+    assert not st["pods"] and list(st["terminated"]) == [pod], st
+
+
+def test_a_machine_kept_with_no_terminate_has_no_watcher_and_existing_ones_get_none(runpod_fake, tmp_path):
+    r = ow("exec", "--no-terminate", "--autostop", "2s", "--no-sync", "echo kept")
+    assert r.returncode == 0 and "kept running" in r.stderr, r.stderr
+    ((pod, info),) = runpod_fake.state()["pods"].items()
+    home = Path(info["home"])
+    assert (home / ".cache/trainsh/autostop/ow.log").exists()  # it had one while ow ran
+    assert not watcher_of(home).exists()  # and it is gone: a kept machine is the user's
+    r = ow("exec", "--existing", pod, "--autostop", "2s", "--no-sync", "true")
+    assert r.returncode == 0, r.stderr
+    assert not watcher_of(home).exists()  # never on a machine ow did not rent
+    time.sleep(2 * 2 + 1)
+    assert runpod_fake.pod_state(pod) == "RUNNING"
+    from trainsh.cloud.runpod import RunPodProvider
+
+    RunPodProvider().destroy(pod)
+
+
+def test_autostop_bad_duration_is_bad_input_and_rents_nothing(runpod_fake, tmp_path):
+    r = ow("exec", "--autostop", "soon", "true")
+    assert r.returncode == 2 and "--autostop soon" in r.stderr and len(r.stderr.splitlines()) == 1, r.stderr
+    assert not runpod_fake.state()["pods"] and not runpod_fake.state()["terminated"]

@@ -25,7 +25,9 @@ GPUs: {gpus}
 Synced: each --mount (default .:/workspace) both ways with unison, without .git, .venv,
 __pycache__, node_modules, the folder's .gitignore and --exclude patterns. A rented machine
 is terminated when ow ends, whatever ends it, unless --no-terminate (ow ssh asks on a
-terminal; ow exec never asks)."""
+terminal; ow exec never asks). If ow cannot end it (killed, a laptop asleep, the network
+gone), the machine destroys itself once idle for --autostop (no ow connected, no command
+running; default 5m, config ow.autostop; 0 turns it off)."""
 
 
 def _epilog() -> str:
@@ -78,6 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="leave the machine running at the end (ow names it)")
         t.add_argument("--terminate", dest="terminate", action="store_true",
                        help="terminate at the end without asking" + (" (the default)" if sp is ex else ""))
+        sp.add_argument("--autostop", metavar="DURATION",
+                        help="a rented machine nobody uses (no ow connected, no command running) "
+                             "destroys itself after this long, should ow be gone without ending it "
+                             "(default 5m: config ow.autostop; 0 = never)")
         sp.add_argument("--exclude", action="append", default=[], metavar="PATTERN",
                         help="also leave out of the sync (gitignore-style; repeatable)")
         sp.add_argument("--disk", type=_positive(float), help="disk in GB (default: config PROVIDER.disk)")
@@ -153,7 +159,27 @@ def options(args):
         terminate = True  # only `ow ssh` asks: an exec must not wait on a question while it bills
     return Options(provider=args.provider, gpu=short, count=args.count, image=args.image, disk=args.disk,
                    mounts=mounts, env=env, existing=args.existing, terminate=terminate,
-                   excludes=tuple(args.exclude), sync=args.sync, editable=args.editable)
+                   excludes=tuple(args.exclude), sync=args.sync, editable=args.editable,
+                   autostop=_autostop(args.autostop))
+
+
+def _autostop(text: str | None) -> float:
+    """--autostop DURATION (0 or off: never), else config ow.autostop."""
+    from trainsh.settings import config
+
+    if text is None:
+        try:
+            return config.off_or_duration("ow.autostop")
+        except config.ConfigError as e:
+            raise UserError(str(e), 2) from None
+    if text.strip() in ("0", "off"):
+        return 0.0
+    from trainsh.recipe.model import Duration
+
+    try:
+        return Duration.parse(text).seconds
+    except ValueError as e:
+        raise UserError(f"--autostop {text}: {e} (0 turns it off)", 2) from None
 
 
 def _no_overlap(mounts: list, specs: list[str]) -> None:

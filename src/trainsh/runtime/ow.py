@@ -74,6 +74,7 @@ class Options:
     sync: bool = True
     editable: bool = True
     ready_timeout: float = 900.0
+    autostop: float = 300.0  # a rented machine destroys itself after this long idle (0: never)
 
 
 _shell_open = threading.Event()  # an interactive ssh holds the terminal (in raw mode)
@@ -135,6 +136,11 @@ class Machine:
         self.label = f"ow-{os.urandom(4).hex()}"
         self._creating = False
         self.early = None  # ow_connect.Early: a login started before the cloud answered
+        self._guard: threading.Thread | None = None  # sets up the autostop watcher (guard())
+        self._guarded = threading.Lock()
+        self._ending = False
+        self._beat: threading.Event | None = None  # stops the watcher's heartbeat
+        self._watched = False  # the watcher runs there
 
     def first_connection(self) -> subprocess.Popen | None:
         """The early login's `sh -s`, when the cloud's answer confirms its command line."""
@@ -206,6 +212,48 @@ class Machine:
         self.shell = SshShell(self.inst.ssh_spec(), reconnect=30)
         self._remember()
 
+    def guard(self) -> None:
+        """Leave the autostop watcher on a machine rented here: should this ow be gone without
+        ending it (kill -9, a laptop asleep, the network lost), the machine destroys itself once
+        idle for opts.autostop (no ow heartbeat, no ow command running). In the background: the
+        run does not wait for it."""
+        if not self.rented or self.opts.autostop <= 0 or self.shell is None:
+            return
+
+        def setup():
+            from trainsh.runtime import autostop
+
+            why = autostop.leave(self.shell, self.provider, self.inst.id, "ow", self.opts.autostop,
+                                 destroy=True)
+            with self._guarded:
+                if self._ending:
+                    return
+                if why:
+                    say(f"{self.name}: autostop {why}; should ow be killed, end it with: "
+                        f"train {self.provider.name} destroy {self.inst.id}")
+                    return
+                self._watched = True
+                self._beat = autostop.heartbeat(self.shell, "ow", self.opts.autostop, self.name)
+
+        self._guard = threading.Thread(target=setup, daemon=True, name="ow-autostop")
+        self._guard.start()
+
+    def _unguard(self, keep: bool) -> None:
+        """ow ends: no more heartbeat; a machine the user keeps loses its watcher too."""
+        with self._guarded:
+            self._ending = True
+            if self._beat:
+                self._beat.set()
+        if not keep or self._guard is None:
+            return
+        self._guard.join(60)
+        if self._watched:
+            from trainsh.runtime import autostop
+
+            if not autostop.remove(self.shell, "ow"):
+                say(f"{self.name}: its autostop watcher could not be removed: it destroys itself "
+                    f"once idle for {self.opts.autostop:.0f}s")
+
     def gone(self) -> str | None:
         """Why the machine will not answer again (it is stopped or gone), or None while it runs
         (or the cloud cannot tell)."""
@@ -244,6 +292,7 @@ class Machine:
                 finally:
                     restore = shielded()
                 keep = answer in ("n", "no")
+            self._unguard(keep)
             if keep:
                 say(f"{self.name} kept running and billing; end it with: "
                     f"train {self.provider.name} destroy {self.inst.id}")
@@ -660,6 +709,7 @@ def ow_exec(opts: Options, argv: list[str], early=None) -> int:
 
 def _exec(machine: Machine, run: Run, opts: Options, argv: list[str]) -> int:
     machine.wait_ready(login=not opts.existing)
+    machine.guard()
     if opts.sync and opts.mounts:
         machine.settle_early()  # its connection first, for unison's to share
         run.syncer = Syncer(machine, opts)
@@ -714,6 +764,7 @@ def _ssh(machine: Machine, state: Run, opts: Options) -> int:
     first_done = threading.Event()
     problems: list[str] = []
     machine.wait_ready()
+    machine.guard()
     run = os.urandom(4).hex()
     d = f'"$HOME"/{RUN_DIR}/{run}'
     syncing = opts.sync and bool(opts.mounts)
