@@ -615,3 +615,35 @@ def test_autostop_bad_duration_is_bad_input_and_rents_nothing(runpod_fake, tmp_p
     r = ow("exec", "--autostop", "soon", "true")
     assert r.returncode == 2 and "--autostop soon" in r.stderr and len(r.stderr.splitlines()) == 1, r.stderr
     assert not runpod_fake.state()["pods"] and not runpod_fake.state()["terminated"]
+
+
+def test_a_conflict_brings_the_machines_version_back_before_it_is_destroyed(runpod_fake, tmp_path):
+    """A file changed on both sides is left as it is by unison; the machine is then destroyed,
+    so its version comes back beside ours as NAME.remote-ID (ours untouched)."""
+    work = project(tmp_path)
+    (work / "sub dir").mkdir()
+    (work / "sub dir" / "notes.txt").write_text("first\n")
+    changed_here = tmp_path / "changed-here"
+    script = ("echo theirs > in.txt; echo 'their notes' > 'sub dir/notes.txt'; echo untouched > other.txt; "
+              f"touch {changed_here}.go; while [ ! -e {changed_here} ]; do sleep 0.05; done")
+    p = spawn("exec", "--mount", f"{work}:/tmp/ow-{tmp_path.name}", script)
+    try:
+        wait_until(Path(f"{changed_here}.go").exists, timeout=120, what="the command to change its files")
+        (work / "in.txt").write_text("ours\n")  # changed here too, while the command ran
+        (work / "sub dir" / "notes.txt").write_text("our notes\n")
+        changed_here.touch()
+        out, err = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+        subprocess.run(["rm", "-rf", f"/tmp/ow-{tmp_path.name}"])
+    assert p.returncode == 0, err
+    ((pod, _),) = runpod_fake.state()["terminated"].items()
+    assert (work / "in.txt").read_text() == "ours\n"
+    assert (work / f"in.txt.remote-{pod}").read_text() == "theirs\n", err
+    assert (work / "sub dir" / "notes.txt").read_text() == "our notes\n"
+    assert (work / "sub dir" / f"notes.txt.remote-{pod}").read_text() == "their notes\n"
+    assert (work / "other.txt").read_text() == "untouched\n"
+    assert f"in.txt.remote-{pod}" in err and "left as it is" not in err, err
+    assert not runpod_fake.state()["pods"]

@@ -397,7 +397,9 @@ class Syncer:
             self.pairs.append((m, Unison(m.local, machine.shell, remote, opts.excludes)))
         self.prepared = False
 
-    def sync(self, what: str) -> None:
+    def sync(self, what: str, goes: Machine | None = None) -> None:
+        """One sync of every mount. `goes`: the machine, when this is the last sync before it is
+        ended: its side of each conflict is brought here (keep_theirs)."""
         from trainsh.transfer.unison import SyncError
 
         t = time.monotonic()
@@ -408,8 +410,12 @@ class Syncer:
                 self.prepared = True
             for m, u in self.pairs:
                 res = u.sync()
-                for c in res.conflicts:
-                    say(f"conflict (changed on both sides, left as it is): {m.local}/{c}")
+                if goes is not None:
+                    for line in keep_theirs(u, res.conflicts, goes):
+                        say(line)
+                else:
+                    for c in res.conflicts:
+                        say(f"conflict (changed on both sides, left as it is): {m.local}/{c}")
                 for f in res.failures:
                     say(f"not synced: {m.local}/{f}")
         except SyncError as e:
@@ -419,6 +425,66 @@ class Syncer:
     def close(self) -> None:
         for _, u in self.pairs:
             u.close()
+
+
+def _conflict_path(line: str) -> str:
+    """The path of unison's `skipped:` line ("a/b.txt (contents changed on both sides)")."""
+    return line.rsplit(" (", 1)[0] if line.endswith(")") and " (" in line else line
+
+
+def keep_theirs(u, conflicts: list[str], machine: Machine) -> list[str]:
+    """Before a machine goes, its version of each conflict (a path changed on both sides, which
+    unison leaves as it is) is copied here beside ours as NAME.remote-ID, so the destroy loses
+    neither. Returns what to tell the user, a line a conflict."""
+    import tarfile
+    import tempfile
+
+    out = []
+    for c in conflicts:
+        rel = _conflict_path(c)
+        local = Path(u.local) / rel
+        if not machine.rented:  # a machine that stays: its version stays there
+            out.append(f"conflict (changed on both sides, left as it is): {local}")
+            continue
+        base, parent = posixpath_split(rel)
+        remote_parent = f"{u.remote}/{parent}" if parent else u.remote
+        script = (f"cd {shlex.quote(remote_parent)} 2>/dev/null && [ -e {shlex.quote(base)} ] || exit 3; "
+                  f"exec tar -cf - -- {shlex.quote(base)}")
+        try:
+            p = subprocess.run(machine.shell.argv_for(["sh", "-c", script]), capture_output=True,
+                               stdin=subprocess.DEVNULL, timeout=600)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            out.append(f"conflict: {local}: the machine's version could not be brought back ({e})")
+            continue
+        if p.returncode == 3:
+            out.append(f"conflict: {local}: deleted on the machine, changed here: kept here")
+            continue
+        target = local.with_name(f"{local.name}.remote-{machine.inst.id}")
+        n = 1
+        while target.exists() or target.is_symlink():
+            n += 1
+            target = local.with_name(f"{local.name}.remote-{machine.inst.id}-{n}")
+        try:
+            if p.returncode != 0:
+                raise OSError(p.stderr.decode(errors="replace").strip().splitlines()[-1:] or "tar failed")
+            with tempfile.TemporaryDirectory(dir=local.parent, prefix=".ow-theirs-") as tmp:
+                import io
+
+                with tarfile.open(fileobj=io.BytesIO(p.stdout)) as tar:
+                    tar.extractall(tmp, filter="data")
+                os.rename(os.path.join(tmp, base), target)
+        except (OSError, tarfile.TarError) as e:
+            out.append(f"conflict: {local}: the machine's version could not be brought back ({e})")
+            continue
+        out.append(f"conflict (changed on both sides): {local} is yours; the machine's is beside it: "
+                   f"{target.name}")
+    return out
+
+
+def posixpath_split(rel: str) -> tuple[str, str]:
+    """(name, parent folder) of a relative path as unison names it."""
+    parent, _, base = rel.rstrip("/").rpartition("/")
+    return base, parent
 
 
 def editable_install_script(opts: Options) -> str:
@@ -723,7 +789,7 @@ def _exec(machine: Machine, run: Run, opts: Options, argv: list[str]) -> int:
         run.interrupt(e)
     if run.syncer:
         try:
-            run.syncer.sync("back")
+            run.syncer.sync("back", goes=machine)
         except OwError as e:
             say(str(e))
             rc = rc or 1
@@ -842,7 +908,9 @@ def _ssh(machine: Machine, state: Run, opts: Options) -> int:
         for ls in live:
             try:
                 res = ls.stop(final=True)
-                if res is not None:
+                if res is not None:  # the machine's side of a conflict comes here before it goes
+                    problems.extend(keep_theirs(ls.unison, res.conflicts, machine))
+                    res.conflicts = []
                     _report(res, None, problems)
             except Exception as e:  # noqa: BLE001
                 problems.append(f"the final sync failed: {e}")
