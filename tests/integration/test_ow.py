@@ -575,17 +575,24 @@ def test_a_killed_ow_exec_leaves_a_machine_that_destroys_itself_once_idle(vast, 
 
 def test_a_killed_ow_ssh_leaves_a_pod_that_terminates_itself(runpod_fake, tmp_path):
     """The same on RunPod, for `ow ssh`: the pod terminates itself with its own key once no ow
-    has been connected for --autostop (the shell's ssh client, orphaned, is no ow)."""
+    has been connected, and no command has run in tmux there, for --autostop (the shell's ssh
+    client, orphaned, is no ow)."""
     ow_ssh = " ".join([*OW, "ssh", "--autostop", "3s", "--no-sync"])
+    go = tmp_path / "go"
     term = Terminal(tmp_path, f"sh -c 'echo PID=$$; exec {ow_ssh}'")
     try:
         pid = int(re.search(r"PID=(\d+)", term.expect("PID=")).group(1))
-        term.type("echo $RUNPOD_POD_ID | sed 's/^/ON:/'")
+        # a command the user left running in a tmux session of their own keeps the pod
+        term.type(f"tmux new-session -d -s mine 'while [ ! -e {go} ]; do sleep 0.05; done'; "
+                  "echo $RUNPOD_POD_ID | sed 's/^/ON:/'")
         pod = wait_until(lambda: re.search(r"ON:([0-9a-f]{6,})", term.screen()), timeout=120,
                          what="the pod's id").group(1)
         home = Path(runpod_fake.state()["pods"][pod]["home"])
         wait_until(watcher_of(home).exists, timeout=30, what="ow's watcher on the pod")
         os.kill(pid, signal.SIGKILL)
+        time.sleep(3 * 2 + 1)  # twice the idle time
+        assert runpod_fake.pod_state(pod) == "RUNNING", term.screen()
+        go.touch()
         wait_until(lambda: pod in runpod_fake.state()["terminated"], timeout=60,
                    what="the pod to terminate itself")
     finally:

@@ -23,11 +23,13 @@ import threading
 FOLDER = ".cache/trainsh/autostop"  # under the machine's $HOME
 
 # Runs on the instance with python3 and the standard library. Arguments: JOB IDLE METHOD URL
-# BODY KEY_NAMES ALIVE [VERB].
+# BODY KEY_NAMES ALIVE [VERB [SESSIONS]]; SESSIONS "all": every tmux session counts, not only
+# the job's.
 WATCHER = r'''
 import json, os, subprocess, sys, time, urllib.request
 job, idle, method, url, body, names, alive = sys.argv[1:8]
 verb = sys.argv[8] if len(sys.argv) > 8 else "stopping"
+every = len(sys.argv) > 9 and sys.argv[9] == "all"
 idle, names = float(idle), names.split(",")
 
 def key():
@@ -50,7 +52,7 @@ def busy():
     panes = set()
     for line in r.stdout.splitlines():
         session, _, pid = line.rpartition(" ")
-        if job in session.split("-") and pid.isdigit():
+        if (every or job in session.split("-")) and pid.isdigit():
             panes.add(int(pid))
     for d in os.listdir("/proc") if panes else ():
         try:
@@ -91,9 +93,11 @@ while True:
 '''
 
 
-def leave(shell, provider, iid: str, job: str, idle: float, destroy: bool = False) -> str | None:
+def leave(shell, provider, iid: str, job: str, idle: float, destroy: bool = False,
+          all_sessions: bool = False) -> str | None:
     """Start the watcher for `job` on the instance (once: a watcher of the job already running
-    is kept) and touch its heartbeat. None when it watches, else why not (one line)."""
+    is kept) and touch its heartbeat. `all_sessions`: a command running in any tmux session
+    keeps the machine (the whole machine is the job's). None when it watches, else why not."""
     from trainsh.remote.shell import ShellError, SshShell
 
     how = getattr(provider, "self_destroy" if destroy else "self_stop", None)
@@ -102,7 +106,7 @@ def leave(shell, provider, iid: str, job: str, idle: float, destroy: bool = Fals
     method, url, body, key_names = how(iid)
     alive = f"{shell.home()}/{FOLDER}/{job}.alive"
     args = shlex.join([job, str(idle), method, url, json.dumps(body), ",".join(key_names), alive,
-                       "destroying" if destroy else "stopping"])
+                       "destroying" if destroy else "stopping", "all" if all_sessions else "job"])
     folder = f"$HOME/{FOLDER}"
     script = (f'command -v python3 >/dev/null || exit 7; mkdir -p {folder} && cd {folder} && '
               f'cat > watch.py && touch {job}.alive && '

@@ -215,16 +215,17 @@ class Machine:
     def guard(self) -> None:
         """Leave the autostop watcher on a machine rented here: should this ow be gone without
         ending it (kill -9, a laptop asleep, the network lost), the machine destroys itself once
-        idle for opts.autostop (no ow heartbeat, no ow command running). In the background: the
-        run does not wait for it."""
+        idle for opts.autostop (no ow heartbeat, no command running in tmux). In the background:
+        the run does not wait for it."""
         if not self.rented or self.opts.autostop <= 0 or self.shell is None:
             return
 
         def setup():
             from trainsh.runtime import autostop
 
+            # (a command the user started in a tmux session of ow ssh keeps the machine too)
             why = autostop.leave(self.shell, self.provider, self.inst.id, "ow", self.opts.autostop,
-                                 destroy=True)
+                                 destroy=True, all_sessions=True)
             with self._guarded:
                 if self._ending:
                     return
@@ -300,7 +301,9 @@ class Machine:
             try:
                 self.provider.destroy(self.inst.id)
             except Exception as e:  # noqa: BLE001 - say what still bills, never hide it
-                say(f"{self.name} could NOT be terminated ({e}): it may still bill; "
+                watcher = (f" (its autostop watcher destroys it after {self.opts.autostop:.0f}s idle)"
+                           if self._watched else "")
+                say(f"{self.name} could NOT be terminated ({e}): it may still bill{watcher}; "
                     f"end it with: train {self.provider.name} destroy {self.inst.id}")
                 return
             say(f"{self.name} terminated")
@@ -466,7 +469,9 @@ def keep_theirs(u, conflicts: list[str], machine: Machine) -> list[str]:
             target = local.with_name(f"{local.name}.remote-{machine.inst.id}-{n}")
         try:
             if p.returncode != 0:
-                raise OSError(p.stderr.decode(errors="replace").strip().splitlines()[-1:] or "tar failed")
+                why = p.stderr.decode(errors="replace").strip().splitlines()
+                raise OSError(why[-1] if why else f"tar: exit {p.returncode}")
+            local.parent.mkdir(parents=True, exist_ok=True)  # (a folder deleted here)
             with tempfile.TemporaryDirectory(dir=local.parent, prefix=".ow-theirs-") as tmp:
                 import io
 
