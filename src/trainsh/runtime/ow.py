@@ -9,6 +9,9 @@ the masking of secret values. What lives here is the order of things and the exi
   ended it (the command's end, a failure, Ctrl-C, SIGTERM, SIGHUP, a lost connection, an error
   while renting or syncing), unless the user keeps it; a create cut short is looked up by its
   label so a machine made meanwhile is not forgotten. `--existing` machines are never ended.
+  Should ow itself die (kill -9, a laptop asleep), the autostop watcher it left on a rented
+  machine destroys it once idle (runtime/autostop.py). Before a rented machine goes, its side
+  of each sync conflict is brought back beside ours (`NAME.remote-ID`).
 - `run_command` runs the command in a tmux session on the machine (a dropped connection does
   not end it), streams its output from the pane log and returns its exact exit code (128+N
   for a signal). One ssh round trip sets up and starts the session and then follows it.
@@ -439,6 +442,7 @@ def keep_theirs(u, conflicts: list[str], machine: Machine) -> list[str]:
     """Before a machine goes, its version of each conflict (a path changed on both sides, which
     unison leaves as it is) is copied here beside ours as NAME.remote-ID, so the destroy loses
     neither. Returns what to tell the user, a line a conflict."""
+    import io
     import tarfile
     import tempfile
 
@@ -449,7 +453,7 @@ def keep_theirs(u, conflicts: list[str], machine: Machine) -> list[str]:
         if not machine.rented:  # a machine that stays: its version stays there
             out.append(f"conflict (changed on both sides, left as it is): {local}")
             continue
-        base, parent = posixpath_split(rel)
+        parent, _, base = rel.rstrip("/").rpartition("/")
         remote_parent = f"{u.remote}/{parent}" if parent else u.remote
         script = (f"cd {shlex.quote(remote_parent)} 2>/dev/null && [ -e {shlex.quote(base)} ] || exit 3; "
                   f"exec tar -cf - -- {shlex.quote(base)}")
@@ -473,8 +477,6 @@ def keep_theirs(u, conflicts: list[str], machine: Machine) -> list[str]:
                 raise OSError(why[-1] if why else f"tar: exit {p.returncode}")
             local.parent.mkdir(parents=True, exist_ok=True)  # (a folder deleted here)
             with tempfile.TemporaryDirectory(dir=local.parent, prefix=".ow-theirs-") as tmp:
-                import io
-
                 with tarfile.open(fileobj=io.BytesIO(p.stdout)) as tar:
                     tar.extractall(tmp, filter="data")
                 os.rename(os.path.join(tmp, base), target)
@@ -484,12 +486,6 @@ def keep_theirs(u, conflicts: list[str], machine: Machine) -> list[str]:
         out.append(f"conflict (changed on both sides): {local} is yours; the machine's is beside it: "
                    f"{target.name}")
     return out
-
-
-def posixpath_split(rel: str) -> tuple[str, str]:
-    """(name, parent folder) of a relative path as unison names it."""
-    parent, _, base = rel.rstrip("/").rpartition("/")
-    return base, parent
 
 
 def editable_install_script(opts: Options) -> str:
@@ -752,8 +748,7 @@ class Run:
 def lifecycle(opts: Options, body, early=None) -> int:
     """Rent (or find) the machine, run `body(machine, run)` and end the machine whatever ended
     the run: its return, an error, Ctrl-C, SIGTERM or SIGHUP (exit 128 + the signal: 130, 143,
-    129). `early` is a login to an
-    `--existing` machine already under way (ow_connect.py)."""
+    129). `early` is a login to an `--existing` machine already under way (ow_connect.py)."""
     machine = Machine(opts)
     machine.early = early
     machine.check_key()
