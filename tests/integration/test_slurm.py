@@ -198,7 +198,9 @@ slurm.alloc @login as gpu partition=nope
 """)
     p = train("recipe", "run", str(r), "--no-visual")
     assert p.returncode == 1
-    assert "  local: Slurm: Invalid partition name specified\n" in p.stderr
+    # (each of Slurm's errors, in one line: the first names the partition)
+    assert re.search(r"\n  local: Slurm: [^\n]*partition specified: nope; Invalid partition name specified\n",
+                     p.stderr), p.stderr
     assert "Traceback" not in p.stderr
 
 
@@ -241,3 +243,41 @@ slurm.alloc @login as gpu
     assert p.returncode == 1 and "999999" in p.stderr and p.stderr.count("\n") == 1
     assert train("slurm", "cancel", "local", m["ident"]).returncode == 0
     wait_until(lambda: slurm.jobs() == [], what="the allocation to end")
+
+
+def test_tasks_exclusive_and_extra_options_reach_salloc(slurm, tmp_path):
+    r = write_recipe(tmp_path / "r.recipe", """
+host login = local
+slurm.alloc @login as one nodes=1 ntasks=2 time=5m
+tmux.open @one as work
+@work > srun -n2 printenv SLURMD_NODENAME | sed 's/^/task on /'
+@work > srun printenv SLURMD_NODENAME | sed 's/^/plain on /'
+slurm.release @one
+slurm.alloc @login as two nodes=2 ntasks_per_node=2 exclusive=true extra="--job-name trainsh-test-extra --comment 'two words'"
+tmux.open @two as work2
+@work2 > srun printenv SLURMD_NODENAME | sort | sed 's/^/each on /'
+@work2 > scontrol show job -o $SLURM_JOB_ID | grep -o 'JobName=[^ ]*\\|OverSubscribe=[^ ]*\\|Comment=two words'
+slurm.release @two
+""")
+    p = train("recipe", "run", str(r), "--no-visual")
+    assert p.returncode == 0, p.stderr
+    assert p.stderr.count("| task on n1\n") == 2  # two tasks on the one node (one CPU each)
+    assert p.stderr.count("| plain on n1\n") == 2  # a plain srun starts the tasks asked for
+    assert p.stderr.count("| each on n1\n") == 2 and p.stderr.count("| each on n2\n") == 2
+    for said in ("| JobName=trainsh-test-extra\n", "| OverSubscribe=NO\n", "| Comment=two words\n"):
+        assert said in p.stderr, p.stderr
+    assert [m["state"] for m in machines()] == ["released", "released"]
+
+
+def test_options_slurm_refuses_are_one_line(slurm, tmp_path):
+    for ask, said in (('extra="--bogus"', "unrecognized option '--bogus'"),
+                      ("gres=gpu:1", "Invalid generic resource (gres) specification")):
+        r = write_recipe(tmp_path / "r.recipe", f"""
+host login = local
+slurm.alloc @login as gpu {ask}
+""")
+        p = train("recipe", "run", str(r), "--no-visual")
+        assert p.returncode == 1
+        assert f"  local: Slurm: {said}\n" in p.stderr, p.stderr
+        assert "Traceback" not in p.stderr and "--help" not in p.stderr
+        assert machines() == []  # Slurm took nothing

@@ -22,11 +22,16 @@ from dataclasses import dataclass
 
 from trainsh.remote.shell import Shell
 
-# Allocation options as a recipe or `--host NAME=slurm:LOGIN?...` writes them -> sbatch flags.
-FLAGS = {"nodes": "--nodes", "gpus_per_node": "--gpus-per-node", "cpus_per_task": "--cpus-per-task",
+# Allocation options as a recipe or `--host NAME=slurm:LOGIN?...` writes them -> salloc flags.
+# `exclusive=true` is a flag alone; `extra="..."` is any other salloc options, split as a shell
+# would and passed on as they are (Slurm checks them).
+FLAGS = {"nodes": "--nodes", "ntasks": "--ntasks", "ntasks_per_node": "--ntasks-per-node",
+         "gpus_per_node": "--gpus-per-node", "cpus_per_task": "--cpus-per-task", "gres": "--gres",
          "mem": "--mem", "time": "--time", "partition": "--partition", "account": "--account",
-         "qos": "--qos", "constraint": "--constraint"}
+         "qos": "--qos", "constraint": "--constraint", "exclusive": "--exclusive", "extra": ""}
+COUNTS = ("nodes", "ntasks", "ntasks_per_node", "gpus_per_node", "cpus_per_task")
 _WORD = re.compile(r"[A-Za-z0-9_.,:|&\[\]-]+\Z")
+_TRUE, _FALSE = ("true", "yes", "1"), ("false", "no", "0")
 
 
 def option_problem(key: str, value: str) -> str | None:
@@ -37,8 +42,20 @@ def option_problem(key: str, value: str) -> str | None:
         return f"unknown slurm option '{key}' (known: {', '.join(k + '=' for k in FLAGS)})"
     if "$" in value:  # expanded when the step runs
         return None
-    if key in ("nodes", "gpus_per_node", "cpus_per_task"):
+    if key in COUNTS:
         return None if re.fullmatch(r"[1-9]\d{0,5}", value) else f"{key}= takes a whole number from 1, got '{value}'"
+    if key == "exclusive":
+        return None if value.lower() in _TRUE + _FALSE else f"exclusive= takes true or false, got '{value}'"
+    if key == "extra":
+        try:
+            words = shlex.split(value)
+        except ValueError as e:
+            return f"extra= takes salloc options as a shell would split them: {e}"
+        if not words:
+            return "extra= takes salloc options, like extra=\"--reservation=mine --begin=now+1hour\""
+        if not words[0].startswith("-"):
+            return f"extra= takes salloc options, starting with one like --reservation=NAME, got '{words[0]}'"
+        return None
     if key == "mem":
         return None if re.fullmatch(r"\d+[KMGT]?", value, re.I) else \
             f"mem= takes a size like 16G or 500M, got '{value}'"
@@ -48,7 +65,22 @@ def option_problem(key: str, value: str) -> str | None:
         except ValueError as e:
             return str(e)
         return None
+    if key == "gres":
+        return None if _WORD.match(value) else f"gres= takes Slurm's form like gpu:2 or gpu:a100:2, got '{value}'"
     return None if _WORD.match(value) else f"{key}= takes a name, got '{value}'"
+
+
+def salloc_args(options: dict[str, str]) -> list[str]:
+    """The salloc arguments of checked allocation options."""
+    argv = []
+    for key, value in options.items():
+        if key == "extra":
+            argv += shlex.split(value)
+        elif key == "exclusive":
+            argv += [FLAGS[key]] if value.lower() in _TRUE else []
+        else:
+            argv.append(f"{FLAGS[key]}={slurm_time(value) if key == 'time' else value}")
+    return argv
 
 
 def slurm_time(text: str) -> str:
@@ -116,12 +148,16 @@ def _explain(where: str, tool: str, r) -> str:
     if r.returncode == 127 or "command not found" in text or f"execute {tool}: No such file" in text \
             or "not found" in text.split("\n")[-1] and tool in text:
         return f"{where}: {tool} not found (is it a Slurm login host? install Slurm's client tools there)"
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    errs = [ln for ln in lines if "error" in ln.lower()] or lines
-    msg = errs[-1] if errs else f"exit {r.returncode}"
-    msg = re.sub(r"^(sbatch|salloc|srun|squeue|scancel|sinfo|scontrol): (error: )?", "", msg)
-    msg = re.sub(r"^(Batch job submission failed|Job submit/allocate failed): ", "", msg)
-    return f"{where}: Slurm: {msg}"
+    # (a refused option is followed by 'Try "salloc --help" for more information')
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not re.match(r"Try .*--help", ln.strip())]
+    errs = [ln for ln in lines if "error" in ln.lower()] or lines[-1:]
+    said = []
+    for ln in errs:  # each of Slurm's errors, in its order: the last alone can be the vaguer one
+        ln = re.sub(r"^(sbatch|salloc|srun|squeue|scancel|sinfo|scontrol): (error: )?", "", ln)
+        ln = re.sub(r"^(Batch job submission failed|Job submit/allocate failed): ", "", ln)
+        if ln not in said:
+            said.append(ln)
+    return f"{where}: Slurm: {'; '.join(said) or f'exit {r.returncode}'}"
 
 
 def run(sh: Shell, where: str, tool: str, argv: list[str], timeout: float = 60):
@@ -146,9 +182,7 @@ def submit(sh: Shell, where: str, name: str, options: dict[str, str], run_dir: s
     runs detached on the login host; its first line names the job, granted or pending. A
     granted allocation's sessions are prepared in the same round trip (`prepare_script`)."""
     q = shlex.quote
-    argv = ["salloc", "--no-shell", f"--job-name={name}"]
-    for key, value in options.items():
-        argv.append(f"{FLAGS[key]}={slurm_time(value) if key == 'time' else value}")
+    argv = ["salloc", "--no-shell", f"--job-name={name}", *salloc_args(options)]
     out = q(f"{run_dir}/salloc.out")
     # (the loop reads the file with the shell's own `read`: no process per look)
     script = (f"command -v salloc >/dev/null || exit 127\n"
@@ -333,9 +367,10 @@ def prepare_script(job: str, run_dir: str) -> str:
               'tmux() { if [ "$1" = wait-for ]; then return 0; fi; command tmux "$@"; }\n')
     jid = job if job.startswith("$") else q(job)
     env = (f"info=$(scontrol show job -o {jid}) || exit 1\n"
-           "set -f; nodes= n= cpt= tpn= part=\n"  # (a node list like n[1-2] is no glob)
+           "set -f; nodes= n= cpt= tpn= part= nt= ntpn=\n"  # (a node list like n[1-2] is no glob)
            "for kv in $info; do case $kv in NodeList=*) nodes=${kv#*=};; NumNodes=*) n=${kv#*=};; "
            "CPUs/Task=*) cpt=${kv#*=};; TresPerNode=*) tpn=${kv#*=};; Partition=*) part=${kv#*=};; "
+           "NumTasks=*) nt=${kv#*=};; NtasksPerN:*) ntpn=${kv#*=}; ntpn=${ntpn%%:*};; "
            "esac; done; set +f; n=${n%%-*}\n"
            'case $nodes in *[[,]*) first=$(scontrol show hostnames "$nodes" | head -n 1);; '
            "*) first=$nodes;; esac\n"
@@ -343,6 +378,10 @@ def prepare_script(job: str, run_dir: str) -> str:
            "SLURM_NODELIST='$nodes' SLURM_JOB_NUM_NODES=$n SLURM_NNODES=$n "
            "SLURM_JOB_PARTITION='$part' TRAINSH_FIRST_NODE='$first'\"\n"
            "  [ \"${cpt:-1}\" -gt 1 ] 2>/dev/null && echo \"export SLURM_CPUS_PER_TASK=$cpt\"\n"
+           # (tasks asked for, as a batch script has them: a plain `srun` starts that many; Slurm
+           # counts one a node when none were asked for, which is srun's own default)
+           "  [ \"${nt:-1}\" -gt \"${n:-1}\" ] 2>/dev/null && echo \"export SLURM_NTASKS=$nt SLURM_NPROCS=$nt\"\n"
+           "  [ \"${ntpn:-0}\" -gt 0 ] 2>/dev/null && echo \"export SLURM_NTASKS_PER_NODE=$ntpn\"\n"
            "  case $tpn in *gpu:*) echo \"export SLURM_GPUS_PER_NODE=${tpn##*:}\";; esac\n"
            f"}} > {q(f)}.tmp && mv {q(f)}.tmp {q(f)}\n")
     return (f"mkdir -p {q(run_dir)} || exit 1\n{env}"
