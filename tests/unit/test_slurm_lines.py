@@ -77,3 +77,25 @@ def test_salloc_refusals_are_one_line_of_every_error_slurm_gave():
                                             "salloc: error: Job submit/allocate failed: Requested node "
                                             "configuration is not available\n")) \
         == "h: Slurm: Memory specification can not be satisfied; Requested node configuration is not available"
+
+
+def test_pending_reasons_that_never_clear_by_themselves():
+    def never(reason, **kw):
+        return slurm.never_starts(None, "h", slurm.State("PENDING", reason, partition="gpu", **kw))
+
+    assert "(5 nodes, 5 CPUs) does not fit partition gpu's" in never("PartitionConfig", num_nodes="5", num_cpus="5")
+    assert "time= is over partition gpu's time limit" in never("PartitionTimeLimit")
+    for reason in ("BadConstraints", "InvalidAccount", "InvalidQOS", "AccountNotAllowed", "QOSNotAllowed",
+                   "DependencyNeverSatisfied", "ReservationDeleted", "MaxMemPerLimit",
+                   "AssocMaxNodePerJobLimit", "QOSMaxWallDurationPerJobLimit", "QOSMaxGRESPerNode",
+                   "AssocMaxCpuMinutesPerJobLimit", "QOSMinGRES"):
+        assert never(reason), reason
+    # these clear by themselves: other jobs end, nodes come back, a time comes, a hold is released
+    for reason in ("Resources", "Priority", "Dependency", "BeginTime", "None", "",
+                   "ReqNodeNotAvail, UnavailableNodes:n2", "NodeDown", "PartitionDown", "PartitionInactive",
+                   "Nodes required for job are DOWN, DRAINED or reserved for jobs in higher priority partitions",
+                   "JobHeldUser", "JobHeldAdmin", "AssocMaxJobsLimit", "AssocMaxSubmitJobLimit",
+                   "AssocGrpCpuLimit", "QOSGrpNodeLimit", "QOSMaxCpuPerUserLimit", "QOSMaxJobsPerUserLimit",
+                   "MaxCpuPerAccount", "Licenses", "Reservation"):
+        assert never(reason) is None, reason
+    assert slurm.never_starts(None, "h", slurm.State("RUNNING", "PartitionConfig")) is None

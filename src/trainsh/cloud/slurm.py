@@ -173,14 +173,16 @@ def env_file(run_dir: str) -> str:
     return f"{run_dir}/alloc.env"
 
 
-def submit(sh: Shell, where: str, name: str, options: dict[str, str], run_dir: str) -> tuple[str, bool]:
-    """Ask for an allocation: its Slurm job id, and whether it was granted at once. Returns as
-    soon as Slurm took the request.
+def submit(sh: Shell, where: str, name: str, options: dict[str, str], run_dir: str) -> tuple[str, State]:
+    """Ask for an allocation: its Slurm job id, and its state (RUNNING when granted at once;
+    when pending, with its reason and what salloc said). Returns as soon as Slurm took the
+    request.
 
     `salloc --no-shell` is scheduled at once when the cluster is free (a batch job waits for
     the scheduler's next pass, about a second), and holds the allocation after it exits. It
-    runs detached on the login host; its first line names the job, granted or pending. A
-    granted allocation's sessions are prepared in the same round trip (`prepare_script`)."""
+    runs detached on the login host; its first line naming the job says granted or pending. A
+    granted allocation's sessions are prepared in the same round trip (`prepare_script`); a
+    pending one's reason is read in it (Slurm sets it when it takes the request)."""
     q = shlex.quote
     argv = ["salloc", "--no-shell", f"--job-name={name}", *salloc_args(options)]
     out = q(f"{run_dir}/salloc.out")
@@ -198,17 +200,31 @@ def submit(sh: Shell, where: str, name: str, options: dict[str, str], run_dir: s
               "done\n"
               f"cat {out}\n"
               f"case $line in Granted*|*': Granted'*) (\n{prepare_script('$job', run_dir)}) >&2 || "
-              "echo 'trainsh: not prepared' >&2;; esac\n")
+              "echo 'trainsh: not prepared' >&2;;\n"
+              f"*) echo '--state--'; squeue -h -j \"$job\" -o '{_FORMAT}' 2>&1;; esac\n")
     r = sh.script(script, timeout=60)
-    found = re.search(r"job allocation (\d+)", r.stdout)
+    said, _, pending = r.stdout.partition("--state--\n")
+    found = re.search(r"job allocation (\d+)", said)
     if not found:
         if r.ok:
             r.returncode = 1
         raise SlurmError(_explain(where, "salloc", r))
-    granted = "Granted job allocation" in r.stdout
-    if granted and "trainsh: not prepared" not in r.stderr:
-        _PREPARED.add((sh.name, found.group(1), run_dir))
-    return found.group(1), granted
+    job = found.group(1)
+    if "Granted job allocation" in said:
+        if "trainsh: not prepared" not in r.stderr:
+            _PREPARED.add((sh.name, job, run_dir))
+        return job, State("RUNNING")
+    lines = [ln.strip() for ln in pending.splitlines() if ln.strip()]
+    try:
+        st = _parse_state(where, lines[-1] if lines else "")
+    except SlurmError:
+        st = State("PENDING")
+    # (what salloc said before naming the job: "Requested partition configuration not available now")
+    before = said[:found.start()]
+    before = before[:before.rfind("\n")] if "\n" in before else ""
+    notes = [re.sub(r"^salloc: (error: )?", "", ln.strip()) for ln in before.splitlines()]
+    st.said = "; ".join(n for n in notes if n)
+    return job, st
 
 
 _PREPARED: set[tuple[str, str, str]] = set()  # (login, job, run folder) whose sessions are ready
@@ -227,33 +243,101 @@ class State:
     partition: str = ""
     time_left: str = ""
     position: int | None = None  # among pending jobs of its partition, 1 = next
+    num_nodes: str = ""  # nodes (asked for, while pending)
+    num_cpus: str = ""  # CPUs (asked for, while pending)
+    said: str = ""  # what salloc said of the request when it was taken, if anything
 
     @property
     def ended(self) -> bool:
         return self.state not in ("PENDING", "RUNNING", "CONFIGURING", "REQUEUED", "RESIZING", "SUSPENDED")
 
+    @property
+    def code(self) -> str:
+        """The reason's code alone (`ReqNodeNotAvail, UnavailableNodes:n1` -> ReqNodeNotAvail)."""
+        return self.reason.split(",")[0].strip()
+
+
+# squeue's line of one job: parsed by _parse_state
+_FORMAT = "%T|%r|%N|%P|%L|%D|%C"
+
+
+def _parse_state(where: str, line: str) -> State:
+    if "Invalid job id" in line or not line:
+        return State("GONE")
+    if "|" not in line:
+        raise SlurmError(f"{where}: Slurm: {line}")
+    st, reason, nodes, partition, left, n, cpus = (line.split("|") + [""] * 7)[:7]
+    return State(st, "" if reason == "None" else reason, nodes, partition, left, num_nodes=n, num_cpus=cpus)
+
 
 def state(sh: Shell, where: str, job: str) -> State:
     """Where the allocation is, in one round trip."""
     q = shlex.quote
-    script = (f"squeue -h -j {q(job)} -o '%T|%r|%N|%P|%L' 2>&1; echo '--'; "
+    script = (f"squeue -h -j {q(job)} -o '{_FORMAT}' 2>&1; echo '--'; "
               "squeue -h -t PD -o '%i|%P' --sort=-p,i 2>/dev/null")
     r = sh.script(script, timeout=60)
     if r.returncode == 127 or "command not found" in r.stdout + r.stderr:
         raise SlurmError(_explain(where, "squeue", r))
     mine, pending = (r.stdout.split("--\n") + [""])[:2]
-    line = mine.strip().splitlines()[-1] if mine.strip() else ""
-    if "Invalid job id" in line or not line:
-        return State("GONE")
-    if "|" not in line:
-        raise SlurmError(f"{where}: Slurm: {line}")
-    st, reason, nodes, partition, left = (line.split("|") + [""] * 5)[:5]
-    s = State(st, "" if reason == "None" else reason, nodes, partition, left)
-    if st == "PENDING":
-        ids = [ln.split("|")[0] for ln in pending.splitlines() if ln.endswith("|" + partition)]
+    s = _parse_state(where, mine.strip().splitlines()[-1] if mine.strip() else "")
+    if s.state == "PENDING":
+        ids = [ln.split("|")[0] for ln in pending.splitlines() if ln.endswith("|" + s.partition)]
         if job in ids:
             s.position = ids.index(job) + 1
     return s
+
+
+# Pending reasons that never clear by themselves: only a changed request (or an administrator
+# changing the cluster) lets such a job start, so waiting for it is waiting for its time-out.
+# Settled from Slurm's "Job Reason Codes" page (job_reason_codes.html; squeue(1) "JOB REASON
+# CODES"): see ARCHITECTURE.md. Each names what to change. Reasons not here may clear (Resources,
+# Priority, Dependency, BeginTime, ReqNodeNotAvail and NodeDown while nodes are down, PartitionDown,
+# held jobs, Assoc/QOS Grp* and per-user limits that other jobs ending frees) and are waited for.
+NEVER = {
+    "PartitionConfig": "{asked}does not fit partition {partition}'s nodes or limits: ask for fewer nodes, "
+                       "tasks, CPUs, memory or GPUs, or another partition= (train slurm info shows them)",
+    "PartitionTimeLimit": "time= is over partition {partition}'s time limit: ask for less, or another "
+                          "partition= (train slurm info shows the limits)",
+    "BadConstraints": "no node can meet the request: change constraint=, gres= or the options in extra=",
+    "InvalidAccount": "the account is not valid here: change account=",
+    "InvalidQOS": "the QOS is not valid here: change qos=",
+    "AccountNotAllowed": "the account may not use partition {partition}: change account= or partition=",
+    "QOSNotAllowed": "the QOS is not allowed for the account or partition {partition}: change qos= or "
+                     "partition=",
+    "DependencyNeverSatisfied": "the job it depends on ended so that it never will: change --dependency "
+                                "in extra=",
+    "ReservationDeleted": "the reservation it asked for is gone: change --reservation in extra=",
+    "MaxMemPerLimit": "mem= is over the cluster's most memory per CPU or per node: ask for less",
+}
+# A request over a per-job or per-node limit of its account (association) or QOS, or under a
+# QOS's minimum: e.g. AssocMaxNodePerJobLimit, QOSMaxWallDurationPerJobLimit, QOSMinGRES.
+_NEVER_LIMIT = re.compile(r"(Assoc|QOS)Max\w*Per(Job|Node)(Limit)?|QOSMin\w+")
+
+
+def never_starts(sh: Shell, where: str, s: State) -> str | None:
+    """What to change, when a pending job's reason can never clear by itself; else None."""
+    if s.state != "PENDING" or not s.code:
+        return None
+    asked = ", ".join(b for b in (s.num_nodes and f"{s.num_nodes} node{'s' * (s.num_nodes != '1')}",
+                                  s.num_cpus and f"{s.num_cpus} CPU{'s' * (s.num_cpus != '1')}") if b)
+    fill = {"partition": s.partition or "?", "asked": f"the request ({asked}) " if asked else "the request "}
+    if s.code in NEVER:
+        return NEVER[s.code].format(**fill)
+    if _NEVER_LIMIT.fullmatch(s.code):
+        what = "under a minimum" if s.code.startswith("QOSMin") else "over a per-job or per-node limit"
+        return (f"the request is {what} of its {'QOS' if s.code.startswith('QOS') else 'account'}: change it "
+                "(sacctmgr show qos / sacctmgr show assoc list the limits)")
+    if s.code == "PartitionNodeLimit" and s.partition and s.num_nodes.isdigit():
+        # over the partition's MaxNodes or all its nodes: never; else its nodes are down or
+        # drained, and may come back
+        r = sh.script(f"scontrol show partition -o {shlex.quote(s.partition)}", timeout=60)
+        info = dict(kv.split("=", 1) for kv in r.stdout.split() if "=" in kv)
+        for key in ("MaxNodes", "TotalNodes"):
+            if info.get(key, "").isdigit() and int(s.num_nodes) > int(info[key]):
+                what = "the most nodes a job may have" if key == "MaxNodes" else "all its nodes"
+                return (f"{s.num_nodes} nodes is more than partition {s.partition} has for a job ({what}: "
+                        f"{info[key]}): ask for fewer nodes, or another partition=")
+    return None
 
 
 def cancel(sh: Shell, where: str, job: str) -> bool:
