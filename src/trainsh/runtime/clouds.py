@@ -71,6 +71,17 @@ class CloudKind(Kind):
         _provider(self.name).stop(m.ident)
         return "stopped"
 
+    def current(self, m: Machine) -> str | None:
+        from trainsh.cloud.provider import NotFound
+
+        try:
+            inst = self.known[m.ident] = _provider(self.name).get(m.ident)
+        except NotFound:
+            return "gone"
+        except Exception:  # noqa: BLE001 - cannot tell
+            return None
+        return inst.status
+
     def describe(self, m: Machine) -> str:
         inst = self.known.get(m.ident)
         if inst is None:
