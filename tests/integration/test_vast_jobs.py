@@ -333,3 +333,31 @@ tmux.open @local as l
     assert p.returncode == 1, p.stderr
     iid, inst = _only(vast)
     assert inst["intended_status"] == "stopped"
+
+
+def test_after_a_stop_a_resume_leaves_the_machine_stopped(tmp_path, vast):
+    """A job interrupted after `vast.stop`: its session there went with the machine, so the
+    resume neither starts the machine again to reopen it nor calls it running."""
+    started, release = tmp_path / "started", tmp_path / "release"
+    r = write_recipe(tmp_path / "r.recipe", f"""\
+host gpu = placeholder
+vast.pick @gpu
+tmux.open @gpu as w
+@w > true
+vast.stop
+tmux.open @local as l
+@l > touch {started}; while [ ! -e {release} ]; do sleep 0.1; done
+tmux.close @w
+tmux.close @l
+""")
+    p = signalled([*TRAIN, "recipe", "run", str(r), "--no-visual", "--autostop", "0"], signal.SIGINT,
+                  started.exists)
+    assert p.returncode == 130, p.stderr
+    iid, _ = _only(vast)
+    assert "still running" not in p.stderr, p.stderr
+    release.touch()
+    p = train("recipe", "resume", "--no-visual", timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert vast.state()["instances"][iid]["intended_status"] == "stopped", p.stderr
+    assert "started it" not in p.stderr and "still running" not in p.stderr, p.stderr
+    assert "session w closed (its machine is stopped)" in p.stderr, p.stderr

@@ -161,6 +161,15 @@ def _reached(ctx, host: str, name: str, inst, how: str, shell) -> None:
         autostop(ctx, name, inst.id, shell)
 
 
+def _gone_with(ctx, host: str | None) -> None:
+    """host's machine was stopped: the sessions on it ended with it. Journaled so (not left
+    open for `recipe status`, not opened again by a resume); this run still lets
+    `tmux.close` name them."""
+    for s in list(ctx.sessions.values()) if host else ():
+        if s.host == host:
+            ctx.journal.session_closed(ctx.job.id, s.name, status="gone")
+
+
 def stopped(ctx, host: str) -> bool:
     """Whether host's machine was stopped by this job (`vast.stop`): its sessions went with it."""
     m = ctx.machines.get(host) if ctx.machines is not None else None
@@ -544,6 +553,7 @@ def handlers(name: str) -> dict:
             raise fail(e) from None
         if host:
             ctx.machines.set_state(host, "stopped")
+        _gone_with(ctx, host)
         steps._done(ctx, idx, 0, instance=iid)
         ctx.console.ok(f"{name} {iid}: stopped (its disk stays and bills storage; "
                        f"train {name} destroy {iid} ends that)")

@@ -350,8 +350,11 @@ class Runner:
             self.clean_hosts()
             ctx.events.record("info", f"job {job.id} done")
             self.console.plain(f"job {job.id} done ({total} steps)")
-            left = [s for s in ctx.sessions.values()]
-            for s in left:
+            for s in list(ctx.sessions.values()):
+                m = self.machines.get(s.host)
+                if m and m.state in ("stopped", "gone"):  # it went with its machine
+                    self.journal.session_closed(job.id, s.name, status="gone")
+                    continue
                 self.console.info(f"session {s.name} left open: {self.attach_hint(s)}")
             self.machines.on_done(self.console)
             return 0

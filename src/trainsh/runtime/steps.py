@@ -258,6 +258,12 @@ def _open_session(ctx: Context, name: str, host: str, real: str, resume: dict | 
 
 
 def tmux_close(ctx: Context, idx: int, step: m.TmuxClose, resume: dict | None = None) -> None:
+    if step.session not in ctx.sessions and any(  # (a resumed job: it ended with its machine)
+            r["name"] == step.session and r["status"] == "gone" for r in ctx.journal.sessions(ctx.job.id)):
+        _start(ctx, idx, step, session=step.session)
+        _done(ctx, idx, 0, machine="stopped")
+        ctx.console.ok(f"session {step.session} closed (its machine is stopped)")
+        return
     s, _ = ctx.session(step.session)
     _start(ctx, idx, step, session=s.name)
     if _clouds.stopped(ctx, s.host):  # vast.stop ended its machine, and the session with it
