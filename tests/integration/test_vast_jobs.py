@@ -4,6 +4,8 @@ autostop, --pick-host, and the bad inputs that must rent nothing."""
 
 from __future__ import annotations
 
+import os
+import re
 import signal
 import subprocess
 from pathlib import Path
@@ -333,6 +335,48 @@ tmux.open @local as l
     assert p.returncode == 1, p.stderr
     iid, inst = _only(vast)
     assert inst["intended_status"] == "stopped"
+
+
+def test_logs_keep_each_steps_result_and_a_stopped_machine_is_not_called_running(tmp_path, vast):
+    """What the cloud steps and notify say is kept with each step (`recipe logs`, job.log); after
+    `vast.stop` the end of the run neither calls the machine running nor its session open, and
+    `recipe status` lists neither."""
+    r = write_recipe(tmp_path / "l.recipe", """\
+var WHAT = llama
+host gpu = placeholder
+vast.pick @gpu
+tmux.open @gpu as w
+@w > echo on-$CONTAINER_ID
+vast.cost
+notify trained $WHAT
+vast.stop
+""")
+    p = train("recipe", "run", str(r), "--no-visual", "--autostop", "0", timeout=120)
+    assert p.returncode == 0, p.stderr
+    iid, inst = _only(vast)
+    assert inst["intended_status"] == "stopped"
+    assert f"on-{iid}" in p.stderr
+    for false in ("still running", "left open", "stop it with"):
+        assert false not in p.stderr, p.stderr
+    logs = train("recipe", "logs", "--last").stdout
+    lines = logs.splitlines()
+
+    def under(step: str) -> list[str]:  # the lines a step's head line has below it
+        i = next(n for n, ln in enumerate(lines) if ln.endswith(f": {step}"))
+        return [ln.strip() for ln in lines[i + 1:] if ln.startswith("    ")][:1]
+
+    assert under("vast.pick @gpu") == [f"ok @gpu = vast {iid}: 1x RTX 3090, $0.23/h (rented)"], logs
+    assert re.fullmatch(rf"ok vast {iid}: \$0\.23/h, running, up \d+s, \$0\.\d\d so far",
+                        under("vast.cost")[0]), logs
+    assert under("notify trained $WHAT") == [">> trained llama"], logs
+    assert under("vast.stop") == [f"ok vast {iid}: stopped (its disk stays and bills storage; "
+                                  f"train vast destroy {iid} ends that)"], logs
+    job = logs.split()[1]
+    text = (Path(os.environ["TRAINSH_HOME"]) / "jobs" / job / "job.log").read_text()
+    for said in (f"@gpu = vast {iid}: 1x RTX 3090", "so far", ">> trained llama", f"train vast destroy {iid}"):
+        assert said in text, text
+    status = train("recipe", "status", "--all").stdout
+    assert f"vast {iid}" not in status and "session w" not in status, status
 
 
 def test_after_a_stop_a_resume_leaves_the_machine_stopped(tmp_path, vast):

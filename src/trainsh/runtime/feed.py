@@ -69,6 +69,16 @@ class ActivityEnded:
 
 
 @dataclass(frozen=True)
+class StepSaid:
+    """A line a step said as its result (the machine a pick took, a cost, a notify's text),
+    once the journal holds it with the step."""
+
+    idx: int
+    level: str  # ok | info | warn | plain
+    text: str
+
+
+@dataclass(frozen=True)
 class Message:
     level: str  # step | ok | info | warn | fail | plain | output
     text: str
@@ -89,12 +99,16 @@ class SessionClosed:
 
 @dataclass(frozen=True)
 class MachineState:
+    """A machine of the job as it is now: `name` is the recipe's host it backs."""
+
     name: str
     provider: str
     id: str
-    state: str
+    state: str  # starting | running | stopped | gone ...
     price_per_hour: float | None = None  # USD
-    started_at: float | None = None
+    started_at: float | None = None  # wall clock, when it started running this time
+    cost: float | None = None  # USD spent so far, when the cloud said so (at `at`)
+    at: float = field(default_factory=time.time)
 
 
 @dataclass(frozen=True)

@@ -120,6 +120,7 @@ class Machines:
                              f"bill; stop it with: {kind.release_hint(m)}")
                 continue
             self.set_state(m.host, state)
+            _tell(console, m, state)
             console.info(f"{kind.describe(m)}: {state} (the job failed)")
 
     def on_interrupted(self, console) -> None:
@@ -132,6 +133,13 @@ class Machines:
         for m in self.live():
             kind = _kind(m)
             console.info(f"{kind.describe(m)} is still running; stop it with: {kind.release_hint(m)}")
+
+
+def _tell(console, m: Machine, state: str) -> None:
+    """The live view's machines panel: `m` is now `state`."""
+    from trainsh.runtime.feed import MachineState
+
+    console.emit(MachineState(m.host, m.kind, m.ident, state))
 
 
 def _machine(row) -> Machine:

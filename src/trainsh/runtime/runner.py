@@ -328,12 +328,14 @@ class Runner:
                 self.console.step(idx + 1, total, _describe(step))
                 ctx.events.record("info", f"step {idx + 1}/{total} line {step.pos.line}: {step.source}")
                 handler = handlers.handler_for(step)
+                ctx.events.step = idx  # what is said meanwhile is this step's result
                 try:
                     handler(ctx, idx, step, resume=row if resuming else None)
                 except StepFailed as e:
                     self.console.live_done()
                     self.journal.step_finished(job.id, idx, "failed", e.exit_code,
-                                               detail={**(row or {}).get("detail", {}), "error": str(e)})
+                                               detail={**{k: v for k, v in (row or {}).get("detail", {}).items()
+                                                          if k != "said"}, "error": str(e)})
                     return self._failed(idx, step, e)
                 except (ShellError, config.ConfigError) as e:
                     self.console.live_done()
@@ -346,6 +348,8 @@ class Runner:
                     if os.environ.get("TRAINSH_DEBUG"):
                         raise
                     return self._failed(idx, step, StepFailed(why))
+                finally:
+                    ctx.events.step = None
             self.journal.set_job(job.id, status="done", pid=None)
             self.clean_hosts()
             ctx.events.record("info", f"job {job.id} done")
@@ -395,6 +399,7 @@ class Runner:
 
     def _failed(self, idx: int, step: Step, e: StepFailed) -> int:
         ctx, job = self.ctx, self.job
+        ctx.events.step = None  # what follows is the job's end, not the step's result
         where = f"{os.path.basename(job.recipe_path)}:{step.pos.line}"
         message = masking.mask(str(e))
         self.journal.set_job(job.id, status="failed", pid=None, error=f"step {idx + 1} ({where}): {message}")

@@ -353,8 +353,7 @@ def _side(ctx: Context, ep: m.Endpoint):
 def notify(ctx: Context, idx: int, step: m.Notify, resume: dict | None = None) -> None:
     message = ctx.expand(step.message)
     _start(ctx, idx, step)
-    ctx.events.record("notify", message)
-    ctx.console.plain(f"  >> {message}")
+    ctx.console.plain(f"  >> {message}")  # (kept with the step, as every step's result line)
     from trainsh.runtime.notify import send
 
     sent, problem = send(message, ctx.expand)
