@@ -500,3 +500,23 @@ def test_a_stopped_existing_machine_is_named_as_stopped_and_left_so(runpod_fake,
     assert "left running" not in r.stderr and "left as it is" in r.stderr, r.stderr
     assert runpod_fake.state()["pods"][inst.id]["desiredStatus"] == "EXITED"
     cloud.destroy(inst.id)
+
+
+def test_a_machine_destroyed_during_the_command_is_said_gone_not_left_billing(vast, tmp_path):
+    """Destroyed through the cloud's API while its command runs: ow's end finds nothing to
+    terminate and says so (nothing bills), not that it could not terminate it."""
+    started = tmp_path / "started"
+    p = spawn("exec", *VAST, "--no-sync", "sh", "-c", f"touch {started}; sleep 60")
+    try:
+        wait_until(started.exists, timeout=60, what="the command to start")
+        (iid,) = alive(vast)
+        vast.api("DELETE", f"instances/{iid}/")
+        out, err = p.communicate(timeout=45)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+    assert p.returncode == 1, err
+    assert f"ow: vast:{iid} is gone already (destroyed): nothing bills" in err, err
+    assert "could NOT" not in err and "may still bill" not in err and "Traceback" not in err, err
+    assert vast.state()["destroyed"] == [int(iid)] and not alive(vast)

@@ -405,3 +405,36 @@ tmux.close @l
     assert vast.state()["instances"][iid]["intended_status"] == "stopped", p.stderr
     assert "started it" not in p.stderr and "still running" not in p.stderr, p.stderr
     assert "session w closed (its machine is stopped)" in p.stderr, p.stderr
+
+
+@pytest.mark.parametrize("end", ["done", "failed"])
+def test_a_machine_destroyed_during_a_command_is_said_gone(tmp_path, vast, end):
+    """The machine is destroyed through the cloud's API while a command runs: the job's end
+    says it is gone (nothing bills), not that it could not be released or still runs, and
+    waits for neither its session nor its folder."""
+    started, release = tmp_path / "started", tmp_path / "release"
+    r = write_recipe(tmp_path / "d.recipe", f"""\
+host gpu = placeholder
+vast.pick @gpu
+tmux.open @gpu as w
+@w > echo on-$CONTAINER_ID
+tmux.open @local as l
+@l > touch {started}; while [ ! -e {release} ]; do sleep 0.1; done; (exit {0 if end == "done" else 2})
+""")
+    proc = _runner(r, "--autostop", "0")
+    try:
+        wait_until(started.exists, timeout=60, what="the command to start")
+        iid, _ = _only(vast)
+        vast.api("DELETE", f"instances/{iid}/")
+        release.touch()
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == (0 if end == "done" else 1), err
+    assert vast.state()["destroyed"] == [int(iid)]
+    assert f"vast {iid} (1x RTX 3090, $0.23/h) is gone (destroyed outside this job): nothing bills" in err, err
+    for false in ("could NOT", "may still bill", "still running", "session w left open",
+                  "could not close", "left behind", "stop it with"):
+        assert false not in err, err

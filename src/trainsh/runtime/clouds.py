@@ -79,9 +79,24 @@ class CloudKind(Kind):
         self.known: dict[str, object] = {}  # ident -> Instance seen this run (saves a call)
 
     def release(self, m: Machine) -> str:
+        from trainsh.cloud.provider import NotFound
+
         _stop_heartbeat(self.name, m.ident)
-        _provider(self.name).stop(m.ident)
+        try:
+            _provider(self.name).stop(m.ident)
+        except NotFound:  # destroyed meanwhile (by hand, by the cloud): nothing left to bill
+            return "gone"
         return "stopped"
+
+    def gone(self, m: Machine) -> bool:
+        from trainsh.cloud.provider import GONE, NotFound
+
+        try:
+            inst = _provider(self.name).get(m.ident)
+        except NotFound:
+            return True
+        self.known[m.ident] = inst
+        return inst.status == GONE
 
     def describe(self, m: Machine) -> str:
         inst = self.known.get(m.ident)

@@ -11,6 +11,10 @@ instances, Slurm allocations. One lifecycle for all of them:
   (`on_interrupted`; `train recipe status` tells the same after a kill -9);
 - a job that ends names what is still up (`on_done`).
 
+Before any of these, `look` asks each kind whether its machine still exists: one destroyed
+outside the job is said to be gone (nothing bills), never "still running" or "could not be
+released", and its sessions and folders are not waited for.
+
 Each kind of machine registers a `Kind` that knows how to release, describe and name the
 command that releases one (`KINDS["vast"] = ...`, `KINDS["slurm"] = ...`).
 """
@@ -60,6 +64,11 @@ class Kind:
         """One line: what it is and what it costs, e.g. `vast 123 (RTX 4090, $0.40/h)`."""
         return f"{m.kind} {m.ident}"
 
+    def gone(self, m: Machine) -> bool:
+        """Whether it no longer exists (destroyed by hand or by its cloud): nothing of it bills.
+        May raise when that cannot be known; then it is taken to be there."""
+        return False
+
     def release_hint(self, m: Machine) -> str:
         """The command a user runs to release it by hand."""
         return f"train {m.kind} stop {m.ident}"
@@ -78,6 +87,7 @@ class Machines:
     def __init__(self, journal, job_id: str):
         self.journal = journal
         self.job_id = job_id
+        self._looked: set[str] = set()  # hosts whose machine `look` asked about
         journal.db.executescript(SCHEMA)
 
     def add(self, m: Machine) -> None:
@@ -104,8 +114,27 @@ class Machines:
         return [m for m in self.all() if m.state not in ("released", "stopped", "gone")]
 
     # ---- the ends of a job
-    def on_failed(self, console, keep: bool = False) -> None:
+    def look(self, console) -> list[Machine]:
+        """The machines still up, once each kind has said whether each still exists (once per
+        machine): one destroyed meanwhile is journaled gone and said so, not called running or
+        released (nothing of it bills any more)."""
         for m in self.live():
+            if m.host in self._looked:
+                continue
+            self._looked.add(m.host)
+            kind = _kind(m)
+            try:
+                gone = kind.gone(m)
+            except Exception:  # the cloud cannot tell now: it is taken to be there
+                gone = False
+            if gone:
+                self.set_state(m.host, "gone")
+                _tell(console, m, "gone")
+                console.info(f"{kind.describe(m)} is gone (destroyed outside this job): nothing bills")
+        return self.live()
+
+    def on_failed(self, console, keep: bool = False) -> None:
+        for m in self.look(console):
             kind = _kind(m)
             if not m.ours:
                 console.info(f"{kind.describe(m)} was running before this job: left running")
@@ -121,16 +150,19 @@ class Machines:
                 continue
             self.set_state(m.host, state)
             _tell(console, m, state)
-            console.info(f"{kind.describe(m)}: {state} (the job failed)")
+            if state == "gone":  # destroyed just before the job could stop it: nothing bills
+                console.info(f"{kind.describe(m)} is gone (destroyed outside this job): nothing bills")
+            else:
+                console.info(f"{kind.describe(m)}: {state} (the job failed)")
 
     def on_interrupted(self, console) -> None:
-        for m in self.live():
+        for m in self.look(console):
             kind = _kind(m)
             console.warn(f"{kind.describe(m)} is still running and billing (resume goes on "
                          f"there); stop it with: {kind.release_hint(m)}")
 
     def on_done(self, console) -> None:
-        for m in self.live():
+        for m in self.look(console):
             kind = _kind(m)
             console.info(f"{kind.describe(m)} is still running; stop it with: {kind.release_hint(m)}")
 

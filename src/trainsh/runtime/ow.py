@@ -239,8 +239,13 @@ class Machine:
                 say(f"{self.name} kept running and billing; end it with: "
                     f"train {self.provider.name} destroy {self.inst.id}")
                 return
+            from trainsh.cloud.provider import NotFound
+
             try:
                 self.provider.destroy(self.inst.id)
+            except NotFound:  # destroyed already (by hand, by the cloud): nothing bills
+                say(f"{self.name} is gone already (destroyed): nothing bills")
+                return
             except Exception as e:  # noqa: BLE001 - say what still bills, never hide it
                 say(f"{self.name} could NOT be terminated ({e}): it may still bill; "
                     f"end it with: train {self.provider.name} destroy {self.inst.id}")

@@ -351,6 +351,7 @@ class Runner:
                 finally:
                     ctx.events.step = None
             self.journal.set_job(job.id, status="done", pid=None)
+            self.machines.look(self.console)  # (a machine destroyed meanwhile: nothing to clean)
             self.clean_hosts()
             ctx.events.record("info", f"job {job.id} done")
             self.console.plain(f"job {job.id} done ({total} steps)")
@@ -410,8 +411,11 @@ class Runner:
             tail = e.output.splitlines()[-15:]
             self.console.plain("  last output:")
             self.console.output("\n".join(tail))
+        self.machines.look(self.console)  # (a machine destroyed meanwhile: not waited for below)
         if self.options.keep_sessions:
             for s in ctx.sessions.values():
+                if self._gone(s.host):
+                    continue
                 self.console.info(f"session {s.name} kept: {self.attach_hint(s)}")
         else:
             self.close_sessions()
@@ -429,6 +433,9 @@ class Runner:
             m = self.machines.get(s.host)
             if m and m.state == "stopped":  # a stopped machine took its sessions along
                 self.journal.session_closed(self.job.id, name, status="dropped")
+                continue
+            if self._gone(s.host):  # and a destroyed one for good
+                self.journal.session_closed(self.job.id, name, status="gone")
                 continue
             why = self._unreachable(ctx.hosts.get(s.host))
             if why is None:
@@ -449,7 +456,7 @@ class Runner:
         busy = {s.host for s in self.ctx.sessions.values()}
         for name, h in self.ctx.hosts.items():
             m = self.machines.get(name)
-            if name in busy or h.shell.is_local() or (m and m.state == "stopped"):
+            if name in busy or h.shell.is_local() or (m and m.state in ("stopped", "gone")):
                 continue
             why = self._unreachable(h)
             if why is None:
@@ -459,6 +466,10 @@ class Runner:
                 except ShellError as e:
                     why = str(e)
             self.ctx.events.warn(f"could not remove {h.run_dir} on @{name} ({why}): left behind")
+
+    def _gone(self, host: str) -> bool:
+        m = self.machines.get(host)
+        return bool(m and m.state == "gone")
 
     _down: dict[str, str] | None = None  # remote hosts that did not answer at cleanup, and why
 
