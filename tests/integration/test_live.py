@@ -416,3 +416,27 @@ vast.stop
     assert re.search(rf"^    gpu\s+vast\s+{iid}\s+stopped\s+\$0\.23/h\s+\$0\.\d\d\s*$", summary, re.M), summary
     assert "still running" not in summary and "left open" not in summary, summary
     assert vast.state()["instances"][iid]["intended_status"] == "stopped"
+
+
+def test_the_machines_panel_shows_a_slurm_allocation_as_it_goes(tmp_path, terminal, slurm):
+    """Every kind of machine is in the panel, as the journal has it: a Slurm allocation (a
+    real cluster) shows running while its command runs, and released when the job ends."""
+    release = tmp_path / "release"
+    write_recipe(tmp_path / "alloc.recipe", f"""
+host login = local
+slurm.alloc @login as gpu
+tmux.open @gpu as w
+@w > echo job-$SLURM_JOB_ID; while [ ! -e {release} ]; do sleep 0.1; done
+slurm.release @gpu
+""")
+    term = terminal(_train_cmd("recipe", "run", "alloc.recipe"), width=100, height=30,
+                    SLURM_CONF=os.environ["SLURM_CONF"])
+    try:
+        ident = wait_until(lambda: (lambda m: m and m.group(1))(re.search(r"^  job-(\d+)$", term.screen(), re.M)),
+                           60, what="the command's output")
+        screen = term.wait_for("cost so far")
+        assert re.search(rf"^gpu\s+slurm\s+{ident}\s+running\s*$", screen, re.M), screen
+    finally:
+        release.touch()
+    screen = term.wait_for("EXITED=0", timeout=60)
+    assert re.search(rf"^    gpu\s+slurm\s+{ident}\s+released\s*$", screen, re.M), screen

@@ -95,10 +95,23 @@ class Machines:
             "INSERT OR REPLACE INTO machines (job_id, host, kind, ident, how, place, state) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
             (self.job_id, m.host, m.kind, m.ident, m.how, m.place, m.state))
+        self._tell(m)
 
     def set_state(self, host: str, state: str) -> None:
         self.journal.db.execute("UPDATE machines SET state=? WHERE job_id=? AND host=?",
                                 (state, self.job_id, host))
+        m = self.get(host)
+        if m is not None:
+            self._tell(m)
+
+    def _tell(self, m: Machine) -> None:
+        """Each machine's state as journaled is told to the job's watchers (the live view's
+        machines panel), as the journal tells of steps and sessions."""
+        from trainsh.runtime.feed import MachineState
+
+        tell = getattr(self.journal, "watch", None)
+        if tell is not None and m.state:
+            tell(MachineState(m.host, m.kind, m.ident, m.state))
 
     def get(self, host: str) -> Machine | None:
         row = self.journal.db.execute("SELECT * FROM machines WHERE job_id=? AND host=?",
@@ -129,7 +142,6 @@ class Machines:
                 gone = False
             if gone:
                 self.set_state(m.host, "gone")
-                _tell(console, m, "gone")
                 console.info(f"{kind.describe(m)} is gone (destroyed outside this job): nothing bills")
         return self.live()
 
@@ -149,7 +161,6 @@ class Machines:
                              f"bill; stop it with: {kind.release_hint(m)}")
                 continue
             self.set_state(m.host, state)
-            _tell(console, m, state)
             if state == "gone":  # destroyed just before the job could stop it: nothing bills
                 console.info(f"{kind.describe(m)} is gone (destroyed outside this job): nothing bills")
             else:
@@ -165,13 +176,6 @@ class Machines:
         for m in self.look(console):
             kind = _kind(m)
             console.info(f"{kind.describe(m)} is still running; stop it with: {kind.release_hint(m)}")
-
-
-def _tell(console, m: Machine, state: str) -> None:
-    """The live view's machines panel: `m` is now `state`."""
-    from trainsh.runtime.feed import MachineState
-
-    console.emit(MachineState(m.host, m.kind, m.ident, state))
 
 
 def _machine(row) -> Machine:
