@@ -375,6 +375,8 @@ tmux.open @local as w
     term = terminal(_train_cmd("recipe", "resume"), width=100, height=30)
     screen = term.wait_for("EXITED=0", timeout=30)
     assert re.search(rf"✓\s+2\s+done\s+exit 0\s+{took:.1f}s\s+@w > sleep 1\.3", screen), screen
+    # and what they said before the runner stopped (here: how to attach to the session)
+    assert re.search(r"✓\s+1\s+done .* tmux\.open @local as w\n\s+session w on local: tmux ", screen), screen
 
 
 def test_the_live_view_shows_the_rented_machine_in_a_panel_and_each_steps_result(tmp_path, terminal, vast):

@@ -21,6 +21,7 @@ class JobStarted:
     statuses: dict = field(default_factory=dict)  # idx -> status of steps a resumed job has run
     resumed: bool = False
     earlier: dict = field(default_factory=dict)  # idx -> (seconds, exit code) of those that ended
+    said: dict = field(default_factory=dict)  # idx -> the result lines of those steps
     at: float = field(default_factory=time.time)
 
 

@@ -125,6 +125,9 @@ class LiveView:
                         if i < len(self.steps) and self.steps[i].status != "waiting":
                             step = self.steps[i]
                             step.started, step.ended, step.exit_code = 0.0, secs, code  # (a span)
+                    for i, lines in e.said.items():
+                        if i < len(self.steps) and self.steps[i].status != "waiting":
+                            self.steps[i].said = [t for t in lines if not t.startswith("exit ")]
             elif isinstance(e, ev.StepStarted):
                 while len(self.steps) < e.total:
                     self.steps.append(_Step(""))
