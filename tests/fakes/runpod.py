@@ -8,6 +8,9 @@ gpuCount is an error), `myself { pods }`,
 an error, as on a real GraphQL server. Errors come back as `{"errors": [{"message": ...}]}`;
 a wrong key is HTTP 401.
 
+A pod's logins have RUNPOD_POD_ID and RUNPOD_API_KEY, a key of the pod's own that may only read,
+stop, resume or terminate that pod (SCOPED below).
+
 A pod is an sshd (`sshd -D`, its own host key and port) that accepts the keys in the pod's
 `PUBLIC_KEY` env, as RunPod's images do (a create with startSsh that sets none gets the
 account's keys, `myself { pubKey }`, set by `updateUserSettings(input: {pubKey})`). Its `runtime` stays null until that sshd answers;
@@ -358,6 +361,7 @@ class Pod:
         self.lock = threading.Lock()
         self.generation = 0
         self.listed_at = time.monotonic() + float(fake.faults.get("list_lag") or 0)
+        self.key = f"pod_{secrets.token_hex(16)}"  # the pod's own RUNPOD_API_KEY (see SCOPED)
 
     @property
     def env(self) -> dict[str, str]:
@@ -389,7 +393,7 @@ class Pod:
             os.chmod(keys, 0o600)
             cfg.write_text(sshd.config_text(port, self.dir / "host", str(keys), {
                 "HOME": self.home, "TMUX_TMPDIR": self.tmux_dir, "RUNPOD_POD_ID": self.id,
-                "FAKE_RUNPOD_POD": self.marker}))
+                "RUNPOD_API_KEY": self.key, "FAKE_RUNPOD_POD": self.marker}))
         except OSError:
             if self.generation != gen:
                 return  # terminated (its folder removed) while it was starting
@@ -615,6 +619,7 @@ class FakeRunPod:
     def state(self) -> dict:
         with self.lock:
             pods = {pid: {"desiredStatus": p.desired, "name": p.spec.get("name"), "port": p.port,
+                          "pod_key": p.key, "home": str(p.home),
                           "env": p.env, "gpuTypeId": p.gpu[0], "gpuCount": p.spec.get("gpuCount"),
                           "spec": p.spec} for pid, p in self.pods.items()}
             now = time.monotonic()
@@ -674,12 +679,19 @@ class FakeRunPod:
         key = auth[7:] if auth.startswith("Bearer ") else ""
         if not key and "api_key=" in path:
             key = path.split("api_key=", 1)[1].split("&")[0]
+        pod = None
         if key != self.api_key:
-            return 401, {"errors": [{"message": "Unauthorized"}]}
+            with self.lock:
+                pod = next((p for p in self.pods.values() if p.key == key), None)
+            if pod is None:
+                return 401, {"errors": [{"message": "Unauthorized"}]}
         try:
             body = json.loads(raw or b"{}")
             op, fields = parse(body.get("query") or "", body.get("variables"))
             validate(fields, SCHEMA.get(op, {}), "Mutation" if op == "mutation" else "Query")
+            if pod is not None and not all(f.name in SCOPED.get(op, ()) and isinstance(f.args.get("input"), dict)
+                                           and f.args["input"].get("podId") == pod.id for f in fields):
+                return 403, {"errors": [{"message": f"this key may act only on pod {pod.id}"}]}
             data = {}
             for f in fields:
                 resolver = (MUTATIONS if op == "mutation" else QUERIES).get(f.name)
@@ -837,6 +849,13 @@ class FakeRunPod:
         shutil.rmtree(pod.dir, ignore_errors=True)
         return None, "Void"
 
+
+# What a pod's own RUNPOD_API_KEY may do: act on that pod alone ("Used to make RunPod API calls to
+# the specific pod. It's limited in scope to only the pod": runpod/docs
+# pods/references/environment-variables.mdx), as `runpodctl stop pod $RUNPOD_POD_ID` and
+# `runpodctl remove pod $RUNPOD_POD_ID` do from inside it (pods/manage-pods.mdx). The wording
+# of the refusal is the fake's own.
+SCOPED = {"query": ("pod",), "mutation": ("podStop", "podResume", "podTerminate")}
 
 QUERIES = {"gpuTypes": FakeRunPod.q_gpu_types, "myself": FakeRunPod.q_myself, "pod": FakeRunPod.q_pod}
 MUTATIONS = {"podFindAndDeployOnDemand": FakeRunPod.m_deploy, "podStop": FakeRunPod.m_stop,

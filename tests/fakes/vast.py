@@ -16,7 +16,8 @@ account's ssh keys and the keys attached to the instance) listening on two ports
 one (`ports["22/tcp"]` on `public_ipaddr`) and the "proxy" one (`ssh_host:ssh_port`). It says
 `loading` for --start-delay seconds, then `running`. Stop and destroy end the sshd and every
 process of that machine. Each login has CONTAINER_ID and CONTAINER_API_KEY, a key that may only
-read, stop or start its own instance (as a real instance's key is meant to be used).
+read, start, stop or destroy its own instance (Vast's docs: the instance key "can only start,
+stop, or destroy that specific instance", vast-ai/docs api-reference/hello-world.mdx).
 
 Faults, by flag or at run time with POST /_fake/control (JSON, no auth):
   no_capacity: bool        every rent answers 404 (no_such_ask)
@@ -393,7 +394,7 @@ class Fake:
             if token != self.api_key:
                 scoped = next((i for i in self.instances.values() if i.scoped_key == token), None)
                 allowed = (scoped is not None and version == "0"
-                           and route == f"/instances/{scoped.id}/" and method in ("GET", "PUT"))
+                           and route == f"/instances/{scoped.id}/" and method in ("GET", "PUT", "DELETE"))
                 if not allowed:
                     return 401, {"success": False, "error": "auth_error", "msg": "Invalid user key"}
                 if method == "PUT" and set((body or {})) - {"state"}:

@@ -103,3 +103,30 @@ def test_ow_exec_cut_short_while_renting_leaves_nothing(cloud, tmp_path):
     assert p.returncode == 130, p.stderr
     assert len(fake.state()["machines"]) == 1 and not fake.live(), fake.state()["machines"]
     assert "Traceback" not in p.stderr
+
+
+def test_a_create_killed_in_flight_is_named_by_list(cloud):
+    name, fake = cloud
+    fake.control(slow_create=30)
+    p = signalled([*TRAIN, name, "create", OFFER[name]], signal.SIGKILL, lambda: fake.state()["creating"] >= 1)
+    assert p.returncode == -signal.SIGKILL
+    (made,) = fake.state()["machines"]
+    fake.control(slow_create=0)
+    listed = train(name, "list")
+    assert listed.returncode == 0, listed.stderr
+    named = [ln for ln in listed.stdout.splitlines() if "was rented by a train" in ln]
+    assert len(named) == 1 and f"train {name} destroy {made}" in named[0], listed.stdout
+
+
+def test_the_next_ow_ends_what_a_killed_ow_rented(cloud, tmp_path):
+    name, fake = cloud
+    fake.control(slow_create=30)
+    argv = [*OW, "exec", "--provider", name, "--gpu", "RTX4090", "--no-sync", "true"]
+    p = signalled(argv, signal.SIGKILL, lambda: fake.state()["creating"] >= 1)
+    assert p.returncode == -signal.SIGKILL
+    (orphan,) = fake.live()
+    fake.control(slow_create=0)
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stderr
+    assert f"terminated {name}:{orphan}, left running by an ow that was killed" in r.stderr
+    assert not fake.live() and len(fake.state()["machines"]) == 2

@@ -334,9 +334,10 @@ class Provider(ABC):
             if inst.status == GONE or (inst.status == STOPPED and not self.starting_again(inst)):
                 raise NotReady(f"{what} is {inst.provider_status.lower()} while waiting for it to start",
                                "gone" if inst.status == GONE else "stopped", inst, last, status)
-            if time.monotonic() + delay > deadline:
+            left = deadline - time.monotonic()
+            if left <= 0:
                 raise NotReady(f"{what} not ready after {timeout:.0f}s ({last})", "timeout", inst, last, status)
-            time.sleep(delay)
+            time.sleep(min(delay, left))  # the last look is at the deadline, not a poll before it
             delay = min(delay * factor, most)
 
 

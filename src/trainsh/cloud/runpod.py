@@ -351,6 +351,23 @@ class RunPodProvider(Provider):
         except NotFound:
             return  # gone: a retried terminate whose first try had worked
 
+    def self_stop(self, instance_id: str) -> tuple[str, str, dict, list[str]]:
+        """How a pod stops itself (the autostop watcher): the request, and where the pod finds
+        its own key. RunPod gives every pod `RUNPOD_POD_ID` and `RUNPOD_API_KEY`, a key "limited
+        in scope to only the pod" (runpod/docs pods/references/environment-variables.mdx); the
+        docs stop a pod from inside with `runpodctl stop pod $RUNPOD_POD_ID`, which sends
+        `podStop(input: {podId})` (runpodctl api/pod.go)."""
+        return self._self_request(instance_id, f"podStop(input: {_input({'podId': instance_id})}) "
+                                               "{ id desiredStatus }")
+
+    def self_destroy(self, instance_id: str) -> tuple[str, str, dict, list[str]]:
+        """As `self_stop`, terminating it (`runpodctl remove pod $RUNPOD_POD_ID`: podTerminate)."""
+        return self._self_request(instance_id, f"podTerminate(input: {_input({'podId': instance_id})})")
+
+    def _self_request(self, instance_id: str, field: str) -> tuple[str, str, dict, list[str]]:
+        _check_id(instance_id)
+        return "POST", f"{self.base_url}/graphql", {"query": f"mutation {{ {field} }}"}, ["RUNPOD_API_KEY"]
+
     def _mutate(self, instance_id: str, field: str) -> Reply:
         _check_id(instance_id)
         try:

@@ -310,6 +310,12 @@ class VastProvider(Provider):
         iid = self._id(instance_id)
         return "PUT", f"{self.url}/api/v0/instances/{iid}/", {"state": "stopped"}, ["CONTAINER_API_KEY"]
 
+    def self_destroy(self, instance_id: str) -> tuple[str, str, dict[str, Any], list[str]]:
+        """As `self_stop`, destroying it (Vast's instance key "can only start, stop, or destroy
+        that specific instance": vast-ai/docs api-reference/hello-world.mdx)."""
+        iid = self._id(instance_id)
+        return "DELETE", f"{self.url}/api/v0/instances/{iid}/", {}, ["CONTAINER_API_KEY"]
+
     def set_label(self, instance_id: str, label: str) -> None:
         self._put_state(instance_id, {"label": label}, "label")
 

@@ -56,6 +56,18 @@ def _key() -> str | None:
     return os.path.expanduser(key) if key else None
 
 
+def _tell(ctx, host: str | None, name: str, iid: str, state: str, inst=None,
+          cost: float | None = None) -> None:
+    """Say how host's machine is now (feed.MachineState): the live view's machines panel
+    draws it; the plain printer leaves it to the step's own line."""
+    from trainsh.runtime.feed import MachineState
+
+    inst = inst or KINDS[name].known.get(iid)
+    price = inst.price_per_hour if inst is not None else None
+    started = inst.started_at if inst is not None and state == "running" else None
+    ctx.console.emit(MachineState(host or f"{name}:{iid}", name, str(iid), state, price, started, cost))
+
+
 # ---- machines: release, describe --------------------------------------------------------------
 
 class CloudKind(Kind):
@@ -67,9 +79,25 @@ class CloudKind(Kind):
         self.known: dict[str, object] = {}  # ident -> Instance seen this run (saves a call)
 
     def release(self, m: Machine) -> str:
+        from trainsh.cloud.provider import NotFound
+
         _stop_heartbeat(self.name, m.ident)
-        _provider(self.name).stop(m.ident)
+        try:
+            _provider(self.name).stop(m.ident)
+        except NotFound:  # destroyed meanwhile (by hand, by the cloud): nothing left to bill
+            return "gone"
         return "stopped"
+
+    def current(self, m: Machine) -> str | None:
+        from trainsh.cloud.provider import NotFound
+
+        try:
+            inst = self.known[m.ident] = _provider(self.name).get(m.ident)
+        except NotFound:
+            return "gone"
+        except Exception:  # noqa: BLE001 - cannot tell
+            return None
+        return inst.status
 
     def describe(self, m: Machine) -> str:
         inst = self.known.get(m.ident)
@@ -126,12 +154,17 @@ def host_opener(name: str):
             p = _provider(name)
             inst = p.get(rest)
             if inst.status == STOPPED:
-                p.start(inst.id)
                 how = "started"
+                p.start(inst.id)
             if inst.status != RUNNING or inst.ssh is None:
                 inst = wait_ready(p, inst.id, WAIT_READY, login=False)
-        except (ProviderError, TimeoutError) as e:
-            raise HostError(str(e)) from None
+        except BaseException as e:  # a failure or a signal once started: the job started it
+            err = HostError(str(e)) if isinstance(e, (ProviderError, TimeoutError)) else e
+            if how == "started":
+                err.started = (name, inst.id)
+            if err is e:
+                raise
+            raise err from None
         KINDS[name].known[inst.id] = inst
         shell = SshShell(inst.ssh_spec(_key()), reconnect=reconnect, lost=_lost(name, inst.id))
         try:
@@ -170,6 +203,7 @@ def _reached(ctx, host: str, name: str, inst, how: str, shell) -> None:
     to the job), and leave the autostop watcher on machines that are the job's to stop."""
     machines = ctx.machines
     m = machines.get(host)
+    _tell(ctx, host, name, inst.id, "running", inst)
     if m and m.kind == name and m.ident == inst.id:
         machines.set_state(host, "running")
     else:
@@ -181,6 +215,15 @@ def _reached(ctx, host: str, name: str, inst, how: str, shell) -> None:
         autostop(ctx, name, inst.id, shell)
 
 
+def _gone_with(ctx, host: str | None) -> None:
+    """host's machine was stopped: the sessions on it ended with it. Journaled so (not left
+    open for `recipe status`, not opened again by a resume); this run still lets
+    `tmux.close` name them."""
+    for s in list(ctx.sessions.values()) if host else ():
+        if s.host == host:
+            ctx.journal.session_closed(ctx.job.id, s.name, status="gone")
+
+
 def stopped(ctx, host: str) -> bool:
     """Whether host's machine was stopped by this job (`vast.stop`): its sessions went with it."""
     m = ctx.machines.get(host) if ctx.machines is not None else None
@@ -188,73 +231,6 @@ def stopped(ctx, host: str) -> bool:
 
 
 # ---- autostop ----------------------------------------------------------------------------------
-
-# Runs on the instance with python3 and the standard library. It stops the instance through
-# the API with the instance's own key (read from PID 1's environment, where the cloud puts it,
-# else its own), once every tmux session of the job has had no running command, and no train
-# has touched the heartbeat file, for IDLE seconds. It never holds the user's API key.
-WATCHER = r'''
-import json, os, subprocess, sys, time, urllib.request
-job, idle, method, url, body, names, alive = sys.argv[1:8]
-idle, names = float(idle), names.split(",")
-
-def key():
-    env = {}
-    try:
-        for item in open("/proc/1/environ", "rb").read().decode(errors="replace").split("\0"):
-            k, _, v = item.partition("=")
-            env[k] = v
-    except OSError:
-        pass
-    for source in (env, os.environ):
-        for k in names:
-            if source.get(k):
-                return source[k]
-    return None
-
-def busy():
-    r = subprocess.run(["tmux", "list-panes", "-a", "-F", "#{session_name} #{pane_pid}"],
-                       capture_output=True, text=True)
-    panes = set()
-    for line in r.stdout.splitlines():
-        session, _, pid = line.rpartition(" ")
-        if job in session.split("-") and pid.isdigit():
-            panes.add(int(pid))
-    for d in os.listdir("/proc") if panes else ():
-        try:
-            if d.isdigit() and int(open(f"/proc/{d}/stat").read().rsplit(")", 1)[1].split()[1]) in panes:
-                return True
-        except (OSError, IndexError, ValueError):
-            pass
-    return False
-
-poll = max(0.5, min(idle / 4, 30.0))
-last = time.time()
-while True:
-    time.sleep(poll)
-    now = time.time()
-    if busy():
-        last = now
-    try:
-        last = max(last, os.path.getmtime(alive))
-    except OSError:
-        pass
-    if now - last < idle:
-        continue
-    k = key()
-    if not k:
-        print("no instance key (" + ",".join(names) + "): cannot stop this machine", flush=True)
-        sys.exit(1)
-    req = urllib.request.Request(url, data=body.encode(), method=method,
-                                 headers={"Authorization": "Bearer " + k,
-                                          "Content-Type": "application/json"})
-    print(time.strftime("%F %T") + f" idle for {idle:.0f}s: stopping", flush=True)
-    try:
-        urllib.request.urlopen(req, timeout=30).read()
-    except Exception as e:
-        print(time.strftime("%F %T") + f" stop failed: {e}", flush=True)
-    last = time.time()  # stopping ends this process; if not, try again a period later
-'''
 
 _beats: dict[tuple[str, str], threading.Event] = {}
 
@@ -269,66 +245,31 @@ def autostop_seconds(ctx) -> float:
 
 
 def autostop(ctx, name: str, iid: str, shell) -> None:
-    """Leave the watcher on the instance (once per instance and job) and keep its heartbeat
-    fresh while this train runs."""
-    from trainsh.remote.shell import ShellError, SshShell
+    """Leave the watcher (runtime/autostop.py) on the instance, once per instance and job, and
+    keep its heartbeat fresh while this train runs."""
+    from trainsh.runtime import autostop as watcher
 
     idle = autostop_seconds(ctx)
     if idle <= 0:
         return
-    p = _provider(name)
-    how = getattr(p, "self_stop", None)
-    if how is None:
-        ctx.events.warn(f"{name} {iid}: autostop is not available for this cloud")
-        return
-    method, url, body, key_names = how(iid)
-    job = ctx.job.id
-    folder = "$HOME/.cache/trainsh/autostop"
-    alive = f"{shell.home()}/.cache/trainsh/autostop/{job}.alive"
-    import json
-    import shlex
-
-    args = shlex.join([job, str(idle), method, url, json.dumps(body), ",".join(key_names), alive])
-    script = (f'command -v python3 >/dev/null || exit 7; mkdir -p {folder} && cd {folder} && '
-              f'cat > watch.py && touch {job}.alive && '
-              f'if [ -f {job}.pid ] && kill -0 "$(cat {job}.pid)" 2>/dev/null; then exit 0; fi; '
-              f'nohup setsid python3 watch.py {args} >> {job}.log 2>&1 < /dev/null & '
-              f'echo $! > {job}.pid')
-    try:
-        # never waits a minute on a machine that went away meanwhile
-        r = SshShell(shell.spec, reconnect=0).run(["sh", "-c", script], input=WATCHER, timeout=60)
-    except ShellError as e:
-        ctx.events.warn(f"{name} {iid}: autostop could not be set up: {e}")
-        return
-    if r.returncode != 0:
-        why = "no python3 there" if r.returncode == 7 else (r.stderr.strip() or f"exit {r.returncode}")
-        ctx.events.warn(f"{name} {iid}: autostop could not be set up ({why})")
+    why = watcher.leave(shell, _provider(name), iid, ctx.job.id, idle)
+    if why:
+        ctx.events.warn(f"{name} {iid}: autostop {why}")
         return
     from trainsh.recipe.model import format_seconds
 
     ctx.console.info(f"{name} {iid}: autostop after {format_seconds(idle)} idle with no train "
                      "connected (--autostop 0 turns it off)")
-    _heartbeat(name, iid, shell, alive, idle)
+    _heartbeat(name, iid, shell, ctx.job.id, idle)
 
 
-def _heartbeat(name: str, iid: str, shell, path: str, idle: float) -> None:
-    from trainsh.remote.shell import ShellError, SshShell
+def _heartbeat(name: str, iid: str, shell, job: str, idle: float) -> None:
+    from trainsh.runtime import autostop as watcher
 
     old = _beats.pop((name, iid), None)
     if old:
         old.set()
-    stop = _beats[(name, iid)] = threading.Event()
-    quiet = SshShell(shell.spec, reconnect=0)  # rides on the job's connection; never waits on a dead one
-    every = max(0.5, min(idle / 3, 60.0))
-
-    def beat():
-        while not stop.wait(every):
-            try:
-                quiet.run(["touch", path], timeout=20)
-            except (ShellError, OSError):
-                pass
-
-    threading.Thread(target=beat, daemon=True, name=f"heartbeat-{name}-{iid}").start()
+    _beats[(name, iid)] = watcher.heartbeat(shell, job, idle, f"{name}-{iid}")
 
 
 def _stop_heartbeat(name: str, iid: str) -> None:
@@ -504,6 +445,7 @@ def handlers(name: str) -> dict:
         if m and m.kind == name:  # taken before the runner stopped
             ctx.host_specs[host] = f"{name}:{m.ident}"
             steps._done(ctx, idx, 0, instance=m.ident)
+            _tell(ctx, host, name, m.ident, m.state or "starting")
             ctx.console.ok(f"@{host} is {name} {m.ident} (taken before the runner stopped)")
             return
         spec = ctx.expand(ctx.host_specs.get(host, "placeholder")).strip()
@@ -526,6 +468,7 @@ def handlers(name: str) -> dict:
         ctx.host_specs[host] = f"{name}:{inst.id}"
         ctx.hosts.pop(host, None)
         steps._done(ctx, idx, 0, instance=inst.id, how=how)
+        _tell(ctx, host, name, inst.id, "starting" if how == "started" else inst.status, inst)
         said = {"rented": "rented", "found": "your running instance", "started": "your stopped instance, starting"}[how]
         ctx.console.ok(f"@{host} = {name} {inst.id}: {_gpu(inst)}, {_money(inst.price_per_hour)}/h ({said})")
 
@@ -540,13 +483,14 @@ def handlers(name: str) -> dict:
         p = _provider(name)
         begin = time.monotonic()
         try:
-            wait_ready(p, iid, timeout, poll, say=lambda s: ctx.console.info(f"{name} {iid}: {s}"))
+            inst = wait_ready(p, iid, timeout, poll, say=lambda s: ctx.console.info(f"{name} {iid}: {s}"))
         except TimeoutError as e:
             if stop_on_fail:
                 try:
                     p.stop(iid)
                     if host:
                         ctx.machines.set_state(host, "stopped")
+                    _tell(ctx, host, name, iid, "stopped")
                     raise StepFailed(f"{e}; stopped it (stop_on_fail)") from None
                 except ProviderError as e2:
                     raise StepFailed(f"{e}; stopping it failed too: {e2}") from None
@@ -555,6 +499,8 @@ def handlers(name: str) -> dict:
             raise fail(e) from None
         took = time.monotonic() - begin
         steps._done(ctx, idx, 0, instance=iid, seconds=round(took, 2))
+        KINDS[name].known[iid] = inst
+        _tell(ctx, host, name, iid, "running", inst)
         from trainsh.recipe.model import format_seconds
 
         ctx.console.ok(f"{name} {iid} is running and answers ssh ({format_seconds(round(took, 1))})")
@@ -569,6 +515,7 @@ def handlers(name: str) -> dict:
             inst = p.get(iid)
             if inst.status in (RUNNING, STARTING):
                 steps._done(ctx, idx, 0, instance=iid)
+                _tell(ctx, host, name, iid, inst.status, inst)
                 ctx.console.ok(f"{name} {iid} is {inst.status} already")
                 return
             host = host or f"{name}:{iid}"
@@ -580,6 +527,7 @@ def handlers(name: str) -> dict:
         ctx.machines.set_state(host, "starting")
         ctx.hosts.pop(host, None)  # its address may change with the start: reach it again
         steps._done(ctx, idx, 0, instance=iid)
+        _tell(ctx, host, name, iid, "starting", inst)
         ctx.console.ok(f"{name} {iid}: starting ({name}.wait waits until it runs)")
 
     def stop(ctx, idx, step, resume=None):
@@ -600,14 +548,16 @@ def handlers(name: str) -> dict:
             raise fail(e) from None
         if host:
             ctx.machines.set_state(host, "stopped")
+        _gone_with(ctx, host)
         steps._done(ctx, idx, 0, instance=iid)
+        _tell(ctx, host, name, iid, "stopped")
         ctx.console.ok(f"{name} {iid}: stopped (its disk stays and bills storage; "
                        f"train {name} destroy {iid} ends that)")
 
     def cost(ctx, idx, step, resume=None):
         from trainsh.recipe.model import format_seconds
 
-        iid, _ = current(ctx, step.instance)
+        iid, host = current(ctx, step.instance)
         steps._start(ctx, idx, step, instance=iid)
         try:
             inst = _provider(name).get(iid)
@@ -616,6 +566,7 @@ def handlers(name: str) -> dict:
         up = inst.uptime()
         steps._done(ctx, idx, 0, instance=iid, price_per_hour=inst.price_per_hour,
                     uptime=round(up), cost=round(inst.cost_so_far(), 4))
+        _tell(ctx, host, name, iid, inst.status, inst, cost=inst.cost_so_far())
         ctx.console.ok(f"{name} {iid}: {_money(inst.price_per_hour)}/h, {inst.status}, up "
                        f"{format_seconds(int(up))}, {_money(inst.cost_so_far())} so far")
 

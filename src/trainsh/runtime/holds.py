@@ -113,6 +113,21 @@ class Holds:
         return [Rent(r["label"], r["cloud"], r["holder"], r["pid"], r["pid_start"], r["ident"],
                      r["state"], json.loads(r["before"] or "[]"), r["created"]) for r in rows]
 
+    def orphans(self, cloud: str) -> list[Rent]:
+        """Rents of `ow` or `train CLOUD create` whose process was killed before it could end
+        them or hear back: what they made bills and nobody holds it (an ow run that ended,
+        kept or was told of its machine has moved its row on)."""
+        rows = self._rows("WHERE cloud=? AND holder IN ('ow', 'create') AND state IN ('sending', 'rented')"
+                          " ORDER BY created", (cloud,))
+        return [r for r in rows if (r.state == "sending" or r.holder == "ow") and not r.alive()]
+
+    def made_by(self, p, rent: Rent, insts=None) -> list:
+        """The instances `rent` made: by id once known, else by its label (one lookup)."""
+        insts = p.list() if insts is None else insts
+        if rent.ident:
+            return [i for i in insts if i.id == rent.ident]
+        return [i for i in insts if i.label == rent.label and i.id not in rent.before]
+
     # ---- whose is it?
     def holders(self, cloud: str, me: str | None = None) -> dict[str, str]:
         """Every machine of `cloud` someone other than holder `me` holds: {key: who}, where a
@@ -140,7 +155,7 @@ class Holds:
             if rent.holder.startswith("job:"):
                 live = job_live(rent.holder[4:])
                 who = f"job {rent.holder[4:]}"
-            elif rent.holder == "ow":
+            elif rent.holder.startswith("ow"):
                 live = rent.state == "kept" or rent.alive()
                 who = "ow (kept with --no-terminate)" if rent.state == "kept" else f"ow (pid {rent.pid})"
             else:
