@@ -700,3 +700,39 @@ def test_runpod_pick_rents_as_many_gpus_as_asked(fake, tmp_path):
     (pid, pod), = fake.state()["pods"].items()
     assert pod["spec"]["gpuCount"] == 2 and "2x A40" in r.stderr, (pod, r.stderr)
     RunPodProvider().destroy(pid)
+
+
+def test_create_of_a_listed_multi_gpu_offer_rents_what_was_listed(fake):
+    """`search --num-gpus 2` lists a 2-GPU offer at twice the price: creating that id rents two
+    GPUs, not one at half the price; --num-gpus gives a bare GPU type its count, and a count
+    that contradicts the offer's is refused before anything is rented."""
+    offers = json.loads(train("runpod", "search", "--gpu", "L40", "--num-gpus", "2", "--json").stdout)
+    [two] = offers
+    assert two["num_gpus"] == 2 and two["id"] == "2x NVIDIA L40@SECURE", two
+    p = train("runpod", "create", two["id"], "--label", "t-two", "--disk", "10")
+    assert p.returncode == 0, p.stderr
+    [(pid, pod)] = fake.state()["pods"].items()
+    assert pod["gpuCount"] == 2 and pod["gpuTypeId"] == "NVIDIA L40"
+    listed = json.loads(train("runpod", "list", "--json").stdout)
+    assert listed[0]["num_gpus"] == 2 and listed[0]["price_per_hour"] == pytest.approx(two["price_per_hour"])
+    assert "2x L40" in p.stdout, p.stdout
+
+    p = train("runpod", "create", "L4", "--num-gpus", "4", "--label", "t-four", "--disk", "10")
+    assert p.returncode == 0, p.stderr
+    assert sorted(x["gpuCount"] for x in fake.state()["pods"].values()) == [2, 4]
+
+    creates = fake.state()["creates"]
+    assert "is 2 GPUs" in one_line(train("runpod", "create", two["id"], "--num-gpus", "1"), 2)
+    for bad in ("0", "65", "two", "nan"):
+        assert "--num-gpus" in one_line(train("runpod", "create", "L4", "--num-gpus", bad), 2)
+    assert fake.state()["creates"] == creates
+
+
+def test_bad_numbers_are_refused_and_rent_nothing(fake):
+    for args in (("create", "L4", "--disk", "nan"), ("create", "L4", "--disk", "1e400"),
+                 ("create", "L4", "--disk", "-inf"), ("search", "--max-dph", "inf"),
+                 ("search", "--min-gpu-ram", "nan"), ("gpus", "--count", "1e3")):
+        flag = next(a for a in args if a.startswith("--"))
+        line = one_line(train("runpod", *args), 2)
+        assert f"argument {flag}" in line and "train runpod" in line, line
+    assert fake.state()["creates"] == 0

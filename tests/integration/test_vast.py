@@ -332,3 +332,22 @@ def test_fake_machines_run_onstart_and_start_tmux_on_an_interactive_login(vast):
     assert _marked(marker)  # the onstart's sleep runs on the machine
     assert train("vast", "stop", iid).returncode == 0
     assert _marked(marker) == []  # and ends with it
+
+
+@pytest.mark.parametrize("args", [
+    ("create", "1001", "--disk", "nan"), ("create", "1001", "--disk", "1e400"),
+    ("create", "1001", "--disk", "inf"), ("create", "1001", "--disk", "0"),
+    ("create", "1001", "--disk", "1e9"), ("search", "--num-gpus", "0"),
+    ("search", "--num-gpus", "nan"), ("search", "--limit", "1e400"), ("search", "--max-dph", "nan"),
+    ("search", "--max-dph", "-1"), ("search", "--min-gpu-ram", "inf"),
+], ids=" ".join)
+def test_non_finite_and_out_of_range_numbers_are_one_line_and_rent_nothing(vast, args):
+    flag = next(a for a in args if a.startswith("--"))
+    r = train("vast", *args)
+    _one_line_error(r, 2, f"argument {flag}:", args[-1])
+    assert r.stdout == "" and vast.state()["rents"] == 0
+
+
+def test_pricing_convert_takes_finite_amounts_only():
+    for amount in ("nan", "inf", "1e400"):
+        _one_line_error(train("pricing", "convert", amount, "USD", "EUR"), 2, "amount", amount)

@@ -10,6 +10,7 @@ import signal
 import sys
 
 from trainsh import __version__
+from trainsh.cli import numbers
 
 
 class UserError(Exception):
@@ -321,10 +322,10 @@ def _cloud_parsers(sub) -> None:
                                       "GPU RAM is per GPU, in GB.")
         se.add_argument("--gpu", help="GPU model, e.g. RTX_4090 or A100_SXM4" if name == "vast" else
                         "GPU, e.g. L40, RTX4090 or 'NVIDIA A100-SXM4-80GB'")
-        se.add_argument("--num-gpus", type=int, default=1, metavar="N", help="at least N GPUs (default 1)")
-        se.add_argument("--min-gpu-ram", type=float, metavar="GB", help="at least this much RAM per GPU")
-        se.add_argument("--max-dph", type=float, metavar="USD", help="at most this many dollars per hour")
-        se.add_argument("--limit", type=int, default=20, help="at most this many offers (default 20)")
+        se.add_argument("--num-gpus", type=numbers.GPUS, default=1, metavar="N", help="at least N GPUs (default 1)")
+        se.add_argument("--min-gpu-ram", type=numbers.GPU_RAM_GB, metavar="GB", help="at least this much RAM per GPU")
+        se.add_argument("--max-dph", type=numbers.USD_PER_HOUR, metavar="USD", help="at most this many dollars per hour")
+        se.add_argument("--limit", type=numbers.LIMIT, default=20, help="at most this many offers (default 20)")
         se.add_argument("--json", action="store_true", help="machine-readable output")
         s.add_parser("keys", help="the ssh public keys on your account")
         ak = s.add_parser("attach-key", help="upload an ssh public key to your account",
@@ -335,15 +336,18 @@ def _cloud_parsers(sub) -> None:
         cr = s.add_parser("create", help="rent a machine from an offer (see search)")
         cr.add_argument("offer", metavar="OFFER_ID", help="an offer id from search")
         cr.add_argument("--image", help=f"docker image (default: config {name}.image)")
-        cr.add_argument("--disk", type=float, metavar="GB", help=f"disk size (default: config {name}.disk)")
+        cr.add_argument("--disk", type=numbers.DISK_GB, metavar="GB", help=f"disk size (default: config {name}.disk)")
         cr.add_argument("--label", help=f"a name for the {noun}")
+        if name == "runpod":  # (a Vast.ai offer is one machine with its own GPUs)
+            cr.add_argument("--num-gpus", type=numbers.GPUS, metavar="N",
+                            help="GPUs in the pod (default: the offer's, as search lists it, else 1)")
         if name in EXTRA_VERBS:
             EXTRA_VERBS[name](s)
 
 
 def _runpod_verbs(s) -> None:
     gp = s.add_parser("gpus", help="GPU types with memory and prices")
-    gp.add_argument("--count", type=int, default=1, help="GPUs per pod, for the price (default 1)")
+    gp.add_argument("--count", type=numbers.GPUS, default=1, help="GPUs per pod, for the price (default 1)")
     gp.add_argument("--json", action="store_true", help="machine-readable output")
 
 

@@ -19,8 +19,6 @@ from trainsh.cli import UserError
 def dispatch(args) -> int:
     from trainsh.cloud.provider import AuthError, NoCapacity, NotFound, ProviderError
 
-    if args.cmd in ("search",) and (args.limit < 1 or args.num_gpus < 1):
-        raise UserError("--limit and --num-gpus must be at least 1")
     try:
         from trainsh.cloud.provider import provider
 
@@ -314,9 +312,15 @@ def cmd_create(p, args) -> int:
     disk = args.disk if args.disk is not None else config.get(f"{p.name}.disk")
     if disk <= 0:
         raise UserError("--disk must be more than 0 GB")
-    inst = _rent(p, args.offer, CreateRequest(image=image, disk_gb=disk,
+    count = getattr(args, "num_gpus", None)
+    listed = p.offer_gpus(args.offer)
+    if count is not None and listed is not None and count != listed:
+        raise UserError(f"offer '{args.offer}' is {listed} GPUs: --num-gpus {count} says otherwise "
+                        f"(train {p.name} search --num-gpus {count} lists those)")
+    inst = _rent(p, args.offer, CreateRequest(image=image, disk_gb=disk, gpu_count=count or listed or 1,
                                               label=args.label or unique_label("trainsh-create")))
-    print(f"{p.name} {inst.id}: rented from offer {args.offer} at ${inst.price_per_hour:.3f}/h, "
+    gpus = f", {_gpu(inst.num_gpus, inst.gpu_name)}" if inst.gpu_name else ""
+    print(f"{p.name} {inst.id}: rented from offer {args.offer}{gpus} at ${inst.price_per_hour:.3f}/h, "
           f"{inst.status} (train {p.name} list; train {p.name} ssh {inst.id} once it runs; "
           f"train {p.name} stop {inst.id} to stop paying for the GPU)")
     return 0

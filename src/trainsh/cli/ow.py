@@ -12,7 +12,7 @@ import argparse
 import os
 import sys
 
-from trainsh.cli import UserError, ended  # (the package: loaded with this module anyway)
+from trainsh.cli import UserError, ended, numbers  # (the package: loaded with this module anyway)
 
 EPILOG = """\
 examples:
@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     for sp in (ssh, ex):
         sp.error = p.error.__get__(sp)  # one line, as above
         sp.add_argument("--gpu", default="L40", help="GPU short name (default L40)")
-        sp.add_argument("--count", type=_positive(int), default=1, help="number of GPUs (default 1)")
+        sp.add_argument("--count", type=numbers.GPUS, default=1, help="number of GPUs (default 1)")
         sp.add_argument("--image", help="container image (default: config PROVIDER.image)")
         sp.add_argument("--provider", default=DEFAULT_PROVIDER, choices=("runpod", "vast"),
                         help="the cloud (default runpod)")
@@ -77,29 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="terminate at the end without asking")
         sp.add_argument("--exclude", action="append", default=[], metavar="PATTERN",
                         help="also leave out of the sync (gitignore-style; repeatable)")
-        sp.add_argument("--disk", type=_positive(float), help="disk in GB (default: config PROVIDER.disk)")
+        sp.add_argument("--disk", type=numbers.DISK_GB, help="disk in GB (default: config PROVIDER.disk)")
         sp.add_argument("--no-editable-install", dest="editable", action="store_false",
                         help="no pip install -e of mounts holding a pyproject.toml")
         sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     ex.add_argument("--no-sync", dest="sync", action="store_false", help="skip both syncs")
     ssh.add_argument("--no-sync", dest="sync", action="store_false", help="no sync at all")
     return p
-
-
-def _positive(kind):
-    """An argparse type: a number of `kind` (int or float) above 0."""
-    what = "a whole number" if kind is int else "a number"
-
-    def parse(text: str):
-        try:
-            n = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not {what}: '{text}'") from None
-        if not n > 0 or n == float("inf"):  # (NaN is not > 0)
-            raise argparse.ArgumentTypeError(f"must be {'at least 1' if kind is int else 'more than 0'}: '{text}'")
-        return n
-
-    return parse
 
 
 def options(args):

@@ -59,10 +59,14 @@ def currency(args) -> int:
 def convert(args) -> int:
     from trainsh.cloud import pricing
 
+    from argparse import ArgumentTypeError
+
+    from trainsh.cli.numbers import MONEY
+
     try:
-        amount = float(args.amount)
-    except ValueError:
-        raise UserError(f"'{args.amount}' is not an amount (e.g. 10 or 12.5)") from None
+        amount = MONEY(args.amount)
+    except ArgumentTypeError as e:
+        raise UserError(f"amount {e} (e.g. 10 or 12.5)") from None
     table = pricing.rates()
     src, dst = args.src.upper(), args.dst.upper()
     value = table.convert(amount, src, dst)

@@ -279,6 +279,10 @@ class Provider(ABC):
             theirs = wanted
         return key(gpu_name) in (key(wanted), key(theirs))
 
+    def offer_gpus(self, offer_id: str) -> int | None:
+        """The GPU count an offer id itself names, when the cloud's ids name one."""
+        return None
+
     def find_by_label(self, label: str) -> list[Instance]:
         return [i for i in self.list() if i.label == label and i.status != GONE]
 
