@@ -86,10 +86,6 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     _run_options(run)
     run.add_argument("--attach", action="store_true",
                      help="open a tmux view of the job's sessions as they open (train recipe attach)")
-    run.add_argument("--autostop", metavar="DURATION",
-                     help="stop a cloud machine the job rented or started once it has been idle, "
-                          "with no train connected, this long (default: config cloud.autostop, "
-                          "30m; 0 = never)")
     chk = rs.add_parser("check", help="report every mistake in a recipe without running it",
                         description="Report every mistake in the recipes without running them. "
                                     "With --var/--host/--storage, also what `run` with the same "
@@ -371,7 +367,12 @@ def _run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--keep-sessions", action="store_true",
                    help="keep the job's tmux sessions when it fails")
     p.add_argument("--keep-hosts", action="store_true",
-                   help="keep the machines the job rented, started or allocated when it fails")
+                   help="keep the machines the job rented, started or allocated when it fails "
+                        "(train exec: also when it ends)")
+    p.add_argument("--autostop", metavar="DURATION",
+                   help="stop a cloud machine the job rented or started once it has been idle, "
+                        "with no train connected, this long (default: config cloud.autostop, "
+                        "30m; 0 = never)")
     p.add_argument("--pick-host", metavar="NAME",
                    help="choose the Vast.ai machine for host NAME now, before the run starts")
 

@@ -141,10 +141,8 @@ def _run_recipe(recipe, args, *, exec_mode: bool = False) -> int:
     console = Console(visual=not args.no_visual)
     journal = Journal()
     options = RunOptions(keep_sessions=args.keep_sessions, keep_hosts=args.keep_hosts,
-                         autostop=autostop, picks=picks)
+                         autostop=autostop, picks=picks, exec=exec_mode)
     runner = Runner.start(journal, recipe, console, options, variables, hosts, storages)
-    if exec_mode:
-        journal.set_job(runner.job.id, options={**runner.job.options, "exec": True})
     console.plain(f"job {runner.job.id}: {recipe.path} ({len(recipe.steps)} steps)")
     try:  # `train exec` prints its commands' output: plain lines there
         if picks and not _rent_picked(runner, recipe, pick):

@@ -165,9 +165,21 @@ class Machines:
                              f"takes it, or find it with: train {r.cloud} list")
         return lines
 
-    def on_done(self, console) -> None:
+    def on_done(self, console, release: bool = False, keep: bool = False) -> None:
+        """With `release` (`train exec`), what the job rented or started is released unless
+        `keep` (--keep-hosts): an exec is over when it ends, and nothing should bill after it."""
         for m in self.live():
             kind = _kind(m)
+            if release and m.ours and not keep:
+                try:
+                    state = kind.release(m)
+                except Exception as e:  # noqa: BLE001 - say what is left billing
+                    console.warn(f"{kind.describe(m)} could NOT be released ({e}): it may still "
+                                 f"bill; stop it with: {kind.release_hint(m)}")
+                    continue
+                self.set_state(m.host, state)
+                console.info(f"{kind.describe(m)}: {state} (this exec {m.how} it; --keep-hosts keeps it)")
+                continue
             console.info(f"{kind.describe(m)} is still running; stop it with: {kind.release_hint(m)}")
 
 
