@@ -485,7 +485,7 @@ def test_cli_list_show_ssh_stop_start_destroy(cloud, fake):
     p = train("runpod", "list")
     assert p.returncode == 0, p.stderr
     header, row = p.stdout.splitlines()[:2]
-    assert header.split() == ["ID", "STATUS", "GPU", "PER", "HOUR", "UPTIME", "COST", "SSH"]
+    assert header.split() == ["ID", "STATUS", "GPU", "PER", "HOUR", "UPTIME", "THIS", "RUN", "TOTAL", "SSH"]
     assert row.startswith(inst.id) and " running " in row and "RTX A6000" in row
     assert "ssh -p " in row and "root@127.0.0.1" in row
     rows = json.loads(train("runpod", "list", "--json").stdout)
@@ -736,3 +736,32 @@ def test_bad_numbers_are_refused_and_rent_nothing(fake):
         line = one_line(train("runpod", *args), 2)
         assert f"argument {flag}" in line and "train runpod" in line, line
     assert fake.state()["creates"] == 0
+
+
+def test_a_stopped_pod_bills_its_volume_and_prune_destroys_what_trainsh_rented(cloud, fake):
+    """RunPod bills a stopped pod's volume disk at $0.20/GB/month and not its container disk
+    (docs.runpod.io pods/pricing): that is what `list` shows for it. `prune` destroys the
+    stopped pods trainsh rented that nobody holds: not a pod `ow` kept, not the user's own."""
+    made = _gql(fake, 'mutation { podFindAndDeployOnDemand(input: {name: "trainsh-vol", imageName: "x", '
+                      'gpuTypeId: "NVIDIA L4", gpuCount: 1, containerDiskInGb: 50, volumeInGb: 73, '
+                      'startSsh: true}) { id } }')["data"]["podFindAndDeployOnDemand"]["id"]
+    created = train("runpod", "create", "L4", "--disk", "10").stdout.split()[1].rstrip(":")  # trainsh-create-...
+    kept = train("runpod", "create", "L4", "--label", "ow-0123abcd").stdout.split()[1].rstrip(":")
+    mine = _gql(fake, 'mutation { podFindAndDeployOnDemand(input: {name: "mine", imageName: "x", '
+                      'gpuTypeId: "NVIDIA L4", gpuCount: 1, startSsh: true}) { id } }'
+                )["data"]["podFindAndDeployOnDemand"]["id"]
+    for pod in (made, created, kept, mine):
+        cloud.stop(pod)
+    rows = {r["id"]: r for r in json.loads(train("runpod", "list", "--json").stdout)}
+    assert rows[made]["status"] == "stopped"
+    assert rows[made]["billing_per_hour"] == pytest.approx(73 * 0.20 / 730)  # the volume, not the 50 GB
+    assert rows[created]["billing_per_hour"] == 0.0  # a container disk only: erased, not billed
+    assert rows[made]["total_cost"] is None  # RunPod's GraphQL API keeps no total for a pod
+    assert "$0.020 disk" in next(li for li in train("runpod", "list").stdout.splitlines() if li.startswith(made))
+
+    assert "--yes" in one_line(train("runpod", "prune"), 2)
+    p = train("runpod", "prune", "--yes")
+    assert p.returncode == 0, p.stderr
+    assert f"runpod:{kept}: stopped, held by ow" in p.stdout, p.stdout
+    assert set(fake.state()["terminated"]) == {made, created}
+    assert set(fake.state()["pods"]) == {kept, mine}

@@ -311,6 +311,12 @@ def _cloud_parsers(sub) -> None:
         ds = s.add_parser("destroy", help=f"destroy {a} {noun} and its disk (asks first)")
         ds.add_argument("id", help=ident)
         ds.add_argument("--yes", action="store_true", help="do not ask")
+        pr = s.add_parser("prune", help=f"destroy the stopped {noun}s trainsh rented that no job holds (asks first)",
+                          description=f"Destroy every stopped {noun} trainsh rented (a trainsh-... or ow-... "
+                                      f"label, or a rent trainsh made) that no running or resumable job, "
+                                      f"and no ow, holds: their disks bill while they are stopped. Lists "
+                                      f"them with what each bills an hour, then asks.")
+        pr.add_argument("--yes", action="store_true", help="do not ask (needed without a terminal)")
         gpu_names = ("GPU names use _ for spaces (RTX_4090)" if name == "vast" else
                      f"GPUs by short name (L40, RTX4090, A100S: train {name} gpus), type id or display name")
         se = s.add_parser("search", help="market offers that match, cheapest first",

@@ -64,6 +64,12 @@ POD_FIELDS = """id name imageName desiredStatus costPerHr gpuCount containerDisk
 CAPACITY_WORDS = ("no longer any instances available", "not enough free gpus", "no available",
                   "no instances available")
 
+# What a stopped pod's disk bills (docs.runpod.io pods/pricing, accounts-billing/billing): the
+# volume disk $0.20/GB/month (0.10 while it runs), the container disk nothing (it is erased at
+# the stop). RunPod gives no hours to its month: 730 (a year's hours / 12).
+STOPPED_VOLUME_USD_PER_GB_MONTH = 0.20
+HOURS_PER_MONTH = 730
+
 STATES = {"RUNNING": RUNNING, "EXITED": STOPPED, "TERMINATED": GONE, "CREATED": STARTING,
           "RESTARTING": STARTING}
 
@@ -252,7 +258,9 @@ class RunPodProvider(Provider):
                         gpu_name=(pod.get("machine") or {}).get("gpuDisplayName") or "",
                         num_gpus=int(pod.get("gpuCount") or 0), price_per_hour=float(pod.get("costPerHr") or 0),
                         label=pod.get("name") or "", image=pod.get("imageName") or "", started_at=started,
-                        ssh=ssh if status == RUNNING else None, raw=pod)
+                        ssh=ssh if status == RUNNING else None, raw=pod,
+                        storage_per_hour=float(pod.get("volumeInGb") or 0)
+                        * STOPPED_VOLUME_USD_PER_GB_MONTH / HOURS_PER_MONTH)
 
     # ---- changing -------------------------------------------------------------------------
 

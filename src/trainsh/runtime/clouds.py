@@ -71,6 +71,12 @@ class CloudKind(Kind):
         _provider(self.name).stop(m.ident)
         return "stopped"
 
+    def released_note(self, m: Machine, state: str) -> str:
+        if state != "stopped":
+            return ""
+        return (f"; its disk still bills storage: train {self.name} destroy {m.ident} "
+                f"(or train {self.name} prune) ends that")
+
     def describe(self, m: Machine) -> str:
         inst = self.known.get(m.ident)
         if inst is None:
@@ -547,7 +553,8 @@ def handlers(name: str) -> dict:
                     p.stop(iid)
                     if host:
                         ctx.machines.set_state(host, "stopped")
-                    raise StepFailed(f"{e}; stopped it (stop_on_fail)") from None
+                    raise StepFailed(f"{e}; stopped it (stop_on_fail); its disk still bills storage: "
+                                     f"train {name} destroy {iid} (or train {name} prune) ends that") from None
                 except ProviderError as e2:
                     raise StepFailed(f"{e}; stopping it failed too: {e2}") from None
             raise StepFailed(str(e)) from None

@@ -64,6 +64,10 @@ class Kind:
         """The command a user runs to release it by hand."""
         return f"train {m.kind} stop {m.ident}"
 
+    def released_note(self, m: Machine, state: str) -> str:
+        """What still bills once it is released as `state`, and how to end that ("" if nothing)."""
+        return ""
+
 
 KINDS: dict[str, Kind] = {}
 
@@ -120,7 +124,7 @@ class Machines:
                              f"bill; stop it with: {kind.release_hint(m)}")
                 continue
             self.set_state(m.host, state)
-            console.info(f"{kind.describe(m)}: {state} (the job failed)")
+            console.info(f"{kind.describe(m)}: {state} (the job failed){kind.released_note(m, state)}")
 
     def on_interrupted(self, console) -> None:
         for m in self.live():
@@ -178,7 +182,8 @@ class Machines:
                                  f"bill; stop it with: {kind.release_hint(m)}")
                     continue
                 self.set_state(m.host, state)
-                console.info(f"{kind.describe(m)}: {state} (this exec {m.how} it; --keep-hosts keeps it)")
+                console.info(f"{kind.describe(m)}: {state} (this exec {m.how} it; --keep-hosts keeps "
+                             f"it){kind.released_note(m, state)}")
                 continue
             console.info(f"{kind.describe(m)} is still running; stop it with: {kind.release_hint(m)}")
 
