@@ -66,7 +66,7 @@ def convert(args) -> int:
     try:
         amount = MONEY(args.amount)
     except ArgumentTypeError as e:
-        raise UserError(f"amount {e} (e.g. 10 or 12.5)") from None
+        raise UserError(f"not an amount: {e} (e.g. 10 or 12.5)") from None
     table = pricing.rates()
     src, dst = args.src.upper(), args.dst.upper()
     value = table.convert(amount, src, dst)
