@@ -442,3 +442,14 @@ def test_prune_destroys_only_stopped_machines_trainsh_rented_that_nobody_holds(t
     assert set(vast.state()["instances"]) == {held, running, mine}
     r = train("vast", "prune", "--yes")
     assert r.returncode == 0 and "nothing to prune" in r.stdout and "1 held" in r.stdout, r.stdout
+
+
+def test_a_non_finite_disk_in_the_config_is_refused_too(vast):
+    from trainsh.settings import paths
+
+    _one_line_error(train("config", "set", "vast.disk", "nan"), 2, "vast.disk", "finite")
+    _one_line_error(train("config", "set", "vast.disk", "inf"), 2, "vast.disk", "finite")
+    text = paths.config_file().read_text()
+    paths.config_file().write_text(text + "\n[vast]\ndisk = nan\n")  # TOML has nan: written by hand
+    _one_line_error(train("vast", "create", "1001"), 2, "vast.disk", "finite")
+    assert vast.state()["rents"] == 0

@@ -411,10 +411,13 @@ def cmd_create(p, args) -> int:
     from trainsh.runtime.holds import unique_label
     from trainsh.settings import config
 
-    image = args.image or config.get(f"{p.name}.image")
-    disk = args.disk if args.disk is not None else config.get(f"{p.name}.disk")
+    try:
+        image = args.image or config.get(f"{p.name}.image")
+        disk = args.disk if args.disk is not None else config.get(f"{p.name}.disk")
+    except config.ConfigError as e:
+        raise UserError(f"config: {e} (train config set KEY VALUE)") from None
     if disk <= 0:
-        raise UserError("--disk must be more than 0 GB")
+        raise UserError(f"--disk must be more than 0 GB (config {p.name}.disk is {disk})")
     count = getattr(args, "num_gpus", None)
     listed = p.offer_gpus(args.offer)
     if count is not None and listed is not None and count != listed:
