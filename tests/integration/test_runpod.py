@@ -738,6 +738,33 @@ def test_bad_numbers_are_refused_and_rent_nothing(fake):
     assert fake.state()["creates"] == 0
 
 
+def _billing(fake) -> dict:
+    from trainsh.cloud.http import request as http
+
+    return http("GET", f"{fake.url}/v2/billing/pods?bucketSize=year&lastN=5", what="fake",
+                key=fake.api_key, retries=0)
+
+
+def test_the_total_since_rented_comes_from_runpods_billing_and_survives_a_restart(cloud, fake):
+    pod = cloud.create("8x NVIDIA H200@SECURE", request(fake, "t-dear"))  # $31.92/h: seconds show
+    cloud.wait_ready(pod.id, timeout=30)
+
+    def total() -> float:
+        [row] = json.loads(train("runpod", "list", "--json").stdout)
+        return row["total_cost"] or 0.0
+
+    from helpers import wait_until
+
+    wait_until(lambda: total() >= 0.02, timeout=30, what="a total of 2 cents")
+    cloud.stop(pod.id)
+    before = total()
+    cloud.start(pod.id)
+    cloud.wait_ready(pod.id, timeout=30)
+    [row] = json.loads(train("runpod", "list", "--json").stdout)
+    assert row["cost_so_far"] < before <= row["total_cost"]  # this run starts at 0; the total goes on
+    assert "since rented" in train("runpod", "show", pod.id).stdout
+
+
 def test_a_stopped_pod_bills_its_volume_and_prune_destroys_what_trainsh_rented(cloud, fake):
     """RunPod bills a stopped pod's volume disk at $0.20/GB/month and not its container disk
     (docs.runpod.io pods/pricing): that is what `list` shows for it. `prune` destroys the
@@ -756,7 +783,8 @@ def test_a_stopped_pod_bills_its_volume_and_prune_destroys_what_trainsh_rented(c
     assert rows[made]["status"] == "stopped"
     assert rows[made]["billing_per_hour"] == pytest.approx(73 * 0.20 / 730)  # the volume, not the 50 GB
     assert rows[created]["billing_per_hour"] == 0.0  # a container disk only: erased, not billed
-    assert rows[made]["total_cost"] is None  # RunPod's GraphQL API keeps no total for a pod
+    billed = {r["podId"]: r["totalAmount"] for r in _billing(fake)["records"]}
+    assert rows[created]["total_cost"] == pytest.approx(billed[created], abs=1e-3) and billed[created] > 0
     assert "$0.020 disk" in next(li for li in train("runpod", "list").stdout.splitlines() if li.startswith(made))
 
     assert "--yes" in one_line(train("runpod", "prune"), 2)
