@@ -793,3 +793,18 @@ def test_a_stopped_pod_bills_its_volume_and_prune_destroys_what_trainsh_rented(c
     assert f"runpod:{kept}: stopped, held by ow" in p.stdout, p.stdout
     assert set(fake.state()["terminated"]) == {made, created}
     assert set(fake.state()["pods"]) == {kept, mine}
+
+
+def test_exec_on_a_stopped_pod_starts_it_and_stops_it_again(cloud, fake):
+    """The exec started it, so its end stops it; with only a container disk (erased at the stop,
+    not billed), the line says nothing of it bills and how to remove it."""
+    pod = cloud.create("L4", request(fake, "t-exec"))
+    cloud.wait_ready(pod.id, timeout=30)
+    cloud.stop(pod.id)
+    p = train("exec", "@gpu > echo on $RUNPOD_POD_ID", "--host", f"gpu=runpod:{pod.id}", "--autostop", "0",
+              timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert f"on {pod.id}" in p.stdout
+    assert fake.pod_state(pod.id) == "EXITED"
+    assert (f"stopped (this exec started it; --keep-hosts keeps it); nothing of it bills now, "
+            f"train runpod destroy {pod.id} (or train runpod prune) removes it") in p.stderr, p.stderr

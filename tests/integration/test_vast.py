@@ -420,7 +420,8 @@ def test_prune_destroys_only_stopped_machines_trainsh_rented_that_nobody_holds(t
     failed = next(i for i, x in vast.state()["instances"].items() if x["label"].startswith("trainsh-")
                   and i != held)
     # the failed job's end names the bill its stopped machine leaves, and how to end it
-    assert f"stopped (the job failed); its disk still bills storage: train vast destroy {failed}" in p.stderr
+    assert f"/h): stopped (the job failed); its disk still bills $0.007/h: train vast destroy {failed} " \
+           "(or train vast prune) ends that" in p.stderr, p.stderr  # 50 GB (config vast.disk) at $0.1/GB/month
     created = _create(vast, offer="1007", label="by-create")  # in the rents ledger
     train("vast", "stop", created)
     running = _create(vast, offer="1001", label="trainsh-still-running")

@@ -35,13 +35,13 @@ def _provider(name: str):
     return provider(name)
 
 
-def _money(usd: float) -> str:
+def _money(usd: float, digits: int = 2) -> str:
     from trainsh.cloud import pricing
 
     try:
-        return pricing.money(usd)
+        return pricing.money(usd, digits=digits)
     except Exception:  # a display nicety: never fail a step or a release over a rate
-        return f"${usd:.2f}"
+        return f"${usd:.{digits}f}"
 
 
 def _gpu(inst_or_offer) -> str:
@@ -74,8 +74,12 @@ class CloudKind(Kind):
     def released_note(self, m: Machine, state: str) -> str:
         if state != "stopped":
             return ""
-        return (f"; its disk still bills storage: train {self.name} destroy {m.ident} "
-                f"(or train {self.name} prune) ends that")
+        ends = f"train {self.name} destroy {m.ident} (or train {self.name} prune)"
+        inst = self.known.get(m.ident)
+        if inst is not None and not inst.storage_per_hour:
+            return f"; nothing of it bills now, {ends} removes it"
+        rate = f" {_money(inst.storage_per_hour, 3)}/h" if inst is not None else ""
+        return f"; its disk still bills{rate}: {ends} ends that"
 
     def describe(self, m: Machine) -> str:
         inst = self.known.get(m.ident)
