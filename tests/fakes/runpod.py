@@ -8,6 +8,9 @@ gpuCount is an error), `myself { pods }`,
 an error, as on a real GraphQL server. Errors come back as `{"errors": [{"message": ...}]}`;
 a wrong key is HTTP 401.
 
+A pod's logins have RUNPOD_POD_ID and RUNPOD_API_KEY, a key of the pod's own that may only read,
+stop, resume or terminate that pod (SCOPED below).
+
 A pod is an sshd (`sshd -D`, its own host key and port) that accepts the keys in the pod's
 `PUBLIC_KEY` env, as RunPod's images do (a create with startSsh that sets none gets the
 account's keys, `myself { pubKey }`, set by `updateUserSettings(input: {pubKey})`). Its `runtime` stays null until that sshd answers;
@@ -18,8 +21,8 @@ stop kills the sshd and every process of its logins; resume starts it again on a
 its rent: the GPU price while it runs, its disks as docs.runpod.io prices them (container and
 volume $0.10/GB/month running, the volume $0.20/GB/month stopped).
 
-Faults, by flag or by `POST /_fake/faults` with a JSON object (`GET /_fake/state` shows the
-pods, terminated ones too, and counters):
+Faults, by flag, by `POST /_fake/faults` with a JSON object (answers the faults) or by
+`POST /_fake/control` with one (answers the state, as the Vast fake does); no key for either:
   no_capacity   true, or a list of GPU type ids: create (and resume) answer RunPod's capacity
                 error, while the listings still show them (they lag, as RunPod's do)
   sold_out      true, or a list of GPU type ids: listed with no current price (lowestPrice null);
@@ -27,6 +30,25 @@ pods, terminated ones too, and counters):
   fail_create   N (alias fail_after_create): the next N creates make the pod, then answer 500
   start_delay   seconds before a pod's sshd starts (runtime null until then)
   down          true: every API call answers 503
+Rents in flight (the cloud has acted; its answer is late, damaged or lost; see inflight.py):
+  slow_create   seconds: a create makes the pod at once, then holds its answer this long
+  garble_create the next create(s) make the pod, then their answer is damaged: "truncate" (a
+                Content-Length larger than the body sent, then the connection closes),
+                "badjson" (200, a body that is not JSON), "500" (500 {"errors": [{"message"}]},
+                as fail_create), "drop" (the connection closes with no answer); "" for none
+  garble_count  how many creates garble_create damages (default 1; setting garble_create
+                through /_fake/control or /_fake/faults alone sets it to 1; below 0: every
+                create until garble_create is ""); once used up, garble_create is ""
+  list_lag      seconds: a new pod shows in `myself { pods }` (so in lookups by name) only this
+                long after it was made; `pod(input: {podId})` shows it at once
+  down_after_create  seconds every other API call answers 503 after a create, once its answer
+                went out (and while it is held)
+
+`GET /_fake/state` shows the live pods (`pods`), the terminated ones (`terminated`), counters,
+`creating` (creates whose pod is made and whose answer has not gone out) and `machines`: every
+pod ever made, id -> {"status": desiredStatus, "label": name, "destroyed": bool, "listed": bool
+(shown by myself { pods } now)}. In tests, `serving()` gives the fake itself, with `control()`,
+`state()`, `live()`, `wait_creating()` and `wait_listed()`.
 
 Run on its own: `python tests/fakes/runpod.py --port PORT --api-key KEY`; it serves until
 SIGTERM or Ctrl-C, then stops every sshd it started. Tests use `serving()`.
@@ -55,6 +77,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/, for sshd.py
 
 import sshd  # noqa: E402
+from fakes.inflight import GARBLES, InFlight, garble_error  # noqa: E402
 
 CAPACITY_ERROR = ("There are no longer any instances available with the requested specifications. "
                   "Please refresh and try again.")
@@ -333,6 +356,8 @@ class Pod:
         self.last_change = f"Rented by User: {time.strftime('%a %b %d %Y %H:%M:%S GMT+0000', time.gmtime())}"
         self.lock = threading.Lock()
         self.generation = 0
+        self.listed_at = time.monotonic() + float(fake.faults.get("list_lag") or 0)
+        self.key = f"pod_{secrets.token_hex(16)}"  # the pod's own RUNPOD_API_KEY (see SCOPED)
 
     @property
     def env(self) -> dict[str, str]:
@@ -364,7 +389,7 @@ class Pod:
             os.chmod(keys, 0o600)
             cfg.write_text(sshd.config_text(port, self.dir / "host", str(keys), {
                 "HOME": self.home, "TMUX_TMPDIR": self.tmux_dir, "RUNPOD_POD_ID": self.id,
-                "FAKE_RUNPOD_POD": self.marker}))
+                "RUNPOD_API_KEY": self.key, "FAKE_RUNPOD_POD": self.marker}))
         except OSError:
             if self.generation != gen:
                 return  # terminated (its folder removed) while it was starting
@@ -539,6 +564,9 @@ class FakeRunPod:
         self.counts = {"creates": 0, "requests": 0}
         self.pub_key = ""  # the account's ssh keys, one a line (RunPod's user settings)
         self.lock = threading.Lock()
+        self.made: dict[str, Pod] = {}  # every pod ever made, terminated ones too
+        self.inflight = InFlight()
+        self.request = threading.local()  # .plan: how this thread's create answer goes out
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -557,16 +585,21 @@ class FakeRunPod:
             def do_POST(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
-                if self.path.startswith("/_fake/faults"):
-                    with fake.lock:
-                        fake.faults.update(json.loads(raw or b"{}"))
-                    return self.reply(200, fake.faults)
+                if self.path.startswith(("/_fake/faults", "/_fake/control")):
+                    try:
+                        fake.set_faults(**json.loads(raw or b"{}"))
+                    except (ValueError, TypeError) as e:
+                        return self.reply(400, {"errors": [{"message": str(e)}]})
+                    return self.reply(200, fake.faults if self.path.startswith("/_fake/faults") else fake.state())
                 if self.path.startswith("/_fake/reset"):
                     fake.faults.clear()
                     return self.reply(200, {})
                 if self.path.split("?")[0] != "/graphql":
                     return self.reply(404, {"errors": [{"message": f"no route {self.path}"}]})
+                fake.request.plan = None
                 status, body = fake.graphql(self.headers.get("Authorization", ""), self.path, raw)
+                if fake.request.plan:  # a create: its answer may be held, damaged or lost
+                    return fake.inflight.answer(self, status, json.dumps(body).encode(), fake.request.plan)
                 self.reply(status, body)
 
             def reply(self, status: int, body: Any) -> None:
@@ -592,6 +625,7 @@ class FakeRunPod:
         return self
 
     def stop(self) -> None:
+        self.inflight.stopping.set()  # held answers go out now
         self.server.shutdown()
         self.server.server_close()
         for pod in list(self.pods.values()):
@@ -601,10 +635,47 @@ class FakeRunPod:
     def state(self) -> dict:
         with self.lock:
             pods = {pid: {"desiredStatus": p.desired, "name": p.spec.get("name"), "port": p.port,
+                          "pod_key": p.key, "home": str(p.home),
                           "env": p.env, "gpuTypeId": p.gpu[0], "gpuCount": p.spec.get("gpuCount"),
                           "spec": p.spec} for pid, p in self.pods.items()}
+            now = time.monotonic()
+            machines = {pid: {"status": p.desired, "label": p.spec.get("name"),
+                              "destroyed": p.desired == "TERMINATED",
+                              "listed": p.desired != "TERMINATED" and p.listed_at <= now}
+                        for pid, p in self.made.items()}
             return {"pods": pods, "terminated": dict(self.terminated), "faults": dict(self.faults),
-                    **self.counts}
+                    "creating": self.inflight.creating, "machines": machines, **self.counts}
+
+    # -- for tests --
+
+    def set_faults(self, **faults) -> None:
+        """Set faults now (see the module's docstring); ValueError for a garble_create no fake knows."""
+        why = garble_error(faults.get("garble_create"))
+        if why:
+            raise ValueError(why)
+        if "garble_create" in faults:
+            faults = {"garble_count": 1, **faults, "garble_create": str(faults["garble_create"] or "")}
+        with self.lock:
+            self.faults.update(faults)
+
+    def control(self, **faults) -> dict:
+        """Set faults now, as POST /_fake/control does; the state then."""
+        self.set_faults(**faults)
+        return self.state()
+
+    def live(self) -> dict[str, str]:
+        """The machines the fake has left: pod id -> desiredStatus of every pod not terminated."""
+        return {pid: m["status"] for pid, m in self.state()["machines"].items() if not m["destroyed"]}
+
+    def wait_creating(self, count: int = 1, timeout: float = 10) -> dict:
+        """Wait until `count` creates have made their pod and not yet answered (a held answer:
+        slow_create); the state then."""
+        return _poll(self.state, lambda s: s["creating"] >= count, timeout, f"{count} create(s) in flight")
+
+    def wait_listed(self, pod_id: str, timeout: float = 10) -> dict:
+        """Wait until `myself { pods }` shows pod `pod_id` (list_lag passed); its machine entry."""
+        return _poll(self.state, lambda s: s["machines"].get(pod_id, {}).get("listed"), timeout,
+                     f"pod {pod_id} listed")["machines"][pod_id]
 
     def pod_billing(self, auth: str, path: str) -> tuple[int, dict]:
         """GET /v2/billing/pods (RunPod's REST API v2, api-reference-v2/openapi.json): records
@@ -649,17 +720,24 @@ class FakeRunPod:
     def graphql(self, auth: str, path: str, raw: bytes) -> tuple[int, dict]:
         with self.lock:
             self.counts["requests"] += 1
-        if self.faults.get("down"):
+        if self.faults.get("down") or self.inflight.down():
             return 503, {"errors": [{"message": "Service Unavailable"}]}
         key = auth[7:] if auth.startswith("Bearer ") else ""
         if not key and "api_key=" in path:
             key = path.split("api_key=", 1)[1].split("&")[0]
+        pod = None
         if key != self.api_key:
-            return 401, {"errors": [{"message": "Unauthorized"}]}
+            with self.lock:
+                pod = next((p for p in self.pods.values() if p.key == key), None)
+            if pod is None:
+                return 401, {"errors": [{"message": "Unauthorized"}]}
         try:
             body = json.loads(raw or b"{}")
             op, fields = parse(body.get("query") or "", body.get("variables"))
             validate(fields, SCHEMA.get(op, {}), "Mutation" if op == "mutation" else "Query")
+            if pod is not None and not all(f.name in SCOPED.get(op, ()) and isinstance(f.args.get("input"), dict)
+                                           and f.args["input"].get("podId") == pod.id for f in fields):
+                return 403, {"errors": [{"message": f"this key may act only on pod {pod.id}"}]}
             data = {}
             for f in fields:
                 resolver = (MUTATIONS if op == "mutation" else QUERIES).get(f.name)
@@ -722,7 +800,8 @@ class FakeRunPod:
 
     def q_myself(self, args: dict):
         with self.lock:
-            pods = [p.render() for p in self.pods.values()]
+            now = time.monotonic()  # list_lag: a new pod is listed only so long after
+            pods = [p.render() for p in self.pods.values() if p.listed_at <= now]
         return {"id": "user-fake", "email": "fake@example.com", "pods": pods, "pubKey": self.pub_key,
                 "networkVolumes": [], "clientBalance": 100.0}, "User"
 
@@ -752,14 +831,24 @@ class FakeRunPod:
         pod_id = secrets.token_hex(7)[:14]
         pod = Pod(self, pod_id, spec, gpu)
         with self.lock:
-            self.pods[pod_id] = pod
+            self.pods[pod_id] = self.made[pod_id] = pod
             self.counts["creates"] += 1
+            garble, count = str(self.faults.get("garble_create") or ""), int(self.faults.get("garble_count", 1))
+            if garble and count != 0:
+                if count > 0:
+                    count -= 1
+                    self.faults.update(garble_count=count or 1, garble_create=garble if count else "")
+            else:
+                garble = ""
             name = "fail_after_create" if self.faults.get("fail_after_create") else "fail_create"
             failing = int(self.faults.get(name) or 0)
-            if failing:
+            if failing and garble != "500":
                 self.faults[name] = failing - 1
+            # from here until the answer has gone out, the create counts in `creating`
+            self.request.plan = self.inflight.made(float(self.faults.get("slow_create") or 0), garble,
+                                                   float(self.faults.get("down_after_create") or 0))
         pod.boot()
-        if failing:
+        if failing or garble == "500":
             raise GraphQLError("Something went wrong. Please try again later or contact support.", 500)
         return pod.render(), "Pod"
 
@@ -805,6 +894,13 @@ class FakeRunPod:
         return None, "Void"
 
 
+# What a pod's own RUNPOD_API_KEY may do: act on that pod alone ("Used to make RunPod API calls to
+# the specific pod. It's limited in scope to only the pod": runpod/docs
+# pods/references/environment-variables.mdx), as `runpodctl stop pod $RUNPOD_POD_ID` and
+# `runpodctl remove pod $RUNPOD_POD_ID` do from inside it (pods/manage-pods.mdx). The wording
+# of the refusal is the fake's own.
+SCOPED = {"query": ("pod",), "mutation": ("podStop", "podResume", "podTerminate")}
+
 QUERIES = {"gpuTypes": FakeRunPod.q_gpu_types, "myself": FakeRunPod.q_myself, "pod": FakeRunPod.q_pod}
 MUTATIONS = {"podFindAndDeployOnDemand": FakeRunPod.m_deploy, "podStop": FakeRunPod.m_stop,
              "podResume": FakeRunPod.m_resume, "podTerminate": FakeRunPod.m_terminate,
@@ -821,6 +917,17 @@ def serving(api_key: str | None = None, **faults):
         fake.stop()
 
 
+def _poll(state, done, timeout: float, what: str) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        s = state()
+        if done(s):
+            return s
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the fake: no {what} within {timeout} s: {s}")
+        time.sleep(0.02)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="A fake RunPod GraphQL API whose pods are real sshd on loopback.")
     p.add_argument("--port", type=int, default=0)
@@ -830,9 +937,17 @@ def main(argv: list[str] | None = None) -> int:
                    help="the next N creates make the pod, then answer 500")
     p.add_argument("--start-delay", type=float, default=0.0, metavar="S", help="seconds before a pod's sshd starts")
     p.add_argument("--down", action="store_true", help="every API call answers 503")
+    p.add_argument("--slow-create", type=float, default=0.0, metavar="S", help="seconds a create holds its answer")
+    p.add_argument("--garble-create", default="", choices=("",) + GARBLES,
+                   help="the next create(s) make the pod, then damage the answer so")
+    p.add_argument("--garble-count", type=int, default=1, metavar="N", help="creates --garble-create damages (<0: all)")
+    p.add_argument("--list-lag", type=float, default=0.0, metavar="S", help="seconds before a new pod is listed")
+    p.add_argument("--down-after-create", type=float, default=0.0, metavar="S",
+                   help="seconds every other call answers 503 after a create")
     a = p.parse_args(argv)
     faults = {"no_capacity": a.no_capacity, "fail_create": a.fail_create, "start_delay": a.start_delay,
-              "down": a.down}
+              "down": a.down, "slow_create": a.slow_create, "garble_create": a.garble_create,
+              "garble_count": a.garble_count, "list_lag": a.list_lag, "down_after_create": a.down_after_create}
     fake = FakeRunPod(a.api_key, a.port, faults).start()
     done = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

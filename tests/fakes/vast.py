@@ -20,7 +20,8 @@ account's ssh keys and the keys attached to the instance) listening on two ports
 one (`ports["22/tcp"]` on `public_ipaddr`) and the "proxy" one (`ssh_host:ssh_port`). It says
 `loading` for --start-delay seconds, then `running`. Stop and destroy end the sshd and every
 process of that machine. Each login has CONTAINER_ID and CONTAINER_API_KEY, a key that may only
-read, stop or start its own instance (as a real instance's key is meant to be used).
+read, start, stop or destroy its own instance (Vast's docs: the instance key "can only start,
+stop, or destroy that specific instance", vast-ai/docs api-reference/hello-world.mdx).
 
 Faults, by flag or at run time with POST /_fake/control (JSON, no auth):
   no_capacity: bool        every rent answers 404 (no_such_ask)
@@ -28,7 +29,25 @@ Faults, by flag or at run time with POST /_fake/control (JSON, no auth):
   start_delay: float       seconds of `loading` before `running`
   down: bool               every API call answers 503
   no_direct: bool          new instances have no direct port (proxy only)
-GET /_fake/state shows instances (destroyed ones too), rent count and sshd pids.
+Rents in flight (the cloud has acted; its answer is late, damaged or lost; see inflight.py):
+  slow_create: float       a rent makes the machine at once, then holds its answer this long
+  garble_create: str       the next rent(s) make the machine, then their answer is damaged:
+                           "truncate" (Content-Length larger than the body sent, then the
+                           connection closes), "badjson" (200, a body that is not JSON), "500"
+                           (500 {"success": false, "error": "server_error", "msg": ...}), "drop"
+                           (the connection closes with no answer); "" for none
+  garble_count: int        how many rents garble_create damages (default 1; setting
+                           garble_create alone sets it to 1; below 0: every rent until
+                           garble_create is set to ""); once used up, garble_create is ""
+  list_lag: float          a new instance shows in GET instances/ (v0 and v1, so in lookups by
+                           label) only this many seconds after it was made; GET instances/ID/
+                           shows it at once
+  down_after_create: float after a rent, every other API call answers 503 for this many seconds
+                           once its answer went out (and while it is held)
+GET /_fake/state shows the live instances (`instances`, with sshd pids), the ids destroyed,
+the rent count, `creating` (rents whose machine is made and whose answer has not gone out)
+and `machines`: every instance ever made, id -> {"status": actual_status, "label",
+"destroyed": bool, "listed": bool (shown by GET instances/ now)}.
 
 Run alone: python tests/fakes/vast.py --port 8123 --api-key KEY   (until SIGTERM or Ctrl-C;
 --port 0 picks one; the first line printed is the URL). Needs root and openssh-server.
@@ -54,6 +73,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from fakes.inflight import GARBLES, InFlight, garble_error  # noqa: E402
 from sshd import free_port  # noqa: E402
 
 SSHD = "/usr/sbin/sshd"
@@ -139,6 +159,8 @@ class Machine:
         self.onstart = body.get("onstart")
         self.runtype = body.get("runtype") or "ssh"
         self.created = time.time()
+        self.listed_at = time.monotonic() + fake.list_lag  # the provider's list lags behind
+        self.destroyed = False
         self.intended, self.actual, self.cur = "running", None, "running"
         self.running_since: float | None = None
         self.gpu_seconds = 0.0  # time it ran before the current run, for its charges
@@ -355,14 +377,24 @@ def _marked(marker: str) -> list[int]:
     return out
 
 
+FAULTS = ("no_capacity", "fail_after_create", "start_delay", "down", "no_direct", "slow_create",
+          "garble_create", "garble_count", "list_lag", "down_after_create")
+
+
 class Fake:
     def __init__(self, api_key: str, base: Path, *, start_delay: float = 0.3, no_capacity: bool = False,
-                 fail_after_create: int = 0, down: bool = False, no_direct: bool = False):
+                 fail_after_create: int = 0, down: bool = False, no_direct: bool = False,
+                 slow_create: float = 0.0, garble_create: str = "", garble_count: int = 1,
+                 list_lag: float = 0.0, down_after_create: float = 0.0):
         self.api_key, self.base = api_key, base
         self.start_delay, self.no_capacity, self.down = start_delay, no_capacity, down
         self.fail_after_create, self.no_direct = fail_after_create, no_direct
+        self.slow_create, self.garble_create, self.garble_count = slow_create, garble_create or "", garble_count
+        self.list_lag, self.down_after_create = list_lag, down_after_create
+        self.inflight = InFlight()
         self.lock = threading.RLock()
         self.instances: dict[int, Machine] = {}
+        self.made: dict[int, Machine] = {}  # every instance ever made, destroyed ones too
         self.destroyed: list[int] = []
         self.ended: dict[int, dict] = {}  # destroyed instances' charges
         self.account_keys: list[dict] = []
@@ -375,7 +407,7 @@ class Fake:
     def handle(self, method: str, path: str, query: dict, auth: str, body) -> tuple[int, object]:
         if path.startswith("/_fake/"):
             return self.control(method, path, body)
-        if self.down:
+        if self.down or self.inflight.down():
             return 503, {"success": False, "error": "service_unavailable", "msg": "fake: the API is down"}
         if method == "GET" and path.rstrip("/") == "/api/v0/gpu_names/unique":
             # the canonical GPU names; the official CLI reads them without a key
@@ -391,7 +423,7 @@ class Fake:
             if token != self.api_key:
                 scoped = next((i for i in self.instances.values() if i.scoped_key == token), None)
                 allowed = (scoped is not None and version == "0"
-                           and route == f"/instances/{scoped.id}/" and method in ("GET", "PUT"))
+                           and route == f"/instances/{scoped.id}/" and method in ("GET", "PUT", "DELETE"))
                 if not allowed:
                     return 401, {"success": False, "error": "auth_error", "msg": "Invalid user key"}
                 if method == "PUT" and set((body or {})) - {"state"}:
@@ -400,7 +432,7 @@ class Fake:
 
     def route(self, method: str, version: str, route: str, query: dict, body: dict) -> tuple[int, object]:
         if version == "1" and route == "/instances/" and method == "GET":
-            rows = [i.row() for i in self.instances.values()]
+            rows = [i.row() for i in self.listed()]
             return 200, {"instances": rows, "next_token": None, "total_instances": len(rows)}
         if version != "0":
             return 404, {"success": False, "error": "not_found", "msg": "no such endpoint"}
@@ -410,7 +442,7 @@ class Fake:
                 q = json.loads(query.get("q", ["{}"])[0])
             return 200, {"offers": search(q)}
         if route == "/instances/" and method == "GET":
-            return 200, {"instances": [i.row() for i in self.instances.values()]}
+            return 200, {"instances": [i.row() for i in self.listed()]}
         if route == "/charges/" and method == "GET":
             return self.charges(query)
         if route == "/instances/filters/" and method == "GET":
@@ -469,6 +501,7 @@ class Fake:
                 del self.instances[inst.id]
                 inst.end_run()
                 self.ended[inst.id] = inst.charges(time.time())
+                inst.destroyed = True
                 self.destroyed.append(inst.id)
                 shutil.rmtree(inst.dir, ignore_errors=True)
                 return 200, {"success": True}
@@ -493,6 +526,11 @@ class Fake:
         return 200, {"success": True, "count": min(len(rows), limit), "total": len(rows),
                      "next_token": None, "results": rows[:limit]}
 
+    def listed(self) -> list[Machine]:
+        """The instances GET instances/ shows now: made at least list_lag seconds ago."""
+        now = time.monotonic()
+        return [i for i in self.instances.values() if i.listed_at <= now]
+
     def add_account_key(self, key: str) -> tuple[int, object]:
         key = key.strip()
         if not key:
@@ -508,7 +546,7 @@ class Fake:
         return 200, {"success": True, "key": {**{k: v for k, v in entry.items() if k != "key"},
                                               "public_key": key}}
 
-    def rent(self, offer_id: int, body: dict) -> tuple[int, object]:
+    def rent(self, offer_id: int, body: dict) -> tuple:
         offer = next((o for o in market() if o["id"] == offer_id), None)
         if offer is None or self.no_capacity:  # the documented 404 of PUT asks/ID/
             return 404, {"success": False, "error": "invalid_args", "ask_id": offer_id,
@@ -518,13 +556,23 @@ class Fake:
         iid = self.next_id
         self.next_id += 1
         inst = Machine(self, iid, offer, body)
-        self.instances[iid] = inst
+        self.instances[iid] = self.made[iid] = inst
         self.rents += 1
         inst.boot(self.start_delay)
-        if self.fail_after_create > 0:
-            self.fail_after_create -= 1
-            return 500, {"success": False, "error": "server_error", "msg": "fake: failed after creating"}
-        return 200, {"success": True, "new_contract": iid}
+        garble = ""
+        if self.garble_create and self.garble_count != 0:
+            garble = self.garble_create
+            if self.garble_count > 0:
+                self.garble_count -= 1
+                if self.garble_count == 0:
+                    self.garble_create, self.garble_count = "", 1
+        # from here until the answer has gone out, the rent counts in `creating` (inflight.py)
+        plan = self.inflight.made(self.slow_create, garble, self.down_after_create)
+        if self.fail_after_create > 0 or garble == "500":
+            if garble != "500":
+                self.fail_after_create -= 1
+            return 500, {"success": False, "error": "server_error", "msg": "fake: failed after creating"}, plan
+        return 200, {"success": True, "new_contract": iid}, plan
 
     def change(self, inst: Machine, body: dict) -> tuple[int, object]:
         if "label" in body:
@@ -548,10 +596,17 @@ class Fake:
     def control(self, method: str, path: str, body) -> tuple[int, object]:
         with self.lock:
             if path == "/_fake/control" and method == "POST":
-                for k in ("no_capacity", "fail_after_create", "start_delay", "down", "no_direct"):
-                    if k in (body or {}):
+                body = body or {}
+                why = garble_error(body.get("garble_create"))
+                if why:
+                    return 400, {"error": why}
+                if "garble_create" in body:
+                    body = {"garble_count": 1, **body, "garble_create": body["garble_create"] or ""}
+                for k in FAULTS:
+                    if k in body:
                         setattr(self, k, type(getattr(self, k))(body[k]))
             if path in ("/_fake/control", "/_fake/state"):
+                now = time.monotonic()
                 return 200, {
                     "rents": self.rents, "destroyed": self.destroyed,
                     "instances": {str(i.id): {"actual_status": i.actual, "intended_status": i.intended,
@@ -560,11 +615,15 @@ class Fake:
                                               "container_api_key": i.scoped_key, "home": str(i.home),
                                               "marker": i.marker}
                                   for i in self.instances.values()},
-                    "faults": {k: getattr(self, k) for k in ("no_capacity", "fail_after_create",
-                                                             "start_delay", "down", "no_direct")}}
+                    "creating": self.inflight.creating,
+                    "machines": {str(i.id): {"status": i.actual, "label": i.label, "destroyed": i.destroyed,
+                                             "listed": not i.destroyed and i.listed_at <= now}
+                                 for i in self.made.values()},
+                    "faults": {k: getattr(self, k) for k in FAULTS}}
         return 404, {"error": "no such control"}
 
     def shutdown(self) -> None:
+        self.inflight.stopping.set()  # held answers go out now
         with self.lock:
             for inst in self.instances.values():
                 inst.gen += 1
@@ -593,10 +652,13 @@ class Handler(BaseHTTPRequestHandler):
             code, reply = 400, {"success": False, "error": "invalid_args", "msg": "body is not JSON"}
         else:
             try:
-                code, reply = self.fake.handle(self.command, url.path, parse_qs(url.query),
-                                               self.headers.get("Authorization") or "", body)
+                code, reply, *plan = self.fake.handle(self.command, url.path, parse_qs(url.query),
+                                                      self.headers.get("Authorization") or "", body)
             except Exception as e:  # a fake that crashes must still answer like a server
                 code, reply = 500, {"success": False, "error": "server_error", "msg": f"fake: {e!r}"}
+            else:
+                if plan:  # a rent: its answer may be held, damaged or lost (inflight.py)
+                    return self.fake.inflight.answer(self, code, json.dumps(reply).encode(), plan[0])
         data = json.dumps(reply).encode()
         self.send_response(code)
         self.send_header("Content-Type", "application/json")
@@ -616,6 +678,7 @@ def serve(port: int, api_key: str, **faults) -> None:
     server.daemon_threads = True
 
     def stop(*_):
+        fake.inflight.stopping.set()
         threading.Thread(target=server.shutdown, daemon=True).start()
 
     signal.signal(signal.SIGTERM, stop)
@@ -655,11 +718,26 @@ class FakeVast:
             return json.loads(r.read())
 
     def control(self, **faults) -> dict:
-        """Set faults now: no_capacity, fail_after_create, start_delay, down, no_direct."""
+        """Set faults now (see the module's docstring); the fake's state."""
         return self._post("/_fake/control", faults)
 
     def state(self) -> dict:
         return self._post("/_fake/state")
+
+    def live(self) -> dict[str, str]:
+        """The machines the fake has left: id -> status of every instance not destroyed."""
+        return {iid: m["status"] for iid, m in self.state()["machines"].items() if not m["destroyed"]}
+
+    def wait_creating(self, count: int = 1, timeout: float = 10) -> dict:
+        """Wait until `count` rents have made their machine and not yet answered (a held answer:
+        slow_create); the fake's state then."""
+        return _poll(self.state, lambda s: s["creating"] >= count, timeout,
+                     f"{count} rent(s) in flight")
+
+    def wait_listed(self, iid: str, timeout: float = 10) -> dict:
+        """Wait until GET instances/ shows instance `iid` (list_lag passed); its machine entry."""
+        return _poll(self.state, lambda s: s["machines"].get(str(iid), {}).get("listed"), timeout,
+                     f"instance {iid} listed")["machines"][str(iid)]
 
     def api(self, method: str, path: str, body=None, key: str | None = None):
         """Call the fake's API as a client would (path below /api/v0)."""
@@ -704,6 +782,17 @@ class FakeVast:
         return [p for p in pids if _alive(p)]
 
 
+def _poll(state, done, timeout: float, what: str) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        s = state()
+        if done(s):
+            return s
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the fake: no {what} within {timeout} s: {s}")
+        time.sleep(0.02)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description="A local fake of Vast.ai's REST API with real sshd machines.")
     ap.add_argument("--port", type=int, default=0)
@@ -713,11 +802,20 @@ def main() -> None:
     ap.add_argument("--fail-after-create", type=int, default=0, help="the next N rents make a machine, then 500")
     ap.add_argument("--down", action="store_true", help="every API call answers 503")
     ap.add_argument("--no-direct", action="store_true", help="instances get no direct ssh port")
+    ap.add_argument("--slow-create", type=float, default=0.0, help="seconds a rent holds its answer")
+    ap.add_argument("--garble-create", default="", choices=("",) + GARBLES,
+                    help="the next rent(s) make a machine, then damage the answer so")
+    ap.add_argument("--garble-count", type=int, default=1, help="rents --garble-create damages (<0: all)")
+    ap.add_argument("--list-lag", type=float, default=0.0, help="seconds before a new instance is listed")
+    ap.add_argument("--down-after-create", type=float, default=0.0,
+                    help="seconds every other call answers 503 after a rent")
     a = ap.parse_args()
     if os.getuid() != 0 or not os.path.exists(SSHD):
         sys.exit("vast fake: needs root and openssh-server (the machines are real sshd servers)")
     serve(a.port, a.api_key, start_delay=a.start_delay, no_capacity=a.no_capacity,
-          fail_after_create=a.fail_after_create, down=a.down, no_direct=a.no_direct)
+          fail_after_create=a.fail_after_create, down=a.down, no_direct=a.no_direct,
+          slow_create=a.slow_create, garble_create=a.garble_create, garble_count=a.garble_count,
+          list_lag=a.list_lag, down_after_create=a.down_after_create)
 
 
 if __name__ == "__main__":

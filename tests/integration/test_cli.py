@@ -817,3 +817,19 @@ def test_a_bad_config_is_a_one_line_error_before_any_job_starts(tmp_path, config
             assert w in line, line
     assert not (tmp_path / "ran").exists()
     assert jobs_table() == {}
+
+
+def test_two_demos_at_once_each_have_their_own_folder_and_port(tmp_path):
+    import os
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+    procs = []
+    for n in (1, 2):
+        env = {**os.environ, "TRAINSH_HOME": str(tmp_path / f"home{n}")}
+        procs.append(subprocess.Popen([str(root / "dev"), "demo"], cwd=root, env=env, text=True,
+                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+    for p in procs:
+        out, err = p.communicate(timeout=180)
+        assert p.returncode == 0, (out + err)[-3000:]
+        assert "quickstart: trained 3 epochs" in out + err

@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from helpers import signalled, wait_until
@@ -141,19 +142,43 @@ def test_env_file_reaches_the_command_and_nothing_else(vast, tmp_path):
     vast.api("DELETE", f"instances/{iid}/")
 
 
+def _timed(started: Path, sent: list):
+    """`once` for signalled(): true when `started` exists, noting when (the signal goes then)."""
+    def once():
+        if started.exists():
+            sent.append(time.monotonic())
+            return True
+        return False
+    return once
+
+
 def test_ctrl_c_passes_to_the_command_and_terminates(vast, tmp_path):
-    started = tmp_path / "started"
+    started, sent = tmp_path / "started", []
     r = signalled([*OW, "exec", *VAST, "--no-sync", "sh", "-c", f"touch {started}; sleep 60"],
-                  signal.SIGINT, started.exists)
+                  signal.SIGINT, _timed(started, sent))
+    took = time.monotonic() - sent[0]
     assert r.returncode == 130, r.stderr
     assert "Traceback" not in r.stderr and "terminated" in r.stderr
     assert rented(vast) == 1 and not alive(vast)
+    # the command ended at the Ctrl-C: ow saw that at once (not after its 10 s limit)
+    assert took < 6, (took, r.stderr)
+
+
+def test_sigterm_while_the_command_runs_exits_143_at_once(runpod_fake, tmp_path):
+    started, sent = tmp_path / "started", []
+    r = signalled([*OW, "exec", "--no-sync", f"touch {started}; sleep 60"], signal.SIGTERM,
+                  _timed(started, sent))
+    took = time.monotonic() - sent[0]
+    assert r.returncode == 128 + signal.SIGTERM and "Traceback" not in r.stderr, (r.returncode, r.stderr)
+    assert took < 6, (took, r.stderr)
+    st = runpod_fake.state()
+    assert not st["pods"] and len(st["terminated"]) == 1, st
 
 
 def test_sigterm_while_the_machine_starts_terminates_it(vast, tmp_path):
     vast.control(start_delay=30)
     r = signalled([*OW, "exec", *VAST, "--no-sync", "true"], signal.SIGTERM, lambda: rented(vast))
-    assert r.returncode == 130 and "Traceback" not in r.stderr, r.stderr
+    assert r.returncode == 128 + signal.SIGTERM and "Traceback" not in r.stderr, r.stderr
     assert rented(vast) == 1 and not alive(vast), vast.state()
 
 
@@ -162,7 +187,7 @@ def test_a_closed_terminal_terminates(runpod_fake, tmp_path):
     run as SIGTERM does: the machine is terminated, not left billing."""
     started = tmp_path / "started"  # (the fake's machines share this one's files)
     r = signalled([*OW, "exec", "--no-sync", f"touch {started}; sleep 60"], signal.SIGHUP, started.exists)
-    assert r.returncode == 130 and "Traceback" not in r.stderr, (r.returncode, r.stderr)
+    assert r.returncode == 128 + signal.SIGHUP and "Traceback" not in r.stderr, (r.returncode, r.stderr)
     st = runpod_fake.state()
     assert not st["pods"] and len(st["terminated"]) == 1, st
 
@@ -440,7 +465,7 @@ def test_sigterm_in_the_shell_terminates(vast, tmp_path):
         term.expect("SEEN:hello")
         os.kill(pid, signal.SIGTERM)
         screen = term.expect("OW-EXIT=", timeout=60)
-        assert "OW-EXIT=130" in screen and "terminated" in screen and "Traceback" not in screen, screen
+        assert "OW-EXIT=143" in screen and "terminated" in screen and "Traceback" not in screen, screen
     finally:
         term.close()
     assert rented(vast) == 1 and not alive(vast), vast.state()
@@ -500,3 +525,132 @@ def test_a_stopped_existing_machine_is_named_as_stopped_and_left_so(runpod_fake,
     assert "left running" not in r.stderr and "left as it is" in r.stderr, r.stderr
     assert runpod_fake.state()["pods"][inst.id]["desiredStatus"] == "EXITED"
     cloud.destroy(inst.id)
+
+
+# ---- ow never leaves a machine billing: exec never asks; the watcher when ow is gone ----------
+
+def watcher_of(home: Path) -> Path:
+    """The pid file of ow's autostop watcher in a machine's home."""
+    return home / ".cache/trainsh/autostop/ow.pid"
+
+
+def test_exec_on_a_terminal_terminates_without_asking(vast, tmp_path):
+    """Only `ow ssh` asks whether to terminate: `ow exec` on a terminal must not wait on a
+    question (with no time-out) while the machine bills."""
+    term = Terminal(tmp_path, " ".join([*OW, "exec", *VAST, "--no-sync", "echo", "RAN-$((6*7))"]))
+    try:
+        screen = term.expect("OW-EXIT=", timeout=120)
+    finally:
+        term.close()
+    assert "RAN-42" in screen and "OW-EXIT=0" in screen, screen
+    assert "[Y/n]" not in screen and "terminated" in screen, screen
+    assert rented(vast) == 1 and not alive(vast), vast.state()
+
+
+def test_a_killed_ow_exec_leaves_a_machine_that_destroys_itself_once_idle(vast, tmp_path):
+    """kill -9 of ow (or a laptop that sleeps): nothing of ow is left to end the machine. Its
+    watcher keeps it while the command runs, then destroys it once nothing runs there and no
+    ow is connected for --autostop."""
+    started, go = tmp_path / "started", tmp_path / "go"
+    p = spawn("exec", *VAST, "--autostop", "3s", "--no-sync", "sh", "-c",
+              f"touch {started}; while [ ! -e {go} ]; do sleep 0.05; done")
+    try:
+        wait_until(started.exists, timeout=60, what="the command to start")
+        (iid,) = alive(vast)
+        wait_until(watcher_of(home_of(vast, iid)).exists, timeout=30, what="ow's watcher on the machine")
+        p.kill()  # kill -9: no handler runs, the machine is not terminated by ow
+        p.wait()
+        time.sleep(3 * 2 + 1)  # twice the idle time: the running command keeps the machine
+        assert alive(vast) == [iid], vast.state()
+        go.touch()  # the command ends: nothing runs there, no ow is connected
+        wait_until(lambda: not alive(vast), timeout=60, what="the watcher to destroy the machine")
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        p.stdout.close()
+        p.stderr.close()
+    assert rented(vast) == 1 and vast.state()["destroyed"] == [int(iid)]
+
+
+def test_a_killed_ow_ssh_leaves_a_pod_that_terminates_itself(runpod_fake, tmp_path):
+    """The same on RunPod, for `ow ssh`: the pod terminates itself with its own key once no ow
+    has been connected, and no command has run in tmux there, for --autostop (the shell's ssh
+    client, orphaned, is no ow)."""
+    ow_ssh = " ".join([*OW, "ssh", "--autostop", "3s", "--no-sync"])
+    go = tmp_path / "go"
+    term = Terminal(tmp_path, f"sh -c 'echo PID=$$; exec {ow_ssh}'")
+    try:
+        pid = int(re.search(r"PID=(\d+)", term.expect("PID=")).group(1))
+        # a command the user left running in a tmux session of their own keeps the pod
+        term.type(f"tmux new-session -d -s mine 'while [ ! -e {go} ]; do sleep 0.05; done'; "
+                  "echo $RUNPOD_POD_ID | sed 's/^/ON:/'")
+        pod = wait_until(lambda: re.search(r"ON:([0-9a-f]{6,})", term.screen()), timeout=120,
+                         what="the pod's id").group(1)
+        home = Path(runpod_fake.state()["pods"][pod]["home"])
+        wait_until(watcher_of(home).exists, timeout=30, what="ow's watcher on the pod")
+        os.kill(pid, signal.SIGKILL)
+        time.sleep(3 * 2 + 1)  # twice the idle time
+        assert runpod_fake.pod_state(pod) == "RUNNING", term.screen()
+        go.touch()
+        wait_until(lambda: pod in runpod_fake.state()["terminated"], timeout=60,
+                   what="the pod to terminate itself")
+    finally:
+        term.close()
+    st = runpod_fake.state()
+    assert not st["pods"] and list(st["terminated"]) == [pod], st
+
+
+def test_a_machine_kept_with_no_terminate_has_no_watcher_and_existing_ones_get_none(runpod_fake, tmp_path):
+    r = ow("exec", "--no-terminate", "--autostop", "2s", "--no-sync", "echo kept")
+    assert r.returncode == 0 and "kept running" in r.stderr, r.stderr
+    ((pod, info),) = runpod_fake.state()["pods"].items()
+    home = Path(info["home"])
+    assert (home / ".cache/trainsh/autostop/ow.log").exists()  # it had one while ow ran
+    assert not watcher_of(home).exists()  # and it is gone: a kept machine is the user's
+    r = ow("exec", "--existing", pod, "--autostop", "2s", "--no-sync", "true")
+    assert r.returncode == 0, r.stderr
+    assert not watcher_of(home).exists()  # never on a machine ow did not rent
+    time.sleep(2 * 2 + 1)
+    assert runpod_fake.pod_state(pod) == "RUNNING"
+    from trainsh.cloud.runpod import RunPodProvider
+
+    RunPodProvider().destroy(pod)
+
+
+def test_autostop_bad_duration_is_bad_input_and_rents_nothing(runpod_fake, tmp_path):
+    r = ow("exec", "--autostop", "soon", "true")
+    assert r.returncode == 2 and "--autostop soon" in r.stderr and len(r.stderr.splitlines()) == 1, r.stderr
+    assert not runpod_fake.state()["pods"] and not runpod_fake.state()["terminated"]
+
+
+def test_a_conflict_brings_the_machines_version_back_before_it_is_destroyed(runpod_fake, tmp_path):
+    """A file changed on both sides is left as it is by unison; the machine is then destroyed,
+    so its version comes back beside ours as NAME.remote-ID (ours untouched)."""
+    work = project(tmp_path)
+    (work / "sub dir").mkdir()
+    (work / "sub dir" / "notes.txt").write_text("first\n")
+    changed_here = tmp_path / "changed-here"
+    script = ("echo theirs > in.txt; echo 'their notes' > 'sub dir/notes.txt'; echo untouched > other.txt; "
+              f"touch {changed_here}.go; while [ ! -e {changed_here} ]; do sleep 0.05; done")
+    p = spawn("exec", "--mount", f"{work}:/tmp/ow-{tmp_path.name}", script)
+    try:
+        wait_until(Path(f"{changed_here}.go").exists, timeout=120, what="the command to change its files")
+        (work / "in.txt").write_text("ours\n")  # changed here too, while the command ran
+        (work / "sub dir" / "notes.txt").write_text("our notes\n")
+        changed_here.touch()
+        out, err = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+        subprocess.run(["rm", "-rf", f"/tmp/ow-{tmp_path.name}"])
+    assert p.returncode == 0, err
+    ((pod, _),) = runpod_fake.state()["terminated"].items()
+    assert (work / "in.txt").read_text() == "ours\n"
+    assert (work / f"in.txt.remote-{pod}").read_text() == "theirs\n", err
+    assert (work / "sub dir" / "notes.txt").read_text() == "our notes\n"
+    assert (work / "sub dir" / f"notes.txt.remote-{pod}").read_text() == "their notes\n"
+    assert (work / "other.txt").read_text() == "untouched\n"
+    assert f"in.txt.remote-{pod}" in err and "left as it is" not in err, err
+    assert not runpod_fake.state()["pods"]

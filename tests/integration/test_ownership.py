@@ -5,6 +5,7 @@ each test counts what the fake itself has."""
 
 from __future__ import annotations
 
+import re
 import signal
 from pathlib import Path
 
@@ -122,3 +123,31 @@ def test_create_with_a_label_the_user_has_used_names_the_new_machine(vast):
     insts = vast.state()["instances"]
     new = next(i for i in insts if i != old)
     assert len(insts) == 2 and f"vast {new}:" in p.stdout and f"vast {old}:" not in p.stdout, p.stdout
+
+
+def test_the_terminal_menu_shows_a_held_machine_as_taken_and_never_offers_it(tmp_path, vast):
+    import io
+
+    from trainsh.runtime import clouds
+    from trainsh.runtime.holds import Holds
+    from trainsh.runtime.journal import Journal
+
+    held = _interrupted_job_holding(tmp_path, vast)
+    free = vast.rent("1002", label="mine")
+    out = io.StringIO()
+    asked = []
+    choice = clouds.choose(clouds._provider("vast"), clouds.pick_options(_NO_RECIPE, "gpu", "vast") |
+                           {"gpu": "RTX_4090"}, out=out, ask=lambda q: asked.append(q) or "1",
+                           holds=Holds(Journal()))
+    menu = out.getvalue()
+    assert choice == {"instance": free}, menu
+    taken = [ln for ln in menu.splitlines() if held in ln]
+    assert len(taken) == 1 and "taken" in taken[0] and "held by job " in taken[0], menu
+    assert not re.search(rf"^\s+\d+\) instance\s+{held}\b", menu, re.M)
+
+
+class _NoRecipe:
+    steps: list = []
+
+
+_NO_RECIPE = _NoRecipe()

@@ -88,11 +88,14 @@ def test_bad_answers_keep_the_last_good_rates(rates_server, isolated, mode):
     before = cache(isolated).read_text()
     rates_server.mode(mode)
     r = train("pricing", "rates", "--refresh")
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 1, r.stderr  # the refresh failed: said, and the table still shown
     assert "cached rates of 2026-11-24" in r.stdout
     assert cache(isolated).read_text() == before
     why = {"error": "500", "garbage": "not JSON", "wrong": "not a rates table"}[mode]
     assert why in r.stdout
+    (line,) = r.stderr.strip().splitlines()
+    assert line.startswith("train: the refresh failed") and why in line
+    assert "showing the cached rates of 2026-11-24 instead" in line
 
 
 def test_offline_without_cache_uses_the_dated_builtin_table(rates_server, isolated):

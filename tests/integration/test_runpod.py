@@ -808,3 +808,47 @@ def test_exec_on_a_stopped_pod_starts_it_and_stops_it_again(cloud, fake):
     assert fake.pod_state(pod.id) == "EXITED"
     assert (f"stopped (this exec started it; --keep-hosts keeps it); nothing of it bills now, "
             f"train runpod destroy {pod.id} (or train runpod prune) removes it") in p.stderr, p.stderr
+
+
+def test_autostop_stops_an_idle_pod_after_train_leaves(fake, tmp_path):
+    """RunPod jobs get the autostop watcher too: the pod stops itself with its own key (the
+    fake's state says EXITED), not with the user's, once train is gone and nothing runs."""
+    from helpers import wait_until, write_recipe
+
+    recipe = write_recipe(tmp_path / "idle.recipe", "host gpu = placeholder\nrunpod.pick @gpu gpu=L40\n"
+                                                    "tmux.open @gpu as w\n@w > echo hello\n")
+    r = train("recipe", "run", str(recipe), "--no-visual", "--autostop", "3s", timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "autostop after 3s" in r.stderr and "not available" not in r.stderr, r.stderr
+    (pid, pod), = fake.state()["pods"].items()
+    assert pod["desiredStatus"] == "RUNNING"  # the job itself stopped nothing
+    wait_until(lambda: fake.pod_state(pid) == "EXITED", timeout=60, what="autostop to stop the pod")
+    log = (Path(pod["home"]) / ".cache/trainsh/autostop").glob("*.log")
+    assert any("idle for 3s: stopping" in f.read_text() for f in log)
+    RunPodProvider().destroy(pid)
+
+
+def test_a_pods_own_key_acts_on_that_pod_alone(cloud, fake):
+    """RUNPOD_API_KEY in a pod is "limited in scope to only the pod" (RunPod's docs): it may
+    stop or terminate its own pod, and nothing else; the fake holds to that."""
+    from trainsh.cloud import http
+
+    a = cloud.create("L40", request(fake, "a"))
+    b = cloud.create("L40", request(fake, "b"))
+    key_a = fake.state()["pods"][a.id]["pod_key"]
+    as_a = RunPodProvider(api_key=key_a)
+    with pytest.raises(ProviderError):
+        as_a.list()  # the account's pods: not the pod key's
+    for iid, allowed in ((b.id, False), (a.id, True)):
+        method, url, body, names = cloud.self_stop(iid)
+        assert names == ["RUNPOD_API_KEY"] and method == "POST"
+        try:
+            reply = http.request(method, url, what="RunPod", key=key_a, body=body, retries=0)
+        except ProviderError:
+            reply = None
+        assert (reply is not None and "errors" not in reply) is allowed, reply
+    assert fake.pod_state(a.id) == "EXITED" and fake.pod_state(b.id) == "RUNNING"
+    method, url, body, _ = cloud.self_destroy(a.id)
+    http.request(method, url, what="RunPod", key=key_a, body=body, retries=0)
+    assert fake.pod_state(a.id) == "TERMINATED"
+    cloud.destroy(b.id)

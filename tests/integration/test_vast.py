@@ -254,6 +254,8 @@ def test_proxy_endpoint_when_there_is_no_direct_port(vast):
 
 
 def test_an_instance_key_reaches_only_its_own_instance(vast):
+    """CONTAINER_API_KEY "can only start, stop, or destroy that specific instance" (Vast's docs,
+    api-reference/hello-world.mdx): the fake lets it read, stop and destroy its own, nothing else."""
     from trainsh.cloud.provider import AuthError
 
     a, b = _create(vast, label="a"), _create(vast, offer="1001", label="b")
@@ -264,11 +266,14 @@ def test_an_instance_key_reaches_only_its_own_instance(vast):
     assert vast.api("GET", f"instances/{a}/?owner=me", key=key)["instances"]["id"] == int(a)
     for method, path, body in (("GET", "instances/?owner=me", None), ("GET", f"instances/{b}/", None),
                                ("PUT", f"instances/{b}/", {"state": "stopped"}),
-                               ("DELETE", f"instances/{a}/", {}), ("PUT", "asks/1001/", {"image": "x"})):
+                               ("DELETE", f"instances/{b}/", {}), ("PUT", f"instances/{a}/", {"label": "x"}),
+                               ("PUT", "asks/1001/", {"image": "x"})):
         with pytest.raises(AuthError):
             vast.api(method, path, body, key=key)
     vast.api("PUT", f"instances/{a}/", {"state": "stopped"}, key=key)
     assert {i["id"]: i["status"] for i in _list(vast)}[a] == "stopped"
+    vast.api("DELETE", f"instances/{a}/", {}, key=key)
+    assert [i["id"] for i in _list(vast)] == [b] and vast.state()["destroyed"] == [int(a)]
 
 
 def _vastai() -> str | None:

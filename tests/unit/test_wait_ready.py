@@ -81,3 +81,10 @@ def test_a_stopped_vast_instance_is_starting_again_while_the_user_asks_it_to_run
                           "cur_state": "stopped"})
     assert inst.status == STOPPED
     assert vast.VastProvider(key="k").starting_again(inst) is again
+
+
+def test_the_last_look_is_at_the_deadline_not_one_poll_before_it():
+    # A poll longer than what is left used to end the wait early (a 20 s wait gave up at 16 s).
+    p = Scripted(STARTING, RUNNING)
+    inst = p.wait_ready("7", 0.3, login=False, poll=(5.0, 1.0, 5.0))
+    assert inst.status == RUNNING and p.gets == 2

@@ -141,7 +141,25 @@ def cmd_list(p, args) -> int:
                      money(i.cost_so_far(now), code, rates),
                      "-" if i.total_cost is None else money(i.total_cost, code, rates), ssh_line(i)])
     table(rows)
+    _cut_short(p, insts)
     return 0
+
+
+def _cut_short(p, insts) -> None:
+    """Name the machines that a killed `train create` or `ow` rented and never ended."""
+    from trainsh.runtime.holds import Holds
+    from trainsh.runtime.journal import Journal
+
+    journal = Journal.reader()
+    try:
+        holds = Holds(journal)
+        for r in holds.orphans(p.name):
+            who = "an ow" if r.holder == "ow" else f"a train {p.name} create"
+            for i in holds.made_by(p, r, insts):
+                print(f"{p.name} {i.id} was rented by {who} that was killed (label {r.label}); "
+                      f"it bills: end it with: train {p.name} destroy {i.id}")
+    finally:
+        journal.close()
 
 
 def cmd_show(p, args) -> int:

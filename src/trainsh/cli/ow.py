@@ -24,7 +24,10 @@ examples:
 GPUs: {gpus}
 Synced: each --mount (default .:/workspace) both ways with unison, without .git, .venv,
 __pycache__, node_modules, the folder's .gitignore and --exclude patterns. A rented machine
-is terminated when ow ends, whatever ends it, unless --no-terminate."""
+is terminated when ow ends, whatever ends it, unless --no-terminate (ow ssh asks on a
+terminal; ow exec never asks). If ow cannot end it (killed, a laptop asleep, the network
+gone), the machine destroys itself once idle for --autostop (no ow connected, no command
+running; default 5m, config ow.autostop; 0 turns it off)."""
 
 
 def _epilog() -> str:
@@ -48,12 +51,14 @@ def build_parser() -> argparse.ArgumentParser:
     ssh = sub.add_parser("ssh", help="a shell on the machine, folders synced live both ways",
                          description="A shell on a GPU machine. The prompt comes once the first sync is "
                                      "done; then changes on either side sync as they happen; a final sync "
-                                     "on exit, then the machine is terminated (on a terminal, ow asks).",
+                                     "on exit, then the machine is terminated (on a terminal, ow asks "
+                                     "unless --terminate or --no-terminate).",
                          epilog=_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
     ex = sub.add_parser("exec", help="run one command there, sync back, terminate",
                         usage="ow exec [options] [--] COMMAND [ARGS...]",
                         description="Sync up, run COMMAND on a GPU machine (in tmux: a dropped connection "
-                                    "does not end it) with its output here, sync back, terminate. ow exits "
+                                    "does not end it) with its output here, sync back, terminate (without "
+                                    "asking; --no-terminate keeps it). ow exits "
                                     "with the command's exit code. One word is a shell line "
                                     "('make && ./run'); several are passed exactly as given.",
                         epilog=_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -74,7 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
         t.add_argument("--no-terminate", dest="terminate", action="store_false", default=None,
                        help="leave the machine running at the end (ow names it)")
         t.add_argument("--terminate", dest="terminate", action="store_true",
-                       help="terminate at the end without asking")
+                       help="terminate at the end without asking" + (" (the default)" if sp is ex else ""))
+        sp.add_argument("--autostop", metavar="DURATION",
+                        help="a rented machine nobody uses (no ow connected, no command running) "
+                             "destroys itself after this long, should ow be gone without ending it "
+                             "(default 5m: config ow.autostop; 0 = never)")
         sp.add_argument("--exclude", action="append", default=[], metavar="PATTERN",
                         help="also leave out of the sync (gitignore-style; repeatable)")
         sp.add_argument("--disk", type=numbers.DISK_GB, help="disk in GB (default: config PROVIDER.disk)")
@@ -129,9 +138,32 @@ def options(args):
     for pat in args.exclude:
         if not pat.strip():
             raise UserError("--exclude needs a pattern")
+    terminate = args.terminate
+    if terminate is None and args.cmd == "exec":
+        terminate = True  # only `ow ssh` asks: an exec must not wait on a question while it bills
     return Options(provider=args.provider, gpu=short, count=args.count, image=args.image, disk=args.disk,
-                   mounts=mounts, env=env, existing=args.existing, terminate=args.terminate,
-                   excludes=tuple(args.exclude), sync=args.sync, editable=args.editable)
+                   mounts=mounts, env=env, existing=args.existing, terminate=terminate,
+                   excludes=tuple(args.exclude), sync=args.sync, editable=args.editable,
+                   autostop=_autostop(args.autostop))
+
+
+def _autostop(text: str | None) -> float:
+    """--autostop DURATION (0 or off: never), else config ow.autostop."""
+    from trainsh.settings import config
+
+    if text is None:
+        try:
+            return config.off_or_duration("ow.autostop")
+        except config.ConfigError as e:
+            raise UserError(str(e), 2) from None
+    if text.strip() in ("0", "off"):
+        return 0.0
+    from trainsh.recipe.model import Duration
+
+    try:
+        return Duration.parse(text).seconds
+    except ValueError as e:
+        raise UserError(f"--autostop {text}: {e} (0 turns it off)", 2) from None
 
 
 def _no_overlap(mounts: list, specs: list[str]) -> None:

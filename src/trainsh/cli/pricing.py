@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 from trainsh.cli import UserError
 
@@ -24,16 +25,21 @@ def rates(args) -> int:
     from trainsh.cloud import pricing
 
     table = pricing.rates(refresh=args.refresh)
+    failed = args.refresh and table.source != "fetched"
+    if failed:  # the table below is still worth showing; the exit code says the refresh failed
+        shown = {"cache": "the cached rates", "built-in": "the built-in table"}.get(table.source, table.source)
+        print(f"train: the refresh failed ({table.note or 'no answer'}); showing {shown} of "
+              f"{table.date} instead", file=sys.stderr)
     if args.json:
         print(json.dumps({"base": table.base, "date": table.date, "source": table.source,
                           "rates": table.rates}, indent=1, sort_keys=True))
-        return 0
+        return 1 if failed else 0
     print(f"1 USD in each currency ({table.label()}):")
     mine = pricing.currency()
     for code in sorted(table.rates):
         mark = "  <- display currency" if code == mine else ""
         print(f"  {code}  {table.rates[code]:>12,.4f}{mark}")
-    return 0
+    return 1 if failed else 0
 
 
 def currency(args) -> int:

@@ -243,8 +243,10 @@ class Provider(ABC):
 
     @abstractmethod
     def create(self, offer_id: str, request: CreateRequest) -> Instance:
-        """Rent a machine from an offer. A failed call is looked up by label before any
-        retry, so a retry never rents a second machine."""
+        """Rent a machine from an offer, sent once. When the answer is lost or a server error
+        after which the machine may exist, it is looked up by label (not `request.existing`);
+        when none shows, LostAnswer: never sent again, as the cloud's list may lag its creates
+        (runtime/holds.py `rent` settles it). Callers rent through `holds.rent`."""
 
     @abstractmethod
     def list(self) -> list[Instance]:
@@ -350,9 +352,10 @@ class Provider(ABC):
             if inst.status == GONE or (inst.status == STOPPED and not self.starting_again(inst)):
                 raise NotReady(f"{what} is {inst.provider_status.lower()} while waiting for it to start",
                                "gone" if inst.status == GONE else "stopped", inst, last, status)
-            if time.monotonic() + delay > deadline:
+            left = deadline - time.monotonic()
+            if left <= 0:
                 raise NotReady(f"{what} not ready after {timeout:.0f}s ({last})", "timeout", inst, last, status)
-            time.sleep(delay)
+            time.sleep(min(delay, left))  # the last look is at the deadline, not a poll before it
             delay = min(delay * factor, most)
 
 

@@ -27,8 +27,8 @@ import time
 from trainsh.cloud.gpus import GPUS
 from trainsh.cloud.http import HttpError, request
 from trainsh.cloud.provider import (GONE, RUNNING, STARTING, STOPPED, UNKNOWN, AuthError, CreateRequest,
-                                    Instance, NoCapacity, NotFound, Offer, Provider, ProviderError,
-                                    SshEndpoint, Unavailable, local_public_key)
+                                    Instance, LostAnswer, NoCapacity, NotFound, Offer, Provider,
+                                    ProviderError, SshEndpoint, Unavailable, local_public_key)
 
 DEFAULT_BASE = "https://api.runpod.io"
 WHAT = "RunPod"
@@ -284,8 +284,8 @@ class RunPodProvider(Provider):
     def create(self, offer_id: str, request: CreateRequest) -> Instance:
         """Deploy a pod of GPU type `offer_id`. The create is sent once; when its answer is
         lost or a server error (RunPod can answer 500 after making the pod), the pod is looked
-        up by name (pods that had the name before do not count), and only when none was made
-        is the create sent again."""
+        up by name (pods that had the name before do not count), and when none shows yet, the
+        error is LostAnswer: it is never sent again (runtime/holds.py settles it)."""
         if request.onstart:
             raise ProviderError("RunPod: an onstart script is not supported (it would replace the "
                                 "image's start script, which starts sshd)")
@@ -317,32 +317,26 @@ class RunPodProvider(Provider):
         # Pods already named so are not ours: only a new one answers a failed create.
         before = set(request.existing) if request.existing or not request.label else \
             {i.id for i in self.find_by_label(label)}
-        attempts = 3
-        for attempt in range(1, attempts + 1):
+        try:
+            data = self.graphql(doc, retries=0)
+        except ProviderError as e:
+            if isinstance(e, NoCapacity):
+                raise NoCapacity(f"RunPod: {offer_id}: {str(e).removeprefix('RunPod: ')}") from None
+            # Unavailable (5xx, lost answer) or a server-side failure: the pod may exist.
+            if isinstance(e, AuthError) or type(e) is ProviderError and not _maybe_made(e):
+                raise
             try:
-                data = self.graphql(doc, retries=0)
-            except ProviderError as e:
-                if isinstance(e, NoCapacity):
-                    raise NoCapacity(f"RunPod: {offer_id}: {str(e).removeprefix('RunPod: ')}") from None
-                # Unavailable (5xx, lost answer) or a server-side failure: the pod may exist.
-                if isinstance(e, AuthError) or type(e) is ProviderError and not _maybe_made(e):
-                    raise
-                try:
-                    made = [i for i in self._by_label(label) if i.id not in before]
-                except Unavailable as down:
-                    raise Unavailable(f"{down} (a pod named '{label}' may have been made: "
-                                      "see train runpod list)") from None
-                if made:
-                    return made[0]
-                if attempt == attempts:
-                    raise
-                time.sleep(0.5 * attempt)
-                continue
-            pod = data.get("podFindAndDeployOnDemand")
-            if not pod:
-                raise NoCapacity(f"RunPod: no pod was made for {offer_id}")
-            return self._instance(pod)
-        raise AssertionError("not reached")
+                made = [i for i in self._by_label(label) if i.id not in before]
+            except Unavailable:
+                made = []
+            if made:
+                return made[0]
+            # Never sent again: a pod the list does not show yet would be paid twice.
+            raise LostAnswer(f"{e} (a pod named '{label}' may have been made: see train runpod list)") from None
+        pod = data.get("podFindAndDeployOnDemand")
+        if not pod:
+            raise NoCapacity(f"RunPod: no pod was made for {offer_id}")
+        return self._instance(pod)
 
     def offer_gpus(self, offer_id: str) -> int | None:
         return offer_gpus(offer_id)
@@ -380,6 +374,23 @@ class RunPodProvider(Provider):
             self._mutate(instance_id, f"podTerminate(input: {_input({'podId': instance_id})})")
         except NotFound:
             return  # gone: a retried terminate whose first try had worked
+
+    def self_stop(self, instance_id: str) -> tuple[str, str, dict, list[str]]:
+        """How a pod stops itself (the autostop watcher): the request, and where the pod finds
+        its own key. RunPod gives every pod `RUNPOD_POD_ID` and `RUNPOD_API_KEY`, a key "limited
+        in scope to only the pod" (runpod/docs pods/references/environment-variables.mdx); the
+        docs stop a pod from inside with `runpodctl stop pod $RUNPOD_POD_ID`, which sends
+        `podStop(input: {podId})` (runpodctl api/pod.go)."""
+        return self._self_request(instance_id, f"podStop(input: {_input({'podId': instance_id})}) "
+                                               "{ id desiredStatus }")
+
+    def self_destroy(self, instance_id: str) -> tuple[str, str, dict, list[str]]:
+        """As `self_stop`, terminating it (`runpodctl remove pod $RUNPOD_POD_ID`: podTerminate)."""
+        return self._self_request(instance_id, f"podTerminate(input: {_input({'podId': instance_id})})")
+
+    def _self_request(self, instance_id: str, field: str) -> tuple[str, str, dict, list[str]]:
+        _check_id(instance_id)
+        return "POST", f"{self.base_url}/graphql", {"query": f"mutation {{ {field} }}"}, ["RUNPOD_API_KEY"]
 
     def _mutate(self, instance_id: str, field: str) -> dict:
         _check_id(instance_id)

@@ -17,8 +17,8 @@ if TYPE_CHECKING:
 
 from trainsh.cloud import http
 from trainsh.cloud.provider import (GONE, RUNNING, STARTING, STOPPED, STOPPING, UNKNOWN, AuthError,
-                                    CreateRequest, Instance, NoCapacity, NotFound, Offer, Provider,
-                                    ProviderError, SshEndpoint, Unavailable)
+                                    CreateRequest, Instance, LostAnswer, NoCapacity, NotFound, Offer,
+                                    Provider, ProviderError, SshEndpoint, Unavailable)
 
 DEFAULT_URL = "https://console.vast.ai"
 MB_PER_GB = 1000  # as the official CLI converts gpu_ram and cpu_ram
@@ -203,36 +203,35 @@ class VastProvider(Provider):
         body = {"client_id": "me", "image": request.image, "disk": float(request.disk_gb),
                 "runtype": "ssh_direc ssh_proxy", "env": dict(request.env),
                 "onstart": request.onstart, "label": label}
-        attempts = 3
-        for attempt in range(1, attempts + 1):
+        try:
+            reply = self._call("PUT", f"asks/{offer_id}/", body, retries=0)
+        except NotFound:
+            raise NoCapacity(f"{WHAT}: offer {offer_id} is no longer available") from None
+        except Unavailable as e:
+            # The machine may have been rented before the error (or be on its way): look twice,
+            # a moment apart. It is never rented again here: a machine the list does not show
+            # yet would be paid twice (runtime/holds.py settles a LostAnswer).
             try:
-                reply = self._call("PUT", f"asks/{offer_id}/", body, retries=0)
-            except NotFound:
-                raise NoCapacity(f"{WHAT}: offer {offer_id} is no longer available") from None
-            except Unavailable:
-                # The machine may have been rented before the error (or be on its way): look
-                # twice, a moment apart, before renting again. A lookup that fails raises:
-                # without knowing, a retry could rent a second machine.
                 found = self._rented(label, request.existing)
-                if found:
-                    return self._keyed(found, request)
-                if attempt == attempts:
-                    raise
-                continue
-            except http.HttpError as e:
-                if e.status == 410 or "no_such_ask" in str(e.body) or "not available" in str(e).lower():
-                    raise NoCapacity(f"{WHAT}: offer {offer_id} is no longer available") from None
-                raise
-            refused = self._refused(reply)
-            if refused:
-                if "no_such_ask" in refused or "available" in refused.lower():
-                    raise NoCapacity(f"{WHAT}: offer {offer_id} is no longer available") from None
-                raise ProviderError(f"{WHAT}: renting offer {offer_id} was refused: {refused}")
-            new_id = (reply or {}).get("new_contract")
-            if new_id is None:
-                raise ProviderError(f"{WHAT}: renting offer {offer_id} gave no instance id")
-            return self._keyed(self.get(str(new_id)), request)
-        raise AssertionError("unreachable")
+            except Unavailable:
+                found = None
+            if found:
+                return self._keyed(found, request)
+            raise LostAnswer(f"{e} (an instance labelled '{label}' may have been made: "
+                             "see train vast list)") from None
+        except http.HttpError as e:
+            if e.status == 410 or "no_such_ask" in str(e.body) or "not available" in str(e).lower():
+                raise NoCapacity(f"{WHAT}: offer {offer_id} is no longer available") from None
+            raise
+        refused = self._refused(reply)
+        if refused:
+            if "no_such_ask" in refused or "available" in refused.lower():
+                raise NoCapacity(f"{WHAT}: offer {offer_id} is no longer available") from None
+            raise ProviderError(f"{WHAT}: renting offer {offer_id} was refused: {refused}")
+        new_id = (reply or {}).get("new_contract")
+        if new_id is None:
+            raise LostAnswer(f"{WHAT}: renting offer {offer_id} gave no instance id")
+        return self._keyed(self.get(str(new_id)), request)
 
     def _rented(self, label: str, existing=(), pause: float = 2.0) -> Instance | None:
         """The instance a create under `label` made (not one that had the label before)."""
@@ -334,6 +333,12 @@ class VastProvider(Provider):
         instance finds its own key, which may only control that instance."""
         iid = self._id(instance_id)
         return "PUT", f"{self.url}/api/v0/instances/{iid}/", {"state": "stopped"}, ["CONTAINER_API_KEY"]
+
+    def self_destroy(self, instance_id: str) -> tuple[str, str, dict[str, Any], list[str]]:
+        """As `self_stop`, destroying it (Vast's instance key "can only start, stop, or destroy
+        that specific instance": vast-ai/docs api-reference/hello-world.mdx)."""
+        iid = self._id(instance_id)
+        return "DELETE", f"{self.url}/api/v0/instances/{iid}/", {}, ["CONTAINER_API_KEY"]
 
     def set_label(self, instance_id: str, label: str) -> None:
         self._put_state(instance_id, {"label": label}, "label")

@@ -199,73 +199,6 @@ def stopped(ctx, host: str) -> bool:
 
 # ---- autostop ----------------------------------------------------------------------------------
 
-# Runs on the instance with python3 and the standard library. It stops the instance through
-# the API with the instance's own key (read from PID 1's environment, where the cloud puts it,
-# else its own), once every tmux session of the job has had no running command, and no train
-# has touched the heartbeat file, for IDLE seconds. It never holds the user's API key.
-WATCHER = r'''
-import json, os, subprocess, sys, time, urllib.request
-job, idle, method, url, body, names, alive = sys.argv[1:8]
-idle, names = float(idle), names.split(",")
-
-def key():
-    env = {}
-    try:
-        for item in open("/proc/1/environ", "rb").read().decode(errors="replace").split("\0"):
-            k, _, v = item.partition("=")
-            env[k] = v
-    except OSError:
-        pass
-    for source in (env, os.environ):
-        for k in names:
-            if source.get(k):
-                return source[k]
-    return None
-
-def busy():
-    r = subprocess.run(["tmux", "list-panes", "-a", "-F", "#{session_name} #{pane_pid}"],
-                       capture_output=True, text=True)
-    panes = set()
-    for line in r.stdout.splitlines():
-        session, _, pid = line.rpartition(" ")
-        if job in session.split("-") and pid.isdigit():
-            panes.add(int(pid))
-    for d in os.listdir("/proc") if panes else ():
-        try:
-            if d.isdigit() and int(open(f"/proc/{d}/stat").read().rsplit(")", 1)[1].split()[1]) in panes:
-                return True
-        except (OSError, IndexError, ValueError):
-            pass
-    return False
-
-poll = max(0.5, min(idle / 4, 30.0))
-last = time.time()
-while True:
-    time.sleep(poll)
-    now = time.time()
-    if busy():
-        last = now
-    try:
-        last = max(last, os.path.getmtime(alive))
-    except OSError:
-        pass
-    if now - last < idle:
-        continue
-    k = key()
-    if not k:
-        print("no instance key (" + ",".join(names) + "): cannot stop this machine", flush=True)
-        sys.exit(1)
-    req = urllib.request.Request(url, data=body.encode(), method=method,
-                                 headers={"Authorization": "Bearer " + k,
-                                          "Content-Type": "application/json"})
-    print(time.strftime("%F %T") + f" idle for {idle:.0f}s: stopping", flush=True)
-    try:
-        urllib.request.urlopen(req, timeout=30).read()
-    except Exception as e:
-        print(time.strftime("%F %T") + f" stop failed: {e}", flush=True)
-    last = time.time()  # stopping ends this process; if not, try again a period later
-'''
-
 _beats: dict[tuple[str, str], threading.Event] = {}
 
 
@@ -279,66 +212,31 @@ def autostop_seconds(ctx) -> float:
 
 
 def autostop(ctx, name: str, iid: str, shell) -> None:
-    """Leave the watcher on the instance (once per instance and job) and keep its heartbeat
-    fresh while this train runs."""
-    from trainsh.remote.shell import ShellError, SshShell
+    """Leave the watcher (runtime/autostop.py) on the instance, once per instance and job, and
+    keep its heartbeat fresh while this train runs."""
+    from trainsh.runtime import autostop as watcher
 
     idle = autostop_seconds(ctx)
     if idle <= 0:
         return
-    p = _provider(name)
-    how = getattr(p, "self_stop", None)
-    if how is None:
-        ctx.events.warn(f"{name} {iid}: autostop is not available for this cloud")
-        return
-    method, url, body, key_names = how(iid)
-    job = ctx.job.id
-    folder = "$HOME/.cache/trainsh/autostop"
-    alive = f"{shell.home()}/.cache/trainsh/autostop/{job}.alive"
-    import json
-    import shlex
-
-    args = shlex.join([job, str(idle), method, url, json.dumps(body), ",".join(key_names), alive])
-    script = (f'command -v python3 >/dev/null || exit 7; mkdir -p {folder} && cd {folder} && '
-              f'cat > watch.py && touch {job}.alive && '
-              f'if [ -f {job}.pid ] && kill -0 "$(cat {job}.pid)" 2>/dev/null; then exit 0; fi; '
-              f'nohup setsid python3 watch.py {args} >> {job}.log 2>&1 < /dev/null & '
-              f'echo $! > {job}.pid')
-    try:
-        # never waits a minute on a machine that went away meanwhile
-        r = SshShell(shell.spec, reconnect=0).run(["sh", "-c", script], input=WATCHER, timeout=60)
-    except ShellError as e:
-        ctx.events.warn(f"{name} {iid}: autostop could not be set up: {e}")
-        return
-    if r.returncode != 0:
-        why = "no python3 there" if r.returncode == 7 else (r.stderr.strip() or f"exit {r.returncode}")
-        ctx.events.warn(f"{name} {iid}: autostop could not be set up ({why})")
+    why = watcher.leave(shell, _provider(name), iid, ctx.job.id, idle)
+    if why:
+        ctx.events.warn(f"{name} {iid}: autostop {why}")
         return
     from trainsh.recipe.model import format_seconds
 
     ctx.console.info(f"{name} {iid}: autostop after {format_seconds(idle)} idle with no train "
                      "connected (--autostop 0 turns it off)")
-    _heartbeat(name, iid, shell, alive, idle)
+    _heartbeat(name, iid, shell, ctx.job.id, idle)
 
 
-def _heartbeat(name: str, iid: str, shell, path: str, idle: float) -> None:
-    from trainsh.remote.shell import ShellError, SshShell
+def _heartbeat(name: str, iid: str, shell, job: str, idle: float) -> None:
+    from trainsh.runtime import autostop as watcher
 
     old = _beats.pop((name, iid), None)
     if old:
         old.set()
-    stop = _beats[(name, iid)] = threading.Event()
-    quiet = SshShell(shell.spec, reconnect=0)  # rides on the job's connection; never waits on a dead one
-    every = max(0.5, min(idle / 3, 60.0))
-
-    def beat():
-        while not stop.wait(every):
-            try:
-                quiet.run(["touch", path], timeout=20)
-            except (ShellError, OSError):
-                pass
-
-    threading.Thread(target=beat, daemon=True, name=f"heartbeat-{name}-{iid}").start()
+    _beats[(name, iid)] = watcher.heartbeat(shell, job, idle, f"{name}-{iid}")
 
 
 def _stop_heartbeat(name: str, iid: str) -> None:

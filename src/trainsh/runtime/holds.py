@@ -116,6 +116,21 @@ class Holds:
         return [Rent(r["label"], r["cloud"], r["holder"], r["pid"], r["pid_start"], r["ident"],
                      r["state"], json.loads(r["before"] or "[]"), r["created"]) for r in rows]
 
+    def orphans(self, cloud: str) -> list[Rent]:
+        """Rents of `ow` or `train CLOUD create` whose process was killed before it could end
+        them or hear back: what they made bills and nobody holds it (an ow run that ended,
+        kept or was told of its machine has moved its row on)."""
+        rows = self._rows("WHERE cloud=? AND holder IN ('ow', 'create') AND state IN ('sending', 'rented')"
+                          " ORDER BY created", (cloud,))
+        return [r for r in rows if (r.state == "sending" or r.holder == "ow") and not r.alive()]
+
+    def made_by(self, p, rent: Rent, insts=None) -> list:
+        """The instances `rent` made: by id once known, else by its label (one lookup)."""
+        insts = p.list() if insts is None else insts
+        if rent.ident:
+            return [i for i in insts if i.id == rent.ident]
+        return [i for i in insts if i.label == rent.label and i.id not in rent.before]
+
     # ---- whose is it?
     def holders(self, cloud: str, me: str | None = None) -> dict[str, str]:
         """Every machine of `cloud` someone other than holder `me` holds: {key: who}, where a
@@ -143,7 +158,7 @@ class Holds:
             if rent.holder.startswith("job:"):
                 live = job_live(rent.holder[4:])
                 who = f"job {rent.holder[4:]}"
-            elif rent.holder == "ow":
+            elif rent.holder.startswith("ow"):
                 live = rent.state == "kept" or rent.alive()
                 who = "ow (kept with --no-terminate)" if rent.state == "kept" else f"ow (pid {rent.pid})"
             else:
@@ -205,7 +220,8 @@ def rent(holds: Holds, p, offer_id: str, request, holder: str, say=None):
     settled: what the cloud made under the label is the answer. A rent cut short by a signal
     (KeyboardInterrupt, or a BaseException such as the runner's Interrupted) is settled too and
     the signal raised again with `.made` (the instances found) for the caller to destroy or
-    name. A label the user chose may be on older machines: those are never the answer."""
+    name; every error it raises carries `.made` once it has been settled ([] when nothing was
+    made). A label the user chose may be on older machines: those are never the answer."""
     from trainsh.cloud.provider import NoCapacity, ProviderError, Unavailable
 
     label = request.label
@@ -218,13 +234,13 @@ def rent(holds: Holds, p, offer_id: str, request, holder: str, say=None):
         if isinstance(e, (NoCapacity,)) or (isinstance(e, ProviderError)
                                             and not isinstance(e, Unavailable)):
             holds.set(label, state="none")  # refused: nothing was made
+            e.made = []
             raise
         # (only a signal's wait is told: a failure's one line comes after it)
         made = settle(p, label, request.existing, say=None if isinstance(e, Exception) else say)
         if not made:
             holds.set(label, state="none" if isinstance(e, Exception) else "sending")
-            if not isinstance(e, Exception):
-                e.made = []  # looked for, none yet
+            e.made = []  # looked for, none (yet)
             raise
         holds.set(label, state="rented", ident=made[0].id)
         if isinstance(e, Exception):  # the answer was lost, the machine was made: it is the answer

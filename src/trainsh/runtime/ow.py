@@ -9,6 +9,9 @@ the masking of secret values. What lives here is the order of things and the exi
   ended it (the command's end, a failure, Ctrl-C, SIGTERM, SIGHUP, a lost connection, an error
   while renting or syncing), unless the user keeps it; a create cut short is looked up by its
   label so a machine made meanwhile is not forgotten. `--existing` machines are never ended.
+  Should ow itself die (kill -9, a laptop asleep), the autostop watcher it left on a rented
+  machine destroys it once idle (runtime/autostop.py). Before a rented machine goes, its side
+  of each sync conflict is brought back beside ours (`NAME.remote-ID`).
 - `run_command` runs the command in a tmux session on the machine (a dropped connection does
   not end it), streams its output from the pane log and returns its exact exit code (128+N
   for a signal). One ssh round trip sets up and starts the session and then follows it.
@@ -69,11 +72,12 @@ class Options:
     mounts: list[Mount] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
     existing: str | None = None
-    terminate: bool | None = None  # None: ask on a terminal (ssh), else terminate
+    terminate: bool | None = None  # None: ask on a terminal (ow ssh); exec terminates unless False
     excludes: tuple[str, ...] = ()
     sync: bool = True
     editable: bool = True
     ready_timeout: float = 900.0
+    autostop: float = 300.0  # a rented machine destroys itself after this long idle (0: never)
 
 
 _shell_open = threading.Event()  # an interactive ssh holds the terminal (in raw mode)
@@ -90,14 +94,23 @@ def say(message: str) -> None:
 
 class Interrupted(BaseException):
     """SIGTERM or SIGHUP (the terminal closed), as Ctrl-C is KeyboardInterrupt: all end the run
-    the same way."""
+    the same way, and ow exits with 128 + the signal's number (130, 143, 129)."""
+
+    def __init__(self, signum: int = signal.SIGTERM):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def signal_code(e: BaseException) -> int:
+    """ow's exit code for the interruption `e` (Ctrl-C, SIGTERM, SIGHUP)."""
+    return 128 + (e.signum if isinstance(e, Interrupted) else signal.SIGINT)
 
 
 ENDING = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def _on_term(signum, frame):
-    raise Interrupted()
+    raise Interrupted(signum)
 
 
 def shielded():
@@ -127,6 +140,11 @@ class Machine:
         self._creating = False
         self.holds = None  # runtime.holds.Holds, once ow rents or holds a machine
         self.early = None  # ow_connect.Early: a login started before the cloud answered
+        self._guard: threading.Thread | None = None  # sets up the autostop watcher (guard())
+        self._guarded = threading.Lock()
+        self._ending = False
+        self._beat: threading.Event | None = None  # stops the watcher's heartbeat
+        self._watched = False  # the watcher runs there
 
     def first_connection(self) -> subprocess.Popen | None:
         """The early login's `sh -s`, when the cloud's answer confirms its command line."""
@@ -166,7 +184,7 @@ class Machine:
     def _hold_existing(self) -> None:
         self.label = f"ow-existing-{self.provider.name}-{self.inst.id}-{os.getpid()}"
         holds = self._holds()
-        holds.begin(self.provider.name, self.label, "ow")
+        holds.begin(self.provider.name, self.label, "ow:existing")  # the user's: never ended
         holds.set(self.label, state="rented", ident=self.inst.id)
 
     def _release_hold(self, state: str) -> None:
@@ -175,6 +193,32 @@ class Machine:
                 self.holds.set(self.label, state=state)
             except Exception:  # noqa: BLE001 - the ledger is a courtesy to other jobs
                 pass
+
+    def _end_orphans(self) -> None:
+        """Machines an earlier ow rented and could not end (it was killed): ended now, as
+        that ow would have, so that they do not bill on."""
+        holds = self._holds()
+        orphans = holds.orphans(self.provider.name)
+        if not orphans:
+            return
+        try:
+            insts = self.provider.list()
+        except Exception:  # noqa: BLE001 - cannot look now: the next ow run tries again
+            return
+        for r in orphans:
+            if r.holder != "ow":
+                continue
+            made = holds.made_by(self.provider, r, insts)
+            for inst in made:
+                try:
+                    self.provider.destroy(inst.id)
+                except Exception as e:  # noqa: BLE001 - say what bills, never hide it
+                    say(f"{self.provider.name}:{inst.id}, left by an ow that was killed, could NOT be "
+                        f"terminated ({e}); end it with: train {self.provider.name} destroy {inst.id}")
+                    continue
+                say(f"terminated {self.provider.name}:{inst.id}, left running by an ow that was killed")
+            if made or r.state == "rented" or time.time() - r.created > 600:
+                holds.set(r.label, state="destroyed" if made else "none")
 
     def provision(self) -> None:
         from trainsh.cloud import gpus
@@ -192,6 +236,7 @@ class Machine:
         if not offers:
             raise NoCapacity(f"{self.provider.name}: no {o.count}x {gpus.short_name(o.gpu)} "
                              "can be had right now")
+        self._end_orphans()
         offer = offers[0]
         req = CreateRequest(image=o.image or _default(self.provider.name, "image", ""),
                             disk_gb=o.disk or _default(self.provider.name, "disk", 50.0),
@@ -205,7 +250,7 @@ class Machine:
                 self.inst, self.rented = made[0], True
             if made is not None:  # looked for already: end() need not look again
                 self._creating = False
-                if not made:
+                if not made and not isinstance(e, Exception):
                     say(f"the rent was cut short: the cloud may still make a {self.provider.noun} "
                         f"labelled {self.label}, and it would bill; see train {self.provider.name} list")
             raise
@@ -232,6 +277,49 @@ class Machine:
             raise OwError(f"{self.name} is {inst.status} ({inst.provider_status})") from None
         self.shell = SshShell(self.inst.ssh_spec(), reconnect=30)
         self._remember()
+
+    def guard(self) -> None:
+        """Leave the autostop watcher on a machine rented here: should this ow be gone without
+        ending it (kill -9, a laptop asleep, the network lost), the machine destroys itself once
+        idle for opts.autostop (no ow heartbeat, no command running in tmux). In the background:
+        the run does not wait for it."""
+        if not self.rented or self.opts.autostop <= 0 or self.shell is None:
+            return
+
+        def setup():
+            from trainsh.runtime import autostop
+
+            # (a command the user started in a tmux session of ow ssh keeps the machine too)
+            why = autostop.leave(self.shell, self.provider, self.inst.id, "ow", self.opts.autostop,
+                                 destroy=True, all_sessions=True)
+            with self._guarded:
+                if self._ending:
+                    return
+                if why:
+                    say(f"{self.name}: autostop {why}; should ow be killed, end it with: "
+                        f"train {self.provider.name} destroy {self.inst.id}")
+                    return
+                self._watched = True
+                self._beat = autostop.heartbeat(self.shell, "ow", self.opts.autostop, self.name)
+
+        self._guard = threading.Thread(target=setup, daemon=True, name="ow-autostop")
+        self._guard.start()
+
+    def _unguard(self, keep: bool) -> None:
+        """ow ends: no more heartbeat; a machine the user keeps loses its watcher too."""
+        with self._guarded:
+            self._ending = True
+            if self._beat:
+                self._beat.set()
+        if not keep or self._guard is None:
+            return
+        self._guard.join(60)
+        if self._watched:
+            from trainsh.runtime import autostop
+
+            if not autostop.remove(self.shell, "ow"):
+                say(f"{self.name}: its autostop watcher could not be removed: it destroys itself "
+                    f"once idle for {self.opts.autostop:.0f}s")
 
     def gone(self) -> str | None:
         """Why the machine will not answer again (it is stopped or gone), or None while it runs
@@ -262,7 +350,7 @@ class Machine:
                 self._release_hold("ended")
                 return
             keep = self.opts.terminate is False
-            if self.opts.terminate is None and not interrupted and sys.stdin.isatty():
+            if self.opts.terminate is None and not interrupted and sys.stdin.isatty():  # (ow ssh)
                 restore()
                 try:
                     answer = input(f"ow: terminate {self.name}? [Y/n] ").strip().lower()
@@ -272,6 +360,7 @@ class Machine:
                 finally:
                     restore = shielded()
                 keep = answer in ("n", "no")
+            self._unguard(keep)
             if keep:
                 say(f"{self.name} kept running and billing; end it with: "
                     f"train {self.provider.name} destroy {self.inst.id}")
@@ -280,7 +369,9 @@ class Machine:
             try:
                 self.provider.destroy(self.inst.id)
             except Exception as e:  # noqa: BLE001 - say what still bills, never hide it
-                say(f"{self.name} could NOT be terminated ({e}): it may still bill; "
+                watcher = (f" (its autostop watcher destroys it after {self.opts.autostop:.0f}s idle)"
+                           if self._watched else "")
+                say(f"{self.name} could NOT be terminated ({e}): it may still bill{watcher}; "
                     f"end it with: train {self.provider.name} destroy {self.inst.id}")
                 return
             self._release_hold("destroyed")
@@ -378,7 +469,9 @@ class Syncer:
             self.pairs.append((m, Unison(m.local, machine.shell, remote, opts.excludes)))
         self.prepared = False
 
-    def sync(self, what: str) -> None:
+    def sync(self, what: str, goes: Machine | None = None) -> None:
+        """One sync of every mount. `goes`: the machine, when this is the last sync before it is
+        ended: its side of each conflict is brought here (keep_theirs)."""
         from trainsh.transfer.unison import SyncError
 
         t = time.monotonic()
@@ -389,8 +482,12 @@ class Syncer:
                 self.prepared = True
             for m, u in self.pairs:
                 res = u.sync()
-                for c in res.conflicts:
-                    say(f"conflict (changed on both sides, left as it is): {m.local}/{c}")
+                if goes is not None:
+                    for line in keep_theirs(u, res.conflicts, goes):
+                        say(line)
+                else:
+                    for c in res.conflicts:
+                        say(f"conflict (changed on both sides, left as it is): {m.local}/{c}")
                 for f in res.failures:
                     say(f"not synced: {m.local}/{f}")
         except SyncError as e:
@@ -400,6 +497,61 @@ class Syncer:
     def close(self) -> None:
         for _, u in self.pairs:
             u.close()
+
+
+def _conflict_path(line: str) -> str:
+    """The path of unison's `skipped:` line ("a/b.txt (contents changed on both sides)")."""
+    return line.rsplit(" (", 1)[0] if line.endswith(")") and " (" in line else line
+
+
+def keep_theirs(u, conflicts: list[str], machine: Machine) -> list[str]:
+    """Before a machine goes, its version of each conflict (a path changed on both sides, which
+    unison leaves as it is) is copied here beside ours as NAME.remote-ID, so the destroy loses
+    neither. Returns what to tell the user, a line a conflict."""
+    import io
+    import tarfile
+    import tempfile
+
+    out = []
+    for c in conflicts:
+        rel = _conflict_path(c)
+        local = Path(u.local) / rel
+        if not machine.rented:  # a machine that stays: its version stays there
+            out.append(f"conflict (changed on both sides, left as it is): {local}")
+            continue
+        parent, _, base = rel.rstrip("/").rpartition("/")
+        remote_parent = f"{u.remote}/{parent}" if parent else u.remote
+        script = (f"cd {shlex.quote(remote_parent)} 2>/dev/null && [ -e {shlex.quote(base)} ] || exit 3; "
+                  f"exec tar -cf - -- {shlex.quote(base)}")
+        try:
+            p = subprocess.run(machine.shell.argv_for(["sh", "-c", script]), capture_output=True,
+                               stdin=subprocess.DEVNULL, timeout=600)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            out.append(f"conflict: {local}: the machine's version could not be brought back ({e})")
+            continue
+        if p.returncode == 3:
+            out.append(f"conflict: {local}: deleted on the machine, changed here: kept here")
+            continue
+        target = local.with_name(f"{local.name}.remote-{machine.inst.id}")
+        n = 1
+        while target.exists() or target.is_symlink():
+            n += 1
+            target = local.with_name(f"{local.name}.remote-{machine.inst.id}-{n}")
+        try:
+            if p.returncode != 0:
+                why = p.stderr.decode(errors="replace").strip().splitlines()
+                raise OSError(why[-1] if why else f"tar: exit {p.returncode}")
+            local.parent.mkdir(parents=True, exist_ok=True)  # (a folder deleted here)
+            with tempfile.TemporaryDirectory(dir=local.parent, prefix=".ow-theirs-") as tmp:
+                with tarfile.open(fileobj=io.BytesIO(p.stdout)) as tar:
+                    tar.extractall(tmp, filter="data")
+                os.rename(os.path.join(tmp, base), target)
+        except (OSError, tarfile.TarError) as e:
+            out.append(f"conflict: {local}: the machine's version could not be brought back ({e})")
+            continue
+        out.append(f"conflict (changed on both sides): {local} is yours; the machine's is beside it: "
+                   f"{target.name}")
+    return out
 
 
 def editable_install_script(opts: Options) -> str:
@@ -526,11 +678,14 @@ class Follower:
             d, sess = self.d, self.sess
             if first:  # (one signal: see run_command)
                 waiter = f"tmux wait-for {sess}-done"
-            else:  # a waiter of a dropped connection may hold the signal: look at the rc file
-                waiter = (f"until [ -e {d}/rc ] || ! tmux has-session -t {sess} 2>/dev/null; "
-                          "do sleep 0.1; done")
-            # the end marker reaches the log through pipe-pane a moment after the signal
-            waiter += (f"; n=0; until tail -c 200 {d}/log | grep -q '778;{sess}' "
+            else:  # a waiter of a dropped connection may hold the signal: look at the rc file,
+                # and at the pane (remain-on-exit keeps the session of a run.sh that a signal
+                # ended before it wrote one: Ctrl-C reaches the whole pane)
+                waiter = (f"until [ -e {d}/rc ] || [ \"$(tmux display-message -p -t {sess} "
+                          f"'#{{pane_dead}}' 2>/dev/null || echo 1)\" = 1 ]; do sleep 0.1; done")
+            # the end marker reaches the log through pipe-pane a moment after the signal; only
+            # run.sh writes it, after the rc file: without one, none is coming
+            waiter += (f"; n=0; until tail -c 200 {d}/log | grep -q '778;{sess}' || [ ! -e {d}/rc ] "
                        "|| [ $n -ge 1000 ]; do sleep 0.005; n=$((n+1)); done")
             script = (setup + f"( {waiter} ) </dev/null >/dev/null 2>&1 & w=$!\n"
                       f"tail -c +{self.offset + 1} -f -s 0.01 --pid=$w {d}/log 2>/dev/null\n"
@@ -647,13 +802,19 @@ class Run:
 
     def __init__(self):
         self.interrupted = False
+        self.code = 130  # ow's exit code when interrupted (128 + the signal)
         self.syncer: Syncer | None = None
+
+    def interrupt(self, e: BaseException) -> int:
+        self.interrupted = True
+        self.code = signal_code(e)
+        return self.code
 
 
 def lifecycle(opts: Options, body, early=None) -> int:
     """Rent (or find) the machine, run `body(machine, run)` and end the machine whatever ended
-    the run: its return, an error, Ctrl-C, SIGTERM or SIGHUP (exit 130). `early` is a login to an
-    `--existing` machine already under way (ow_connect.py)."""
+    the run: its return, an error, Ctrl-C, SIGTERM or SIGHUP (exit 128 + the signal: 130, 143,
+    129). `early` is a login to an `--existing` machine already under way (ow_connect.py)."""
     machine = Machine(opts)
     machine.early = early
     machine.check_key()
@@ -662,10 +823,10 @@ def lifecycle(opts: Options, body, early=None) -> int:
     try:
         machine.provision()
         return body(machine, run)
-    except (KeyboardInterrupt, Interrupted):
-        run.interrupted = True
+    except (KeyboardInterrupt, Interrupted) as e:
+        run.interrupt(e)
         say("interrupted")
-        return 130
+        return run.code
     finally:
         if run.syncer:
             run.syncer.close()
@@ -680,6 +841,7 @@ def ow_exec(opts: Options, argv: list[str], early=None) -> int:
 
 def _exec(machine: Machine, run: Run, opts: Options, argv: list[str]) -> int:
     machine.wait_ready(login=not opts.existing)
+    machine.guard()
     if opts.sync and opts.mounts:
         machine.settle_early()  # its connection first, for unison's to share
         run.syncer = Syncer(machine, opts)
@@ -689,16 +851,16 @@ def _exec(machine: Machine, run: Run, opts: Options, argv: list[str]) -> int:
     rc = None
     try:
         rc = run_command(machine, opts, argv)
-    except (KeyboardInterrupt, Interrupted):
-        run.interrupted = True
+    except (KeyboardInterrupt, Interrupted) as e:
+        run.interrupt(e)
     if run.syncer:
         try:
-            run.syncer.sync("back")
+            run.syncer.sync("back", goes=machine)
         except OwError as e:
             say(str(e))
             rc = rc or 1
     if run.interrupted:
-        return 130
+        return run.code
     if rc:
         say(f"the command exited with {rc}")
     return rc or 0
@@ -734,6 +896,7 @@ def _ssh(machine: Machine, state: Run, opts: Options) -> int:
     first_done = threading.Event()
     problems: list[str] = []
     machine.wait_ready()
+    machine.guard()
     run = os.urandom(4).hex()
     d = f'"$HOME"/{RUN_DIR}/{run}'
     syncing = opts.sync and bool(opts.mounts)
@@ -796,8 +959,8 @@ def _ssh(machine: Machine, state: Run, opts: Options) -> int:
                 break
             except KeyboardInterrupt:
                 continue  # Ctrl-C belongs to the remote shell (the terminal sends it there)
-    except Interrupted:
-        state.interrupted = True
+    except Interrupted as e:
+        state.interrupt(e)
         proc.terminate()
         proc.wait()
     finally:
@@ -811,14 +974,16 @@ def _ssh(machine: Machine, state: Run, opts: Options) -> int:
         for ls in live:
             try:
                 res = ls.stop(final=True)
-                if res is not None:
+                if res is not None:  # the machine's side of a conflict comes here before it goes
+                    problems.extend(keep_theirs(ls.unison, res.conflicts, machine))
+                    res.conflicts = []
                     _report(res, None, problems)
             except Exception as e:  # noqa: BLE001
                 problems.append(f"the final sync failed: {e}")
         say("final sync done")
     for p in dict.fromkeys(problems):
         say(p)
-    return 130 if state.interrupted else (1 if problems and not live else 0)
+    return state.code if state.interrupted else (1 if problems and not live else 0)
 
 
 def _report(res, mount, problems: list[str]) -> None:

@@ -46,6 +46,8 @@ KEYS: dict[str, Key] = {k.name: k for k in [
     Key("runpod.disk", "float", 50.0, "container disk in GB of RunPod pods trainsh rents (ow)"),
     Key("cloud.autostop", "duration", "30m", "stop a job's cloud machine after it has been idle, "
         "with no train connected, this long (0 = never)"),
+    Key("ow.autostop", "duration", "5m", "destroy a machine ow rented once it has been idle this long "
+        "(no ow connected, no command running), should ow be gone without ending it (0 = never)"),
     Key("secrets.store", "choice", "auto", "where secrets are kept", ("auto", "keyring", "file")),
     Key("pricing.rates_url", "str", "https://api.frankfurter.dev/v1",
         "exchange-rates API (frankfurter style: URL/latest?base=USD)"),
@@ -128,7 +130,7 @@ def get(name: str) -> Any:
     return value
 
 
-OFF_OK = {"cloud.autostop"}  # durations where 0 means "never"
+OFF_OK = {"cloud.autostop", "ow.autostop"}  # durations where 0 means "never"
 
 
 def _off(value: Any) -> bool:
