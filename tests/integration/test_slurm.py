@@ -198,7 +198,9 @@ slurm.alloc @login as gpu partition=nope
 """)
     p = train("recipe", "run", str(r), "--no-visual")
     assert p.returncode == 1
-    assert "  local: Slurm: Invalid partition name specified\n" in p.stderr
+    # (each of Slurm's errors, in one line: the first names the partition)
+    assert re.search(r"\n  local: Slurm: [^\n]*partition specified: nope; Invalid partition name specified\n",
+                     p.stderr), p.stderr
     assert "Traceback" not in p.stderr
 
 
@@ -241,3 +243,114 @@ slurm.alloc @login as gpu
     assert p.returncode == 1 and "999999" in p.stderr and p.stderr.count("\n") == 1
     assert train("slurm", "cancel", "local", m["ident"]).returncode == 0
     wait_until(lambda: slurm.jobs() == [], what="the allocation to end")
+
+
+def job_state(slurm, ident: str) -> str:
+    """This one job's state as squeue has it ('' once Slurm has forgotten it)."""
+    r = slurm.run("squeue", "-h", "-j", ident, "-o", "%T")
+    return "" if "Invalid job id" in r.stderr else r.stdout.strip()
+
+
+def test_requests_the_cluster_can_never_meet_fail_at_once_and_are_cancelled(slurm, tmp_path):
+    # the cluster has 2 nodes of 2 CPUs: Slurm takes both requests and leaves them pending for
+    # ever, with reason PartitionConfig (after a scheduling pass, PartitionNodeLimit for nodes=5)
+    partition_config = ("Slurm's reason is PartitionConfig (Requested partition configuration not available now); "
+                        "the request ({}) does not fit partition debug's nodes or limits: ask for fewer nodes, "
+                        "tasks, CPUs, memory or GPUs, or another partition= (train slurm info shows them)")
+    node_limit = ("Slurm's reason is PartitionNodeLimit (Requested partition configuration not available now); "
+                  "5 nodes is more than partition debug has for a job (all its nodes: 2): ask for fewer nodes, "
+                  "or another partition=")
+    for ask, why in (("nodes=5", (partition_config.format("5 nodes, 5 CPUs"), node_limit)),
+                     ("cpus_per_task=64", (partition_config.format("1 node, 64 CPUs"),))):
+        r = write_recipe(tmp_path / "r.recipe", f"""
+host login = local
+slurm.alloc @login as big {ask} time=5m
+slurm.wait @big
+""")
+        p = train("recipe", "run", str(r), "--no-visual")
+        assert p.returncode == 1
+        m = machines()[-1]
+        assert any(f"  slurm job {m['ident']} on local can never start as asked: {w}; cancelled\n" in p.stderr
+                   for w in why), p.stderr
+        assert "Traceback" not in p.stderr and "still pending" not in p.stderr
+        assert m["state"] == "released"
+        assert job_state(slurm, m["ident"]) in ("", "CANCELLED")  # nothing of it left pending
+
+
+def test_a_held_job_that_can_never_start_fails_its_wait_at_once_and_is_kept(slurm, tmp_path):
+    # not the job's own (`?job=ID`): its reason ends the wait, and it is left to its owner
+    held = slurm.run("sbatch", "--parsable", "-N3", "-J", "trainsh-test-held", "-o", "/dev/null",
+                     "--wrap", "true")
+    assert held.returncode == 0, held.stderr
+    ident = held.stdout.strip()
+    r = write_recipe(tmp_path / "r.recipe", """
+host gpu = placeholder
+tmux.open @gpu as work
+""")
+    p = train("recipe", "run", str(r), "--no-visual", "--host", f"gpu=slurm:local?job={ident}")
+    assert p.returncode == 1
+    # (PartitionConfig as Slurm took it; PartitionNodeLimit once a scheduling pass looked at it)
+    assert (f"slurm job {ident} on local can never start as asked: Slurm's reason is PartitionConfig; the "
+            "request (3 nodes, 3 CPUs) does not fit partition debug's") in p.stderr \
+        or (f"slurm job {ident} on local can never start as asked: Slurm's reason is PartitionNodeLimit; 3 nodes "
+            "is more than partition debug has for a job (all its nodes: 2)") in p.stderr, p.stderr
+    assert f"; kept: cancel it with train slurm cancel local {ident}\n" in p.stderr
+    assert job_state(slurm, ident) == "PENDING"
+    assert slurm.run("scancel", ident).returncode == 0
+
+
+def test_tasks_exclusive_and_extra_options_reach_salloc(slurm, tmp_path):
+    r = write_recipe(tmp_path / "r.recipe", """
+host login = local
+slurm.alloc @login as one nodes=1 ntasks=2 time=5m
+tmux.open @one as work
+@work > srun -n2 printenv SLURMD_NODENAME | sed 's/^/task on /'
+@work > srun printenv SLURMD_NODENAME | sed 's/^/plain on /'
+slurm.release @one
+slurm.alloc @login as two nodes=2 ntasks_per_node=2 exclusive=true extra="--job-name trainsh-test-extra --comment 'two words'"
+tmux.open @two as work2
+@work2 > srun printenv SLURMD_NODENAME | sort | sed 's/^/each on /'
+@work2 > scontrol show job -o $SLURM_JOB_ID | grep -o 'JobName=[^ ]*\\|OverSubscribe=[^ ]*\\|Comment=two words'
+slurm.release @two
+""")
+    p = train("recipe", "run", str(r), "--no-visual")
+    assert p.returncode == 0, p.stderr
+    assert p.stderr.count("| task on n1\n") == 2  # two tasks on the one node (one CPU each)
+    assert p.stderr.count("| plain on n1\n") == 2  # a plain srun starts the tasks asked for
+    assert p.stderr.count("| each on n1\n") == 2 and p.stderr.count("| each on n2\n") == 2
+    for said in ("| JobName=trainsh-test-extra\n", "| OverSubscribe=NO\n", "| Comment=two words\n"):
+        assert said in p.stderr, p.stderr
+    assert [m["state"] for m in machines()] == ["released", "released"]
+
+
+def test_options_slurm_refuses_are_one_line(slurm, tmp_path):
+    for ask, said in (('extra="--bogus"', "unrecognized option '--bogus'"),
+                      ("gres=gpu:1", "Invalid generic resource (gres) specification")):
+        r = write_recipe(tmp_path / "r.recipe", f"""
+host login = local
+slurm.alloc @login as gpu {ask}
+""")
+        p = train("recipe", "run", str(r), "--no-visual")
+        assert p.returncode == 1
+        assert f"  local: Slurm: {said}\n" in p.stderr, p.stderr
+        assert "Traceback" not in p.stderr and "--help" not in p.stderr
+        assert machines() == []  # Slurm took nothing
+
+
+def test_a_partition_node_limit_never_clears_only_beyond_the_partitions_nodes(slurm):
+    # (root's jobs are not held to partition limits, so the reason is given, the partition real)
+    from trainsh.cloud import slurm as s
+    from trainsh.remote.shell import LocalShell
+
+    made = slurm.run("scontrol", "create", "partitionname=trainsh-test-max1", "nodes=n1,n2", "maxnodes=1")
+    assert made.returncode == 0, made.stderr
+    try:
+        def never(nodes):
+            return s.never_starts(LocalShell(), "local", s.State("PENDING", "PartitionNodeLimit",
+                                                                  partition="trainsh-test-max1", num_nodes=nodes))
+
+        assert never("2") == ("2 nodes is more than partition trainsh-test-max1 has for a job (the most nodes a "
+                              "job may have: 1): ask for fewer nodes, or another partition=")
+        assert never("1") is None  # within its limits: its nodes are down or drained, and may come back
+    finally:
+        slurm.run("scontrol", "delete", "partitionname=trainsh-test-max1")

@@ -47,3 +47,55 @@ def test_slurm_errors_become_one_line_with_the_host_and_slurms_words():
     assert slurm._explain("login", "salloc", r(127, "sh: 1: salloc: not found\n")) \
         .startswith("login: salloc not found (is it a Slurm login host?")
     assert slurm._explain("h", "squeue", r(1, "squeue: error: Invalid user: x\n")) == "h: Slurm: Invalid user: x"
+
+
+def test_allocation_options_become_salloc_arguments():
+    assert slurm.salloc_args({"nodes": "1", "ntasks": "2", "ntasks_per_node": "2", "gres": "gpu:a100:2",
+                              "exclusive": "true", "time": "1h"}) \
+        == ["--nodes=1", "--ntasks=2", "--ntasks-per-node=2", "--gres=gpu:a100:2", "--exclusive",
+            "--time=0-01:00:00"]
+    assert slurm.salloc_args({"exclusive": "false"}) == []
+    assert slurm.salloc_args({"extra": "--reservation=mine --comment 'two words'"}) \
+        == ["--reservation=mine", "--comment", "two words"]  # split as a shell would
+    s = slurm.Spec.parse("h?ntasks=4&exclusive=yes&extra=--qos=high --begin=now")
+    assert dict(s.options)["extra"] == "--qos=high --begin=now"
+    for bad, why in (("h?ntasks=0", "whole number"), ("h?exclusive=maybe", "true or false"),
+                     ("h?extra='open", "No closing quotation"), ("h?extra=reservation", "salloc options"),
+                     ("h?gres=gpu 1", "Slurm's form")):
+        with pytest.raises(ValueError, match=why):
+            slurm.Spec.parse(bad)
+
+
+def test_salloc_refusals_are_one_line_of_every_error_slurm_gave():
+    def r(out):
+        return Result("x", 1, out, "", 0.0)
+
+    assert slurm._explain("h", "salloc", r("salloc: unrecognized option '--bogus'\n"
+                                            "Try \"salloc --help\" for more information\n")) \
+        == "h: Slurm: unrecognized option '--bogus'"
+    assert slurm._explain("h", "salloc", r("salloc: error: Memory specification can not be satisfied\n"
+                                            "salloc: error: Job submit/allocate failed: Requested node "
+                                            "configuration is not available\n")) \
+        == "h: Slurm: Memory specification can not be satisfied; Requested node configuration is not available"
+
+
+def test_pending_reasons_that_never_clear_by_themselves():
+    def never(reason, **kw):
+        return slurm.never_starts(None, "h", slurm.State("PENDING", reason, partition="gpu", **kw))
+
+    assert "(5 nodes, 5 CPUs) does not fit partition gpu's" in never("PartitionConfig", num_nodes="5", num_cpus="5")
+    assert "time= is over partition gpu's time limit" in never("PartitionTimeLimit")
+    for reason in ("BadConstraints", "InvalidAccount", "InvalidQOS", "AccountNotAllowed", "QOSNotAllowed",
+                   "DependencyNeverSatisfied", "ReservationDeleted", "MaxMemPerLimit",
+                   "AssocMaxNodePerJobLimit", "QOSMaxWallDurationPerJobLimit", "QOSMaxGRESPerNode",
+                   "AssocMaxCpuMinutesPerJobLimit", "QOSMinGRES"):
+        assert never(reason), reason
+    # these clear by themselves: other jobs end, nodes come back, a time comes, a hold is released
+    for reason in ("Resources", "Priority", "Dependency", "BeginTime", "None", "",
+                   "ReqNodeNotAvail, UnavailableNodes:n2", "NodeDown", "PartitionDown", "PartitionInactive",
+                   "Nodes required for job are DOWN, DRAINED or reserved for jobs in higher priority partitions",
+                   "JobHeldUser", "JobHeldAdmin", "AssocMaxJobsLimit", "AssocMaxSubmitJobLimit",
+                   "AssocGrpCpuLimit", "QOSGrpNodeLimit", "QOSMaxCpuPerUserLimit", "QOSMaxJobsPerUserLimit",
+                   "MaxCpuPerAccount", "Licenses", "Reservation"):
+        assert never(reason) is None, reason
+    assert slurm.never_starts(None, "h", slurm.State("RUNNING", "PartitionConfig")) is None

@@ -22,11 +22,16 @@ from dataclasses import dataclass
 
 from trainsh.remote.shell import Shell
 
-# Allocation options as a recipe or `--host NAME=slurm:LOGIN?...` writes them -> sbatch flags.
-FLAGS = {"nodes": "--nodes", "gpus_per_node": "--gpus-per-node", "cpus_per_task": "--cpus-per-task",
+# Allocation options as a recipe or `--host NAME=slurm:LOGIN?...` writes them -> salloc flags.
+# `exclusive=true` is a flag alone; `extra="..."` is any other salloc options, split as a shell
+# would and passed on as they are (Slurm checks them).
+FLAGS = {"nodes": "--nodes", "ntasks": "--ntasks", "ntasks_per_node": "--ntasks-per-node",
+         "gpus_per_node": "--gpus-per-node", "cpus_per_task": "--cpus-per-task", "gres": "--gres",
          "mem": "--mem", "time": "--time", "partition": "--partition", "account": "--account",
-         "qos": "--qos", "constraint": "--constraint"}
+         "qos": "--qos", "constraint": "--constraint", "exclusive": "--exclusive", "extra": ""}
+COUNTS = ("nodes", "ntasks", "ntasks_per_node", "gpus_per_node", "cpus_per_task")
 _WORD = re.compile(r"[A-Za-z0-9_.,:|&\[\]-]+\Z")
+_TRUE, _FALSE = ("true", "yes", "1"), ("false", "no", "0")
 
 
 def option_problem(key: str, value: str) -> str | None:
@@ -37,8 +42,20 @@ def option_problem(key: str, value: str) -> str | None:
         return f"unknown slurm option '{key}' (known: {', '.join(k + '=' for k in FLAGS)})"
     if "$" in value:  # expanded when the step runs
         return None
-    if key in ("nodes", "gpus_per_node", "cpus_per_task"):
+    if key in COUNTS:
         return None if re.fullmatch(r"[1-9]\d{0,5}", value) else f"{key}= takes a whole number from 1, got '{value}'"
+    if key == "exclusive":
+        return None if value.lower() in _TRUE + _FALSE else f"exclusive= takes true or false, got '{value}'"
+    if key == "extra":
+        try:
+            words = shlex.split(value)
+        except ValueError as e:
+            return f"extra= takes salloc options as a shell would split them: {e}"
+        if not words:
+            return "extra= takes salloc options, like extra=\"--reservation=mine --begin=now+1hour\""
+        if not words[0].startswith("-"):
+            return f"extra= takes salloc options, starting with one like --reservation=NAME, got '{words[0]}'"
+        return None
     if key == "mem":
         return None if re.fullmatch(r"\d+[KMGT]?", value, re.I) else \
             f"mem= takes a size like 16G or 500M, got '{value}'"
@@ -48,7 +65,22 @@ def option_problem(key: str, value: str) -> str | None:
         except ValueError as e:
             return str(e)
         return None
+    if key == "gres":
+        return None if _WORD.match(value) else f"gres= takes Slurm's form like gpu:2 or gpu:a100:2, got '{value}'"
     return None if _WORD.match(value) else f"{key}= takes a name, got '{value}'"
+
+
+def salloc_args(options: dict[str, str]) -> list[str]:
+    """The salloc arguments of checked allocation options."""
+    argv = []
+    for key, value in options.items():
+        if key == "extra":
+            argv += shlex.split(value)
+        elif key == "exclusive":
+            argv += [FLAGS[key]] if value.lower() in _TRUE else []
+        else:
+            argv.append(f"{FLAGS[key]}={slurm_time(value) if key == 'time' else value}")
+    return argv
 
 
 def slurm_time(text: str) -> str:
@@ -116,12 +148,16 @@ def _explain(where: str, tool: str, r) -> str:
     if r.returncode == 127 or "command not found" in text or f"execute {tool}: No such file" in text \
             or "not found" in text.split("\n")[-1] and tool in text:
         return f"{where}: {tool} not found (is it a Slurm login host? install Slurm's client tools there)"
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    errs = [ln for ln in lines if "error" in ln.lower()] or lines
-    msg = errs[-1] if errs else f"exit {r.returncode}"
-    msg = re.sub(r"^(sbatch|salloc|srun|squeue|scancel|sinfo|scontrol): (error: )?", "", msg)
-    msg = re.sub(r"^(Batch job submission failed|Job submit/allocate failed): ", "", msg)
-    return f"{where}: Slurm: {msg}"
+    # (a refused option is followed by 'Try "salloc --help" for more information')
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not re.match(r"Try .*--help", ln.strip())]
+    errs = [ln for ln in lines if "error" in ln.lower()] or lines[-1:]
+    said = []
+    for ln in errs:  # each of Slurm's errors, in its order: the last alone can be the vaguer one
+        ln = re.sub(r"^(sbatch|salloc|srun|squeue|scancel|sinfo|scontrol): (error: )?", "", ln)
+        ln = re.sub(r"^(Batch job submission failed|Job submit/allocate failed): ", "", ln)
+        if ln not in said:
+            said.append(ln)
+    return f"{where}: Slurm: {'; '.join(said) or f'exit {r.returncode}'}"
 
 
 def run(sh: Shell, where: str, tool: str, argv: list[str], timeout: float = 60):
@@ -137,18 +173,18 @@ def env_file(run_dir: str) -> str:
     return f"{run_dir}/alloc.env"
 
 
-def submit(sh: Shell, where: str, name: str, options: dict[str, str], run_dir: str) -> tuple[str, bool]:
-    """Ask for an allocation: its Slurm job id, and whether it was granted at once. Returns as
-    soon as Slurm took the request.
+def submit(sh: Shell, where: str, name: str, options: dict[str, str], run_dir: str) -> tuple[str, State]:
+    """Ask for an allocation: its Slurm job id, and its state (RUNNING when granted at once;
+    when pending, with its reason and what salloc said). Returns as soon as Slurm took the
+    request.
 
     `salloc --no-shell` is scheduled at once when the cluster is free (a batch job waits for
     the scheduler's next pass, about a second), and holds the allocation after it exits. It
-    runs detached on the login host; its first line names the job, granted or pending. A
-    granted allocation's sessions are prepared in the same round trip (`prepare_script`)."""
+    runs detached on the login host; its first line naming the job says granted or pending. A
+    granted allocation's sessions are prepared in the same round trip (`prepare_script`); a
+    pending one's reason is read in it (Slurm sets it when it takes the request)."""
     q = shlex.quote
-    argv = ["salloc", "--no-shell", f"--job-name={name}"]
-    for key, value in options.items():
-        argv.append(f"{FLAGS[key]}={slurm_time(value) if key == 'time' else value}")
+    argv = ["salloc", "--no-shell", f"--job-name={name}", *salloc_args(options)]
     out = q(f"{run_dir}/salloc.out")
     # (the loop reads the file with the shell's own `read`: no process per look)
     script = (f"command -v salloc >/dev/null || exit 127\n"
@@ -164,17 +200,31 @@ def submit(sh: Shell, where: str, name: str, options: dict[str, str], run_dir: s
               "done\n"
               f"cat {out}\n"
               f"case $line in Granted*|*': Granted'*) (\n{prepare_script('$job', run_dir)}) >&2 || "
-              "echo 'trainsh: not prepared' >&2;; esac\n")
+              "echo 'trainsh: not prepared' >&2;;\n"
+              f"*) echo '--state--'; squeue -h -j \"$job\" -o '{_FORMAT}' 2>&1;; esac\n")
     r = sh.script(script, timeout=60)
-    found = re.search(r"job allocation (\d+)", r.stdout)
+    said, _, pending = r.stdout.partition("--state--\n")
+    found = re.search(r"job allocation (\d+)", said)
     if not found:
         if r.ok:
             r.returncode = 1
         raise SlurmError(_explain(where, "salloc", r))
-    granted = "Granted job allocation" in r.stdout
-    if granted and "trainsh: not prepared" not in r.stderr:
-        _PREPARED.add((sh.name, found.group(1), run_dir))
-    return found.group(1), granted
+    job = found.group(1)
+    if "Granted job allocation" in said:
+        if "trainsh: not prepared" not in r.stderr:
+            _PREPARED.add((sh.name, job, run_dir))
+        return job, State("RUNNING")
+    lines = [ln.strip() for ln in pending.splitlines() if ln.strip()]
+    try:
+        st = _parse_state(where, lines[-1] if lines else "")
+    except SlurmError:
+        st = State("PENDING")
+    # (what salloc said before naming the job: "Requested partition configuration not available now")
+    before = said[:found.start()]
+    before = before[:before.rfind("\n")] if "\n" in before else ""
+    notes = [re.sub(r"^salloc: (error: )?", "", ln.strip()) for ln in before.splitlines()]
+    st.said = "; ".join(n for n in notes if n)
+    return job, st
 
 
 _PREPARED: set[tuple[str, str, str]] = set()  # (login, job, run folder) whose sessions are ready
@@ -193,33 +243,101 @@ class State:
     partition: str = ""
     time_left: str = ""
     position: int | None = None  # among pending jobs of its partition, 1 = next
+    num_nodes: str = ""  # nodes (asked for, while pending)
+    num_cpus: str = ""  # CPUs (asked for, while pending)
+    said: str = ""  # what salloc said of the request when it was taken, if anything
 
     @property
     def ended(self) -> bool:
         return self.state not in ("PENDING", "RUNNING", "CONFIGURING", "REQUEUED", "RESIZING", "SUSPENDED")
 
+    @property
+    def code(self) -> str:
+        """The reason's code alone (`ReqNodeNotAvail, UnavailableNodes:n1` -> ReqNodeNotAvail)."""
+        return self.reason.split(",")[0].strip()
+
+
+# squeue's line of one job: parsed by _parse_state
+_FORMAT = "%T|%r|%N|%P|%L|%D|%C"
+
+
+def _parse_state(where: str, line: str) -> State:
+    if "Invalid job id" in line or not line:
+        return State("GONE")
+    if "|" not in line:
+        raise SlurmError(f"{where}: Slurm: {line}")
+    st, reason, nodes, partition, left, n, cpus = (line.split("|") + [""] * 7)[:7]
+    return State(st, "" if reason == "None" else reason, nodes, partition, left, num_nodes=n, num_cpus=cpus)
+
 
 def state(sh: Shell, where: str, job: str) -> State:
     """Where the allocation is, in one round trip."""
     q = shlex.quote
-    script = (f"squeue -h -j {q(job)} -o '%T|%r|%N|%P|%L' 2>&1; echo '--'; "
+    script = (f"squeue -h -j {q(job)} -o '{_FORMAT}' 2>&1; echo '--'; "
               "squeue -h -t PD -o '%i|%P' --sort=-p,i 2>/dev/null")
     r = sh.script(script, timeout=60)
     if r.returncode == 127 or "command not found" in r.stdout + r.stderr:
         raise SlurmError(_explain(where, "squeue", r))
     mine, pending = (r.stdout.split("--\n") + [""])[:2]
-    line = mine.strip().splitlines()[-1] if mine.strip() else ""
-    if "Invalid job id" in line or not line:
-        return State("GONE")
-    if "|" not in line:
-        raise SlurmError(f"{where}: Slurm: {line}")
-    st, reason, nodes, partition, left = (line.split("|") + [""] * 5)[:5]
-    s = State(st, "" if reason == "None" else reason, nodes, partition, left)
-    if st == "PENDING":
-        ids = [ln.split("|")[0] for ln in pending.splitlines() if ln.endswith("|" + partition)]
+    s = _parse_state(where, mine.strip().splitlines()[-1] if mine.strip() else "")
+    if s.state == "PENDING":
+        ids = [ln.split("|")[0] for ln in pending.splitlines() if ln.endswith("|" + s.partition)]
         if job in ids:
             s.position = ids.index(job) + 1
     return s
+
+
+# Pending reasons that never clear by themselves: only a changed request (or an administrator
+# changing the cluster) lets such a job start, so waiting for it is waiting for its time-out.
+# Settled from Slurm's "Job Reason Codes" page (job_reason_codes.html; squeue(1) "JOB REASON
+# CODES"): see ARCHITECTURE.md. Each names what to change. Reasons not here may clear (Resources,
+# Priority, Dependency, BeginTime, ReqNodeNotAvail and NodeDown while nodes are down, PartitionDown,
+# held jobs, Assoc/QOS Grp* and per-user limits that other jobs ending frees) and are waited for.
+NEVER = {
+    "PartitionConfig": "{asked}does not fit partition {partition}'s nodes or limits: ask for fewer nodes, "
+                       "tasks, CPUs, memory or GPUs, or another partition= (train slurm info shows them)",
+    "PartitionTimeLimit": "time= is over partition {partition}'s time limit: ask for less, or another "
+                          "partition= (train slurm info shows the limits)",
+    "BadConstraints": "no node can meet the request: change constraint=, gres= or the options in extra=",
+    "InvalidAccount": "the account is not valid here: change account=",
+    "InvalidQOS": "the QOS is not valid here: change qos=",
+    "AccountNotAllowed": "the account may not use partition {partition}: change account= or partition=",
+    "QOSNotAllowed": "the QOS is not allowed for the account or partition {partition}: change qos= or "
+                     "partition=",
+    "DependencyNeverSatisfied": "the job it depends on ended so that it never will: change --dependency "
+                                "in extra=",
+    "ReservationDeleted": "the reservation it asked for is gone: change --reservation in extra=",
+    "MaxMemPerLimit": "mem= is over the cluster's most memory per CPU or per node: ask for less",
+}
+# A request over a per-job or per-node limit of its account (association) or QOS, or under a
+# QOS's minimum: e.g. AssocMaxNodePerJobLimit, QOSMaxWallDurationPerJobLimit, QOSMinGRES.
+_NEVER_LIMIT = re.compile(r"(Assoc|QOS)Max\w*Per(Job|Node)(Limit)?|QOSMin\w+")
+
+
+def never_starts(sh: Shell, where: str, s: State) -> str | None:
+    """What to change, when a pending job's reason can never clear by itself; else None."""
+    if s.state != "PENDING" or not s.code:
+        return None
+    asked = ", ".join(b for b in (s.num_nodes and f"{s.num_nodes} node{'s' * (s.num_nodes != '1')}",
+                                  s.num_cpus and f"{s.num_cpus} CPU{'s' * (s.num_cpus != '1')}") if b)
+    fill = {"partition": s.partition or "?", "asked": f"the request ({asked}) " if asked else "the request "}
+    if s.code in NEVER:
+        return NEVER[s.code].format(**fill)
+    if _NEVER_LIMIT.fullmatch(s.code):
+        what = "under a minimum" if s.code.startswith("QOSMin") else "over a per-job or per-node limit"
+        return (f"the request is {what} of its {'QOS' if s.code.startswith('QOS') else 'account'}: change it "
+                "(sacctmgr show qos / sacctmgr show assoc list the limits)")
+    if s.code == "PartitionNodeLimit" and s.partition and s.num_nodes.isdigit():
+        # over the partition's MaxNodes or all its nodes: never; else its nodes are down or
+        # drained, and may come back
+        r = sh.script(f"scontrol show partition -o {shlex.quote(s.partition)}", timeout=60)
+        info = dict(kv.split("=", 1) for kv in r.stdout.split() if "=" in kv)
+        for key in ("MaxNodes", "TotalNodes"):
+            if info.get(key, "").isdigit() and int(s.num_nodes) > int(info[key]):
+                what = "the most nodes a job may have" if key == "MaxNodes" else "all its nodes"
+                return (f"{s.num_nodes} nodes is more than partition {s.partition} has for a job ({what}: "
+                        f"{info[key]}): ask for fewer nodes, or another partition=")
+    return None
 
 
 def cancel(sh: Shell, where: str, job: str) -> bool:
@@ -333,9 +451,10 @@ def prepare_script(job: str, run_dir: str) -> str:
               'tmux() { if [ "$1" = wait-for ]; then return 0; fi; command tmux "$@"; }\n')
     jid = job if job.startswith("$") else q(job)
     env = (f"info=$(scontrol show job -o {jid}) || exit 1\n"
-           "set -f; nodes= n= cpt= tpn= part=\n"  # (a node list like n[1-2] is no glob)
+           "set -f; nodes= n= cpt= tpn= part= nt= ntpn=\n"  # (a node list like n[1-2] is no glob)
            "for kv in $info; do case $kv in NodeList=*) nodes=${kv#*=};; NumNodes=*) n=${kv#*=};; "
            "CPUs/Task=*) cpt=${kv#*=};; TresPerNode=*) tpn=${kv#*=};; Partition=*) part=${kv#*=};; "
+           "NumTasks=*) nt=${kv#*=};; NtasksPerN:*) ntpn=${kv#*=}; ntpn=${ntpn%%:*};; "
            "esac; done; set +f; n=${n%%-*}\n"
            'case $nodes in *[[,]*) first=$(scontrol show hostnames "$nodes" | head -n 1);; '
            "*) first=$nodes;; esac\n"
@@ -343,6 +462,10 @@ def prepare_script(job: str, run_dir: str) -> str:
            "SLURM_NODELIST='$nodes' SLURM_JOB_NUM_NODES=$n SLURM_NNODES=$n "
            "SLURM_JOB_PARTITION='$part' TRAINSH_FIRST_NODE='$first'\"\n"
            "  [ \"${cpt:-1}\" -gt 1 ] 2>/dev/null && echo \"export SLURM_CPUS_PER_TASK=$cpt\"\n"
+           # (tasks asked for, as a batch script has them: a plain `srun` starts that many; Slurm
+           # counts one a node when none were asked for, which is srun's own default)
+           "  [ \"${nt:-1}\" -gt \"${n:-1}\" ] 2>/dev/null && echo \"export SLURM_NTASKS=$nt SLURM_NPROCS=$nt\"\n"
+           "  [ \"${ntpn:-0}\" -gt 0 ] 2>/dev/null && echo \"export SLURM_NTASKS_PER_NODE=$ntpn\"\n"
            "  case $tpn in *gpu:*) echo \"export SLURM_GPUS_PER_NODE=${tpn##*:}\";; esac\n"
            f"}} > {q(f)}.tmp && mv {q(f)}.tmp {q(f)}\n")
     return (f"mkdir -p {q(run_dir)} || exit 1\n{env}"

@@ -8,6 +8,7 @@ one finds it again by its Slurm job id. The Slurm side lives in cloud/slurm.py.
 
 from __future__ import annotations
 
+import shlex
 import time
 
 from trainsh.cloud import slurm
@@ -61,14 +62,38 @@ def _submit(ctx: Context, name: str, login_spec: str, options: dict[str, str]) -
     label = login_spec if login_spec == "local" else sh.name
     run_dir = _run_dir(ctx, sh, name)
     try:
-        job, granted = slurm.submit(sh, label, f"trainsh-{ctx.job.id}-{name}", options, run_dir)
+        job, st = slurm.submit(sh, label, f"trainsh-{ctx.job.id}-{name}", options, run_dir)
     except slurm.SlurmError as e:
         raise StepFailed(str(e)) from None
+    granted = st.state == "RUNNING"
     mach = Machine(name, "slurm", job, "allocated", login_spec, "running" if granted else "pending")
     ctx.machines.add(mach)  # at once: from here on a failure cancels it, a resume finds it
     ctx.console.ok(f"slurm job {job} {'granted' if granted else 'submitted'} on {label} for @{name}"
                    + (" (" + " ".join(f"{k}={v}" for k, v in options.items()) + ")" if options else ""))
+    _fail_if_never(ctx, mach, sh, label, st, keep=False)
     return mach
+
+
+def _fail_if_never(ctx: Context, mach: Machine, sh, where: str, st: slurm.State, keep: bool) -> None:
+    """A pending allocation whose reason can never clear by itself fails at once, in one line
+    with Slurm's reason and what to change, and is cancelled (kept with keep=true, or when it
+    is not the job's own)."""
+    try:
+        change = slurm.never_starts(sh, where, st)
+    except slurm.SlurmError:
+        change = None
+    if change is None:
+        return
+    why = f"slurm job {mach.ident} on {where} can never start as asked: Slurm's reason is {st.code}" \
+        + (f" ({st.said})" if st.said else "") + f"; {change}"
+    if keep or mach.how == "found":
+        raise StepFailed(f"{why}; kept: cancel it with train slurm cancel {shlex.quote(mach.place)} {mach.ident}")
+    try:
+        slurm.cancel(sh, where, mach.ident)
+    except slurm.SlurmError as e:
+        raise StepFailed(f"{why}; cancelling it failed: {e}") from None
+    ctx.machines.set_state(mach.host, "released")
+    raise StepFailed(f"{why}; cancelled")
 
 
 def _allocation(ctx: Context, name: str) -> Machine:
@@ -106,6 +131,7 @@ def _wait_ready(ctx: Context, mach: Machine, timeout: float, poll: float, keep: 
     sh = _login(mach.place)
     where = mach.place if mach.place == "local" else sh.name
     start = time.monotonic()
+    checked = None  # the last pending reason looked at for one that never clears
     shown, tick = "", 0.05  # quick at first: a free cluster starts a job in well under a second
     try:
         while True:
@@ -116,6 +142,9 @@ def _wait_ready(ctx: Context, mach: Machine, timeout: float, poll: float, keep: 
             if st.state == "RUNNING":
                 ctx.machines.set_state(mach.host, "running")
                 return st
+            if st.reason != checked:  # (looked at once a reason: it may cost a round trip)
+                _fail_if_never(ctx, mach, sh, where, st, keep)
+                checked = st.reason
             if st.ended:
                 was = mach.state
                 ctx.machines.set_state(mach.host, "gone")

@@ -136,12 +136,17 @@ def host_opener(name: str):
             p = _provider(name)
             inst = p.get(rest)
             if inst.status == STOPPED:
-                p.start(inst.id)
                 how = "started"
+                p.start(inst.id)
             if inst.status != RUNNING or inst.ssh is None:
                 inst = wait_ready(p, inst.id, WAIT_READY, login=False)
-        except (ProviderError, TimeoutError) as e:
-            raise HostError(str(e)) from None
+        except BaseException as e:  # a failure or a signal once started: the job started it
+            err = HostError(str(e)) if isinstance(e, (ProviderError, TimeoutError)) else e
+            if how == "started":
+                err.started = (name, inst.id)
+            if err is e:
+                raise
+            raise err from None
         KINDS[name].known[inst.id] = inst
         shell = SshShell(inst.ssh_spec(_key()), reconnect=reconnect, lost=_lost(name, inst.id))
         try:

@@ -146,7 +146,15 @@ class Context:
             if spec is None:
                 raise StepFailed(f"unknown host @{name}")
             spec = self.expand(spec, "a host spec").strip()
-            handle = resolve_host(name, spec, self.job)
+            try:
+                handle = resolve_host(name, spec, self.job)
+            except BaseException as e:  # a machine it started before being cut short is the job's
+                started = getattr(e, "started", None)
+                if started and self.machines is not None:
+                    from trainsh.runtime.machines import Machine
+
+                    self.machines.add(Machine(name, started[0], started[1], "started", state="starting"))
+                raise
         handle.tmux.hidden = self.hidden_env()
         self.hosts[name] = handle
         record = getattr(handle.shell, "machine", None)  # a cloud instance: journal it
@@ -190,7 +198,9 @@ def resolve_host(name: str, spec: str, job: Job) -> HostHandle:
     try:
         shell = ssh_shell(spec)
     except HostError as e:
-        raise StepFailed(f"host @{name}: {e}") from None
+        failed = StepFailed(f"host @{name}: {e}")
+        failed.started = getattr(e, "started", None)  # a machine it started all the same
+        raise failed from None
     run_dir = f"{shell.home()}/.cache/trainsh/run/{job.id}"
     return HostHandle(name, str(shell.spec), shell, Tmux(shell), run_dir)
 
