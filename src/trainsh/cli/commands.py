@@ -511,21 +511,26 @@ def cmd_status(args) -> int:
                   + ("" if args.all else " (--all shows finished jobs)"))
             return 0
         rows, under = [], []
+        limit = table.width()
         for j, sessions in shown:
             steps = journal.steps(j.id)
             now = next((r for r in reversed(steps) if r["status"] in ("running", "interrupted", "failed")), None)
             step = f"{now['idx'] + 1}: {now['source']}" if now else "-"
-            rows.append([j.id, j.shown_status, _when(j.created), j.recipe_path, step])
+            # the recipe's file name: its folder is in `recipe logs`, and a path pushed the
+            # step out of an 80-column terminal
+            rows.append([j.id, j.shown_status, _when(j.created), os.path.basename(j.recipe_path), step])
             extra = [f"    {j.error}"] if j.error else []
             for s, spec in sessions:
+                head = f"    session {s['name']:<12} on {s['host']:<10}"
                 attach = attach_line(spec, s["real"], sock)  # whole: it is there to be copied
-                extra.append(f"    session {s['name']:<12} on {s['host']:<10} {attach}")
+                # on a terminal too narrow for a cloud's ssh line, the short way to the same
+                fits = limit is None or len(head) + 1 + len(attach) <= limit
+                extra.append(f"{head} {attach}" if fits else f"{head} (train recipe attach {j.id})")
             if sessions:
                 extra.append(f"    all its sessions at once: train recipe attach {j.id}")
             extra += _machine_lines(journal, j.id)
             under.append(extra)
-        limit = table.width()
-        lines = table.render(["JOB", "STATUS", "STARTED", "RECIPE", "STEP"], rows, flex=3, limit=limit)
+        lines = table.render(["JOB", "STATUS", "STARTED", "RECIPE", "STEP"], rows, flex=None, limit=limit)
         print(lines[0])
         for line, extra in zip(lines[1:], under):
             print(line)
@@ -561,6 +566,8 @@ def _machine_lines(journal, job_id: str) -> list[str]:
         if m.state in ("released", "stopped", "gone"):
             continue
         kind = KINDS.get(m.kind) or Kind()
+        if kind.current(m) in ("stopped", "gone"):  # stopped since (autostop, by hand): not up
+            continue
         whose = "the job's" if m.ours else "yours, from before the job"
         lines.append(f"    machine {kind.describe(m)} for @{m.host}: up ({whose}); stop it with: "
                      f"{kind.release_hint(m)}")

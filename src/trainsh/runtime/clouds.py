@@ -81,6 +81,17 @@ class CloudKind(Kind):
         rate = f" {_money(inst.storage_per_hour, 3)}/h" if inst is not None else ""
         return f"; its disk still bills{rate}: {ends} ends that"
 
+    def current(self, m: Machine) -> str | None:
+        from trainsh.cloud.provider import NotFound
+
+        try:
+            inst = self.known[m.ident] = _provider(self.name).get(m.ident)
+        except NotFound:
+            return "gone"
+        except Exception:  # noqa: BLE001 - cannot tell
+            return None
+        return inst.status
+
     def describe(self, m: Machine) -> str:
         inst = self.known.get(m.ident)
         if inst is None:

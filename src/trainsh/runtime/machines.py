@@ -60,6 +60,10 @@ class Kind:
         """One line: what it is and what it costs, e.g. `vast 123 (RTX 4090, $0.40/h)`."""
         return f"{m.kind} {m.ident}"
 
+    def current(self, m: Machine) -> str | None:
+        """What it is now, asked of its provider: running, stopped, gone ... (None: cannot tell)."""
+        return None
+
     def release_hint(self, m: Machine) -> str:
         """The command a user runs to release it by hand."""
         return f"train {m.kind} stop {m.ident}"

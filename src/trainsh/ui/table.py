@@ -24,17 +24,18 @@ def cut(text: str, n: int, keep_end: bool = False) -> str:
     return "…" + text[-(n - 1):] if keep_end else text[: n - 1] + "…"
 
 
-def render(headers: list[str], rows: list[list[str]], flex: int = -1, right: set[int] = frozenset(),
+def render(headers: list[str], rows: list[list[str]], flex: int | None = -1, right: set[int] = frozenset(),
            limit: int | None = None, gap: int = 2) -> list[str]:
     """Lines of a table whose columns are as wide as their widest cell; with `limit`, no line
     is longer: the `flex` column shrinks first (keeping its end), then the others from the
-    right (keeping their starts), each to no less than its header (or 4 characters)."""
+    right (keeping their starts), each to no less than its header (or 4 characters). With
+    `flex=None` every column shrinks from the right, keeping its start."""
     n = len(headers)
-    flex %= n
+    flex = n if flex is None else flex % n  # (n: no column is the flex one)
     widths = [max([len(headers[i])] + [len(r[i]) for r in rows]) for i in range(n)]
     if limit is not None:
         over = sum(widths) + gap * (n - 1) - limit
-        for i in [flex] + [j for j in reversed(range(n)) if j != flex]:
+        for i in [j for j in [flex] if j < n] + [j for j in reversed(range(n)) if j != flex]:
             if over <= 0:
                 break
             give = min(over, max(0, widths[i] - max(4, len(headers[i]))))
