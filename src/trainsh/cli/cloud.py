@@ -98,17 +98,29 @@ def _json(data) -> None:
     print(json.dumps(data, indent=2, default=str))
 
 
-def _with_totals(p, insts: list) -> list:
-    """The instances with what each has cost since it was rented, where the cloud says (a
-    failed lookup leaves them unknown: the listing matters more)."""
-    from trainsh.cloud.provider import ProviderError
+def _with_totals(p, read) -> list:
+    """`read()`'s instances with what each has cost since it was rented, where the cloud says.
+    The totals are asked at the same time as the instances (a second round trip would double a
+    listing's wait); a failed lookup leaves them unknown: the listing matters more."""
+    import threading
 
-    try:
-        totals = p.totals(insts)
-    except ProviderError:
-        totals = {}
+    key = getattr(p, "key", None)  # the key first, here: a store may ask for its passphrase
+    if callable(key):
+        key()
+    got: dict = {}
+
+    def ask() -> None:
+        try:
+            got["totals"] = p.totals()
+        except Exception:  # noqa: BLE001 - unknown totals, never a failed listing
+            got["totals"] = {}
+
+    asking = threading.Thread(target=ask, daemon=True)
+    asking.start()
+    insts = read()
+    asking.join()
     for i in insts:
-        i.total_cost = totals.get(i.id, i.total_cost)
+        i.total_cost = got.get("totals", {}).get(i.id, i.total_cost)
     return insts
 
 
@@ -122,7 +134,7 @@ def _per_hour(inst, code, rates) -> str:
 
 
 def cmd_list(p, args) -> int:
-    insts = _with_totals(p, sorted(p.list(), key=lambda i: (len(i.id), i.id)))
+    insts = _with_totals(p, lambda: sorted(p.list(), key=lambda i: (len(i.id), i.id)))
     if args.json:
         _json([instance_dict(i) for i in insts])
         return 0
@@ -163,7 +175,7 @@ def _cut_short(p, insts) -> None:
 
 
 def cmd_show(p, args) -> int:
-    inst = _with_totals(p, [p.get(args.id)])[0]
+    inst = _with_totals(p, lambda: [p.get(args.id)])[0]
     if args.json:
         _json(instance_dict(inst, raw=True))
         return 0

@@ -290,9 +290,9 @@ class Provider(ABC):
             theirs = wanted
         return key(gpu_name) in (key(wanted), key(theirs))
 
-    def totals(self, instances: list[Instance]) -> dict[str, float]:
-        """USD each instance has been billed since it was rented, by id, as the cloud's billing
-        has it (one round trip for all); {} where the cloud keeps no such record."""
+    def totals(self) -> dict[str, float]:
+        """USD each of the account's instances has been billed since it was rented, by id, as
+        the cloud's billing has it (one round trip); {} where the cloud keeps no such record."""
         return {}
 
     def offer_gpus(self, offer_id: str) -> int | None:

@@ -241,12 +241,10 @@ class RunPodProvider(Provider):
             raise NotFound(f"RunPod: no pod '{instance_id}' on this account")
         return self._instance(pod)
 
-    def totals(self, instances: list[Instance]) -> dict[str, float]:
+    def totals(self) -> dict[str, float]:
         """Each pod's cost since it was rented: RunPod's pod billing history (`GET
         /v2/billing/pods`, on the GraphQL API's server: records per pod per bucket, each with
         `totalAmount` in USD), the last years in year buckets, summed by `podId`."""
-        if not instances:
-            return {}
         body = request("GET", f"{self.base_url}/v2/billing/pods?bucketSize=year&lastN=5", what=WHAT,
                        key=self.key(), timeout=self.timeout, retries=1)
         out: dict[str, float] = {}
@@ -255,8 +253,7 @@ class RunPodProvider(Provider):
             if isinstance(r, dict) and r.get("podId"):
                 pod = str(r["podId"])
                 out[pod] = out.get(pod, 0.0) + float(r.get("totalAmount") or 0)
-        wanted = {i.id for i in instances}
-        return {k: v for k, v in out.items() if k in wanted}
+        return out
 
     def _instance(self, pod: dict) -> Instance:
         desired = str(pod.get("desiredStatus") or "")

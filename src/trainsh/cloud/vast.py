@@ -25,6 +25,7 @@ MB_PER_GB = 1000  # as the official CLI converts gpu_ram and cpu_ram
 # `storage_cost` is $/GB/month over 720 hours: Vast's reference examples give storage_cost x
 # disk_space / 720 = storage_total_cost (0.149333 x 10 GB / 720 = 0.0020741, show_instance.yaml)
 HOURS_PER_MONTH = 720
+TOTALS_YEARS = 5  # how far back a machine's charges are summed
 WHAT = "Vast.ai"
 
 
@@ -254,18 +255,16 @@ class VastProvider(Provider):
         reply = self._call("GET", "instances/", query="owner=me")
         return [instance(r) for r in (reply or {}).get("instances") or []]
 
-    def totals(self, instances: list[Instance]) -> dict[str, float]:
+    def totals(self) -> dict[str, float]:
         """Each instance's charges since it was rented: `GET charges/` (Vast's per-contract
-        GPU, disk and bandwidth charges, `amount` the contract's total; the day range from the
-        oldest instance's start_date to now), summed by `source` "instance-ID"."""
+        GPU, disk and bandwidth charges, `amount` the contract's total, over the `day` range
+        it requires: the last TOTALS_YEARS years), summed by `source` "instance-ID"."""
         import json
         from urllib.parse import quote
 
-        if not instances:
-            return {}
-        now = time.time()
-        start = min(_num(i.raw.get("start_date"), now) or now for i in instances)
-        filters = {"day": {"gte": int(start) - 86400, "lte": int(now) + 86400}, "type": {"in": ["instance"]}}
+        now = int(time.time())
+        filters = {"day": {"gte": now - TOTALS_YEARS * 366 * 86400, "lte": now + 86400},
+                   "type": {"in": ["instance"]}}
         query = f"select_filters={quote(json.dumps(filters))}&format=table&limit=500"
         out: dict[str, float] = {}
         token = None
@@ -280,8 +279,7 @@ class VastProvider(Provider):
             token = reply.get("next_token")
             if not token:
                 break
-        wanted = {i.id for i in instances}
-        return {k: v for k, v in out.items() if k in wanted}
+        return out
 
     def get(self, instance_id: str) -> Instance:
         iid = self._id(instance_id)
