@@ -453,7 +453,7 @@ class RunPodProvider(Provider):
 
 # An offer of more than one GPU names its count: "2x NVIDIA L40@SECURE", so that creating the
 # offer a search listed rents what it listed, at its price.
-_OFFER_COUNT = re.compile(r"^\s*(\d+)x\s+")
+_OFFER_COUNT = re.compile(r"^\s*([1-9][0-9]*)x\s+")
 
 
 def offer_id(gpu_type_id: str, cloud: str, count: int = 1) -> str:
