@@ -93,7 +93,9 @@ def test_the_live_view_lists_steps_marks_the_running_one_shows_output_and_leaves
         assert text in screen, screen
     running = [ln for ln in lines if ln.startswith("▶   2")]
     assert running and "for i in 1 2 3" in running[0], screen
-    assert re.search(r"^✓   1  tmux\.open @local as w\s+\d+\.\ds$", screen, re.M), screen
+    # each step that ended says its result after it (here: how to attach to the session)
+    assert re.search(r"^✓   1  tmux\.open @local as w  → session w on local: tmux .*\s+\d+\.\ds$",
+                     screen, re.M), screen
     assert re.search(r"^·   3  @w > echo second", screen, re.M), screen
     assert "time left" in screen  # the command's timeout
     assert re.search(r"^  tick-1$", screen, re.M) and re.search(r"^  tick-3$", screen, re.M), screen
@@ -373,3 +375,70 @@ tmux.open @local as w
     term = terminal(_train_cmd("recipe", "resume"), width=100, height=30)
     screen = term.wait_for("EXITED=0", timeout=30)
     assert re.search(rf"✓\s+2\s+done\s+exit 0\s+{took:.1f}s\s+@w > sleep 1\.3", screen), screen
+    # and what they said before the runner stopped (here: how to attach to the session)
+    assert re.search(r"✓\s+1\s+done .* tmux\.open @local as w\n\s+session w on local: tmux ", screen), screen
+
+
+def test_the_live_view_shows_the_rented_machine_in_a_panel_and_each_steps_result(tmp_path, terminal, vast):
+    """A run on a Vast machine (the fake: real HTTP, a real sshd) in a terminal: the machines
+    panel names the instance the pick rented with its state, $/h and cost so far; each step's
+    result line (the machine taken, the cost, notify's text, the stop's hint) is on the screen
+    and in the summary; nothing claims the stopped machine still runs or its session is open."""
+    release = tmp_path / "release"
+    write_recipe(tmp_path / "cloud.recipe", f"""
+var WHAT = llama
+host gpu = placeholder
+vast.pick @gpu
+vast.wait timeout=1m poll=1s
+tmux.open @gpu as w
+@w > echo on-$CONTAINER_ID; while [ ! -e {release} ]; do sleep 0.1; done
+vast.cost
+notify trained $WHAT
+vast.stop
+""")
+    term = terminal(_train_cmd("recipe", "run", "cloud.recipe", "--autostop", "0"), width=120, height=30,
+                    VAST_URL=os.environ["VAST_URL"], VAST_API_KEY=os.environ["VAST_API_KEY"])
+    try:
+        term.wait_for("vast: choose a machine", "number [1-", timeout=60)  # on a terminal, the user picks
+        subprocess.run(term.t + ["send-keys", "-t", "tty", "Enter"], check=True)  # 1: the cheapest
+        iid = wait_until(lambda: next(iter(vast.state()["instances"]), None), 60, what="a rented machine")
+        screen = term.wait_for(f"on-{iid}", "cost so far", timeout=60)
+        assert re.search(r"^machine\s+provider\s+id\s+state\s+\$/h\s+cost so far", screen, re.M), screen
+        assert re.search(rf"^gpu\s+vast\s+{iid}\s+running\s+\$0\.23/h\s+\$0\.\d\d\s*$", screen, re.M), screen
+        assert re.search(rf"^✓   1  vast\.pick @gpu  → @gpu = vast {iid}: 1x RTX 3090, \$0\.23/h \(rented\)",
+                         screen, re.M), screen
+    finally:
+        release.touch()
+    screen = term.wait_for("EXITED=0", timeout=60)
+    summary = screen[screen.index(" done after "):]
+    assert re.search(rf"vast {iid}: \$0\.23/h, running, up \d+s, \$0\.\d\d so far", summary), summary
+    assert ">> trained llama" in summary, summary
+    assert f"vast {iid}: stopped (its disk stays and bills storage; train vast destroy {iid} ends that)" \
+        in summary.replace("\n", ""), summary  # (whole, though longer than a line)
+    assert re.search(rf"^    gpu\s+vast\s+{iid}\s+stopped\s+\$0\.23/h\s+\$0\.\d\d\s*$", summary, re.M), summary
+    assert "still running" not in summary and "left open" not in summary, summary
+    assert vast.state()["instances"][iid]["intended_status"] == "stopped"
+
+
+def test_the_machines_panel_shows_a_slurm_allocation_as_it_goes(tmp_path, terminal, slurm):
+    """Every kind of machine is in the panel, as the journal has it: a Slurm allocation (a
+    real cluster) shows running while its command runs, and released when the job ends."""
+    release = tmp_path / "release"
+    write_recipe(tmp_path / "alloc.recipe", f"""
+host login = local
+slurm.alloc @login as gpu
+tmux.open @gpu as w
+@w > echo job-$SLURM_JOB_ID; while [ ! -e {release} ]; do sleep 0.1; done
+slurm.release @gpu
+""")
+    term = terminal(_train_cmd("recipe", "run", "alloc.recipe"), width=100, height=30,
+                    SLURM_CONF=os.environ["SLURM_CONF"])
+    try:
+        ident = wait_until(lambda: (lambda m: m and m.group(1))(re.search(r"^  job-(\d+)$", term.screen(), re.M)),
+                           60, what="the command's output")
+        screen = term.wait_for("cost so far")
+        assert re.search(rf"^gpu\s+slurm\s+{ident}\s+running\s*$", screen, re.M), screen
+    finally:
+        release.touch()
+    screen = term.wait_for("EXITED=0", timeout=60)
+    assert re.search(rf"^    gpu\s+slurm\s+{ident}\s+released\s*$", screen, re.M), screen

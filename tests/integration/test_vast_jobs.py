@@ -4,6 +4,8 @@ autostop, --pick-host, and the bad inputs that must rent nothing."""
 
 from __future__ import annotations
 
+import os
+import re
 import signal
 import subprocess
 from pathlib import Path
@@ -364,3 +366,106 @@ tmux.open @local as l
     assert p.returncode == 1, p.stderr
     iid, inst = _only(vast)
     assert inst["intended_status"] == "stopped"
+
+
+def test_logs_keep_each_steps_result_and_a_stopped_machine_is_not_called_running(tmp_path, vast):
+    """What the cloud steps and notify say is kept with each step (`recipe logs`, job.log); after
+    `vast.stop` the end of the run neither calls the machine running nor its session open, and
+    `recipe status` lists neither."""
+    r = write_recipe(tmp_path / "l.recipe", """\
+var WHAT = llama
+host gpu = placeholder
+vast.pick @gpu
+tmux.open @gpu as w
+@w > echo on-$CONTAINER_ID
+vast.cost
+notify trained $WHAT
+vast.stop
+""")
+    p = train("recipe", "run", str(r), "--no-visual", "--autostop", "0", timeout=120)
+    assert p.returncode == 0, p.stderr
+    iid, inst = _only(vast)
+    assert inst["intended_status"] == "stopped"
+    assert f"on-{iid}" in p.stderr
+    for false in ("still running", "left open", "stop it with"):
+        assert false not in p.stderr, p.stderr
+    logs = train("recipe", "logs", "--last").stdout
+    lines = logs.splitlines()
+
+    def under(step: str) -> list[str]:  # the lines a step's head line has below it
+        i = next(n for n, ln in enumerate(lines) if ln.endswith(f": {step}"))
+        return [ln.strip() for ln in lines[i + 1:] if ln.startswith("    ")][:1]
+
+    assert under("vast.pick @gpu") == [f"ok @gpu = vast {iid}: 1x RTX 3090, $0.23/h (rented)"], logs
+    assert re.fullmatch(rf"ok vast {iid}: \$0\.23/h, running, up \d+s, \$0\.\d\d so far",
+                        under("vast.cost")[0]), logs
+    assert under("notify trained $WHAT") == [">> trained llama"], logs
+    assert under("vast.stop") == [f"ok vast {iid}: stopped (its disk stays and bills storage; "
+                                  f"train vast destroy {iid} ends that)"], logs
+    job = logs.split()[1]
+    text = (Path(os.environ["TRAINSH_HOME"]) / "jobs" / job / "job.log").read_text()
+    for said in (f"@gpu = vast {iid}: 1x RTX 3090", "so far", ">> trained llama", f"train vast destroy {iid}"):
+        assert said in text, text
+    status = train("recipe", "status", "--all").stdout
+    assert f"vast {iid}" not in status and "session w" not in status, status
+
+
+def test_after_a_stop_a_resume_leaves_the_machine_stopped(tmp_path, vast):
+    """A job interrupted after `vast.stop`: its session there went with the machine, so the
+    resume neither starts the machine again to reopen it nor calls it running."""
+    started, release = tmp_path / "started", tmp_path / "release"
+    r = write_recipe(tmp_path / "r.recipe", f"""\
+host gpu = placeholder
+vast.pick @gpu
+tmux.open @gpu as w
+@w > true
+vast.stop
+tmux.open @local as l
+@l > touch {started}; while [ ! -e {release} ]; do sleep 0.1; done
+tmux.close @w
+tmux.close @l
+""")
+    p = signalled([*TRAIN, "recipe", "run", str(r), "--no-visual", "--autostop", "0"], signal.SIGINT,
+                  started.exists)
+    assert p.returncode == 130, p.stderr
+    iid, _ = _only(vast)
+    assert "still running" not in p.stderr, p.stderr
+    release.touch()
+    p = train("recipe", "resume", "--no-visual", timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert vast.state()["instances"][iid]["intended_status"] == "stopped", p.stderr
+    assert "started it" not in p.stderr and "still running" not in p.stderr, p.stderr
+    assert "session w closed (its machine is stopped)" in p.stderr, p.stderr
+
+
+@pytest.mark.parametrize("end", ["done", "failed"])
+def test_a_machine_destroyed_during_a_command_is_said_gone(tmp_path, vast, end):
+    """The machine is destroyed through the cloud's API while a command runs: the job's end
+    says it is gone (nothing bills), not that it could not be released or still runs, and
+    waits for neither its session nor its folder."""
+    started, release = tmp_path / "started", tmp_path / "release"
+    r = write_recipe(tmp_path / "d.recipe", f"""\
+host gpu = placeholder
+vast.pick @gpu
+tmux.open @gpu as w
+@w > echo on-$CONTAINER_ID
+tmux.open @local as l
+@l > touch {started}; while [ ! -e {release} ]; do sleep 0.1; done; (exit {0 if end == "done" else 2})
+""")
+    proc = _runner(r, "--autostop", "0")
+    try:
+        wait_until(started.exists, timeout=60, what="the command to start")
+        iid, _ = _only(vast)
+        vast.api("DELETE", f"instances/{iid}/")
+        release.touch()
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == (0 if end == "done" else 1), err
+    assert vast.state()["destroyed"] == [int(iid)]
+    assert f"vast {iid} (1x RTX 3090, $0.23/h) is gone (destroyed outside this job): nothing bills" in err, err
+    for false in ("could NOT", "may still bill", "still running", "session w left open",
+                  "could not close", "left behind", "stop it with"):
+        assert false not in err, err

@@ -601,6 +601,9 @@ def cmd_logs(args) -> int:
     return 0
 
 
+SAID = {"ok": "    ok {}", "info": "    {}", "plain": "    {}"}
+
+
 def show_job(journal, job) -> None:
     colour = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
 
@@ -620,6 +623,11 @@ def show_job(journal, job) -> None:
         failed = row["status"] == "failed"
         head = f"[{row['idx'] + 1}] line {row['line']} {row['status']}{code}{took}"
         print(f"{c('1;31' if failed else status.get(row['status'], '0'), head)}: {row['source']}")
+        for level, text in row["detail"].get("said", []):  # the step's result lines, as shown
+            if text.startswith("exit "):  # a command's exit code and time: the line above has them
+                continue
+            print(SAID.get(level, "    {}").format(text) if level != "warn" else
+                  "    " + c("33", "warning:") + f" {text}")
         err = row["detail"].get("error")
         if err:
             print(c("31", f"    error: {err}"))

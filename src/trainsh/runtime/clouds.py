@@ -56,6 +56,18 @@ def _key() -> str | None:
     return os.path.expanduser(key) if key else None
 
 
+def _tell(ctx, host: str | None, name: str, iid: str, state: str, inst=None,
+          cost: float | None = None) -> None:
+    """Say how host's machine is now (feed.MachineState): the live view's machines panel
+    draws it; the plain printer leaves it to the step's own line."""
+    from trainsh.runtime.feed import MachineState
+
+    inst = inst or KINDS[name].known.get(iid)
+    price = inst.price_per_hour if inst is not None else None
+    started = inst.started_at if inst is not None and state == "running" else None
+    ctx.console.emit(MachineState(host or f"{name}:{iid}", name, str(iid), state, price, started, cost))
+
+
 # ---- machines: release, describe --------------------------------------------------------------
 
 class CloudKind(Kind):
@@ -67,8 +79,13 @@ class CloudKind(Kind):
         self.known: dict[str, object] = {}  # ident -> Instance seen this run (saves a call)
 
     def release(self, m: Machine) -> str:
+        from trainsh.cloud.provider import NotFound
+
         _stop_heartbeat(self.name, m.ident)
-        _provider(self.name).stop(m.ident)
+        try:
+            _provider(self.name).stop(m.ident)
+        except NotFound:  # destroyed meanwhile (by hand, by the cloud): nothing left to bill
+            return "gone"
         return "stopped"
 
     def released_note(self, m: Machine, state: str) -> str:
@@ -196,6 +213,7 @@ def _reached(ctx, host: str, name: str, inst, how: str, shell) -> None:
     to the job), and leave the autostop watcher on machines that are the job's to stop."""
     machines = ctx.machines
     m = machines.get(host)
+    _tell(ctx, host, name, inst.id, "running", inst)
     if m and m.kind == name and m.ident == inst.id:
         machines.set_state(host, "running")
     else:
@@ -205,6 +223,15 @@ def _reached(ctx, host: str, name: str, inst, how: str, shell) -> None:
             ctx.console.info(f"{name} {inst.id} was stopped: started it")
     if m.ours:
         autostop(ctx, name, inst.id, shell)
+
+
+def _gone_with(ctx, host: str | None) -> None:
+    """host's machine was stopped: the sessions on it ended with it. Journaled so (not left
+    open for `recipe status`, not opened again by a resume); this run still lets
+    `tmux.close` name them."""
+    for s in list(ctx.sessions.values()) if host else ():
+        if s.host == host:
+            ctx.journal.session_closed(ctx.job.id, s.name, status="gone")
 
 
 def stopped(ctx, host: str) -> bool:
@@ -428,6 +455,7 @@ def handlers(name: str) -> dict:
         if m and m.kind == name:  # taken before the runner stopped
             ctx.host_specs[host] = f"{name}:{m.ident}"
             steps._done(ctx, idx, 0, instance=m.ident)
+            _tell(ctx, host, name, m.ident, m.state or "starting")
             ctx.console.ok(f"@{host} is {name} {m.ident} (taken before the runner stopped)")
             return
         spec = ctx.expand(ctx.host_specs.get(host, "placeholder")).strip()
@@ -450,6 +478,7 @@ def handlers(name: str) -> dict:
         ctx.host_specs[host] = f"{name}:{inst.id}"
         ctx.hosts.pop(host, None)
         steps._done(ctx, idx, 0, instance=inst.id, how=how)
+        _tell(ctx, host, name, inst.id, "starting" if how == "started" else inst.status, inst)
         said = {"rented": "rented", "found": "your running instance", "started": "your stopped instance, starting"}[how]
         ctx.console.ok(f"@{host} = {name} {inst.id}: {_gpu(inst)}, {_money(inst.price_per_hour)}/h ({said})")
 
@@ -464,13 +493,14 @@ def handlers(name: str) -> dict:
         p = _provider(name)
         begin = time.monotonic()
         try:
-            wait_ready(p, iid, timeout, poll, say=lambda s: ctx.console.info(f"{name} {iid}: {s}"))
+            inst = wait_ready(p, iid, timeout, poll, say=lambda s: ctx.console.info(f"{name} {iid}: {s}"))
         except TimeoutError as e:
             if stop_on_fail:
                 try:
                     p.stop(iid)
                     if host:
                         ctx.machines.set_state(host, "stopped")
+                    _tell(ctx, host, name, iid, "stopped")
                     raise StepFailed(f"{e}; stopped it (stop_on_fail); its disk still bills storage: "
                                      f"train {name} destroy {iid} (or train {name} prune) ends that") from None
                 except ProviderError as e2:
@@ -480,6 +510,8 @@ def handlers(name: str) -> dict:
             raise fail(e) from None
         took = time.monotonic() - begin
         steps._done(ctx, idx, 0, instance=iid, seconds=round(took, 2))
+        KINDS[name].known[iid] = inst
+        _tell(ctx, host, name, iid, "running", inst)
         from trainsh.recipe.model import format_seconds
 
         ctx.console.ok(f"{name} {iid} is running and answers ssh ({format_seconds(round(took, 1))})")
@@ -494,6 +526,7 @@ def handlers(name: str) -> dict:
             inst = p.get(iid)
             if inst.status in (RUNNING, STARTING):
                 steps._done(ctx, idx, 0, instance=iid)
+                _tell(ctx, host, name, iid, inst.status, inst)
                 ctx.console.ok(f"{name} {iid} is {inst.status} already")
                 return
             host = host or f"{name}:{iid}"
@@ -505,6 +538,7 @@ def handlers(name: str) -> dict:
         ctx.machines.set_state(host, "starting")
         ctx.hosts.pop(host, None)  # its address may change with the start: reach it again
         steps._done(ctx, idx, 0, instance=iid)
+        _tell(ctx, host, name, iid, "starting", inst)
         ctx.console.ok(f"{name} {iid}: starting ({name}.wait waits until it runs)")
 
     def stop(ctx, idx, step, resume=None):
@@ -525,14 +559,16 @@ def handlers(name: str) -> dict:
             raise fail(e) from None
         if host:
             ctx.machines.set_state(host, "stopped")
+        _gone_with(ctx, host)
         steps._done(ctx, idx, 0, instance=iid)
+        _tell(ctx, host, name, iid, "stopped")
         ctx.console.ok(f"{name} {iid}: stopped (its disk stays and bills storage; "
                        f"train {name} destroy {iid} ends that)")
 
     def cost(ctx, idx, step, resume=None):
         from trainsh.recipe.model import format_seconds
 
-        iid, _ = current(ctx, step.instance)
+        iid, host = current(ctx, step.instance)
         steps._start(ctx, idx, step, instance=iid)
         try:
             inst = _provider(name).get(iid)
@@ -541,6 +577,7 @@ def handlers(name: str) -> dict:
         up = inst.uptime()
         steps._done(ctx, idx, 0, instance=iid, price_per_hour=inst.price_per_hour,
                     uptime=round(up), cost=round(inst.cost_so_far(), 4))
+        _tell(ctx, host, name, iid, inst.status, inst, cost=inst.cost_so_far())
         ctx.console.ok(f"{name} {iid}: {_money(inst.price_per_hour)}/h, {inst.status}, up "
                        f"{format_seconds(int(up))}, {_money(inst.cost_so_far())} so far")
 

@@ -21,6 +21,7 @@ class JobStarted:
     statuses: dict = field(default_factory=dict)  # idx -> status of steps a resumed job has run
     resumed: bool = False
     earlier: dict = field(default_factory=dict)  # idx -> (seconds, exit code) of those that ended
+    said: dict = field(default_factory=dict)  # idx -> the result lines of those steps
     at: float = field(default_factory=time.time)
 
 
@@ -69,6 +70,16 @@ class ActivityEnded:
 
 
 @dataclass(frozen=True)
+class StepSaid:
+    """A line a step said as its result (the machine a pick took, a cost, a notify's text),
+    once the journal holds it with the step."""
+
+    idx: int
+    level: str  # ok | info | warn | plain
+    text: str
+
+
+@dataclass(frozen=True)
 class Message:
     level: str  # step | ok | info | warn | fail | plain | output
     text: str
@@ -89,12 +100,16 @@ class SessionClosed:
 
 @dataclass(frozen=True)
 class MachineState:
+    """A machine of the job as it is now: `name` is the recipe's host it backs."""
+
     name: str
     provider: str
     id: str
-    state: str
+    state: str  # starting | running | stopped | gone ...
     price_per_hour: float | None = None  # USD
-    started_at: float | None = None
+    started_at: float | None = None  # wall clock, when it started running this time
+    cost: float | None = None  # USD spent so far, when the cloud said so (at `at`)
+    at: float = field(default_factory=time.time)
 
 
 @dataclass(frozen=True)

@@ -266,6 +266,12 @@ class Journal:
             (job_id, idx, line, kind, masking.mask(source), "running", time.time(), _dumps(detail or {})))
 
     def step_update(self, job_id: str, idx: int, **fields: Any) -> None:
+        if "detail" in fields and "said" not in fields["detail"]:  # what it said stays said
+            row = self.db.execute("SELECT detail FROM steps WHERE job_id=? AND idx=?",
+                                  (job_id, idx)).fetchone()
+            said = json.loads(row["detail"]).get("said") if row else None
+            if said:
+                fields["detail"] = {**fields["detail"], "said": said}
         cols, values = [], []
         for k, v in fields.items():
             cols.append(f"{k}=?")
@@ -280,6 +286,22 @@ class Journal:
     def step_finished(self, job_id: str, idx: int, status: str, exit_code: int | None = None,
                       **fields: Any) -> None:
         self.step_update(job_id, idx, status=status, exit_code=exit_code, ended=time.time(), **fields)
+
+    def step_said(self, job_id: str, idx: int, level: str, text: str) -> None:
+        """Keep a line the step said as its result with it (detail `said`: [level, text]
+        pairs), for `recipe logs`; the watchers hear it as a StepSaid."""
+        with self.batch():
+            row = self.db.execute("SELECT detail FROM steps WHERE job_id=? AND idx=?",
+                                  (job_id, idx)).fetchone()
+            if row is None:
+                return
+            detail = json.loads(row["detail"])
+            detail["said"] = [*detail.get("said", []), [level, text]]
+            self.db.execute("UPDATE steps SET detail=? WHERE job_id=? AND idx=?",
+                            (_dumps(detail), job_id, idx))
+        from trainsh.runtime.feed import StepSaid
+
+        self._tell(StepSaid(idx, level, masking.mask(text)))
 
     def steps(self, job_id: str) -> list[dict]:
         rows = self.db.execute("SELECT * FROM steps WHERE job_id=? ORDER BY idx", (job_id,)).fetchall()

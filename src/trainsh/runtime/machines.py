@@ -11,6 +11,10 @@ instances, Slurm allocations. One lifecycle for all of them:
   (`on_interrupted`; `train recipe status` tells the same after a kill -9);
 - a job that ends names what is still up (`on_done`).
 
+Before any of these, `look` asks each kind whether its machine still exists: one destroyed
+outside the job is said to be gone (nothing bills), never "still running" or "could not be
+released", and its sessions and folders are not waited for.
+
 Each kind of machine registers a `Kind` that knows how to release, describe and name the
 command that releases one (`KINDS["vast"] = ...`, `KINDS["slurm"] = ...`).
 """
@@ -64,6 +68,11 @@ class Kind:
         """What it is now, asked of its provider: running, stopped, gone ... (None: cannot tell)."""
         return None
 
+    def gone(self, m: Machine) -> bool:
+        """Whether it no longer exists (destroyed by hand or by its cloud): nothing of it bills.
+        When that cannot be known, it is taken to be there."""
+        return self.current(m) == "gone"
+
     def release_hint(self, m: Machine) -> str:
         """The command a user runs to release it by hand."""
         return f"train {m.kind} stop {m.ident}"
@@ -86,6 +95,7 @@ class Machines:
     def __init__(self, journal, job_id: str):
         self.journal = journal
         self.job_id = job_id
+        self._looked: set[str] = set()  # hosts whose machine `look` asked about
         journal.db.executescript(SCHEMA)
 
     def add(self, m: Machine) -> None:
@@ -93,10 +103,23 @@ class Machines:
             "INSERT OR REPLACE INTO machines (job_id, host, kind, ident, how, place, state) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
             (self.job_id, m.host, m.kind, m.ident, m.how, m.place, m.state))
+        self._tell(m)
 
     def set_state(self, host: str, state: str) -> None:
         self.journal.db.execute("UPDATE machines SET state=? WHERE job_id=? AND host=?",
                                 (state, self.job_id, host))
+        m = self.get(host)
+        if m is not None:
+            self._tell(m)
+
+    def _tell(self, m: Machine) -> None:
+        """Each machine's state as journaled is told to the job's watchers (the live view's
+        machines panel), as the journal tells of steps and sessions."""
+        from trainsh.runtime.feed import MachineState
+
+        tell = getattr(self.journal, "watch", None)
+        if tell is not None and m.state:
+            tell(MachineState(m.host, m.kind, m.ident, m.state))
 
     def get(self, host: str) -> Machine | None:
         row = self.journal.db.execute("SELECT * FROM machines WHERE job_id=? AND host=?",
@@ -112,8 +135,26 @@ class Machines:
         return [m for m in self.all() if m.state not in ("released", "stopped", "gone")]
 
     # ---- the ends of a job
-    def on_failed(self, console, keep: bool = False) -> None:
+    def look(self, console) -> list[Machine]:
+        """The machines still up, once each kind has said whether each still exists (once per
+        machine): one destroyed meanwhile is journaled gone and said so, not called running or
+        released (nothing of it bills any more)."""
         for m in self.live():
+            if m.host in self._looked:
+                continue
+            self._looked.add(m.host)
+            kind = _kind(m)
+            try:
+                gone = kind.gone(m)
+            except Exception:  # the cloud cannot tell now: it is taken to be there
+                gone = False
+            if gone:
+                self.set_state(m.host, "gone")
+                console.info(f"{kind.describe(m)} is gone (destroyed outside this job): nothing bills")
+        return self.live()
+
+    def on_failed(self, console, keep: bool = False) -> None:
+        for m in self.look(console):
             kind = _kind(m)
             if not m.ours:
                 console.info(f"{kind.describe(m)} was running before this job: left running")
@@ -128,10 +169,13 @@ class Machines:
                              f"bill; stop it with: {kind.release_hint(m)}")
                 continue
             self.set_state(m.host, state)
-            console.info(f"{kind.describe(m)}: {state} (the job failed){kind.released_note(m, state)}")
+            if state == "gone":  # destroyed just before the job could stop it: nothing bills
+                console.info(f"{kind.describe(m)} is gone (destroyed outside this job): nothing bills")
+            else:
+                console.info(f"{kind.describe(m)}: {state} (the job failed){kind.released_note(m, state)}")
 
     def on_interrupted(self, console) -> None:
-        for m in self.live():
+        for m in self.look(console):
             kind = _kind(m)
             console.warn(f"{kind.describe(m)} is still running and billing (resume goes on "
                          f"there); stop it with: {kind.release_hint(m)}")
@@ -176,7 +220,7 @@ class Machines:
     def on_done(self, console, release: bool = False, keep: bool = False) -> None:
         """With `release` (`train exec`), what the job rented or started is released unless
         `keep` (--keep-hosts): an exec is over when it ends, and nothing should bill after it."""
-        for m in self.live():
+        for m in self.look(console):
             kind = _kind(m)
             if release and m.ours and not keep:
                 try:
@@ -186,8 +230,11 @@ class Machines:
                                  f"bill; stop it with: {kind.release_hint(m)}")
                     continue
                 self.set_state(m.host, state)
-                console.info(f"{kind.describe(m)}: {state} (this exec {m.how} it; --keep-hosts keeps "
-                             f"it){kind.released_note(m, state)}")
+                if state == "gone":
+                    console.info(f"{kind.describe(m)} is gone (destroyed outside this job): nothing bills")
+                else:
+                    console.info(f"{kind.describe(m)}: {state} (this exec {m.how} it; --keep-hosts keeps "
+                                 f"it){kind.released_note(m, state)}")
                 continue
             console.info(f"{kind.describe(m)} is still running; stop it with: {kind.release_hint(m)}")
 

@@ -366,8 +366,13 @@ class Machine:
                     f"train {self.provider.name} destroy {self.inst.id}")
                 self._release_hold("kept")
                 return
+            from trainsh.cloud.provider import NotFound
+
             try:
                 self.provider.destroy(self.inst.id)
+            except NotFound:  # destroyed already (by hand, by the cloud): nothing bills
+                say(f"{self.name} is gone already (destroyed): nothing bills")
+                return
             except Exception as e:  # noqa: BLE001 - say what still bills, never hide it
                 watcher = (f" (its autostop watcher destroys it after {self.opts.autostop:.0f}s idle)"
                            if self._watched else "")

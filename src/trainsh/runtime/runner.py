@@ -341,12 +341,14 @@ class Runner:
                 self.console.step(idx + 1, total, _describe(step))
                 ctx.events.record("info", f"step {idx + 1}/{total} line {step.pos.line}: {step.source}")
                 handler = handlers.handler_for(step)
+                ctx.events.step = idx  # what is said meanwhile is this step's result
                 try:
                     handler(ctx, idx, step, resume=row if resuming else None)
                 except StepFailed as e:
                     self.console.live_done()
                     self.journal.step_finished(job.id, idx, "failed", e.exit_code,
-                                               detail={**(row or {}).get("detail", {}), "error": str(e)})
+                                               detail={**{k: v for k, v in (row or {}).get("detail", {}).items()
+                                                          if k != "said"}, "error": str(e)})
                     return self._failed(idx, step, e)
                 except (ShellError, config.ConfigError) as e:
                     self.console.live_done()
@@ -359,12 +361,18 @@ class Runner:
                     if os.environ.get("TRAINSH_DEBUG"):
                         raise
                     return self._failed(idx, step, StepFailed(why))
+                finally:
+                    ctx.events.step = None
             self.journal.set_job(job.id, status="done", pid=None)
+            self.machines.look(self.console)  # (a machine destroyed meanwhile: nothing to clean)
             self.clean_hosts()
             ctx.events.record("info", f"job {job.id} done")
             self.console.plain(f"job {job.id} done ({total} steps)")
-            left = [s for s in ctx.sessions.values()]
-            for s in left:
+            for s in list(ctx.sessions.values()):
+                m = self.machines.get(s.host)
+                if m and m.state in ("stopped", "gone"):  # it went with its machine
+                    self.journal.session_closed(job.id, s.name, status="gone")
+                    continue
                 self.console.info(f"session {s.name} left open: {self.attach_hint(s)}")
             self.machines.on_done(self.console, release=bool(job.options.get("exec")),
                                   keep=self.options.keep_hosts)
@@ -406,6 +414,7 @@ class Runner:
 
     def _failed(self, idx: int, step: Step, e: StepFailed) -> int:
         ctx, job = self.ctx, self.job
+        ctx.events.step = None  # what follows is the job's end, not the step's result
         where = f"{os.path.basename(job.recipe_path)}:{step.pos.line}"
         message = masking.mask(str(e))
         self.journal.set_job(job.id, status="failed", pid=None, error=f"step {idx + 1} ({where}): {message}")
@@ -416,8 +425,11 @@ class Runner:
             tail = e.output.splitlines()[-15:]
             self.console.plain("  last output:")
             self.console.output("\n".join(tail))
+        self.machines.look(self.console)  # (a machine destroyed meanwhile: not waited for below)
         if self.options.keep_sessions:
             for s in ctx.sessions.values():
+                if self._gone(s.host):
+                    continue
                 self.console.info(f"session {s.name} kept: {self.attach_hint(s)}")
         else:
             self.close_sessions()
@@ -441,6 +453,9 @@ class Runner:
             if m and m.state in ("stopped", "gone"):  # a stopped machine took its sessions along
                 self.journal.session_closed(self.job.id, name, status="dropped")
                 continue
+            if self._gone(s.host):  # and a destroyed one for good
+                self.journal.session_closed(self.job.id, name, status="gone")
+                continue
             why = self._unreachable(ctx.hosts.get(s.host))
             if why is None:
                 try:
@@ -460,7 +475,7 @@ class Runner:
         busy = {s.host for s in self.ctx.sessions.values()}
         for name, h in self.ctx.hosts.items():
             m = self.machines.get(name)
-            if name in busy or h.shell.is_local() or (m and m.state == "stopped"):
+            if name in busy or h.shell.is_local() or (m and m.state in ("stopped", "gone")):
                 continue
             why = self._unreachable(h)
             if why is None:
@@ -470,6 +485,10 @@ class Runner:
                 except ShellError as e:
                     why = str(e)
             self.ctx.events.warn(f"could not remove {h.run_dir} on @{name} ({why}): left behind")
+
+    def _gone(self, host: str) -> bool:
+        m = self.machines.get(host)
+        return bool(m and m.state == "gone")
 
     _down: dict[str, str] | None = None  # remote hosts that did not answer at cleanup, and why
 

@@ -258,6 +258,12 @@ def _open_session(ctx: Context, name: str, host: str, real: str, resume: dict | 
 
 
 def tmux_close(ctx: Context, idx: int, step: m.TmuxClose, resume: dict | None = None) -> None:
+    if step.session not in ctx.sessions and any(  # (a resumed job: it ended with its machine)
+            r["name"] == step.session and r["status"] == "gone" for r in ctx.journal.sessions(ctx.job.id)):
+        _start(ctx, idx, step, session=step.session)
+        _done(ctx, idx, 0, machine="stopped")
+        ctx.console.ok(f"session {step.session} closed (its machine is stopped)")
+        return
     s, _ = ctx.session(step.session)
     _start(ctx, idx, step, session=s.name)
     if _clouds.stopped(ctx, s.host):  # vast.stop ended its machine, and the session with it
@@ -347,8 +353,7 @@ def _side(ctx: Context, ep: m.Endpoint):
 def notify(ctx: Context, idx: int, step: m.Notify, resume: dict | None = None) -> None:
     message = ctx.expand(step.message)
     _start(ctx, idx, step)
-    ctx.events.record("notify", message)
-    ctx.console.plain(f"  >> {message}")
+    ctx.console.plain(f"  >> {message}")  # (kept with the step, as every step's result line)
     from trainsh.runtime.notify import send
 
     sent, problem = send(message, ctx.expand)

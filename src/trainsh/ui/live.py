@@ -30,16 +30,39 @@ STYLES = {"waiting": "dim", "running": "bold yellow", "done": "green", "failed":
 OUTPUT_LINES = 10  # kept per session
 
 
+def _merged(old: ev.MachineState | None, new: ev.MachineState) -> ev.MachineState:
+    """What is known of a machine after `new`: a state change that does not repeat the price
+    keeps it; a machine that stops keeps what it cost until then."""
+    import dataclasses
+
+    price = new.price_per_hour if new.price_per_hour is not None else old and old.price_per_hour
+    started, cost = new.started_at, new.cost
+    if new.state == "running" and started is None:
+        started = old.started_at if old is not None and old.state == "running" and old.started_at \
+            else new.at  # (running since it was first seen so)
+    if cost is None and new.state != "running" and old is not None:
+        cost = _spent(old, new.at)
+    return dataclasses.replace(new, price_per_hour=price, started_at=started, cost=cost)
+
+
+def _spent(m: ev.MachineState, now: float) -> float | None:
+    """USD a machine has cost so far (this run of it), when that can be known."""
+    if m.state == "running" and m.started_at and m.price_per_hour is not None:
+        return m.price_per_hour * max(0.0, now - m.started_at) / 3600
+    return m.cost
+
+
 def _clock(seconds: float) -> str:
     s = max(0, int(seconds))
     return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
 
 
 class _Step:
-    __slots__ = ("text", "status", "started", "ended", "exit_code")
+    __slots__ = ("text", "status", "started", "ended", "exit_code", "said")
 
     def __init__(self, text: str, status: str = "waiting"):
         self.text, self.status = text, status
+        self.said: list[str] = []  # its result lines (the machine a pick took, a cost, ...)
         self.started: float | None = None
         self.ended: float | None = None
         self.exit_code: int | None = None
@@ -78,6 +101,7 @@ class LiveView:
         self.machines: dict[str, ev.MachineState] = {}
         self.messages: collections.deque = collections.deque(maxlen=50)
         self.closing: list[ev.Message] = []  # what was said after the last step ended
+        self._just_said: str | None = None
         self.ended: ev.JobEnded | None = None
         console.feed.subscribe(self.hear)
 
@@ -101,6 +125,9 @@ class LiveView:
                         if i < len(self.steps) and self.steps[i].status != "waiting":
                             step = self.steps[i]
                             step.started, step.ended, step.exit_code = 0.0, secs, code  # (a span)
+                    for i, lines in e.said.items():
+                        if i < len(self.steps) and self.steps[i].status != "waiting":
+                            self.steps[i].said = [t for t in lines if not t.startswith("exit ")]
             elif isinstance(e, ev.StepStarted):
                 while len(self.steps) < e.total:
                     self.steps.append(_Step(""))
@@ -128,7 +155,9 @@ class LiveView:
                 self.activity, self.progress = None, None
             elif isinstance(e, ev.Message):
                 self.messages.append(e)
-                self.closing.append(e)
+                if self._just_said is None or e.text.strip() != self._just_said:
+                    self.closing.append(e)
+                self._just_said = None
                 if e.level == "output" and self.last_session and not e.text.startswith("... "):
                     self._add_output(self.last_session, e.text.splitlines())
             elif isinstance(e, ev.SessionOpened):
@@ -137,7 +166,12 @@ class LiveView:
             elif isinstance(e, ev.SessionClosed):
                 self.closed.add(e.name)
             elif isinstance(e, ev.MachineState):
-                self.machines[e.name] = e
+                self.machines[e.name] = _merged(self.machines.get(e.name), e)
+            elif isinstance(e, ev.StepSaid):
+                # (a command's "exit 0 in 2s" is its row's own exit code and time)
+                if 0 <= e.idx < len(self.steps) and not e.text.startswith("exit "):
+                    self.steps[e.idx].said.append(e.text)
+                    self._just_said = e.text  # (its Message comes next: the summary has it)
             elif isinstance(e, ev.JobEnded):
                 self.ended = e
             elif type(e).__name__ == "Progress":
@@ -345,10 +379,14 @@ class LiveView:
             if s.exit_code not in (None, 0):
                 when = f"exit {s.exit_code}  {when}"
             mark = ICONS.get(s.status, "?")
-            text = f"{mark} {i + 1:>3}  " + masking.mask(s.text.strip())
             room = max(4, width - len(when) - 2)
-            t = Text(text if len(text) <= room else text[: room - 1] + "…",
+            t = Text(f"{mark} {i + 1:>3}  " + masking.mask(s.text.strip()),
                      style=STYLES.get(s.status, ""), no_wrap=True)
+            if s.said:  # what it said last, after it: the machine it took, the cost, ...
+                t.append("  → " + masking.mask(s.said[-1]), style="dim")
+            if len(t.plain) > room:
+                t.truncate(room - 1)
+                t.append("…")
             t.pad_right(max(0, room - len(t.plain) + 2))
             t.append(when, style="dim" if s.status != "running" else "bold")
             t.truncate(width)
@@ -364,6 +402,16 @@ class LiveView:
         from rich.table import Table
         from rich.text import Text
 
+        table = Table.grid(padding=(0, 2))
+        for _ in range(6):
+            table.add_column(no_wrap=True, overflow="ellipsis")
+        table.add_row(*(Text(h, style="bold") for h in ("machine", "provider", "id", "state", "$/h", "cost so far")))
+        for row in self._machine_rows():
+            table.add_row(*row)
+        return [table]
+
+    def _machine_rows(self) -> list:
+        """Each machine: name, provider, id, state, $/h, cost so far (as text)."""
         from trainsh.cloud import pricing
 
         if self._rates is None:
@@ -371,19 +419,16 @@ class LiveView:
                 self._rates = pricing.rates(offline=True)
             except Exception:
                 self._rates = False
-        table = Table.grid(padding=(0, 2))
-        for _ in range(6):
-            table.add_column(no_wrap=True, overflow="ellipsis")
-        table.add_row(*(Text(h, style="bold") for h in ("machine", "provider", "id", "state", "$/h", "cost so far")))
+        rows = []
         for m in self.machines.values():
             per_hour = cost = ""
             if m.price_per_hour is not None:
-                per_hour = pricing.money(m.price_per_hour, table=self._rates or None)
-                if m.started_at:
-                    hours = max(0.0, time.time() - m.started_at) / 3600
-                    cost = pricing.money(m.price_per_hour * hours, table=self._rates or None)
-            table.add_row(m.name, m.provider, m.id, m.state, per_hour, cost)
-        return [table]
+                per_hour = pricing.money(m.price_per_hour, table=self._rates or None) + "/h"
+            spent = _spent(m, time.time())
+            if spent is not None:
+                cost = pricing.money(spent, table=self._rates or None)
+            rows.append((m.name, m.provider, m.id, m.state, per_hour, cost))
+        return rows
 
     # ---- what stays on the screen
     def _summary(self) -> None:
@@ -400,9 +445,10 @@ class LiveView:
         out.print(head, soft_wrap=True)
         shown = list(enumerate(self.steps))
         if len(shown) > 20:  # a long recipe: the steps that say something
-            quiet = [i for i, s in shown if s.status in ("done", "waiting")]
+            quiet = [i for i, s in shown if s.status in ("done", "waiting") and not s.said]
             shown = [(i, s) for i, s in shown if i not in quiet or i == len(self.steps) - 1]
-            out.print(Text(f"  ({len(quiet)} steps done or not run are not listed)", style="dim"))
+            out.print(Text(f"  ({len(quiet)} steps done or not run, saying nothing, are not listed)",
+                           style="dim"))
         for i, s in shown:
             took = s.seconds
             code = "" if s.exit_code is None else f"exit {s.exit_code}"
@@ -412,6 +458,20 @@ class LiveView:
             t.append(f"{status:<11}{code:<9}{when:>8}  ")
             t.append(masking.mask(s.text.strip()))
             out.print(t, no_wrap=True, overflow="ellipsis", crop=True)
+            for said in s.said:  # whole: a hint in it is there to be followed
+                out.print(Text(" " * 20 + masking.mask(said), style="dim"), soft_wrap=True)
+        if self.machines:
+            from rich.table import Table
+
+            table = Table.grid(padding=(0, 2))
+            for _ in range(6):
+                table.add_column(no_wrap=True)
+            for row in self._machine_rows():
+                table.add_row(*row)
+            from rich.padding import Padding
+
+            out.print(Text("  machines:", style="bold"))
+            out.print(Padding(table, (0, 0, 0, 4)), crop=True)
         for m in self.closing:  # how the runner said it ended: error, last output, hints
             if m.level == "step":
                 continue

@@ -29,8 +29,9 @@ def run(runner, journal, console, *, live: bool = False, attach: bool = False,
     statuses = {r["idx"]: r["status"] for r in rows}
     earlier = {r["idx"]: (r["ended"] - r["started"], r["exit_code"]) for r in rows
                if r["ended"] and r["started"]}
+    said = {r["idx"]: [text for _, text in r["detail"].get("said", [])] for r in rows}
     console.emit(ev.JobStarted(job.id, job.recipe_path, tuple(s.source for s in runner.recipe.steps),
-                               statuses, resumed, earlier=earlier))
+                               statuses, resumed, earlier=earlier, said=said))
     start, rc = time.time(), 1
     try:
         if view is not None:
