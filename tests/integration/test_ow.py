@@ -640,18 +640,6 @@ def test_a_conflict_brings_the_machines_version_back_before_it_is_destroyed(runp
         (work / "sub dir" / "notes.txt").write_text("our notes\n")
         changed_here.touch()
         out, err = p.communicate(timeout=120)
-
-
-def test_a_machine_destroyed_during_the_command_is_said_gone_not_left_billing(vast, tmp_path):
-    """Destroyed through the cloud's API while its command runs: ow's end finds nothing to
-    terminate and says so (nothing bills), not that it could not terminate it."""
-    started = tmp_path / "started"
-    p = spawn("exec", *VAST, "--no-sync", "sh", "-c", f"touch {started}; sleep 60")
-    try:
-        wait_until(started.exists, timeout=60, what="the command to start")
-        (iid,) = alive(vast)
-        vast.api("DELETE", f"instances/{iid}/")
-        out, err = p.communicate(timeout=45)
     finally:
         if p.poll() is None:
             p.kill()
@@ -668,6 +656,20 @@ def test_a_machine_destroyed_during_the_command_is_said_gone_not_left_billing(va
     assert not runpod_fake.state()["pods"]
 
 
+def test_a_machine_destroyed_during_the_command_is_said_gone_not_left_billing(vast, tmp_path):
+    """Destroyed through the cloud's API while its command runs: ow's end finds nothing to
+    terminate and says so (nothing bills), not that it could not terminate it."""
+    started = tmp_path / "started"
+    p = spawn("exec", *VAST, "--no-sync", "sh", "-c", f"touch {started}; sleep 60")
+    try:
+        wait_until(started.exists, timeout=60, what="the command to start")
+        (iid,) = alive(vast)
+        vast.api("DELETE", f"instances/{iid}/")
+        out, err = p.communicate(timeout=45)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
     assert p.returncode == 1, err
     assert f"ow: vast:{iid} is gone already (destroyed): nothing bills" in err, err
     assert "could NOT" not in err and "may still bill" not in err and "Traceback" not in err, err
