@@ -104,9 +104,12 @@ def _with_totals(p, read) -> list:
     listing's wait); a failed lookup leaves them unknown: the listing matters more."""
     import threading
 
-    key = getattr(p, "key", None)  # the key first, here: a store may ask for its passphrase
-    if callable(key):
-        key()
+    try:  # the key first, here: a store may ask for its passphrase
+        key = p.key
+        if callable(key):
+            key()
+    except Exception:  # noqa: BLE001 - no totals; read() says what is wrong, in its own order
+        return read()
     got: dict = {}
 
     def ask() -> None:
