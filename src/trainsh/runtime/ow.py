@@ -74,6 +74,7 @@ class Options:
     existing: str | None = None
     terminate: bool | None = None  # None: ask on a terminal (ow ssh); exec terminates unless False
     excludes: tuple[str, ...] = ()
+    includes: tuple[str, ...] = ()  # synced even though a default exclude or .gitignore leaves them out
     sync: bool = True
     editable: bool = True
     ready_timeout: float = 900.0
@@ -466,7 +467,7 @@ class Syncer:
             if not remote.startswith("/"):  # the machine's $HOME, which its ssh cwd may not be
                 home = home or machine.shell.home()
                 remote = f"{home}/{remote}"
-            self.pairs.append((m, Unison(m.local, machine.shell, remote, opts.excludes)))
+            self.pairs.append((m, Unison(m.local, machine.shell, remote, opts.excludes, opts.includes)))
         self.prepared = False
 
     def sync(self, what: str, goes: Machine | None = None) -> None:

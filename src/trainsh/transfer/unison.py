@@ -8,11 +8,14 @@ connection, once (`Unison.sync`) or live (`LiveSync`), driven by file events on 
   small inotify watcher that runs there (watch_remote.py, python3 standard library) and ends
   with its ssh session. Each batch of changes is one unison run restricted to those paths
   (`-path`), with content checks on, so an edit of the same size in the same second is seen.
-- Excludes: sane defaults, the folder's .gitignore, and the caller's patterns.
+- Excludes: sane defaults (secrets in `.env*` files and build products made on either side
+  among them), the folder's .gitignore, and the caller's patterns; the caller's includes
+  (unison's `-ignorenot`) bring back a name any of them leaves out.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import queue
 import re
@@ -26,8 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from trainsh.remote.shell import ShellError, SshShell
+from trainsh.transfer.excludes import DEFAULT_EXCLUDES
 
-DEFAULT_EXCLUDES = (".git", ".venv", "__pycache__", "node_modules", ".mypy_cache", ".ow_sync")
 PROBE = ".trainsh-watch-probe"  # touched until the local watcher reports it: then it is armed
 MIN_VERSION = (2, 52)
 BIN = ".cache/trainsh/bin"
@@ -67,15 +70,29 @@ def local_unison() -> str:
     return os.path.realpath(path)
 
 
-def ignore_prefs(root: str | Path, excludes: tuple[str, ...] = ()) -> list[str]:
-    """Unison `-ignore` arguments: the defaults, the folder's .gitignore, then `excludes`."""
+def ignore_prefs(root: str | Path, excludes: tuple[str, ...] = (), includes: tuple[str, ...] = ()) -> list[str]:
+    """Unison `-ignore` arguments: the defaults, the folder's .gitignore and `excludes`;
+    then `-ignorenot` for each of `includes` (it wins over them)."""
     rules = [f"Name {name}" for name in (*DEFAULT_EXCLUDES, PROBE)]
     rules += gitignore_rules(root)
     rules += [_rule(p) for p in excludes if _rule(p)]
     out: list[str] = []
     for r in dict.fromkeys(rules):
         out += ["-ignore", r]
+    keep = [r for p in includes if (r := _rule(p))]
+    for r in dict.fromkeys(keep):
+        out += ["-ignorenot", r]
     return out
+
+
+def default_ignored(name: str, includes: tuple[str, ...] = ()) -> bool:
+    """A file or folder name the defaults leave out (and no include brings back)."""
+    if name == PROBE or name.startswith(".unison"):
+        return True
+    if not any(fnmatch.fnmatchcase(name, pat) for pat in DEFAULT_EXCLUDES):
+        return False
+    return not any(fnmatch.fnmatchcase(name, pat.strip().strip("/").rsplit("/", 1)[-1])
+                   for pat in includes if pat.strip())
 
 
 def gitignore_rules(root: str | Path) -> list[str]:
@@ -124,11 +141,12 @@ class Unison:
     """One local folder <-> one folder on a host."""
 
     def __init__(self, local_root: str | Path, shell: SshShell, remote_root: str,
-                 excludes: tuple[str, ...] = ()):
+                 excludes: tuple[str, ...] = (), includes: tuple[str, ...] = ()):
         self.local = str(Path(local_root).resolve())
         self.shell = shell
         self.remote = remote_root.rstrip("/") or "/"
         self.excludes = tuple(excludes)
+        self.includes = tuple(includes)
         self.servercmd = "unison"
         self._dir = tempfile.mkdtemp(prefix="trainsh-unison-")
         self._sshcmd = os.path.join(self._dir, "ssh")
@@ -178,7 +196,7 @@ class Unison:
         url = f"ssh://{spec.destination}/{self.remote}"  # `//abs` for an absolute path
         argv = [local_unison(), self.local, url, "-batch", "-auto", "-ui", "text", "-times",
                 "-sshcmd", self._sshcmd, "-servercmd", self.servercmd, "-dumbtty",
-                "-logfile", "/dev/null", *ignore_prefs(self.local, self.excludes)]
+                "-logfile", "/dev/null", *ignore_prefs(self.local, self.excludes, self.includes)]
         if paths is not None:
             # Only these paths, read whole: an edit that keeps size and second is still seen.
             # A path deleted on one side is "emptied" by unison's measure: deleting it on the
@@ -262,8 +280,7 @@ class LiveSync:
 
     # ---- watchers
     def _ignored(self, rel: str) -> bool:
-        parts = rel.split("/")
-        return any(p in DEFAULT_EXCLUDES or p == PROBE or p.startswith(".unison") for p in parts)
+        return any(default_ignored(p, self.unison.includes) for p in rel.split("/"))
 
     def _watch_local(self) -> None:
         from watchfiles import watch
@@ -294,7 +311,9 @@ class LiveSync:
         except ShellError as e:
             self.errors.append(f"remote watcher not started: {e}")
             return
-        cmd = shlex.join(["python3", "-u", target, self.unison.remote, *DEFAULT_EXCLUDES])
+        keep = [p.strip().strip("/").rsplit("/", 1)[-1] for p in self.unison.includes if p.strip()]
+        cmd = shlex.join(["python3", "-u", target, self.unison.remote, *DEFAULT_EXCLUDES,
+                          *(f"!{k}" for k in keep if k)])
         self._remote = subprocess.Popen(ssh_argv(shell.spec, cmd), stdin=subprocess.PIPE,
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         first = self._remote.stdout.readline()
