@@ -1,6 +1,7 @@
-"""What `ow` syncs, against the Vast fake (real unison, real sshd machines that share this
-machine's files): secrets in `.env*` files stay here, build products made on the machine stay
-there."""
+"""What `ow` syncs and when, against the Vast fake (real unison, real sshd machines that share
+this machine's files): secrets in `.env*` files stay here, the first sync goes one way up (a
+machine's own files, as on a network volume, stay there unless --pull), build products made
+on the machine stay there."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import glob
 import os
 from pathlib import Path
 
-from test_ow import VAST, alive, home_of, ow, project
+from test_ow import VAST, alive, home_of, ow, project, rented
 
 
 def _files(root: Path) -> set[str]:
@@ -38,6 +39,48 @@ def test_env_files_stay_here_unless_included(vast, tmp_path):
             assert secret.encode() not in data and local_secret.encode() not in data, path
     assert secret not in r.stdout + r.stderr and local_secret not in r.stdout + r.stderr
     vast.api("DELETE", f"instances/{iid}/")
+
+
+def test_first_sync_leaves_the_machines_own_files_there_unless_pull(vast, tmp_path):
+    """A machine whose folder holds files before the first sync (a network volume): without
+    --pull they stay there, untouched, and never come here, not even at the sync back; files
+    here go up (replacing the machine's older copy); a file the command makes comes back.
+    With --pull the first sync merges both sides."""
+    work = project(tmp_path)
+    (work / "train.py").write_text("print('mine')\n")
+    vol = tmp_path / "volume"  # the mount's remote folder (the fake's machines share our disk)
+    (vol / "ckpt").mkdir(parents=True)
+    (vol / "ckpt" / "model.bin").write_bytes(b"weights")
+    (vol / "notes.txt").write_text("the volume's\n")
+    (vol / "train.py").write_text("print('old copy on the volume')\n")
+    r = ow("exec", *VAST, "--mount", f"{work}:{vol}",
+           "cat train.py; echo more >> notes.txt; echo made > out.txt")
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    assert r.stdout == "print('mine')\n", r.stdout  # ours went up
+    assert (work / "out.txt").read_text() == "made\n"  # two-way after the first sync
+    assert _files(work) == {"in.txt", "train.py", "out.txt"}, _files(work)
+    assert (vol / "ckpt" / "model.bin").read_bytes() == b"weights"  # left there, not deleted
+    assert (vol / "notes.txt").read_text() == "the volume's\nmore\n"
+    assert "only on the machine" in r.stderr and "--pull" in r.stderr, r.stderr
+
+    r = ow("exec", *VAST, "--pull", "--mount", f"{work}:{vol}", "true")
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    assert (work / "ckpt" / "model.bin").read_bytes() == b"weights"
+    assert (work / "notes.txt").read_text() == "the volume's\nmore\n"
+    assert rented(vast) == 2 and not alive(vast), vast.state()
+
+
+def test_a_fresh_volume_is_pulled_with_pull(vast, tmp_path):
+    """--pull on a first sync ever (no archive): the machine's files come here, ours go there."""
+    work = project(tmp_path)
+    vol = tmp_path / "volume"
+    (vol / "data").mkdir(parents=True)
+    (vol / "data" / "set.csv").write_text("a,b\n")
+    r = ow("exec", *VAST, "--pull", "--mount", f"{work}:{vol}", "cat in.txt")
+    assert r.returncode == 0 and r.stdout == "hello from here\n", (r.stdout, r.stderr)
+    assert (work / "data" / "set.csv").read_text() == "a,b\n"
+    assert "only on the machine" not in r.stderr
+    assert not alive(vast)
 
 
 def test_build_products_made_on_the_machine_stay_there(vast, tmp_path):

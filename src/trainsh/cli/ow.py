@@ -22,7 +22,10 @@ examples:
   ow exec --existing ID --no-sync nvidia-smi      on a machine you already have
 
 GPUs: {gpus}
-Synced: each --mount (default .:/workspace) both ways with unison. Left out: {excludes},
+Synced: each --mount (default .:/workspace) with unison. The first sync goes one way, up:
+files here replace the machine's, and what only the machine has (a network volume's files)
+stays there and is not brought here (--pull merges both sides instead); then both ways.
+Left out: {excludes},
 the folder's .gitignore and --exclude patterns; --include NAME syncs one of them all the
 same (--include .env.example). A rented machine is terminated when ow ends, whatever ends
 it, unless --no-terminate (ow ssh asks on a terminal; ow exec never asks). If ow cannot end
@@ -92,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--include", action="append", default=[], metavar="PATTERN",
                         help="sync it even though a default exclude, .gitignore or --exclude leaves "
                              "it out (as .env.local; not inside a folder left out; repeatable)")
+        sp.add_argument("--pull", action="store_true",
+                        help="the first sync merges both sides: what only the machine has comes here "
+                             "(default: one way up; the machine's own files stay there)")
         sp.add_argument("--disk", type=_positive(float), help="disk in GB (default: config PROVIDER.disk)")
         sp.add_argument("--no-editable-install", dest="editable", action="store_false",
                         help="no pip install -e of mounts holding a pyproject.toml")
@@ -166,7 +172,7 @@ def options(args):
         terminate = True  # only `ow ssh` asks: an exec must not wait on a question while it bills
     return Options(provider=args.provider, gpu=short, count=args.count, image=args.image, disk=args.disk,
                    mounts=mounts, env=env, existing=args.existing, terminate=terminate,
-                   excludes=tuple(args.exclude), includes=tuple(args.include),
+                   excludes=tuple(args.exclude), includes=tuple(args.include), pull=args.pull,
                    sync=args.sync, editable=args.editable,
                    autostop=_autostop(args.autostop))
 

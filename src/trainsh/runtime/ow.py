@@ -75,6 +75,7 @@ class Options:
     terminate: bool | None = None  # None: ask on a terminal (ow ssh); exec terminates unless False
     excludes: tuple[str, ...] = ()
     includes: tuple[str, ...] = ()  # synced even though a default exclude or .gitignore leaves them out
+    pull: bool = False  # the first sync merges both sides (else: one way up, the machine's own stay there)
     sync: bool = True
     editable: bool = True
     ready_timeout: float = 900.0
@@ -469,20 +470,30 @@ class Syncer:
                 remote = f"{home}/{remote}"
             self.pairs.append((m, Unison(m.local, machine.shell, remote, opts.excludes, opts.includes)))
         self.prepared = False
+        self.machine = machine
+        self.pull = opts.pull
+        self.first = True
 
     def sync(self, what: str, goes: Machine | None = None) -> None:
-        """One sync of every mount. `goes`: the machine, when this is the last sync before it is
-        ended: its side of each conflict is brought here (keep_theirs)."""
+        """One sync of every mount. The first is one way up unless --pull: what only the machine
+        has (a network volume's files) stays there and is left out of this run's syncs.
+        `goes`: the machine, when this is the last sync before it is ended: its side of each
+        conflict is brought here (keep_theirs)."""
         from trainsh.transfer.unison import SyncError
 
         t = time.monotonic()
+        up, self.first = self.first and not self.pull, False
         try:
             if not self.prepared:
                 for _, u in self.pairs:
                     u.prepare()
                 self.prepared = True
             for m, u in self.pairs:
-                res = u.sync()
+                res = u.sync(up=up)
+                if res.held:
+                    shown = ", ".join(res.held[:5]) + (", ..." if len(res.held) > 5 else "")
+                    say(f"{len(res.held)} item{'s' if len(res.held) != 1 else ''} only on the machine "
+                        f"in {u.remote} left there, not brought here (--pull merges both sides): {shown}")
                 if goes is not None:
                     for line in keep_theirs(u, res.conflicts, goes):
                         say(line)

@@ -11,6 +11,8 @@ connection, once (`Unison.sync`) or live (`LiveSync`), driven by file events on 
 - Excludes: sane defaults (secrets in `.env*` files and build products made on either side
   among them), the folder's .gitignore, and the caller's patterns; the caller's includes
   (unison's `-ignorenot`) bring back a name any of them leaves out.
+- `sync(up=True)` is one-way up: nothing here is changed; what only the host has stays there and
+  is held out of every later run of this `Unison` (`held`), so it never comes here.
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ class SyncResult:
     failed: int = 0
     conflicts: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    held: list[str] = field(default_factory=list)  # a one-way run: only on the host, left there
+    blocked: list[str] = field(default_factory=list)  # a one-way run: changed there, not taken yet
     seconds: float = 0.0
 
     def summary(self) -> str:
@@ -70,9 +74,10 @@ def local_unison() -> str:
     return os.path.realpath(path)
 
 
-def ignore_prefs(root: str | Path, excludes: tuple[str, ...] = (), includes: tuple[str, ...] = ()) -> list[str]:
-    """Unison `-ignore` arguments: the defaults, the folder's .gitignore and `excludes`;
-    then `-ignorenot` for each of `includes` (it wins over them)."""
+def ignore_prefs(root: str | Path, excludes: tuple[str, ...] = (), includes: tuple[str, ...] = (),
+                 held: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """Unison `-ignore` arguments: the defaults, the folder's .gitignore, `excludes` and the
+    `held` paths; then `-ignorenot` for each of `includes` (it wins over all but `held`)."""
     rules = [f"Name {name}" for name in (*DEFAULT_EXCLUDES, PROBE)]
     rules += gitignore_rules(root)
     rules += [_rule(p) for p in excludes if _rule(p)]
@@ -82,6 +87,9 @@ def ignore_prefs(root: str | Path, excludes: tuple[str, ...] = (), includes: tup
     keep = [r for p in includes if (r := _rule(p))]
     for r in dict.fromkeys(keep):
         out += ["-ignorenot", r]
+    for p in dict.fromkeys(held):
+        # exactly this path: unison's glob characters matched as any one character
+        out += ["-ignore", "Path " + re.sub(r"[][*?{}\\,]", "?", p)]
     return out
 
 
@@ -131,7 +139,13 @@ def parse_output(text: str) -> SyncResult:
     for line in text.splitlines():
         s = line.strip()
         if s.startswith("skipped: "):
-            res.conflicts.append(s[len("skipped: "):])
+            item = s[len("skipped: "):]
+            if item.endswith("with nocreation or nocreationpartial set)"):  # (a one-way run)
+                res.held.append(item.rsplit(" (", 1)[0])
+            elif item.endswith("partial set)") and " (would " in item:
+                res.blocked.append(item.rsplit(" (", 1)[0])
+            else:
+                res.conflicts.append(item)
         elif s.startswith("failed: "):
             res.failures.append(s[len("failed: "):])
     return res
@@ -147,6 +161,7 @@ class Unison:
         self.remote = remote_root.rstrip("/") or "/"
         self.excludes = tuple(excludes)
         self.includes = tuple(includes)
+        self.held: list[str] = []  # only on the host at a one-way sync: never synced from then on
         self.servercmd = "unison"
         self._dir = tempfile.mkdtemp(prefix="trainsh-unison-")
         self._sshcmd = os.path.join(self._dir, "ssh")
@@ -196,7 +211,7 @@ class Unison:
         url = f"ssh://{spec.destination}/{self.remote}"  # `//abs` for an absolute path
         argv = [local_unison(), self.local, url, "-batch", "-auto", "-ui", "text", "-times",
                 "-sshcmd", self._sshcmd, "-servercmd", self.servercmd, "-dumbtty",
-                "-logfile", "/dev/null", *ignore_prefs(self.local, self.excludes, self.includes)]
+                "-logfile", "/dev/null", *ignore_prefs(self.local, self.excludes, self.includes, self.held)]
         if paths is not None:
             # Only these paths, read whole: an edit that keeps size and second is still seen.
             # A path deleted on one side is "emptied" by unison's measure: deleting it on the
@@ -212,9 +227,16 @@ class Unison:
         archive = paths.ensure(paths.home() / "unison")
         return {**os.environ, "UNISON": str(archive)}
 
-    def sync(self, paths: list[str] | None = None, timeout: float = 3600, extra: list[str] = ()) -> SyncResult:
+    def sync(self, paths: list[str] | None = None, timeout: float = 3600, extra: list[str] = (),
+             up: bool = False) -> SyncResult:
+        """One unison run. `up`: one way, this side to the host: nothing here is created, changed
+        or deleted; a path both sides have and that differs takes this side's version; what only
+        the host has is left there and added to `held`."""
         t = time.monotonic()
         argv = [*self.argv(paths), *extra]
+        if up:
+            for pref in ("-prefer", "-nocreation", "-noupdate", "-nodeletion"):
+                argv += [pref, self.local]
         try:
             p = subprocess.run(argv, capture_output=True, text=True, env=self.env(),
                                stdin=subprocess.DEVNULL, timeout=timeout)
@@ -224,13 +246,14 @@ class Unison:
             # One side's archive is gone (a machine's disk reset, a new machine under the same
             # name): unison refuses for ever. Without archives it syncs as a first time: what
             # differs on both sides is a conflict, left as it is; nothing is deleted.
-            return self.sync(paths, timeout, ["-ignorearchives"])
+            return self.sync(paths, timeout, ["-ignorearchives"], up)
         res = parse_output(p.stdout + p.stderr)
         res.seconds = time.monotonic() - t
         if p.returncode >= 3 or (p.returncode and not _RESULT.search(p.stdout + p.stderr)):
             lines = [ln for ln in (p.stderr or p.stdout).strip().splitlines() if ln.strip()]
             why = next((ln for ln in lines if "Fatal error" in ln or "rror" in ln), lines[-1] if lines else "?")
             raise SyncError(f"unison failed (exit {p.returncode}): {why.strip()}")
+        self.held += [h for h in res.held if h not in self.held]
         return res
 
 
