@@ -1,15 +1,17 @@
 """What `ow` syncs and when, against the Vast fake (real unison, real sshd machines that share
 this machine's files): secrets in `.env*` files stay here, the first sync goes one way up (a
 machine's own files, as on a network volume, stay there unless --pull), build products made
-on the machine stay there."""
+on the machine stay there, and `ow ssh` says of a conflict while the shell is still open."""
 
 from __future__ import annotations
 
 import glob
 import os
+import re
 from pathlib import Path
 
-from test_ow import VAST, alive, home_of, ow, project, rented
+from helpers import wait_until
+from test_ow import OW, VAST, Terminal, alive, home_of, ow, project, rented
 
 
 def _files(root: Path) -> set[str]:
@@ -104,3 +106,43 @@ def test_build_products_made_on_the_machine_stay_there(vast, tmp_path):
     (iid,) = alive(vast)
     assert (home_of(vast, iid) / "work" / "foo.egg-info" / "PKG-INFO").exists()  # still there
     vast.api("DELETE", f"instances/{iid}/")
+
+
+def test_ssh_says_of_a_conflict_while_the_shell_is_open(vast, tmp_path):
+    """A file changed on both sides is named at once, on a line of its own, with where each
+    version is; the shell goes on; at the end the machine's version comes back beside ours.
+    The machine's own files (a volume's) stay there during the live sync too."""
+    work = project(tmp_path)
+    vol = tmp_path / "volume"
+    vol.mkdir()
+    (vol / "vol-only.txt").write_text("the volume's\n")
+    term = Terminal(tmp_path, " ".join([*OW, "ssh", *VAST, "--mount", f"{work}:{vol}"]))
+    try:
+        term.type("echo more >> vol-only.txt; echo fresh > fresh.txt; echo READY-$((6*7))")
+        term.expect("READY-42")
+        wait_until((work / "fresh.txt").exists, timeout=30, what="the machine's new file here")
+        assert not (work / "vol-only.txt").exists()  # held out of the live sync as well
+        (iid,) = alive(vast)
+        # both sides change in.txt before any sync can run (the fake's machine shares our disk)
+        (work / "in.txt").write_text("ours\n")
+        (vol / "in.txt").write_text("theirs, longer\n")
+        screen = term.expect("ow: conflict: in.txt", timeout=30)
+        line = next(ln for ln in screen.splitlines() if "ow: conflict: in.txt" in ln)
+        assert line.startswith("ow: conflict: in.txt"), screen  # not after the prompt
+        assert f"yours is {work}/in.txt" in line and f"vast:{iid}:{vol}/in.txt" in line, line
+        assert f"in.txt.remote-{iid}" in line, line
+        term.type("echo STILL-$((6*7))")  # the shell is still there and answers
+        term.expect("STILL-42")
+        assert (work / "in.txt").read_text() == "ours\n" and (vol / "in.txt").read_text() == "theirs, longer\n"
+        term.type("exit")
+        term.expect("terminate vast:")
+        term.type("")
+        screen = term.expect("OW-EXIT=", timeout=60)
+        assert "OW-EXIT=0" in screen and "terminated" in screen, screen
+        assert len(re.findall(r"ow: conflict: in\.txt changed", screen)) == 1, screen  # said once
+    finally:
+        term.close()
+    assert (work / "in.txt").read_text() == "ours\n"
+    assert (work / f"in.txt.remote-{iid}").read_text() == "theirs, longer\n"
+    assert not (work / "vol-only.txt").exists()
+    assert rented(vast) == 1 and not alive(vast), vast.state()

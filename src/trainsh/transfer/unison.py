@@ -51,6 +51,7 @@ class SyncResult:
     failures: list[str] = field(default_factory=list)
     held: list[str] = field(default_factory=list)  # a one-way run: only on the host, left there
     blocked: list[str] = field(default_factory=list)  # a one-way run: changed there, not taken yet
+    paths: list[str] | None = None  # the run's paths (None: the whole folder)
     seconds: float = 0.0
 
     def summary(self) -> str:
@@ -249,6 +250,7 @@ class Unison:
             return self.sync(paths, timeout, ["-ignorearchives"], up)
         res = parse_output(p.stdout + p.stderr)
         res.seconds = time.monotonic() - t
+        res.paths = paths
         if p.returncode >= 3 or (p.returncode and not _RESULT.search(p.stdout + p.stderr)):
             lines = [ln for ln in (p.stderr or p.stdout).strip().splitlines() if ln.strip()]
             why = next((ln for ln in lines if "Fatal error" in ln or "rror" in ln), lines[-1] if lines else "?")
