@@ -111,17 +111,22 @@ def test_build_products_made_on_the_machine_stay_there(vast, tmp_path):
 def test_ssh_says_of_a_conflict_while_the_shell_is_open(vast, tmp_path):
     """A file changed on both sides is named at once, on a line of its own, with where each
     version is; the shell goes on; at the end the machine's version comes back beside ours.
-    The machine's own files (a volume's) stay there during the live sync too."""
+    The machine's own files (a volume's) stay there during the live sync too, and both file
+    watchers leave out what the defaults do, save what --include names."""
     work = project(tmp_path)
     vol = tmp_path / "volume"
     vol.mkdir()
     (vol / "vol-only.txt").write_text("the volume's\n")
-    term = Terminal(tmp_path, " ".join([*OW, "ssh", *VAST, "--mount", f"{work}:{vol}"]))
+    term = Terminal(tmp_path, " ".join([*OW, "ssh", *VAST, "--include", ".env.example",
+                                        "--mount", f"{work}:{vol}"]))
     try:
-        term.type("echo more >> vol-only.txt; echo fresh > fresh.txt; echo READY-$((6*7))")
+        term.type("echo more >> vol-only.txt; echo S=1 > .env.there; echo S= > .env.example; "
+                  "echo fresh > fresh.txt; echo READY-$((6*7))")
         term.expect("READY-42")
         wait_until((work / "fresh.txt").exists, timeout=30, what="the machine's new file here")
+        wait_until((work / ".env.example").exists, timeout=30, what="the included .env.example here")
         assert not (work / "vol-only.txt").exists()  # held out of the live sync as well
+        assert not (work / ".env.there").exists()
         (iid,) = alive(vast)
         # both sides change in.txt before any sync can run (the fake's machine shares our disk)
         (work / "in.txt").write_text("ours\n")
@@ -144,5 +149,22 @@ def test_ssh_says_of_a_conflict_while_the_shell_is_open(vast, tmp_path):
         term.close()
     assert (work / "in.txt").read_text() == "ours\n"
     assert (work / f"in.txt.remote-{iid}").read_text() == "theirs, longer\n"
-    assert not (work / "vol-only.txt").exists()
+    assert not (work / "vol-only.txt").exists() and not (work / ".env.there").exists()
     assert rented(vast) == 1 and not alive(vast), vast.state()
+
+
+def test_ignore_rules_defaults_includes_and_held_paths(tmp_path):
+    from trainsh.transfer.unison import default_ignored, ignore_prefs, parse_output
+
+    prefs = ignore_prefs(tmp_path, ("*.tmp",), (".env.example",), ["ckpt", "odd [1]*.bin"])
+    pairs = list(zip(prefs[::2], prefs[1::2]))
+    for rule in ("Name .env*", "Name *.egg-info", "Name *.pyc", "Name *.tmp", "Path ckpt"):
+        assert ("-ignore", rule) in pairs, (rule, pairs)
+    assert ("-ignorenot", "Name .env.example") in pairs
+    assert ("-ignore", "Path odd ?1??.bin") in pairs  # unison's glob characters match themselves too
+    assert default_ignored(".env.local") and default_ignored("foo.egg-info") and not default_ignored("env.py")
+    assert not default_ignored(".env.example", (".env.example",))
+    res = parse_output("  skipped: ckpt (would create a file with nocreation or nocreationpartial set)\n"
+                       "  skipped: a.py (would update a file with noupdate or noupdatepartial set)\n"
+                       "  skipped: b.py (contents changed on both sides)\n")
+    assert res.held == ["ckpt"] and res.blocked == ["a.py"] and res.conflicts == ["b.py (contents changed on both sides)"]
