@@ -149,8 +149,13 @@ def _run_recipe(recipe, args, *, exec_mode: bool = False) -> int:
     try:  # `train exec` prints its commands' output: plain lines there
         if picks and not _rent_picked(runner, recipe, pick):
             return 1
-        return watch.run(runner, journal, console, attach=getattr(args, "attach", False),
-                         live=not exec_mode and live_view_wanted(args.no_visual))
+        rc = watch.run(runner, journal, console, attach=getattr(args, "attach", False),
+                       live=not exec_mode and live_view_wanted(args.no_visual))
+        if exec_mode and rc == 1:  # `train exec` ends as its command did: that exit code
+            failed = next((r for r in journal.steps(runner.job.id) if r["status"] == "failed"), None)
+            if failed and failed["exit_code"]:
+                return failed["exit_code"]
+        return rc
     finally:
         journal.close()
 
