@@ -348,10 +348,12 @@ def choose(p, opts: dict, out=None, ask=input, holds=None, me: str | None = None
         held = f" ({len(taken)} taken by other jobs)" if taken else ""
         raise LookupError(f"nothing on {p.name} matches {_wanted(opts) or 'the request'}{held}")
     out.write(f"{p.name}: choose a machine ({_wanted(opts) or 'any'})\n")
+    from trainsh.ui.text import visible
+
     for n, (what, ident, text) in enumerate(rows, 1):
-        out.write(f"  {n:>2}) {what:<8} {ident:<10} {text}\n")
+        out.write(visible(f"  {n:>2}) {what:<8} {ident:<10} {text}") + "\n")
     for i, who in taken:
-        out.write(f"   -) {'taken':<8} {i.id:<10} {i.status:<9} {_gpu(i):<18} held by {who}\n")
+        out.write(visible(f"   -) {'taken':<8} {i.id:<10} {i.status:<9} {_gpu(i):<18} held by {who}") + "\n")
     out.flush()
     while True:
         answer = ask(f"number [1-{len(rows)}, Enter = 1, q = cancel]: ").strip().lower()
