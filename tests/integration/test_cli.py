@@ -693,7 +693,7 @@ def test_status_shows_an_interrupted_job_with_its_attach_line_then_resume_finish
     lines = p.stdout.splitlines()
     assert lines[0].split() == ["JOB", "STATUS", "STARTED", "RECIPE", "STEP"], p.stdout
     assert re.match(rf"{job_id}\s+interrupted\s", lines[1]), p.stdout
-    assert str(r) in lines[1] and "3: @w > touch started" in lines[1]
+    assert r.name in lines[1] and "3: @w > touch started" in lines[1]  # (the folder: recipe logs)
     assert f"all its sessions at once: train recipe attach {job_id}" in p.stdout
     assert any(re.search(rf"session w\s+on local\s+tmux -S {re.escape(sock)} attach -t w-{job_id}$", ln)
                for ln in lines), p.stdout
