@@ -19,8 +19,6 @@ from trainsh.cli import UserError
 def dispatch(args) -> int:
     from trainsh.cloud.provider import AuthError, NoCapacity, NotFound, ProviderError
 
-    if args.cmd in ("search",) and (args.limit < 1 or args.num_gpus < 1):
-        raise UserError("--limit and --num-gpus must be at least 1")
     try:
         from trainsh.cloud.provider import provider
 
@@ -63,6 +61,8 @@ def instance_dict(inst, raw: bool = False) -> dict:
     d = {"id": inst.id, "host": inst.host_spec, "status": inst.status, "provider_status": inst.provider_status,
          "gpu_name": inst.gpu_name, "num_gpus": inst.num_gpus, "price_per_hour": inst.price_per_hour,
          "uptime_seconds": round(inst.uptime(now), 1), "cost_so_far": round(inst.cost_so_far(now), 4),
+         "storage_per_hour": round(inst.storage_per_hour, 6), "billing_per_hour": round(inst.billing_per_hour(), 6),
+         "total_cost": None if inst.total_cost is None else round(inst.total_cost, 4),
          "label": inst.label, "image": inst.image, "started_at": inst.started_at,
          "ssh": ({"user": inst.ssh.user, "host": inst.ssh.host, "port": inst.ssh.port} if inst.ssh else None)}
     if raw:
@@ -98,8 +98,46 @@ def _json(data) -> None:
     print(json.dumps(data, indent=2, default=str))
 
 
+def _with_totals(p, read) -> list:
+    """`read()`'s instances with what each has cost since it was rented, where the cloud says.
+    The totals are asked at the same time as the instances (a second round trip would double a
+    listing's wait); a failed lookup leaves them unknown: the listing matters more."""
+    import threading
+
+    try:  # the key first, here: a store may ask for its passphrase
+        key = p.key
+        if callable(key):
+            key()
+    except Exception:  # noqa: BLE001 - no totals; read() says what is wrong, in its own order
+        return read()
+    got: dict = {}
+
+    def ask() -> None:
+        try:
+            got["totals"] = p.totals()
+        except Exception:  # noqa: BLE001 - unknown totals, never a failed listing
+            got["totals"] = {}
+
+    asking = threading.Thread(target=ask, daemon=True)
+    asking.start()
+    insts = read()
+    asking.join()
+    for i in insts:
+        i.total_cost = got.get("totals", {}).get(i.id, i.total_cost)
+    return insts
+
+
+def _per_hour(inst, code, rates) -> str:
+    """What it bills an hour now: its price, or for a stopped machine its disk's storage."""
+    from trainsh.cloud.pricing import money
+    from trainsh.cloud.provider import STOPPED
+
+    text = money(inst.billing_per_hour(), code, rates, 3)
+    return f"{text} disk" if inst.status == STOPPED else text
+
+
 def cmd_list(p, args) -> int:
-    insts = sorted(p.list(), key=lambda i: (len(i.id), i.id))
+    insts = _with_totals(p, lambda: sorted(p.list(), key=lambda i: (len(i.id), i.id)))
     if args.json:
         _json([instance_dict(i) for i in insts])
         return 0
@@ -110,12 +148,13 @@ def cmd_list(p, args) -> int:
 
     code, rates = display_table()
     now = time.time()
-    rows = [["ID", "STATUS", "GPU", "PER HOUR", "UPTIME", "COST", "SSH"]]
+    rows = [["ID", "STATUS", "GPU", "PER HOUR", "UPTIME", "THIS RUN", "TOTAL", "SSH"]]
     for i in insts:
         status = i.status if i.status == i.provider_status.lower() else f"{i.status} ({i.provider_status})"
-        rows.append([i.id, status, _gpu(i.num_gpus, i.gpu_name), money(i.price_per_hour, code, rates, 3),
+        rows.append([i.id, status, _gpu(i.num_gpus, i.gpu_name), _per_hour(i, code, rates),
                      duration(i.uptime(now)) if i.uptime(now) else "-",
-                     money(i.cost_so_far(now), code, rates), ssh_line(i)])
+                     money(i.cost_so_far(now), code, rates),
+                     "-" if i.total_cost is None else money(i.total_cost, code, rates), ssh_line(i)])
     table(rows)
     _cut_short(p, insts)
     return 0
@@ -139,7 +178,7 @@ def _cut_short(p, insts) -> None:
 
 
 def cmd_show(p, args) -> int:
-    inst = p.get(args.id)
+    inst = _with_totals(p, lambda: [p.get(args.id)])[0]
     if args.json:
         _json(instance_dict(inst, raw=True))
         return 0
@@ -151,10 +190,13 @@ def cmd_show(p, args) -> int:
     lines = [("host", inst.host_spec), ("status", f"{inst.status} ({inst.provider_status})"),
              ("label", inst.label or "-"), ("gpu", _gpu(inst.num_gpus, inst.gpu_name)),
              ("image", inst.image or "-"), ("price", f"{money(inst.price_per_hour, code, rates, 3)}/h"),
+             ("storage", f"{money(inst.storage_per_hour, code, rates, 3)}/h while stopped (its disk)"),
              ("uptime", duration(d["uptime_seconds"]) if d["uptime_seconds"] else "-"),
-             ("cost so far", money(inst.cost_so_far(now), code, rates)), ("ssh", ssh_line(inst))]
+             ("this run", money(inst.cost_so_far(now), code, rates)),
+             ("total", "-" if inst.total_cost is None else f"{money(inst.total_cost, code, rates)} since rented"),
+             ("ssh", ssh_line(inst))]
     for k, v in lines:
-        print(f"{k:<12} {v}")
+        print(f"{k:<9} {v}")
     return 0
 
 
@@ -213,6 +255,80 @@ def cmd_destroy(p, args) -> int:
     p.destroy(inst.id)
     print(f"{p.name} {inst.id}: destroyed")
     return 0
+
+
+def prunable(p, holds, insts: list) -> tuple[list, list]:
+    """(stopped instances trainsh rented that nobody holds, [(instance, who)] stopped ones
+    trainsh rented that a job or ow holds). Trainsh rented it: its label is one trainsh makes
+    (`trainsh-...`, `ow-...`) or a rent of the ledger made it."""
+    from trainsh.cloud.provider import STOPPED
+
+    rents = holds.of_cloud(p.name)
+    idents = {r.ident for r in rents if r.ident}
+    labels = {r.label for r in rents}
+    held = holds.holders(p.name)
+    free, taken = [], []
+    for i in insts:
+        ours = i.label.startswith(("trainsh-", "ow-")) or i.id in idents or (i.label and i.label in labels)
+        if i.status != STOPPED or not ours:
+            continue
+        who = holds.holder(i, held=held)
+        if who:
+            taken.append((i, who))
+        else:
+            free.append(i)
+    return free, taken
+
+
+def cmd_prune(p, args) -> int:
+    from trainsh.cloud.pricing import display_table, money
+    from trainsh.runtime.holds import Holds
+    from trainsh.runtime.journal import Journal
+
+    journal = Journal()
+    try:
+        holds = Holds(journal)
+        doomed, taken = prunable(p, holds, sorted(p.list(), key=lambda i: (len(i.id), i.id)))
+        if not doomed:
+            held = f" ({len(taken)} held by a job or ow)" if taken else ""
+            print(f"nothing to prune: no stopped {p.noun} trainsh rented that no job holds{held}")
+            return 0
+        if not args.yes and not sys.stdin.isatty():
+            raise UserError(f"prune would destroy {', '.join(i.host_spec for i in doomed)} (stopped, "
+                            f"rented by trainsh, held by no job) and their disks: add --yes to do it "
+                            f"without a terminal")
+        code, rates = display_table()
+        for i in doomed:
+            label = f", {i.label}" if i.label else ""
+            print(f"{i.host_spec} ({_gpu(i.num_gpus, i.gpu_name)}{label}): stopped, its disk bills "
+                  f"{money(i.storage_per_hour, code, rates, 3)}/h")
+        for i, who in taken:
+            print(f"{i.host_spec}: stopped, held by {who}: kept")
+        rate = sum(i.storage_per_hour for i in doomed)
+        if not args.yes:
+            try:
+                answer = input(f"destroy these {len(doomed)} and everything on their disks "
+                               f"({money(rate, code, rates, 3)}/h)? [y/N] ").strip().lower()
+            except EOFError:
+                answer = ""
+            if answer not in ("y", "yes"):
+                print("nothing destroyed")
+                return 1
+        failed = 0
+        for i in doomed:
+            try:
+                p.destroy(i.id)
+            except Exception as e:  # noqa: BLE001 - the others go on; say what still bills
+                failed += 1
+                print(f"train: {i.host_spec} could NOT be destroyed ({e}): it bills; "
+                      f"train {p.name} destroy {i.id}", file=sys.stderr)
+                continue
+            if i.label and holds.rent(i.label):
+                holds.set(i.label, state="destroyed")
+            print(f"{p.name} {i.id}: destroyed")
+        return 1 if failed else 0
+    finally:
+        journal.close()
 
 
 def cmd_search(p, args) -> int:
@@ -328,13 +444,22 @@ def cmd_create(p, args) -> int:
     from trainsh.runtime.holds import unique_label
     from trainsh.settings import config
 
-    image = args.image or config.get(f"{p.name}.image")
-    disk = args.disk if args.disk is not None else config.get(f"{p.name}.disk")
+    try:
+        image = args.image or config.get(f"{p.name}.image")
+        disk = args.disk if args.disk is not None else config.get(f"{p.name}.disk")
+    except config.ConfigError as e:
+        raise UserError(f"config: {e} (train config set KEY VALUE)") from None
     if disk <= 0:
-        raise UserError("--disk must be more than 0 GB")
-    inst = _rent(p, args.offer, CreateRequest(image=image, disk_gb=disk,
+        raise UserError(f"--disk must be more than 0 GB (config {p.name}.disk is {disk})")
+    count = getattr(args, "num_gpus", None)
+    listed = p.offer_gpus(args.offer)
+    if count is not None and listed is not None and count != listed:
+        raise UserError(f"offer '{args.offer}' is {listed} GPUs: --num-gpus {count} says otherwise "
+                        f"(train {p.name} search --num-gpus {count} lists those)")
+    inst = _rent(p, args.offer, CreateRequest(image=image, disk_gb=disk, gpu_count=count or listed or 1,
                                               label=args.label or unique_label("trainsh-create")))
-    print(f"{p.name} {inst.id}: rented from offer {args.offer} at ${inst.price_per_hour:.3f}/h, "
+    gpus = f", {_gpu(inst.num_gpus, inst.gpu_name)}" if inst.gpu_name else ""
+    print(f"{p.name} {inst.id}: rented from offer {args.offer}{gpus} at ${inst.price_per_hour:.3f}/h, "
           f"{inst.status} (train {p.name} list; train {p.name} ssh {inst.id} once it runs; "
           f"train {p.name} stop {inst.id} to stop paying for the GPU)")
     return 0
@@ -342,4 +467,4 @@ def cmd_create(p, args) -> int:
 
 HANDLERS = {"list": cmd_list, "show": cmd_show, "ssh": cmd_ssh, "start": cmd_start, "stop": cmd_stop,
             "reboot": cmd_reboot, "destroy": cmd_destroy, "search": cmd_search, "keys": cmd_keys,
-            "attach-key": cmd_attach_key, "create": cmd_create}
+            "attach-key": cmd_attach_key, "create": cmd_create, "prune": cmd_prune}

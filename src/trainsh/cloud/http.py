@@ -22,6 +22,7 @@ Error text never contains the key, and is always one line.
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 TYPE_CHECKING = False  # typing costs start-up time; the annotations are never evaluated
@@ -32,6 +33,7 @@ from trainsh.cloud.provider import AuthError, LostAnswer, NotFound, ProviderErro
 
 SETTING = "cloud.api_timeout"
 NOTICE_AFTER = 3.0  # seconds before a call waiting on a terminal says what it waits for
+_LOCK = threading.Lock()
 
 
 class HttpError(ProviderError):
@@ -91,14 +93,38 @@ def budget(timeout: float | None = None) -> tuple[float, str | None]:
         raise ProviderError(str(e)) from None
 
 
+_ACTIVE: set = set()   # the calls waiting now (their _Clock), for who gives a notice
+_LAST = [-NOTICE_AFTER]  # when the last notice was given (time.monotonic())
+
+
 class _Clock:
-    """A call's deadline, and the one notice it gives while it waits on a terminal."""
+    """A call's deadline, and the one notice it gives while it waits on a terminal. Calls at
+    once (a listing and its totals, asked side by side) give one notice between them: the
+    main thread's call's, as that is what the command waits for; one beside it in another
+    thread speaks only while no call of the main thread waits."""
 
     def __init__(self, what: str, call: str, seconds: float, setting: str | None):
         self.what, self.call, self.seconds, self.setting = what, call, seconds, setting
         self.start = time.monotonic()
         self.deadline = self.start + seconds
         self.noticed = False
+        self.notice_at = self.start + NOTICE_AFTER
+        self.main = threading.current_thread() is threading.main_thread()
+        with _LOCK:
+            _ACTIVE.add(self)
+
+    def close(self) -> None:
+        with _LOCK:
+            _ACTIVE.discard(self)
+
+    def _may_notice(self, now: float) -> bool:
+        with _LOCK:
+            if now - _LAST[0] < NOTICE_AFTER:
+                return False  # another call just said it
+            if not self.main and any(c.main for c in _ACTIVE):
+                return False  # the command's own call speaks
+            _LAST[0] = now
+            return True
 
     def left(self) -> float:
         return self.deadline - time.monotonic()
@@ -117,14 +143,16 @@ class _Clock:
             if now >= until:
                 return False
             step = until - now
-            notice_at = self.start + NOTICE_AFTER
-            if not self.noticed and now >= notice_at:
-                self.noticed = True
-                waiting(f"{self.what}: still waiting for {self.call} "
-                        f"({now - self.start:.0f} s; {self.limit()})")
+            if not self.noticed and now >= self.notice_at:
+                if self._may_notice(now):
+                    self.noticed = True
+                    waiting(f"{self.what}: still waiting for {self.call} "
+                            f"({now - self.start:.0f} s; {self.limit()})")
+                else:
+                    self.notice_at = now + 0.5  # look again in a moment
                 continue
             if not self.noticed:
-                step = min(step, notice_at - now)
+                step = min(step, self.notice_at - now)
             if done is not None:
                 done.wait(step)
             else:
@@ -156,6 +184,15 @@ def request(method: str, url: str, *, what: str, key: str | None = None, body: A
         hdrs["Authorization"] = f"Bearer {key}"
     hdrs.update(headers or {})
     head = f"{what}: {call}"
+    try:
+        return _request(method, url, data, hdrs, clock, head, retries)
+    finally:
+        clock.close()
+
+
+def _request(method: str, url: str, data: bytes | None, hdrs: dict[str, str], clock: _Clock,
+             head: str, retries: int) -> Any:
+    what, seconds, setting = clock.what, clock.seconds, clock.setting
     attempt = 0
     last = ""  # why the try before failed, for an error at the deadline
 
@@ -229,7 +266,6 @@ def _try(method: str, url: str, data: bytes | None, headers: dict[str, str], clo
     deadline passed first (the connection is then shut, which ends the worker), None, or
     ("late", ...) when the answer had begun (its status and headers had come)."""
     import socket
-    import threading
     import urllib.error
     import urllib.request
 
