@@ -217,7 +217,13 @@ def test_wrong_password_and_bad_input(colab, isolated):
     host = colab.tunnel("other-way-5678.trycloudflare.com")
     r = colab.connect("c2", host, password="not-it")
     assert r.returncode == 1 and "cannot log in" in r.stderr and "Permission denied" in r.stderr
-    assert "Traceback" not in r.stderr
+    assert "Traceback" not in r.stderr and "nothing saved" in r.stderr
+    assert "c2" not in train("host", "list").stdout
+    assert colab.connect("c2", host).returncode == 0  # then the password changes under it
+    assert train("secrets", "set", "COLAB_C2_PASSWORD", input="not-it\n").returncode == 0
+    control = os.environ["TRAINSH_SSH_CONTROL_DIR"]  # (the good login's connection ends)
+    for sock in os.listdir(control):
+        subprocess.run(["ssh", "-o", f"ControlPath={control}/{sock}", "-O", "exit", "x"], capture_output=True)
     r = train("colab", "connect", "c3", "--address", "bad host!", input="x\n")
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "not an address" in r.stderr
     r = train("colab", "run", "true")  # the only Colab host, whose password is wrong

@@ -84,3 +84,88 @@ def test_a_refused_signature_with_the_right_keys_says_what_the_server_said(proxi
     line = next(ln for ln in t.stdout.splitlines() if "FAILED" in ln)
     assert "SignatureDoesNotMatch" in line and "secret key" in line, line
     assert "not-the-secret" not in t.stdout + t.stderr
+
+
+# ---- 18: a Colab connect that fails writes nothing; host show prints a line that works
+
+from test_colab import USER as COLAB_USER, colab, colab_server  # noqa: E402,F401  (fixtures)
+
+
+def test_a_connect_that_fails_leaves_hosts_toml_as_it_was(colab, isolated, monkeypatch):
+    hosts_toml = isolated / "trainsh" / "hosts.toml"
+    host = colab.tunnel("first-1.trycloudflare.com")
+    assert colab.connect("c1", host).returncode == 0
+    before = hosts_toml.read_bytes()
+    secrets_before = (isolated / "trainsh" / "secrets.enc").read_bytes()
+    # no passphrase for the secrets file: refused before anything is tried or written
+    monkeypatch.delenv("TRAINSH_PASSPHRASE")
+    r = colab.connect("c9", colab.tunnel("other-9.trycloudflare.com"))
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "passphrase" in r.stderr, r.stderr
+    assert hosts_toml.read_bytes() == before
+    assert colab.calls() == [f"access ssh --hostname {host}"]  # no login was even tried
+    monkeypatch.setenv("TRAINSH_PASSPHRASE", "test-passphrase")
+    # a wrong password for a new address of c1: c1 keeps its address, password and host key
+    known = isolated / "trainsh" / "known_hosts.d" / "colab-c1"
+    key = known.read_bytes()
+    r = colab.connect("c1", colab.tunnel("second-2.trycloudflare.com"), password="not-it")
+    assert r.returncode == 1 and "Permission denied" in r.stderr and "nothing saved" in r.stderr
+    assert hosts_toml.read_bytes() == before and known.read_bytes() == key
+    assert (isolated / "trainsh" / "secrets.enc").read_bytes() == secrets_before
+    assert train("colab", "run", "c1", "true").returncode == 0  # as it was
+    before = hosts_toml.read_bytes()  # (with its new last_seen)
+    # a tunnel that does not answer
+    r = colab.connect("c3", "nothing-here.trycloudflare.com")
+    assert r.returncode == 1 and "nothing saved" in r.stderr
+    assert hosts_toml.read_bytes() == before
+
+
+def _close_masters_keep_folder():
+    import os
+    import subprocess
+
+    control = os.environ["TRAINSH_SSH_CONTROL_DIR"]
+    for sock in os.listdir(control):
+        subprocess.run(["ssh", "-o", f"ControlPath={control}/{sock}", "-O", "exit", "x"],
+                       capture_output=True)
+
+
+def test_host_show_of_a_colab_host_prints_a_line_that_works_after_train_exits(colab, isolated,
+                                                                               monkeypatch, tmp_path):
+    import os
+    import shlex
+    import subprocess
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))  # where train keeps its askpass files
+    assert colab.connect("c1", colab.tunnel("show-1.trycloudflare.com")).returncode == 0
+    r = train("host", "show", "c1")
+    assert r.returncode == 0, r.stderr
+    assert "trainsh-pw-" not in r.stdout and "SSH_ASKPASS" not in r.stdout
+    assert "COLAB_C1_PASSWORD" in r.stdout and "train host ssh c1" in r.stdout
+    assert train("host", "show", "colab:c1").stdout == r.stdout
+    assert list(scratch.iterdir()) == []  # train is gone, and so is every file of its
+    line = next(ln for ln in r.stdout.splitlines() if ln.startswith("ssh "))[3:].strip()
+    _close_masters_keep_folder()  # a fresh login, with the password typed (here: askpass)
+    askpass = tmp_path / "type-it"
+    askpass.write_text(f"#!/bin/sh\necho {shlex.quote(colab.password)}\n")
+    askpass.chmod(0o700)
+    p = subprocess.run([*shlex.split(line), "echo", "logged-in-as-$(id -un)"], capture_output=True,
+                       text=True, stdin=subprocess.DEVNULL, timeout=60,
+                       env={**os.environ, "SSH_ASKPASS": str(askpass), "SSH_ASKPASS_REQUIRE": "force"})
+    assert p.returncode == 0 and p.stdout.strip() == f"logged-in-as-{COLAB_USER}", p.stderr
+    # train host ssh gives the password itself, and leaves no file of it behind
+    _close_masters_keep_folder()
+    p = subprocess.run([*__import__("helpers").TRAIN, "host", "ssh", "c1"], capture_output=True,
+                       text=True, input="echo via-host-ssh\n", timeout=60)
+    assert p.returncode == 0 and "via-host-ssh" in p.stdout, p.stderr
+    assert list(scratch.iterdir()) == []
+
+
+def test_the_notebook_cell_makes_its_password_with_secrets():
+    cell = train("colab", "connect", "--cell").stdout
+    assert "secrets.choice(" in cell and "random" not in cell
+    ns: dict = {}
+    start = cell.index("import os")
+    exec(cell[start:cell.index("\n", cell.index("password ="))], ns)  # its first two lines
+    assert len(ns["password"]) >= 20 and ns["password"].isalnum()

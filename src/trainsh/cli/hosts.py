@@ -99,17 +99,40 @@ def host_show(args) -> int:
     from trainsh.remote.sshspec import ssh_argv
     from trainsh.settings import hosts
 
+    if args.name.startswith("colab:"):
+        args.name = args.name[len("colab:"):]
+    entry = hosts.get(args.name)
+    if entry is not None and entry.get("kind") == "colab":
+        # A password host: its askpass file lives only as long as this process, so the line
+        # shown is one where ssh asks for the password, and the command that needs none.
+        from trainsh.cloud import colab
+
+        for k, v in entry.items():
+            print(f"{k:<8} {v}")
+        try:
+            spec = colab.ssh_spec(args.name, with_password=False)
+        except colab.ColabError as e:
+            raise UserError(str(e)) from None
+        print(f"ssh      {shlex.join(ssh_argv(spec, batch=False))}")
+        print(f"         (asks for the password: the secret {colab.secret_name(args.name)}; "
+              f"'train host ssh {args.name}' gives it)")
+        return 0
     spec = _spec(args.name)
-    for k, v in hosts.get(args.name).items():
+    for k, v in entry.items():
         print(f"{k:<8} {v}")
     print(f"ssh      {shlex.join(ssh_argv(spec, batch=False))}")
     return 0
 
 
 def host_ssh(args) -> int:
+    import subprocess
+
     from trainsh.remote.sshspec import ssh_argv
 
-    argv = ssh_argv(_spec(args.name), tty=True, batch=False)
+    spec = _spec(args.name)
+    argv = ssh_argv(spec, tty=True, batch=False)
+    if spec.askpass:  # not exec: this process removes the password's file when ssh ends
+        return subprocess.run(argv).returncode
     os.execvp(argv[0], argv)
     return 0  # not reached
 
