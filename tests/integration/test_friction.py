@@ -169,3 +169,48 @@ def test_the_notebook_cell_makes_its_password_with_secrets():
     start = cell.index("import os")
     exec(cell[start:cell.index("\n", cell.index("password ="))], ns)  # its first two lines
     assert len(ns["password"]) >= 20 and ns["password"].isalnum()
+
+
+# ---- 14: a host whose key is not known yet
+
+def test_host_test_of_a_new_host_says_how_to_accept_its_key(ssh, tmp_path, monkeypatch):
+    import subprocess
+
+    import sshd
+
+    # ssh as a user has it: no test config that accepts every key, a known_hosts of our own
+    monkeypatch.delenv("TRAINSH_SSH_OPTIONS")
+    known = tmp_path / "known_hosts"
+    (tmp_path / "trainsh").mkdir(exist_ok=True)
+    (tmp_path / "trainsh" / "hosts.toml").write_text(
+        f'[box]\nhost = "127.0.0.1"\nuser = "root"\nport = {ssh.a.port}\n'
+        f'key = "{ssh.base}/client"\noptions = ["UserKnownHostsFile={known}"]\n')
+    p = train("host", "test", "box")
+    assert p.returncode == 1 and p.stderr.count("\n") == 1, p.stderr
+    assert "Host key verification failed" in p.stderr
+    assert "train host ssh box" in p.stderr and "train host test box --accept-new" in p.stderr
+    assert not known.exists() or not known.read_text().strip()
+
+    p = train("host", "test", "box", "--accept-new")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "reachable, authenticated" in p.stdout
+    # kept in the known_hosts this host's ssh uses (hashed or not, as ssh's config says)
+    found = subprocess.run(["ssh-keygen", "-F", f"[127.0.0.1]:{ssh.a.port}", "-f", str(known)],
+                           capture_output=True, text=True)
+    assert found.returncode == 0 and (ssh.base / "host.pub").read_text().split()[1] in found.stdout
+    sshd.close_masters(__import__("os").environ["TRAINSH_SSH_CONTROL_DIR"])
+    p = train("host", "test", "box")  # known now: no flag needed
+    assert p.returncode == 0, p.stdout + p.stderr
+
+    # A key that differs from the one kept: not "accept it", but what changed and where
+    sshd.close_masters(__import__("os").environ["TRAINSH_SSH_CONTROL_DIR"])
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "other")],
+                   check=True)
+    other = (tmp_path / "other.pub").read_text().split()
+    known.write_text(f"[127.0.0.1]:{ssh.a.port} {other[0]} {other[1]}\n")
+    for extra in ((), ("--accept-new",)):
+        p = train("host", "test", "box", *extra)
+        assert p.returncode == 1 and p.stderr.count("\n") == 1, p.stderr
+        assert "not the one kept for it" in p.stderr and f"{known} line 1" in p.stderr, p.stderr
+        assert "--accept-new'" not in p.stderr
+    assert known.read_text().count("\n") == 1  # ssh kept the old key, and so did we

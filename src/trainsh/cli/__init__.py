@@ -161,6 +161,10 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
                        ("remove", "remove a host from hosts.toml")):
         hp = hs.add_parser(verb, help=text)
         hp.add_argument("name", help="a host name from hosts.toml")
+        if verb == "test":
+            hp.add_argument("--accept-new", action="store_true",
+                            help="accept and keep the host's key if none is known for it yet "
+                                 "(ssh's StrictHostKeyChecking=accept-new, for this test)")
     hb = hs.add_parser("browse", help="list a remote folder; on a terminal move around and fetch files")
     hb.add_argument("name", help="a host name from hosts.toml")
     hb.add_argument("path", nargs="?", help="the folder to list (default: the home folder)")

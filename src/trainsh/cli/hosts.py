@@ -158,13 +158,39 @@ df -Pk "$HOME" | awk 'NR==2 {printf "disk %.1f GB free\n", $4/1048576}'
 """
 
 
+def host_key_hint(name: str, stderr: str) -> str:
+    """What to do about a host key ssh refused (from its error output), or ''."""
+    if "Host key verification failed" not in stderr:
+        return ""
+    if "IDENTIFICATION HAS CHANGED" in stderr or "Offending" in stderr:
+        import re
+
+        m = re.search(r"Offending \S+ key in (\S+):(\d+)", stderr)
+        where = f" (kept in {m.group(1)} line {m.group(2)})" if m else ""
+        return (f": the host's key is not the one kept for it{where}; if the machine was "
+                f"reinstalled, remove the old key (ssh-keygen -R HOST), else do not connect")
+    return (f": its host key is not known yet; accept it with 'train host ssh {name}' once (ssh "
+            f"asks), or 'train host test {name} --accept-new'")
+
+
 def host_test(args) -> int:
+    from dataclasses import replace
+
+    from trainsh.remote.shell import ShellError
+
     shell = _shell(args.name)
+    if getattr(args, "accept_new", False):  # first: ssh takes an option's first value
+        shell.spec = replace(shell.spec, options=("StrictHostKeyChecking=accept-new",
+                                                  *shell.spec.options))
     t = time.monotonic()
-    r = shell.run(["true"], timeout=30)  # opens the shared connection
+    try:
+        r = shell.run(["true"], timeout=30)  # opens the shared connection
+    except ShellError as e:
+        stderr = e.result.stderr if e.result is not None else str(e)
+        raise UserError(f"{args.name}: {e}{host_key_hint(args.name, stderr)}", 1) from None
     connect = time.monotonic() - t
     if not r.ok:
-        raise UserError(f"{args.name}: {shell.explain(r)}", 1)
+        raise UserError(f"{args.name}: {shell.explain(r)}{host_key_hint(args.name, r.stderr)}", 1)
     t = time.monotonic()
     shell.run(["true"], timeout=30)
     latency = time.monotonic() - t
