@@ -214,3 +214,31 @@ def test_host_test_of_a_new_host_says_how_to_accept_its_key(ssh, tmp_path, monke
         assert "not the one kept for it" in p.stderr and f"{known} line 1" in p.stderr, p.stderr
         assert "--accept-new'" not in p.stderr
     assert known.read_text().count("\n") == 1  # ssh kept the old key, and so did we
+
+
+# ---- 22: `@colab:c1` in exec lines, wherever `@c1` works
+
+def test_exec_lines_take_a_colab_host_by_its_spec(colab, isolated):
+    assert colab.connect("c1", colab.tunnel("spec-1.trycloudflare.com")).returncode == 0
+    r = train("exec", "@colab:c1 > echo spec-on-$(id -un)")
+    assert r.returncode == 0 and f"spec-on-{COLAB_USER}" in r.stdout, r.stdout + r.stderr
+    r = train("exec", "@colab:c1 > echo one", "@c1 > echo two")  # one host, two ways
+    assert r.returncode == 0 and "one" in r.stdout and "two" in r.stdout, r.stdout + r.stderr
+    r = train("exec", "tmux.open @colab:c1 as w", "@w > echo in-a-session", "tmux.close @w")
+    assert r.returncode == 0 and "| in-a-session" in r.stdout + r.stderr, r.stdout + r.stderr
+    (isolated / "t.txt").write_text("by spec\n")
+    r = train("exec", "./t.txt -> @colab:c1:spec-moved/")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (colab.home / "spec-moved" / "t.txt").read_text() == "by spec\n"
+    r = train("exec", "@colab:c1:spec-moved/t.txt -> ./back/")
+    assert r.returncode == 0 and (isolated / "back" / "t.txt").read_text() == "by spec\n"
+
+
+def test_a_host_spec_where_a_name_stands_is_exec_only_and_checked(tmp_path):
+    r = train("exec", "@nope:c1 > true")
+    assert r.returncode == 2 and "'@nope:c1' is no host" in r.stderr and "@colab:NAME" in r.stderr
+    (tmp_path / "r.recipe").write_text("@colab:c1 > ls\n")
+    r = train("recipe", "check", str(tmp_path / "r.recipe"))
+    assert r.returncode != 0 and "host NAME = colab:c1" in r.stdout + r.stderr
+    r = train("exec", "host c1 = root@127.0.0.1", "@colab:c1 > true")
+    assert r.returncode == 2 and "already defined" in r.stderr
