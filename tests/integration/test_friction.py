@@ -242,3 +242,123 @@ def test_a_host_spec_where_a_name_stands_is_exec_only_and_checked(tmp_path):
     assert r.returncode != 0 and "host NAME = colab:c1" in r.stdout + r.stderr
     r = train("exec", "host c1 = root@127.0.0.1", "@colab:c1 > true")
     assert r.returncode == 2 and "already defined" in r.stderr
+
+
+# ---- 21: completion of train transfer @, recipe resume, cloud ids and ow
+
+def _bash(tmp_path, prog: str, *words: str) -> list[str]:
+    """What bash offers for WORDS through the script `train completion bash` prints."""
+    import os
+    import shlex
+    import subprocess
+    import sys
+
+    script = tmp_path / "train.bash"
+    if not script.exists():
+        p = train("completion", "bash")
+        assert p.returncode == 0
+        script.write_text(p.stdout)
+    env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}"}
+    arr = " ".join(shlex.quote(w) for w in words)
+    line = " ".join(words)  # as bash sets them on TAB (COMP_WORDS aside, which it cuts at @ and :)
+    r = subprocess.run(["bash", "--norc", "-c",
+                        f'source {script}; complete -p {prog}; COMP_WORDS=({arr}); '
+                        f'COMP_CWORD={len(words) - 1}; COMP_LINE={shlex.quote(line)}; '
+                        f'COMP_POINT={len(line)}; _{prog}_complete; printf "%s\\n" "${{COMPREPLY[@]}}"'],
+                       capture_output=True, text=True, env=env, timeout=30)
+    assert r.returncode == 0, r.stderr
+    first, *rest = r.stdout.splitlines()
+    assert first.startswith("complete ") and first.endswith(f" {prog}")
+    return [x for x in rest if x]
+
+
+def _settings(tmp_path):
+    (tmp_path / "trainsh").mkdir(exist_ok=True)
+    (tmp_path / "trainsh" / "hosts.toml").write_text('[gpu-box]\nhost = "10.0.0.9"\nuser = "root"\n')
+    (tmp_path / "trainsh" / "storages.toml").write_text('[lake]\nkind = "s3"\nbucket = "b"\n')
+
+
+def test_transfer_completes_hosts_and_storages_after_an_at(tmp_path):
+    _settings(tmp_path)
+    assert _bash(tmp_path, "train", "train", "transfer", "@") == ["@gpu-box:", "@lake:"]
+    assert _bash(tmp_path, "train", "train", "transfer", "./x", "@l") == ["@lake:"]
+    assert _bash(tmp_path, "train", "train", "transfer", "") == []  # a local path: the shell's
+    r = train("__complete", "3", "train", "transfer", "--delete", "@g")
+    assert r.stdout.split() == ["@gpu-box:"]
+
+
+def test_bash_puts_no_space_after_a_host_colon(tmp_path):
+    """In a real interactive bash (a tmux pane): TAB then a path, typed on, stays one word."""
+    import os
+    import shlex
+    import subprocess
+    import sys
+
+    from helpers import tmux, wait_until
+
+    _settings(tmp_path)
+    script = tmp_path / "train.bash"
+    script.write_text(train("completion", "bash").stdout)
+    rc = tmp_path / "bashrc"
+    rc.write_text(f"PS1='$ '\nsource {script}\n")
+    keep = " ".join(f"{k}={shlex.quote(os.environ[k])}" for k in ("HOME", "TRAINSH_HOME") if k in os.environ)
+    path = f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}"
+    assert tmux("new-session", "-d", "-s", "tab", "-x", "120", "-y", "10",
+                f"env {keep} PATH={shlex.quote(path)} bash --noprofile --rcfile {rc} -i").returncode == 0
+    wait_until(lambda: "$" in tmux("capture-pane", "-p", "-t", "tab").stdout, what="a prompt")
+    tmux("send-keys", "-t", "tab", "train transfer @gp", "Tab")
+    wait_until(lambda: "@gpu-box:" in tmux("capture-pane", "-p", "-t", "tab").stdout, what="the completion")
+    tmux("send-keys", "-t", "tab", "/data")
+    wait_until(lambda: "$ train transfer @gpu-box:/data" in tmux("capture-pane", "-p", "-t", "tab").stdout,
+               what="the line as typed")
+    tmux("kill-session", "-t", "tab")
+
+
+def test_resume_completes_only_jobs_it_can_resume(tmp_path):
+    from helpers import interrupted
+
+    from trainsh.runtime.journal import Journal
+
+    assert train("exec", "@local > true").returncode == 0
+    assert train("exec", "@local > exit 3").returncode != 0
+    once = tmp_path / "started"
+    interrupted("exec", f"@local > touch {once} && sleep 30", once=once)
+    j = Journal.reader()
+    try:
+        jobs = {job.shown_status: job.id for job in j.jobs()}
+    finally:
+        j.close()
+    assert set(jobs) == {"done", "failed", "interrupted"}, jobs
+    offered = _bash(tmp_path, "train", "train", "recipe", "resume", "")
+    assert sorted(offered) == sorted([jobs["failed"], jobs["interrupted"]])
+    assert jobs["done"] in _bash(tmp_path, "train", "train", "recipe", "logs", "")  # (all jobs)
+
+
+def test_instance_ids_complete_from_the_last_list_without_an_api_call(vast, tmp_path, monkeypatch):
+    import time
+
+    a, b = vast.rent(label="one"), vast.rent(offer="1002", label="two")
+    assert _bash(tmp_path, "train", "train", "vast", "show", "") == []  # never listed: nothing
+    assert train("vast", "list").returncode == 0
+    monkeypatch.setenv("VAST_URL", "http://127.0.0.1:9")  # the API is out of reach on TAB
+    t = time.monotonic()
+    assert sorted(_bash(tmp_path, "train", "train", "vast", "stop", "")) == sorted([a, b])
+    assert time.monotonic() - t < 10
+    assert _bash(tmp_path, "train", "train", "vast", "show", b[:-1]) == [b] or len(a) == len(b)
+    assert sorted(_bash(tmp_path, "ow", "ow", "exec", "--provider", "vast", "--existing", "")) == sorted([a, b])
+    assert _bash(tmp_path, "train", "train", "runpod", "show", "") == []  # another cloud's ids
+    monkeypatch.setenv("VAST_URL", vast.url)
+    assert train("vast", "destroy", a, "--yes").returncode == 0
+    assert _bash(tmp_path, "train", "train", "vast", "destroy", "") == [b]
+
+
+def test_ow_completes_commands_flags_gpus_and_providers(tmp_path):
+    assert _bash(tmp_path, "ow", "ow", "") == ["exec", "ssh"]
+    flags = _bash(tmp_path, "ow", "ow", "exec", "--")
+    assert {"--gpu", "--existing", "--provider", "--no-sync", "--mount"} <= set(flags)
+    assert "--debug" not in flags  # hidden there
+    assert _bash(tmp_path, "ow", "ow", "ssh", "--provider", "") == ["runpod", "vast"]
+    assert "H100S" in _bash(tmp_path, "ow", "ow", "exec", "--gpu", "H")
+    # the command to run, and what follows it, are the shell's (files)
+    assert _bash(tmp_path, "ow", "ow", "exec", "--gpu", "L40", "python", "") == []
+    assert _bash(tmp_path, "ow", "ow", "exec", "--", "") == []

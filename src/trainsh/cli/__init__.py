@@ -257,9 +257,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     _slurm_parser(sub)
 
     cm = sub.add_parser("completion", help="shell completion script for bash, zsh or fish",
-                        description="Print a completion script. bash: eval \"$(train completion "
-                                    "bash)\"; zsh: source <(train completion zsh); fish: train "
-                                    "completion fish | source")
+                        description="Print a completion script (for train and ow). bash: eval "
+                                    "\"$(train completion bash)\"; zsh: source <(train completion "
+                                    "zsh); fish: train completion fish | source")
     cm.add_argument("shell", help="bash, zsh or fish")
     return p
 

@@ -14,6 +14,7 @@ import sys
 import time
 
 from trainsh.cli import UserError
+from trainsh.cli.completion import remember_instances
 
 
 def dispatch(args) -> int:
@@ -100,6 +101,7 @@ def _json(data) -> None:
 
 def cmd_list(p, args) -> int:
     insts = sorted(p.list(), key=lambda i: (len(i.id), i.id))
+    remember_instances(p.name, [i.id for i in insts])  # for completion of ids, without a call
     if args.json:
         _json([instance_dict(i) for i in insts])
         return 0
@@ -211,6 +213,7 @@ def cmd_destroy(p, args) -> int:
             print("not destroyed")
             return 1
     p.destroy(inst.id)
+    remember_instances(p.name, drop=[inst.id])
     print(f"{p.name} {inst.id}: destroyed")
     return 0
 
@@ -334,6 +337,7 @@ def cmd_create(p, args) -> int:
         raise UserError("--disk must be more than 0 GB")
     inst = _rent(p, args.offer, CreateRequest(image=image, disk_gb=disk,
                                               label=args.label or unique_label("trainsh-create")))
+    remember_instances(p.name, add=[inst.id])
     print(f"{p.name} {inst.id}: rented from offer {args.offer} at ${inst.price_per_hour:.3f}/h, "
           f"{inst.status} (train {p.name} list; train {p.name} ssh {inst.id} once it runs; "
           f"train {p.name} stop {inst.id} to stop paying for the GPU)")
