@@ -275,13 +275,16 @@ def _bash(tmp_path, prog: str, *words: str) -> list[str]:
 
 def _settings(tmp_path):
     (tmp_path / "trainsh").mkdir(exist_ok=True)
-    (tmp_path / "trainsh" / "hosts.toml").write_text('[gpu-box]\nhost = "10.0.0.9"\nuser = "root"\n')
+    (tmp_path / "trainsh" / "hosts.toml").write_text('[gpu-box]\nhost = "10.0.0.9"\nuser = "root"\n'
+                                                      '[nb]\nkind = "colab"\ntunnel = "cloudflared"\n'
+                                                      'host = "a-b.trycloudflare.com"\nuser = "root"\n')
     (tmp_path / "trainsh" / "storages.toml").write_text('[lake]\nkind = "s3"\nbucket = "b"\n')
 
 
 def test_transfer_completes_hosts_and_storages_after_an_at(tmp_path):
     _settings(tmp_path)
-    assert _bash(tmp_path, "train", "train", "transfer", "@") == ["@gpu-box:", "@lake:"]
+    assert _bash(tmp_path, "train", "train", "transfer", "@") == ["@gpu-box:", "@lake:", "@nb:"]
+    assert _bash(tmp_path, "train", "train", "colab", "ssh", "") == ["nb"]  # Colab hosts only
     assert _bash(tmp_path, "train", "train", "transfer", "./x", "@l") == ["@lake:"]
     assert _bash(tmp_path, "train", "train", "transfer", "") == []  # a local path: the shell's
     r = train("__complete", "3", "train", "transfer", "--delete", "@g")

@@ -65,7 +65,7 @@ complete -c ow -n 'string match -q -- "*/*" (commandline -ct)' -F
 # (command words, argument dest) -> what names it takes
 NAMES = {
     ("recipe", "recipe"): "recipe", ("job",): "job", ("host", "name"): "host",
-    ("colab", "name"): "host", ("storage", "name"): "storage", ("secrets", "key"): "secret",
+    ("colab", "name"): "colab", ("storage", "name"): "storage", ("secrets", "key"): "secret",
     ("config", "key"): "config", ("completion", "shell"): "shell",
 }
 
@@ -250,6 +250,10 @@ def _names(kind: str, current: str = "") -> list[str]:
         from trainsh.settings import hosts
 
         return list(hosts.load())
+    if kind == "colab":
+        from trainsh.settings import hosts
+
+        return [n for n, e in hosts.load().items() if e.get("kind") == "colab"]
     if kind == "storage":
         from trainsh.settings import storages
 
