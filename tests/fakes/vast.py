@@ -44,6 +44,9 @@ Rents in flight (the cloud has acted; its answer is late, damaged or lost; see i
                            shows it at once
   down_after_create: float after a rent, every other API call answers 503 for this many seconds
                            once its answer went out (and while it is held)
+  strings: dict            text fields (gpu_name, geolocation, label, ssh_host ...) that every
+                           offer and instance answers with, as given: a cloud whose words are
+                           hostile (escape sequences, a shell command in a host name)
 GET /_fake/state shows the live instances (`instances`, with sshd pids), the ids destroyed,
 the rent count, `creating` (rents whose machine is made and whose answer has not gone out)
 and `machines`: every instance ever made, id -> {"status": actual_status, "label",
@@ -378,7 +381,7 @@ def _marked(marker: str) -> list[int]:
 
 
 FAULTS = ("no_capacity", "fail_after_create", "start_delay", "down", "no_direct", "slow_create",
-          "garble_create", "garble_count", "list_lag", "down_after_create")
+          "garble_create", "garble_count", "list_lag", "down_after_create", "strings")
 
 
 class Fake:
@@ -391,6 +394,7 @@ class Fake:
         self.fail_after_create, self.no_direct = fail_after_create, no_direct
         self.slow_create, self.garble_create, self.garble_count = slow_create, garble_create or "", garble_count
         self.list_lag, self.down_after_create = list_lag, down_after_create
+        self.strings: dict = {}  # text fields every offer and instance answers with (see docstring)
         self.inflight = InFlight()
         self.lock = threading.RLock()
         self.instances: dict[int, Machine] = {}
@@ -431,6 +435,16 @@ class Fake:
             return self.route(method, version, route, query, body or {})
 
     def route(self, method: str, version: str, route: str, query: dict, body: dict) -> tuple[int, object]:
+        answer = self._route(method, version, route, query, body)  # (code, reply[, a rent's plan])
+        reply = answer[1]
+        if self.strings and isinstance(reply, dict):  # a cloud whose words are hostile
+            for k in ("offers", "instances"):
+                rows = reply.get(k)
+                for row in (rows if isinstance(rows, list) else [rows] if isinstance(rows, dict) else []):
+                    row.update({f: v for f, v in self.strings.items() if f in row})
+        return answer
+
+    def _route(self, method: str, version: str, route: str, query: dict, body: dict) -> tuple[int, object]:
         if version == "1" and route == "/instances/" and method == "GET":
             rows = [i.row() for i in self.listed()]
             return 200, {"instances": rows, "next_token": None, "total_instances": len(rows)}
