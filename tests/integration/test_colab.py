@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from helpers import train, write_recipe
-from sshd import checkout_user
+from sshd import run_user
 
-USER = checkout_user("trainsh-colab")  # (one per checkout: see tests/sshd.py)
+USER = run_user("colab")  # this run's own user (see tests/sshd.py)
 
 RELAY = """#!{python}
 # A stand-in for `cloudflared access ssh --hostname HOST`: relays stdin/stdout to the sshd
@@ -64,13 +64,10 @@ def colab_server():
     os.chmod(base, 0o755)
     password = "pw-" + pysecrets.token_hex(8)
     try:
-        subprocess.run(["useradd", "-M", "-s", "/bin/bash", USER], capture_output=True)
-        subprocess.run(["pkill", "-u", USER], capture_output=True)  # (usermod refuses a user in use)
-        subprocess.run(["chpasswd"], input=f"{USER}:{password}", text=True, check=True)
         home, tmux_dir = base / "home", base / "tmux"
         home.mkdir()
+        sshd.make_user(USER, home, password=password)
         shutil.chown(home, USER)
-        subprocess.run(["usermod", "-d", str(home), USER], check=True, capture_output=True)
         tmux_dir.mkdir()
         os.chmod(tmux_dir, 0o1777)
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(base / "host")], check=True)
@@ -107,7 +104,7 @@ SetEnv HOME={home} TMUX_TMPDIR={tmux_dir}
             pass
         for sock in (base / "tmux").glob("tmux-*/*"):
             subprocess.run(["tmux", "-S", str(sock), "kill-server"], capture_output=True)
-        subprocess.run(["pkill", "-u", USER], capture_output=True)
+        sshd.remove_user(USER)
         shutil.rmtree(base, ignore_errors=True)
 
 
