@@ -188,7 +188,13 @@ tmux.open @local as beta
         # read-only: keys typed into a pane do not reach the session
         tmux("send-keys", "-t", panes["beta"], "echo typed-$((1+1))", "Enter")
         real = f"beta-{job.id}"
-        assert "typed-2" not in tmux("capture-pane", "-p", "-t", real).stdout
+        # then a line typed into the session itself: once the view pane shows it, the view has
+        # had the keys above in hand (they were sent first) and had time to pass them on
+        tmux("send-keys", "-t", real, "echo synced-$((4+4))", "Enter")
+        wait_until(lambda: "synced-8" in tmux("capture-pane", "-p", "-t", panes["beta"]).stdout, 20,
+                   what="the session's own line in the view")
+        session = tmux("capture-pane", "-p", "-t", real).stdout
+        assert "synced-8" in session and "typed" not in session, session
     finally:
         (tmp_path / "release").touch()
         try:
@@ -242,8 +248,10 @@ def test_jobs_and_status_fit_the_terminal_and_logs_colour_failed_steps(tmp_path,
     screen = term.wait_for("EXITED=0")
     rows = [ln for ln in screen.splitlines() if ln.strip() and not ln.startswith("EXITED")]
     assert rows[0].split() == ["JOB", "STATUS", "STARTED", "TOOK", "RECIPE"]
-    assert rows[1].startswith(f"{job}  failed") and rows[1].endswith("…/fails.recipe") or \
-        rows[1].endswith("fails.recipe"), rows
+    # the recipe's long path is cut at its front to fit: "…" and the path's end
+    shown = rows[1].split()[-1]
+    assert rows[1].startswith(f"{job}  failed") and shown.startswith("…"), rows
+    assert shown.endswith("/fails.recipe") and str(deep / "fails.recipe").endswith(shown[1:]), rows
     assert all(len(ln) <= 60 for ln in rows), rows
     assert str(deep) in train("recipe", "jobs").stdout  # into a pipe: whole rows
 
