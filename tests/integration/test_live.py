@@ -313,8 +313,8 @@ def test_bash_completion_loads_and_completes_names(tmp_path):
     assert "hf-secret-value" not in " ".join(names)
 
 
-@pytest.mark.skipif(not shutil.which("fish") or not shutil.which("zsh"), reason="needs fish and zsh")
 def test_fish_completes_and_zsh_loads_the_script(tmp_path):
+    assert shutil.which("fish") and shutil.which("zsh"), "needs fish and zsh (./dev test installs them)"
     recipes = tmp_path / "trainsh" / "recipes"
     recipes.mkdir(parents=True)
     write_recipe(recipes / "finetune-llama.recipe", "tmux.open @local as w\n")

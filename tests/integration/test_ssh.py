@@ -486,3 +486,40 @@ def test_exec_on_an_ssh_alias(tmp_path, ssh, monkeypatch):
     p = train("exec", "f.txt -> @trainbox:~/in/", "--no-visual")
     assert p.returncode == 0, p.stderr
     assert (ssh.b.home / "in" / "f.txt").read_text() == "to the alias"
+
+
+def test_first_contact_with_an_unknown_host_key_is_refused_until_the_user_accepts_it(tmp_path, ssh,
+                                                                                     monkeypatch):
+    """The user's own path: no TRAINSH_SSH_OPTIONS (the other tests' config accepts new keys).
+    trainsh never accepts a host key for a host the user names: the first contact fails with
+    ssh's own reason and runs nothing; once the key is known (as `ssh` by hand or ssh-keyscan
+    leaves it) the same host works; a changed key is refused. (ssh reads known_hosts from the
+    real home folder whatever HOME says, so the spec names a file of this test's own.)"""
+    import sshd
+
+    monkeypatch.delenv("TRAINSH_SSH_OPTIONS")
+    known = tmp_path / "known_hosts"
+    ran = ssh.a.home / f"ran-{tmp_path.name}"
+    spec = (f"root@127.0.0.1 -p {ssh.a.port} -i {ssh.base}/client -o UserKnownHostsFile={known} "
+            "-o GlobalKnownHostsFile=/dev/null")
+    step = f"@me > touch {ran}; echo hi-$((2+3))"
+    p = train("exec", f"host me = {spec}", step)
+    assert p.returncode == 1 and "Host key verification failed" in p.stderr, p.stderr
+    assert "Traceback" not in p.stderr and "hi-5" not in p.stdout
+    assert not ran.exists() and not known.exists()  # nothing ran, no key was taken on trust
+
+    scan = subprocess.run(["ssh-keyscan", "-p", str(ssh.a.port), "127.0.0.1"], capture_output=True,
+                          text=True, check=True)
+    known.write_text(scan.stdout)  # the user accepts the key
+    p = train("exec", f"host me = {spec}", step)
+    assert p.returncode == 0 and p.stdout == "hi-5\n", p.stderr
+    assert ran.exists()
+    ran.unlink()
+
+    sshd.close_masters(os.environ["TRAINSH_SSH_CONTROL_DIR"])  # a new connection sees the key
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "other")], check=True)
+    kind, key = (tmp_path / "other.pub").read_text().split()[:2]
+    known.write_text(f"[127.0.0.1]:{ssh.a.port} {kind} {key}\n")  # as if the host's key had changed
+    p = train("exec", f"host me = {spec}", step)
+    assert p.returncode == 1 and "Host key verification failed" in p.stderr, p.stderr
+    assert "Traceback" not in p.stderr and not ran.exists()
