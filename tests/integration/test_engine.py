@@ -142,17 +142,33 @@ wait @w idle timeout=10s
     assert "exited with code 4" in p.stderr and "raise SystemExit(4)" in p.stderr
 
 
+def _own_sleep() -> tuple[str, str]:
+    """`sleep 30.N` with a fraction no other test or run uses, and a pgrep pattern for it alone."""
+    import uuid
+
+    token = f"sleep 30.{uuid.uuid4().int % 10**15:015d}"
+    return token, "^" + token.replace(".", "\\.") + "$"
+
+
+def _running(pattern: str) -> bool:
+    return subprocess.run(["pgrep", "-f", pattern], capture_output=True).returncode == 0
+
+
 def test_idle_wait_times_out_when_the_command_runs_on(tmp_path):
-    r = write_recipe(tmp_path / "busy.recipe", """
+    cmd, pattern = _own_sleep()
+    r = write_recipe(tmp_path / "busy.recipe", f"""
 tmux.open @local as w
-@w > sleep 30 &
+@w > {cmd} &
 wait @w idle timeout=1s
 """)
-    t0 = time.monotonic()
-    p = train("recipe", "run", str(r), "--no-visual")
-    assert p.returncode == 1
-    assert "timed out after 1s: still running in w: sleep 30" in p.stderr
-    assert time.monotonic() - t0 < 10
+    try:
+        p = train("recipe", "run", str(r), "--no-visual", "--keep-sessions")
+        assert p.returncode == 1
+        assert f"timed out after 1s: still running in w: {cmd}" in p.stderr
+        # the wait gave up while the command ran on (its session is kept): it did not wait for it
+        assert _running(pattern)
+    finally:
+        subprocess.run(["pkill", "-f", pattern])
 
 
 def test_pattern_wait_matches_output_not_the_typed_command(tmp_path):
@@ -413,16 +429,20 @@ def test_a_timed_out_exec_leaves_no_process_behind(tmp_path):
 
 
 def test_a_command_queued_behind_a_background_one_is_bounded_by_its_timeout(tmp_path):
-    r = write_recipe(tmp_path / "q.recipe", """
+    cmd, pattern = _own_sleep()
+    r = write_recipe(tmp_path / "q.recipe", f"""
 tmux.open @local as w
-@w > sleep 30 &
+@w > {cmd} &
 @w timeout=1s > echo queued
 """)
-    t0 = time.monotonic()
-    p = train("recipe", "run", str(r), "--no-visual")
-    assert p.returncode == 1
-    assert "was still running 'sleep 30' after 1s" in p.stderr and "wait @w idle" in p.stderr
-    assert time.monotonic() - t0 < 10
+    try:
+        p = train("recipe", "run", str(r), "--no-visual", "--keep-sessions")
+        assert p.returncode == 1
+        assert f"was still running '{cmd}' after 1s" in p.stderr and "wait @w idle" in p.stderr
+        # the step gave up while the command it queued behind ran on
+        assert _running(pattern)
+    finally:
+        subprocess.run(["pkill", "-f", pattern])
 
 
 def test_the_live_line_shows_what_the_command_printed_never_the_typed_wrapper(tmp_path):

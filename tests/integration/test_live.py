@@ -351,9 +351,13 @@ tmux.close @w
 """)
     term = terminal(_train_cmd("recipe", "run", "ask.recipe"), width=100, height=30)
     term.wait_for("trainsh secrets passphrase:")
-    time.sleep(1.5)  # longer than the view's redraw period: it must not draw over the question
-    screen = term.screen()
-    assert "trainsh secrets passphrase:" in screen and "trainsh job" not in screen, screen
+    # for longer than the view's redraw period, every look at the screen: the view must never
+    # draw over the question (an absence has no event to wait for: this one is watched)
+    end = time.monotonic() + 1.5
+    while time.monotonic() < end:
+        screen = term.screen()
+        assert "trainsh secrets passphrase:" in screen and "trainsh job" not in screen, screen
+        time.sleep(0.05)
     subprocess.run(term.t + ["send-keys", "-t", "tty", "-l", "correct horse battery"], check=True)
     subprocess.run(term.t + ["send-keys", "-t", "tty", "Enter"], check=True)
     screen = term.wait_for("EXITED=0", timeout=30)
