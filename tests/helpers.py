@@ -64,6 +64,8 @@ def masters(control: str | Path) -> dict[str, int]:
     import re
 
     found = {}
+    if not Path(control).is_dir():
+        return found
     for sock in Path(control).iterdir():
         r = subprocess.run(["ssh", "-o", f"ControlPath={sock}", "-O", "check", "x"],
                            capture_output=True, text=True)
