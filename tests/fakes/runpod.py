@@ -17,6 +17,10 @@ account's keys, `myself { pubKey }`, set by `updateUserSettings(input: {pubKey})
 stop kills the sshd and every process of its logins; resume starts it again on a new port
 (the pod's home folder stays, like a volume); terminate removes the pod.
 
+`GET /v2/billing/pods` (RunPod's REST API v2, on the same server) gives what each pod cost since
+its rent: the GPU price while it runs, its disks as docs.runpod.io prices them (container and
+volume $0.10/GB/month running, the volume $0.20/GB/month stopped).
+
 Faults, by flag, by `POST /_fake/faults` with a JSON object (answers the faults) or by
 `POST /_fake/control` with one (answers the state, as the Vast fake does); no key for either:
   no_capacity   true, or a list of GPU type ids: create (and resume) answer RunPod's capacity
@@ -344,6 +348,8 @@ class Pod:
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(self.dir / "host")],
                        check=True)
         self.desired = "RUNNING"
+        self.created = self.run_since = time.time()  # billed from the rent; the GPU while it runs
+        self.run_seconds = 0.0
         self.port: int | None = None
         self.proc: subprocess.Popen | None = None
         self.up_since: float | None = None
@@ -423,6 +429,29 @@ class Pod:
             proc.wait()
             _wait_dead(doomed)
         _kill_marked(self.marker)
+
+    def set_desired(self, status: str) -> None:
+        now = time.time()
+        if self.run_since is not None:
+            self.run_seconds += now - self.run_since
+        self.run_since = now if status == "RUNNING" else None
+        if status == "TERMINATED":
+            self.ended = now
+        self.desired = status
+
+    def billing(self, now: float) -> dict:
+        """What the pod cost since its rent, as RunPod bills it (docs.runpod.io pods/pricing):
+        the GPU price while it runs; its container and volume disks at $0.10/GB/month while it
+        runs, the volume at $0.20/GB/month while it is stopped (a month of 730 hours)."""
+        end = getattr(self, "ended", None) or now
+        ran = self.run_seconds + (end - self.run_since if self.run_since is not None else 0.0)
+        idle = max(0.0, end - self.created - ran)
+        pod = self.render()
+        gpu = pod["costPerHr"] * ran / 3600
+        disk = ((pod["containerDiskInGb"] + pod["volumeInGb"]) * 0.10 * ran
+                + pod["volumeInGb"] * 0.20 * idle) / 730 / 3600
+        return {"podId": self.id, "gpuAmount": gpu, "cpuAmount": 0.0, "diskAmount": disk,
+                "totalAmount": gpu + disk}
 
     def render(self) -> dict:
         """The pod as RunPod's GraphQL type `Pod`, every field a query may select."""
@@ -530,6 +559,7 @@ class FakeRunPod:
         os.chmod(self.base, 0o755)
         self.pods: dict[str, Pod] = {}
         self.terminated: dict[str, dict] = {}
+        self.billed: dict[str, dict] = {}  # terminated pods' billing
         self.faults: dict[str, Any] = dict(faults or {})
         self.counts = {"creates": 0, "requests": 0}
         self.pub_key = ""  # the account's ssh keys, one a line (RunPod's user settings)
@@ -548,6 +578,8 @@ class FakeRunPod:
             def do_GET(self):
                 if self.path.startswith("/_fake/state"):
                     return self.reply(200, fake.state())
+                if self.path.split("?")[0] == "/v2/billing/pods":
+                    return self.reply(*fake.pod_billing(self.headers.get("Authorization", ""), self.path))
                 self.reply(404, {"errors": [{"message": "not found"}]})
 
             def do_POST(self):
@@ -644,6 +676,37 @@ class FakeRunPod:
         """Wait until `myself { pods }` shows pod `pod_id` (list_lag passed); its machine entry."""
         return _poll(self.state, lambda s: s["machines"].get(pod_id, {}).get("listed"), timeout,
                      f"pod {pod_id} listed")["machines"][pod_id]
+
+    def pod_billing(self, auth: str, path: str) -> tuple[int, dict]:
+        """GET /v2/billing/pods (RunPod's REST API v2, api-reference-v2/openapi.json): records
+        per pod per bucket with totalAmount, gpuAmount, cpuAmount, diskAmount; `podId` narrows
+        to one pod; lastN with bucketSize, or startTime/endTime (not both). This fake answers
+        one bucket (the year) holding each pod's whole history."""
+        from urllib.parse import parse_qs, urlparse
+
+        if self.faults.get("down"):
+            return 503, {"error": "Service Unavailable"}
+        if auth != f"Bearer {self.api_key}":
+            return 401, {"error": "Unauthorized"}
+        q = {k: v[0] for k, v in parse_qs(urlparse(path).query).items()}
+        if "lastN" in q and ("startTime" in q or "endTime" in q):
+            return 400, {"error": "lastN and startTime/endTime are mutually exclusive"}
+        if q.get("bucketSize", "day") not in ("hour", "day", "week", "month", "year"):
+            return 400, {"error": f"bad bucketSize {q['bucketSize']!r}"}
+        now = time.time()
+        with self.lock:
+            rows = [p.billing(now) for p in self.pods.values()] + list(self.billed.values())
+        if q.get("podId"):
+            rows = [r for r in rows if r["podId"] == q["podId"]]
+        year = time.strftime("%Y", time.gmtime(now))
+        span = {"startTime": f"{year}-01-01T00:00:00Z", "endTime": f"{int(year) + 1}-01-01T00:00:00Z"}
+        records = [{**span, **r} for r in rows]
+        totals = {k: sum(r[k] for r in rows) for k in ("totalAmount", "gpuAmount", "cpuAmount", "diskAmount")}
+        return 200, {"records": records, "metadata": {"query": {**span, "bucketSize": q.get("bucketSize", "day"),
+                                                                 "podId": q.get("podId")},
+                                                       "recordCount": len(records),
+                                                       "uniquePodCount": len({r["podId"] for r in rows}),
+                                                       "totals": totals}}
 
     def pod_state(self, pod_id: str) -> str:
         """RUNNING, EXITED, TERMINATED, or '' for a pod never made."""
@@ -800,7 +863,7 @@ class FakeRunPod:
     def m_stop(self, args: dict):
         pod = self._find(args)
         if pod.desired == "RUNNING":
-            pod.desired = "EXITED"
+            pod.set_desired("EXITED")
             pod.halt()
         return pod.render(), "Pod"
 
@@ -809,7 +872,7 @@ class FakeRunPod:
         if self._no_capacity(pod.gpu[0]):
             raise GraphQLError("There are not enough free GPUs on the host machine to start this pod.")
         if pod.desired != "RUNNING":
-            pod.desired = "RUNNING"
+            pod.set_desired("RUNNING")
             pod.boot()
         return pod.render(), "Pod"
 
@@ -821,11 +884,12 @@ class FakeRunPod:
 
     def m_terminate(self, args: dict):
         pod = self._find(args)
-        pod.desired = "TERMINATED"
+        pod.set_desired("TERMINATED")
         pod.halt()
         with self.lock:
             self.pods.pop(pod.id, None)
             self.terminated[pod.id] = {"name": pod.spec.get("name"), "env": pod.env}
+            self.billed[pod.id] = pod.billing(time.time())
         shutil.rmtree(pod.dir, ignore_errors=True)
         return None, "Void"
 

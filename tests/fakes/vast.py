@@ -11,6 +11,10 @@ Content-Type exactly `application/json`.
 Strings in a search match exactly (gpu_name "RTX 4090": not "rtx 4090", not "RTX_4090");
 GET gpu_names/unique/ (no key needed) lists the names, as the official CLI reads them.
 
+Money as Vast's reference has it: an instance's disk bills storage_cost ($/GB/month) x disk /
+720 an hour from the rent on, running or stopped (storage_total_cost; dph_total = the offer's
+price + it); GET charges/ gives each contract's total since the rent (GPU time + disk).
+
 Instances: renting (PUT asks/OFFER/) or starting one starts a real sshd (root login with the
 account's ssh keys and the keys attached to the instance) listening on two ports: the direct
 one (`ports["22/tcp"]` on `public_ipaddr`) and the "proxy" one (`ssh_host:ssh_port`). It says
@@ -40,6 +44,9 @@ Rents in flight (the cloud has acted; its answer is late, damaged or lost; see i
                            shows it at once
   down_after_create: float after a rent, every other API call answers 503 for this many seconds
                            once its answer went out (and while it is held)
+  strings: dict            text fields (gpu_name, geolocation, label, ssh_host ...) that every
+                           offer and instance answers with, as given: a cloud whose words are
+                           hostile (escape sequences, a shell command in a host name)
 GET /_fake/state shows the live instances (`instances`, with sshd pids), the ids destroyed,
 the rent count, `creating` (rents whose machine is made and whose answer has not gone out)
 and `machines`: every instance ever made, id -> {"status": actual_status, "label",
@@ -159,6 +166,7 @@ class Machine:
         self.destroyed = False
         self.intended, self.actual, self.cur = "running", None, "running"
         self.running_since: float | None = None
+        self.gpu_seconds = 0.0  # time it ran before the current run, for its charges
         self.gen = 0
         self.keys: list[str] = []
         self.scoped_key = secrets.token_hex(32)
@@ -257,7 +265,7 @@ Subsystem sftp /usr/lib/openssh/sftp-server
         self.gen += 1
         gen = self.gen
         self.actual = "loading"
-        self.running_since = None
+        self.end_run()
 
         def later():
             time.sleep(delay)
@@ -276,7 +284,32 @@ Subsystem sftp /usr/lib/openssh/sftp-server
 
         threading.Thread(target=later, daemon=True).start()
 
+    def end_run(self) -> None:
+        if self.running_since:
+            self.gpu_seconds += time.time() - self.running_since
+        self.running_since = None
+
     # -- as the API shows it ------------------------------------------------------------------
+
+    def storage_per_hour(self) -> float:
+        """The disk's $/h, running or stopped: storage_cost ($/GB/month) x disk / 720, as the
+        examples of Vast's reference have it (show_instance.yaml: 0.149333 x 10 / 720 =
+        storage_total_cost 0.0020741; dph_total = dph_base + storage_total_cost)."""
+        return self.offer["storage_cost"] * self.disk / 720
+
+    def charges(self, now: float) -> dict:
+        """This contract's entry of GET charges/ (show_charges.yaml): GPU time at dph_base,
+        the disk for every hour since the rent, amounts rounded to 3 decimals."""
+        ran = self.gpu_seconds + (now - self.running_since if self.running_since else 0.0)
+        gpu = ran / 3600 * self.offer["dph_total"]
+        disk = (now - self.created) / 3600 * self.storage_per_hour()
+        items = [{"start": int(self.created), "end": int(now), "type": kind, "source": None,
+                  "description": what, "amount": round(amount, 3), "metadata": {}, "items": []}
+                 for kind, what, amount in (("gpu", f"{ran / 3600:.3f} hours at ${self.offer['dph_total']}/hour",
+                                             gpu), ("disk", f"{self.disk:g} GB of disk", disk))]
+        return {"start": int(self.created), "end": int(now), "type": "instance", "source": f"instance-{self.id}",
+                "description": f"Instance {self.id} Charges", "amount": round(gpu + disk, 3),
+                "metadata": {"label": self.label} if self.label else {}, "items": items}
 
     def row(self) -> dict:
         o = self.offer
@@ -300,7 +333,12 @@ Subsystem sftp /usr/lib/openssh/sftp-server
             "gpu_totalram": o["gpu_ram"], "gpu_util": 0.0 if running else None, "gpu_temp": None,
             "gpu_frac": 1.0, "cpu_util": 0.0, "mem_usage": None, "mem_limit": None,
             "disk_space": self.disk, "disk_usage": 0.1, "disk_util": 0.0,
-            "dph_total": o["dph_total"] + self.disk * 0.1 / 730, "is_bid": False, "min_bid": o["min_bid"],
+            "dph_total": o["dph_total"] + self.storage_per_hour(), "is_bid": False, "min_bid": o["min_bid"],
+            "storage_total_cost": self.storage_per_hour(),
+            "instance": {"gpuCostPerHour": o["dph_total"] if running else 0, "diskHour": self.storage_per_hour(),
+                         "totalHour": (o["dph_total"] if running else 0) + self.storage_per_hour(),
+                         "discountTotalHour": 0,
+                         "discountedTotalPerHour": (o["dph_total"] if running else 0) + self.storage_per_hour()},
             "public_ipaddr": "127.0.0.1" if self.direct_port else None,
             "direct_port_count": 20 if self.direct_port else 0, "static_ip": bool(self.direct_port),
             "ports": ({"22/tcp": [{"HostIp": "0.0.0.0", "HostPort": str(self.direct_port)}]}
@@ -343,7 +381,7 @@ def _marked(marker: str) -> list[int]:
 
 
 FAULTS = ("no_capacity", "fail_after_create", "start_delay", "down", "no_direct", "slow_create",
-          "garble_create", "garble_count", "list_lag", "down_after_create")
+          "garble_create", "garble_count", "list_lag", "down_after_create", "strings")
 
 
 class Fake:
@@ -356,11 +394,13 @@ class Fake:
         self.fail_after_create, self.no_direct = fail_after_create, no_direct
         self.slow_create, self.garble_create, self.garble_count = slow_create, garble_create or "", garble_count
         self.list_lag, self.down_after_create = list_lag, down_after_create
+        self.strings: dict = {}  # text fields every offer and instance answers with (see docstring)
         self.inflight = InFlight()
         self.lock = threading.RLock()
         self.instances: dict[int, Machine] = {}
         self.made: dict[int, Machine] = {}  # every instance ever made, destroyed ones too
         self.destroyed: list[int] = []
+        self.ended: dict[int, dict] = {}  # destroyed instances' charges
         self.account_keys: list[dict] = []
         self.rents = 0
         self.next_id = 7000001
@@ -395,6 +435,16 @@ class Fake:
             return self.route(method, version, route, query, body or {})
 
     def route(self, method: str, version: str, route: str, query: dict, body: dict) -> tuple[int, object]:
+        answer = self._route(method, version, route, query, body)  # (code, reply[, a rent's plan])
+        reply = answer[1]
+        if self.strings and isinstance(reply, dict):  # a cloud whose words are hostile
+            for k in ("offers", "instances"):
+                rows = reply.get(k)
+                for row in (rows if isinstance(rows, list) else [rows] if isinstance(rows, dict) else []):
+                    row.update({f: v for f, v in self.strings.items() if f in row})
+        return answer
+
+    def _route(self, method: str, version: str, route: str, query: dict, body: dict) -> tuple[int, object]:
         if version == "1" and route == "/instances/" and method == "GET":
             rows = [i.row() for i in self.listed()]
             return 200, {"instances": rows, "next_token": None, "total_instances": len(rows)}
@@ -407,6 +457,8 @@ class Fake:
             return 200, {"offers": search(q)}
         if route == "/instances/" and method == "GET":
             return 200, {"instances": [i.row() for i in self.listed()]}
+        if route == "/charges/" and method == "GET":
+            return self.charges(query)
         if route == "/instances/filters/" and method == "GET":
             return 200, {"filters": []}
         if route == "/users/current/" and method == "GET":
@@ -461,11 +513,32 @@ class Fake:
                 inst.gen += 1
                 inst.halt()
                 del self.instances[inst.id]
+                inst.end_run()
+                self.ended[inst.id] = inst.charges(time.time())
                 inst.destroyed = True
                 self.destroyed.append(inst.id)
                 shutil.rmtree(inst.dir, ignore_errors=True)
                 return 200, {"success": True}
         return 404, {"success": False, "error": "not_found", "msg": f"no such endpoint {method} {route}"}
+
+    def charges(self, query: dict) -> tuple[int, object]:
+        """GET charges/ as show_charges.yaml documents it: select_filters (JSON) must give
+        `day` gte and lte (Unix seconds); `type` {"in": [...]} narrows; one page, newest first."""
+        try:
+            filters = json.loads((query.get("select_filters") or ["{}"])[0])
+            day = filters.get("day") or {}
+            low, high = float(day["gte"]), float(day["lte"])
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return 400, {"success": False,
+                         "msg": "Must provide both 'day' gte and lte filters for instance charges"}
+        kinds = (filters.get("type") or {}).get("in") or ["instance", "volume", "serverless"]
+        now = time.time()
+        rows = [i.charges(now) for i in self.instances.values()] + list(self.ended.values())
+        rows = [r for r in rows if "instance" in kinds and r["start"] <= high and r["end"] >= low]
+        rows.sort(key=lambda r: r["start"], reverse=True)
+        limit = int((query.get("limit") or ["100"])[0])
+        return 200, {"success": True, "count": min(len(rows), limit), "total": len(rows),
+                     "next_token": None, "results": rows[:limit]}
 
     def listed(self) -> list[Machine]:
         """The instances GET instances/ shows now: made at least list_lag seconds ago."""
@@ -528,7 +601,8 @@ class Fake:
             inst.intended = inst.cur = "stopped"
             inst.gen += 1
             inst.halt()
-            inst.actual, inst.running_since = "exited", None
+            inst.end_run()
+            inst.actual = "exited"
         elif state not in (None, "running"):
             return 400, {"success": False, "error": "invalid_args", "msg": f"bad state {state!r}"}
         return 200, {"success": True}

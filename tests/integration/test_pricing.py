@@ -180,8 +180,10 @@ def test_vast_costs_in_the_display_currency(rates_server, vast, isolated):
     assert r.returncode == 0, r.stderr
     line = next(ln for ln in r.stdout.splitlines() if ln.strip().startswith(running))
     assert "running" in line and shown in line
-    assert next(ln for ln in r.stdout.splitlines() if ln.strip().startswith(stopped)).split()[1] == "stopped"
-    assert f"running: {shown}" in r.stdout and "stopped: 1" in r.stdout
+    line = next(ln for ln in r.stdout.splitlines() if ln.strip().startswith(stopped))
+    assert line.split()[1] == "stopped" and "/h (disk)" in line and "$0.22" not in line  # its disk, not the GPU
+    assert f"running: {shown}" in r.stdout and "stopped: 1, their disks bill" in r.stdout
+    assert "train vast prune" in r.stdout
     cheapest = r.stdout.split("cheapest offer of each GPU kind")[1]
     assert "RTX 3090" in cheapest and "CNY ($0.2" in cheapest
     assert "RTX 4090               2.38 CNY ($0.34)/h  (offer 1003)" in cheapest  # per GPU: 0.68 for 2

@@ -410,7 +410,9 @@ def test_fake_runs_on_its_own_and_stops_its_pods(tmp_path, runpod_fake):
             proc.wait()
 
 
-SDK_PYTHON = os.environ.get("RUNPOD_SDK_PYTHON", "/tmp/runpod-venv/bin/python")
+# The official SDK, pinned in ./dev, which installs it into a venv of its own (never imported here).
+SDK_PYTHON = os.environ.get("RUNPOD_SDK_PYTHON",
+                            str(Path(__file__).resolve().parents[2] / ".venv-clients" / "runpod" / "bin" / "python"))
 
 SDK_SCRIPT = r"""
 import json, os, sys, time
@@ -444,9 +446,8 @@ print(json.dumps(out))
 """
 
 
-@pytest.mark.skipif(not os.path.exists(SDK_PYTHON), reason="the official runpod SDK is not installed "
-                    "(python -m venv /tmp/runpod-venv && /tmp/runpod-venv/bin/pip install runpod)")
 def test_official_sdk_against_the_fake(fake):
+    assert os.path.exists(SDK_PYTHON), f"no official runpod SDK at {SDK_PYTHON} (./dev test installs it)"
     env = {**os.environ, "KEY": fake.api_key, "PUB": fake.public_key}
     r = subprocess.run([SDK_PYTHON, "-c", SDK_SCRIPT], capture_output=True, text=True, timeout=120, env=env)
     assert r.returncode == 0, r.stderr
@@ -485,7 +486,7 @@ def test_cli_list_show_ssh_stop_start_destroy(cloud, fake):
     p = train("runpod", "list")
     assert p.returncode == 0, p.stderr
     header, row = p.stdout.splitlines()[:2]
-    assert header.split() == ["ID", "STATUS", "GPU", "PER", "HOUR", "UPTIME", "COST", "SSH"]
+    assert header.split() == ["ID", "STATUS", "GPU", "PER", "HOUR", "UPTIME", "THIS", "RUN", "TOTAL", "SSH"]
     assert row.startswith(inst.id) and " running " in row and "RTX A6000" in row
     assert "ssh -p " in row and "root@127.0.0.1" in row
     rows = json.loads(train("runpod", "list", "--json").stdout)
@@ -700,6 +701,114 @@ def test_runpod_pick_rents_as_many_gpus_as_asked(fake, tmp_path):
     (pid, pod), = fake.state()["pods"].items()
     assert pod["spec"]["gpuCount"] == 2 and "2x A40" in r.stderr, (pod, r.stderr)
     RunPodProvider().destroy(pid)
+
+
+def test_create_of_a_listed_multi_gpu_offer_rents_what_was_listed(fake):
+    """`search --num-gpus 2` lists a 2-GPU offer at twice the price: creating that id rents two
+    GPUs, not one at half the price; --num-gpus gives a bare GPU type its count, and a count
+    that contradicts the offer's is refused before anything is rented."""
+    offers = json.loads(train("runpod", "search", "--gpu", "L40", "--num-gpus", "2", "--json").stdout)
+    [two] = offers
+    assert two["num_gpus"] == 2 and two["id"] == "2x NVIDIA L40@SECURE", two
+    p = train("runpod", "create", two["id"], "--label", "t-two", "--disk", "10")
+    assert p.returncode == 0, p.stderr
+    [(pid, pod)] = fake.state()["pods"].items()
+    assert pod["gpuCount"] == 2 and pod["gpuTypeId"] == "NVIDIA L40"
+    listed = json.loads(train("runpod", "list", "--json").stdout)
+    assert listed[0]["num_gpus"] == 2 and listed[0]["price_per_hour"] == pytest.approx(two["price_per_hour"])
+    assert "2x L40" in p.stdout, p.stdout
+
+    p = train("runpod", "create", "L4", "--num-gpus", "4", "--label", "t-four", "--disk", "10")
+    assert p.returncode == 0, p.stderr
+    assert sorted(x["gpuCount"] for x in fake.state()["pods"].values()) == [2, 4]
+
+    creates = fake.state()["creates"]
+    assert "is 2 GPUs" in one_line(train("runpod", "create", two["id"], "--num-gpus", "1"), 2)
+    for bad in ("0", "65", "two", "nan"):
+        assert "--num-gpus" in one_line(train("runpod", "create", "L4", "--num-gpus", bad), 2)
+    assert fake.state()["creates"] == creates
+
+
+def test_bad_numbers_are_refused_and_rent_nothing(fake):
+    for args in (("create", "L4", "--disk", "nan"), ("create", "L4", "--disk", "1e400"),
+                 ("create", "L4", "--disk", "-inf"), ("search", "--max-dph", "inf"),
+                 ("search", "--min-gpu-ram", "nan"), ("gpus", "--count", "1e3")):
+        flag = next(a for a in args if a.startswith("--"))
+        line = one_line(train("runpod", *args), 2)
+        assert f"argument {flag}" in line and "train runpod" in line, line
+    assert fake.state()["creates"] == 0
+
+
+def _billing(fake) -> dict:
+    from trainsh.cloud.http import request as http
+
+    return http("GET", f"{fake.url}/v2/billing/pods?bucketSize=year&lastN=5", what="fake",
+                key=fake.api_key, retries=0)
+
+
+def test_the_total_since_rented_comes_from_runpods_billing_and_survives_a_restart(cloud, fake):
+    pod = cloud.create("8x NVIDIA H200@SECURE", request(fake, "t-dear"))  # $31.92/h: seconds show
+    cloud.wait_ready(pod.id, timeout=30)
+
+    def total() -> float:
+        [row] = json.loads(train("runpod", "list", "--json").stdout)
+        return row["total_cost"] or 0.0
+
+    from helpers import wait_until
+
+    wait_until(lambda: total() >= 0.02, timeout=30, what="a total of 2 cents")
+    cloud.stop(pod.id)
+    before = total()
+    cloud.start(pod.id)
+    cloud.wait_ready(pod.id, timeout=30)
+    [row] = json.loads(train("runpod", "list", "--json").stdout)
+    assert row["cost_so_far"] < before <= row["total_cost"]  # this run starts at 0; the total goes on
+    assert "since rented" in train("runpod", "show", pod.id).stdout
+
+
+def test_a_stopped_pod_bills_its_volume_and_prune_destroys_what_trainsh_rented(cloud, fake):
+    """RunPod bills a stopped pod's volume disk at $0.20/GB/month and not its container disk
+    (docs.runpod.io pods/pricing): that is what `list` shows for it. `prune` destroys the
+    stopped pods trainsh rented that nobody holds: not a pod `ow` kept, not the user's own."""
+    made = _gql(fake, 'mutation { podFindAndDeployOnDemand(input: {name: "trainsh-vol", imageName: "x", '
+                      'gpuTypeId: "NVIDIA L4", gpuCount: 1, containerDiskInGb: 50, volumeInGb: 73, '
+                      'startSsh: true}) { id } }')["data"]["podFindAndDeployOnDemand"]["id"]
+    created = train("runpod", "create", "L4", "--disk", "10").stdout.split()[1].rstrip(":")  # trainsh-create-...
+    kept = train("runpod", "create", "L4", "--label", "ow-0123abcd").stdout.split()[1].rstrip(":")
+    mine = _gql(fake, 'mutation { podFindAndDeployOnDemand(input: {name: "mine", imageName: "x", '
+                      'gpuTypeId: "NVIDIA L4", gpuCount: 1, startSsh: true}) { id } }'
+                )["data"]["podFindAndDeployOnDemand"]["id"]
+    for pod in (made, created, kept, mine):
+        cloud.stop(pod)
+    rows = {r["id"]: r for r in json.loads(train("runpod", "list", "--json").stdout)}
+    assert rows[made]["status"] == "stopped"
+    assert rows[made]["billing_per_hour"] == pytest.approx(73 * 0.20 / 730)  # the volume, not the 50 GB
+    assert rows[created]["billing_per_hour"] == 0.0  # a container disk only: erased, not billed
+    billed = {r["podId"]: r["totalAmount"] for r in _billing(fake)["records"]}
+    assert rows[created]["total_cost"] == pytest.approx(billed[created], abs=1e-3) and billed[created] > 0
+    assert "$0.020 disk" in next(li for li in train("runpod", "list").stdout.splitlines() if li.startswith(made))
+
+    assert "--yes" in one_line(train("runpod", "prune"), 2)
+    p = train("runpod", "prune", "--yes")
+    assert p.returncode == 0, p.stderr
+    assert f"runpod:{kept}: stopped, held by ow" in p.stdout, p.stdout
+    assert set(fake.state()["terminated"]) == {made, created}
+    assert set(fake.state()["pods"]) == {kept, mine}
+
+
+def test_exec_on_a_stopped_pod_starts_it_and_stops_it_again(cloud, fake):
+    """The exec started it, so its end stops it; with only a container disk (erased at the stop,
+    not billed), the line says nothing of it bills and how to remove it."""
+    pod = cloud.create("L4", request(fake, "t-exec"))
+    cloud.wait_ready(pod.id, timeout=30)
+    cloud.stop(pod.id)
+    p = train("exec", "@gpu > echo on $RUNPOD_POD_ID", "--host", f"gpu=runpod:{pod.id}", "--autostop", "0",
+              timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert f"on {pod.id}" in p.stdout
+    assert fake.pod_state(pod.id) == "EXITED"
+    assert (f"stopped (this exec started it; --keep-hosts keeps it); nothing of it bills now, "
+            f"train runpod destroy {pod.id} (or train runpod prune) removes it") in p.stderr, p.stderr
 
 
 def test_autostop_stops_an_idle_pod_after_train_leaves(fake, tmp_path):

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -276,12 +276,15 @@ def test_an_instance_key_reaches_only_its_own_instance(vast):
     assert [i["id"] for i in _list(vast)] == [b] and vast.state()["destroyed"] == [int(a)]
 
 
-def _vastai() -> str | None:
-    return shutil.which("vastai") or next(
-        (p for p in ("/tmp/vastai-venv/bin/vastai",) if os.path.exists(p)), None)
+# The official CLI, pinned in ./dev, which installs it into a venv of its own (never imported).
+VASTAI = Path(__file__).resolve().parents[2] / ".venv-clients" / "vastai" / "bin" / "vastai"
 
 
-@pytest.mark.skipif(_vastai() is None, reason="the official vastai CLI is not installed")
+def _vastai() -> str:
+    assert VASTAI.exists(), f"the official vastai CLI is not in {VASTAI.parent} (./dev test installs it)"
+    return str(VASTAI)
+
+
 def test_the_official_cli_works_against_the_fake(vast, tmp_path):
     env = {**os.environ, "VAST_URL": vast.url, "VASTAI_NO_UPDATE_CHECK": "1",
            **{f"XDG_{k}_HOME": str(tmp_path / "xdg" / k.lower()) for k in ("CONFIG", "CACHE", "DATA", "STATE")}}
@@ -337,3 +340,125 @@ def test_fake_machines_run_onstart_and_start_tmux_on_an_interactive_login(vast):
     assert _marked(marker)  # the onstart's sleep runs on the machine
     assert train("vast", "stop", iid).returncode == 0
     assert _marked(marker) == []  # and ends with it
+
+
+@pytest.mark.parametrize("args", [
+    ("create", "1001", "--disk", "nan"), ("create", "1001", "--disk", "1e400"),
+    ("create", "1001", "--disk", "inf"), ("create", "1001", "--disk", "0"),
+    ("create", "1001", "--disk", "1e9"), ("search", "--num-gpus", "0"),
+    ("search", "--num-gpus", "nan"), ("search", "--limit", "1e400"), ("search", "--max-dph", "nan"),
+    ("search", "--max-dph", "-1"), ("search", "--min-gpu-ram", "inf"),
+], ids=" ".join)
+def test_non_finite_and_out_of_range_numbers_are_one_line_and_rent_nothing(vast, args):
+    flag = next(a for a in args if a.startswith("--"))
+    r = train("vast", *args)
+    _one_line_error(r, 2, f"argument {flag}:", args[-1])
+    assert r.stdout == "" and vast.state()["rents"] == 0
+
+
+def test_pricing_convert_takes_finite_amounts_only():
+    for amount in ("nan", "inf", "1e400"):
+        _one_line_error(train("pricing", "convert", amount, "USD", "EUR"), 2, "amount", amount)
+
+
+def _charges(vast) -> dict[str, float]:
+    """The fake's own charges per instance since its rent (GET charges/, as Vast documents it)."""
+    now = int(time.time())
+    q = json.dumps({"day": {"gte": now - 86400, "lte": now + 86400}})
+    from urllib.parse import quote
+
+    reply = vast.api("GET", f"charges/?select_filters={quote(q)}")
+    return {r["source"].split("-", 1)[1]: r["amount"] for r in reply["results"]}
+
+
+def test_list_shows_a_stopped_machines_storage_and_a_total_that_survives_a_restart(vast):
+    """A stopped machine bills its disk, not the GPU: its PER HOUR is the disk's storage
+    (storage_total_cost). TOTAL is what it cost since it was rented, from Vast's charges, and
+    does not start again at 0 with each start as THIS RUN does."""
+    iid = _create(vast, offer="1005", label="dear")  # $19.20/h: seconds of it show in cents
+    _running(vast, iid)
+    wait_until(lambda: (next(i for i in _list(vast) if i["id"] == iid)["total_cost"] or 0) >= 0.02,
+               timeout=30, what="a total of 2 cents")
+    assert train("vast", "stop", iid).returncode == 0
+    row = next(i for i in _list(vast) if i["id"] == iid)
+    disk = 20 * 0.1 / 720  # --disk 20 at the offer's storage_cost, $/GB/month over 720 hours
+    assert row["status"] == "stopped" and row["storage_per_hour"] == pytest.approx(disk, rel=1e-3)
+    assert row["billing_per_hour"] == row["storage_per_hour"] and row["price_per_hour"] > 19
+    assert row["total_cost"] >= 0.02 and row["total_cost"] == pytest.approx(_charges(vast)[iid], abs=0.002)
+    table = train("vast", "list").stdout
+    assert table.splitlines()[0].split() == ["ID", "STATUS", "GPU", "PER", "HOUR", "UPTIME", "THIS", "RUN",
+                                             "TOTAL", "SSH"]
+    line = next(li for li in table.splitlines() if li.startswith(iid))
+    assert "$0.003 disk" in line and "$19." not in line, line
+    stopped_total = row["total_cost"]
+
+    assert train("vast", "start", iid, "--wait").returncode == 0
+    row = next(i for i in _list(vast) if i["id"] == iid)
+    assert row["cost_so_far"] < stopped_total <= row["total_cost"]  # this run is new; the total goes on
+    shown = train("vast", "show", iid).stdout
+    assert "since rented" in shown and "while stopped (its disk)" in shown, shown
+    assert train("vast", "destroy", iid, "--yes").returncode == 0
+
+
+def _pty(args: list[str], answer: str) -> tuple[int, str]:
+    import pty
+
+    from helpers import TRAIN
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([*TRAIN, *args], stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    os.close(slave)
+    os.write(master, answer.encode() + b"\n")
+    out, _ = proc.communicate(timeout=60)
+    os.close(master)
+    return proc.returncode, out
+
+
+def test_prune_destroys_only_stopped_machines_trainsh_rented_that_nobody_holds(tmp_path, vast):
+    from helpers import write_recipe
+    from test_ownership import _interrupted_job_holding
+
+    held = _interrupted_job_holding(tmp_path, vast)  # a resumable job's machine: the job's still
+    vast.api("PUT", f"instances/{held}/", {"state": "stopped"})
+    r = write_recipe(tmp_path / "f.recipe", "host gpu = placeholder\nvast.pick @gpu gpu=RTX_3090\n"
+                                            "tmux.open @gpu as w\n@w > exit 3\n")
+    p = train("recipe", "run", str(r), "--no-visual", "--autostop", "0", timeout=120)
+    assert p.returncode == 1, p.stderr
+    failed = next(i for i, x in vast.state()["instances"].items() if x["label"].startswith("trainsh-")
+                  and i != held)
+    # the failed job's end names the bill its stopped machine leaves, and how to end it
+    assert f"/h): stopped (the job failed); its disk still bills $0.007/h: train vast destroy {failed} " \
+           "(or train vast prune) ends that" in p.stderr, p.stderr  # 50 GB (config vast.disk) at $0.1/GB/month
+    created = _create(vast, offer="1007", label="by-create")  # in the rents ledger
+    train("vast", "stop", created)
+    running = _create(vast, offer="1001", label="trainsh-still-running")
+    mine = vast.rent("1004", label="mine")  # rented outside trainsh
+    vast.api("PUT", f"instances/{mine}/", {"state": "stopped"})
+
+    before = set(vast.state()["instances"])
+    r = train("vast", "prune")  # no terminal, no --yes: refused, nothing destroyed
+    _one_line_error(r, 2, "--yes", f"vast:{failed}", f"vast:{created}")
+    code, out = _pty(["vast", "prune"], "n")
+    assert code == 1 and "nothing destroyed" in out, out
+    assert f"vast:{failed} (1x RTX 3090" in out and "its disk bills $0.00" in out, out
+    assert f"vast:{held}: stopped, held by job" in out and f"vast:{mine}" not in out, out
+    assert set(vast.state()["instances"]) == before
+
+    code, out = _pty(["vast", "prune"], "y")
+    assert code == 0 and f"vast {failed}: destroyed" in out and f"vast {created}: destroyed" in out, out
+    assert set(vast.state()["destroyed"]) == {int(failed), int(created)}
+    assert set(vast.state()["instances"]) == {held, running, mine}
+    r = train("vast", "prune", "--yes")
+    assert r.returncode == 0 and "nothing to prune" in r.stdout and "1 held" in r.stdout, r.stdout
+
+
+def test_a_non_finite_disk_in_the_config_is_refused_too(vast):
+    from trainsh.settings import paths
+
+    _one_line_error(train("config", "set", "vast.disk", "nan"), 2, "vast.disk", "finite")
+    _one_line_error(train("config", "set", "vast.disk", "inf"), 2, "vast.disk", "finite")
+    text = paths.config_file().read_text()
+    paths.config_file().write_text(text + "\n[vast]\ndisk = nan\n")  # TOML has nan: written by hand
+    _one_line_error(train("vast", "create", "1001"), 2, "vast.disk", "finite")
+    assert vast.state()["rents"] == 0

@@ -223,7 +223,38 @@ def test_pick_host_chooses_before_the_run_and_a_vast_host_is_started(tmp_path, v
     p = train("exec", "@gpu > echo again on $CONTAINER_ID", "--host", f"gpu=vast:{iid}", timeout=120)
     assert p.returncode == 0, p.stderr
     assert f"again on {iid}" in p.stdout and "was stopped: started it" in p.stderr
-    assert vast.state()["instances"][iid]["intended_status"] == "running"
+    # the exec started it, so the exec's end stops it again (see test_exec_stops_what_it_started)
+    assert vast.state()["instances"][iid]["intended_status"] == "stopped"
+
+
+def test_exec_stops_what_it_started_unless_keep_hosts_and_takes_autostop(vast):
+    """`train exec` on a stopped `vast:ID` starts it; when the exec ends the machine is stopped
+    again (it billed until autostop before), unless --keep-hosts. A machine that was running
+    before the exec is left running. --autostop works as for `recipe run`."""
+    iid = vast.rent("1001")
+    vast.api("PUT", f"instances/{iid}/", {"state": "stopped"})
+    p = train("exec", "@gpu > echo on $CONTAINER_ID", "--host", f"gpu=vast:{iid}", "--autostop", "0",
+              timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert f"on {iid}" in p.stdout and "autostop after" not in p.stderr
+    assert vast.state()["instances"][iid]["intended_status"] == "stopped"
+    assert f"vast {iid} (1x RTX 3090" in p.stderr and "stopped (this exec started it" in p.stderr
+
+    p = train("exec", "@gpu > echo kept", "--host", f"gpu=vast:{iid}", "--keep-hosts", "--autostop", "1h",
+              timeout=120)
+    assert p.returncode == 0, p.stderr
+    inst = vast.state()["instances"][iid]
+    assert inst["intended_status"] == "running" and inst["sshd_pid"]  # kept, as asked
+    assert "autostop after 1h" in p.stderr and f"train vast stop {iid}" in p.stderr
+
+    p = train("exec", "@gpu > echo found", "--host", f"gpu=vast:{iid}", "--autostop", "0", timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert vast.state()["instances"][iid]["intended_status"] == "running"  # running before: not the exec's
+    assert "is still running" in p.stderr
+
+    p = train("exec", "@gpu > true", "--host", f"gpu=vast:{iid}", "--autostop", "soon")
+    assert p.returncode == 2 and "--autostop soon" in p.stderr and len(p.stderr.splitlines()) == 1
+    assert vast.state()["rents"] == 1
 
 
 @pytest.mark.parametrize("fault", ["wrong key", "api down", "unknown id", "no offer"])

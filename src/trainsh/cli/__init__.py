@@ -10,6 +10,7 @@ import signal
 import sys
 
 from trainsh import __version__
+from trainsh.cli import numbers
 
 
 class UserError(Exception):
@@ -85,10 +86,6 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     _run_options(run)
     run.add_argument("--attach", action="store_true",
                      help="open a tmux view of the job's sessions as they open (train recipe attach)")
-    run.add_argument("--autostop", metavar="DURATION",
-                     help="stop a cloud machine the job rented or started once it has been idle, "
-                          "with no train connected, this long (default: config cloud.autostop, "
-                          "30m; 0 = never)")
     chk = rs.add_parser("check", help="report every mistake in a recipe without running it",
                         description="Report every mistake in the recipes without running them. "
                                     "With --var/--host/--storage, also what `run` with the same "
@@ -318,6 +315,12 @@ def _cloud_parsers(sub) -> None:
         ds = s.add_parser("destroy", help=f"destroy {a} {noun} and its disk (asks first)")
         ds.add_argument("id", help=ident)
         ds.add_argument("--yes", action="store_true", help="do not ask")
+        pr = s.add_parser("prune", help=f"destroy the stopped {noun}s trainsh rented that no job holds (asks first)",
+                          description=f"Destroy every stopped {noun} trainsh rented (a trainsh-... or ow-... "
+                                      f"label, or a rent trainsh made) that no running or resumable job, "
+                                      f"and no ow, holds: their disks bill while they are stopped. Lists "
+                                      f"them with what each bills an hour, then asks.")
+        pr.add_argument("--yes", action="store_true", help="do not ask (needed without a terminal)")
         gpu_names = ("GPU names use _ for spaces (RTX_4090)" if name == "vast" else
                      f"GPUs by short name (L40, RTX4090, A100S: train {name} gpus), type id or display name")
         se = s.add_parser("search", help="market offers that match, cheapest first",
@@ -325,10 +328,10 @@ def _cloud_parsers(sub) -> None:
                                       "GPU RAM is per GPU, in GB.")
         se.add_argument("--gpu", help="GPU model, e.g. RTX_4090 or A100_SXM4" if name == "vast" else
                         "GPU, e.g. L40, RTX4090 or 'NVIDIA A100-SXM4-80GB'")
-        se.add_argument("--num-gpus", type=int, default=1, metavar="N", help="at least N GPUs (default 1)")
-        se.add_argument("--min-gpu-ram", type=float, metavar="GB", help="at least this much RAM per GPU")
-        se.add_argument("--max-dph", type=float, metavar="USD", help="at most this many dollars per hour")
-        se.add_argument("--limit", type=int, default=20, help="at most this many offers (default 20)")
+        se.add_argument("--num-gpus", type=numbers.GPUS, default=1, metavar="N", help="at least N GPUs (default 1)")
+        se.add_argument("--min-gpu-ram", type=numbers.GPU_RAM_GB, metavar="GB", help="at least this much RAM per GPU")
+        se.add_argument("--max-dph", type=numbers.USD_PER_HOUR, metavar="USD", help="at most this many dollars per hour")
+        se.add_argument("--limit", type=numbers.LIMIT, default=20, help="at most this many offers (default 20)")
         se.add_argument("--json", action="store_true", help="machine-readable output")
         s.add_parser("keys", help="the ssh public keys on your account")
         ak = s.add_parser("attach-key", help="upload an ssh public key to your account",
@@ -339,15 +342,18 @@ def _cloud_parsers(sub) -> None:
         cr = s.add_parser("create", help="rent a machine from an offer (see search)")
         cr.add_argument("offer", metavar="OFFER_ID", help="an offer id from search")
         cr.add_argument("--image", help=f"docker image (default: config {name}.image)")
-        cr.add_argument("--disk", type=float, metavar="GB", help=f"disk size (default: config {name}.disk)")
+        cr.add_argument("--disk", type=numbers.DISK_GB, metavar="GB", help=f"disk size (default: config {name}.disk)")
         cr.add_argument("--label", help=f"a name for the {noun}")
+        if name == "runpod":  # (a Vast.ai offer is one machine with its own GPUs)
+            cr.add_argument("--num-gpus", type=numbers.GPUS, metavar="N",
+                            help="GPUs in the pod (default: the offer's, as search lists it, else 1)")
         if name in EXTRA_VERBS:
             EXTRA_VERBS[name](s)
 
 
 def _runpod_verbs(s) -> None:
     gp = s.add_parser("gpus", help="GPU types with memory and prices")
-    gp.add_argument("--count", type=int, default=1, help="GPUs per pod, for the price (default 1)")
+    gp.add_argument("--count", type=numbers.GPUS, default=1, help="GPUs per pod, for the price (default 1)")
     gp.add_argument("--json", action="store_true", help="machine-readable output")
 
 
@@ -371,7 +377,12 @@ def _run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--keep-sessions", action="store_true",
                    help="keep the job's tmux sessions when it fails")
     p.add_argument("--keep-hosts", action="store_true",
-                   help="keep the machines the job rented, started or allocated when it fails")
+                   help="keep the machines the job rented, started or allocated when it fails "
+                        "(train exec: also when it ends)")
+    p.add_argument("--autostop", metavar="DURATION",
+                   help="stop a cloud machine the job rented or started once it has been idle, "
+                        "with no train connected, this long (default: config cloud.autostop, "
+                        "30m; 0 = never)")
     p.add_argument("--pick-host", metavar="NAME",
                    help="choose the Vast.ai machine for host NAME now, before the run starts")
 

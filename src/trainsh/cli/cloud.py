@@ -20,8 +20,6 @@ from trainsh.cli.completion import remember_instances
 def dispatch(args) -> int:
     from trainsh.cloud.provider import AuthError, NoCapacity, NotFound, ProviderError
 
-    if args.cmd in ("search",) and (args.limit < 1 or args.num_gpus < 1):
-        raise UserError("--limit and --num-gpus must be at least 1")
     try:
         from trainsh.cloud.provider import provider
 
@@ -56,7 +54,18 @@ def duration(seconds: float) -> str:
 
 
 def ssh_line(inst) -> str:
-    return f"ssh -p {inst.ssh.port} {inst.ssh.user}@{inst.ssh.host}" if inst.ssh else "-"
+    """The ssh command for a machine, quoted for the shell it is pasted into: a host name from
+    the cloud is never run as a command of its own."""
+    import shlex
+
+    return shlex.join(["ssh", "-p", str(inst.ssh.port), f"{inst.ssh.user}@{inst.ssh.host}"]) if inst.ssh else "-"
+
+
+def show(*lines) -> None:
+    """print(), for lines that carry a cloud's words (labels, GPU names, places)."""
+    from trainsh.ui.text import visible
+
+    print(*(visible(x, lines=True) for x in lines))
 
 
 def instance_dict(inst, raw: bool = False) -> dict:
@@ -64,6 +73,8 @@ def instance_dict(inst, raw: bool = False) -> dict:
     d = {"id": inst.id, "host": inst.host_spec, "status": inst.status, "provider_status": inst.provider_status,
          "gpu_name": inst.gpu_name, "num_gpus": inst.num_gpus, "price_per_hour": inst.price_per_hour,
          "uptime_seconds": round(inst.uptime(now), 1), "cost_so_far": round(inst.cost_so_far(now), 4),
+         "storage_per_hour": round(inst.storage_per_hour, 6), "billing_per_hour": round(inst.billing_per_hour(), 6),
+         "total_cost": None if inst.total_cost is None else round(inst.total_cost, 4),
          "label": inst.label, "image": inst.image, "started_at": inst.started_at,
          "ssh": ({"user": inst.ssh.user, "host": inst.ssh.host, "port": inst.ssh.port} if inst.ssh else None)}
     if raw:
@@ -78,6 +89,9 @@ def offer_dict(o) -> dict:
 
 
 def table(rows: list[list[str]]) -> None:
+    from trainsh.ui.text import visible
+
+    rows = [[visible(c) for c in r] for r in rows]  # a cloud's words are shown, never acted on
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
@@ -99,25 +113,64 @@ def _json(data) -> None:
     print(json.dumps(data, indent=2, default=str))
 
 
+def _with_totals(p, read) -> list:
+    """`read()`'s instances with what each has cost since it was rented, where the cloud says.
+    The totals are asked at the same time as the instances (a second round trip would double a
+    listing's wait); a failed lookup leaves them unknown: the listing matters more."""
+    import threading
+
+    try:  # the key first, here: a store may ask for its passphrase
+        key = p.key
+        if callable(key):
+            key()
+    except Exception:  # noqa: BLE001 - no totals; read() says what is wrong, in its own order
+        return read()
+    got: dict = {}
+
+    def ask() -> None:
+        try:
+            got["totals"] = p.totals()
+        except Exception:  # noqa: BLE001 - unknown totals, never a failed listing
+            got["totals"] = {}
+
+    asking = threading.Thread(target=ask, daemon=True)
+    asking.start()
+    insts = read()
+    asking.join()
+    for i in insts:
+        i.total_cost = got.get("totals", {}).get(i.id, i.total_cost)
+    return insts
+
+
+def _per_hour(inst, code, rates) -> str:
+    """What it bills an hour now: its price, or for a stopped machine its disk's storage."""
+    from trainsh.cloud.pricing import money
+    from trainsh.cloud.provider import STOPPED
+
+    text = money(inst.billing_per_hour(), code, rates, 3)
+    return f"{text} disk" if inst.status == STOPPED else text
+
+
 def cmd_list(p, args) -> int:
-    insts = sorted(p.list(), key=lambda i: (len(i.id), i.id))
+    insts = _with_totals(p, lambda: sorted(p.list(), key=lambda i: (len(i.id), i.id)))
     remember_instances(p.name, [i.id for i in insts])  # for completion of ids, without a call
     if args.json:
         _json([instance_dict(i) for i in insts])
         return 0
     if not insts:
-        print(f"no {_title(p)} {p.noun}s (train {p.name} search, then train {p.name} create OFFER_ID)")
+        show(f"no {_title(p)} {p.noun}s (train {p.name} search, then train {p.name} create OFFER_ID)")
         return 0
     from trainsh.cloud.pricing import display_table, money
 
     code, rates = display_table()
     now = time.time()
-    rows = [["ID", "STATUS", "GPU", "PER HOUR", "UPTIME", "COST", "SSH"]]
+    rows = [["ID", "STATUS", "GPU", "PER HOUR", "UPTIME", "THIS RUN", "TOTAL", "SSH"]]
     for i in insts:
         status = i.status if i.status == i.provider_status.lower() else f"{i.status} ({i.provider_status})"
-        rows.append([i.id, status, _gpu(i.num_gpus, i.gpu_name), money(i.price_per_hour, code, rates, 3),
+        rows.append([i.id, status, _gpu(i.num_gpus, i.gpu_name), _per_hour(i, code, rates),
                      duration(i.uptime(now)) if i.uptime(now) else "-",
-                     money(i.cost_so_far(now), code, rates), ssh_line(i)])
+                     money(i.cost_so_far(now), code, rates),
+                     "-" if i.total_cost is None else money(i.total_cost, code, rates), ssh_line(i)])
     table(rows)
     _cut_short(p, insts)
     return 0
@@ -134,14 +187,14 @@ def _cut_short(p, insts) -> None:
         for r in holds.orphans(p.name):
             who = "an ow" if r.holder == "ow" else f"a train {p.name} create"
             for i in holds.made_by(p, r, insts):
-                print(f"{p.name} {i.id} was rented by {who} that was killed (label {r.label}); "
+                show(f"{p.name} {i.id} was rented by {who} that was killed (label {r.label}); "
                       f"it bills: end it with: train {p.name} destroy {i.id}")
     finally:
         journal.close()
 
 
 def cmd_show(p, args) -> int:
-    inst = p.get(args.id)
+    inst = _with_totals(p, lambda: [p.get(args.id)])[0]
     if args.json:
         _json(instance_dict(inst, raw=True))
         return 0
@@ -153,10 +206,13 @@ def cmd_show(p, args) -> int:
     lines = [("host", inst.host_spec), ("status", f"{inst.status} ({inst.provider_status})"),
              ("label", inst.label or "-"), ("gpu", _gpu(inst.num_gpus, inst.gpu_name)),
              ("image", inst.image or "-"), ("price", f"{money(inst.price_per_hour, code, rates, 3)}/h"),
+             ("storage", f"{money(inst.storage_per_hour, code, rates, 3)}/h while stopped (its disk)"),
              ("uptime", duration(d["uptime_seconds"]) if d["uptime_seconds"] else "-"),
-             ("cost so far", money(inst.cost_so_far(now), code, rates)), ("ssh", ssh_line(inst))]
+             ("this run", money(inst.cost_so_far(now), code, rates)),
+             ("total", "-" if inst.total_cost is None else f"{money(inst.total_cost, code, rates)} since rented"),
+             ("ssh", ssh_line(inst))]
     for k, v in lines:
-        print(f"{k:<12} {v}")
+        show(f"{k:<9} {v}")
     return 0
 
 
@@ -177,7 +233,7 @@ def cmd_ssh(p, args) -> int:
 
 def _verb(p, args, verb: str, doing: str) -> int:
     getattr(p, verb)(args.id)
-    print(f"{p.name} {args.id}: {doing}")
+    show(f"{p.name} {args.id}: {doing}")
     return 0
 
 
@@ -186,7 +242,7 @@ def cmd_start(p, args) -> int:
         return _verb(p, args, "start", f"starting (train {p.name} list shows when it runs)")
     p.start(args.id)
     inst = p.wait_ready(args.id)
-    print(f"{p.name} {inst.id}: running: {ssh_line(inst)}")
+    show(f"{p.name} {inst.id}: running: {ssh_line(inst)}")
     return 0
 
 
@@ -214,8 +270,82 @@ def cmd_destroy(p, args) -> int:
             return 1
     p.destroy(inst.id)
     remember_instances(p.name, drop=[inst.id])
-    print(f"{p.name} {inst.id}: destroyed")
+    show(f"{p.name} {inst.id}: destroyed")
     return 0
+
+
+def prunable(p, holds, insts: list) -> tuple[list, list]:
+    """(stopped instances trainsh rented that nobody holds, [(instance, who)] stopped ones
+    trainsh rented that a job or ow holds). Trainsh rented it: its label is one trainsh makes
+    (`trainsh-...`, `ow-...`) or a rent of the ledger made it."""
+    from trainsh.cloud.provider import STOPPED
+
+    rents = holds.of_cloud(p.name)
+    idents = {r.ident for r in rents if r.ident}
+    labels = {r.label for r in rents}
+    held = holds.holders(p.name)
+    free, taken = [], []
+    for i in insts:
+        ours = i.label.startswith(("trainsh-", "ow-")) or i.id in idents or (i.label and i.label in labels)
+        if i.status != STOPPED or not ours:
+            continue
+        who = holds.holder(i, held=held)
+        if who:
+            taken.append((i, who))
+        else:
+            free.append(i)
+    return free, taken
+
+
+def cmd_prune(p, args) -> int:
+    from trainsh.cloud.pricing import display_table, money
+    from trainsh.runtime.holds import Holds
+    from trainsh.runtime.journal import Journal
+
+    journal = Journal()
+    try:
+        holds = Holds(journal)
+        doomed, taken = prunable(p, holds, sorted(p.list(), key=lambda i: (len(i.id), i.id)))
+        if not doomed:
+            held = f" ({len(taken)} held by a job or ow)" if taken else ""
+            show(f"nothing to prune: no stopped {p.noun} trainsh rented that no job holds{held}")
+            return 0
+        if not args.yes and not sys.stdin.isatty():
+            raise UserError(f"prune would destroy {', '.join(i.host_spec for i in doomed)} (stopped, "
+                            f"rented by trainsh, held by no job) and their disks: add --yes to do it "
+                            f"without a terminal")
+        code, rates = display_table()
+        for i in doomed:
+            label = f", {i.label}" if i.label else ""
+            show(f"{i.host_spec} ({_gpu(i.num_gpus, i.gpu_name)}{label}): stopped, its disk bills "
+                  f"{money(i.storage_per_hour, code, rates, 3)}/h")
+        for i, who in taken:
+            show(f"{i.host_spec}: stopped, held by {who}: kept")
+        rate = sum(i.storage_per_hour for i in doomed)
+        if not args.yes:
+            try:
+                answer = input(f"destroy these {len(doomed)} and everything on their disks "
+                               f"({money(rate, code, rates, 3)}/h)? [y/N] ").strip().lower()
+            except EOFError:
+                answer = ""
+            if answer not in ("y", "yes"):
+                print("nothing destroyed")
+                return 1
+        failed = 0
+        for i in doomed:
+            try:
+                p.destroy(i.id)
+            except Exception as e:  # noqa: BLE001 - the others go on; say what still bills
+                failed += 1
+                print(f"train: {i.host_spec} could NOT be destroyed ({e}): it bills; "
+                      f"train {p.name} destroy {i.id}", file=sys.stderr)
+                continue
+            if i.label and holds.rent(i.label):
+                holds.set(i.label, state="destroyed")
+            show(f"{p.name} {i.id}: destroyed")
+        return 1 if failed else 0
+    finally:
+        journal.close()
 
 
 def cmd_search(p, args) -> int:
@@ -231,19 +361,19 @@ def cmd_search(p, args) -> int:
         rows.append([o.id, _gpu(o.num_gpus, o.gpu_name), f"{o.gpu_ram_gb:.1f} GB", f"{o.price_per_hour:.3f}",
                      f"{o.reliability:.3f}" if isinstance(o.reliability, (int, float)) else "-", o.location or "-"])
     table(rows)
-    print(f"rent one: train {p.name} create OFFER [--image IMAGE --disk GB --label NAME]")
+    show(f"rent one: train {p.name} create OFFER [--image IMAGE --disk GB --label NAME]")
     return 0
 
 
 def cmd_keys(p, args) -> int:
     keys = p.keys()
     if not keys:
-        print(f"no ssh keys on your {_title(p)} account (train {p.name} attach-key)")
+        show(f"no ssh keys on your {_title(p)} account (train {p.name} attach-key)")
         return 0
     for k in keys:
         parts = k["key"].split()
         short = f"{parts[0]} ...{parts[1][-12:]}" if len(parts) > 1 else k["key"][:40]
-        print(f"{k['id']:<8} {short}  {' '.join(parts[2:])}".rstrip())
+        show(f"{k['id']:<8} {short}  {' '.join(parts[2:])}".rstrip())
     return 0
 
 
@@ -284,12 +414,12 @@ def public_key(path: str | None) -> tuple[str, str]:
 def cmd_attach_key(p, args) -> int:
     text, where = public_key(args.path)
     p.add_key(text)
-    print(f"{p.name}: {where} is on your account (new instances accept it)")
+    show(f"{p.name}: {where} is on your account (new instances accept it)")
     if args.instance:
         if not hasattr(p, "attach_key"):
             raise UserError(f"{_title(p)} cannot attach a key to one instance", 1)
         p.attach_key(args.instance, text)
-        print(f"{p.name} {args.instance}: the key is attached")
+        show(f"{p.name} {args.instance}: the key is attached")
     return 0
 
 
@@ -331,14 +461,23 @@ def cmd_create(p, args) -> int:
     from trainsh.runtime.holds import unique_label
     from trainsh.settings import config
 
-    image = args.image or config.get(f"{p.name}.image")
-    disk = args.disk if args.disk is not None else config.get(f"{p.name}.disk")
+    try:
+        image = args.image or config.get(f"{p.name}.image")
+        disk = args.disk if args.disk is not None else config.get(f"{p.name}.disk")
+    except config.ConfigError as e:
+        raise UserError(f"config: {e} (train config set KEY VALUE)") from None
     if disk <= 0:
-        raise UserError("--disk must be more than 0 GB")
-    inst = _rent(p, args.offer, CreateRequest(image=image, disk_gb=disk,
+        raise UserError(f"--disk must be more than 0 GB (config {p.name}.disk is {disk})")
+    count = getattr(args, "num_gpus", None)
+    listed = p.offer_gpus(args.offer)
+    if count is not None and listed is not None and count != listed:
+        raise UserError(f"offer '{args.offer}' is {listed} GPUs: --num-gpus {count} says otherwise "
+                        f"(train {p.name} search --num-gpus {count} lists those)")
+    inst = _rent(p, args.offer, CreateRequest(image=image, disk_gb=disk, gpu_count=count or listed or 1,
                                               label=args.label or unique_label("trainsh-create")))
     remember_instances(p.name, add=[inst.id])
-    print(f"{p.name} {inst.id}: rented from offer {args.offer} at ${inst.price_per_hour:.3f}/h, "
+    gpus = f", {_gpu(inst.num_gpus, inst.gpu_name)}" if inst.gpu_name else ""
+    show(f"{p.name} {inst.id}: rented from offer {args.offer}{gpus} at ${inst.price_per_hour:.3f}/h, "
           f"{inst.status} (train {p.name} list; train {p.name} ssh {inst.id} once it runs; "
           f"train {p.name} stop {inst.id} to stop paying for the GPU)")
     return 0
@@ -346,4 +485,4 @@ def cmd_create(p, args) -> int:
 
 HANDLERS = {"list": cmd_list, "show": cmd_show, "ssh": cmd_ssh, "start": cmd_start, "stop": cmd_stop,
             "reboot": cmd_reboot, "destroy": cmd_destroy, "search": cmd_search, "keys": cmd_keys,
-            "attach-key": cmd_attach_key, "create": cmd_create}
+            "attach-key": cmd_attach_key, "create": cmd_create, "prune": cmd_prune}

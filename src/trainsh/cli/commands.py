@@ -141,16 +141,19 @@ def _run_recipe(recipe, args, *, exec_mode: bool = False) -> int:
     console = Console(visual=not args.no_visual)
     journal = Journal()
     options = RunOptions(keep_sessions=args.keep_sessions, keep_hosts=args.keep_hosts,
-                         autostop=autostop, picks=picks)
+                         autostop=autostop, picks=picks, exec=exec_mode)
     runner = Runner.start(journal, recipe, console, options, variables, hosts, storages)
-    if exec_mode:
-        journal.set_job(runner.job.id, options={**runner.job.options, "exec": True})
     console.plain(f"job {runner.job.id}: {recipe.path} ({len(recipe.steps)} steps)")
     try:  # `train exec` prints its commands' output: plain lines there
         if picks and not _rent_picked(runner, recipe, pick):
             return 1
-        return watch.run(runner, journal, console, attach=getattr(args, "attach", False),
-                         live=not exec_mode and live_view_wanted(args.no_visual))
+        rc = watch.run(runner, journal, console, attach=getattr(args, "attach", False),
+                       live=not exec_mode and live_view_wanted(args.no_visual))
+        if exec_mode and rc == 1:  # `train exec` ends as its command did: that exit code
+            failed = next((r for r in journal.steps(runner.job.id) if r["status"] == "failed"), None)
+            if failed and failed["exit_code"]:
+                return failed["exit_code"]
+        return rc
     finally:
         journal.close()
 
@@ -485,6 +488,7 @@ def cmd_jobs(args) -> int:
 def cmd_status(args) -> int:
     from trainsh.runtime.runner import attach_line, local_tmux_socket
     from trainsh.ui import table
+    from trainsh.ui.text import visible
 
     journal = _journal()
     try:
@@ -536,7 +540,7 @@ def cmd_status(args) -> int:
         print(lines[0])
         for line, extra in zip(lines[1:], under):
             print(line)
-            for e in extra:
+            for e in map(visible, extra):  # errors and machines carry a cloud's words
                 print(table.cut(e, limit) if limit and not e.lstrip().startswith("session ") else e)
     finally:
         journal.close()
@@ -607,6 +611,8 @@ SAID = {"ok": "    ok {}", "info": "    {}", "plain": "    {}"}
 
 
 def show_job(journal, job) -> None:
+    from trainsh.ui.text import visible
+
     colour = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
 
     def c(code: str, text: str) -> str:
@@ -616,7 +622,7 @@ def show_job(journal, job) -> None:
     print(f"job {job.id}  {c(status.get(job.shown_status, '0'), job.shown_status)}  "
           f"{job.recipe_path}  started {_when(job.created)}")
     if job.error:
-        print(c("31", f"error: {job.error}"))
+        print(c("31", f"error: {visible(job.error)}"))
     for row in journal.steps(job.id):
         took = ""
         if row["started"] and row["ended"]:
@@ -632,7 +638,7 @@ def show_job(journal, job) -> None:
                   "    " + c("33", "warning:") + f" {text}")
         err = row["detail"].get("error")
         if err:
-            print(c("31", f"    error: {err}"))
+            print(c("31", f"    error: {visible(err)}"))
         if row["log_path"] and os.path.exists(row["log_path"]):
             for line in Path(row["log_path"]).read_text(encoding="utf-8", errors="replace").splitlines():
                 print(c("31" if failed else "2", f"    | {line}"))

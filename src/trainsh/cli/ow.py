@@ -12,7 +12,7 @@ import argparse
 import os
 import sys
 
-from trainsh.cli import UserError, ended  # (the package: loaded with this module anyway)
+from trainsh.cli import UserError, ended, numbers  # (the package: loaded with this module anyway)
 
 EPILOG = """\
 examples:
@@ -22,18 +22,24 @@ examples:
   ow exec --existing ID --no-sync nvidia-smi      on a machine you already have
 
 GPUs: {gpus}
-Synced: each --mount (default .:/workspace) both ways with unison, without .git, .venv,
-__pycache__, node_modules, the folder's .gitignore and --exclude patterns. A rented machine
-is terminated when ow ends, whatever ends it, unless --no-terminate (ow ssh asks on a
-terminal; ow exec never asks). If ow cannot end it (killed, a laptop asleep, the network
-gone), the machine destroys itself once idle for --autostop (no ow connected, no command
-running; default 5m, config ow.autostop; 0 turns it off)."""
+Synced: each --mount (default .:/workspace) with unison. The first sync goes one way, up:
+files here replace the machine's, and what only the machine has (a network volume's files)
+stays there and is not brought here (--pull merges both sides instead); then both ways.
+Left out: {excludes},
+the folder's .gitignore and --exclude patterns; --include NAME syncs one of them all the
+same (--include .env.example). A rented machine is terminated when ow ends, whatever ends
+it, unless --no-terminate (ow ssh asks on a terminal; ow exec never asks). If ow cannot end
+it (killed, a laptop asleep, the network gone), the machine destroys itself once idle for
+--autostop (no ow connected, no command running; default 5m, config ow.autostop; 0 turns
+it off)."""
 
 
 def _epilog() -> str:
     from trainsh.cloud.gpus import GPUS
+    from trainsh.transfer.excludes import DEFAULT_EXCLUDES
 
-    return EPILOG.format(gpus=" ".join(GPUS))
+    shown = [x for x in DEFAULT_EXCLUDES if x != ".ow_sync"]
+    return EPILOG.format(gpus=" ".join(GPUS), excludes=" ".join(shown))
 
 from trainsh.owstart import DEFAULT_PROVIDER, VALUED, early_login, split_command  # noqa: F401
 
@@ -65,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     for sp in (ssh, ex):
         sp.error = p.error.__get__(sp)  # one line, as above
         sp.add_argument("--gpu", default="L40", help="GPU short name (default L40)")
-        sp.add_argument("--count", type=_positive(int), default=1, help="number of GPUs (default 1)")
+        sp.add_argument("--count", type=numbers.GPUS, default=1, help="number of GPUs (default 1)")
         sp.add_argument("--image", help="container image (default: config PROVIDER.image)")
         sp.add_argument("--provider", default=DEFAULT_PROVIDER, choices=("runpod", "vast"),
                         help="the cloud (default runpod)")
@@ -86,29 +92,19 @@ def build_parser() -> argparse.ArgumentParser:
                              "(default 5m: config ow.autostop; 0 = never)")
         sp.add_argument("--exclude", action="append", default=[], metavar="PATTERN",
                         help="also leave out of the sync (gitignore-style; repeatable)")
-        sp.add_argument("--disk", type=_positive(float), help="disk in GB (default: config PROVIDER.disk)")
+        sp.add_argument("--include", action="append", default=[], metavar="PATTERN",
+                        help="sync it even though a default exclude, .gitignore or --exclude leaves "
+                             "it out (as .env.local; not inside a folder left out; repeatable)")
+        sp.add_argument("--pull", action="store_true",
+                        help="the first sync merges both sides: what only the machine has comes here "
+                             "(default: one way up; the machine's own files stay there)")
+        sp.add_argument("--disk", type=numbers.DISK_GB, help="disk in GB (default: config PROVIDER.disk)")
         sp.add_argument("--no-editable-install", dest="editable", action="store_false",
                         help="no pip install -e of mounts holding a pyproject.toml")
         sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     ex.add_argument("--no-sync", dest="sync", action="store_false", help="skip both syncs")
     ssh.add_argument("--no-sync", dest="sync", action="store_false", help="no sync at all")
     return p
-
-
-def _positive(kind):
-    """An argparse type: a number of `kind` (int or float) above 0."""
-    what = "a whole number" if kind is int else "a number"
-
-    def parse(text: str):
-        try:
-            n = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not {what}: '{text}'") from None
-        if not n > 0 or n == float("inf"):  # (NaN is not > 0)
-            raise argparse.ArgumentTypeError(f"must be {'at least 1' if kind is int else 'more than 0'}: '{text}'")
-        return n
-
-    return parse
 
 
 def options(args):
@@ -151,15 +147,17 @@ def options(args):
             env = parse_env_file(os.path.expanduser(args.env_file))
         except OwError as e:
             raise UserError(str(e)) from None
-    for pat in args.exclude:
-        if not pat.strip():
-            raise UserError("--exclude needs a pattern")
+    for flag, pats in (("--exclude", args.exclude), ("--include", args.include)):
+        for pat in pats:
+            if not pat.strip():
+                raise UserError(f"{flag} needs a pattern")
     terminate = args.terminate
     if terminate is None and args.cmd == "exec":
         terminate = True  # only `ow ssh` asks: an exec must not wait on a question while it bills
     return Options(provider=args.provider, gpu=short, count=args.count, image=args.image, disk=args.disk,
                    mounts=mounts, env=env, existing=args.existing, terminate=terminate,
-                   excludes=tuple(args.exclude), sync=args.sync, editable=args.editable,
+                   excludes=tuple(args.exclude), includes=tuple(args.include), pull=args.pull,
+                   sync=args.sync, editable=args.editable,
                    autostop=_autostop(args.autostop))
 
 

@@ -65,10 +65,14 @@ def currency(args) -> int:
 def convert(args) -> int:
     from trainsh.cloud import pricing
 
+    from argparse import ArgumentTypeError
+
+    from trainsh.cli.numbers import MONEY
+
     try:
-        amount = float(args.amount)
-    except ValueError:
-        raise UserError(f"'{args.amount}' is not an amount (e.g. 10 or 12.5)") from None
+        amount = MONEY(args.amount)
+    except ArgumentTypeError as e:
+        raise UserError(f"not an amount: {e} (e.g. 10 or 12.5)") from None
     table = pricing.rates()
     src, dst = args.src.upper(), args.dst.upper()
     value = table.convert(amount, src, dst)
@@ -115,20 +119,23 @@ def cloud_costs(args) -> int:
     print(f"{cloud.name} instances:")
     if not instances:
         print("  (none)")
-    run_rate = run_cost = 0.0
+    run_rate = run_cost = disk_rate = 0.0
     stopped = 0
     for i in instances:
         up = i.uptime(now)
+        disk = " (disk)" if i.status == STOPPED else ""
         print(f"  {i.id:<12} {i.status:<9} {i.num_gpus}x {i.gpu_name or '?':<18} "
-              f"{pricing.money(i.price_per_hour, code, table)}/h  up {format_seconds(int(up)):>8}  "
+              f"{pricing.money(i.billing_per_hour(), code, table)}/h{disk}  up {format_seconds(int(up)):>8}  "
               f"so far {pricing.money(i.cost_so_far(now), code, table)}")
         if i.status == RUNNING:
             run_rate += i.price_per_hour
             run_cost += i.cost_so_far(now)
         elif i.status == STOPPED:
             stopped += 1
+            disk_rate += i.storage_per_hour
     print(f"running: {pricing.money(run_rate, code, table)}/h, {pricing.money(run_cost, code, table)} so far; "
-          f"stopped: {stopped} (their disks still bill storage)")
+          f"stopped: {stopped}, their disks bill {pricing.money(disk_rate, code, table, 3)}/h "
+          f"(train {cloud.name} prune destroys those trainsh rented)")
     try:
         offers = cloud.search(limit=200)
     except Exception as e:  # the comparison is extra: say why it is missing, keep the rest

@@ -181,6 +181,8 @@ class Instance:
     started_at: float | None = None  # Unix seconds when the current run began
     ssh: SshEndpoint | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
+    storage_per_hour: float = 0.0    # USD an hour its disk bills while it is stopped
+    total_cost: float | None = None  # USD billed since it was rented (Provider.totals), if known
 
     @property
     def host_spec(self) -> str:
@@ -205,6 +207,13 @@ class Instance:
     def cost_so_far(self, now: float | None = None) -> float:
         """USD spent in the current run (price x uptime); storage while stopped is not in it."""
         return self.price_per_hour * self.uptime(now) / 3600.0
+
+    def billing_per_hour(self) -> float:
+        """What it bills an hour as it is now: its price while it runs or starts, its disk's
+        storage while it is stopped, nothing once it is gone."""
+        if self.status == GONE:
+            return 0.0
+        return self.storage_per_hour if self.status == STOPPED else self.price_per_hour
 
 
 @dataclass
@@ -280,6 +289,15 @@ class Provider(ABC):
         except UnknownGpu:
             theirs = wanted
         return key(gpu_name) in (key(wanted), key(theirs))
+
+    def totals(self) -> dict[str, float]:
+        """USD each of the account's instances has been billed since it was rented, by id, as
+        the cloud's billing has it (one round trip); {} where the cloud keeps no such record."""
+        return {}
+
+    def offer_gpus(self, offer_id: str) -> int | None:
+        """The GPU count an offer id itself names, when the cloud's ids name one."""
+        return None
 
     def find_by_label(self, label: str) -> list[Instance]:
         return [i for i in self.list() if i.label == label and i.status != GONE]

@@ -8,8 +8,9 @@ authorized_keys). Its ssh endpoint is the runtime port with privatePort 22 on a 
 `runtime` is null until the container is up.
 
 "search" offers GPU types that can be had now, one offer per cloud (secure, community) that
-has them: the offer id is RunPod's gpuTypeId with the cloud ("NVIDIA L40@SECURE"), its price
-that cloud's per-GPU price times the GPU count. `create` also takes a bare gpuTypeId or a short name
+has them: the offer id is RunPod's gpuTypeId with the cloud ("NVIDIA L40@SECURE"), and the GPU
+count when it is more than one ("2x NVIDIA L40@SECURE"); its price that cloud's per-GPU price
+times the GPU count. `create` also takes a bare gpuTypeId or a short name
 (cloud ALL: RunPod picks the cheapest that is free). `GPU_SHORT_NAMES` maps the short names `ow`
 takes (L40, H100S, ...) to those ids.
 """
@@ -62,6 +63,12 @@ POD_FIELDS = """id name imageName desiredStatus costPerHr gpuCount containerDisk
 
 CAPACITY_WORDS = ("no longer any instances available", "not enough free gpus", "no available",
                   "no instances available")
+
+# What a stopped pod's disk bills (docs.runpod.io pods/pricing, accounts-billing/billing): the
+# volume disk $0.20/GB/month (0.10 while it runs), the container disk nothing (it is erased at
+# the stop). RunPod gives no hours to its month: 730 (a year's hours / 12).
+STOPPED_VOLUME_USD_PER_GB_MONTH = 0.20
+HOURS_PER_MONTH = 730
 
 STATES = {"RUNNING": RUNNING, "EXITED": STOPPED, "TERMINATED": GONE, "CREATED": STARTING,
           "RESTARTING": STARTING}
@@ -209,7 +216,7 @@ class RunPodProvider(Provider):
                 price = float(per_gpu) * num_gpus
                 if max_price is not None and price > max_price:
                     continue
-                offers.append(Offer(provider=self.name, id=f"{g['id']}@{cloud}",
+                offers.append(Offer(provider=self.name, id=offer_id(g["id"], cloud, num_gpus),
                                     gpu_name=g.get("displayName") or g["id"], num_gpus=num_gpus,
                                     gpu_ram_gb=float(g.get("memoryInGb") or 0), price_per_hour=round(price, 4),
                                     location=cloud.lower(), raw=g))
@@ -234,6 +241,20 @@ class RunPodProvider(Provider):
             raise NotFound(f"RunPod: no pod '{instance_id}' on this account")
         return self._instance(pod)
 
+    def totals(self) -> dict[str, float]:
+        """Each pod's cost since it was rented: RunPod's pod billing history (`GET
+        /v2/billing/pods`, on the GraphQL API's server: records per pod per bucket, each with
+        `totalAmount` in USD), the last years in year buckets, summed by `podId`."""
+        body = request("GET", f"{self.base_url}/v2/billing/pods?bucketSize=year&lastN=5", what=WHAT,
+                       key=self.key(), timeout=self.timeout, retries=1)
+        out: dict[str, float] = {}
+        records = body.get("records") if isinstance(body, dict) else None
+        for r in records or []:
+            if isinstance(r, dict) and r.get("podId"):
+                pod = str(r["podId"])
+                out[pod] = out.get(pod, 0.0) + float(r.get("totalAmount") or 0)
+        return out
+
     def _instance(self, pod: dict) -> Instance:
         desired = str(pod.get("desiredStatus") or "")
         runtime = pod.get("runtime")
@@ -251,7 +272,9 @@ class RunPodProvider(Provider):
                         gpu_name=(pod.get("machine") or {}).get("gpuDisplayName") or "",
                         num_gpus=int(pod.get("gpuCount") or 0), price_per_hour=float(pod.get("costPerHr") or 0),
                         label=pod.get("name") or "", image=pod.get("imageName") or "", started_at=started,
-                        ssh=ssh if status == RUNNING else None, raw=pod)
+                        ssh=ssh if status == RUNNING else None, raw=pod,
+                        storage_per_hour=float(pod.get("volumeInGb") or 0)
+                        * STOPPED_VOLUME_USD_PER_GB_MONTH / HOURS_PER_MONTH)
 
     # ---- changing -------------------------------------------------------------------------
 
@@ -263,7 +286,12 @@ class RunPodProvider(Provider):
         if request.onstart:
             raise ProviderError("RunPod: an onstart script is not supported (it would replace the "
                                 "image's start script, which starts sshd)")
-        gpu, _, cloud = offer_id.partition("@")
+        listed = offer_gpus(offer_id)
+        count = int(request.gpu_count)
+        if listed and count not in (1, listed):
+            raise NotFound(f"RunPod: offer '{offer_id}' is {listed} GPUs, not {count}")
+        count = listed or count
+        gpu, _, cloud = _OFFER_COUNT.sub("", offer_id).partition("@")
         if not gpu.strip() or cloud.upper() not in ("", "SECURE", "COMMUNITY", "ALL"):
             raise NotFound(f"RunPod: bad offer '{offer_id}' (a GPU type, optionally @SECURE or @COMMUNITY)")
         try:
@@ -276,7 +304,7 @@ class RunPodProvider(Provider):
         if public_key:
             env["PUBLIC_KEY"] = public_key.strip()
         fields = {
-            "name": label, "imageName": request.image, "gpuTypeId": gpu, "gpuCount": int(request.gpu_count),
+            "name": label, "imageName": request.image, "gpuTypeId": gpu, "gpuCount": count,
             "cloudType": _Enum(cloud.upper() or "ALL"), "startSsh": True, "supportPublicIp": True,
             # (whole GBs, never fewer than asked)
             "containerDiskInGb": math.ceil(request.disk_gb), "volumeInGb": 0, "ports": "22/tcp",
@@ -306,6 +334,9 @@ class RunPodProvider(Provider):
         if not pod:
             raise NoCapacity(f"RunPod: no pod was made for {offer_id}")
         return self._instance(pod)
+
+    def offer_gpus(self, offer_id: str) -> int | None:
+        return offer_gpus(offer_id)
 
     def _by_label(self, label: str) -> list[Instance]:
         """Pods with this name, asked again for a few seconds while the API does not answer."""
@@ -418,6 +449,21 @@ class RunPodProvider(Provider):
             hint = f" (train runpod start {inst.id})" if inst.status == STOPPED else ""
             raise ProviderError(f"RunPod: pod {inst.id} is {inst.status}, not running{hint}")
         return SshShell(self.ssh_spec(inst, key))
+
+
+# An offer of more than one GPU names its count: "2x NVIDIA L40@SECURE", so that creating the
+# offer a search listed rents what it listed, at its price.
+_OFFER_COUNT = re.compile(r"^\s*([1-9][0-9]*)x\s+")
+
+
+def offer_id(gpu_type_id: str, cloud: str, count: int = 1) -> str:
+    return f"{count}x {gpu_type_id}@{cloud}" if count > 1 else f"{gpu_type_id}@{cloud}"
+
+
+def offer_gpus(offer: str) -> int | None:
+    """The GPU count an offer id names ("2x ..."), None when it names none."""
+    m = _OFFER_COUNT.match(offer or "")
+    return int(m.group(1)) if m else None
 
 
 def _names_gpu(name: str, gpu_type: dict) -> bool:

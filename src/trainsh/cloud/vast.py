@@ -22,6 +22,10 @@ from trainsh.cloud.provider import (GONE, RUNNING, STARTING, STOPPED, STOPPING, 
 
 DEFAULT_URL = "https://console.vast.ai"
 MB_PER_GB = 1000  # as the official CLI converts gpu_ram and cpu_ram
+# `storage_cost` is $/GB/month over 720 hours: Vast's reference examples give storage_cost x
+# disk_space / 720 = storage_total_cost (0.149333 x 10 GB / 720 = 0.0020741, show_instance.yaml)
+HOURS_PER_MONTH = 720
+TOTALS_YEARS = 5  # how far back a machine's charges are summed
 WHAT = "Vast.ai"
 
 
@@ -81,7 +85,16 @@ def instance(raw: dict[str, Any]) -> Instance:
         gpu_name=raw.get("gpu_name") or "", num_gpus=int(_num(raw.get("num_gpus"))),
         price_per_hour=_num(raw.get("dph_total")), gpu_ram_gb=_num(raw.get("gpu_ram")) / MB_PER_GB,
         label=raw.get("label") or "", image=raw.get("image_uuid") or "", started_at=started,
-        ssh=ssh_endpoint(raw), raw=raw)
+        ssh=ssh_endpoint(raw), raw=raw, storage_per_hour=storage_per_hour(raw))
+
+
+def storage_per_hour(raw: dict[str, Any]) -> float:
+    """What the instance's disk bills an hour, running or stopped: `storage_total_cost` (the
+    whole disk, $/h; dph_total = dph_base + it), else `storage_cost` ($/GB/month) x disk_space."""
+    total = raw.get("storage_total_cost")
+    if total is not None:
+        return _num(total)
+    return _num(raw.get("storage_cost")) * _num(raw.get("disk_space")) / HOURS_PER_MONTH
 
 
 def offer(raw: dict[str, Any]) -> Offer:
@@ -241,6 +254,32 @@ class VastProvider(Provider):
     def list(self) -> list[Instance]:
         reply = self._call("GET", "instances/", query="owner=me")
         return [instance(r) for r in (reply or {}).get("instances") or []]
+
+    def totals(self) -> dict[str, float]:
+        """Each instance's charges since it was rented: `GET charges/` (Vast's per-contract
+        GPU, disk and bandwidth charges, `amount` the contract's total, over the `day` range
+        it requires: the last TOTALS_YEARS years), summed by `source` "instance-ID"."""
+        import json
+        from urllib.parse import quote
+
+        now = int(time.time())
+        filters = {"day": {"gte": now - TOTALS_YEARS * 366 * 86400, "lte": now + 86400},
+                   "type": {"in": ["instance"]}}
+        query = f"select_filters={quote(json.dumps(filters))}&format=table&limit=500"
+        out: dict[str, float] = {}
+        token = None
+        for _ in range(20):  # pages of 500 contracts
+            reply = self._call("GET", "charges/", query=query + (f"&after_token={quote(token)}" if token else ""),
+                               retries=1)
+            reply = reply if isinstance(reply, dict) else {}
+            for r in reply.get("results") or []:
+                source = str(r.get("source") or "") if isinstance(r, dict) else ""
+                if source.startswith("instance-"):
+                    out[source[9:]] = out.get(source[9:], 0.0) + _num(r.get("amount"))
+            token = reply.get("next_token")
+            if not token:
+                break
+        return out
 
     def get(self, instance_id: str) -> Instance:
         iid = self._id(instance_id)

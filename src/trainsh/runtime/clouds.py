@@ -35,13 +35,13 @@ def _provider(name: str):
     return provider(name)
 
 
-def _money(usd: float) -> str:
+def _money(usd: float, digits: int = 2) -> str:
     from trainsh.cloud import pricing
 
     try:
-        return pricing.money(usd)
+        return pricing.money(usd, digits=digits)
     except Exception:  # a display nicety: never fail a step or a release over a rate
-        return f"${usd:.2f}"
+        return f"${usd:.{digits}f}"
 
 
 def _gpu(inst_or_offer) -> str:
@@ -87,6 +87,16 @@ class CloudKind(Kind):
         except NotFound:  # destroyed meanwhile (by hand, by the cloud): nothing left to bill
             return "gone"
         return "stopped"
+
+    def released_note(self, m: Machine, state: str) -> str:
+        if state != "stopped":
+            return ""
+        ends = f"train {self.name} destroy {m.ident} (or train {self.name} prune)"
+        inst = self.known.get(m.ident)
+        if inst is not None and not inst.storage_per_hour:
+            return f"; nothing of it bills now, {ends} removes it"
+        rate = f" {_money(inst.storage_per_hour, 3)}/h" if inst is not None else ""
+        return f"; its disk still bills{rate}: {ends} ends that"
 
     def current(self, m: Machine) -> str | None:
         from trainsh.cloud.provider import NotFound
@@ -338,10 +348,12 @@ def choose(p, opts: dict, out=None, ask=input, holds=None, me: str | None = None
         held = f" ({len(taken)} taken by other jobs)" if taken else ""
         raise LookupError(f"nothing on {p.name} matches {_wanted(opts) or 'the request'}{held}")
     out.write(f"{p.name}: choose a machine ({_wanted(opts) or 'any'})\n")
+    from trainsh.ui.text import visible
+
     for n, (what, ident, text) in enumerate(rows, 1):
-        out.write(f"  {n:>2}) {what:<8} {ident:<10} {text}\n")
+        out.write(visible(f"  {n:>2}) {what:<8} {ident:<10} {text}") + "\n")
     for i, who in taken:
-        out.write(f"   -) {'taken':<8} {i.id:<10} {i.status:<9} {_gpu(i):<18} held by {who}\n")
+        out.write(visible(f"   -) {'taken':<8} {i.id:<10} {i.status:<9} {_gpu(i):<18} held by {who}") + "\n")
     out.flush()
     while True:
         answer = ask(f"number [1-{len(rows)}, Enter = 1, q = cancel]: ").strip().lower()
@@ -491,7 +503,8 @@ def handlers(name: str) -> dict:
                     if host:
                         ctx.machines.set_state(host, "stopped")
                     _tell(ctx, host, name, iid, "stopped")
-                    raise StepFailed(f"{e}; stopped it (stop_on_fail)") from None
+                    raise StepFailed(f"{e}; stopped it (stop_on_fail); its disk still bills storage: "
+                                     f"train {name} destroy {iid} (or train {name} prune) ends that") from None
                 except ProviderError as e2:
                     raise StepFailed(f"{e}; stopping it failed too: {e2}") from None
             raise StepFailed(str(e)) from None

@@ -102,6 +102,9 @@ class Holds:
         row = self._rows("WHERE label=?", (label,))
         return row[0] if row else None
 
+    def of_cloud(self, cloud: str) -> list[Rent]:
+        return self._rows("WHERE cloud=? ORDER BY created", (cloud,))
+
     def of_holder(self, holder: str) -> list[Rent]:
         return self._rows("WHERE holder=? ORDER BY created", (holder,))
 

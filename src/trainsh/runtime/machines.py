@@ -77,6 +77,10 @@ class Kind:
         """The command a user runs to release it by hand."""
         return f"train {m.kind} stop {m.ident}"
 
+    def released_note(self, m: Machine, state: str) -> str:
+        """What still bills once it is released as `state`, and how to end that ("" if nothing)."""
+        return ""
+
 
 KINDS: dict[str, Kind] = {}
 
@@ -168,7 +172,7 @@ class Machines:
             if state == "gone":  # destroyed just before the job could stop it: nothing bills
                 console.info(f"{kind.describe(m)} is gone (destroyed outside this job): nothing bills")
             else:
-                console.info(f"{kind.describe(m)}: {state} (the job failed)")
+                console.info(f"{kind.describe(m)}: {state} (the job failed){kind.released_note(m, state)}")
 
     def on_interrupted(self, console) -> None:
         for m in self.look(console):
@@ -213,9 +217,25 @@ class Machines:
                              f"takes it, or find it with: train {r.cloud} list")
         return lines
 
-    def on_done(self, console) -> None:
+    def on_done(self, console, release: bool = False, keep: bool = False) -> None:
+        """With `release` (`train exec`), what the job rented or started is released unless
+        `keep` (--keep-hosts): an exec is over when it ends, and nothing should bill after it."""
         for m in self.look(console):
             kind = _kind(m)
+            if release and m.ours and not keep:
+                try:
+                    state = kind.release(m)
+                except Exception as e:  # noqa: BLE001 - say what is left billing
+                    console.warn(f"{kind.describe(m)} could NOT be released ({e}): it may still "
+                                 f"bill; stop it with: {kind.release_hint(m)}")
+                    continue
+                self.set_state(m.host, state)
+                if state == "gone":
+                    console.info(f"{kind.describe(m)} is gone (destroyed outside this job): nothing bills")
+                else:
+                    console.info(f"{kind.describe(m)}: {state} (this exec {m.how} it; --keep-hosts keeps "
+                                 f"it){kind.released_note(m, state)}")
+                continue
             console.info(f"{kind.describe(m)} is still running; stop it with: {kind.release_hint(m)}")
 
 

@@ -74,6 +74,8 @@ class Options:
     existing: str | None = None
     terminate: bool | None = None  # None: ask on a terminal (ow ssh); exec terminates unless False
     excludes: tuple[str, ...] = ()
+    includes: tuple[str, ...] = ()  # synced even though a default exclude or .gitignore leaves them out
+    pull: bool = False  # the first sync merges both sides (else: one way up, the machine's own stay there)
     sync: bool = True
     editable: bool = True
     ready_timeout: float = 900.0
@@ -84,10 +86,12 @@ _shell_open = threading.Event()  # an interactive ssh holds the terminal (in raw
 
 
 def say(message: str) -> None:
-    # A raw terminal does not return the carriage at a newline: lines would step right.
-    end = "\r\n" if _shell_open.is_set() else "\n"
+    # A raw terminal does not return the carriage at a newline: lines would step right. While
+    # the shell runs, a notice starts a line of its own (not after the prompt or a half-typed
+    # command, which stays where it was: the shell still has it).
+    start, end = ("\r\n", "\r\n") if _shell_open.is_set() else ("", "\n")
     try:
-        print(f"ow: {masking.mask(message)}", file=sys.stderr, end=end, flush=True)
+        print(f"{start}ow: {masking.mask(message)}", file=sys.stderr, end=end, flush=True)
     except OSError:  # (a terminal that hung up: the machine must still be ended)
         pass
 
@@ -471,28 +475,38 @@ class Syncer:
             if not remote.startswith("/"):  # the machine's $HOME, which its ssh cwd may not be
                 home = home or machine.shell.home()
                 remote = f"{home}/{remote}"
-            self.pairs.append((m, Unison(m.local, machine.shell, remote, opts.excludes)))
+            self.pairs.append((m, Unison(m.local, machine.shell, remote, opts.excludes, opts.includes)))
         self.prepared = False
+        self.machine = machine
+        self.pull = opts.pull
+        self.first = True
 
     def sync(self, what: str, goes: Machine | None = None) -> None:
-        """One sync of every mount. `goes`: the machine, when this is the last sync before it is
-        ended: its side of each conflict is brought here (keep_theirs)."""
+        """One sync of every mount. The first is one way up unless --pull: what only the machine
+        has (a network volume's files) stays there and is left out of this run's syncs.
+        `goes`: the machine, when this is the last sync before it is ended: its side of each
+        conflict is brought here (keep_theirs)."""
         from trainsh.transfer.unison import SyncError
 
         t = time.monotonic()
+        up, self.first = self.first and not self.pull, False
         try:
             if not self.prepared:
                 for _, u in self.pairs:
                     u.prepare()
                 self.prepared = True
             for m, u in self.pairs:
-                res = u.sync()
+                res = u.sync(up=up)
+                if res.held:
+                    shown = ", ".join(res.held[:5]) + (", ..." if len(res.held) > 5 else "")
+                    say(f"{len(res.held)} item{'s' if len(res.held) != 1 else ''} only on the machine "
+                        f"in {u.remote} left there, not brought here (--pull merges both sides): {shown}")
                 if goes is not None:
                     for line in keep_theirs(u, res.conflicts, goes):
                         say(line)
                 else:
                     for c in res.conflicts:
-                        say(f"conflict (changed on both sides, left as it is): {m.local}/{c}")
+                        say(conflict_line(m, u, _conflict_path(c), self.machine))
                 for f in res.failures:
                     say(f"not synced: {m.local}/{f}")
         except SyncError as e:
@@ -502,6 +516,16 @@ class Syncer:
     def close(self) -> None:
         for _, u in self.pairs:
             u.close()
+
+
+def conflict_line(m: Mount, u, rel: str, machine: Machine) -> str:
+    """One line for a path changed on both sides: where each side's version is."""
+    local = Path(u.local) / rel
+    there = f"{machine.name}:{u.remote.rstrip('/')}/{rel}"
+    later = (f"it comes here as {local.name}.remote-{machine.inst.id} before the machine goes"
+             if machine.rented else "it stays there")
+    return f"conflict: {rel} changed on both sides, neither overwritten: yours is {local}; " \
+           f"the machine's is {there} ({later})"
 
 
 def _conflict_path(line: str) -> str:
@@ -928,7 +952,7 @@ def _ssh(machine: Machine, state: Run, opts: Options) -> int:
                 editable_install(machine, opts)
             lives = []
             for m, u in syncer.pairs:
-                ls = LiveSync(u, on_result=lambda res, m=m: _report(res, m, problems))
+                ls = LiveSync(u, on_result=_live_report(m, u, machine, problems))
                 ls.start()
                 for e in ls.errors:
                     say(e)
@@ -989,6 +1013,26 @@ def _ssh(machine: Machine, state: Run, opts: Options) -> int:
     for p in dict.fromkeys(problems):
         say(p)
     return state.code if state.interrupted else (1 if problems and not live else 0)
+
+
+def _live_report(m: Mount, u, machine: Machine, problems: list[str]):
+    """`on_result` of a live sync: each conflict is said when unison first sees it (the shell is
+    open: a line of its own), once until it is resolved; failures are said at the end."""
+    open_: set[str] = set()
+
+    def on_result(res) -> None:
+        now = {_conflict_path(c) for c in res.conflicts}
+        for rel in sorted(now - open_):
+            say(conflict_line(m, u, rel, machine))
+        # a run over some paths: a conflict it did not see again is settled, if the run covered it
+        covered = (lambda p: True) if res.paths is None else \
+            (lambda p: any(p == q or p.startswith(q + "/") for q in res.paths))
+        open_.difference_update({p for p in open_ if covered(p) and p not in now})
+        open_.update(now)
+        for f in res.failures:
+            problems.append(f"not synced: {f}")
+
+    return on_result
 
 
 def _report(res, mount, problems: list[str]) -> None:

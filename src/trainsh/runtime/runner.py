@@ -46,6 +46,7 @@ class RunOptions:
     keep_hosts: bool = False  # a failed job leaves the machines it brought up running
     autostop: float | None = None  # seconds idle before a cloud machine stops itself (0: never)
     picks: dict | None = None  # host -> machine chosen before the run (--pick-host)
+    exec: bool = False  # `train exec`: what it rented or started is released when it ends
 
 
 @dataclass
@@ -243,6 +244,8 @@ class Runner:
             job_options["autostop"] = options.autostop
         if options.picks:
             job_options["picks"] = options.picks
+        if options.exec:
+            job_options["exec"] = True
         job = journal.new_job(os.path.abspath(recipe.path) if os.path.exists(recipe.path) else recipe.path,
                               recipe.text, recipe_hash(recipe.text), variables, host_overrides,
                               job_options)
@@ -371,7 +374,8 @@ class Runner:
                     self.journal.session_closed(job.id, s.name, status="gone")
                     continue
                 self.console.info(f"session {s.name} left open: {self.attach_hint(s)}")
-            self.machines.on_done(self.console)
+            self.machines.on_done(self.console, release=bool(job.options.get("exec")),
+                                  keep=self.options.keep_hosts)
             return 0
         except (KeyboardInterrupt, Interrupted) as e:
             self.console.live_done()

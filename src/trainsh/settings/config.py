@@ -8,6 +8,7 @@ with the close matches.
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import tomllib
 from dataclasses import dataclass
@@ -105,6 +106,8 @@ def validate(key: Key, value: Any) -> Any:
     if not ok(value):
         want = f"one of {', '.join(key.choices)}" if t == "choice" else f"a {t}"
         raise ConfigError(f"{key.name} must be {want}, got {value!r}")
+    if t == "float" and not math.isfinite(value):  # (TOML and float() both take nan and inf)
+        raise ConfigError(f"{key.name} must be a finite number, got {value!r}")
     if t == "duration" and not (key.name in OFF_OK and _off(value)):
         from trainsh.recipe.model import Duration  # the one duration grammar (loads only here)
 

@@ -8,11 +8,16 @@ connection, once (`Unison.sync`) or live (`LiveSync`), driven by file events on 
   small inotify watcher that runs there (watch_remote.py, python3 standard library) and ends
   with its ssh session. Each batch of changes is one unison run restricted to those paths
   (`-path`), with content checks on, so an edit of the same size in the same second is seen.
-- Excludes: sane defaults, the folder's .gitignore, and the caller's patterns.
+- Excludes: sane defaults (secrets in `.env*` files and build products made on either side
+  among them), the folder's .gitignore, and the caller's patterns; the caller's includes
+  (unison's `-ignorenot`) bring back a name any of them leaves out.
+- `sync(up=True)` is one-way up: nothing here is changed; what only the host has stays there and
+  is held out of every later run of this `Unison` (`held`), so it never comes here.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import queue
 import re
@@ -26,8 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from trainsh.remote.shell import ShellError, SshShell
+from trainsh.transfer.excludes import DEFAULT_EXCLUDES
 
-DEFAULT_EXCLUDES = (".git", ".venv", "__pycache__", "node_modules", ".mypy_cache", ".ow_sync")
 PROBE = ".trainsh-watch-probe"  # touched until the local watcher reports it: then it is armed
 MIN_VERSION = (2, 52)
 BIN = ".cache/trainsh/bin"
@@ -44,6 +49,9 @@ class SyncResult:
     failed: int = 0
     conflicts: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    held: list[str] = field(default_factory=list)  # a one-way run: only on the host, left there
+    blocked: list[str] = field(default_factory=list)  # a one-way run: changed there, not taken yet
+    paths: list[str] | None = None  # the run's paths (None: the whole folder)
     seconds: float = 0.0
 
     def summary(self) -> str:
@@ -67,15 +75,33 @@ def local_unison() -> str:
     return os.path.realpath(path)
 
 
-def ignore_prefs(root: str | Path, excludes: tuple[str, ...] = ()) -> list[str]:
-    """Unison `-ignore` arguments: the defaults, the folder's .gitignore, then `excludes`."""
+def ignore_prefs(root: str | Path, excludes: tuple[str, ...] = (), includes: tuple[str, ...] = (),
+                 held: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """Unison `-ignore` arguments: the defaults, the folder's .gitignore, `excludes` and the
+    `held` paths; then `-ignorenot` for each of `includes` (it wins over all but `held`)."""
     rules = [f"Name {name}" for name in (*DEFAULT_EXCLUDES, PROBE)]
     rules += gitignore_rules(root)
     rules += [_rule(p) for p in excludes if _rule(p)]
     out: list[str] = []
     for r in dict.fromkeys(rules):
         out += ["-ignore", r]
+    keep = [r for p in includes if (r := _rule(p))]
+    for r in dict.fromkeys(keep):
+        out += ["-ignorenot", r]
+    for p in dict.fromkeys(held):
+        # exactly this path: unison's glob characters matched as any one character
+        out += ["-ignore", "Path " + re.sub(r"[][*?{}\\,]", "?", p)]
     return out
+
+
+def default_ignored(name: str, includes: tuple[str, ...] = ()) -> bool:
+    """A file or folder name the defaults leave out (and no include brings back)."""
+    if name == PROBE or name.startswith(".unison"):
+        return True
+    if not any(fnmatch.fnmatchcase(name, pat) for pat in DEFAULT_EXCLUDES):
+        return False
+    return not any(fnmatch.fnmatchcase(name, pat.strip().strip("/").rsplit("/", 1)[-1])
+                   for pat in includes if pat.strip())
 
 
 def gitignore_rules(root: str | Path) -> list[str]:
@@ -114,7 +140,13 @@ def parse_output(text: str) -> SyncResult:
     for line in text.splitlines():
         s = line.strip()
         if s.startswith("skipped: "):
-            res.conflicts.append(s[len("skipped: "):])
+            item = s[len("skipped: "):]
+            if item.endswith("with nocreation or nocreationpartial set)"):  # (a one-way run)
+                res.held.append(item.rsplit(" (", 1)[0])
+            elif item.endswith("partial set)") and " (would " in item:
+                res.blocked.append(item.rsplit(" (", 1)[0])
+            else:
+                res.conflicts.append(item)
         elif s.startswith("failed: "):
             res.failures.append(s[len("failed: "):])
     return res
@@ -124,11 +156,13 @@ class Unison:
     """One local folder <-> one folder on a host."""
 
     def __init__(self, local_root: str | Path, shell: SshShell, remote_root: str,
-                 excludes: tuple[str, ...] = ()):
+                 excludes: tuple[str, ...] = (), includes: tuple[str, ...] = ()):
         self.local = str(Path(local_root).resolve())
         self.shell = shell
         self.remote = remote_root.rstrip("/") or "/"
         self.excludes = tuple(excludes)
+        self.includes = tuple(includes)
+        self.held: list[str] = []  # only on the host at a one-way sync: never synced from then on
         self.servercmd = "unison"
         self._dir = tempfile.mkdtemp(prefix="trainsh-unison-")
         self._sshcmd = os.path.join(self._dir, "ssh")
@@ -178,7 +212,7 @@ class Unison:
         url = f"ssh://{spec.destination}/{self.remote}"  # `//abs` for an absolute path
         argv = [local_unison(), self.local, url, "-batch", "-auto", "-ui", "text", "-times",
                 "-sshcmd", self._sshcmd, "-servercmd", self.servercmd, "-dumbtty",
-                "-logfile", "/dev/null", *ignore_prefs(self.local, self.excludes)]
+                "-logfile", "/dev/null", *ignore_prefs(self.local, self.excludes, self.includes, self.held)]
         if paths is not None:
             # Only these paths, read whole: an edit that keeps size and second is still seen.
             # A path deleted on one side is "emptied" by unison's measure: deleting it on the
@@ -194,9 +228,16 @@ class Unison:
         archive = paths.ensure(paths.home() / "unison")
         return {**os.environ, "UNISON": str(archive)}
 
-    def sync(self, paths: list[str] | None = None, timeout: float = 3600, extra: list[str] = ()) -> SyncResult:
+    def sync(self, paths: list[str] | None = None, timeout: float = 3600, extra: list[str] = (),
+             up: bool = False) -> SyncResult:
+        """One unison run. `up`: one way, this side to the host: nothing here is created, changed
+        or deleted; a path both sides have and that differs takes this side's version; what only
+        the host has is left there and added to `held`."""
         t = time.monotonic()
         argv = [*self.argv(paths), *extra]
+        if up:
+            for pref in ("-prefer", "-nocreation", "-noupdate", "-nodeletion"):
+                argv += [pref, self.local]
         try:
             p = subprocess.run(argv, capture_output=True, text=True, env=self.env(),
                                stdin=subprocess.DEVNULL, timeout=timeout)
@@ -206,13 +247,15 @@ class Unison:
             # One side's archive is gone (a machine's disk reset, a new machine under the same
             # name): unison refuses for ever. Without archives it syncs as a first time: what
             # differs on both sides is a conflict, left as it is; nothing is deleted.
-            return self.sync(paths, timeout, ["-ignorearchives"])
+            return self.sync(paths, timeout, ["-ignorearchives"], up)
         res = parse_output(p.stdout + p.stderr)
         res.seconds = time.monotonic() - t
+        res.paths = paths
         if p.returncode >= 3 or (p.returncode and not _RESULT.search(p.stdout + p.stderr)):
             lines = [ln for ln in (p.stderr or p.stdout).strip().splitlines() if ln.strip()]
             why = next((ln for ln in lines if "Fatal error" in ln or "rror" in ln), lines[-1] if lines else "?")
             raise SyncError(f"unison failed (exit {p.returncode}): {why.strip()}")
+        self.held += [h for h in res.held if h not in self.held]
         return res
 
 
@@ -262,8 +305,7 @@ class LiveSync:
 
     # ---- watchers
     def _ignored(self, rel: str) -> bool:
-        parts = rel.split("/")
-        return any(p in DEFAULT_EXCLUDES or p == PROBE or p.startswith(".unison") for p in parts)
+        return any(default_ignored(p, self.unison.includes) for p in rel.split("/"))
 
     def _watch_local(self) -> None:
         from watchfiles import watch
@@ -294,7 +336,9 @@ class LiveSync:
         except ShellError as e:
             self.errors.append(f"remote watcher not started: {e}")
             return
-        cmd = shlex.join(["python3", "-u", target, self.unison.remote, *DEFAULT_EXCLUDES])
+        keep = [p.strip().strip("/").rsplit("/", 1)[-1] for p in self.unison.includes if p.strip()]
+        cmd = shlex.join(["python3", "-u", target, self.unison.remote, *DEFAULT_EXCLUDES,
+                          *(f"!{k}" for k in keep if k)])
         self._remote = subprocess.Popen(ssh_argv(shell.spec, cmd), stdin=subprocess.PIPE,
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         first = self._remote.stdout.readline()

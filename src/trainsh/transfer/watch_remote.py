@@ -3,11 +3,15 @@ path, relative to ROOT, of every file or folder that changes under ROOT, one per
 kernel reports it (inotify), and ends when its standard input closes (the ssh session that
 started it is gone). Only the standard library: it runs on any Linux host with python3.
 
-    python3 -u watch_remote.py ROOT [IGNORED_NAME ...]
+    python3 -u watch_remote.py ROOT [PATTERN ...]
+
+A name matching a PATTERN (fnmatch, as `*.pyc`) is not watched or reported, unless it matches a
+`!PATTERN` too (a name the user asked to sync).
 """
 
 import ctypes
 import ctypes.util
+import fnmatch
 import os
 import struct
 import sys
@@ -21,7 +25,14 @@ MASK = IN_CLOSE_WRITE | IN_ATTRIB | IN_MOVED_FROM | IN_MOVED_TO | IN_CREATE | IN
 
 def main():
     root = os.path.abspath(sys.argv[1])
-    ignored = set(sys.argv[2:])
+    pats = sys.argv[2:]
+    skipped = [p for p in pats if not p.startswith("!")]
+    kept = [p[1:] for p in pats if p.startswith("!")]
+
+    def ignored(name):
+        return name.startswith(".unison") or (any(fnmatch.fnmatchcase(name, p) for p in skipped)
+                                              and not any(fnmatch.fnmatchcase(name, p) for p in kept))
+
     libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
     fd = libc.inotify_init1(os.O_CLOEXEC)
     if fd < 0:
@@ -30,7 +41,7 @@ def main():
 
     def add(path):
         for top, subdirs, _ in os.walk(path):
-            subdirs[:] = [d for d in subdirs if d not in ignored and not d.startswith(".unison")]
+            subdirs[:] = [d for d in subdirs if not ignored(d)]
             wd = libc.inotify_add_watch(fd, top.encode(), MASK)
             if wd >= 0:
                 dirs[wd] = top
@@ -52,7 +63,7 @@ def main():
                 seen.append(".")
                 continue
             base = dirs.get(wd)
-            if base is None or name in ignored or name.startswith(".unison"):
+            if base is None or ignored(name):
                 continue
             path = os.path.join(base, name) if name else base
             if mask & IN_ISDIR and mask & (IN_CREATE | IN_MOVED_TO):

@@ -19,6 +19,7 @@ import time
 from trainsh import masking
 from trainsh.recipe.model import format_seconds
 from trainsh.runtime import feed as ev
+from trainsh.ui.text import visible
 
 
 def live_view_wanted(no_visual: bool, stream=None) -> bool:
@@ -91,25 +92,25 @@ class Console:
             self.stream.flush()
 
     def step(self, idx: int, total: int, text: str) -> None:
-        self.emit(ev.StepStarted(idx - 1, total, text))
+        self.emit(ev.StepStarted(idx - 1, total, visible(text)))
 
     def ok(self, text: str) -> None:
-        self.emit(ev.Message("ok", text))
+        self.emit(ev.Message("ok", visible(text, lines=True)))
 
     def info(self, text: str) -> None:
-        self.emit(ev.Message("info", text))
+        self.emit(ev.Message("info", visible(text, lines=True)))
 
     def warn(self, text: str) -> None:
-        self.emit(ev.Message("warn", text))
+        self.emit(ev.Message("warn", visible(text, lines=True)))
 
     def fail(self, text: str, label: str = "failed:") -> None:
-        self.emit(ev.Message("fail", text, label))
+        self.emit(ev.Message("fail", visible(text, lines=True), label))
 
     def output(self, text: str, indent: str = "  | ") -> None:
         self.emit(ev.Message("output", text, indent))
 
     def plain(self, text: str) -> None:
-        self.emit(ev.Message("plain", text))
+        self.emit(ev.Message("plain", visible(text, lines=True)))
 
     def progress(self, p, label: str = "") -> None:
         """A transfer's report.Progress; the plain live line shows it after `label`."""
