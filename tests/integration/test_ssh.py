@@ -456,7 +456,7 @@ def test_exec_on_a_hosts_toml_name(tmp_path, ssh):
     assert not (ssh.a.home / ".cache/trainsh/run" / job.id).exists()
 
     p = train("exec", "@gpu1 > echo partial; exit 7", "--no-visual")
-    assert p.returncode == 1 and "command exited with code 7" in p.stderr
+    assert p.returncode == 7 and "command exited with code 7" in p.stderr  # its exit code
     assert p.stdout == "partial\n"
     assert remote_sessions(ssh.a) == []
 
