@@ -211,3 +211,14 @@ def slurm(slurm_cluster, ssh, monkeypatch):
     slurm_cluster.cancel_all()
     for sock in slurm_cluster.login.tmux_dir.glob("tmux-*/*"):
         subprocess.run(["tmux", "-S", str(sock), "kill-server"], capture_output=True)
+
+
+@pytest.fixture
+def machine_dir():
+    """An absolute folder for a fake cloud machine (they share this machine's files) that no
+    other test or run can name: not made, removed afterwards."""
+    import uuid
+
+    path = Path(f"/tmp/ow-{uuid.uuid4().hex[:16]}")
+    yield path
+    shutil.rmtree(path, ignore_errors=True)

@@ -57,3 +57,57 @@ def interrupted(*args: str, once: Path, timeout: float = 15) -> subprocess.Compl
     import signal
 
     return signalled([*TRAIN, *args], signal.SIGINT, once.exists, timeout)
+
+
+def masters(control: str | Path) -> dict[str, int]:
+    """The live ssh connection masters whose sockets are in the folder `control`: socket -> pid."""
+    import re
+
+    found = {}
+    if not Path(control).is_dir():
+        return found
+    for sock in Path(control).iterdir():
+        r = subprocess.run(["ssh", "-o", f"ControlPath={sock}", "-O", "check", "x"],
+                           capture_output=True, text=True)
+        m = re.search(r"pid=(\d+)", r.stderr)
+        if r.returncode == 0 and m:
+            found[str(sock)] = int(m.group(1))
+    return found
+
+
+def drop_masters(control: str | Path) -> dict[str, int]:
+    """End every ssh connection master in `control` (every session multiplexed on them drops)
+    and wait until their processes are gone. Asserts there was one to drop: a test that means
+    to drop a connection must not pass because there was none. Returns socket -> old pid."""
+    live = masters(control)
+    assert live, f"no ssh connection master in {control} to drop"
+    for sock in live:
+        subprocess.run(["ssh", "-o", f"ControlPath={sock}", "-O", "exit", "x"], capture_output=True)
+    wait_until(lambda: not any(_running(pid) for pid in live.values()), 10, "the masters to end")
+    return live
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def procs_with(needle: str, home: str | Path) -> list[int]:
+    """Processes whose command line holds `needle` and whose HOME is `home` (a folder of this
+    test's own, such as a test sshd's login HOME): never anything another run started."""
+    want = f"HOME={home}".encode()
+    found = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit() or int(d.name) == os.getpid():
+            continue
+        try:
+            cmd = (d / "cmdline").read_bytes()
+            env = (d / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if needle.encode() in cmd and want in env:
+            found.append(int(d.name))
+    return found

@@ -8,9 +8,10 @@ B also admits a non-root user. The client config (ssh -F) keeps known_hosts in t
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import pwd
+import re
+import secrets
 import shutil
 import socket
 import subprocess
@@ -19,14 +20,57 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-def checkout_user(prefix: str) -> str:
-    """A system user for the tests of this checkout: its home is re-pointed and its processes
-    killed per run, so two checkouts (worktrees) testing at once must not share one."""
-    tag = hashlib.sha1(str(Path(__file__).resolve().parent).encode()).hexdigest()[:6]
-    return f"{prefix}-{tag}"
+# A token of this run (the pytest process and a random part): the system users the tests make
+# are this run's alone, so two runs at once (of one checkout or two) never re-point or kill each
+# other's. Each run creates its users and removes them when it ends.
+RUN_TOKEN = f"{os.getpid()}-{secrets.token_hex(2)}"
+_USER_RE = re.compile(r"^trainsh-[a-z]+-(\d+)-[0-9a-f]{4}$")
 
 
-USER = checkout_user("trainsh-test")
+def run_user(kind: str) -> str:
+    """The name of this run's system user for `kind` (at most 32 characters)."""
+    return f"trainsh-{kind}-{RUN_TOKEN}"
+
+
+def make_user(name: str, home: Path, password: str | None = None) -> None:
+    """Create this run's user `name` with HOME `home` (made by the caller), after removing the
+    users a run that died without cleaning up left behind (their run's process is gone)."""
+    for entry in pwd.getpwall():
+        m = _USER_RE.match(entry.pw_name)
+        if m and entry.pw_name != name and not _alive(int(m.group(1))):
+            remove_user(entry.pw_name)
+    try:
+        pwd.getpwnam(name)  # made by an earlier start in this run: this run's own to re-point
+        subprocess.run(["usermod", "-d", str(home), name], check=True, capture_output=True)
+    except KeyError:
+        subprocess.run(["useradd", "-M", "-d", str(home), "-s", "/bin/bash", "-p", "*", name],
+                       check=True, capture_output=True)
+    if password is not None:
+        subprocess.run(["chpasswd"], input=f"{name}:{password}", text=True, check=True)
+
+
+def remove_user(name: str) -> None:
+    """Stop every process of `name` (a user of one run only) and delete the user."""
+    if not _USER_RE.match(name):
+        raise ValueError(f"not a test user: {name}")
+    subprocess.run(["pkill", "-KILL", "-u", name], capture_output=True)
+    for _ in range(100):
+        if subprocess.run(["userdel", name], capture_output=True).returncode in (0, 6):
+            return  # (6: no such user)
+        time.sleep(0.05)  # a process of the user still ending
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
+USER = run_user("test")
 
 
 def free_port() -> int:
@@ -86,14 +130,6 @@ Subsystem sftp /usr/lib/openssh/sftp-server
 """
 
 
-def _ensure_user(home: Path) -> None:
-    try:
-        pwd.getpwnam(USER)
-    except KeyError:
-        subprocess.run(["useradd", "-M", "-s", "/bin/bash", "-p", "*", USER], check=True)
-    subprocess.run(["usermod", "-d", str(home), USER], check=True, capture_output=True)
-
-
 def start(base: Path | None = None) -> SshEnv:
     base = base or Path(tempfile.mkdtemp(prefix="tssh", dir="/tmp"))
     keys = base / "keys"
@@ -125,7 +161,7 @@ def start(base: Path | None = None) -> SshEnv:
                                    pidfile=base / f"sshd_{name}.pid"))
         subprocess.run(["/usr/sbin/sshd", "-f", str(cfg), "-E", str(base / f"sshd_{name}.log")], check=True)
         servers.append(Server(name, port, home, tmux_dir, base / f"sshd_{name}.pid"))
-    _ensure_user(servers[1].home)
+    make_user(USER, servers[1].home)
     shutil.chown(servers[1].home, USER)
     os.chmod(base, 0o755)
     env = SshEnv(base, config, servers[0], servers[1])
@@ -146,7 +182,7 @@ def stop(env: SshEnv) -> None:
     env.kill_remote_tmux()
     for server in (env.a, env.b):
         server.stop()
-    subprocess.run(["pkill", "-u", USER], capture_output=True)
+    remove_user(USER)
     shutil.rmtree(env.base, ignore_errors=True)
 
 

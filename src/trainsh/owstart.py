@@ -69,6 +69,10 @@ def early_login(argv: list[str]):
 
 def main() -> None:
     argv = sys.argv[1:]
+    if argv[:1] == ["__complete"]:  # a shell asks, on TAB (train completion SHELL sets it up)
+        from trainsh.cli.completion import complete
+
+        sys.exit(complete(argv[1:], prog="ow"))
     early = early_login(argv)
     from trainsh.cli import ow
 

@@ -44,6 +44,9 @@ Rents in flight (the cloud has acted; its answer is late, damaged or lost; see i
                            shows it at once
   down_after_create: float after a rent, every other API call answers 503 for this many seconds
                            once its answer went out (and while it is held)
+  strings: dict            text fields (gpu_name, geolocation, label, ssh_host ...) that every
+                           offer and instance answers with, as given: a cloud whose words are
+                           hostile (escape sequences, a shell command in a host name)
 Every answer (see replies.py, shared with the RunPod fake): `delay` (seconds before each
 answer), `trickle` (each answer a byte at a time, this many seconds apart), `retry_after`
 (every call answers 429 with that Retry-After and does nothing), `bad_status` (a broken status
@@ -384,7 +387,7 @@ def _marked(marker: str) -> list[int]:
 
 
 FAULTS = ("no_capacity", "fail_after_create", "start_delay", "down", "no_direct", "slow_create",
-          "garble_create", "garble_count", "list_lag", "down_after_create")
+          "garble_create", "garble_count", "list_lag", "down_after_create", "strings")
 
 
 class Fake:
@@ -398,6 +401,7 @@ class Fake:
         self.fail_after_create, self.no_direct = fail_after_create, no_direct
         self.slow_create, self.garble_create, self.garble_count = slow_create, garble_create or "", garble_count
         self.list_lag, self.down_after_create = list_lag, down_after_create
+        self.strings: dict = {}  # text fields every offer and instance answers with (see docstring)
         self.inflight = InFlight()
         self.lock = threading.RLock()
         self.instances: dict[int, Machine] = {}
@@ -438,6 +442,16 @@ class Fake:
             return self.route(method, version, route, query, body or {})
 
     def route(self, method: str, version: str, route: str, query: dict, body: dict) -> tuple[int, object]:
+        answer = self._route(method, version, route, query, body)  # (code, reply[, a rent's plan])
+        reply = answer[1]
+        if self.strings and isinstance(reply, dict):  # a cloud whose words are hostile
+            for k in ("offers", "instances"):
+                rows = reply.get(k)
+                for row in (rows if isinstance(rows, list) else [rows] if isinstance(rows, dict) else []):
+                    row.update({f: v for f, v in self.strings.items() if f in row})
+        return answer
+
+    def _route(self, method: str, version: str, route: str, query: dict, body: dict) -> tuple[int, object]:
         if version == "1" and route == "/instances/" and method == "GET":
             rows = [i.row() for i in self.listed()]
             return 200, {"instances": rows, "next_token": None, "total_instances": len(rows)}

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from helpers import train, write_recipe
-from sshd import checkout_user
+from sshd import run_user
 
-USER = checkout_user("trainsh-colab")  # (one per checkout: see tests/sshd.py)
+USER = run_user("colab")  # this run's own user (see tests/sshd.py)
 
 RELAY = """#!{python}
 # A stand-in for `cloudflared access ssh --hostname HOST`: relays stdin/stdout to the sshd
@@ -64,13 +64,10 @@ def colab_server():
     os.chmod(base, 0o755)
     password = "pw-" + pysecrets.token_hex(8)
     try:
-        subprocess.run(["useradd", "-M", "-s", "/bin/bash", USER], capture_output=True)
-        subprocess.run(["pkill", "-u", USER], capture_output=True)  # (usermod refuses a user in use)
-        subprocess.run(["chpasswd"], input=f"{USER}:{password}", text=True, check=True)
         home, tmux_dir = base / "home", base / "tmux"
         home.mkdir()
+        sshd.make_user(USER, home, password=password)
         shutil.chown(home, USER)
-        subprocess.run(["usermod", "-d", str(home), USER], check=True, capture_output=True)
         tmux_dir.mkdir()
         os.chmod(tmux_dir, 0o1777)
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(base / "host")], check=True)
@@ -107,7 +104,7 @@ SetEnv HOME={home} TMUX_TMPDIR={tmux_dir}
             pass
         for sock in (base / "tmux").glob("tmux-*/*"):
             subprocess.run(["tmux", "-S", str(sock), "kill-server"], capture_output=True)
-        subprocess.run(["pkill", "-u", USER], capture_output=True)
+        sshd.remove_user(USER)
         shutil.rmtree(base, ignore_errors=True)
 
 
@@ -217,7 +214,13 @@ def test_wrong_password_and_bad_input(colab, isolated):
     host = colab.tunnel("other-way-5678.trycloudflare.com")
     r = colab.connect("c2", host, password="not-it")
     assert r.returncode == 1 and "cannot log in" in r.stderr and "Permission denied" in r.stderr
-    assert "Traceback" not in r.stderr
+    assert "Traceback" not in r.stderr and "nothing saved" in r.stderr
+    assert "c2" not in train("host", "list").stdout
+    assert colab.connect("c2", host).returncode == 0  # then the password changes under it
+    assert train("secrets", "set", "COLAB_C2_PASSWORD", input="not-it\n").returncode == 0
+    control = os.environ["TRAINSH_SSH_CONTROL_DIR"]  # (the good login's connection ends)
+    for sock in os.listdir(control):
+        subprocess.run(["ssh", "-o", f"ControlPath={control}/{sock}", "-O", "exit", "x"], capture_output=True)
     r = train("colab", "connect", "c3", "--address", "bad host!", input="x\n")
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "not an address" in r.stderr
     r = train("colab", "run", "true")  # the only Colab host, whose password is wrong
@@ -283,15 +286,10 @@ tmux.close @w
 
     # The runtime ends mid-recipe: one line says so, and resume works after reconnecting.
     (colab.home / "work" / "second.txt").unlink()
-    gate = write_recipe(isolated / "gone.recipe", """
-host g = colab:c1
-tmux.open @g as w
-@w > echo before
-sleep 2
+    gate = write_recipe(isolated / "gone.recipe", GATED.format(gate=isolated / "gate", then="""
 @w > echo second-step-ran > ~/work/second.txt
-tmux.close @w
-""")
-    proc, out = _run_and_cut(gate, colab.end_runtime)
+tmux.close @w"""))
+    proc, out = _run_and_cut(gate, colab.end_runtime, isolated / "gate")
     assert proc.returncode == 1, out
     assert "Colab runtime 'c1' is gone" in out and "train colab connect c1" in out
     assert "Traceback" not in out
@@ -310,18 +308,38 @@ tmux.close @w
     assert (colab.home / "work" / "second.txt").read_text() == "second-step-ran\n"
 
 
-def _run_and_cut(recipe, cut) -> tuple[subprocess.Popen, str]:
-    """Run the recipe; once its step 3 (a sleep) has begun, `cut()`; its output to the end."""
+# A command ran on the Colab host, then step 4 waits here for the test's `gate` file: the test
+# cuts the runtime or its tunnel during that step and only then lets the run go on.
+GATED = """
+host g = colab:c1
+host here = local
+tmux.open @here as gate
+tmux.open @g as w
+@w > echo before
+wait @gate file={gate} timeout=2m
+tmux.close @gate{then}
+"""
+
+
+def _run_and_cut(recipe, cut, gate: Path) -> tuple[subprocess.Popen, str]:
+    """Run the GATED recipe; once its step 4 (the wait for `gate`) has begun, `cut()`, then
+    create `gate`; the run's output to the end."""
     proc = subprocess.Popen([sys.executable, "-m", "trainsh", "recipe", "run", str(recipe), "--no-visual"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             stdin=subprocess.DEVNULL)
     head = ""
-    for line in proc.stdout:  # the session is open and a command ran there
-        head += line
-        if line.startswith("[3/"):
-            break
-    cut()
-    out, _ = proc.communicate(timeout=120)
+    try:
+        for line in proc.stdout:  # the session is open and a command ran there
+            head += line
+            if line.startswith("[4/"):
+                break
+        cut()
+        gate.touch()
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
     return proc, head + out
 
 
@@ -342,15 +360,10 @@ def test_a_tunnel_that_drops_while_the_runtime_lives(colab, isolated):
     (colab.home / "work").mkdir(exist_ok=True)
     shutil.chown(colab.home / "work", USER)
     (colab.home / "work" / "count.txt").unlink(missing_ok=True)
-    recipe = write_recipe(isolated / "drop.recipe", """
-host g = colab:c1
-tmux.open @g as w
-@w > echo before
-sleep 2
+    recipe = write_recipe(isolated / "drop.recipe", GATED.format(gate=isolated / "gate", then="""
 @w > echo ran >> ~/work/count.txt
-tmux.close @w
-""")
-    proc, out = _run_and_cut(recipe, colab.cut_tunnels)
+tmux.close @w"""))
+    proc, out = _run_and_cut(recipe, colab.cut_tunnels, isolated / "gate")
     assert proc.returncode == 1 and "Colab runtime 'c1' is gone" in out, out
     assert colab.connect("c1", colab.tunnel("second-runtime-2.trycloudflare.com")).returncode == 0
     t = time.monotonic()

@@ -142,17 +142,33 @@ wait @w idle timeout=10s
     assert "exited with code 4" in p.stderr and "raise SystemExit(4)" in p.stderr
 
 
+def _own_sleep() -> tuple[str, str]:
+    """`sleep 30.N` with a fraction no other test or run uses, and a pgrep pattern for it alone."""
+    import uuid
+
+    token = f"sleep 30.{uuid.uuid4().int % 10**15:015d}"
+    return token, "^" + token.replace(".", "\\.") + "$"
+
+
+def _running(pattern: str) -> bool:
+    return subprocess.run(["pgrep", "-f", pattern], capture_output=True).returncode == 0
+
+
 def test_idle_wait_times_out_when_the_command_runs_on(tmp_path):
-    r = write_recipe(tmp_path / "busy.recipe", """
+    cmd, pattern = _own_sleep()
+    r = write_recipe(tmp_path / "busy.recipe", f"""
 tmux.open @local as w
-@w > sleep 30 &
+@w > {cmd} &
 wait @w idle timeout=1s
 """)
-    t0 = time.monotonic()
-    p = train("recipe", "run", str(r), "--no-visual")
-    assert p.returncode == 1
-    assert "timed out after 1s: still running in w: sleep 30" in p.stderr
-    assert time.monotonic() - t0 < 10
+    try:
+        p = train("recipe", "run", str(r), "--no-visual", "--keep-sessions")
+        assert p.returncode == 1
+        assert f"timed out after 1s: still running in w: {cmd}" in p.stderr
+        # the wait gave up while the command ran on (its session is kept): it did not wait for it
+        assert _running(pattern)
+    finally:
+        subprocess.run(["pkill", "-f", pattern])
 
 
 def test_pattern_wait_matches_output_not_the_typed_command(tmp_path):
@@ -391,23 +407,42 @@ def test_a_last_line_without_newline_is_output_too(tmp_path):
 
 
 def test_a_timed_out_exec_leaves_no_process_behind(tmp_path):
-    token = f"{time.time_ns() % 1000 + 31}"
-    p = train("exec", f"@local timeout=1s > sleep {token}.5; echo never")
-    assert p.returncode == 1 and "timed out after 1s" in p.stderr
-    assert subprocess.run(["pgrep", "-f", f"sleep {token}.5"], capture_output=True).returncode == 1
+    import uuid
+
+    from helpers import TRAIN, wait_until
+
+    # a sleep this test alone runs: 31 seconds and a unique fraction of one
+    token = f"sleep 31.{uuid.uuid4().int % 10**15:015d}"
+    exact = "^" + token.replace(".", "\\.") + "$"  # that sleep, not the train naming it
+    proc = subprocess.Popen([*TRAIN, "exec", f"@local timeout=1s > {token}; echo never"],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: subprocess.run(["pgrep", "-f", exact], capture_output=True).returncode == 0,
+                   10, "the command to run")  # it ran: the timeout is what must stop it
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 1 and "timed out after 1s" in err
+    assert subprocess.run(["pgrep", "-f", exact], capture_output=True).returncode == 1
 
 
 def test_a_command_queued_behind_a_background_one_is_bounded_by_its_timeout(tmp_path):
-    r = write_recipe(tmp_path / "q.recipe", """
+    cmd, pattern = _own_sleep()
+    r = write_recipe(tmp_path / "q.recipe", f"""
 tmux.open @local as w
-@w > sleep 30 &
+@w > {cmd} &
 @w timeout=1s > echo queued
 """)
-    t0 = time.monotonic()
-    p = train("recipe", "run", str(r), "--no-visual")
-    assert p.returncode == 1
-    assert "was still running 'sleep 30' after 1s" in p.stderr and "wait @w idle" in p.stderr
-    assert time.monotonic() - t0 < 10
+    try:
+        p = train("recipe", "run", str(r), "--no-visual", "--keep-sessions")
+        assert p.returncode == 1
+        assert f"was still running '{cmd}' after 1s" in p.stderr and "wait @w idle" in p.stderr
+        # the step gave up while the command it queued behind ran on
+        assert _running(pattern)
+    finally:
+        subprocess.run(["pkill", "-f", pattern])
 
 
 def test_the_live_line_shows_what_the_command_printed_never_the_typed_wrapper(tmp_path):
@@ -416,7 +451,9 @@ def test_the_live_line_shows_what_the_command_printed_never_the_typed_wrapper(tm
     from helpers import wait_until
 
     from trainsh.remote.shell import LocalShell
-    from trainsh.remote.tmux import Pending, Session, Tmux
+    from pathlib import Path
+
+    from trainsh.remote.tmux import Pending, Session, Tmux, end_marker, start_marker
 
     t = Tmux(LocalShell(), os.environ["TRAINSH_TMUX_SOCKET"])
     s = Session("w", "w-live", "local", str(tmp_path / "run"))
@@ -426,14 +463,16 @@ def test_the_live_line_shows_what_the_command_printed_never_the_typed_wrapper(tm
         s.count, s.current = n, p
         t.send(s, p)
         assert t.was_started(s, p, grace=10)
+        log = Path(s.log_path)
         if shown:
             wait_until(lambda: t.last_line(s) == shown, what=f"{shown!r} on the live line")
-        else:
-            time.sleep(0.3)  # the shell has echoed the typed text by now
+        else:  # the command has begun, so the shell has echoed the typed text before it
+            wait_until(lambda: start_marker(p.channel) in log.read_bytes(), what="the start marker")
             assert t.last_line(s) == "", t.last_line(s)
         t.wait(s, p)
         assert p.rc == 0
-        time.sleep(0.3)  # the next prompt is in the log too
+        # the next prompt is in the log too
+        wait_until(lambda: log.read_bytes().partition(end_marker(p.channel))[2].strip(), what="the next prompt")
         assert t.last_line(s) == shown, t.last_line(s)
         _, s.log_offset = t.output_since(s, p.channel, s.log_offset, ended=True)
     t.close(s)

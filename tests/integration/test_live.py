@@ -190,7 +190,13 @@ tmux.open @local as beta
         # read-only: keys typed into a pane do not reach the session
         tmux("send-keys", "-t", panes["beta"], "echo typed-$((1+1))", "Enter")
         real = f"beta-{job.id}"
-        assert "typed-2" not in tmux("capture-pane", "-p", "-t", real).stdout
+        # then a line typed into the session itself: once the view pane shows it, the view has
+        # had the keys above in hand (they were sent first) and had time to pass them on
+        tmux("send-keys", "-t", real, "echo synced-$((4+4))", "Enter")
+        wait_until(lambda: "synced-8" in tmux("capture-pane", "-p", "-t", panes["beta"]).stdout, 20,
+                   what="the session's own line in the view")
+        session = tmux("capture-pane", "-p", "-t", real).stdout
+        assert "synced-8" in session and "typed" not in session, session
     finally:
         (tmp_path / "release").touch()
         try:
@@ -244,8 +250,10 @@ def test_jobs_and_status_fit_the_terminal_and_logs_colour_failed_steps(tmp_path,
     screen = term.wait_for("EXITED=0")
     rows = [ln for ln in screen.splitlines() if ln.strip() and not ln.startswith("EXITED")]
     assert rows[0].split() == ["JOB", "STATUS", "STARTED", "TOOK", "RECIPE"]
-    assert rows[1].startswith(f"{job}  failed") and rows[1].endswith("…/fails.recipe") or \
-        rows[1].endswith("fails.recipe"), rows
+    # the recipe's long path is cut at its front to fit: "…" and the path's end
+    shown = rows[1].split()[-1]
+    assert rows[1].startswith(f"{job}  failed") and shown.startswith("…"), rows
+    assert shown.endswith("/fails.recipe") and str(deep / "fails.recipe").endswith(shown[1:]), rows
     assert all(len(ln) <= 60 for ln in rows), rows
     assert str(deep) in train("recipe", "jobs").stdout  # into a pipe: whole rows
 
@@ -307,8 +315,8 @@ def test_bash_completion_loads_and_completes_names(tmp_path):
     assert "hf-secret-value" not in " ".join(names)
 
 
-@pytest.mark.skipif(not shutil.which("fish") or not shutil.which("zsh"), reason="needs fish and zsh")
 def test_fish_completes_and_zsh_loads_the_script(tmp_path):
+    assert shutil.which("fish") and shutil.which("zsh"), "needs fish and zsh (./dev test installs them)"
     recipes = tmp_path / "trainsh" / "recipes"
     recipes.mkdir(parents=True)
     write_recipe(recipes / "finetune-llama.recipe", "tmux.open @local as w\n")
@@ -345,9 +353,13 @@ tmux.close @w
 """)
     term = terminal(_train_cmd("recipe", "run", "ask.recipe"), width=100, height=30)
     term.wait_for("trainsh secrets passphrase:")
-    time.sleep(1.5)  # longer than the view's redraw period: it must not draw over the question
-    screen = term.screen()
-    assert "trainsh secrets passphrase:" in screen and "trainsh job" not in screen, screen
+    # for longer than the view's redraw period, every look at the screen: the view must never
+    # draw over the question (an absence has no event to wait for: this one is watched)
+    end = time.monotonic() + 1.5
+    while time.monotonic() < end:
+        screen = term.screen()
+        assert "trainsh secrets passphrase:" in screen and "trainsh job" not in screen, screen
+        time.sleep(0.05)
     subprocess.run(term.t + ["send-keys", "-t", "tty", "-l", "correct horse battery"], check=True)
     subprocess.run(term.t + ["send-keys", "-t", "tty", "Enter"], check=True)
     screen = term.wait_for("EXITED=0", timeout=30)

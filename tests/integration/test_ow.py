@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from helpers import signalled, wait_until
+from helpers import drop_masters, masters, signalled, wait_until
 
 OW = [sys.executable, "-m", "trainsh.owstart"]  # what the `ow` console script runs
 VAST = ["--provider", "vast", "--gpu", "RTX4090"]
@@ -73,11 +73,11 @@ def test_exec_exit_codes_output_and_files_back(vast, tmp_path):
     assert "terminated" in r.stderr
 
 
-def test_exec_zero_one_word_shell_line_and_signal_exit_code(vast, tmp_path):
+def test_exec_zero_one_word_shell_line_and_signal_exit_code(vast, tmp_path, machine_dir):
     work = project(tmp_path)
-    r = ow("exec", *VAST, "--mount", f"{work}:/tmp/ow-{tmp_path.name}", "--", "pwd && echo ok")
+    r = ow("exec", *VAST, "--mount", f"{work}:{machine_dir}", "--", "pwd && echo ok")
     assert r.returncode == 0, r.stderr
-    assert r.stdout.splitlines() == [f"/tmp/ow-{tmp_path.name}", "ok"], r.stdout
+    assert r.stdout.splitlines() == [str(machine_dir), "ok"], r.stdout
     r = ow("exec", *VAST, "--no-sync", "sh", "-c", "echo before; kill -TERM $$; echo after")
     assert r.returncode == 128 + signal.SIGTERM, (r.returncode, r.stderr)
     assert "before" in r.stdout and "after" not in r.stdout
@@ -209,9 +209,11 @@ def test_a_dropped_connection_does_not_end_the_command(vast, tmp_path):
     try:
         wait_until(started.exists, timeout=60, what="the command to start")
         # drop every ssh connection ow has (the shared masters and their sessions)
-        for sock in os.listdir(control):
-            subprocess.run(["ssh", "-o", f"ControlPath={control}/{sock}", "-O", "exit", "x"],
-                           capture_output=True)
+        old = drop_masters(control)
+        # ow connects again while the command still runs (it cannot end before `go`)
+        wait_until(lambda: set(masters(control).values()) - set(old.values()), timeout=60,
+                   what="ow to connect again")
+        assert p.poll() is None
         go.touch()
         out, err = p.communicate(timeout=90)
     finally:
@@ -435,6 +437,10 @@ def test_runpod_bad_key_and_no_capacity_rent_nothing(runpod_fake, tmp_path):
     assert "Traceback" not in r.stderr
     r = ow("exec", "--gpu", "K80", "true")
     assert r.returncode == 2 and "unknown GPU 'K80'" in r.stderr
+    runpod_fake.control(no_capacity=True)  # the cloud has no machine to give
+    r = ow("exec", "--gpu", "L40", "--no-sync", "true")
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1, (r.returncode, r.stderr)
+    assert "Traceback" not in r.stderr
     st = runpod_fake.state()
     assert not st["pods"] and not st["terminated"], st
 
@@ -478,9 +484,7 @@ def test_ssh_connection_dropped_final_sync_then_terminated(vast, tmp_path):
     try:
         term.type("echo kept > made-before-drop.txt; echo DONE-$((6*7))")
         term.expect("DONE-42")
-        for sock in os.listdir(control):  # the connection drops (shell and watchers with it)
-            subprocess.run(["ssh", "-o", f"ControlPath={control}/{sock}", "-O", "exit", "x"],
-                           capture_output=True)
+        drop_masters(control)  # the connection drops (shell and watchers with it)
         term.expect("terminate vast:")
         term.type("")
         screen = term.expect("OW-EXIT=", timeout=60)
@@ -491,12 +495,12 @@ def test_ssh_connection_dropped_final_sync_then_terminated(vast, tmp_path):
     assert rented(vast) == 1 and not alive(vast), vast.state()
 
 
-def test_a_machine_that_lost_unisons_archive_still_syncs(runpod_fake, tmp_path):
+def test_a_machine_that_lost_unisons_archive_still_syncs(runpod_fake, tmp_path, machine_dir):
     """The machine's half of unison's archive is gone (a pod's disk is reset when it stops,
     or here: the next machine answers to the same name) while this side's is kept: the sync
     goes on as a first one, instead of failing on every run from then on."""
     work = project(tmp_path)
-    remote = f"/tmp/ow-{tmp_path.name}"
+    remote = str(machine_dir)
     try:
         r = ow("exec", "--mount", f"{work}:{remote}", "echo one > one.txt")
         assert r.returncode == 0, r.stderr
@@ -624,7 +628,8 @@ def test_autostop_bad_duration_is_bad_input_and_rents_nothing(runpod_fake, tmp_p
     assert not runpod_fake.state()["pods"] and not runpod_fake.state()["terminated"]
 
 
-def test_a_conflict_brings_the_machines_version_back_before_it_is_destroyed(runpod_fake, tmp_path):
+def test_a_conflict_brings_the_machines_version_back_before_it_is_destroyed(runpod_fake, tmp_path,
+                                                                           machine_dir):
     """A file changed on both sides is left as it is by unison; the machine is then destroyed,
     so its version comes back beside ours as NAME.remote-ID (ours untouched)."""
     work = project(tmp_path)
@@ -633,7 +638,7 @@ def test_a_conflict_brings_the_machines_version_back_before_it_is_destroyed(runp
     changed_here = tmp_path / "changed-here"
     script = ("echo theirs > in.txt; echo 'their notes' > 'sub dir/notes.txt'; echo untouched > other.txt; "
               f"touch {changed_here}.go; while [ ! -e {changed_here} ]; do sleep 0.05; done")
-    p = spawn("exec", "--mount", f"{work}:/tmp/ow-{tmp_path.name}", script)
+    p = spawn("exec", "--mount", f"{work}:{machine_dir}", script)
     try:
         wait_until(Path(f"{changed_here}.go").exists, timeout=120, what="the command to change its files")
         (work / "in.txt").write_text("ours\n")  # changed here too, while the command ran
@@ -644,7 +649,6 @@ def test_a_conflict_brings_the_machines_version_back_before_it_is_destroyed(runp
         if p.poll() is None:
             p.kill()
             p.communicate()
-        subprocess.run(["rm", "-rf", f"/tmp/ow-{tmp_path.name}"])
     assert p.returncode == 0, err
     ((pod, _),) = runpod_fake.state()["terminated"].items()
     assert (work / "in.txt").read_text() == "ours\n"

@@ -76,7 +76,7 @@ def test_inputs_checked_before_anything_is_rented(vast, tmp_path):
     assert vast.state()["rents"] == 0
 
 
-def test_mounts_into_one_remote_tree_are_refused(vast, tmp_path):
+def test_mounts_into_one_remote_tree_are_refused(vast, tmp_path, machine_dir):
     """Two syncs into one remote folder (or one inside the other) would copy each local
     folder's files into the other one: refused before anything is rented."""
     a, b = tmp_path / "a", tmp_path / "b"
@@ -88,8 +88,7 @@ def test_mounts_into_one_remote_tree_are_refused(vast, tmp_path):
         one_line(ow("exec", *v, "--mount", ma, "--mount", mb, "true"), 2, "overlap", ma, mb)
     assert vast.state()["rents"] == 0
     # side by side is fine
-    r = ow("exec", *v, "--mount", f"{a}:/tmp/ow-{tmp_path.name}/w", "--mount",
-           f"{b}:/tmp/ow-{tmp_path.name}/wb", "true")
+    r = ow("exec", *v, "--mount", f"{a}:{machine_dir}/w", "--mount", f"{b}:{machine_dir}/wb", "true")
     assert r.returncode == 0, r.stderr
 
 
@@ -108,6 +107,7 @@ def test_keys_and_capacity(vast, tmp_path):
     st = vast.state()
     gone = {str(i) for i in st["destroyed"]}
     assert [i for i in st["instances"] if i not in gone] == []
+    assert st["rents"] == 0 and not st["destroyed"], st  # nothing was rented at all
 
 
 def test_a_create_that_fails_after_making_the_machine_leaves_nothing(vast):
@@ -117,3 +117,6 @@ def test_a_create_that_fails_after_making_the_machine_leaves_nothing(vast):
     gone = {str(i) for i in st["destroyed"]}
     assert [i for i in st["instances"] if i not in gone] == [], (st, r.stderr)
     assert "Traceback" not in r.stderr
+    # the lost answer is settled by finding the machine by its label: it runs, then goes
+    assert r.returncode == 0 and r.stdout == "hi\n", (r.returncode, r.stdout, r.stderr)
+    assert st["rents"] == 1 and len(st["destroyed"]) == 1 and "terminated" in r.stderr, (st, r.stderr)

@@ -410,7 +410,9 @@ def test_fake_runs_on_its_own_and_stops_its_pods(tmp_path, runpod_fake):
             proc.wait()
 
 
-SDK_PYTHON = os.environ.get("RUNPOD_SDK_PYTHON", "/tmp/runpod-venv/bin/python")
+# The official SDK, pinned in ./dev, which installs it into a venv of its own (never imported here).
+SDK_PYTHON = os.environ.get("RUNPOD_SDK_PYTHON",
+                            str(Path(__file__).resolve().parents[2] / ".venv-clients" / "runpod" / "bin" / "python"))
 
 SDK_SCRIPT = r"""
 import json, os, sys, time
@@ -444,9 +446,8 @@ print(json.dumps(out))
 """
 
 
-@pytest.mark.skipif(not os.path.exists(SDK_PYTHON), reason="the official runpod SDK is not installed "
-                    "(python -m venv /tmp/runpod-venv && /tmp/runpod-venv/bin/pip install runpod)")
 def test_official_sdk_against_the_fake(fake):
+    assert os.path.exists(SDK_PYTHON), f"no official runpod SDK at {SDK_PYTHON} (./dev test installs it)"
     env = {**os.environ, "KEY": fake.api_key, "PUB": fake.public_key}
     r = subprocess.run([SDK_PYTHON, "-c", SDK_SCRIPT], capture_output=True, text=True, timeout=120, env=env)
     assert r.returncode == 0, r.stderr

@@ -8,7 +8,7 @@ import subprocess
 import time
 
 import pytest
-from helpers import TRAIN, train, wait_until, write_recipe
+from helpers import TRAIN, drop_masters, masters, train, wait_until, write_recipe
 from sshd import USER
 
 from trainsh.runtime.journal import Journal
@@ -137,28 +137,29 @@ host R = {ssh.b.spec()}
 
 
 def test_a_dropped_master_connection_is_reconnected(tmp_path, ssh, monkeypatch):
+    started, go = ssh.a.home / f"started-{tmp_path.name}", ssh.a.home / f"go-{tmp_path.name}"
     r = write_recipe(tmp_path / "drop.recipe", f"""
 host gpu = {ssh.a.spec()}
 tmux.open @gpu as w
-@w > sleep 2; echo finished-after-drop; (exit 4)
+@w > touch {started}; while [ ! -e {go} ]; do sleep 0.05; done; echo finished-after-drop; (exit 4)
 """)
     proc = subprocess.Popen([*TRAIN, "recipe", "run", str(r), "--no-visual"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     control = os.environ["TRAINSH_SSH_CONTROL_DIR"]
-
-    def running():
-        j = Journal()
-        try:
-            jobs = j.jobs(1)
-            steps = j.steps(jobs[0].id) if jobs else []
-            return len(steps) > 1 and steps[1]["status"] == "running"
-        finally:
-            j.close()
-    wait_until(running, what="the command to run")
-    time.sleep(0.3)
-    for sock in os.listdir(control):  # kill the master: every multiplexed session drops
-        subprocess.run(["ssh", "-o", f"ControlPath={control}/{sock}", "-O", "exit", "x"], capture_output=True)
-    out, err = proc.communicate(timeout=60)
+    try:
+        wait_until(started.exists, what="the command to run")
+        # kill the master while the command runs: every multiplexed session drops
+        old = drop_masters(control)
+        # train connects again while the command still runs (it cannot end before `go`)
+        wait_until(lambda: set(masters(control).values()) - set(old.values()), 30,
+                   what="a new connection master")
+        assert proc.poll() is None
+        go.touch()
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
     assert proc.returncode == 1, err
     assert "command exited with code 4" in err
     assert "finished-after-drop" in err
@@ -390,15 +391,18 @@ def test_exiting_shell_and_closing_a_session_over_ssh(tmp_path, ssh):
     p = run(tmp_path, f"host gpu = {ssh.a.spec()}\ntmux.open @gpu as w\n@w > exit 3\n")
     assert p.returncode == 1 and "shell exited (status 3)" in p.stderr
     token = f"trainsh-ssh-close-{time.time_ns()}"
+    ran = ssh.a.home / f"{token}.ran"
     p = run(tmp_path, f"""
 host gpu = {ssh.a.spec()}
 tmux.open @gpu as w
-@w > python3 -c 'import time; time.sleep(300)' {token} &
+@w > python3 -c 'import sys, time; open(sys.argv[1], "w").close(); time.sleep(300)' {ran} &
+wait @w file={ran} timeout=30s
 tmux.close @w
 """, name="close.recipe")
     assert p.returncode == 0, p.stderr
+    assert ran.exists()  # the command ran: it is the closing that must stop it
 
-    def gone():
+    def gone():  # (the token is this test's own: no other process has it)
         return subprocess.run(["pgrep", "-f", token], capture_output=True).returncode == 1
     wait_until(gone, timeout=10, what="the remote command to stop with its session")
 
@@ -452,7 +456,7 @@ def test_exec_on_a_hosts_toml_name(tmp_path, ssh):
     assert not (ssh.a.home / ".cache/trainsh/run" / job.id).exists()
 
     p = train("exec", "@gpu1 > echo partial; exit 7", "--no-visual")
-    assert p.returncode == 1 and "command exited with code 7" in p.stderr
+    assert p.returncode == 7 and "command exited with code 7" in p.stderr  # its exit code
     assert p.stdout == "partial\n"
     assert remote_sessions(ssh.a) == []
 
@@ -482,3 +486,40 @@ def test_exec_on_an_ssh_alias(tmp_path, ssh, monkeypatch):
     p = train("exec", "f.txt -> @trainbox:~/in/", "--no-visual")
     assert p.returncode == 0, p.stderr
     assert (ssh.b.home / "in" / "f.txt").read_text() == "to the alias"
+
+
+def test_first_contact_with_an_unknown_host_key_is_refused_until_the_user_accepts_it(tmp_path, ssh,
+                                                                                     monkeypatch):
+    """The user's own path: no TRAINSH_SSH_OPTIONS (the other tests' config accepts new keys).
+    trainsh never accepts a host key for a host the user names: the first contact fails with
+    ssh's own reason and runs nothing; once the key is known (as `ssh` by hand or ssh-keyscan
+    leaves it) the same host works; a changed key is refused. (ssh reads known_hosts from the
+    real home folder whatever HOME says, so the spec names a file of this test's own.)"""
+    import sshd
+
+    monkeypatch.delenv("TRAINSH_SSH_OPTIONS")
+    known = tmp_path / "known_hosts"
+    ran = ssh.a.home / f"ran-{tmp_path.name}"
+    spec = (f"root@127.0.0.1 -p {ssh.a.port} -i {ssh.base}/client -o UserKnownHostsFile={known} "
+            "-o GlobalKnownHostsFile=/dev/null")
+    step = f"@me > touch {ran}; echo hi-$((2+3))"
+    p = train("exec", f"host me = {spec}", step)
+    assert p.returncode == 1 and "Host key verification failed" in p.stderr, p.stderr
+    assert "Traceback" not in p.stderr and "hi-5" not in p.stdout
+    assert not ran.exists() and not known.exists()  # nothing ran, no key was taken on trust
+
+    scan = subprocess.run(["ssh-keyscan", "-p", str(ssh.a.port), "127.0.0.1"], capture_output=True,
+                          text=True, check=True)
+    known.write_text(scan.stdout)  # the user accepts the key
+    p = train("exec", f"host me = {spec}", step)
+    assert p.returncode == 0 and p.stdout == "hi-5\n", p.stderr
+    assert ran.exists()
+    ran.unlink()
+
+    sshd.close_masters(os.environ["TRAINSH_SSH_CONTROL_DIR"])  # a new connection sees the key
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "other")], check=True)
+    kind, key = (tmp_path / "other.pub").read_text().split()[:2]
+    known.write_text(f"[127.0.0.1]:{ssh.a.port} {kind} {key}\n")  # as if the host's key had changed
+    p = train("exec", f"host me = {spec}", step)
+    assert p.returncode == 1 and "Host key verification failed" in p.stderr, p.stderr
+    assert "Traceback" not in p.stderr and not ran.exists()

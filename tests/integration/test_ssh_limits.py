@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import TRAIN, train, wait_until, write_recipe
+from helpers import TRAIN, drop_masters, train, wait_until, write_recipe
 
 from trainsh.runtime.journal import Journal
 
@@ -134,9 +134,7 @@ def test_a_host_side_waiter_ends_with_its_train(tmp_path, ssh, how):
         else:  # end the shared connection: the host sees the ssh session drop
             control = os.environ["TRAINSH_SSH_CONTROL_DIR"]
             first = waiters(ssh.a.home)
-            for sock in os.listdir(control):
-                subprocess.run(["ssh", "-o", f"ControlPath={control}/{sock}", "-O", "exit", "x"],
-                               capture_output=True)
+            drop_masters(control)
             # the running train reconnects and waits again: one waiter, a new one
             wait_until(lambda: not set(first) & set(waiters(ssh.a.home)), timeout=15,
                        what="the waiter of the dropped connection to end")
@@ -153,13 +151,15 @@ def test_a_host_side_waiter_ends_with_its_train(tmp_path, ssh, how):
 
 def test_a_resumed_wait_runs_one_waiter(tmp_path, ssh):
     proc = _start_waiting(tmp_path, ssh)
+    first = waiters(ssh.a.home)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     resumed = subprocess.Popen([*TRAIN, "recipe", "resume", "--no-visual"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        wait_until(lambda: waiters(ssh.a.home), timeout=30, what="the resumed waiter")
-        time.sleep(0.5)
+        # the killed run's waiter ends and the resumed run's begins; then there is that one only
+        wait_until(lambda: (now := waiters(ssh.a.home)) and not set(first) & set(now), timeout=30,
+                   what="the resumed waiter, and the killed run's gone")
         assert len(waiters(ssh.a.home)) == 1
         (ssh.a.home / f"never-{tmp_path.name}").touch()
         out, err = resumed.communicate(timeout=60)

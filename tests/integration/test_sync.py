@@ -4,12 +4,11 @@ excludes, and a host whose unison is too old getting this machine's."""
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 
 import pytest
 
-from helpers import wait_until
+from helpers import procs_with, wait_until
 from trainsh.remote.shell import SshShell
 from trainsh.transfer.unison import LiveSync, SyncError, Unison, ignore_prefs
 
@@ -79,6 +78,8 @@ def test_live_sync_follows_events_on_both_sides(pair):
     live.start()
     try:
         assert not live.errors, live.errors
+        # the host-side watcher runs in a login of the test sshd (its HOME is that server's own)
+        wait_until(lambda: procs_with("watch_remote.py", remote.parent), 10, "the remote watcher")
         (local / "a.txt").write_text("v2\n")  # same size, same second as the last sync
         wait_until(lambda: (remote / "a.txt").read_text() == "v2\n", 10, "local edit on the host")
         (local / "sub").mkdir()
@@ -94,8 +95,7 @@ def test_live_sync_follows_events_on_both_sides(pair):
         final = live.stop()
     assert results and final is not None and not final.conflicts
     # the host-side watcher ended with its ssh session
-    wait_until(lambda: subprocess.run(["pgrep", "-f", "watch_remote.py"], capture_output=True).returncode != 0,
-               10, "the remote watcher to end")
+    wait_until(lambda: not procs_with("watch_remote.py", remote.parent), 10, "the remote watcher to end")
 
 
 def test_host_with_old_unison_gets_ours(ssh, isolated):

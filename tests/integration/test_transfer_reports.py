@@ -113,10 +113,12 @@ def test_storage_test_says_what_is_wrong_in_one_line_and_quickly(tmp_path, lake,
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
     p = train("storage", "test", "lake")
     assert p.returncode == 1
-    assert "list       FAILED: wrong key: the secret key does not match the access key\n" in p.stdout
+    assert "list       FAILED: the server refused the request's signature: a wrong secret key" in p.stdout
+    assert "(the server said SignatureDoesNotMatch: " in p.stdout
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIANOSUCHKEY0000000")
     p = train("storage", "test", "lake")
-    assert "list       FAILED: wrong key: the access key is not valid\n" in p.stdout
+    assert "list       FAILED: wrong key: the server does not know the access key" in p.stdout
+    assert "(the server said InvalidAccessKeyId: " in p.stdout
     assert "not-the-secret" not in p.stdout + p.stderr
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -276,12 +276,15 @@ def test_an_instance_key_reaches_only_its_own_instance(vast):
     assert [i["id"] for i in _list(vast)] == [b] and vast.state()["destroyed"] == [int(a)]
 
 
-def _vastai() -> str | None:
-    return shutil.which("vastai") or next(
-        (p for p in ("/tmp/vastai-venv/bin/vastai",) if os.path.exists(p)), None)
+# The official CLI, pinned in ./dev, which installs it into a venv of its own (never imported).
+VASTAI = Path(__file__).resolve().parents[2] / ".venv-clients" / "vastai" / "bin" / "vastai"
 
 
-@pytest.mark.skipif(_vastai() is None, reason="the official vastai CLI is not installed")
+def _vastai() -> str:
+    assert VASTAI.exists(), f"the official vastai CLI is not in {VASTAI.parent} (./dev test installs it)"
+    return str(VASTAI)
+
+
 def test_the_official_cli_works_against_the_fake(vast, tmp_path):
     env = {**os.environ, "VAST_URL": vast.url, "VASTAI_NO_UPDATE_CHECK": "1",
            **{f"XDG_{k}_HOME": str(tmp_path / "xdg" / k.lower()) for k in ("CONFIG", "CACHE", "DATA", "STATE")}}

@@ -158,6 +158,10 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
                        ("remove", "remove a host from hosts.toml")):
         hp = hs.add_parser(verb, help=text)
         hp.add_argument("name", help="a host name from hosts.toml")
+        if verb == "test":
+            hp.add_argument("--accept-new", action="store_true",
+                            help="accept and keep the host's key if none is known for it yet "
+                                 "(ssh's StrictHostKeyChecking=accept-new, for this test)")
     hb = hs.add_parser("browse", help="list a remote folder; on a terminal move around and fetch files")
     hb.add_argument("name", help="a host name from hosts.toml")
     hb.add_argument("path", nargs="?", help="the folder to list (default: the home folder)")
@@ -250,9 +254,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     _slurm_parser(sub)
 
     cm = sub.add_parser("completion", help="shell completion script for bash, zsh or fish",
-                        description="Print a completion script. bash: eval \"$(train completion "
-                                    "bash)\"; zsh: source <(train completion zsh); fish: train "
-                                    "completion fish | source")
+                        description="Print a completion script (for train and ow). bash: eval "
+                                    "\"$(train completion bash)\"; zsh: source <(train completion "
+                                    "zsh); fish: train completion fish | source")
     cm.add_argument("shell", help="bash, zsh or fish")
     return p
 

@@ -14,6 +14,7 @@ import sys
 import time
 
 from trainsh.cli import UserError
+from trainsh.cli.completion import remember_instances
 
 
 def dispatch(args) -> int:
@@ -53,7 +54,18 @@ def duration(seconds: float) -> str:
 
 
 def ssh_line(inst) -> str:
-    return f"ssh -p {inst.ssh.port} {inst.ssh.user}@{inst.ssh.host}" if inst.ssh else "-"
+    """The ssh command for a machine, quoted for the shell it is pasted into: a host name from
+    the cloud is never run as a command of its own."""
+    import shlex
+
+    return shlex.join(["ssh", "-p", str(inst.ssh.port), f"{inst.ssh.user}@{inst.ssh.host}"]) if inst.ssh else "-"
+
+
+def show(*lines) -> None:
+    """print(), for lines that carry a cloud's words (labels, GPU names, places)."""
+    from trainsh.ui.text import visible
+
+    print(*(visible(x, lines=True) for x in lines))
 
 
 def instance_dict(inst, raw: bool = False) -> dict:
@@ -77,6 +89,9 @@ def offer_dict(o) -> dict:
 
 
 def table(rows: list[list[str]]) -> None:
+    from trainsh.ui.text import visible
+
+    rows = [[visible(c) for c in r] for r in rows]  # a cloud's words are shown, never acted on
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
@@ -138,11 +153,12 @@ def _per_hour(inst, code, rates) -> str:
 
 def cmd_list(p, args) -> int:
     insts = _with_totals(p, lambda: sorted(p.list(), key=lambda i: (len(i.id), i.id)))
+    remember_instances(p.name, [i.id for i in insts])  # for completion of ids, without a call
     if args.json:
         _json([instance_dict(i) for i in insts])
         return 0
     if not insts:
-        print(f"no {_title(p)} {p.noun}s (train {p.name} search, then train {p.name} create OFFER_ID)")
+        show(f"no {_title(p)} {p.noun}s (train {p.name} search, then train {p.name} create OFFER_ID)")
         return 0
     from trainsh.cloud.pricing import display_table, money
 
@@ -171,7 +187,7 @@ def _cut_short(p, insts) -> None:
         for r in holds.orphans(p.name):
             who = "an ow" if r.holder == "ow" else f"a train {p.name} create"
             for i in holds.made_by(p, r, insts):
-                print(f"{p.name} {i.id} was rented by {who} that was killed (label {r.label}); "
+                show(f"{p.name} {i.id} was rented by {who} that was killed (label {r.label}); "
                       f"it bills: end it with: train {p.name} destroy {i.id}")
     finally:
         journal.close()
@@ -196,7 +212,7 @@ def cmd_show(p, args) -> int:
              ("total", "-" if inst.total_cost is None else f"{money(inst.total_cost, code, rates)} since rented"),
              ("ssh", ssh_line(inst))]
     for k, v in lines:
-        print(f"{k:<9} {v}")
+        show(f"{k:<9} {v}")
     return 0
 
 
@@ -217,7 +233,7 @@ def cmd_ssh(p, args) -> int:
 
 def _verb(p, args, verb: str, doing: str) -> int:
     getattr(p, verb)(args.id)
-    print(f"{p.name} {args.id}: {doing}")
+    show(f"{p.name} {args.id}: {doing}")
     return 0
 
 
@@ -226,7 +242,7 @@ def cmd_start(p, args) -> int:
         return _verb(p, args, "start", f"starting (train {p.name} list shows when it runs)")
     p.start(args.id)
     inst = p.wait_ready(args.id)
-    print(f"{p.name} {inst.id}: running: {ssh_line(inst)}")
+    show(f"{p.name} {inst.id}: running: {ssh_line(inst)}")
     return 0
 
 
@@ -253,7 +269,8 @@ def cmd_destroy(p, args) -> int:
             print("not destroyed")
             return 1
     p.destroy(inst.id)
-    print(f"{p.name} {inst.id}: destroyed")
+    remember_instances(p.name, drop=[inst.id])
+    show(f"{p.name} {inst.id}: destroyed")
     return 0
 
 
@@ -291,7 +308,7 @@ def cmd_prune(p, args) -> int:
         doomed, taken = prunable(p, holds, sorted(p.list(), key=lambda i: (len(i.id), i.id)))
         if not doomed:
             held = f" ({len(taken)} held by a job or ow)" if taken else ""
-            print(f"nothing to prune: no stopped {p.noun} trainsh rented that no job holds{held}")
+            show(f"nothing to prune: no stopped {p.noun} trainsh rented that no job holds{held}")
             return 0
         if not args.yes and not sys.stdin.isatty():
             raise UserError(f"prune would destroy {', '.join(i.host_spec for i in doomed)} (stopped, "
@@ -300,10 +317,10 @@ def cmd_prune(p, args) -> int:
         code, rates = display_table()
         for i in doomed:
             label = f", {i.label}" if i.label else ""
-            print(f"{i.host_spec} ({_gpu(i.num_gpus, i.gpu_name)}{label}): stopped, its disk bills "
+            show(f"{i.host_spec} ({_gpu(i.num_gpus, i.gpu_name)}{label}): stopped, its disk bills "
                   f"{money(i.storage_per_hour, code, rates, 3)}/h")
         for i, who in taken:
-            print(f"{i.host_spec}: stopped, held by {who}: kept")
+            show(f"{i.host_spec}: stopped, held by {who}: kept")
         rate = sum(i.storage_per_hour for i in doomed)
         if not args.yes:
             try:
@@ -325,7 +342,7 @@ def cmd_prune(p, args) -> int:
                 continue
             if i.label and holds.rent(i.label):
                 holds.set(i.label, state="destroyed")
-            print(f"{p.name} {i.id}: destroyed")
+            show(f"{p.name} {i.id}: destroyed")
         return 1 if failed else 0
     finally:
         journal.close()
@@ -344,19 +361,19 @@ def cmd_search(p, args) -> int:
         rows.append([o.id, _gpu(o.num_gpus, o.gpu_name), f"{o.gpu_ram_gb:.1f} GB", f"{o.price_per_hour:.3f}",
                      f"{o.reliability:.3f}" if isinstance(o.reliability, (int, float)) else "-", o.location or "-"])
     table(rows)
-    print(f"rent one: train {p.name} create OFFER [--image IMAGE --disk GB --label NAME]")
+    show(f"rent one: train {p.name} create OFFER [--image IMAGE --disk GB --label NAME]")
     return 0
 
 
 def cmd_keys(p, args) -> int:
     keys = p.keys()
     if not keys:
-        print(f"no ssh keys on your {_title(p)} account (train {p.name} attach-key)")
+        show(f"no ssh keys on your {_title(p)} account (train {p.name} attach-key)")
         return 0
     for k in keys:
         parts = k["key"].split()
         short = f"{parts[0]} ...{parts[1][-12:]}" if len(parts) > 1 else k["key"][:40]
-        print(f"{k['id']:<8} {short}  {' '.join(parts[2:])}".rstrip())
+        show(f"{k['id']:<8} {short}  {' '.join(parts[2:])}".rstrip())
     return 0
 
 
@@ -397,12 +414,12 @@ def public_key(path: str | None) -> tuple[str, str]:
 def cmd_attach_key(p, args) -> int:
     text, where = public_key(args.path)
     p.add_key(text)
-    print(f"{p.name}: {where} is on your account (new instances accept it)")
+    show(f"{p.name}: {where} is on your account (new instances accept it)")
     if args.instance:
         if not hasattr(p, "attach_key"):
             raise UserError(f"{_title(p)} cannot attach a key to one instance", 1)
         p.attach_key(args.instance, text)
-        print(f"{p.name} {args.instance}: the key is attached")
+        show(f"{p.name} {args.instance}: the key is attached")
     return 0
 
 
@@ -458,8 +475,9 @@ def cmd_create(p, args) -> int:
                         f"(train {p.name} search --num-gpus {count} lists those)")
     inst = _rent(p, args.offer, CreateRequest(image=image, disk_gb=disk, gpu_count=count or listed or 1,
                                               label=args.label or unique_label("trainsh-create")))
+    remember_instances(p.name, add=[inst.id])
     gpus = f", {_gpu(inst.num_gpus, inst.gpu_name)}" if inst.gpu_name else ""
-    print(f"{p.name} {inst.id}: rented from offer {args.offer}{gpus} at ${inst.price_per_hour:.3f}/h, "
+    show(f"{p.name} {inst.id}: rented from offer {args.offer}{gpus} at ${inst.price_per_hour:.3f}/h, "
           f"{inst.status} (train {p.name} list; train {p.name} ssh {inst.id} once it runs; "
           f"train {p.name} stop {inst.id} to stop paying for the GPU)")
     return 0

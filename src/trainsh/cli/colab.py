@@ -20,13 +20,13 @@ def dispatch(args) -> int:
         raise UserError(str(e)) from None
 
 
-def _reach(name: str, timeout: float = 15) -> tuple[bool, str]:
+def _reach(name: str, timeout: float = 15, shell=None) -> tuple[bool, str]:
     """Can ssh log in? (ok, why not)."""
     from trainsh.runtime.reach import ssh_shell
 
     from trainsh.remote.shell import ShellError
 
-    shell = ssh_shell(f"colab:{name}", reconnect=0)
+    shell = shell or ssh_shell(f"colab:{name}", reconnect=0)
     try:
         r = shell.run(["true"], timeout=timeout)
     except ShellError as e:
@@ -37,8 +37,26 @@ def _reach(name: str, timeout: float = 15) -> tuple[bool, str]:
     return r.ok, "" if r.ok else ("timed out" if r.timed_out else shell.explain(r))
 
 
-def connect(args) -> int:
+def _store_ready(name: str) -> None:
+    """Raise SecretError now if the password could not be kept (a secrets file whose passphrase
+    is not at hand, a keyring that does not answer), before anything is tried or written."""
     from trainsh.cloud import colab
+    from trainsh.settings import secrets
+
+    st = secrets.store()
+    st.get(colab.secret_name(name))  # an existing file opens (its passphrase right)
+    if isinstance(st, secrets.FileStore) and not st.path.exists():
+        secrets.passphrase(new=True)
+
+
+def connect(args) -> int:
+    """Check every input, make sure the password can be kept, log in with it; only then write
+    hosts.toml, the secret and the host key: a connect that fails leaves everything as it was."""
+    import os
+    import shutil
+
+    from trainsh.cloud import colab
+    from trainsh.remote.shell import SshShell
     from trainsh.settings import secrets
 
     if args.cell:
@@ -57,6 +75,8 @@ def connect(args) -> int:
     colab.parse_address(address)  # check before asking for more
     if not user:
         user = (input("user [root]: ").strip() if tty else "") or "root"
+    planned = colab.plan(name, address, user)
+    _store_ready(name)
     if tty:
         import getpass
 
@@ -65,16 +85,25 @@ def connect(args) -> int:
         password = sys.stdin.readline().rstrip("\r\n")
     if not password:
         raise UserError("no password given (on a terminal it is asked; else give it on stdin)")
-    entry = colab.save(name, address, user)
-    secrets.store().set(colab.secret_name(name), password)
-    where = f"{entry['host']}" + (f":{entry['port']}" if entry["tunnel"] == "ngrok" else "")
-    print(f"{name}: {entry['tunnel']} tunnel {where}, user {user} (password kept as secret "
-          f"{colab.secret_name(name)})")
-    ok, why = _reach(name)
+    # The login is tried with the host key in a file of this process: a new runtime's key is
+    # kept only once the login worked (the same runtime's key must still match).
+    trial = os.path.join(colab.scratch_dir(), f"known-{name}")
+    if colab.same_runtime(name, planned) and colab.known_hosts(name).exists():
+        shutil.copyfile(colab.known_hosts(name), trial)
+    spec = colab.ssh_spec(name, e=planned, password=password, known=trial)
+    where = f"{planned['host']}" + (f":{planned['port']}" if planned["tunnel"] == "ngrok" else "")
+    ok, why = _reach(name, shell=SshShell(spec, reconnect=0, gone=colab.gone_hint(name)))
     if not ok:
-        print(f"{name}: saved, but cannot log in yet: {why}", file=sys.stderr)
+        print(f"{name}: cannot log in: {why}; nothing saved", file=sys.stderr)
         return 1
+    secrets.store().set(colab.secret_name(name), password)
+    colab.save(name, address, user)
+    colab.paths.ensure(colab.known_hosts(name).parent)
+    if os.path.exists(trial):
+        shutil.copyfile(trial, colab.known_hosts(name))
     colab.mark_seen(name)
+    print(f"{name}: {planned['tunnel']} tunnel {where}, user {user} (password kept as secret "
+          f"{colab.secret_name(name)})")
     print(f"{name}: reachable; use it as 'host gpu = colab:{name}', 'train colab ssh {name}', "
           f"'train colab run {name} CMD'")
     return 0

@@ -99,17 +99,40 @@ def host_show(args) -> int:
     from trainsh.remote.sshspec import ssh_argv
     from trainsh.settings import hosts
 
+    if args.name.startswith("colab:"):
+        args.name = args.name[len("colab:"):]
+    entry = hosts.get(args.name)
+    if entry is not None and entry.get("kind") == "colab":
+        # A password host: its askpass file lives only as long as this process, so the line
+        # shown is one where ssh asks for the password, and the command that needs none.
+        from trainsh.cloud import colab
+
+        for k, v in entry.items():
+            print(f"{k:<8} {v}")
+        try:
+            spec = colab.ssh_spec(args.name, with_password=False)
+        except colab.ColabError as e:
+            raise UserError(str(e)) from None
+        print(f"ssh      {shlex.join(ssh_argv(spec, batch=False))}")
+        print(f"         (asks for the password: the secret {colab.secret_name(args.name)}; "
+              f"'train host ssh {args.name}' gives it)")
+        return 0
     spec = _spec(args.name)
-    for k, v in hosts.get(args.name).items():
+    for k, v in entry.items():
         print(f"{k:<8} {v}")
     print(f"ssh      {shlex.join(ssh_argv(spec, batch=False))}")
     return 0
 
 
 def host_ssh(args) -> int:
+    import subprocess
+
     from trainsh.remote.sshspec import ssh_argv
 
-    argv = ssh_argv(_spec(args.name), tty=True, batch=False)
+    spec = _spec(args.name)
+    argv = ssh_argv(spec, tty=True, batch=False)
+    if spec.askpass:  # not exec: this process removes the password's file when ssh ends
+        return subprocess.run(argv).returncode
     os.execvp(argv[0], argv)
     return 0  # not reached
 
@@ -135,13 +158,39 @@ df -Pk "$HOME" | awk 'NR==2 {printf "disk %.1f GB free\n", $4/1048576}'
 """
 
 
+def host_key_hint(name: str, stderr: str) -> str:
+    """What to do about a host key ssh refused (from its error output), or ''."""
+    if "Host key verification failed" not in stderr:
+        return ""
+    if "IDENTIFICATION HAS CHANGED" in stderr or "Offending" in stderr:
+        import re
+
+        m = re.search(r"Offending \S+ key in (\S+):(\d+)", stderr)
+        where = f" (kept in {m.group(1)} line {m.group(2)})" if m else ""
+        return (f": the host's key is not the one kept for it{where}; if the machine was "
+                f"reinstalled, remove the old key (ssh-keygen -R HOST), else do not connect")
+    return (f": its host key is not known yet; accept it with 'train host ssh {name}' once (ssh "
+            f"asks), or 'train host test {name} --accept-new'")
+
+
 def host_test(args) -> int:
+    from dataclasses import replace
+
+    from trainsh.remote.shell import ShellError
+
     shell = _shell(args.name)
+    if getattr(args, "accept_new", False):  # first: ssh takes an option's first value
+        shell.spec = replace(shell.spec, options=("StrictHostKeyChecking=accept-new",
+                                                  *shell.spec.options))
     t = time.monotonic()
-    r = shell.run(["true"], timeout=30)  # opens the shared connection
+    try:
+        r = shell.run(["true"], timeout=30)  # opens the shared connection
+    except ShellError as e:
+        stderr = e.result.stderr if e.result is not None else str(e)
+        raise UserError(f"{args.name}: {e}{host_key_hint(args.name, stderr)}", 1) from None
     connect = time.monotonic() - t
     if not r.ok:
-        raise UserError(f"{args.name}: {shell.explain(r)}", 1)
+        raise UserError(f"{args.name}: {shell.explain(r)}{host_key_hint(args.name, r.stderr)}", 1)
     t = time.monotonic()
     shell.run(["true"], timeout=30)
     latency = time.monotonic() - t

@@ -25,8 +25,8 @@ CLOUDFLARED_HINT = ("cloudflared is needed to reach Colab through its tunnel and
                     "install it from Cloudflare's packages (the 'cloudflared' .deb or binary)")
 
 NOTEBOOK_CELL = r'''# Colab cell: an ssh server reachable through a cloudflared tunnel (run it, keep it running)
-import os, random, string, subprocess, time, re
-password = "".join(random.choices(string.ascii_letters + string.digits, k=20))
+import os, secrets, string, subprocess, time, re
+password = "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(24))
 subprocess.run("apt-get -qq update && apt-get -qq install -y openssh-server tmux rsync > /dev/null", shell=True, check=True)
 subprocess.run(f"echo root:{password} | chpasswd", shell=True, check=True)
 os.makedirs("/var/run/sshd", exist_ok=True)
@@ -101,18 +101,32 @@ def known_hosts(name: str):
     return paths.home() / "known_hosts.d" / f"colab-{name}"
 
 
-def save(name: str, address: str, user: str) -> dict:
+def plan(name: str, address: str, user: str) -> dict:
+    """The hosts.toml entry `connect` would write, every input checked; nothing is written."""
     tunnel, host, port = parse_address(address)
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", name or ""):
+        raise ColabError(f"bad host name '{name}' (letters, digits, '_', '-')")
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", user or ""):
         raise ColabError(f"bad user name '{user}'")
     old = hosts.get(name)
     if old and old.get("kind") != "colab":
         raise ColabError(f"'{name}' is already an ssh host in hosts.toml: pick another name")
     new = {"kind": "colab", "tunnel": tunnel, "host": host, "port": port, "user": user}
-    if old and (old.get("host"), old.get("port")) != (host, port):
-        known_hosts(name).unlink(missing_ok=True)  # a new runtime: a new host key
     if old and old.get("last_seen"):
         new["last_seen"] = old["last_seen"]
+    return new
+
+
+def same_runtime(name: str, new: dict) -> bool:
+    """Is `new` the address hosts.toml has for `name` already (the same runtime, its key kept)?"""
+    old = hosts.get(name)
+    return bool(old) and (old.get("host"), old.get("port")) == (new["host"], new["port"])
+
+
+def save(name: str, address: str, user: str) -> dict:
+    new = plan(name, address, user)
+    if not same_runtime(name, new):
+        known_hosts(name).unlink(missing_ok=True)  # a new runtime: a new host key
     hosts.save(name, new)
     return new
 
@@ -129,41 +143,52 @@ _askpass_dir: str | None = None
 def _askpass(name: str, password: str) -> str:
     """An askpass program for this host: it prints the password from a 0600 file in a private
     folder of this process, removed at exit."""
-    global _askpass_dir
-    if _askpass_dir is None:
-        _askpass_dir = tempfile.mkdtemp(prefix="trainsh-pw-")  # 0700
-        atexit.register(shutil.rmtree, _askpass_dir, True)
     slug = re.sub(r"[^A-Za-z0-9_.-]", "_", name)
-    secret_file = os.path.join(_askpass_dir, slug + ".pw")
+    secret_file = os.path.join(scratch_dir(), slug + ".pw")
     fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(password + "\n")
-    script = os.path.join(_askpass_dir, slug + ".sh")
+    script = os.path.join(scratch_dir(), slug + ".sh")
     with open(script, "w") as f:
         f.write(f"#!/bin/sh\nexec cat {shlex.quote(secret_file)}\n")
     os.chmod(script, 0o700)
     return script
 
 
-def ssh_spec(name: str) -> SshSpec:
-    """How ssh reaches the Colab host `name` (with its password through askpass)."""
+def ssh_spec(name: str, *, e: dict | None = None, password: str | None = None,
+             known: str | None = None, with_password: bool = True) -> SshSpec:
+    """How ssh reaches the Colab host `name` (with its password through askpass). `e`,
+    `password` and `known` (a known_hosts file) stand in for what is saved, for a login tried
+    before anything is; without `with_password` the spec has no askpass (ssh would ask)."""
     from trainsh.settings import secrets
 
-    e = entry(name)
-    options = [f"UserKnownHostsFile={known_hosts(name)}", "StrictHostKeyChecking=accept-new",
+    e = e or entry(name)
+    options = [f"UserKnownHostsFile={known or known_hosts(name)}", "StrictHostKeyChecking=accept-new",
                "NumberOfPasswordPrompts=1"]
     if e.get("tunnel") == "cloudflared":
         if not shutil.which("cloudflared"):
             raise ColabError(CLOUDFLARED_HINT)
         options.append("ProxyCommand=cloudflared access ssh --hostname %h")
-    paths.ensure(known_hosts(name).parent)
-    try:
-        password = secrets.lookup(secret_name(name))
-    except secrets.SecretError as e2:
-        raise ColabError(f"Colab host '{name}': {e2}") from None
-    askpass = _askpass(name, password) if password else None
+    askpass = None
+    if with_password:
+        paths.ensure(known_hosts(name).parent)
+        if password is None:
+            try:
+                password = secrets.lookup(secret_name(name))
+            except secrets.SecretError as e2:
+                raise ColabError(f"Colab host '{name}': {e2}") from None
+        askpass = _askpass(name, password) if password else None
     return SshSpec(host=str(e["host"]), user=str(e.get("user") or "root"),
                    port=int(e.get("port") or 22), options=tuple(options), askpass=askpass)
+
+
+def scratch_dir() -> str:
+    """The private folder of this process (0700, removed at exit) the askpass files live in."""
+    global _askpass_dir
+    if _askpass_dir is None:
+        _askpass_dir = tempfile.mkdtemp(prefix="trainsh-pw-")  # 0700
+        atexit.register(shutil.rmtree, _askpass_dir, True)
+    return _askpass_dir
 
 
 def gone_hint(name: str) -> str:

@@ -45,7 +45,10 @@ VAR_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 _NAME_RE = re.compile(NAME + r"\Z")
 _VAR_NAME_RE = re.compile(VAR_NAME + r"\Z")
 _DEFINITION = re.compile(r"(var|host|storage)\b\s*(.*)\Z", re.S)
-_COMMAND_HEAD = re.compile(r"@(" + NAME + r")((?:[ \t]+[A-Za-z_][\w.]*=\S*)*)[ \t]*>(?!>)[ \t]?")
+# `train exec` lines may name a host by its spec where a name stands: `@colab:c1 > cmd`.
+SPEC_ID = r"[A-Za-z0-9_][A-Za-z0-9_.-]*"
+SPEC_REF_SCHEMES = ("colab", "vast", "runpod")
+_COMMAND_HEAD = re.compile(r"@(" + NAME + r"(?::" + SPEC_ID + r")?)((?:[ \t]+[A-Za-z_][\w.]*=\S*)*)[ \t]*>(?!>)[ \t]?")
 _HEREDOC = re.compile(r"<<(?!<)(-?)[ \t]*(?:'([^'\n]*)'|\"([^\"\n]*)\"|\\?([A-Za-z0-9_.-]+))")
 
 _CHAR_NAMES = {"\x00": "NUL byte", "\r": "carriage return", "\x0b": "vertical tab",
@@ -303,6 +306,8 @@ class _Parser:
         self.col = _Collector(file, self.lines)
         self.allow_host_commands = allow_host_commands
         self.recipe = Recipe(path=file, text=text)
+        # Hosts an exec line names by spec (`@colab:c1`): name -> (spec, where first named)
+        self.implicit: dict[str, tuple[str, Pos]] = {}
         # Where a step's `@name` (and tmux.open's session name) stand, so the second pass
         # can point at them rather than at the start of the line. Keyed by id(step).
         self.where: dict[int, dict[str, Pos]] = {}
@@ -331,7 +336,8 @@ class _Parser:
                 continue
             if item is not None:
                 entries.append(item)
-        self.check(entries)
+        implicit = [Definition("host", n, spec, pos) for n, (spec, pos) in self.implicit.items()]
+        self.check(implicit + entries)
         if self.col.errors:
             self.col.errors.sort(key=lambda e: (e.pos.line, e.pos.col))
             raise RecipeErrors(self.col.errors)
@@ -405,9 +411,36 @@ class _Parser:
                 return None
         return Definition(kind, name, value, st.pos(rest_off))
 
+    def spec_host(self, st: _Text, offset: int, text: str) -> str | None:
+        """`colab:c1` (`vast:ID`, `runpod:ID`) where an exec line names a host: the name of
+        the host it stands for (defined before the first step), or None after an error."""
+        scheme, _, ident = text.partition(":")
+        if not self.allow_host_commands:
+            self.err(st, offset, f"'@{text}' names a host by its spec, as only train exec takes: "
+                     f"in a recipe write 'host NAME = {text}' and use @NAME")
+            return None
+        if scheme not in SPEC_REF_SCHEMES or not re.fullmatch(SPEC_ID, ident):
+            self.err(st, offset, f"'@{text}' is no host: by its spec a host is @colab:NAME, "
+                     "@vast:ID or @runpod:ID")
+            return None
+        # A Colab host is its hosts.toml name (so @colab:c1 and @c1 are one host); an
+        # instance is SCHEME-ID.
+        name = ident if scheme == "colab" and _NAME_RE.match(ident) else \
+            f"{scheme}-{re.sub(r'[^A-Za-z0-9_-]', '_', ident)}"
+        spec = f"{scheme}:{ident}"
+        if name in self.implicit and self.implicit[name][0] != spec:
+            self.err(st, offset, f"'@{text}' and '@{self.implicit[name][0]}' would both be @{name}")
+            return None
+        self.implicit.setdefault(name, (spec, st.pos(offset)))
+        return name
+
     # -- `@session [timeout=D] > command [&]`
     def command(self, st: _Text, head: re.Match) -> Step | None:
         name = head.group(1)
+        if ":" in name:
+            name = self.spec_host(st, 1, name)
+            if name is None:
+                return None
         body = st.text[head.end():]
         body_off = head.end()
         timeout = None
@@ -541,6 +574,11 @@ class _Parser:
         head = re.match("@" + NAME + ":", tok.text)
         if tok.text.startswith("@") and (not tok.quoted or head and st.text.startswith(head.group(0), tok.start)):
             m = re.match("@(" + NAME + r"):(.*)\Z", tok.text, re.S)
+            spec = re.match("@((" + "|".join(SPEC_REF_SCHEMES) + r"):" + SPEC_ID + r"):(.+)\Z",
+                            tok.text, re.S) if self.allow_host_commands else None
+            if spec:  # exec: `@colab:c1:PATH`
+                name = self.spec_host(st, tok.start + 1, spec.group(1))
+                return None if name is None else Endpoint(spec.group(3), name, st.pos(tok.start))
             if not m:
                 self.err(st, tok.start, f"expected '@name:path', got '{tok.text}'")
                 return None
@@ -562,7 +600,7 @@ class _Parser:
             if len(args) < 1 or not args[0].text.startswith("@"):
                 self.err(st, args[0].start if args else end, "expected 'tmux.open @host as NAME'")
                 return None
-            host = self.ref(st, args[0])
+            host = self.ref(st, args[0], spec_ok=True)
             if host is None:
                 return None
             if len(args) < 3 or args[1].text != "as":
@@ -583,7 +621,7 @@ class _Parser:
                 self.err(st, args[1].start if len(args) > 1 else (args[0].start if args else end),
                          f"expected '{word} @{what}'")
                 return None
-            name = self.ref(st, args[0])
+            name = self.ref(st, args[0], spec_ok=word == "tmux.config")
             if name is None:
                 return None
             if word == "tmux.close":
@@ -693,8 +731,10 @@ class _Parser:
         return self.mark(Slurm(st.pos(0), st.text, action=action, host=host, name=name,
                                options=tuple(options)), **positions)
 
-    def ref(self, st: _Text, tok: _Tok) -> str | None:
+    def ref(self, st: _Text, tok: _Tok, spec_ok: bool = False) -> str | None:
         name = tok.text[1:]
+        if spec_ok and tok.text.startswith("@") and ":" in name and not tok.quoted:
+            return self.spec_host(st, tok.start + 1, name)
         if not tok.text.startswith("@") or not _NAME_RE.match(name):
             self.err(st, tok.start, f"expected '@name', got '{tok.text}'")
             return None

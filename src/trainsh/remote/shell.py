@@ -261,7 +261,7 @@ class SshShell(Shell):
             if r.returncode != 255 or r.timed_out:
                 break
             if any(f in r.stderr for f in _FATAL) or time.monotonic() + delay > deadline:
-                raise SshError(self.explain(r))
+                raise SshError(self.explain(r), r)
             if self._is_lost():
                 raise SshError(self.lost_as[0])
             time.sleep(delay)

@@ -120,6 +120,17 @@ _UNREACHABLE = ("connection refused", "no such host", "i/o timeout", "network is
                 "no route to host", "server misbehaving")
 
 
+def server_said(stderr: str) -> str | None:
+    """The S3 error code and message in rclone's output (`api error CODE: MESSAGE`, or the
+    older `CODE: MESSAGE` then `status code: N`), as one short piece of text, or None."""
+    m = re.search(r"api error (\w+): ([^\n]*)", stderr) or \
+        re.search(r"\b([A-Z][A-Za-z]+): ([^\n]*)\n\s*status code: \d+", stderr)
+    if not m:
+        return None
+    message = m.group(2).strip()
+    return f"{m.group(1)}: {message[:200]}" if message else m.group(1)
+
+
 def explain(stderr: str, st: Storage | None = None) -> str:
     """rclone's error output -> the one line that says what went wrong. With the storage
     given (a look at its root), a missing root is named as the bucket or folder it is."""
@@ -133,12 +144,17 @@ def explain(stderr: str, st: Storage | None = None) -> str:
         where = (st.endpoint if st is not None and st.endpoint else "") or \
             (m.group(1) or m.group(2) if m else "the storage's endpoint")
         return f"cannot reach {where}: {reason} (unreachable endpoint)"
-    for known, said in (("InvalidAccessKeyId", "wrong key: the access key is not valid"),
-                        ("SignatureDoesNotMatch", "wrong key: the secret key does not match the access key"),
+    # The server's own code and words go along: a refused signature is most often a wrong
+    # secret key, but not always (a proxy that changes the request, a clock far off).
+    for known, said in (("InvalidAccessKeyId", "wrong key: the server does not know the access key"),
+                        ("SignatureDoesNotMatch", "the server refused the request's signature: a "
+                                                  "wrong secret key, or a request changed on its way "
+                                                  "(a proxy, the endpoint's path)"),
                         ("AccessDenied", "access denied: wrong keys, or keys without permission"),
                         ("StatusCode: 403", "access denied (403): wrong keys, or keys without permission")):
         if known in stderr:
-            return said
+            said_there = server_said(stderr)
+            return f"{said} (the server said {said_there})" if said_there else said
     bucket = st.bucket.strip("/").split("/")[0] if st is not None else ""
     if "NoSuchBucket" in stderr:
         return f"no such bucket {bucket}" if bucket else "no such bucket"
