@@ -211,7 +211,7 @@ def test_every_subcommand_with_an_unknown_option_is_one_line():
         if any(a.nargs == argparse.REMAINDER for a in p._actions):
             continue  # (`vast ssh ID CMD...`, `colab run CMD...`: what follows is the command's)
         required = [a for a in p._actions if not a.option_strings and a.nargs in (None, "+")]
-        cases.append(words + ("x",) * len(required) + ("--frobnicate",))
+        cases.append(words + ("1",) * len(required) + ("--frobnicate",))  # ("1": a Vast id too)
     for p in run_all(cases):
         line = one_line(p)
         assert "--frobnicate" in line, line
