@@ -15,6 +15,7 @@ import difflib
 import re
 from dataclasses import dataclass, replace
 
+from trainsh.cli.numbers import digits
 from trainsh.recipe.model import (
     CLOUDS,
     CONTROL_CHARS,
@@ -77,13 +78,13 @@ KEYWORDS = sorted(CONTROL | {"var", "host", "storage", "wait"})
 
 # Options each cloud action accepts, with a checker for the value.
 def _count_opt(v: str) -> str | None:
-    if not re.fullmatch(r"\d+", v):
+    if not re.fullmatch(r"\d+", v, re.ASCII):
         return "a whole number"
     return None if int(v) else "a whole number of at least 1"  # (0 GPUs, 0 offers: nothing to pick)
 
 
 def _num_opt(v: str) -> str | None:
-    return None if re.fullmatch(r"\d+(\.\d+)?|\.\d+", v) else "a number"
+    return None if re.fullmatch(r"\d+(\.\d+)?|\.\d+", v, re.ASCII) else "a number"
 
 
 def _bool_opt(v: str) -> str | None:
@@ -846,7 +847,7 @@ class _Parser:
 
 
 def _valid_port(v: str) -> bool:
-    return v.isdigit() and 1 <= int(v) <= 65535
+    return digits(v) and 1 <= int(v) <= 65535
 
 
 def _truthy(v: str) -> bool:

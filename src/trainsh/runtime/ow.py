@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from trainsh import masking
+from trainsh.cli.numbers import digits
 from trainsh.cloud.provider import local_public_key
 
 RUN_DIR = ".cache/trainsh/ow"  # on the machine, under $HOME: one folder per run
@@ -814,7 +815,7 @@ class Follower:
         i = text.rfind("\x1eow-rc ")
         if i >= 0:
             word = text[i + 7:].split("\n", 1)[0].strip()
-            if word.isdigit():
+            if digits(word):
                 self.rc = int(word)
 
 
