@@ -419,8 +419,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     if args.group in ("recipe", "secrets", "config", "host", "storage", "pricing", "colab", "slurm",
-                      *CLOUDS) and not getattr(args, "cmd", None):
-        parser.parse_args([args.group, "--help"])
+                      *CLOUDS) and not getattr(args, "cmd", None):  # (`train vast --help` helps)
+        print(f"train: {args.group} needs a subcommand: {', '.join(_subcommands(parser, args.group))} "
+              f"(see 'train {args.group} --help')", file=sys.stderr)
+        return 2
 
     def run() -> int:
         if args.group in ("secrets", "config"):
@@ -453,6 +455,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"train: {environment_error(e) or f'error: {e.__class__.__name__}: {e} (run with --debug for details)'}",
               file=sys.stderr)
         return 1
+
+
+def _subcommands(parser: argparse.ArgumentParser, group: str) -> list[str]:
+    def choices(p) -> dict:
+        return next(a for a in p._actions if isinstance(a, argparse._SubParsersAction)).choices
+
+    return list(choices(choices(parser)[group]))
 
 
 def ended(prog: str, debug: bool, run) -> int:
