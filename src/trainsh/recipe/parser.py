@@ -15,7 +15,7 @@ import difflib
 import re
 from dataclasses import dataclass, replace
 
-from trainsh.cli.numbers import digits
+from trainsh.cli.numbers import digits, pod_id, vast_id
 from trainsh.recipe.model import (
     CLOUDS,
     CONTROL_CHARS,
@@ -879,7 +879,15 @@ def check_host_spec(spec: str) -> tuple[int, str] | None:
     if ":" in first and not first.startswith("[") and len(toks) == 1:
         scheme, _, ident = first.partition(":")
         if scheme in HOST_SCHEMES:
-            return None if ident else (len(scheme) + 1, f"'{scheme}:' needs an instance id")
+            if not ident:
+                return len(scheme) + 1, f"'{scheme}:' needs an instance id"
+            check = {"vast": vast_id, "runpod": pod_id}.get(scheme)
+            if check and "$" not in ident:
+                try:  # (as `train vast show ID` and the provider check it)
+                    check(ident)
+                except ValueError as e:
+                    return len(scheme) + 1, str(e)
+            return None
         if "$" in first:
             return None
     if first.startswith("-"):
