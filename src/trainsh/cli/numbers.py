@@ -36,12 +36,9 @@ def vast_id(text: str, what: str = "instance") -> str:
     return text
 
 
-_POD_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # (ASCII: no re.UNICODE class in it)
-
-
 def pod_id(text: str) -> str:
     """A RunPod pod id: ASCII letters, digits, - and _. ValueError otherwise."""
-    if not _POD_ID.fullmatch(text or ""):
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", text or ""):  # (compiled when first used)
         raise ValueError(f"{text!r} is not a pod id (letters and digits, like 8988868d61e0c4)")
     return text
 
