@@ -211,7 +211,7 @@ def test_every_subcommand_with_an_unknown_option_is_one_line():
         if any(a.nargs == argparse.REMAINDER for a in p._actions):
             continue  # (`vast ssh ID CMD...`, `colab run CMD...`: what follows is the command's)
         required = [a for a in p._actions if not a.option_strings and a.nargs in (None, "+")]
-        cases.append(words + ("x",) * len(required) + ("--frobnicate",))
+        cases.append(words + ("1",) * len(required) + ("--frobnicate",))  # ("1": a Vast id too)
     for p in run_all(cases):
         line = one_line(p)
         assert "--frobnicate" in line, line
@@ -253,6 +253,99 @@ def test_wrong_acceptances_are_refused(tmp_path):
     assert p.returncode in (1, 2) and "'options' must be a list" in p.stderr, p.stderr
     assert "Traceback" not in p.stderr
     assert "(broken: 'options' must be a list" in train("host", "list").stdout
+
+
+# ---- numbers and cloud ids are ASCII, and one line -----------------------------------------
+
+# Other scripts' digits pass str.isdigit(), and int()/float() take them (`int("١٢")` is 12): no
+# cloud, port or job id knows them. Nor an id with a space about it.
+NOT_IDS = ("²", "١٢٣", "12 ", " 12", "1\n2", "")
+ID_VERBS = ("show", "ssh", "start", "stop", "reboot", "destroy")
+
+
+def id_cases(cloud: str, pub: Path) -> list[tuple[str, ...]]:
+    cases = [(cloud, verb, bad) for verb in ID_VERBS for bad in NOT_IDS]
+    cases += [(cloud, "destroy", bad, "--yes") for bad in NOT_IDS]
+    cases += [(cloud, "start", bad, "--wait") for bad in NOT_IDS[:3]]
+    cases += [(cloud, "attach-key", str(pub), "--instance", bad) for bad in NOT_IDS]
+    return cases
+
+
+NUMBER_CASES = [
+    *[(cloud, "search", flag, bad) for cloud in ("vast", "runpod")
+      for flag in ("--num-gpus", "--min-gpu-ram", "--max-dph", "--limit") for bad in ("²", "١٢")],
+    *[(cloud, "search", "--max-dph", bad) for cloud in ("vast", "runpod") for bad in ("nan", "inf", "0")],
+    ("vast", "search", "--min-gpu-ram", "-1"), ("vast", "search", "--limit", "99999999999999999999"),
+    ("runpod", "search", "--min-gpu-ram", "-1"), ("runpod", "search", "--limit", "99999999999999999999"),
+    ("runpod", "gpus", "--count", "²"),
+    *[(cloud, "create", offer, "--disk", bad) for cloud, offer in (("vast", "1001"), ("runpod", "L4@SECURE"))
+      for bad in ("nan", "1e400", "-inf", "١٠")],
+    ("runpod", "create", "L4@SECURE", "--num-gpus", "١"),
+    ("pricing", "convert", "nan", "USD", "EUR"), ("pricing", "convert", "١٢", "USD", "EUR"),
+    ("pricing", "convert", "inf", "USD", "EUR"), ("pricing", "currency", "--set", ""),
+    ("pricing", "currency", "--set", " "),
+    ("slurm", "cancel", "local", "١٢"), ("slurm", "cancel", "local", "²"),
+    ("host", "add", "h1", "u@h", "-p", "²"), ("host", "add", "h1", "u@h", "-p", "١٢"),
+    ("colab", "connect", "c1", "--address", "h:²"),
+    *[("exec", "--host", f"gpu={spec}", "@gpu > true") for spec in ("vast:²", "vast:١٢٣", "vast:1 2",
+                                                                   "runpod:²", "runpod:a/b")],
+    ("exec", "--host", "gpu=user@h -p ²", "@gpu > true"), ("exec", "@local > true", "--autostop", "١m"),
+]
+
+
+def test_unicode_digits_and_spaced_ids_are_one_line_and_rent_nothing(vast, runpod_fake, tmp_path):
+    pub = tmp_path / "k.pub"
+    pub.write_text(runpod_fake.public_key + "\n")
+    cases = id_cases("vast", pub) + id_cases("runpod", pub)
+    cases += [("vast", "create", bad) for bad in (*NOT_IDS, "1001 ", "-1", "1.5", "99999999999999999999")]
+    cases += NUMBER_CASES
+    for p in run_all(cases):
+        line = one_line(p)
+        if p.args[3] in ("vast", "runpod") and p.args[4] in ("show", "stop", "ssh"):
+            assert "is not a" in line and " id " in line, line
+    assert vast.state()["rents"] == 0
+    assert runpod_fake.state()["machines"] == {}
+    assert vast.live() == {}
+    # A recipe's cloud ids and ports: each mistake named at its place (one diagnostic each).
+    recipe = write_recipe(tmp_path / "r.recipe", "host gpu = vast:١٢\ntmux.open @gpu as w\nwait @w port=٨٠\n")
+    for args in (("recipe", "check", str(recipe)), ("recipe", "run", str(recipe), "--no-visual")):
+        p = train(*args)
+        assert p.returncode == 2 and "Traceback" not in p.stderr, p
+        assert f"{recipe}:1:17: '١٢' is not an instance id" in p.stderr, p.stderr
+        assert f"{recipe}:3:14: bad port '٨٠'" in p.stderr, p.stderr
+    assert vast.state()["rents"] == 0
+    # the same ids, well formed, are asked of the cloud: an unknown one is exit 2 too
+    line = one_line(train("vast", "show", "12"))
+    assert "12" in line, line
+
+
+def test_a_group_without_its_subcommand_names_them(tmp_path):
+    groups = list(dict.fromkeys(words[0] for words in LEAVES if len(words) > 1))
+    assert {"vast", "runpod", "pricing", "recipe"} <= set(groups)
+    for g, p in zip(groups, run_all([(g,) for g in groups])):
+        line = one_line(p)
+        subs = [w[1] for w in LEAVES if w[0] == g and len(w) > 1]
+        assert f"{g} needs a subcommand: {', '.join(subs)}" in line and "--help" in line, line
+    for g in ("vast", "runpod"):
+        p = train(g, "--help")
+        assert p.returncode == 0 and "attach-key" in p.stdout and not p.stderr, p
+
+
+def test_attach_key_of_what_is_not_a_key_is_one_line(vast, tmp_path, monkeypatch):
+    monkeypatch.setenv("RUNPOD_API_BASE_URL", "http://127.0.0.1:9")  # (never asked)
+    monkeypatch.setenv("RUNPOD_API_KEY", "unused")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    big = tmp_path / "big"
+    big.write_bytes(b"-----BEGIN OPENSSH PRIVATE KEY-----\n" + b"A" * 70000)
+    for path, says in (("/etc/passwd", "is not an ssh key"), ("/dev/zero", "not a regular file"),
+                       (str(fifo), "not a regular file"), (str(big), "more than 64 KiB"),
+                       (str(tmp_path), "not a regular file")):
+        for cloud in ("vast", "runpod"):
+            line = one_line(train(cloud, "attach-key", path, timeout=20))
+            assert says in line, line
+    keys = vast.api("GET", "ssh/")
+    assert len(keys) == 1, keys  # (the fixture's own)
 
 
 # ---- a damaged file, a folder this user cannot write ---------------------------------------

@@ -76,6 +76,48 @@ def test_inputs_checked_before_anything_is_rented(vast, tmp_path):
     assert vast.state()["rents"] == 0
 
 
+NOT_IDS = ("²", "١٢٣", "12 ", " 12", "1\n2")
+
+
+def test_ids_numbers_and_names_out_of_reach_are_one_line(vast, tmp_path):
+    """Other scripts' digits, spaced ids, a name too long for the system, a file that never
+    ends: each one line and exit 2, before anything is rented."""
+    v = ("--provider", "vast", "--gpu", "RTX4090")
+    for bad in NOT_IDS:
+        one_line(ow("exec", "--existing", bad, "--provider", "vast", "true"), 2, "--existing", "not an instance id")
+        one_line(ow("exec", "--existing", bad, "--provider", "vast", "--no-sync", "true"), 2, "not an instance id")
+        one_line(ow("ssh", "--existing", bad, "--provider", "vast", "--no-sync"), 2, "not an instance id")
+    for flag in ("--count", "--disk"):
+        for bad in ("²", "١٢"):
+            one_line(ow("exec", *v, flag, bad, "true"), 2, flag)
+    one_line(ow("exec", *v, "--disk", "1e400", "true"), 2, "--disk")
+    one_line(ow("exec", *v, "--autostop", "١m", "true"), 2, "--autostop")
+    long = "A" * 300
+    one_line(ow("exec", *v, "--mount", long, "true"), 2, "--mount", "name too long")
+    one_line(ow("exec", *v, "--mount", f"{long}:/w", "true"), 2, "--mount", "name too long")
+    one_line(ow("exec", *v, "--mount", f"{tmp_path}/{long}/{long}", "true"), 2, "--mount")
+    # /dev/zero, a FIFO nobody writes: refused, never read (the timeout fails a hang)
+    fifo = tmp_path / "fifo"
+    import os
+
+    os.mkfifo(fifo)
+    big = tmp_path / "big.env"
+    big.write_text("A=1\n" * 300000)  # 1.2 MB
+    for path, says in (("/dev/zero", "not a regular file"), (str(fifo), "not a regular file"),
+                       (str(tmp_path), "not a regular file"), (str(big), "more than 1 MiB")):
+        r = subprocess.run([*OW, "exec", *v, "--env-file", path, "true"], capture_output=True, text=True,
+                           timeout=20, stdin=subprocess.DEVNULL)
+        one_line(r, 2, "--env-file", says)
+    assert vast.state()["rents"] == 0
+    assert vast.live() == {}
+
+
+def test_runpod_ids_are_checked_before_the_cloud_is_asked(runpod_fake):
+    for bad in (*NOT_IDS, "bad/id", "x" * 65):
+        one_line(ow("exec", "--existing", bad, "--no-sync", "true"), 2, "--existing", "not a pod id")
+    assert runpod_fake.state()["machines"] == {}
+
+
 def test_mounts_into_one_remote_tree_are_refused(vast, tmp_path, machine_dir):
     """Two syncs into one remote folder (or one inside the other) would copy each local
     folder's files into the other one: refused before anything is rented."""

@@ -293,6 +293,7 @@ def _cloud_parsers(sub) -> None:
     for name, (title, noun, text, key) in CLOUDS.items():
         a = "an" if noun[0] in "aeiou" else "a"
         ident = f"the {noun} id (train {name} list shows them)"
+        an_id = numbers.IDS[name]  # (bad ids are one line, before the cloud is asked)
         p = sub.add_parser(name, help=text,
                            description=f"{title} machines: search the market, rent, list, start, "
                                        f"stop, destroy, ssh. {key}")
@@ -300,20 +301,20 @@ def _cloud_parsers(sub) -> None:
         ls = s.add_parser("list", help=f"your {noun}s: status, GPU, $/h, uptime, cost so far, ssh")
         ls.add_argument("--json", action="store_true", help="machine-readable output")
         sh = s.add_parser("show", help=f"one {noun} in full")
-        sh.add_argument("id", help=ident)
+        sh.add_argument("id", type=an_id, metavar="ID", help=ident)
         sh.add_argument("--json", action="store_true", help="machine-readable output (with the API's own fields)")
         ss = s.add_parser("ssh", help=f"an interactive shell on {a} {noun} (or run COMMAND)")
-        ss.add_argument("id", help=ident)
+        ss.add_argument("id", type=an_id, metavar="ID", help=ident)
         ss.add_argument("command", nargs=argparse.REMAINDER, help="run this instead of a shell")
         for verb, what in (("start", f"start a stopped {noun}"),
                            ("stop", f"stop {a} {noun} (its disk stays, and bills storage)"),
                            ("reboot", f"restart {a} {noun}'s container")):
             v = s.add_parser(verb, help=what)
-            v.add_argument("id", help=ident)
+            v.add_argument("id", type=an_id, metavar="ID", help=ident)
             if verb == "start":
                 v.add_argument("--wait", action="store_true", help="wait until an ssh login works")
         ds = s.add_parser("destroy", help=f"destroy {a} {noun} and its disk (asks first)")
-        ds.add_argument("id", help=ident)
+        ds.add_argument("id", type=an_id, metavar="ID", help=ident)
         ds.add_argument("--yes", action="store_true", help="do not ask")
         pr = s.add_parser("prune", help=f"destroy the stopped {noun}s trainsh rented that no job holds (asks first)",
                           description=f"Destroy every stopped {noun} trainsh rented (a trainsh-... or ow-... "
@@ -338,9 +339,10 @@ def _cloud_parsers(sub) -> None:
                           description=f"Upload the public half of the ssh.key identity (config), or "
                                       f"of PATH, to your account; new {noun}s accept it.")
         ak.add_argument("path", nargs="?", help="a public key (.pub) or its private key")
-        ak.add_argument("--instance", metavar="ID", help=f"also attach it to this running {noun}")
+        ak.add_argument("--instance", metavar="ID", type=an_id, help=f"also attach it to this running {noun}")
         cr = s.add_parser("create", help="rent a machine from an offer (see search)")
-        cr.add_argument("offer", metavar="OFFER_ID", help="an offer id from search")
+        cr.add_argument("offer", metavar="OFFER_ID", type=numbers.OFFERS.get(name, str),
+                        help="an offer id from search")
         cr.add_argument("--image", help=f"docker image (default: config {name}.image)")
         cr.add_argument("--disk", type=numbers.DISK_GB, metavar="GB", help=f"disk size (default: config {name}.disk)")
         cr.add_argument("--label", help=f"a name for the {noun}")
@@ -421,8 +423,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     if args.group in ("recipe", "secrets", "config", "host", "storage", "pricing", "colab", "slurm",
-                      *CLOUDS) and not getattr(args, "cmd", None):
-        parser.parse_args([args.group, "--help"])
+                      *CLOUDS) and not getattr(args, "cmd", None):  # (`train vast --help` helps)
+        print(f"train: {args.group} needs a subcommand: {', '.join(_subcommands(parser, args.group))} "
+              f"(see 'train {args.group} --help')", file=sys.stderr)
+        return 2
 
     def run() -> int:
         if args.group in ("secrets", "config"):
@@ -455,6 +459,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"train: {environment_error(e) or f'error: {e.__class__.__name__}: {e} (run with --debug for details)'}",
               file=sys.stderr)
         return 1
+
+
+def _subcommands(parser: argparse.ArgumentParser, group: str) -> list[str]:
+    def choices(p) -> dict:
+        return next(a for a in p._actions if isinstance(a, argparse._SubParsersAction)).choices
+
+    return list(choices(choices(parser)[group]))
 
 
 def ended(prog: str, debug: bool, run) -> int:

@@ -397,18 +397,39 @@ def public_key(path: str | None) -> tuple[str, str]:
     path = os.path.expanduser(path)
     pub = path if path.endswith(".pub") else path + ".pub"
     if os.path.exists(pub):
-        text = open(pub).read().strip()
+        text = _key_file(pub).strip()
     elif os.path.exists(path):
+        head = _key_file(path)
+        if "-----BEGIN " not in head or "PRIVATE KEY-----" not in head:
+            raise UserError(f"{path} is not an ssh key (neither a public key nor a private one)")
         r = subprocess.run(["ssh-keygen", "-y", "-f", path], capture_output=True, text=True,
                            stdin=subprocess.DEVNULL)
         if r.returncode != 0:
-            raise UserError(f"cannot read the public half of {path}: {r.stderr.strip() or 'ssh-keygen failed'}")
+            said = " ".join(r.stderr.split())  # (its warnings are several lines: one, here)
+            raise UserError(f"cannot read the public half of {path}: {said or 'ssh-keygen failed'}")
         text, pub = r.stdout.strip(), path
     else:
         raise UserError(f"no such key: {path}")
     if not text.startswith(("ssh-", "ecdsa-", "sk-")) or "PRIVATE KEY" in text:
         raise UserError(f"{pub} is not an ssh public key")
     return text, pub
+
+
+def _key_file(path: str) -> str:
+    """A key file's text: a regular file of at most 64 KiB (a FIFO or /dev/zero would be read
+    forever), read whatever its bytes."""
+    import stat
+
+    try:
+        st = os.stat(path)  # (before opening it: opening a FIFO waits for a writer)
+        if not stat.S_ISREG(st.st_mode):
+            raise UserError(f"{path} is not an ssh key (not a regular file)")
+        if st.st_size > 65536:
+            raise UserError(f"{path} is not an ssh key (more than 64 KiB)")
+        with open(path, "rb") as f:
+            return f.read(65536).decode("utf-8", "replace")
+    except OSError as e:
+        raise UserError(f"cannot read {path}: {(e.strerror or str(e)).lower()}") from None
 
 
 def cmd_attach_key(p, args) -> int:

@@ -8,6 +8,7 @@ import sys
 import time
 
 from trainsh.cli import UserError
+from trainsh.cli.numbers import digits
 
 
 def dispatch(args) -> int:
@@ -83,7 +84,7 @@ def host_add(args) -> int:
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", name or ""):
         raise UserError(f"bad host name '{name}' (letters, digits, '_', '-')")
     spec = SshSpec.parse(dest)  # checks user@host
-    if args.port and not (str(args.port).isdigit() and 0 < int(args.port) < 65536):
+    if args.port and not (digits(str(args.port)) and 0 < int(args.port) < 65536):
         raise UserError(f"bad port '{args.port}' (1-65535)")
     port = int(args.port) if args.port and str(args.port) != "22" else spec.port
     entry = {"host": spec.host, "user": spec.user, "port": port, "key": args.key or spec.key,

@@ -1,18 +1,57 @@
-"""The one parser of numeric command-line values, for `train` and `ow` alike: argparse `type=`
-functions that take only finite numbers in a range, so `--disk nan`, `--disk 1e400` or
-`--num-gpus 0` is one line naming the flag (exit 2) before anything is asked or rented.
+"""The one parser of numeric command-line values and cloud ids, for `train` and `ow` alike:
+argparse `type=` functions that take only finite numbers in a range, so `--disk nan`, `--disk
+1e400` or `--num-gpus 0` is one line naming the flag (exit 2) before anything is asked or rented.
 
-Imports nothing but argparse: the parsers are built at every start.
+Numbers and ids are ASCII: Python's str.isdigit(), int() and float() also take other scripts'
+digits (`int("١٢")` is 12, `"²".isdigit()` is true), which no cloud or port understands.
+`digits()` is the check every `.isdigit()` on user input goes through; `vast_id()` and
+`pod_id()` are each cloud's id, for the CLI's arguments and for the providers' own last check
+alike (cloud/vast.py, cloud/runpod.py).
+
+Imports nothing but argparse and re: the parsers are built at every start.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import re
 
 
 def _bad(text: str, why: str) -> argparse.ArgumentTypeError:
-    return argparse.ArgumentTypeError(f"'{text}' {why}")
+    return argparse.ArgumentTypeError(f"{text!r} {why}")  # (repr: a newline in it stays one line)
+
+
+def digits(text: str) -> bool:
+    """Only ASCII digits, at least one: a port, a job id, a Vast id, a menu's answer."""
+    return text.isascii() and text.isdigit()
+
+
+def vast_id(text: str, what: str = "instance") -> str:
+    """A Vast.ai instance (or offer) id: ASCII digits, nothing around them. ValueError otherwise."""
+    if not digits(text) or len(text) > 19:
+        shows = "train vast search" if what == "offer" else "train vast list"
+        raise ValueError(f"{text!r} is not {'an' if what[0] in 'aeiou' else 'a'} {what} id "
+                         f"(a number, as `{shows}` shows)")
+    return text
+
+
+def pod_id(text: str) -> str:
+    """A RunPod pod id: ASCII letters, digits, - and _. ValueError otherwise."""
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", text or ""):  # (compiled when first used)
+        raise ValueError(f"{text!r} is not a pod id (letters and digits, like 8988868d61e0c4)")
+    return text
+
+
+def _argument(check, name: str, *more):
+    def parse(text: str) -> str:
+        try:
+            return check(text, *more)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+
+    parse.__name__ = name
+    return parse
 
 
 def count(low: int = 1, high: int = 64):
@@ -20,6 +59,8 @@ def count(low: int = 1, high: int = 64):
 
     def parse(text: str) -> int:
         try:
+            if not text.isascii():
+                raise ValueError
             n = int(text.strip())
         except ValueError:
             raise _bad(text, "is not a whole number") from None
@@ -36,6 +77,8 @@ def amount(high: float, low: float = 0.0, *, above: bool = True):
 
     def parse(text: str) -> float:
         try:
+            if not text.isascii():
+                raise ValueError
             n = float(text.strip())
         except ValueError:
             raise _bad(text, "is not a number") from None
@@ -55,3 +98,7 @@ DISK_GB = amount(65536.0)      # a machine's disk, GB
 GPU_RAM_GB = amount(4096.0, above=False)  # RAM per GPU, GB (0: any)
 USD_PER_HOUR = amount(10000.0)  # a price cap
 MONEY = amount(1e12, -1e12, above=False)  # an amount to convert
+
+# Each cloud's ids, as arguments (`train vast show ID`, `--instance ID`, `create OFFER_ID`).
+IDS = {"vast": _argument(vast_id, "id"), "runpod": _argument(pod_id, "id")}
+OFFERS = {"vast": _argument(vast_id, "offer", "offer")}  # (a RunPod offer is a GPU type's name)

@@ -115,6 +115,11 @@ def options(args):
 
     if args.existing is not None and not args.existing.strip():
         raise UserError("--existing needs a machine id")  # (an unset $ID must not rent one)
+    if args.existing is not None:
+        try:  # each cloud's ids, as `train vast show ID` checks them
+            (numbers.vast_id if args.provider == "vast" else numbers.pod_id)(args.existing)
+        except ValueError as e:
+            raise UserError(f"--existing: {e}") from None
     try:
         short = gpus.short_name(args.gpu)
         if args.existing is None:
@@ -126,10 +131,13 @@ def options(args):
         local, sep, remote = spec.partition(":")
         if not local:
             raise UserError(f"--mount {spec}: no local folder (LOCAL[:REMOTE])")
-        path = Path(os.path.expanduser(local)).resolve()
-        if not path.is_dir():
-            raise UserError(f"--mount {spec}: {local} is not a folder here" if path.exists()
-                            else f"--mount {spec}: no such folder: {local}")
+        try:
+            path = Path(os.path.expanduser(local)).resolve()
+            if not path.is_dir():
+                raise UserError(f"--mount {spec}: {local} is not a folder here" if path.exists()
+                                else f"--mount {spec}: no such folder: {local}")
+        except OSError as e:  # (a name too long, a loop of links)
+            raise UserError(f"--mount {_short(spec)}: {(e.strerror or str(e)).lower()}") from None
         remote = remote if sep else f"/workspace/{path.name}" if args.mount else "/workspace"
         if not remote or "\n" in remote or "\0" in remote:
             raise UserError(f"--mount {spec}: no remote folder after ':'")
@@ -159,6 +167,10 @@ def options(args):
                    excludes=tuple(args.exclude), includes=tuple(args.include), pull=args.pull,
                    sync=args.sync, editable=args.editable,
                    autostop=_autostop(args.autostop))
+
+
+def _short(text: str, most: int = 80) -> str:
+    return text if len(text) <= most else f"{text[:most]}..."
 
 
 def _autostop(text: str | None) -> float:

@@ -46,8 +46,10 @@ def currency(args) -> int:
     from trainsh.cloud import pricing
     from trainsh.settings import config
 
-    if args.set:
+    if args.set is not None:  # (`--set ''`, an unset $CODE, is a mistake, not a question)
         code = args.set.strip().upper()
+        if not code:
+            raise UserError("--set needs a currency code such as CNY, EUR, JPY (train pricing rates lists them)")
         table = pricing.rates(offline=True)  # a known code needs no request
         code = pricing.check_currency(code, table if code in table.rates else pricing.rates())
         config.set_value("ui.currency", code)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 from trainsh.cli import UserError
+from trainsh.cli.numbers import digits
 
 
 def dispatch(args) -> int:
@@ -95,7 +96,7 @@ def queue(args) -> int:
 def cancel(args) -> int:
     from trainsh.cloud import slurm
 
-    if not args.jobid.isdigit():
+    if not digits(args.jobid):
         raise UserError(f"bad Slurm job id '{args.jobid}' (a number: train slurm queue shows them)")
     login, sh, where = _login(args.host)
     if not slurm.cancel(sh, where, args.jobid):

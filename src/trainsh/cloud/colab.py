@@ -18,6 +18,7 @@ import shutil
 import tempfile
 import time
 
+from trainsh.cli.numbers import digits
 from trainsh.remote.sshspec import SshSpec
 from trainsh.settings import hosts, paths
 
@@ -67,7 +68,7 @@ def parse_address(text: str) -> tuple[str, str, int]:
                          "(xyz.trycloudflare.com) or host:port (0.tcp.ngrok.io:12345)")
     if not sep:
         return "cloudflared", host, 22
-    if not port.isdigit() or not 0 < int(port) < 65536:
+    if not digits(port) or not 0 < int(port) < 65536:
         raise ColabError(f"bad port '{port}' in '{text}'")
     return "ngrok", host, int(port)
 

@@ -498,9 +498,12 @@ def _maybe_made(e: ProviderError) -> bool:
     return any(w in low for w in ("something went wrong", "internal", "timeout", "timed out", "try again later"))
 
 
-_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
-
-
 def _check_id(instance_id: str) -> None:
-    if not _ID.fullmatch(instance_id or ""):
-        raise NotFound(f"RunPod: '{instance_id}' is not a pod id (letters and digits, like 8988868d61e0c4)")
+    """The last check of a pod id before it goes into a query (the CLI's arguments were checked
+    the same way, cli/numbers.py; recipes and ow come here)."""
+    from trainsh.cli.numbers import pod_id
+
+    try:
+        pod_id(str(instance_id or ""))
+    except ValueError as e:
+        raise NotFound(f"RunPod: {e}") from None

@@ -20,6 +20,7 @@ import re
 import shlex
 from dataclasses import dataclass
 
+from trainsh.cli.numbers import digits
 from trainsh.remote.shell import Shell
 
 # Allocation options as a recipe or `--host NAME=slurm:LOGIN?...` writes them -> salloc flags.
@@ -43,7 +44,7 @@ def option_problem(key: str, value: str) -> str | None:
     if "$" in value:  # expanded when the step runs
         return None
     if key in COUNTS:
-        return None if re.fullmatch(r"[1-9]\d{0,5}", value) else f"{key}= takes a whole number from 1, got '{value}'"
+        return None if re.fullmatch(r"[1-9]\d{0,5}", value, re.ASCII) else f"{key}= takes a whole number from 1, got '{value}'"
     if key == "exclusive":
         return None if value.lower() in _TRUE + _FALSE else f"exclusive= takes true or false, got '{value}'"
     if key == "extra":
@@ -57,7 +58,7 @@ def option_problem(key: str, value: str) -> str | None:
             return f"extra= takes salloc options, starting with one like --reservation=NAME, got '{words[0]}'"
         return None
     if key == "mem":
-        return None if re.fullmatch(r"\d+[KMGT]?", value, re.I) else \
+        return None if re.fullmatch(r"\d+[KMGT]?", value, re.I | re.ASCII) else \
             f"mem= takes a size like 16G or 500M, got '{value}'"
     if key == "time":
         try:
@@ -114,7 +115,7 @@ class Spec:
             if not eq or not value:
                 raise ValueError(f"bad slurm option '{part}' (expected KEY=VALUE)")
             if key == "job":
-                if not value.isdigit():
+                if not digits(value):
                     raise ValueError(f"job= takes a Slurm job id, got '{value}'")
                 job = value
                 continue

@@ -15,6 +15,7 @@ TYPE_CHECKING = False  # typing costs start-up time; the annotations are never e
 if TYPE_CHECKING:
     from typing import Any
 
+from trainsh.cli.numbers import digits
 from trainsh.cloud import http
 from trainsh.cloud.provider import (GONE, RUNNING, STARTING, STOPPED, STOPPING, UNKNOWN, AuthError,
                                     CreateRequest, Instance, LostAnswer, NoCapacity, NotFound, Offer,
@@ -64,11 +65,11 @@ def ssh_endpoint(raw: dict[str, Any] | http.Reply) -> SshEndpoint | None:
     if ports is not None and ip:
         mapped = ports.children("22/tcp")
         port = mapped[0].field("HostPort", (str, int), "a port number", "") if mapped else ""
-        if str(port).isdigit():
+        if digits(str(port)):
             return SshEndpoint("root", ip, int(port))
     host = r.text("ssh_host", "")
     port = r.field("ssh_port", (str, int), "a port number", "")
-    if host and str(port).isdigit():
+    if host and digits(str(port)):
         return SshEndpoint("root", host, int(port))
     return None
 
@@ -216,6 +217,7 @@ class VastProvider(Provider):
         return {key(n): n for n in self._gpu_names}.get(key(name), name)
 
     def create(self, offer_id: str, request: CreateRequest) -> Instance:
+        offer_id = self._id(offer_id, "offer")
         label = request.label or f"trainsh-{os.urandom(6).hex()}"
         body = {"client_id": "me", "image": request.image, "disk": float(request.disk_gb),
                 "runtype": "ssh_direc ssh_proxy", "env": dict(request.env),
@@ -360,11 +362,15 @@ class VastProvider(Provider):
         self._put_state(instance_id, {"label": label}, "label")
 
     @staticmethod
-    def _id(instance_id: str) -> str:
-        iid = str(instance_id).strip()
-        if not iid.isdigit():
-            raise NotFound(f"{WHAT}: '{instance_id}' is not an instance id (a number, as `train vast list` shows)")
-        return iid
+    def _id(instance_id: str, what: str = "instance") -> str:
+        """The last check of an id before it goes into a URL (the CLI's arguments were checked
+        the same way, cli/numbers.py; recipes and ow come here)."""
+        from trainsh.cli.numbers import vast_id
+
+        try:
+            return vast_id(str(instance_id), what)
+        except ValueError as e:
+            raise NotFound(f"{WHAT}: {e}") from None
 
     # ---- ssh keys ---------------------------------------------------------------------------
 

@@ -56,7 +56,7 @@ class RecipeErrors(Exception):
         self.errors = errors
 
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?|\.\d+)([smhd]?)")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?|\.\d+)([smhd]?)", re.ASCII)  # (not ١٢m)
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 

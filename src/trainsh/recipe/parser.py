@@ -15,6 +15,7 @@ import difflib
 import re
 from dataclasses import dataclass, replace
 
+from trainsh.cli.numbers import digits, pod_id, vast_id
 from trainsh.recipe.model import (
     CLOUDS,
     CONTROL_CHARS,
@@ -80,13 +81,13 @@ KEYWORDS = sorted(CONTROL | {"var", "host", "storage", "wait"})
 
 # Options each cloud action accepts, with a checker for the value.
 def _count_opt(v: str) -> str | None:
-    if not re.fullmatch(r"\d+", v):
+    if not re.fullmatch(r"\d+", v, re.ASCII):
         return "a whole number"
     return None if int(v) else "a whole number of at least 1"  # (0 GPUs, 0 offers: nothing to pick)
 
 
 def _num_opt(v: str) -> str | None:
-    return None if re.fullmatch(r"\d+(\.\d+)?|\.\d+", v) else "a number"
+    return None if re.fullmatch(r"\d+(\.\d+)?|\.\d+", v, re.ASCII) else "a number"
 
 
 def _bool_opt(v: str) -> str | None:
@@ -886,7 +887,7 @@ class _Parser:
 
 
 def _valid_port(v: str) -> bool:
-    return v.isdigit() and 1 <= int(v) <= 65535
+    return digits(v) and 1 <= int(v) <= 65535
 
 
 def _truthy(v: str) -> bool:
@@ -918,7 +919,15 @@ def check_host_spec(spec: str) -> tuple[int, str] | None:
     if ":" in first and not first.startswith("[") and len(toks) == 1:
         scheme, _, ident = first.partition(":")
         if scheme in HOST_SCHEMES:
-            return None if ident else (len(scheme) + 1, f"'{scheme}:' needs an instance id")
+            if not ident:
+                return len(scheme) + 1, f"'{scheme}:' needs an instance id"
+            check = {"vast": vast_id, "runpod": pod_id}.get(scheme)
+            if check and "$" not in ident:
+                try:  # (as `train vast show ID` and the provider check it)
+                    check(ident)
+                except ValueError as e:
+                    return len(scheme) + 1, str(e)
+            return None
         if "$" in first:
             return None
     if first.startswith("-"):

@@ -12,6 +12,8 @@ import re
 import shlex
 from dataclasses import dataclass, field
 
+from trainsh.cli.numbers import digits
+
 
 class SpecError(ValueError):
     pass
@@ -88,7 +90,7 @@ class SshSpec:
                         raise SpecError(f"bad ssh spec '{spec}': {flag} needs a value")
                     value = toks[i]
                 if flag == "-p":
-                    if not value.isdigit() or not 0 < int(value) < 65536:
+                    if not digits(value) or not 0 < int(value) < 65536:
                         raise SpecError(f"bad ssh spec '{spec}': bad port '{value}'")
                     port = int(value)
                 elif flag == "-i":

@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 
+from trainsh.cli.numbers import digits
 from trainsh.cloud.provider import local_public_key
 from trainsh.recipe.model import CLOUDS
 from trainsh.runtime.machines import KINDS, Kind, Machine
@@ -361,7 +362,7 @@ def choose(p, opts: dict, out=None, ask=input, holds=None, me: str | None = None
             raise LookupError("no machine chosen")
         if answer == "":
             answer = "1"
-        if answer.isdigit() and 1 <= int(answer) <= len(rows):
+        if digits(answer) and 1 <= int(answer) <= len(rows):
             what, ident, _ = rows[int(answer) - 1]
             return {what: ident}
         out.write(f"  '{answer}' is not one of 1-{len(rows)}\n")

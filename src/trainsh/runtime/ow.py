@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from trainsh import masking
+from trainsh.cli.numbers import digits
 from trainsh.cloud.provider import local_public_key
 
 RUN_DIR = ".cache/trainsh/ow"  # on the machine, under $HOME: one folder per run
@@ -411,13 +412,29 @@ def _default(provider: str, key: str, fallback):
 
 # ---- env files -------------------------------------------------------------------------------
 
+ENV_FILE_MAX = 1 << 20  # an --env-file's most bytes
+
+
 def parse_env_file(path: str) -> dict[str, str]:
     """`KEY=VALUE` lines (optionally `export `, quotes, `#` comments). OwError(code 2) naming
     the file and line of the first mistake."""
     import re
 
+    import stat
+
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        st = os.stat(path)  # (before opening it: opening a FIFO waits for a writer)
+        if not stat.S_ISREG(st.st_mode):  # /dev/zero, a FIFO: read forever
+            raise OwError(f"--env-file {path}: not a regular file", 2)
+        if st.st_size > ENV_FILE_MAX:
+            raise OwError(f"--env-file {path}: more than {ENV_FILE_MAX // 1024 // 1024} MiB, "
+                          "not an env file", 2)
+        with open(path, "rb") as f:
+            data = f.read(ENV_FILE_MAX + 1)
+        if len(data) > ENV_FILE_MAX:  # (it grew since)
+            raise OwError(f"--env-file {path}: more than {ENV_FILE_MAX // 1024 // 1024} MiB, "
+                          "not an env file", 2)
+        text = data.decode("utf-8")
     except FileNotFoundError:
         raise OwError(f"--env-file {path}: no such file", 2) from None
     except (OSError, UnicodeDecodeError) as e:
@@ -814,7 +831,7 @@ class Follower:
         i = text.rfind("\x1eow-rc ")
         if i >= 0:
             word = text[i + 7:].split("\n", 1)[0].strip()
-            if word.isdigit():
+            if digits(word):
                 self.rc = int(word)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import time
 
+from trainsh.cli.numbers import digits
 from trainsh.recipe import model as m
 from trainsh.remote.tmux import Pending, Session, Tmux
 from trainsh.remote.waits import run_wait
@@ -213,7 +214,7 @@ def wait(ctx: Context, idx: int, step: m.Wait, resume: dict | None = None) -> No
                 spec = {"kind": "file", "path": ctx.expand(step.file)}
             else:
                 port = ctx.expand(step.port or "")
-                if not port.isdigit() or not 0 < int(port) < 65536:
+                if not digits(port) or not 0 < int(port) < 65536:
                     raise StepFailed(f"bad port '{port}'")
                 spec = {"kind": "port", "port": int(port)}
             spec["claim"] = f"{s.rc_dir}/wait.pid"  # a newer wait on the session replaces this one
