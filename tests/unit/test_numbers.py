@@ -1,4 +1,4 @@
-"""cli/numbers.py: numbers and cloud ids are ASCII, whatever str.isdigit(), int() and float()
+"""trainsh/numbers.py: numbers and cloud ids are ASCII, whatever str.isdigit(), int() and float()
 take (`int("١٢")` is 12, `"²".isdigit()` is true)."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import argparse
 
 import pytest
 
-from trainsh.cli import numbers
+from trainsh import numbers
 
 OTHER_DIGITS = ("²", "١٢٣", "１２", "߁", "12 ", " 12", "1\n2", "", "+1", "-1", "1.0", "1e3")
 

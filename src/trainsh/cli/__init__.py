@@ -10,7 +10,7 @@ import signal
 import sys
 
 from trainsh import __version__
-from trainsh.cli import numbers
+from trainsh import numbers
 
 
 class UserError(Exception):

@@ -8,7 +8,7 @@ import sys
 import time
 
 from trainsh.cli import UserError
-from trainsh.cli.numbers import digits
+from trainsh.numbers import digits
 
 
 def dispatch(args) -> int:

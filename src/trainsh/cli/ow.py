@@ -12,7 +12,8 @@ import argparse
 import os
 import sys
 
-from trainsh.cli import UserError, ended, numbers  # (the package: loaded with this module anyway)
+from trainsh import numbers
+from trainsh.cli import UserError, ended
 
 EPILOG = """\
 examples:

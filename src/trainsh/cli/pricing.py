@@ -69,7 +69,7 @@ def convert(args) -> int:
 
     from argparse import ArgumentTypeError
 
-    from trainsh.cli.numbers import MONEY
+    from trainsh.numbers import MONEY
 
     try:
         amount = MONEY(args.amount)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 
 from trainsh.cli import UserError
-from trainsh.cli.numbers import digits
+from trainsh.numbers import digits
 
 
 def dispatch(args) -> int:

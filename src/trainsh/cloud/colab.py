@@ -18,7 +18,7 @@ import shutil
 import tempfile
 import time
 
-from trainsh.cli.numbers import digits
+from trainsh.numbers import digits
 from trainsh.remote.sshspec import SshSpec
 from trainsh.settings import hosts, paths
 

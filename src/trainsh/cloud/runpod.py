@@ -500,8 +500,8 @@ def _maybe_made(e: ProviderError) -> bool:
 
 def _check_id(instance_id: str) -> None:
     """The last check of a pod id before it goes into a query (the CLI's arguments were checked
-    the same way, cli/numbers.py; recipes and ow come here)."""
-    from trainsh.cli.numbers import pod_id
+    the same way, trainsh/numbers.py; recipes and ow come here)."""
+    from trainsh.numbers import pod_id
 
     try:
         pod_id(str(instance_id or ""))

@@ -20,7 +20,7 @@ import re
 import shlex
 from dataclasses import dataclass
 
-from trainsh.cli.numbers import digits
+from trainsh.numbers import digits
 from trainsh.remote.shell import Shell
 
 # Allocation options as a recipe or `--host NAME=slurm:LOGIN?...` writes them -> salloc flags.

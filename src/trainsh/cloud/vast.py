@@ -15,7 +15,7 @@ TYPE_CHECKING = False  # typing costs start-up time; the annotations are never e
 if TYPE_CHECKING:
     from typing import Any
 
-from trainsh.cli.numbers import digits
+from trainsh.numbers import digits
 from trainsh.cloud import http
 from trainsh.cloud.provider import (GONE, RUNNING, STARTING, STOPPED, STOPPING, UNKNOWN, AuthError,
                                     CreateRequest, Instance, LostAnswer, NoCapacity, NotFound, Offer,
@@ -364,8 +364,8 @@ class VastProvider(Provider):
     @staticmethod
     def _id(instance_id: str, what: str = "instance") -> str:
         """The last check of an id before it goes into a URL (the CLI's arguments were checked
-        the same way, cli/numbers.py; recipes and ow come here)."""
-        from trainsh.cli.numbers import vast_id
+        the same way, trainsh/numbers.py; recipes and ow come here)."""
+        from trainsh.numbers import vast_id
 
         try:
             return vast_id(str(instance_id), what)

@@ -15,7 +15,7 @@ import difflib
 import re
 from dataclasses import dataclass, replace
 
-from trainsh.cli.numbers import digits, pod_id, vast_id
+from trainsh.numbers import digits, pod_id, vast_id
 from trainsh.recipe.model import (
     CLOUDS,
     CONTROL_CHARS,

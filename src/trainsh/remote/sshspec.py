@@ -12,7 +12,7 @@ import re
 import shlex
 from dataclasses import dataclass, field
 
-from trainsh.cli.numbers import digits
+from trainsh.numbers import digits
 
 
 class SpecError(ValueError):

@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 
-from trainsh.cli.numbers import digits
+from trainsh.numbers import digits
 from trainsh.cloud.provider import local_public_key
 from trainsh.recipe.model import CLOUDS
 from trainsh.runtime.machines import KINDS, Kind, Machine

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from trainsh import masking
-from trainsh.cli.numbers import digits
+from trainsh.numbers import digits
 from trainsh.cloud.provider import local_public_key
 
 RUN_DIR = ".cache/trainsh/ow"  # on the machine, under $HOME: one folder per run

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import time
 
-from trainsh.cli.numbers import digits
+from trainsh.numbers import digits
 from trainsh.recipe import model as m
 from trainsh.remote.tmux import Pending, Session, Tmux
 from trainsh.remote.waits import run_wait
