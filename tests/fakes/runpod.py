@@ -352,6 +352,8 @@ class Pod:
         self.dir = fake.base / pod_id
         self.home = self.dir / "home"
         self.home.mkdir(parents=True)
+        self.workspace = self.dir / "workspace"  # the pod's /workspace (sshd.with_own_workspace)
+        self.workspace.mkdir()
         self.tmux_dir = self.dir / "tmux"
         self.tmux_dir.mkdir(mode=0o1777)
         os.chmod(self.tmux_dir, 0o1777)
@@ -407,7 +409,8 @@ class Pod:
         with self.lock:
             if self.generation != gen or self.desired != "RUNNING":
                 return
-            self.proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-f", str(cfg), "-E", str(self.dir / "sshd.log")],
+            argv = ["/usr/sbin/sshd", "-D", "-f", str(cfg), "-E", str(self.dir / "sshd.log")]
+            self.proc = subprocess.Popen(sshd.with_own_workspace(argv, self.workspace),
                                          start_new_session=True, stdin=subprocess.DEVNULL)
             proc = self.proc
         deadline = time.monotonic() + 20
@@ -659,6 +662,7 @@ class FakeRunPod:
         with self.lock:
             pods = {pid: {"desiredStatus": p.desired, "name": p.spec.get("name"), "port": p.port,
                           "pod_key": p.key, "home": str(p.home),
+                          "workspace": str(p.workspace),
                           "env": p.env, "gpuTypeId": p.gpu[0], "gpuCount": p.spec.get("gpuCount"),
                           "spec": p.spec} for pid, p in self.pods.items()}
             now = time.monotonic()

@@ -83,7 +83,7 @@ from urllib.parse import parse_qs, urlparse
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from fakes import replies  # noqa: E402
 from fakes.inflight import GARBLES, InFlight, garble_error  # noqa: E402
-from sshd import free_port  # noqa: E402
+from sshd import free_port, in_machine, with_own_workspace  # noqa: E402
 
 SSHD = "/usr/sbin/sshd"
 
@@ -178,7 +178,8 @@ class Machine:
         self.scoped_key = secrets.token_hex(32)
         self.dir = fake.base / f"i{iid}"
         self.home, self.tmux = self.dir / "root", self.dir / "tmux"
-        for d in (self.home, self.tmux):
+        self.workspace = self.dir / "workspace"  # the machine's /workspace (sshd.with_own_workspace)
+        for d in (self.home, self.tmux, self.workspace):
             d.mkdir(parents=True, exist_ok=True)
         os.chmod(self.tmux, 0o1777)
         # as Vast's images do: an interactive login lands in tmux unless ~/.no_auto_tmux exists
@@ -232,7 +233,8 @@ StrictModes no
 SetEnv {setenv}
 Subsystem sftp /usr/lib/openssh/sftp-server
 """)
-        self.proc = subprocess.Popen([SSHD, "-D", "-f", str(cfg), "-E", str(self.dir / "sshd.log")],
+        argv = [SSHD, "-D", "-f", str(cfg), "-E", str(self.dir / "sshd.log")]
+        self.proc = subprocess.Popen(with_own_workspace(argv, self.workspace),
                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
@@ -282,7 +284,7 @@ Subsystem sftp /usr/lib/openssh/sftp-server
                 self.actual, self.running_since = "running", time.time()
                 if self.onstart:  # as a container runs it at every start, in the background
                     with open(self.dir / "onstart.log", "ab") as log:
-                        subprocess.Popen(["bash", "-c", self.onstart], cwd=self.home, stdout=log,
+                        subprocess.Popen(in_machine(self.proc.pid, ["bash", "-c", self.onstart]), cwd=self.home, stdout=log,
                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                          start_new_session=True,
                                          env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -638,6 +640,7 @@ class Fake:
                                               "label": i.label, "sshd_pid": i.proc.pid if i.proc else None,
                                               "direct_port": i.direct_port, "proxy_port": i.proxy_port,
                                               "container_api_key": i.scoped_key, "home": str(i.home),
+                                              "workspace": str(i.workspace),
                                               "marker": i.marker}
                                   for i in self.instances.values()},
                     "creating": self.inflight.creating,
