@@ -143,6 +143,24 @@ def _tokens(text: str) -> list[tuple[str, str]]:
     return out
 
 
+class Enum(str):
+    """A bare name in a document: an enum value (`cloudType: SECURE`)."""
+
+
+class Given(str):
+    """A string that came in a variable: JSON has no enums, so it may fill a String or an enum."""
+
+
+def _given(value: Any) -> Any:
+    if isinstance(value, str):
+        return Given(value)
+    if isinstance(value, list):
+        return [_given(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _given(v) for k, v in value.items()}
+    return value
+
+
 class Field:
     def __init__(self, name: str, alias: str, args: dict, selections: list[Field] | None):
         self.name, self.alias, self.args, self.selections = name, alias, args, selections
@@ -238,7 +256,7 @@ class _Parser:
             name = self.take(kind="name")
             if name not in self.variables:
                 raise GraphQLError(f'Variable "${name}" was not provided.')
-            return self.variables[name]
+            return _given(self.variables[name])
         if text == "[":
             self.take("[")
             items = []
@@ -261,7 +279,7 @@ class _Parser:
         if kind == "string":
             return json.loads(text)  # GraphQL's string escapes are JSON's
         if kind == "name":
-            return {"true": True, "false": False, "null": None}.get(text, text)  # else an enum value
+            return {"true": True, "false": False, "null": None}.get(text, Enum(text))  # else an enum value
         raise GraphQLError(f"Syntax Error: Unexpected {text or '<EOF>'!r}.", 400)
 
 
@@ -294,6 +312,107 @@ GPU_TYPE = _fields(
 # runpodctl's totalDisk; another is an error, as GraphQL validates an input object.
 LOWEST_PRICE_INPUT = {"compliance", "dataCenterId", "globalNetwork", "gpuCount", "minDisk", "minMemoryInGb",
                       "minVcpuCount", "secureCloud", "totalDisk", "supportPublicIp", "minDownload", "minUpload"}
+# The input objects the fake takes, field by field, as GraphQL checks an argument against its
+# input type: a field the type lacks, a value of another type, an enum value the enum lacks, or
+# a required (`!`) field missing or null is an error before anything is done. Field names and
+# types from RunPod's official clients: runpod-python api/mutations/pods.py (create: name,
+# imageName, cloudType as a bare enum ALL/COMMUNITY/SECURE, startSsh, gpuTypeId,
+# supportPublicIp, gpuCount, volumeInGb, minVcpuCount, minMemoryInGb, allowedCudaVersions,
+# dataCenterId, dockerArgs, countryCode, containerDiskInGb, ports, volumeMountPath,
+# env: [{key, value}], templateId, networkVolumeId, minDownload, minUpload; podResume(input:
+# {podId, gpuCount})), runpodctl api/pod.go (a `PodFindAndDeployOnDemandInput!` variable that
+# adds deployCost; podResume with podId alone) and internal/api/graphql.go (minCudaVersion,
+# containerRegistryAuthId, stopAfter, terminateAfter, compliance). The schema itself
+# (graphql-spec.runpod.io) was not at hand: the enum's name and the errors' wording are the
+# fake's own, in graphql-js's words.
+CLOUD_TYPES = ("ALL", "COMMUNITY", "SECURE")
+INPUTS = {
+    "PodFindAndDeployOnDemandInput": {
+        "name": "String", "imageName": "String!", "gpuTypeId": "String!", "gpuCount": "Int",
+        "cloudType": "CloudTypeEnum", "startSsh": "Boolean", "supportPublicIp": "Boolean",
+        "containerDiskInGb": "Int", "volumeInGb": "Int", "volumeMountPath": "String", "ports": "String",
+        "env": "[EnvironmentVariableInput]", "dockerArgs": "String", "dataCenterId": "String",
+        "countryCode": "String", "minVcpuCount": "Int", "minMemoryInGb": "Int",
+        "allowedCudaVersions": "[String]", "minCudaVersion": "String", "templateId": "String",
+        "networkVolumeId": "String", "minDownload": "Int", "minUpload": "Int", "deployCost": "Float",
+        "containerRegistryAuthId": "String", "stopAfter": "String", "terminateAfter": "String",
+        "compliance": "[String]"},
+    "EnvironmentVariableInput": {"key": "String!", "value": "String"},
+    "PodResumeInput": {"podId": "String!", "gpuCount": "Int"},
+    "PodStopInput": {"podId": "String!"},
+    "PodTerminateInput": {"podId": "String!"},
+    "PodFilter": {"podId": "String!"},
+    "GpuTypeFilter": {"id": "String"},
+    "UpdateUserSettingsInput": {"pubKey": "String"},
+}
+# Each root field's arguments (name -> type); a field left out takes none.
+ARGUMENTS = {
+    "query": {"pod": {"input": "PodFilter!"}, "gpuTypes": {"input": "GpuTypeFilter"}},
+    "mutation": {"podFindAndDeployOnDemand": {"input": "PodFindAndDeployOnDemandInput"},
+                 "podResume": {"input": "PodResumeInput!"}, "podStop": {"input": "PodStopInput!"},
+                 "podTerminate": {"input": "PodTerminateInput!"},
+                 "updateUserSettings": {"input": "UpdateUserSettingsInput!"}},
+}
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, Enum):
+        return str(value)
+    return json.dumps(value)
+
+
+def coerce(value: Any, type_name: str, where: str) -> None:
+    """Check `value` against a GraphQL input type ("Int", "String!", "[EnvironmentVariableInput]",
+    an input object, the cloud type enum); GraphQLError (400) when GraphQL would refuse it."""
+    required = type_name.endswith("!")
+    base = type_name.rstrip("!")
+    if value is None:
+        if required:
+            raise GraphQLError(f'Expected value of type "{type_name}", found null ({where}).', 400)
+        return
+    if base.startswith("["):
+        inner = base[1:-1]
+        for item in value if isinstance(value, list) else [value]:  # a lone value is a list of one
+            coerce(item, inner, where)
+        return
+    if base in INPUTS:
+        if not isinstance(value, dict):
+            raise GraphQLError(f'Expected value of type "{base}", found {_show(value)} ({where}).', 400)
+        fields = INPUTS[base]
+        for name in value:
+            if name not in fields:
+                raise GraphQLError(f'Field "{name}" is not defined by type "{base}".', 400)
+        for name, ftype in fields.items():
+            if ftype.endswith("!") and value.get(name) is None:
+                raise GraphQLError(f'Field "{base}.{name}" of required type "{ftype}" was not provided.', 400)
+            if name in value:
+                coerce(value[name], ftype, f"{base}.{name}")
+        return
+    ok = {"Int": lambda v: type(v) is int and -2**31 <= v < 2**31,
+          "Float": lambda v: type(v) in (int, float),
+          "Boolean": lambda v: type(v) is bool,
+          "String": lambda v: isinstance(v, str) and not isinstance(v, Enum),
+          "CloudTypeEnum": lambda v: isinstance(v, (Enum, Given)) and v in CLOUD_TYPES}[base]
+    if not ok(value):
+        if base == "CloudTypeEnum" and isinstance(value, (Enum, Given)):
+            raise GraphQLError(f'Value "{value}" does not exist in "{base}" enum ({where}).', 400)
+        raise GraphQLError(f'{base} cannot represent {_show(value)} ({where}).', 400)
+
+
+def check_arguments(op: str, fields: list[Field]) -> None:
+    for f in fields:
+        allowed = ARGUMENTS.get(op, {}).get(f.name, {})
+        for name in f.args:
+            if name not in allowed:
+                raise GraphQLError(f'Unknown argument "{name}" on field "{f.name}".', 400)
+        for name, type_name in allowed.items():
+            if type_name.endswith("!") and name not in f.args:
+                raise GraphQLError(f'Field "{f.name}" argument "{name}" of type "{type_name}" is required, '
+                                   "but it was not provided.", 400)
+            if name in f.args:
+                coerce(f.args[name], type_name, f"{f.name}({name})")
+
+
 SCHEMA = {
     "query": {"gpuTypes": GPU_TYPE, "pod": POD,
               "myself": _fields("id email pubKey clientBalance", pods=POD,
@@ -763,6 +882,7 @@ class FakeRunPod:
             body = json.loads(raw or b"{}")
             op, fields = parse(body.get("query") or "", body.get("variables"))
             validate(fields, SCHEMA.get(op, {}), "Mutation" if op == "mutation" else "Query")
+            check_arguments(op, fields)
             if pod is not None and not all(f.name in SCOPED.get(op, ()) and isinstance(f.args.get("input"), dict)
                                            and f.args["input"].get("podId") == pod.id for f in fields):
                 return 403, {"errors": [{"message": f"this key may act only on pod {pod.id}"}]}
@@ -848,8 +968,11 @@ class FakeRunPod:
             if not spec.get(k):
                 raise GraphQLError(f'Field "PodFindAndDeployOnDemandInput.{k}" of required type was not provided.', 400)
         gpu = self._gpu(spec["gpuTypeId"])
-        if gpu is None or self._no_capacity(spec["gpuTypeId"]) or int(spec.get("gpuCount") or 1) > 8:
-            raise GraphQLError(CAPACITY_ERROR)
+        cloud = spec.get("cloudType") or "ALL"
+        clouds = [c for c, price in (("SECURE", gpu[4]), ("COMMUNITY", gpu[3])) if price and cloud in ("ALL", c)
+                  and not self._no_capacity(f"{gpu[0]}@{c}", "sold_out")] if gpu else []
+        if not clouds or self._no_capacity(spec["gpuTypeId"]) or int(spec.get("gpuCount") or 1) > 8:
+            raise GraphQLError(CAPACITY_ERROR)  # (none in the cloud asked for either)
         if not spec.get("name"):
             spec["name"] = spec["imageName"]
         env = spec["env"] = list(spec.get("env") or [])  # runpodctl sends env: null for none
@@ -900,8 +1023,11 @@ class FakeRunPod:
 
     def m_resume(self, args: dict):
         pod = self._find(args)
-        if self._no_capacity(pod.gpu[0]):
+        count = args["input"].get("gpuCount")  # runpodctl leaves it out: the pod's own count
+        if self._no_capacity(pod.gpu[0]) or (count or 0) > 8:
             raise GraphQLError("There are not enough free GPUs on the host machine to start this pod.")
+        if count is not None and pod.desired != "RUNNING":
+            pod.spec["gpuCount"] = count  # resumed with that many GPUs (the SDK sends its count)
         if pod.desired != "RUNNING":
             pod.set_desired("RUNNING")
             pod.boot()
