@@ -239,3 +239,23 @@ def check_slow_start(h: Harness) -> None:
 
 
 CHECKS["slow_start"] = check_slow_start
+
+
+def check_login_gap(h: Harness) -> None:
+    """A machine says it runs (with its ssh port) before its sshd and keys are ready, as a real
+    container does (the fakes' ssh_delay); a wait with a login gets through that gap, and a
+    login refused in it is a status to wait through, never a failure."""
+    h.fault(ssh_delay=4)
+    inst = wait_for(h, rent(h, "suite-gap").id, RUNNING)
+    assert inst.ssh is not None
+    assert ssh_run(h, inst).returncode != 0, "the gap was missed: a login worked at once"
+    said: list[str] = []
+    ready = h.provider.wait_ready(inst.id, 30, login=True, key=h.identity, say=said.append, poll=(0.2, 1.5, 1.0))
+    assert ready.status == RUNNING and ready.ssh is not None
+    assert said and said[-1] == "running, ssh not answering yet", said
+    assert not any("fail" in s or "denied" in s.lower() for s in said), said
+    r = ssh_run(h, ready)
+    assert r.returncode == 0 and "login-ok" in r.stdout, r.stderr
+
+
+CHECKS["login_gap"] = check_login_gap

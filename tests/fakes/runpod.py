@@ -29,6 +29,10 @@ Faults, by flag, by `POST /_fake/faults` with a JSON object (answers the faults)
                 "ID@SECURE" or "ID@COMMUNITY" sells out one cloud
   fail_create   N (alias fail_after_create): the next N creates make the pod, then answer 500
   start_delay   seconds before a pod's sshd starts (runtime null until then)
+  ssh_delay     seconds between runtime (the ports) showing and logins that work, as a real
+                container runs before its start script has started sshd and put the keys in
+                place: the first half nothing listens, the second sshd refuses every key; 0
+                (the default): runtime shows once sshd takes logins
   down          true: every API call answers 503
 Rents in flight (the cloud has acted; its answer is late, damaged or lost; see inflight.py):
   slow_create   seconds: a create makes the pod at once, then holds its answer this long
@@ -515,8 +519,10 @@ class Pod:
         keys = self.dir / "authorized_keys"
         port = sshd.free_port()
         cfg = self.dir / "sshd_config"
+        gap = float(self.fake.faults.get("ssh_delay") or 0)
+        wanted = self.env.get("PUBLIC_KEY", "").replace("\\n", "\n").strip() + "\n"
         try:
-            keys.write_text(self.env.get("PUBLIC_KEY", "").replace("\\n", "\n").strip() + "\n")
+            keys.write_text("" if gap > 0 else wanted)
             os.chmod(keys, 0o600)
             cfg.write_text(sshd.config_text(port, self.dir / "host", str(keys), {
                 "HOME": self.home, "TMUX_TMPDIR": self.tmux_dir, "RUNPOD_POD_ID": self.id,
@@ -525,6 +531,15 @@ class Pod:
             if self.generation != gen:
                 return  # terminated (its folder removed) while it was starting
             raise
+        if gap > 0:
+            # ssh_delay: the container runs (runtime and its ports shown) before its start script
+            # has started sshd (nothing listens) and put the keys in place (sshd refuses them)
+            with self.lock:
+                if self.generation != gen or self.desired != "RUNNING":
+                    return
+                self.port, self.up_since = port, time.time()
+            if not self._sleep(gap / 2, gen):
+                return
         with self.lock:
             if self.generation != gen or self.desired != "RUNNING":
                 return
@@ -541,8 +556,20 @@ class Pod:
             except OSError:
                 time.sleep(0.02)
         with self.lock:
-            if self.generation == gen and proc.poll() is None:
+            if self.generation == gen and proc.poll() is None and gap <= 0:
                 self.port, self.up_since = port, time.time()
+        if gap > 0 and self._sleep(gap / 2, gen):
+            with contextlib.suppress(OSError):  # (gone if the pod was terminated meanwhile)
+                keys.write_text(wanted)
+
+    def _sleep(self, seconds: float, gen: int) -> bool:
+        """Wait `seconds`; False as soon as the pod stops or restarts meanwhile."""
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            if self.generation != gen:
+                return False
+            time.sleep(0.05)
+        return self.generation == gen
 
     def halt(self) -> None:
         """The container stops: sshd and everything its logins started."""
@@ -1093,6 +1120,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fail-create", type=int, default=0, metavar="N",
                    help="the next N creates make the pod, then answer 500")
     p.add_argument("--start-delay", type=float, default=0.0, metavar="S", help="seconds before a pod's sshd starts")
+    p.add_argument("--ssh-delay", type=float, default=0.0, metavar="S",
+                   help="seconds from runtime showing until logins work")
     p.add_argument("--down", action="store_true", help="every API call answers 503")
     p.add_argument("--slow-create", type=float, default=0.0, metavar="S", help="seconds a create holds its answer")
     p.add_argument("--garble-create", default="", choices=("",) + GARBLES,
@@ -1109,6 +1138,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--garble-reply", default="", choices=("",) + replies.GARBLES, help="damage every answer so")
     a = p.parse_args(argv)
     faults = {"no_capacity": a.no_capacity, "fail_create": a.fail_create, "start_delay": a.start_delay,
+              "ssh_delay": a.ssh_delay,
               "down": a.down, "slow_create": a.slow_create, "garble_create": a.garble_create,
               "garble_count": a.garble_count, "list_lag": a.list_lag, "down_after_create": a.down_after_create,
               "delay": a.delay, "trickle": a.trickle, "retry_after": a.retry_after, "bad_status": a.bad_status,
