@@ -87,3 +87,17 @@ def test_ow_exec_gets_through_the_gap(tmp_path, vast):
     _said_no_failure(r.stderr)
     st = vast.state()
     assert st["rents"] == 1 and all(str(i) in map(str, st["destroyed"]) for i in st["instances"])
+
+
+def test_ow_exec_on_an_existing_machine_in_the_gap(tmp_path, vast):
+    """`--existing` skips the separate login (its first command is the probe): a machine the
+    user just started may be in the gap then, and that must not fail the run either."""
+    vast.control(ssh_delay=GAP)
+    iid = vast.rent("1002", running=False)
+    vast.wait(iid, "running")  # running, its sshd not up yet
+    r = subprocess.run([sys.executable, "-m", "trainsh.owstart", "exec", "--provider", "vast", "--existing", iid,
+                        "--no-sync", "echo", "through"], capture_output=True, text=True, timeout=120,
+                       stdin=subprocess.DEVNULL)
+    assert r.returncode == 0 and r.stdout == "through\n", r.stderr
+    _said_no_failure(r.stderr)
+    assert vast.state()["instances"][iid]["actual_status"] == "running"  # the user's: left running
