@@ -15,7 +15,10 @@ A pod is an sshd (`sshd -D`, its own host key and port) that accepts the keys in
 `PUBLIC_KEY` env, as RunPod's images do (a create with startSsh that sets none gets the
 account's keys, `myself { pubKey }`, set by `updateUserSettings(input: {pubKey})`). Its `runtime` stays null until that sshd answers;
 stop kills the sshd and every process of its logins; resume starts it again on a new port
-(the pod's home folder stays, like a volume); terminate removes the pod.
+(the pod's home folder stays, like a volume); terminate removes the pod. The sshd runs in a
+mount namespace of its own with a folder of the pod at /workspace (the state's `workspace`),
+so pods never share files. Every argument and input object field is checked against its input
+type (INPUTS) before anything is done.
 
 `GET /v2/billing/pods` (RunPod's REST API v2, on the same server) gives what each pod cost since
 its rent: the GPU price while it runs, its disks as docs.runpod.io prices them (container and

@@ -19,7 +19,8 @@ Instances: renting (PUT asks/OFFER/) or starting one starts a real sshd (root lo
 account's ssh keys and the keys attached to the instance) listening on two ports: the direct
 one (`ports["22/tcp"]` on `public_ipaddr`) and the "proxy" one (`ssh_host:ssh_port`). It says
 `loading` for --start-delay seconds, then `running`. Stop and destroy end the sshd and every
-process of that machine. Each login has CONTAINER_ID and CONTAINER_API_KEY, a key that may only
+process of that machine. The sshd runs in a mount namespace of its own with a folder of the
+machine at /workspace (the state's `workspace`), so machines never share files. Each login has CONTAINER_ID and CONTAINER_API_KEY, a key that may only
 read, start, stop or destroy its own instance (Vast's docs: the instance key "can only start,
 stop, or destroy that specific instance", vast-ai/docs api-reference/hello-world.mdx).
 
