@@ -101,3 +101,15 @@ def test_ow_exec_on_an_existing_machine_in_the_gap(tmp_path, vast):
     assert r.returncode == 0 and r.stdout == "through\n", r.stderr
     _said_no_failure(r.stderr)
     assert vast.state()["instances"][iid]["actual_status"] == "running"  # the user's: left running
+
+
+def test_ow_exec_on_runpod_gets_through_the_gap(tmp_path, runpod_fake):
+    runpod_fake.set_faults(ssh_delay=GAP)
+    begin = time.monotonic()
+    r = subprocess.run([sys.executable, "-m", "trainsh.owstart", "exec", "--gpu", "L40", "--no-sync", "echo",
+                        "through"], capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0 and r.stdout == "through\n", r.stderr
+    assert time.monotonic() - begin > GAP
+    _said_no_failure(r.stderr)
+    st = runpod_fake.state()
+    assert not st["pods"] and len(st["terminated"]) == 1, st
