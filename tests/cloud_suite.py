@@ -50,7 +50,39 @@ def vast_harness(tmp_path):
         assert not survivors, f"sshd left running: {survivors}"
 
 
-HARNESSES = {"vast": vast_harness}
+@contextlib.contextmanager
+def runpod_harness(tmp_path):
+    from fakes.runpod import serving
+
+    from trainsh.cloud.runpod import RunPodProvider
+
+    survivors: list[int] = []
+    with serving() as fake:
+        identity = tmp_path / "id_suite"
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(identity)], check=True)
+        # the account's key: a pod made with startSsh and no PUBLIC_KEY of its own gets it
+        RunPodProvider(api_key=fake.api_key, base_url=fake.url).add_key((tmp_path / "id_suite.pub").read_text())
+        try:
+            yield Harness(
+                name="runpod", provider=RunPodProvider(api_key=fake.api_key, base_url=fake.url),
+                with_key=lambda key: RunPodProvider(api_key=key, base_url=fake.url),
+                fault=lambda **kw: fake.set_faults(**kw), rents=lambda: fake.state()["creates"],
+                identity=str(identity), gpu="RTX_4090",
+                image="runpod/pytorch:2.4.0-py3.11-cuda12.4.1-devel-ubuntu22.04")
+        finally:  # the sshds running now must all be gone once the fake stops
+            survivors = [pod.proc.pid for pod in list(fake.pods.values()) if pod.proc]
+    assert not any(_alive(p) for p in survivors), f"sshd left running: {survivors}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+HARNESSES = {"vast": vast_harness, "runpod": runpod_harness}
 
 
 # ---- helpers ----------------------------------------------------------------------------------
@@ -207,3 +239,23 @@ def check_slow_start(h: Harness) -> None:
 
 
 CHECKS["slow_start"] = check_slow_start
+
+
+def check_login_gap(h: Harness) -> None:
+    """A machine says it runs (with its ssh port) before its sshd and keys are ready, as a real
+    container does (the fakes' ssh_delay); a wait with a login gets through that gap, and a
+    login refused in it is a status to wait through, never a failure."""
+    h.fault(ssh_delay=4)
+    inst = wait_for(h, rent(h, "suite-gap").id, RUNNING)
+    assert inst.ssh is not None
+    assert ssh_run(h, inst).returncode != 0, "the gap was missed: a login worked at once"
+    said: list[str] = []
+    ready = h.provider.wait_ready(inst.id, 30, login=True, key=h.identity, say=said.append, poll=(0.2, 1.5, 1.0))
+    assert ready.status == RUNNING and ready.ssh is not None
+    assert said and said[-1] == "running, ssh not answering yet", said
+    assert not any("fail" in s or "denied" in s.lower() for s in said), said
+    r = ssh_run(h, ready)
+    assert r.returncode == 0 and "login-ok" in r.stdout, r.stderr
+
+
+CHECKS["login_gap"] = check_login_gap

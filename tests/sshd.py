@@ -79,6 +79,27 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+WORKSPACE = "/workspace"
+
+
+def with_own_workspace(argv: list[str], folder: Path | str) -> list[str]:
+    """`argv` (a machine's sshd) in a mount namespace of its own where `folder` is bound at
+    /workspace, so a fake machine's /workspace is its own, as a cloud machine's is: what its
+    logins write there lands in `folder`, and neither this machine's real /workspace (if any)
+    nor another machine's is seen. The namespace's mounts are private (nothing propagates
+    back); it goes when its last process (sshd, logins, what they started) does. `exec` keeps
+    the pid: it is sshd's own. The mount point is made if this machine has none (an empty
+    folder, left in place: another run's machines may be using it)."""
+    os.makedirs(WORKSPACE, exist_ok=True)
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+            f'mount --bind "$0" {WORKSPACE} && exec "$@"', str(folder), *argv]
+
+
+def in_machine(pid: int, argv: list[str]) -> list[str]:
+    """`argv` run in the mount namespace of a fake machine's sshd `pid` (its /workspace)."""
+    return ["nsenter", f"--target={pid}", "--mount", "--", *argv]
+
+
 @dataclass
 class Server:
     name: str

@@ -15,7 +15,10 @@ A pod is an sshd (`sshd -D`, its own host key and port) that accepts the keys in
 `PUBLIC_KEY` env, as RunPod's images do (a create with startSsh that sets none gets the
 account's keys, `myself { pubKey }`, set by `updateUserSettings(input: {pubKey})`). Its `runtime` stays null until that sshd answers;
 stop kills the sshd and every process of its logins; resume starts it again on a new port
-(the pod's home folder stays, like a volume); terminate removes the pod.
+(the pod's home folder stays, like a volume); terminate removes the pod. The sshd runs in a
+mount namespace of its own with a folder of the pod at /workspace (the state's `workspace`),
+so pods never share files. Every argument and input object field is checked against its input
+type (INPUTS) before anything is done.
 
 `GET /v2/billing/pods` (RunPod's REST API v2, on the same server) gives what each pod cost since
 its rent: the GPU price while it runs, its disks as docs.runpod.io prices them (container and
@@ -29,6 +32,10 @@ Faults, by flag, by `POST /_fake/faults` with a JSON object (answers the faults)
                 "ID@SECURE" or "ID@COMMUNITY" sells out one cloud
   fail_create   N (alias fail_after_create): the next N creates make the pod, then answer 500
   start_delay   seconds before a pod's sshd starts (runtime null until then)
+  ssh_delay     seconds between runtime (the ports) showing and logins that work, as a real
+                container runs before its start script has started sshd and put the keys in
+                place: the first half nothing listens, the second sshd refuses every key; 0
+                (the default): runtime shows once sshd takes logins
   down          true: every API call answers 503
 Rents in flight (the cloud has acted; its answer is late, damaged or lost; see inflight.py):
   slow_create   seconds: a create makes the pod at once, then holds its answer this long
@@ -143,6 +150,24 @@ def _tokens(text: str) -> list[tuple[str, str]]:
     return out
 
 
+class Enum(str):
+    """A bare name in a document: an enum value (`cloudType: SECURE`)."""
+
+
+class Given(str):
+    """A string that came in a variable: JSON has no enums, so it may fill a String or an enum."""
+
+
+def _given(value: Any) -> Any:
+    if isinstance(value, str):
+        return Given(value)
+    if isinstance(value, list):
+        return [_given(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _given(v) for k, v in value.items()}
+    return value
+
+
 class Field:
     def __init__(self, name: str, alias: str, args: dict, selections: list[Field] | None):
         self.name, self.alias, self.args, self.selections = name, alias, args, selections
@@ -238,7 +263,7 @@ class _Parser:
             name = self.take(kind="name")
             if name not in self.variables:
                 raise GraphQLError(f'Variable "${name}" was not provided.')
-            return self.variables[name]
+            return _given(self.variables[name])
         if text == "[":
             self.take("[")
             items = []
@@ -261,7 +286,7 @@ class _Parser:
         if kind == "string":
             return json.loads(text)  # GraphQL's string escapes are JSON's
         if kind == "name":
-            return {"true": True, "false": False, "null": None}.get(text, text)  # else an enum value
+            return {"true": True, "false": False, "null": None}.get(text, Enum(text))  # else an enum value
         raise GraphQLError(f"Syntax Error: Unexpected {text or '<EOF>'!r}.", 400)
 
 
@@ -294,6 +319,107 @@ GPU_TYPE = _fields(
 # runpodctl's totalDisk; another is an error, as GraphQL validates an input object.
 LOWEST_PRICE_INPUT = {"compliance", "dataCenterId", "globalNetwork", "gpuCount", "minDisk", "minMemoryInGb",
                       "minVcpuCount", "secureCloud", "totalDisk", "supportPublicIp", "minDownload", "minUpload"}
+# The input objects the fake takes, field by field, as GraphQL checks an argument against its
+# input type: a field the type lacks, a value of another type, an enum value the enum lacks, or
+# a required (`!`) field missing or null is an error before anything is done. Field names and
+# types from RunPod's official clients: runpod-python api/mutations/pods.py (create: name,
+# imageName, cloudType as a bare enum ALL/COMMUNITY/SECURE, startSsh, gpuTypeId,
+# supportPublicIp, gpuCount, volumeInGb, minVcpuCount, minMemoryInGb, allowedCudaVersions,
+# dataCenterId, dockerArgs, countryCode, containerDiskInGb, ports, volumeMountPath,
+# env: [{key, value}], templateId, networkVolumeId, minDownload, minUpload; podResume(input:
+# {podId, gpuCount})), runpodctl api/pod.go (a `PodFindAndDeployOnDemandInput!` variable that
+# adds deployCost; podResume with podId alone) and internal/api/graphql.go (minCudaVersion,
+# containerRegistryAuthId, stopAfter, terminateAfter, compliance). The schema itself
+# (graphql-spec.runpod.io) was not at hand: the enum's name and the errors' wording are the
+# fake's own, in graphql-js's words.
+CLOUD_TYPES = ("ALL", "COMMUNITY", "SECURE")
+INPUTS = {
+    "PodFindAndDeployOnDemandInput": {
+        "name": "String", "imageName": "String!", "gpuTypeId": "String!", "gpuCount": "Int",
+        "cloudType": "CloudTypeEnum", "startSsh": "Boolean", "supportPublicIp": "Boolean",
+        "containerDiskInGb": "Int", "volumeInGb": "Int", "volumeMountPath": "String", "ports": "String",
+        "env": "[EnvironmentVariableInput]", "dockerArgs": "String", "dataCenterId": "String",
+        "countryCode": "String", "minVcpuCount": "Int", "minMemoryInGb": "Int",
+        "allowedCudaVersions": "[String]", "minCudaVersion": "String", "templateId": "String",
+        "networkVolumeId": "String", "minDownload": "Int", "minUpload": "Int", "deployCost": "Float",
+        "containerRegistryAuthId": "String", "stopAfter": "String", "terminateAfter": "String",
+        "compliance": "[String]"},
+    "EnvironmentVariableInput": {"key": "String!", "value": "String"},
+    "PodResumeInput": {"podId": "String!", "gpuCount": "Int"},
+    "PodStopInput": {"podId": "String!"},
+    "PodTerminateInput": {"podId": "String!"},
+    "PodFilter": {"podId": "String!"},
+    "GpuTypeFilter": {"id": "String"},
+    "UpdateUserSettingsInput": {"pubKey": "String"},
+}
+# Each root field's arguments (name -> type); a field left out takes none.
+ARGUMENTS = {
+    "query": {"pod": {"input": "PodFilter!"}, "gpuTypes": {"input": "GpuTypeFilter"}},
+    "mutation": {"podFindAndDeployOnDemand": {"input": "PodFindAndDeployOnDemandInput"},
+                 "podResume": {"input": "PodResumeInput!"}, "podStop": {"input": "PodStopInput!"},
+                 "podTerminate": {"input": "PodTerminateInput!"},
+                 "updateUserSettings": {"input": "UpdateUserSettingsInput!"}},
+}
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, Enum):
+        return str(value)
+    return json.dumps(value)
+
+
+def coerce(value: Any, type_name: str, where: str) -> None:
+    """Check `value` against a GraphQL input type ("Int", "String!", "[EnvironmentVariableInput]",
+    an input object, the cloud type enum); GraphQLError (400) when GraphQL would refuse it."""
+    required = type_name.endswith("!")
+    base = type_name.rstrip("!")
+    if value is None:
+        if required:
+            raise GraphQLError(f'Expected value of type "{type_name}", found null ({where}).', 400)
+        return
+    if base.startswith("["):
+        inner = base[1:-1]
+        for item in value if isinstance(value, list) else [value]:  # a lone value is a list of one
+            coerce(item, inner, where)
+        return
+    if base in INPUTS:
+        if not isinstance(value, dict):
+            raise GraphQLError(f'Expected value of type "{base}", found {_show(value)} ({where}).', 400)
+        fields = INPUTS[base]
+        for name in value:
+            if name not in fields:
+                raise GraphQLError(f'Field "{name}" is not defined by type "{base}".', 400)
+        for name, ftype in fields.items():
+            if ftype.endswith("!") and value.get(name) is None:
+                raise GraphQLError(f'Field "{base}.{name}" of required type "{ftype}" was not provided.', 400)
+            if name in value:
+                coerce(value[name], ftype, f"{base}.{name}")
+        return
+    ok = {"Int": lambda v: type(v) is int and -2**31 <= v < 2**31,
+          "Float": lambda v: type(v) in (int, float),
+          "Boolean": lambda v: type(v) is bool,
+          "String": lambda v: isinstance(v, str) and not isinstance(v, Enum),
+          "CloudTypeEnum": lambda v: isinstance(v, (Enum, Given)) and v in CLOUD_TYPES}[base]
+    if not ok(value):
+        if base == "CloudTypeEnum" and isinstance(value, (Enum, Given)):
+            raise GraphQLError(f'Value "{value}" does not exist in "{base}" enum ({where}).', 400)
+        raise GraphQLError(f'{base} cannot represent {_show(value)} ({where}).', 400)
+
+
+def check_arguments(op: str, fields: list[Field]) -> None:
+    for f in fields:
+        allowed = ARGUMENTS.get(op, {}).get(f.name, {})
+        for name in f.args:
+            if name not in allowed:
+                raise GraphQLError(f'Unknown argument "{name}" on field "{f.name}".', 400)
+        for name, type_name in allowed.items():
+            if type_name.endswith("!") and name not in f.args:
+                raise GraphQLError(f'Field "{f.name}" argument "{name}" of type "{type_name}" is required, '
+                                   "but it was not provided.", 400)
+            if name in f.args:
+                coerce(f.args[name], type_name, f"{f.name}({name})")
+
+
 SCHEMA = {
     "query": {"gpuTypes": GPU_TYPE, "pod": POD,
               "myself": _fields("id email pubKey clientBalance", pods=POD,
@@ -352,6 +478,8 @@ class Pod:
         self.dir = fake.base / pod_id
         self.home = self.dir / "home"
         self.home.mkdir(parents=True)
+        self.workspace = self.dir / "workspace"  # the pod's /workspace (sshd.with_own_workspace)
+        self.workspace.mkdir()
         self.tmux_dir = self.dir / "tmux"
         self.tmux_dir.mkdir(mode=0o1777)
         os.chmod(self.tmux_dir, 0o1777)
@@ -394,8 +522,10 @@ class Pod:
         keys = self.dir / "authorized_keys"
         port = sshd.free_port()
         cfg = self.dir / "sshd_config"
+        gap = float(self.fake.faults.get("ssh_delay") or 0)
+        wanted = self.env.get("PUBLIC_KEY", "").replace("\\n", "\n").strip() + "\n"
         try:
-            keys.write_text(self.env.get("PUBLIC_KEY", "").replace("\\n", "\n").strip() + "\n")
+            keys.write_text("" if gap > 0 else wanted)
             os.chmod(keys, 0o600)
             cfg.write_text(sshd.config_text(port, self.dir / "host", str(keys), {
                 "HOME": self.home, "TMUX_TMPDIR": self.tmux_dir, "RUNPOD_POD_ID": self.id,
@@ -404,10 +534,20 @@ class Pod:
             if self.generation != gen:
                 return  # terminated (its folder removed) while it was starting
             raise
+        if gap > 0:
+            # ssh_delay: the container runs (runtime and its ports shown) before its start script
+            # has started sshd (nothing listens) and put the keys in place (sshd refuses them)
+            with self.lock:
+                if self.generation != gen or self.desired != "RUNNING":
+                    return
+                self.port, self.up_since = port, time.time()
+            if not self._sleep(gap / 2, gen):
+                return
         with self.lock:
             if self.generation != gen or self.desired != "RUNNING":
                 return
-            self.proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-f", str(cfg), "-E", str(self.dir / "sshd.log")],
+            argv = ["/usr/sbin/sshd", "-D", "-f", str(cfg), "-E", str(self.dir / "sshd.log")]
+            self.proc = subprocess.Popen(sshd.with_own_workspace(argv, self.workspace),
                                          start_new_session=True, stdin=subprocess.DEVNULL)
             proc = self.proc
         deadline = time.monotonic() + 20
@@ -419,8 +559,20 @@ class Pod:
             except OSError:
                 time.sleep(0.02)
         with self.lock:
-            if self.generation == gen and proc.poll() is None:
+            if self.generation == gen and proc.poll() is None and gap <= 0:
                 self.port, self.up_since = port, time.time()
+        if gap > 0 and self._sleep(gap / 2, gen):
+            with contextlib.suppress(OSError):  # (gone if the pod was terminated meanwhile)
+                keys.write_text(wanted)
+
+    def _sleep(self, seconds: float, gen: int) -> bool:
+        """Wait `seconds`; False as soon as the pod stops or restarts meanwhile."""
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            if self.generation != gen:
+                return False
+            time.sleep(0.05)
+        return self.generation == gen
 
     def halt(self) -> None:
         """The container stops: sshd and everything its logins started."""
@@ -659,6 +811,7 @@ class FakeRunPod:
         with self.lock:
             pods = {pid: {"desiredStatus": p.desired, "name": p.spec.get("name"), "port": p.port,
                           "pod_key": p.key, "home": str(p.home),
+                          "workspace": str(p.workspace),
                           "env": p.env, "gpuTypeId": p.gpu[0], "gpuCount": p.spec.get("gpuCount"),
                           "spec": p.spec} for pid, p in self.pods.items()}
             now = time.monotonic()
@@ -759,6 +912,7 @@ class FakeRunPod:
             body = json.loads(raw or b"{}")
             op, fields = parse(body.get("query") or "", body.get("variables"))
             validate(fields, SCHEMA.get(op, {}), "Mutation" if op == "mutation" else "Query")
+            check_arguments(op, fields)
             if pod is not None and not all(f.name in SCOPED.get(op, ()) and isinstance(f.args.get("input"), dict)
                                            and f.args["input"].get("podId") == pod.id for f in fields):
                 return 403, {"errors": [{"message": f"this key may act only on pod {pod.id}"}]}
@@ -844,8 +998,11 @@ class FakeRunPod:
             if not spec.get(k):
                 raise GraphQLError(f'Field "PodFindAndDeployOnDemandInput.{k}" of required type was not provided.', 400)
         gpu = self._gpu(spec["gpuTypeId"])
-        if gpu is None or self._no_capacity(spec["gpuTypeId"]) or int(spec.get("gpuCount") or 1) > 8:
-            raise GraphQLError(CAPACITY_ERROR)
+        cloud = spec.get("cloudType") or "ALL"
+        clouds = [c for c, price in (("SECURE", gpu[4]), ("COMMUNITY", gpu[3])) if price and cloud in ("ALL", c)
+                  and not self._no_capacity(f"{gpu[0]}@{c}", "sold_out")] if gpu else []
+        if not clouds or self._no_capacity(spec["gpuTypeId"]) or int(spec.get("gpuCount") or 1) > 8:
+            raise GraphQLError(CAPACITY_ERROR)  # (none in the cloud asked for either)
         if not spec.get("name"):
             spec["name"] = spec["imageName"]
         env = spec["env"] = list(spec.get("env") or [])  # runpodctl sends env: null for none
@@ -896,8 +1053,11 @@ class FakeRunPod:
 
     def m_resume(self, args: dict):
         pod = self._find(args)
-        if self._no_capacity(pod.gpu[0]):
+        count = args["input"].get("gpuCount")  # runpodctl leaves it out: the pod's own count
+        if self._no_capacity(pod.gpu[0]) or (count or 0) > 8:
             raise GraphQLError("There are not enough free GPUs on the host machine to start this pod.")
+        if count is not None and pod.desired != "RUNNING":
+            pod.spec["gpuCount"] = count  # resumed with that many GPUs (the SDK sends its count)
         if pod.desired != "RUNNING":
             pod.set_desired("RUNNING")
             pod.boot()
@@ -963,6 +1123,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fail-create", type=int, default=0, metavar="N",
                    help="the next N creates make the pod, then answer 500")
     p.add_argument("--start-delay", type=float, default=0.0, metavar="S", help="seconds before a pod's sshd starts")
+    p.add_argument("--ssh-delay", type=float, default=0.0, metavar="S",
+                   help="seconds from runtime showing until logins work")
     p.add_argument("--down", action="store_true", help="every API call answers 503")
     p.add_argument("--slow-create", type=float, default=0.0, metavar="S", help="seconds a create holds its answer")
     p.add_argument("--garble-create", default="", choices=("",) + GARBLES,
@@ -979,6 +1141,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--garble-reply", default="", choices=("",) + replies.GARBLES, help="damage every answer so")
     a = p.parse_args(argv)
     faults = {"no_capacity": a.no_capacity, "fail_create": a.fail_create, "start_delay": a.start_delay,
+              "ssh_delay": a.ssh_delay,
               "down": a.down, "slow_create": a.slow_create, "garble_create": a.garble_create,
               "garble_count": a.garble_count, "list_lag": a.list_lag, "down_after_create": a.down_after_create,
               "delay": a.delay, "trickle": a.trickle, "retry_after": a.retry_after, "bad_status": a.bad_status,

@@ -19,7 +19,8 @@ Instances: renting (PUT asks/OFFER/) or starting one starts a real sshd (root lo
 account's ssh keys and the keys attached to the instance) listening on two ports: the direct
 one (`ports["22/tcp"]` on `public_ipaddr`) and the "proxy" one (`ssh_host:ssh_port`). It says
 `loading` for --start-delay seconds, then `running`. Stop and destroy end the sshd and every
-process of that machine. Each login has CONTAINER_ID and CONTAINER_API_KEY, a key that may only
+process of that machine. The sshd runs in a mount namespace of its own with a folder of the
+machine at /workspace (the state's `workspace`), so machines never share files. Each login has CONTAINER_ID and CONTAINER_API_KEY, a key that may only
 read, start, stop or destroy its own instance (Vast's docs: the instance key "can only start,
 stop, or destroy that specific instance", vast-ai/docs api-reference/hello-world.mdx).
 
@@ -29,6 +30,10 @@ Faults, by flag or at run time with POST /_fake/control (JSON, no auth):
   start_delay: float       seconds of `loading` before `running`
   down: bool               every API call answers 503
   no_direct: bool          new instances have no direct port (proxy only)
+  ssh_delay: float         seconds between `running` (with its ports) and logins that work, as
+                           a real container reports running before its sshd and keys are
+                           ready: the first half nothing listens, the second sshd refuses
+                           every key (none installed yet); 0 (the default): none
 Rents in flight (the cloud has acted; its answer is late, damaged or lost; see inflight.py):
   slow_create: float       a rent makes the machine at once, then holds its answer this long
   garble_create: str       the next rent(s) make the machine, then their answer is damaged:
@@ -83,7 +88,7 @@ from urllib.parse import parse_qs, urlparse
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from fakes import replies  # noqa: E402
 from fakes.inflight import GARBLES, InFlight, garble_error  # noqa: E402
-from sshd import free_port  # noqa: E402
+from sshd import free_port, in_machine, with_own_workspace  # noqa: E402
 
 SSHD = "/usr/sbin/sshd"
 
@@ -178,7 +183,8 @@ class Machine:
         self.scoped_key = secrets.token_hex(32)
         self.dir = fake.base / f"i{iid}"
         self.home, self.tmux = self.dir / "root", self.dir / "tmux"
-        for d in (self.home, self.tmux):
+        self.workspace = self.dir / "workspace"  # the machine's /workspace (sshd.with_own_workspace)
+        for d in (self.home, self.tmux, self.workspace):
             d.mkdir(parents=True, exist_ok=True)
         os.chmod(self.tmux, 0o1777)
         # as Vast's images do: an interactive login lands in tmux unless ~/.no_auto_tmux exists
@@ -190,12 +196,13 @@ class Machine:
         self.direct_port = None if fake.no_direct else free_port()
         self.proxy_port = free_port()
         self.proc: subprocess.Popen | None = None
+        self.keys_ready = True  # False in the second half of ssh_delay: sshd up, no keys yet
         self.marker = f"{fake.base}/{iid}"
 
     # -- the machine --------------------------------------------------------------------------
 
     def write_keys(self) -> None:
-        keys = [k["key"] for k in self.fake.account_keys] + self.keys
+        keys = [k["key"] for k in self.fake.account_keys] + self.keys if self.keys_ready else []
         (self.dir / "authorized_keys").write_text("".join(k.strip() + "\n" for k in keys))
 
     def start_sshd(self) -> None:
@@ -232,7 +239,8 @@ StrictModes no
 SetEnv {setenv}
 Subsystem sftp /usr/lib/openssh/sftp-server
 """)
-        self.proc = subprocess.Popen([SSHD, "-D", "-f", str(cfg), "-E", str(self.dir / "sshd.log")],
+        argv = [SSHD, "-D", "-f", str(cfg), "-E", str(self.dir / "sshd.log")]
+        self.proc = subprocess.Popen(with_own_workspace(argv, self.workspace),
                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
@@ -275,14 +283,30 @@ Subsystem sftp /usr/lib/openssh/sftp-server
 
         def later():
             time.sleep(delay)
+            gap = self.fake.ssh_delay
+            if gap > 0:  # `running` (ports shown) first; then sshd without keys; then the keys
+                with self.fake.lock:
+                    if gen != self.gen or self.intended != "running":
+                        return
+                    self.actual, self.running_since = "running", time.time()
+                time.sleep(gap / 2)
             with self.fake.lock:
                 if gen != self.gen or self.intended != "running":
                     return
+                self.keys_ready = gap <= 0
                 self.start_sshd()
-                self.actual, self.running_since = "running", time.time()
+                self.actual, self.running_since = "running", self.running_since or time.time()
+            if gap > 0:
+                time.sleep(gap / 2)
+            with self.fake.lock:
+                if gen != self.gen or self.intended != "running":
+                    return
+                if not self.keys_ready:
+                    self.keys_ready = True
+                    self.write_keys()
                 if self.onstart:  # as a container runs it at every start, in the background
                     with open(self.dir / "onstart.log", "ab") as log:
-                        subprocess.Popen(["bash", "-c", self.onstart], cwd=self.home, stdout=log,
+                        subprocess.Popen(in_machine(self.proc.pid, ["bash", "-c", self.onstart]), cwd=self.home, stdout=log,
                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                          start_new_session=True,
                                          env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -387,14 +411,15 @@ def _marked(marker: str) -> list[int]:
 
 
 FAULTS = ("no_capacity", "fail_after_create", "start_delay", "down", "no_direct", "slow_create",
-          "garble_create", "garble_count", "list_lag", "down_after_create", "strings")
+          "garble_create", "garble_count", "list_lag", "down_after_create", "strings", "ssh_delay")
 
 
 class Fake:
     def __init__(self, api_key: str, base: Path, *, start_delay: float = 0.3, no_capacity: bool = False,
                  fail_after_create: int = 0, down: bool = False, no_direct: bool = False,
                  slow_create: float = 0.0, garble_create: str = "", garble_count: int = 1,
-                 list_lag: float = 0.0, down_after_create: float = 0.0, reply_faults: dict | None = None):
+                 list_lag: float = 0.0, down_after_create: float = 0.0, reply_faults: dict | None = None,
+                 ssh_delay: float = 0.0):
         self.api_key, self.base = api_key, base
         self.replies = {**replies.OFF, **replies.checked(reply_faults or {})}  # every answer's faults
         self.start_delay, self.no_capacity, self.down = start_delay, no_capacity, down
@@ -402,6 +427,7 @@ class Fake:
         self.slow_create, self.garble_create, self.garble_count = slow_create, garble_create or "", garble_count
         self.list_lag, self.down_after_create = list_lag, down_after_create
         self.strings: dict = {}  # text fields every offer and instance answers with (see docstring)
+        self.ssh_delay = float(ssh_delay)  # seconds from `running` to logins that work
         self.inflight = InFlight()
         self.lock = threading.RLock()
         self.instances: dict[int, Machine] = {}
@@ -638,6 +664,7 @@ class Fake:
                                               "label": i.label, "sshd_pid": i.proc.pid if i.proc else None,
                                               "direct_port": i.direct_port, "proxy_port": i.proxy_port,
                                               "container_api_key": i.scoped_key, "home": str(i.home),
+                                              "workspace": str(i.workspace),
                                               "marker": i.marker}
                                   for i in self.instances.values()},
                     "creating": self.inflight.creating,
@@ -849,6 +876,8 @@ def main() -> None:
     ap.add_argument("--list-lag", type=float, default=0.0, help="seconds before a new instance is listed")
     ap.add_argument("--down-after-create", type=float, default=0.0,
                     help="seconds every other call answers 503 after a rent")
+    ap.add_argument("--ssh-delay", type=float, default=0.0,
+                    help="seconds from `running` until logins work (nothing listens, then no keys)")
     ap.add_argument("--delay", type=float, default=0.0, help="seconds before each answer")
     ap.add_argument("--trickle", type=float, default=0.0, help="seconds between the bytes of each answer")
     ap.add_argument("--retry-after", type=float, default=0.0, help="every call answers 429 with this Retry-After")
@@ -860,7 +889,7 @@ def main() -> None:
     serve(a.port, a.api_key, start_delay=a.start_delay, no_capacity=a.no_capacity,
           fail_after_create=a.fail_after_create, down=a.down, no_direct=a.no_direct,
           slow_create=a.slow_create, garble_create=a.garble_create, garble_count=a.garble_count,
-          list_lag=a.list_lag, down_after_create=a.down_after_create,
+          list_lag=a.list_lag, down_after_create=a.down_after_create, ssh_delay=a.ssh_delay,
           reply_faults={"delay": a.delay, "trickle": a.trickle, "retry_after": a.retry_after,
                         "bad_status": a.bad_status, "garble_reply": a.garble_reply})
 

@@ -47,6 +47,11 @@ def home_of(fake, iid: str) -> Path:
     return Path(fake.state()["instances"][iid]["home"])
 
 
+def workspace_of(fake, iid: str) -> Path:
+    """What the machine has at /workspace (a folder of its own, as on a cloud)."""
+    return Path(fake.state()["instances"][iid]["workspace"])
+
+
 def project(tmp_path: Path) -> Path:
     work = tmp_path / "proj"
     work.mkdir()
@@ -249,15 +254,15 @@ def test_a_remembered_login_is_used_only_for_the_machine_the_cloud_names(vast, t
     remembered.write_text(json.dumps(entries))
     r = ow("exec", "--provider", "vast", "--existing", a, "--no-sync", "touch", "ran-here")
     assert r.returncode == 0, r.stderr
-    assert (home_of(vast, a) / "ran-here").exists()
-    assert not (home_of(vast, b) / "ran-here").exists()
+    assert (workspace_of(vast, a) / "ran-here").exists()  # ow's default mount is its cwd
+    assert not (workspace_of(vast, b) / "ran-here").exists()
     assert json.loads(remembered.read_text())[f"vast:{a}"] != entries[f"vast:{b}"]  # put right
 
     for sock in glob.glob(os.path.join(os.environ["TRAINSH_SSH_CONTROL_DIR"], "*")):
         subprocess.run(["ssh", "-o", f"ControlPath={sock}", "-O", "exit", "x"], capture_output=True)
     r = ow("exec", "--provider", "vast", "--existing", a, "--no-sync", "touch x; exit 7")
     assert r.returncode == 7, r.stderr  # a fresh login from the remembered line
-    assert (home_of(vast, a) / "x").exists() and sorted(alive(vast)) == sorted([a, b])
+    assert (workspace_of(vast, a) / "x").exists() and sorted(alive(vast)) == sorted([a, b])
 
 
 TINY_BACKEND = '''

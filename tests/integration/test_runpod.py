@@ -162,6 +162,83 @@ def test_the_variables_form_runpodctl_sends(fake):
     _gql(fake, f'mutation {{ podTerminate(input: {{podId: "{pod["id"]}"}}) }}')
 
 
+def _post(fake, query: str, variables: dict | None = None) -> tuple[int, dict]:
+    """The fake's status and body as they come (no client between)."""
+    import urllib.error
+    import urllib.request
+
+    body = json.dumps({"query": query, **({"variables": variables} if variables else {})}).encode()
+    req = urllib.request.Request(f"{fake.url}/graphql", data=body, method="POST",
+                                 headers={"Authorization": f"Bearer {fake.api_key}",
+                                          "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def test_inputs_are_checked_as_a_graphql_server_checks_them(fake):
+    """Every input object field, enum value and required field is checked before anything is
+    done (graphql-js's rules); the refusal is `{"errors": [{"message"}]}`, which runpod-python
+    raises as QueryError whatever the status (api/graphql.py), and nothing is made."""
+    good = ('name: "v", imageName: "img", gpuTypeId: "NVIDIA GeForce RTX 4090", gpuCount: 1, '
+            'cloudType: SECURE, startSsh: true, env: [{key: "A", value: "1"}]')
+
+    def deploy(fields: str) -> tuple[int, dict]:
+        return _post(fake, f"mutation {{ podFindAndDeployOnDemand(input: {{{fields}}}) {{ id }} }}")
+
+    for fields, said in ((good + ", gpuTypeID: \"x\"", 'Field "gpuTypeID" is not defined'),  # misspelt
+                         (good + ", colour: 1", 'Field "colour" is not defined'),             # unknown
+                         (good.replace("SECURE", "MOON"), 'Value "MOON" does not exist'),     # enum value
+                         (good.replace("SECURE", '"SECURE"'), 'cannot represent "SECURE"'),   # a string, not an enum
+                         (good.replace('imageName: "img", ', ""), "imageName"),              # required
+                         (good.replace("gpuCount: 1", 'gpuCount: "1"'), 'Int cannot represent "1"'),
+                         (good.replace("startSsh: true", "startSsh: 1"), "Boolean cannot represent 1"),
+                         (good.replace('value: "1"}', 'valu: "1"}'), 'Field "valu" is not defined')):
+        status, body = deploy(fields)
+        assert status == 400 and said in body["errors"][0]["message"], (fields, body)
+        assert not body.get("data")
+    assert fake.state()["creates"] == 0
+    # arguments, and the inputs of the other mutations
+    for query, said in (('query { pod(podId: "x") { id } }', 'Unknown argument "podId"'),
+                        ("query { pod { id } }", 'argument "input"'),
+                        ('mutation { podStop(input: {podId: "x", force: true}) { id } }', 'Field "force"'),
+                        ('mutation { podResume(input: {podId: "x", gpuCount: 1.5}) { id } }', "Int cannot"),
+                        ("mutation { podTerminate(input: {}) }", "podId")):
+        status, body = _post(fake, query)
+        assert status == 400 and said in body["errors"][0]["message"], (query, body)
+    # every well-formed create passes: a bare enum, and a string in a variable (JSON has no enums)
+    status, body = deploy(good)
+    assert status == 200 and body["data"]["podFindAndDeployOnDemand"]["id"], body
+    status, body = _post(fake, "mutation ($i: PodFindAndDeployOnDemandInput!) { podFindAndDeployOnDemand(input: $i) "
+                               "{ id } }", {"i": {"imageName": "img", "gpuTypeId": "NVIDIA L4", "cloudType": "ALL"}})
+    assert status == 200 and body["data"]["podFindAndDeployOnDemand"]["id"], body
+    # a cloud that has none of the type (L4 is secure only here): RunPod's capacity error
+    status, body = deploy(good.replace("NVIDIA GeForce RTX 4090", "NVIDIA L4").replace("SECURE", "COMMUNITY"))
+    assert "no longer any instances available" in body["errors"][0]["message"] and fake.state()["creates"] == 2
+
+
+def test_a_resume_takes_the_gpu_count_it_is_sent(cloud, fake):
+    """podResume(input: {podId, gpuCount}) (runpod-python api/mutations/pods.py) resumes the pod
+    with that many GPUs; without gpuCount (runpodctl api/pod.go) it keeps its own."""
+    inst = cloud.create("L40", request(fake, "t-count"))
+    price = cloud.get(inst.id).price_per_hour
+    cloud.stop(inst.id)
+    reply = _gql(fake, f'mutation {{ podResume(input: {{podId: "{inst.id}", gpuCount: 2}}) '
+                       "{ id desiredStatus gpuCount costPerHr } }")["data"]["podResume"]
+    assert reply["gpuCount"] == 2 and reply["costPerHr"] == pytest.approx(2 * price)
+    assert cloud.get(inst.id).num_gpus == 2
+    cloud.stop(inst.id)
+    reply = _gql(fake, f'mutation {{ podResume(input: {{podId: "{inst.id}"}}) {{ gpuCount }} }}')
+    assert reply["data"]["podResume"]["gpuCount"] == 2
+    cloud.stop(inst.id)
+    status, body = _post(fake, f'mutation {{ podResume(input: {{podId: "{inst.id}", gpuCount: 9}}) {{ id }} }}')
+    assert "not enough free GPUs" in body["errors"][0]["message"]
+    cloud.start(inst.id)  # trainsh resumes with the pod's own count
+    assert cloud.get(inst.id).num_gpus == 2 and fake.state()["pods"][inst.id]["desiredStatus"] == "RUNNING"
+
+
 def test_lifecycle_with_real_ssh(cloud, fake):
     fake.faults["start_delay"] = 1.5  # runtime stays null meanwhile
     inst = cloud.create("L40", request(fake, "t-life"))

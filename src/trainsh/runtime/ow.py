@@ -127,6 +127,11 @@ def shielded():
 
 # ---- the machine -----------------------------------------------------------------------------
 
+# Seconds a machine may have run and still be in its start script (sshd and its keys not ready):
+# an `--existing` one up for less is logged into before its first command.
+JUST_STARTED = 120.0
+
+
 class Machine:
     """One machine for one ow run: rented (and ended here) or `--existing` (left alone)."""
 
@@ -265,11 +270,16 @@ class Machine:
 
     def wait_ready(self, login: bool = True) -> None:
         """Until it runs with an ssh endpoint and (with `login`) a login works. Without, the
-        first ssh command is the probe: one round trip less on a machine that is up."""
+        first ssh command is the probe: one round trip less on a machine that is up. A machine
+        not up yet, or up for less than JUST_STARTED, is logged into all the same: clouds say
+        a machine runs before its start script has started sshd and put the keys in place, and
+        a login refused then is a wait, not a failure."""
         from trainsh.cloud.provider import RUNNING, STOPPED, NotReady
         from trainsh.remote.shell import SshShell
 
         fresh = self.inst if self.inst.status == RUNNING and self.inst.ssh else None  # from get
+        if not login and (fresh is None or (fresh.started_at and fresh.uptime() < JUST_STARTED)):
+            login = True
         try:
             self.inst = self.provider.wait_ready(self.inst.id, self.opts.ready_timeout, login=login,
                                                  poll=(0.1, 1.5, 3.0), seen=fresh)
