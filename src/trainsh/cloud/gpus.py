@@ -26,15 +26,32 @@ GPUS: dict[str, dict[str, str]] = {
 }
 
 
+def key(name: str) -> str:
+    """A GPU name as every spelling of it compares: case, spaces, `_` and `-` do not count
+    (`RTX4090`, `rtx_4090`, `RTX 4090` and `rtx-4090` are one card)."""
+    return "".join(c for c in name.lower() if c not in " _-")
+
+
+def lookup(name: str, provider: str) -> str | None:
+    """What `provider` calls the GPU `name` names, in any common spelling: a short name
+    (`RTX4090`) or a provider's own name for it (`RTX 4090`, `NVIDIA GeForce RTX 4090`); None
+    for a name the table does not know."""
+    k = key(name)
+    for short, names in GPUS.items():
+        if k == key(short) or any(k == key(n) for n in names.values()):
+            return names.get(provider)
+    return None
+
+
 class UnknownGpu(ValueError):
     """A name that is no short name; the message lists the known ones."""
 
 
 def short_name(name: str) -> str:
     """The table's spelling of a short name given in any case; UnknownGpu otherwise."""
-    by_lower = {k.lower(): k for k in GPUS}
+    by_key = {key(k): k for k in GPUS}
     try:
-        return by_lower[name.strip().lower()]
+        return by_key[key(name)]
     except KeyError:
         raise UnknownGpu(f"unknown GPU '{name}' (known: {', '.join(GPUS)})") from None
 

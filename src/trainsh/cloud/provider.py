@@ -279,15 +279,9 @@ class Provider(ABC):
     def gpu_matches(self, gpu_name: str, wanted: str) -> bool:
         """Whether an instance's `gpu_name` is the GPU `wanted` names: the cloud's own name in
         any case (`_` for a space) or a short name (gpus.py)."""
-        from trainsh.cloud.gpus import UnknownGpu, provider_name
+        from trainsh.cloud.gpus import key, lookup
 
-        def key(n: str) -> str:
-            return " ".join(n.replace("_", " ").replace("-", " ").lower().split())
-
-        try:
-            theirs = provider_name(wanted, self.name)
-        except UnknownGpu:
-            theirs = wanted
+        theirs = lookup(wanted, self.name) or wanted
         return key(gpu_name) in (key(wanted), key(theirs))
 
     def totals(self) -> dict[str, float]:

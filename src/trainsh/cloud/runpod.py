@@ -43,7 +43,13 @@ class UnknownGpu(ProviderError):
 
 
 def gpu_type_id(name: str) -> str:
-    """RunPod's gpuTypeId for a short name (`L40`, any case) or a full id (`NVIDIA L40`)."""
+    """RunPod's gpuTypeId for a short name (`L40`, `RTX4090`, any common spelling, gpus.py) or
+    a full id (`NVIDIA L40`)."""
+    from trainsh.cloud.gpus import lookup
+
+    found = lookup(name, "runpod")
+    if found:
+        return found
     by_lower = {k.lower(): v for k, v in GPU_SHORT_NAMES.items()}
     if name.lower() in by_lower:
         return by_lower[name.lower()]

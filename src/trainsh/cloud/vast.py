@@ -191,17 +191,10 @@ class VastProvider(Provider):
         names exactly and the official CLI only turns `_` into a space, so the case comes from
         the names we know (gpus.py) or else from the API's list (`GET gpu_names/unique/`, read
         once, only for a name we do not know); a name found in neither goes as given."""
+        from trainsh.cloud.gpus import key, lookup
+
         name = gpu.replace("_", " ").strip()
-
-        def key(n: str) -> str:
-            return n.lower().replace("-", " ")
-
-        from trainsh.cloud.gpus import GPUS
-
-        known = {names["vast"] for names in GPUS.values() if "vast" in names}
-        if name in known:
-            return name
-        found = {key(n): n for n in known}.get(key(name))
+        found = lookup(name, "vast")  # any spelling of a card the table knows (RTX4090 too)
         if found:
             return found
         if self._gpu_names is None:
