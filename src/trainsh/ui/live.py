@@ -7,7 +7,8 @@ rich is imported only here, only when the view starts. The screen is redrawn whe
 happened, at most 4 times a second, and once a second for the clocks; an idle view costs a
 redraw a second and one read of the pane log's tail. It fits the terminal as it is resized,
 and on exit leaves a short summary in the terminal (each step, exit code, time; the failing
-step's last output).
+step's last output; the last lines of each session's last command, so what a run printed at
+its end, an evaluation's accuracy say, stays on the screen).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ ICONS = {"waiting": "·", "running": "▶", "done": "✓", "failed": "✗", "bac
 STYLES = {"waiting": "dim", "running": "bold yellow", "done": "green", "failed": "bold red",
           "background": "cyan", "interrupted": "magenta", "skipped": "dim", "stopped": "dim"}
 OUTPUT_LINES = 10  # kept per session
+SUMMARY_LINES = 5  # of each session's last command, left in the summary
+SUMMARY_SESSIONS = 4  # sessions whose last output the summary shows (the latest ones)
 
 
 def _merged(old: ev.MachineState | None, new: ev.MachineState) -> ev.MachineState:
@@ -96,6 +99,7 @@ class LiveView:
         self.activity_started = 0.0
         self.progress = None
         self.outputs: dict[str, list[str]] = {}
+        self.last_output: dict[str, list[str]] = {}  # each session's last command's last lines
         self.last_session: str | None = None
         self.closed: set[str] = set()
         self.machines: dict[str, ev.MachineState] = {}
@@ -160,6 +164,9 @@ class LiveView:
                 self._just_said = None
                 if e.level == "output" and self.last_session and not e.text.startswith("... "):
                     self._add_output(self.last_session, e.text.splitlines())
+                    lines = [ln for ln in e.text.splitlines() if ln.strip()]
+                    self.last_output.pop(self.last_session, None)  # (the latest goes last)
+                    self.last_output[self.last_session] = lines[-SUMMARY_LINES:]
             elif isinstance(e, ev.SessionOpened):
                 self.outputs.setdefault(e.name, [])
                 self.closed.discard(e.name)
@@ -472,6 +479,15 @@ class LiveView:
 
             out.print(Text("  machines:", style="bold"))
             out.print(Padding(table, (0, 0, 0, 4)), crop=True)
+        told = {ln for m in self.closing if m.level == "output" for ln in m.text.splitlines()}
+        latest = list(self.last_output.items())[-SUMMARY_SESSIONS:]
+        for name, lines in latest:  # what each session's last command printed last
+            if not lines or all(ln in told for ln in lines):
+                continue  # (said below already: the failing command's output)
+            out.print(Text(f"  {name}: last output", style="bold"), no_wrap=True, crop=True)
+            for ln in lines:
+                out.print(Text("    | " + masking.mask(ln), style="dim"), no_wrap=True,
+                          overflow="ellipsis", crop=True)
         for m in self.closing:  # how the runner said it ended: error, last output, hints
             if m.level == "step":
                 continue

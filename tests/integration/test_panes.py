@@ -1,0 +1,90 @@
+"""What a user sees of a job's sessions: the summary the live view leaves on the terminal keeps
+the last lines each session printed, and a session's pane (what `train recipe attach` and a
+hand-made `tmux attach` show) reads as if the user had typed their commands themselves.
+
+Real parts only: a tmux pane of known size runs `train` (as test_live.py), sessions are real
+tmux sessions here or on the loopback sshd."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+
+import pytest
+from helpers import TRAIN, tmux, wait_until, write_recipe
+
+from trainsh.runtime.journal import Journal
+
+SECRET = "tok-9f8e7d6c5b4a"
+
+
+class Terminal:
+    """A tmux pane of a known size (a private tmux server) running one command."""
+
+    def __init__(self, tmp_path, command: str, width: int = 100, height: int = 40, **env: str):
+        self.sock = str(tmp_path / "tty.sock")
+        keep = {k: os.environ[k] for k in ("HOME", "TRAINSH_HOME", "TRAINSH_TMUX_SOCKET", "PATH",
+                                           "TRAINSH_SSH_OPTIONS", "TRAINSH_SSH_CONTROL_DIR")
+                if k in os.environ}
+        keep.update({"TERM": "xterm-256color", **env})
+        line = (f"env -u CI -u COLUMNS -u LINES -u NO_COLOR "
+                f"{' '.join(f'{k}={shlex.quote(v)}' for k, v in keep.items())} "
+                f"{command}; echo EXITED=$?; sleep 60")
+        self.t = ["tmux", "-S", self.sock]
+        subprocess.run(self.t + ["new-session", "-d", "-s", "tty", "-x", str(width), "-y", str(height),
+                                 line], check=True)
+
+    def screen(self) -> str:
+        return subprocess.run(self.t + ["capture-pane", "-p", "-t", "tty"],
+                              capture_output=True, text=True).stdout
+
+    def wait_for(self, *words: str, timeout: float = 30) -> str:
+        return wait_until(lambda: (lambda s: s if all(w in s for w in words) else None)(self.screen()),
+                          timeout, what=f"{words} on the screen")
+
+    def close(self) -> None:
+        subprocess.run(self.t + ["kill-server"], capture_output=True)
+
+
+@pytest.fixture
+def terminal(tmp_path):
+    made: list[Terminal] = []
+
+    def start(command: str, **kw) -> Terminal:
+        made.append(Terminal(tmp_path, command, **kw))
+        return made[-1]
+
+    yield start
+    for t in made:
+        t.close()
+
+
+def test_the_summary_keeps_the_last_lines_of_each_sessions_last_command(tmp_path, terminal):
+    """After a run that went well, what the evaluation printed (its accuracy) is still on the
+    screen, with the last lines of every other session's last command; a long output is cut to
+    its last lines, and a secret it printed is masked as everywhere else."""
+    write_recipe(tmp_path / "eval.recipe", """
+tmux.open @local as train
+tmux.open @local as side
+@side > echo side-token=${secret:PANES_TOKEN}; echo side-says-$((6*7))
+@train > for i in $(seq 1 40); do echo epoch-$i; done
+@train > for i in $(seq 1 20); do echo eval-batch-$i; done; echo accuracy=$((90+3)).1%
+tmux.close @side
+tmux.close @train
+""")
+    term = terminal(shlex.join([*TRAIN, "recipe", "run", "eval.recipe"]), PANES_TOKEN=SECRET)
+    screen = term.wait_for("EXITED=0")
+    job = Journal().jobs(1)[0].id
+    assert f"job {job} done after" in screen, screen
+    summary = screen[screen.index(f"job {job} done after"):]
+    assert "trainsh job" not in screen  # the live screen is gone, its summary stays
+    lines = summary.splitlines()
+    # the evaluation's last lines, under its session's name
+    at = lines.index("  train: last output")
+    assert lines[at + 1:at + 6] == [f"    | eval-batch-{i}" for i in range(17, 21)] + ["    | accuracy=93.1%"], summary
+    assert "eval-batch-16" not in summary and "epoch-40" not in summary  # its last command's last lines
+    # the other session's last command, its secret masked
+    at = lines.index("  side: last output")
+    assert lines[at + 1:at + 3] == ["    | side-token=***", "    | side-says-42"], summary
+    assert SECRET not in summary
