@@ -52,6 +52,10 @@ answer), `trickle` (each answer a byte at a time, this many seconds apart), `ret
 (every call answers 429 with that Retry-After and does nothing), `bad_status` (a broken status
 line), `garble_reply` ("truncate", "badjson", "drop" for every answer) and `wrong_shape`
 ({"path": "instances/", "reply": JSON}: that path below /api/v0 answers 200 with that JSON).
+POST /_fake/crash {"id": ID, "status": "exited"|"unknown"|"offline", "msg": TEXT}: the
+machine stops as a crashed container (its sshd and processes end) while the user's word stays
+"running": `actual_status` says `status` (default "exited"), `status_msg` says `msg`. Vast's
+docs: these "will never reach running" while the disk bills (api-reference/hello-world.mdx).
 GET /_fake/state shows the live instances (`instances`, with sshd pids), the ids destroyed,
 the rent count, `creating` (rents whose machine is made and whose answer has not gone out)
 and `machines`: every instance ever made, id -> {"status": actual_status, "label",
@@ -172,6 +176,7 @@ class Machine:
         self.destroyed = False
         self.intended, self.actual, self.cur = "running", None, "running"
         self.running_since: float | None = None
+        self.status_msg: str | None = None  # a crash's ("" for null); else "fake: <actual_status>"
         self.gpu_seconds = 0.0  # time it ran before the current run, for its charges
         self.gen = 0
         self.keys: list[str] = []
@@ -270,7 +275,7 @@ Subsystem sftp /usr/lib/openssh/sftp-server
         """`loading` for `delay` seconds, then a working sshd and `running`."""
         self.gen += 1
         gen = self.gen
-        self.actual = "loading"
+        self.actual, self.status_msg = "loading", None
         self.end_run()
 
         def later():
@@ -331,7 +336,7 @@ Subsystem sftp /usr/lib/openssh/sftp-server
             "cur_state": self.cur, "next_state": self.cur, "label": self.label,
             "image_uuid": self.image, "image_args": [], "image_runtype": self.runtype,
             "extra_env": [[k, v] for k, v in self.env.items()], "onstart": self.onstart,
-            "status_msg": f"fake: {self.actual}", "template_id": None, "template_hash_id": None,
+            "status_msg": (self.status_msg or None) if self.status_msg is not None else f"fake: {self.actual}", "template_id": None, "template_hash_id": None,
             "ssh_host": "127.0.0.1", "ssh_idx": str(self.id % 10), "ssh_port": self.proxy_port,
             "machine_dir_ssh_port": self.proxy_port, "start_date": self.created,
             "end_date": self.created + o["duration"], "duration": now - self.created,
@@ -614,8 +619,23 @@ class Fake:
             return 400, {"success": False, "error": "invalid_args", "msg": f"bad state {state!r}"}
         return 200, {"success": True}
 
+    def crash(self, body) -> tuple[int, object]:
+        """The container dies (or its host goes quiet) while the user's word stays "running"."""
+        body = body if isinstance(body, dict) else {}
+        status = body.get("status") or "exited"
+        inst = self.instances.get(body.get("id")) if isinstance(body.get("id"), int) else None
+        if inst is None or status not in ("exited", "unknown", "offline"):
+            return 400, {"error": "crash takes an id of a live instance and a status of exited, unknown, offline"}
+        inst.gen += 1
+        inst.halt()
+        inst.end_run()  # a crashed container bills its disk only (hello-world.mdx)
+        inst.actual, inst.status_msg = status, str(body.get("msg") or "")  # "": none (null)
+        return 200, {"success": True}
+
     def control(self, method: str, path: str, body) -> tuple[int, object]:
         with self.lock:
+            if path == "/_fake/crash" and method == "POST":
+                return self.crash(body)
             if path == "/_fake/control" and method == "POST":
                 body = body or {}
                 why = garble_error(body.get("garble_create"))
@@ -763,6 +783,9 @@ class FakeVast:
 
     def state(self) -> dict:
         return self._post("/_fake/state")
+
+    def crash(self, iid: str, status: str = "exited", msg: str = "") -> dict:
+        return self._post("/_fake/crash", {"id": int(iid), "status": status, "msg": msg})
 
     def live(self) -> dict[str, str]:
         """The machines the fake has left: id -> status of every instance not destroyed."""

@@ -469,3 +469,28 @@ tmux.open @local as l
     for false in ("could NOT", "may still bill", "still running", "session w left open",
                   "could not close", "left behind", "stop it with"):
         assert false not in err, err
+
+
+@pytest.mark.parametrize("status", ["exited", "offline"])
+def test_a_machine_that_crashes_while_it_loads_fails_the_job_at_once(tmp_path, vast, status):
+    # "exited", "unknown", "offline" "will never reach running" while the disk bills (vast-ai/docs
+    # api-reference/hello-world.mdx): the wait ends there, not at its time-out
+    vast.control(start_delay=600)
+    r = write_recipe(tmp_path / "x.recipe", "host gpu = placeholder\nvast.pick @gpu\nvast.wait timeout=5m\n"
+                                            "tmux.open @gpu as w\n@w > echo never\n")
+    proc = _runner(r)
+    try:
+        wait_until(lambda: vast.state()["instances"] or proc.poll() is not None, timeout=60, what="a rent")
+        iid = next(iter(vast.state()["instances"]), None)
+        assert iid, proc.communicate()
+        vast.crash(iid, status)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+        proc.communicate()
+    assert proc.returncode == 1, err
+    assert "Traceback" not in out + err and "never" not in out
+    why = {"exited": "exited: the container stopped", "offline": "offline: the host is disconnected"}[status]
+    assert f"vast {iid} crashed ({why})" in err, err
+    assert vast.state()["instances"][iid]["intended_status"] == "stopped"  # released as a failed job's
+    assert "/h): stopped (the job failed)" in err

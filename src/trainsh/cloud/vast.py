@@ -28,6 +28,17 @@ MB_PER_GB = 1000  # as the official CLI converts gpu_ram and cpu_ram
 HOURS_PER_MONTH = 720
 TOTALS_YEARS = 5  # how far back a machine's charges are summed
 WHAT = "Vast.ai"
+# `actual_status` values that "will never reach running" (vast-ai/docs api-reference/hello-world.mdx;
+# their meanings from cli/reference/show-instance.mdx)
+NEVER_RUNS = {"exited": "the container stopped", "unknown": "no heartbeat from the host",
+              "offline": "the host is disconnected"}
+# what in `status_msg` makes the official CLI's own wait give up at once (vast-cli
+# vastai/cli/commands/machines.py wait_for_instance)
+# instances this process asked to start and has not yet seen move: only for one of those may an
+# `exited` instance asked to run be a start the host has not acted on (a stopped one says
+# `exited` too); for any other it is a crash
+_STARTS: set[str] = set()
+ERROR_WORDS = ("error", "failed", "failure", "exception", "traceback", "oci runtime", "permission denied")
 
 
 def _reader(raw: dict[str, Any] | http.Reply, what: str) -> http.Reply:
@@ -324,6 +335,7 @@ class VastProvider(Provider):
 
     def start(self, instance_id: str) -> None:
         self._put_state(instance_id, {"state": "running"}, "start")
+        _STARTS.add(str(instance_id).strip())
 
     def stop(self, instance_id: str) -> None:
         self._put_state(instance_id, {"state": "stopped"}, "stop")
@@ -331,6 +343,25 @@ class VastProvider(Provider):
     def starting_again(self, inst: Instance) -> bool:
         # stopped while the user's word is still "running": a start the host has not acted on
         return inst.raw.get("intended_status") != "stopped"
+
+    def crashed(self, inst: Instance, moved: bool) -> str:
+        """`unknown` and `offline` with the user's word "running" never run; `exited` is a
+        crash too unless it may be a start the host has not acted on yet (this process started
+        it and no wait has seen it move since) and `status_msg` names no error."""
+        raw = inst.raw
+        actual, msg = raw.get("actual_status"), raw.get("status_msg")
+        if actual != "exited":
+            _STARTS.discard(inst.id)  # the host acted on the start
+        if raw.get("intended_status") == "stopped" or actual not in NEVER_RUNS:
+            return ""
+        msg = " ".join("".join(c if c.isprintable() else " " for c in msg).split())[:200] \
+            if isinstance(msg, str) else ""
+        if actual == "exited" and not any(w in msg.lower() for w in ERROR_WORDS):
+            if moved:
+                _STARTS.discard(inst.id)
+            elif inst.id in _STARTS:
+                return ""
+        return f"{actual}: {NEVER_RUNS[actual]}" + (f": {msg}" if msg and actual == "exited" else "")
 
     def reboot(self, instance_id: str) -> None:
         iid = self._id(instance_id)
