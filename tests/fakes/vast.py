@@ -8,7 +8,8 @@ field names and units (gpu_ram and cpu_ram in MB, disk in GB, dph_total in $/h, 
 Unix seconds, extra_env as [key, value] pairs, ports as docker's "22/tcp" map) and replies with
 Content-Type exactly `application/json`.
 
-Strings in a search match exactly (gpu_name "RTX 4090": not "rtx 4090", not "RTX_4090");
+Strings in a search match exactly (gpu_name "RTX 4090": not "rtx 4090", not "RTX_4090"); a
+field, operator or `type` the docs and the CLI do not know is 400 (search_error);
 GET gpu_names/unique/ (no key needed) lists the names, as the official CLI reads them.
 
 Money as Vast's reference has it: an instance's disk bills storage_cost ($/GB/month) x disk /
@@ -146,14 +147,54 @@ def _matches(value, op: str, want) -> bool:
         return True
 
 
+# The fields a search may filter on: search_offers.yaml's request properties (vast-ai/docs
+# api-reference/openapi/yaml) and the official CLI's `offers_fields` (vast-cli vastai/api/query.py)
+SEARCH_FIELDS = {
+    "bw_nvlink", "cluster_id", "compute_cap", "cpu_arch", "cpu_cores", "cpu_cores_effective", "cpu_ghz",
+    "cpu_ram", "cuda_max_good", "datacenter", "direct_port_count", "disk_bw", "disk_space", "dlperf",
+    "dlperf_per_dphtotal", "dph_total", "driver_version", "duration", "external", "flops_per_dphtotal",
+    "geolocation", "gpu_arch", "gpu_display_active", "gpu_frac", "gpu_max_power", "gpu_max_temp",
+    "gpu_mem_bw", "gpu_name", "gpu_ram", "gpu_total_ram", "has_avx", "host_id", "id", "inet_down",
+    "inet_down_cost", "inet_up", "inet_up_cost", "machine_id", "min_bid", "mobo_name", "num_gpus",
+    "os_version", "pci_gen", "pcie_bw", "reliability", "rentable", "rented", "static_ip", "storage_cost",
+    "total_flops", "ubuntu_version", "verification", "verified", "vms_enabled",
+}
+SEARCH_KEYS = {"order", "limit", "type", "allocated_storage", "disable_bundling"}  # not filters
+SEARCH_OPS = {"eq", "neq", "gt", "lt", "gte", "lte", "in", "notin"}  # search_offers.yaml's table
+# `type`: the docs' enum (ondemand, bid, reserved) and what the CLI sends ("on-demand" by default)
+SEARCH_TYPES = {"ondemand", "on-demand", "bid", "reserved"}
+
+
+def search_error(q) -> str:
+    """Why Vast would answer this query 400 (search_offers.yaml: "Bad request - invalid query
+    parameters"), or "": a field it does not know, an operator not in its table, a `type`
+    not in its enum, a filter that is not an {operator: value} object."""
+    if not isinstance(q, dict):
+        return "Invalid json body"
+    for field, cond in q.items():
+        if field in SEARCH_KEYS:
+            continue
+        if field not in SEARCH_FIELDS:
+            return f"unknown search field: {field}"
+        if not isinstance(cond, dict) or not cond:
+            return f"{field}: a filter is an object of operator: value"
+        bad = sorted(set(cond) - SEARCH_OPS)
+        if bad:
+            return f"{field}: unknown operator {bad[0]}"
+    if "type" in q and q["type"] not in SEARCH_TYPES:
+        return f"type: must be one of ondemand, bid, reserved, not {q['type']!r}"
+    return ""
+
+
 def search(q: dict) -> list[dict]:
-    """Offers matching Vast's query form. A string matches only exactly, gpu_name included
-    ("RTX 4090", not "rtx 4090" nor "RTX_4090"): the official CLI turns `_` into a space and the
-    case is never documented as folded (its own `run benchmarks` fixes the case itself), so a
-    client must send the canonical name, as `GET gpu_names/unique/` lists them."""
+    """Offers matching Vast's query form (checked first by `search_error`). A string matches
+    only exactly, gpu_name included ("RTX 4090", not "rtx 4090" nor "RTX_4090"): the official
+    CLI turns `_` into a space and the case is never documented as folded (its own `run
+    benchmarks` fixes the case itself), so a client must send the canonical name, as
+    `GET gpu_names/unique/` lists them."""
     offers = market()
     for field, cond in q.items():
-        if field in ("order", "limit", "type", "allocated_storage", "disable_bundling") or not isinstance(cond, dict):
+        if field in SEARCH_KEYS:
             continue
         offers = [o for o in offers if field not in o or all(_matches(o[field], op, w) for op, w in cond.items())]
     for field, direction in reversed(q.get("order") or [["score", "desc"]]):
@@ -463,9 +504,15 @@ class Fake:
         if version != "0":
             return 404, {"success": False, "error": "not_found", "msg": "no such endpoint"}
         if route in ("/bundles/", "/search/asks/") and method in ("POST", "PUT", "GET"):
-            q = body.get("q") if isinstance(body.get("q"), dict) else body
+            q = body.get("q") if isinstance(body, dict) and isinstance(body.get("q"), dict) else body
             if method == "GET":
-                q = json.loads(query.get("q", ["{}"])[0])
+                try:
+                    q = json.loads(query.get("q", ["{}"])[0])
+                except ValueError:
+                    q = None
+            why = search_error(q)
+            if why:  # the documented 400 of search_offers.yaml
+                return 400, {"success": False, "error": "invalid_request", "msg": why}
             return 200, {"offers": search(q)}
         if route == "/instances/" and method == "GET":
             return 200, {"instances": [i.row() for i in self.listed()]}

@@ -98,6 +98,36 @@ def test_the_fake_answers_as_vast_documents_it(vast):
     assert (status, reply["error"]) == (401, "auth_error")
 
 
+@pytest.mark.parametrize("q", [{"gpu_ram_gb": {"gte": 1e9}}, {"gpu_ram": {"atleast": 24000}},
+                               {"num_gpus": 1}, {"num_gpus": {}}, {"type": "spot"}, ["num_gpus"]])
+def test_a_search_the_docs_do_not_allow_is_400(vast, q):
+    """search_offers.yaml: each filter is {operator: value} with the operators of its table,
+    on its fields (and the CLI's `offers_fields`), `type` one of its enum (and the CLI's
+    "on-demand"); else "400 Bad request - invalid query parameters", never every offer."""
+    status, reply = _raw(vast, "POST", "bundles/", q)
+    assert status == 400 and reply["error"] == "invalid_request" and reply["msg"], reply
+
+
+def test_trainshs_query_is_what_filters_the_offers(vast, monkeypatch):
+    """The client takes the server's answer as it comes, so the offers prove the query: each
+    filter narrows them on the fake, by its field and unit (GPU RAM in MB, $/h)."""
+    from trainsh.cloud.vast import VastProvider
+
+    cloud = VastProvider()
+    sent = []
+    call = cloud._call
+    monkeypatch.setattr(cloud, "_call", lambda *a, **k: sent.append(a) or call(*a, **k))
+    every = [o.id for o in cloud.search(limit=50)]
+    assert every == ["1001", "1002", "1007", "1003", "1004", "1006", "1005"]  # cheapest first
+    assert [o.id for o in cloud.search(min_gpu_ram_gb=48)] == ["1007", "1004", "1005"]
+    assert [o.id for o in cloud.search(min_gpu_ram_gb=81.6)] == ["1004"]  # 81559 MB is 81.559 GB
+    assert [o.id for o in cloud.search(max_price=0.45)] == ["1001", "1002", "1007"]
+    assert [o.id for o in cloud.search(num_gpus=2)] == ["1003", "1006", "1005"]
+    assert [o.id for o in cloud.search(gpu="RTX 4090", num_gpus=2, max_price=1.0)] == ["1003"]
+    assert [o.id for o in cloud.search(limit=2)] == ["1001", "1002"]
+    assert all(a[:2] == ("POST", "bundles/") for a in sent)
+
+
 def test_search_sends_vast_own_gpu_names(vast):
     """Any case and `_` for a space: the client sends Vast's spelling, from the names it knows
     or, for another GPU, from the API's list."""
