@@ -3,7 +3,8 @@ on loopback. For tests, benchmarks and trying trainsh without an account.
 
 It follows the real API closely enough that a client written against Vast's documentation (the
 official `vastai` CLI included, pointed here with VAST_URL) works: the same paths under
-/api/v0 (and /api/v1/instances/), methods, `owner=me`, Bearer auth with 401 on a wrong key,
+/api/v0 (and /api/v1/instances/), methods, `owner=me`, Bearer auth refused as each endpoint
+documents it (401; search 404; charges 403 without a key, 404 with a wrong one),
 field names and units (gpu_ram and cpu_ram in MB, disk in GB, dph_total in $/h, start_date in
 Unix seconds, extra_env as [key, value] pairs, ports as docker's "22/tcp" map) and replies with
 Content-Type exactly `application/json`.
@@ -200,6 +201,23 @@ def search(q: dict) -> list[dict]:
     for field, direction in reversed(q.get("order") or [["score", "desc"]]):
         offers.sort(key=lambda o: (o.get(field) is None, o.get(field) or 0), reverse=direction == "desc")
     return offers[: int(q.get("limit") or 64)]
+
+
+def refused_key(route: str, missing: bool) -> tuple[int, dict]:
+    """A missing or wrong key as each endpoint's reference documents it (vast-ai/docs
+    api-reference/openapi/yaml): search 404 "Unauthorized - invalid or missing API key"
+    (search_offers.yaml); charges 403 "This action requires login." without an Authorization
+    header and 404 "Invalid user key" for a key that matches no user (show_charges.yaml); the
+    others 401 (show_instance, show_instances, manage_instance, create_instance, ssh keys ...)."""
+    if route in ("/bundles/", "/search/asks/"):
+        return 404, {"success": False, "error": "auth_error", "msg": "Invalid user key"}
+    if route == "/charges/":
+        if missing:
+            return 403, {"success": False, "error": "auth_error", "msg": "This action requires login."}
+        return 404, {"success": False, "error": "auth_error", "msg": "Invalid user key"}
+    if missing:
+        return 401, {"success": False, "error": "auth_error", "msg": "Authorization header missing"}
+    return 401, {"success": False, "error": "auth_error", "msg": "Invalid user key"}
 
 
 class Machine:
@@ -470,19 +488,20 @@ class Fake:
             # the canonical GPU names; the official CLI reads them without a key
             return 200, {"gpu_names": sorted({o["gpu_name"] for o in market()})}
         token = auth[7:] if auth.startswith("Bearer ") else None
-        if token is None or not token:
-            return 401, {"success": False, "error": "auth_error", "msg": "Authorization header missing"}
         m = re.fullmatch(r"/api/v(\d+)(/.*?)/?", path)
+        route = m.group(2).rstrip("/") + "/" if m else ""
+        if token is None or not token:
+            return refused_key(route, missing=True)
         if not m:
             return 404, {"success": False, "error": "not_found", "msg": f"no such endpoint {path}"}
-        version, route = m.group(1), m.group(2).rstrip("/") + "/"
+        version = m.group(1)
         with self.lock:
             if token != self.api_key:
                 scoped = next((i for i in self.instances.values() if i.scoped_key == token), None)
                 allowed = (scoped is not None and version == "0"
                            and route == f"/instances/{scoped.id}/" and method in ("GET", "PUT", "DELETE"))
                 if not allowed:
-                    return 401, {"success": False, "error": "auth_error", "msg": "Invalid user key"}
+                    return refused_key(route, missing=False)
                 if method == "PUT" and set((body or {})) - {"state"}:
                     return 401, {"success": False, "error": "auth_error", "msg": "key not allowed"}
             return self.route(method, version, route, query, body or {})

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import time
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -94,8 +95,19 @@ def test_the_fake_answers_as_vast_documents_it(vast):
         assert status == 404 and reply["success"] is False and reply["error"] == "no_such_instance"
     status, reply = _raw(vast, "DELETE", "instances/4242/", {})
     assert (status, reply["success"], reply["error"]) == (404, False, "not_found")
+    # a wrong or missing key, per endpoint: 401 mostly; search 404 "Unauthorized - invalid or
+    # missing API key" (search_offers.yaml); charges 403 with no Authorization header, 404 with
+    # a key that matches no user (show_charges.yaml)
     status, reply = _raw(vast, "GET", "instances/", key="wrong")
     assert (status, reply["error"]) == (401, "auth_error")
+    assert _raw(vast, "GET", "instances/", key=None)[0] == 401
+    assert _raw(vast, "PUT", "asks/1002/", {"image": "x"}, key="wrong")[0] == 401
+    for key in ("wrong", None):
+        status, reply = _raw(vast, "POST", "bundles/", {}, key=key)
+        assert (status, reply["msg"]) == (404, "Invalid user key")
+    day = urllib.parse.quote(json.dumps({"day": {"gte": 0, "lte": 2e9}}))
+    assert _raw(vast, "GET", f"charges/?select_filters={day}", key=None)[0] == 403
+    assert _raw(vast, "GET", f"charges/?select_filters={day}", key="wrong")[0] == 404
 
 
 @pytest.mark.parametrize("q", [{"gpu_ram_gb": {"gte": 1e9}}, {"gpu_ram": {"atleast": 24000}},
@@ -218,6 +230,9 @@ def test_errors_are_one_line_and_rent_nothing(vast, monkeypatch):
     monkeypatch.setenv("VAST_API_KEY", "wrong-key-5555")
     r = train("vast", "list")
     _one_line_error(r, 1, "refused", "train secrets set VAST_API_KEY")
+    assert "wrong-key-5555" not in r.stderr
+    r = train("vast", "search")  # search refuses a key with 404 (search_offers.yaml)
+    _one_line_error(r, 1, "the API key was refused (404", "train secrets set VAST_API_KEY")
     assert "wrong-key-5555" not in r.stderr
     monkeypatch.delenv("VAST_API_KEY")
     _one_line_error(train("vast", "list"), 1, "no API key", "train secrets set VAST_API_KEY")

@@ -163,6 +163,12 @@ class VastProvider(Provider):
                           WHAT, call, lost=retries == 0)
 
     @staticmethod
+    def _refused_key(e: NotFound) -> AuthError:
+        """The AuthError of an endpoint that refuses a key with 404 (search, charges)."""
+        said = str(e).partition(": not found")[2].lstrip(": ")
+        return AuthError(f"{WHAT}: the API key was refused (404{': ' + said if said else ''})")
+
+    @staticmethod
     def _refused(reply: http.Reply) -> str | None:
         """Vast answers some refusals with 200 and `success: false`."""
         v = reply.value
@@ -185,7 +191,10 @@ class VastProvider(Provider):
             q["gpu_ram"] = {"gte": float(min_gpu_ram_gb) * MB_PER_GB}
         if max_price is not None:
             q["dph_total"] = {"lte": float(max_price)}
-        reply = self._call("POST", "bundles/", q)
+        try:
+            reply = self._call("POST", "bundles/", q)
+        except NotFound as e:  # how search refuses a key (search_offers.yaml: 404 "Unauthorized")
+            raise self._refused_key(e) from None
         # the server filters, orders and limits (its search answers 400 to a field, operator or
         # `type` it does not know: search_offers.yaml), so its answer is taken as it comes
         return [offer(o) for o in reply.children("offers")]
@@ -293,8 +302,11 @@ class VastProvider(Provider):
         out: dict[str, float] = {}
         token = None
         for _ in range(20):  # pages of 500 contracts
-            reply = self._call("GET", "charges/", query=query + (f"&after_token={quote(token)}" if token else ""),
-                               retries=1)
+            try:
+                reply = self._call("GET", "charges/", query=query + (f"&after_token={quote(token)}" if token else ""),
+                                   retries=1)
+            except NotFound as e:  # a key that matches no user (show_charges.yaml: 404)
+                raise self._refused_key(e) from None
             for r in reply.children("results"):
                 source = r.text("source", "")
                 if source.startswith("instance-"):
