@@ -17,6 +17,9 @@ Money as Vast's reference has it: an instance's disk bills storage_cost ($/GB/mo
 720 an hour from the rent on, running or stopped (storage_total_cost; dph_total = the offer's
 price + it); GET charges/ gives each contract's total since the rent (GPU time + disk).
 
+An ask once rented leaves the market (search no longer shows it, a second rent of it is 404
+no_such_ask) until its instance is destroyed.
+
 Instances: renting (PUT asks/OFFER/) or starting one starts a real sshd (root login with the
 account's ssh keys and the keys attached to the instance) listening on two ports: the direct
 one (`ports["22/tcp"]` on `public_ipaddr`) and the "proxy" one (`ssh_host:ssh_port`). It says
@@ -187,13 +190,13 @@ def search_error(q) -> str:
     return ""
 
 
-def search(q: dict) -> list[dict]:
+def search(q: dict, taken=()) -> list[dict]:
     """Offers matching Vast's query form (checked first by `search_error`). A string matches
     only exactly, gpu_name included ("RTX 4090", not "rtx 4090" nor "RTX_4090"): the official
     CLI turns `_` into a space and the case is never documented as folded (its own `run
     benchmarks` fixes the case itself), so a client must send the canonical name, as
-    `GET gpu_names/unique/` lists them."""
-    offers = market()
+    `GET gpu_names/unique/` lists them. Asks in `taken` (rented) are off the market."""
+    offers = [o for o in market() if o["id"] not in taken]
     for field, cond in q.items():
         if field in SEARCH_KEYS:
             continue
@@ -474,6 +477,7 @@ class Fake:
         self.ended: dict[int, dict] = {}  # destroyed instances' charges
         self.account_keys: list[dict] = []
         self.rents = 0
+        self.taken: dict[int, int] = {}  # offer id -> the live instance that rented it
         self.next_id = 7000001
         self.next_key = 1
 
@@ -532,7 +536,7 @@ class Fake:
             why = search_error(q)
             if why:  # the documented 400 of search_offers.yaml
                 return 400, {"success": False, "error": "invalid_request", "msg": why}
-            return 200, {"offers": search(q)}
+            return 200, {"offers": search(q, self.taken)}
         if route == "/instances/" and method == "GET":
             return 200, {"instances": [i.row() for i in self.listed()]}
         if route == "/charges/" and method == "GET":
@@ -591,6 +595,7 @@ class Fake:
                 inst.gen += 1
                 inst.halt()
                 del self.instances[inst.id]
+                self.taken = {o: i for o, i in self.taken.items() if i != inst.id}  # back on the market
                 inst.end_run()
                 self.ended[inst.id] = inst.charges(time.time())
                 inst.destroyed = True
@@ -640,7 +645,7 @@ class Fake:
 
     def rent(self, offer_id: int, body: dict) -> tuple:
         offer = next((o for o in market() if o["id"] == offer_id), None)
-        if offer is None or self.no_capacity:  # the documented 404 of PUT asks/ID/
+        if offer is None or self.no_capacity or offer_id in self.taken:  # the documented 404 of PUT asks/ID/ (a rented ask is gone)
             return 404, {"success": False, "error": "invalid_args", "ask_id": offer_id,
                          "msg": f"error 404/3603: no_such_ask Instance type by id {offer_id} is not available."}
         if not body.get("image"):
@@ -649,6 +654,7 @@ class Fake:
         self.next_id += 1
         inst = Machine(self, iid, offer, body)
         self.instances[iid] = self.made[iid] = inst
+        self.taken[offer_id] = iid
         self.rents += 1
         inst.boot(self.start_delay)
         garble = ""

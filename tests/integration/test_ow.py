@@ -254,7 +254,7 @@ def test_a_remembered_login_is_used_only_for_the_machine_the_cloud_names(vast, t
     entry (here: another machine's) must not run the command anywhere but on the machine asked."""
     import json
 
-    a, b = vast.rent("1002"), vast.rent("1002")
+    a, b = vast.rent("1002"), vast.rent("1006")  # two asks: a rented one leaves the market
     for iid in (a, b):
         r = ow("exec", "--provider", "vast", "--existing", iid, "--no-sync", "exit 3")
         assert r.returncode == 3, r.stderr
