@@ -34,6 +34,9 @@ Faults, by flag or at run time with POST /_fake/control (JSON, no auth):
   start_delay: float       seconds of `loading` before `running`
   down: bool               every API call answers 503
   no_direct: bool          new instances have no direct port (proxy only)
+  rate_limits: bool        each endpoint's documented rate limit per key (RATE_LIMITS: search 10
+                           a minute, show 2/s, list 1/s, manage 1/s, destroy 3/s, create 4.5/s);
+                           above it 429 as each page documents it, no Retry-After, nothing done
 Rents in flight (the cloud has acted; its answer is late, damaged or lost; see inflight.py):
   slow_create: float       a rent makes the machine at once, then holds its answer this long
   garble_create: str       the next rent(s) make the machine, then their answer is damaged:
@@ -454,20 +457,70 @@ def _marked(marker: str) -> list[int]:
 
 
 FAULTS = ("no_capacity", "fail_after_create", "start_delay", "down", "no_direct", "slow_create",
-          "garble_create", "garble_count", "list_lag", "down_after_create", "strings")
+          "garble_create", "garble_count", "list_lag", "down_after_create", "strings", "rate_limits")
+
+# Each endpoint's rate limit, from the `x-rate-limit` of its reference page (vast-ai/docs
+# api-reference/openapi/yaml): (threshold, per). "Enforced as a minimum interval between requests
+# for a given endpoint and identity" (api-reference/rate-limits-and-errors.mdx); a threshold
+# "per: request" is read as that many requests a second (an interval of 1/threshold s), search's
+# "10 per minute" as at most 10 calls in any 60 s.
+RATE_LIMITS = {
+    "search": (10, "minute"),             # search_offers.yaml
+    "show_instance": (2.0, "request"),    # show_instance.yaml
+    "show_instances": (1.0, "request"),   # show_instances.yaml
+    "manage_instance": (1.0, "request"),  # manage_instance.yaml (start, stop, label)
+    "destroy_instance": (3.0, "request"),  # destroy_instance.yaml
+    "create_instance": (4.5, "request"),  # create_instance.yaml
+    "reboot_instance": (1.0, "request"),  # reboot_instance.yaml
+    "show_charges": (1.0, "request"),     # show_charges.yaml
+}
+
+
+def endpoint(method: str, version: str, route: str) -> str | None:
+    """Which reference page (and so which rate limit) a call falls under."""
+    if route in ("/bundles/", "/search/asks/"):
+        return "search"
+    if route == "/instances/" and method == "GET":
+        return "show_instances"
+    if route == "/charges/" and method == "GET":
+        return "show_charges"
+    if re.fullmatch(r"/asks/\d+/", route) and method == "PUT":
+        return "create_instance"
+    if re.fullmatch(r"/instances/reboot/\d+/", route) and method == "PUT":
+        return "reboot_instance"
+    if re.fullmatch(r"/instances/\d+/", route):
+        return {"GET": "show_instance", "PUT": "manage_instance", "DELETE": "destroy_instance"}.get(method)
+    return None
+
+
+def too_frequent(name: str) -> tuple[int, object]:
+    """The 429 each page documents: create `{"detail": ...}` (create_instance.yaml), destroy
+    `{"success": false, "error": "rate_limit_exceeded", "msg": ...}` (destroy_instance.yaml),
+    the others the plain text rate-limits-and-errors.mdx quotes. Never a Retry-After: "The API
+    does not currently set standard rate-limit headers"."""
+    threshold = RATE_LIMITS[name][0]
+    if name == "create_instance":
+        return 429, {"detail": f"API requests too frequent endpoint threshold={threshold}"}
+    if name == "destroy_instance":
+        return 429, {"success": False, "error": "rate_limit_exceeded",
+                     "msg": f"API requests too frequent endpoint threshold={threshold}"}
+    return 429, f"API requests too frequent: endpoint threshold={threshold}".encode()
 
 
 class Fake:
     def __init__(self, api_key: str, base: Path, *, start_delay: float = 0.3, no_capacity: bool = False,
                  fail_after_create: int = 0, down: bool = False, no_direct: bool = False,
                  slow_create: float = 0.0, garble_create: str = "", garble_count: int = 1,
-                 list_lag: float = 0.0, down_after_create: float = 0.0, reply_faults: dict | None = None):
+                 list_lag: float = 0.0, down_after_create: float = 0.0, rate_limits: bool = False,
+                 reply_faults: dict | None = None):
         self.api_key, self.base = api_key, base
         self.replies = {**replies.OFF, **replies.checked(reply_faults or {})}  # every answer's faults
         self.start_delay, self.no_capacity, self.down = start_delay, no_capacity, down
         self.fail_after_create, self.no_direct = fail_after_create, no_direct
         self.slow_create, self.garble_create, self.garble_count = slow_create, garble_create or "", garble_count
         self.list_lag, self.down_after_create = list_lag, down_after_create
+        self.rate_limits = rate_limits  # each endpoint's documented rate limit, enforced
+        self.calls: dict[tuple[str, str], list[float]] = {}  # (key, endpoint) -> recent calls
         self.strings: dict = {}  # text fields every offer and instance answers with (see docstring)
         self.inflight = InFlight()
         self.lock = threading.RLock()
@@ -508,7 +561,26 @@ class Fake:
                     return refused_key(route, missing=False)
                 if method == "PUT" and set((body or {})) - {"state"}:
                     return 401, {"success": False, "error": "auth_error", "msg": "key not allowed"}
+            name = endpoint(method, version, route) if self.rate_limits else None
+            if name and self.limited(token, name):
+                return too_frequent(name)
             return self.route(method, version, route, query, body or {})
+
+    def limited(self, token: str, name: str) -> bool:
+        """Whether this call breaks its endpoint's limit for this key (counted when it does not:
+        a refused call is not a request served)."""
+        threshold, per = RATE_LIMITS[name]
+        now = time.monotonic()
+        calls = self.calls.setdefault((token, name), [])
+        if per == "minute":
+            calls[:] = [t for t in calls if now - t < 60]
+            if len(calls) >= threshold:
+                return True
+        elif calls and now - calls[-1] < 1 / threshold:
+            return True
+        calls.append(now)
+        del calls[:-int(threshold) - 1]
+        return False
 
     def route(self, method: str, version: str, route: str, query: dict, body: dict) -> tuple[int, object]:
         answer = self._route(method, version, route, query, body)  # (code, reply[, a rent's plan])
@@ -944,6 +1016,7 @@ def main() -> None:
     ap.add_argument("--list-lag", type=float, default=0.0, help="seconds before a new instance is listed")
     ap.add_argument("--down-after-create", type=float, default=0.0,
                     help="seconds every other call answers 503 after a rent")
+    ap.add_argument("--rate-limits", action="store_true", help="each endpoint's documented rate limit, 429 above it")
     ap.add_argument("--delay", type=float, default=0.0, help="seconds before each answer")
     ap.add_argument("--trickle", type=float, default=0.0, help="seconds between the bytes of each answer")
     ap.add_argument("--retry-after", type=float, default=0.0, help="every call answers 429 with this Retry-After")
@@ -955,7 +1028,7 @@ def main() -> None:
     serve(a.port, a.api_key, start_delay=a.start_delay, no_capacity=a.no_capacity,
           fail_after_create=a.fail_after_create, down=a.down, no_direct=a.no_direct,
           slow_create=a.slow_create, garble_create=a.garble_create, garble_count=a.garble_count,
-          list_lag=a.list_lag, down_after_create=a.down_after_create,
+          list_lag=a.list_lag, down_after_create=a.down_after_create, rate_limits=a.rate_limits,
           reply_faults={"delay": a.delay, "trickle": a.trickle, "retry_after": a.retry_after,
                         "bad_status": a.bad_status, "garble_reply": a.garble_reply})
 

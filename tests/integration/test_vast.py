@@ -507,3 +507,59 @@ def test_a_non_finite_disk_in_the_config_is_refused_too(vast):
     paths.config_file().write_text(text + "\n[vast]\ndisk = nan\n")  # TOML has nan: written by hand
     _one_line_error(train("vast", "create", "1001"), 2, "vast.disk", "finite")
     assert vast.state()["rents"] == 0
+
+
+def test_the_fake_keeps_each_endpoints_documented_rate_limit(vast):
+    """x-rate-limit of each reference page (vast-ai/docs api-reference/openapi/yaml), "a minimum
+    interval between requests for a given endpoint and identity", 429 without Retry-After
+    (api-reference/rate-limits-and-errors.mdx): on with the `rate_limits` fault."""
+    import urllib.error
+    import urllib.request
+
+    vast.control(rate_limits=True)
+
+    def call(method, path, body=None):
+        req = urllib.request.Request(f"{vast.url}/api/v0/{path}", method=method,
+                                     data=None if body is None else json.dumps(body).encode(),
+                                     headers={"Authorization": f"Bearer {vast.key}"})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.status, r.read(), r.headers
+        except urllib.error.HTTPError as e:
+            return e.code, e.read(), e.headers
+
+    assert call("GET", "instances/?owner=me")[0] == 200
+    status, body, headers = call("GET", "instances/?owner=me")  # 1.0/s (show_instances.yaml)
+    assert (status, body) == (429, b"API requests too frequent: endpoint threshold=1.0")
+    assert headers.get("Retry-After") is None
+    assert call("PUT", "asks/1001/", {"image": "x", "label": "a"})[0] == 200
+    status, body, _ = call("PUT", "asks/1002/", {"image": "x", "label": "b"})  # 4.5/s (create_instance.yaml)
+    assert (status, json.loads(body)) == (429, {"detail": "API requests too frequent endpoint threshold=4.5"})
+    assert vast.state()["rents"] == 1  # refused before anything was done
+    searches = [call("POST", "bundles/", {})[0] for _ in range(11)]  # 10 a minute (search_offers.yaml)
+    assert searches == [200] * 10 + [429]
+    vast.control(rate_limits=False)
+    assert call("GET", "instances/?owner=me")[0] == 200 == call("GET", "instances/?owner=me")[0]
+
+
+def test_trainsh_backs_off_a_rate_limit_within_its_deadline_and_never_rents_twice(vast):
+    from trainsh.cloud.provider import CreateRequest, LostAnswer
+    from trainsh.cloud.vast import VastProvider
+
+    iid = vast.rent("1001")
+    vast.control(rate_limits=True)
+    p = VastProvider(timeout=10)
+    t = time.monotonic()
+    for _ in range(4):  # show_instances 1.0/s and show_instance 2.0/s: each call waits its turn
+        assert [i.id for i in p.list()] == [iid] and p.get(iid).id == iid
+    assert time.monotonic() - t < 10
+
+    # a create answered 429 did nothing; trainsh cannot tell, so it looks for the label (twice)
+    # and, finding none, says the rent may have happened: it never rents again on its own
+    vast.api("PUT", "asks/1007/", {"client_id": "me", "image": "fake/image", "label": "other"})
+    t = time.monotonic()
+    with pytest.raises(LostAnswer) as e:
+        p.create("1002", CreateRequest(image="fake/image", label="once", disk_gb=10))
+    assert "429" in str(e.value) and "once" in str(e.value) and time.monotonic() - t < 10
+    st = vast.state()
+    assert st["rents"] == 2 and "once" not in {m["label"] for m in st["machines"].values()}
