@@ -401,7 +401,8 @@ Subsystem sftp /usr/lib/openssh/sftp-server
             "cur_state": self.cur, "next_state": self.cur, "label": self.label,
             "image_uuid": self.image, "image_args": [], "image_runtype": self.runtype,
             "extra_env": [[k, v] for k, v in self.env.items()], "onstart": self.onstart,
-            "status_msg": (self.status_msg or None) if self.status_msg is not None else f"fake: {self.actual}", "template_id": None, "template_hash_id": None,
+            "status_msg": (f"fake: {self.actual}" if self.status_msg is None
+                           else self.status_msg or None), "template_id": None, "template_hash_id": None,
             "ssh_host": "127.0.0.1", "ssh_idx": str(self.id % 10), "ssh_port": self.proxy_port,
             "machine_dir_ssh_port": self.proxy_port, "start_date": self.created,
             "end_date": self.created + o["duration"], "duration": now - self.created,
@@ -717,7 +718,8 @@ class Fake:
 
     def rent(self, offer_id: int, body: dict) -> tuple:
         offer = next((o for o in market() if o["id"] == offer_id), None)
-        if offer is None or self.no_capacity or offer_id in self.taken:  # the documented 404 of PUT asks/ID/ (a rented ask is gone)
+        # the documented 404 of PUT asks/ID/ (a rented ask is gone too)
+        if offer is None or self.no_capacity or offer_id in self.taken:
             return 404, {"success": False, "error": "invalid_args", "ask_id": offer_id,
                          "msg": f"error 404/3603: no_such_ask Instance type by id {offer_id} is not available."}
         if not body.get("image"):
@@ -769,7 +771,7 @@ class Fake:
         status = body.get("status") or "exited"
         inst = self.instances.get(body.get("id")) if isinstance(body.get("id"), int) else None
         if inst is None or status not in ("exited", "unknown", "offline"):
-            return 400, {"error": "crash takes an id of a live instance and a status of exited, unknown, offline"}
+            return 400, {"error": "crash takes a live instance's id and a status: exited, unknown, offline"}
         inst.gen += 1
         inst.halt()
         inst.end_run()  # a crashed container bills its disk only (hello-world.mdx)
@@ -1016,7 +1018,8 @@ def main() -> None:
     ap.add_argument("--list-lag", type=float, default=0.0, help="seconds before a new instance is listed")
     ap.add_argument("--down-after-create", type=float, default=0.0,
                     help="seconds every other call answers 503 after a rent")
-    ap.add_argument("--rate-limits", action="store_true", help="each endpoint's documented rate limit, 429 above it")
+    ap.add_argument("--rate-limits", action="store_true",
+                    help="each endpoint's documented rate limit, 429 above it")
     ap.add_argument("--delay", type=float, default=0.0, help="seconds before each answer")
     ap.add_argument("--trickle", type=float, default=0.0, help="seconds between the bytes of each answer")
     ap.add_argument("--retry-after", type=float, default=0.0, help="every call answers 429 with this Retry-After")

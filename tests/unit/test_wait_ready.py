@@ -139,7 +139,8 @@ def test_an_exited_vast_instance_asked_to_run_crashed_unless_this_process_just_s
     assert "7" not in vast._STARTS  # seen moving: the start was acted on
     vast._STARTS.add("7")
     with pytest.raises(NotReady) as e:
-        VastScripted(_raw("exited"), _raw("loading"), _raw("exited")).wait_ready("7", 5, login=False, poll=FAST)
+        VastScripted(_raw("exited"), _raw("loading"), _raw("exited")).wait_ready("7", 5, login=False,
+                                                                                 poll=FAST)
     assert e.value.why == "crashed" and "7" not in vast._STARTS
 
 
@@ -156,4 +157,5 @@ def test_a_vast_instance_the_user_stopped_is_not_crashed():
     with pytest.raises(NotReady) as e:
         p.wait_ready("7", 5, login=False, poll=FAST)
     assert e.value.why == "stopped"
-    assert p.crashed(p.get("7"), True) == "" and p.crashed(vast.instance({"id": 7, **_raw("unknown", "stopped")}), True) == ""
+    assert p.crashed(p.get("7"), True) == ""
+    assert p.crashed(vast.instance({"id": 7, **_raw("unknown", "stopped")}), True) == ""

@@ -49,8 +49,9 @@ class LostAnswer(Unavailable):
 
 class NotReady(ProviderError):
     """`Provider.wait_ready` gave up: `why` is "gone", "stopped" (and nobody starts it),
-    "crashed" (it will never run: `last` says why) or "timeout". `inst` is the instance as last seen, `last` what kept it from being ready (its
-    status, or how the ssh login failed), `status` the status as `say` was told it."""
+    "crashed" (it will never run: `last` says why) or "timeout". `inst` is the instance as
+    last seen, `last` what kept it from being ready (its status, or how the ssh login failed),
+    `status` the status as `say` was told it."""
 
     def __init__(self, message: str, why: str, inst: Instance, last: str, status: str):
         super().__init__(message)

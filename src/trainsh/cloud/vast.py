@@ -302,9 +302,9 @@ class VastProvider(Provider):
         out: dict[str, float] = {}
         token = None
         for _ in range(20):  # pages of 500 contracts
+            page = query + (f"&after_token={quote(token)}" if token else "")
             try:
-                reply = self._call("GET", "charges/", query=query + (f"&after_token={quote(token)}" if token else ""),
-                                   retries=1)
+                reply = self._call("GET", "charges/", query=page, retries=1)
             except NotFound as e:  # a key that matches no user (show_charges.yaml: 404)
                 raise self._refused_key(e) from None
             for r in reply.children("results"):
