@@ -477,7 +477,7 @@ def test_prune_destroys_only_stopped_machines_trainsh_rented_that_nobody_holds(t
            "(or train vast prune) ends that" in p.stderr, p.stderr  # 50 GB (config vast.disk) at $0.1/GB/month
     created = _create(vast, offer="1007", label="by-create")  # in the rents ledger
     train("vast", "stop", created)
-    running = _create(vast, offer="1001", label="trainsh-still-running")
+    running = _create(vast, offer="1003", label="trainsh-still-running")  # (1001: the failed job's)
     mine = vast.rent("1004", label="mine")  # rented outside trainsh
     vast.api("PUT", f"instances/{mine}/", {"state": "stopped"})
 
