@@ -3,17 +3,22 @@ on loopback. For tests, benchmarks and trying trainsh without an account.
 
 It follows the real API closely enough that a client written against Vast's documentation (the
 official `vastai` CLI included, pointed here with VAST_URL) works: the same paths under
-/api/v0 (and /api/v1/instances/), methods, `owner=me`, Bearer auth with 401 on a wrong key,
+/api/v0 (and /api/v1/instances/), methods, `owner=me`, Bearer auth refused as each endpoint
+documents it (401; search 404; charges 403 without a key, 404 with a wrong one),
 field names and units (gpu_ram and cpu_ram in MB, disk in GB, dph_total in $/h, start_date in
 Unix seconds, extra_env as [key, value] pairs, ports as docker's "22/tcp" map) and replies with
 Content-Type exactly `application/json`.
 
-Strings in a search match exactly (gpu_name "RTX 4090": not "rtx 4090", not "RTX_4090");
+Strings in a search match exactly (gpu_name "RTX 4090": not "rtx 4090", not "RTX_4090"); a
+field, operator or `type` the docs and the CLI do not know is 400 (search_error);
 GET gpu_names/unique/ (no key needed) lists the names, as the official CLI reads them.
 
 Money as Vast's reference has it: an instance's disk bills storage_cost ($/GB/month) x disk /
 720 an hour from the rent on, running or stopped (storage_total_cost; dph_total = the offer's
 price + it); GET charges/ gives each contract's total since the rent (GPU time + disk).
+
+An ask once rented leaves the market (search no longer shows it, a second rent of it is 404
+no_such_ask) until its instance is destroyed.
 
 Instances: renting (PUT asks/OFFER/) or starting one starts a real sshd (root login with the
 account's ssh keys and the keys attached to the instance) listening on two ports: the direct
@@ -34,6 +39,9 @@ Faults, by flag or at run time with POST /_fake/control (JSON, no auth):
                            a real container reports running before its sshd and keys are
                            ready: the first half nothing listens, the second sshd refuses
                            every key (none installed yet); 0 (the default): none
+  rate_limits: bool        each endpoint's documented rate limit per key (RATE_LIMITS: search 10
+                           a minute, show 2/s, list 1/s, manage 1/s, destroy 3/s, create 4.5/s);
+                           above it 429 as each page documents it, no Retry-After, nothing done
 Rents in flight (the cloud has acted; its answer is late, damaged or lost; see inflight.py):
   slow_create: float       a rent makes the machine at once, then holds its answer this long
   garble_create: str       the next rent(s) make the machine, then their answer is damaged:
@@ -57,6 +65,10 @@ answer), `trickle` (each answer a byte at a time, this many seconds apart), `ret
 (every call answers 429 with that Retry-After and does nothing), `bad_status` (a broken status
 line), `garble_reply` ("truncate", "badjson", "drop" for every answer) and `wrong_shape`
 ({"path": "instances/", "reply": JSON}: that path below /api/v0 answers 200 with that JSON).
+POST /_fake/crash {"id": ID, "status": "exited"|"unknown"|"offline", "msg": TEXT}: the
+machine stops as a crashed container (its sshd and processes end) while the user's word stays
+"running": `actual_status` says `status` (default "exited"), `status_msg` says `msg`. Vast's
+docs: these "will never reach running" while the disk bills (api-reference/hello-world.mdx).
 GET /_fake/state shows the live instances (`instances`, with sshd pids), the ids destroyed,
 the rent count, `creating` (rents whose machine is made and whose answer has not gone out)
 and `machines`: every instance ever made, id -> {"status": actual_status, "label",
@@ -147,19 +159,76 @@ def _matches(value, op: str, want) -> bool:
         return True
 
 
-def search(q: dict) -> list[dict]:
-    """Offers matching Vast's query form. A string matches only exactly, gpu_name included
-    ("RTX 4090", not "rtx 4090" nor "RTX_4090"): the official CLI turns `_` into a space and the
-    case is never documented as folded (its own `run benchmarks` fixes the case itself), so a
-    client must send the canonical name, as `GET gpu_names/unique/` lists them."""
-    offers = market()
+# The fields a search may filter on: search_offers.yaml's request properties (vast-ai/docs
+# api-reference/openapi/yaml) and the official CLI's `offers_fields` (vast-cli vastai/api/query.py)
+SEARCH_FIELDS = {
+    "bw_nvlink", "cluster_id", "compute_cap", "cpu_arch", "cpu_cores", "cpu_cores_effective", "cpu_ghz",
+    "cpu_ram", "cuda_max_good", "datacenter", "direct_port_count", "disk_bw", "disk_space", "dlperf",
+    "dlperf_per_dphtotal", "dph_total", "driver_version", "duration", "external", "flops_per_dphtotal",
+    "geolocation", "gpu_arch", "gpu_display_active", "gpu_frac", "gpu_max_power", "gpu_max_temp",
+    "gpu_mem_bw", "gpu_name", "gpu_ram", "gpu_total_ram", "has_avx", "host_id", "id", "inet_down",
+    "inet_down_cost", "inet_up", "inet_up_cost", "machine_id", "min_bid", "mobo_name", "num_gpus",
+    "os_version", "pci_gen", "pcie_bw", "reliability", "rentable", "rented", "static_ip", "storage_cost",
+    "total_flops", "ubuntu_version", "verification", "verified", "vms_enabled",
+}
+SEARCH_KEYS = {"order", "limit", "type", "allocated_storage", "disable_bundling"}  # not filters
+SEARCH_OPS = {"eq", "neq", "gt", "lt", "gte", "lte", "in", "notin"}  # search_offers.yaml's table
+# `type`: the docs' enum (ondemand, bid, reserved) and what the CLI sends ("on-demand" by default)
+SEARCH_TYPES = {"ondemand", "on-demand", "bid", "reserved"}
+
+
+def search_error(q) -> str:
+    """Why Vast would answer this query 400 (search_offers.yaml: "Bad request - invalid query
+    parameters"), or "": a field it does not know, an operator not in its table, a `type`
+    not in its enum, a filter that is not an {operator: value} object."""
+    if not isinstance(q, dict):
+        return "Invalid json body"
     for field, cond in q.items():
-        if field in ("order", "limit", "type", "allocated_storage", "disable_bundling") or not isinstance(cond, dict):
+        if field in SEARCH_KEYS:
+            continue
+        if field not in SEARCH_FIELDS:
+            return f"unknown search field: {field}"
+        if not isinstance(cond, dict) or not cond:
+            return f"{field}: a filter is an object of operator: value"
+        bad = sorted(set(cond) - SEARCH_OPS)
+        if bad:
+            return f"{field}: unknown operator {bad[0]}"
+    if "type" in q and q["type"] not in SEARCH_TYPES:
+        return f"type: must be one of ondemand, bid, reserved, not {q['type']!r}"
+    return ""
+
+
+def search(q: dict, taken=()) -> list[dict]:
+    """Offers matching Vast's query form (checked first by `search_error`). A string matches
+    only exactly, gpu_name included ("RTX 4090", not "rtx 4090" nor "RTX_4090"): the official
+    CLI turns `_` into a space and the case is never documented as folded (its own `run
+    benchmarks` fixes the case itself), so a client must send the canonical name, as
+    `GET gpu_names/unique/` lists them. Asks in `taken` (rented) are off the market."""
+    offers = [o for o in market() if o["id"] not in taken]
+    for field, cond in q.items():
+        if field in SEARCH_KEYS:
             continue
         offers = [o for o in offers if field not in o or all(_matches(o[field], op, w) for op, w in cond.items())]
     for field, direction in reversed(q.get("order") or [["score", "desc"]]):
         offers.sort(key=lambda o: (o.get(field) is None, o.get(field) or 0), reverse=direction == "desc")
     return offers[: int(q.get("limit") or 64)]
+
+
+def refused_key(route: str, missing: bool) -> tuple[int, dict]:
+    """A missing or wrong key as each endpoint's reference documents it (vast-ai/docs
+    api-reference/openapi/yaml): search 404 "Unauthorized - invalid or missing API key"
+    (search_offers.yaml); charges 403 "This action requires login." without an Authorization
+    header and 404 "Invalid user key" for a key that matches no user (show_charges.yaml); the
+    others 401 (show_instance, show_instances, manage_instance, create_instance, ssh keys ...)."""
+    if route in ("/bundles/", "/search/asks/"):
+        return 404, {"success": False, "error": "auth_error", "msg": "Invalid user key"}
+    if route == "/charges/":
+        if missing:
+            return 403, {"success": False, "error": "auth_error", "msg": "This action requires login."}
+        return 404, {"success": False, "error": "auth_error", "msg": "Invalid user key"}
+    if missing:
+        return 401, {"success": False, "error": "auth_error", "msg": "Authorization header missing"}
+    return 401, {"success": False, "error": "auth_error", "msg": "Invalid user key"}
 
 
 class Machine:
@@ -177,6 +246,7 @@ class Machine:
         self.destroyed = False
         self.intended, self.actual, self.cur = "running", None, "running"
         self.running_since: float | None = None
+        self.status_msg: str | None = None  # a crash's ("" for null); else "fake: <actual_status>"
         self.gpu_seconds = 0.0  # time it ran before the current run, for its charges
         self.gen = 0
         self.keys: list[str] = []
@@ -278,7 +348,7 @@ Subsystem sftp /usr/lib/openssh/sftp-server
         """`loading` for `delay` seconds, then a working sshd and `running`."""
         self.gen += 1
         gen = self.gen
-        self.actual = "loading"
+        self.actual, self.status_msg = "loading", None
         self.end_run()
 
         def later():
@@ -355,7 +425,8 @@ Subsystem sftp /usr/lib/openssh/sftp-server
             "cur_state": self.cur, "next_state": self.cur, "label": self.label,
             "image_uuid": self.image, "image_args": [], "image_runtype": self.runtype,
             "extra_env": [[k, v] for k, v in self.env.items()], "onstart": self.onstart,
-            "status_msg": f"fake: {self.actual}", "template_id": None, "template_hash_id": None,
+            "status_msg": (f"fake: {self.actual}" if self.status_msg is None
+                           else self.status_msg or None), "template_id": None, "template_hash_id": None,
             "ssh_host": "127.0.0.1", "ssh_idx": str(self.id % 10), "ssh_port": self.proxy_port,
             "machine_dir_ssh_port": self.proxy_port, "start_date": self.created,
             "end_date": self.created + o["duration"], "duration": now - self.created,
@@ -411,21 +482,70 @@ def _marked(marker: str) -> list[int]:
 
 
 FAULTS = ("no_capacity", "fail_after_create", "start_delay", "down", "no_direct", "slow_create",
-          "garble_create", "garble_count", "list_lag", "down_after_create", "strings", "ssh_delay")
+          "garble_create", "garble_count", "list_lag", "down_after_create", "strings", "rate_limits", "ssh_delay")
+
+# Each endpoint's rate limit, from the `x-rate-limit` of its reference page (vast-ai/docs
+# api-reference/openapi/yaml): (threshold, per). "Enforced as a minimum interval between requests
+# for a given endpoint and identity" (api-reference/rate-limits-and-errors.mdx); a threshold
+# "per: request" is read as that many requests a second (an interval of 1/threshold s), search's
+# "10 per minute" as at most 10 calls in any 60 s.
+RATE_LIMITS = {
+    "search": (10, "minute"),             # search_offers.yaml
+    "show_instance": (2.0, "request"),    # show_instance.yaml
+    "show_instances": (1.0, "request"),   # show_instances.yaml
+    "manage_instance": (1.0, "request"),  # manage_instance.yaml (start, stop, label)
+    "destroy_instance": (3.0, "request"),  # destroy_instance.yaml
+    "create_instance": (4.5, "request"),  # create_instance.yaml
+    "reboot_instance": (1.0, "request"),  # reboot_instance.yaml
+    "show_charges": (1.0, "request"),     # show_charges.yaml
+}
+
+
+def endpoint(method: str, version: str, route: str) -> str | None:
+    """Which reference page (and so which rate limit) a call falls under."""
+    if route in ("/bundles/", "/search/asks/"):
+        return "search"
+    if route == "/instances/" and method == "GET":
+        return "show_instances"
+    if route == "/charges/" and method == "GET":
+        return "show_charges"
+    if re.fullmatch(r"/asks/\d+/", route) and method == "PUT":
+        return "create_instance"
+    if re.fullmatch(r"/instances/reboot/\d+/", route) and method == "PUT":
+        return "reboot_instance"
+    if re.fullmatch(r"/instances/\d+/", route):
+        return {"GET": "show_instance", "PUT": "manage_instance", "DELETE": "destroy_instance"}.get(method)
+    return None
+
+
+def too_frequent(name: str) -> tuple[int, object]:
+    """The 429 each page documents: create `{"detail": ...}` (create_instance.yaml), destroy
+    `{"success": false, "error": "rate_limit_exceeded", "msg": ...}` (destroy_instance.yaml),
+    the others the plain text rate-limits-and-errors.mdx quotes. Never a Retry-After: "The API
+    does not currently set standard rate-limit headers"."""
+    threshold = RATE_LIMITS[name][0]
+    if name == "create_instance":
+        return 429, {"detail": f"API requests too frequent endpoint threshold={threshold}"}
+    if name == "destroy_instance":
+        return 429, {"success": False, "error": "rate_limit_exceeded",
+                     "msg": f"API requests too frequent endpoint threshold={threshold}"}
+    return 429, f"API requests too frequent: endpoint threshold={threshold}".encode()
 
 
 class Fake:
     def __init__(self, api_key: str, base: Path, *, start_delay: float = 0.3, no_capacity: bool = False,
                  fail_after_create: int = 0, down: bool = False, no_direct: bool = False,
                  slow_create: float = 0.0, garble_create: str = "", garble_count: int = 1,
-                 list_lag: float = 0.0, down_after_create: float = 0.0, reply_faults: dict | None = None,
-                 ssh_delay: float = 0.0):
+                 list_lag: float = 0.0, down_after_create: float = 0.0, rate_limits: bool = False,
+                 reply_faults: dict | None = None, ssh_delay: float = 0.0):
         self.api_key, self.base = api_key, base
         self.replies = {**replies.OFF, **replies.checked(reply_faults or {})}  # every answer's faults
         self.start_delay, self.no_capacity, self.down = start_delay, no_capacity, down
         self.fail_after_create, self.no_direct = fail_after_create, no_direct
         self.slow_create, self.garble_create, self.garble_count = slow_create, garble_create or "", garble_count
         self.list_lag, self.down_after_create = list_lag, down_after_create
+        self.rate_limits = rate_limits  # each endpoint's documented rate limit, enforced
+        self.calls: dict[tuple[str, str], list[float]] = {}  # (key, endpoint) -> recent calls
         self.strings: dict = {}  # text fields every offer and instance answers with (see docstring)
         self.ssh_delay = float(ssh_delay)  # seconds from `running` to logins that work
         self.inflight = InFlight()
@@ -436,6 +556,7 @@ class Fake:
         self.ended: dict[int, dict] = {}  # destroyed instances' charges
         self.account_keys: list[dict] = []
         self.rents = 0
+        self.taken: dict[int, int] = {}  # offer id -> the live instance that rented it
         self.next_id = 7000001
         self.next_key = 1
 
@@ -450,22 +571,42 @@ class Fake:
             # the canonical GPU names; the official CLI reads them without a key
             return 200, {"gpu_names": sorted({o["gpu_name"] for o in market()})}
         token = auth[7:] if auth.startswith("Bearer ") else None
-        if token is None or not token:
-            return 401, {"success": False, "error": "auth_error", "msg": "Authorization header missing"}
         m = re.fullmatch(r"/api/v(\d+)(/.*?)/?", path)
+        route = m.group(2).rstrip("/") + "/" if m else ""
+        if token is None or not token:
+            return refused_key(route, missing=True)
         if not m:
             return 404, {"success": False, "error": "not_found", "msg": f"no such endpoint {path}"}
-        version, route = m.group(1), m.group(2).rstrip("/") + "/"
+        version = m.group(1)
         with self.lock:
             if token != self.api_key:
                 scoped = next((i for i in self.instances.values() if i.scoped_key == token), None)
                 allowed = (scoped is not None and version == "0"
                            and route == f"/instances/{scoped.id}/" and method in ("GET", "PUT", "DELETE"))
                 if not allowed:
-                    return 401, {"success": False, "error": "auth_error", "msg": "Invalid user key"}
+                    return refused_key(route, missing=False)
                 if method == "PUT" and set((body or {})) - {"state"}:
                     return 401, {"success": False, "error": "auth_error", "msg": "key not allowed"}
+            name = endpoint(method, version, route) if self.rate_limits else None
+            if name and self.limited(token, name):
+                return too_frequent(name)
             return self.route(method, version, route, query, body or {})
+
+    def limited(self, token: str, name: str) -> bool:
+        """Whether this call breaks its endpoint's limit for this key (counted when it does not:
+        a refused call is not a request served)."""
+        threshold, per = RATE_LIMITS[name]
+        now = time.monotonic()
+        calls = self.calls.setdefault((token, name), [])
+        if per == "minute":
+            calls[:] = [t for t in calls if now - t < 60]
+            if len(calls) >= threshold:
+                return True
+        elif calls and now - calls[-1] < 1 / threshold:
+            return True
+        calls.append(now)
+        del calls[:-int(threshold) - 1]
+        return False
 
     def route(self, method: str, version: str, route: str, query: dict, body: dict) -> tuple[int, object]:
         answer = self._route(method, version, route, query, body)  # (code, reply[, a rent's plan])
@@ -484,10 +625,16 @@ class Fake:
         if version != "0":
             return 404, {"success": False, "error": "not_found", "msg": "no such endpoint"}
         if route in ("/bundles/", "/search/asks/") and method in ("POST", "PUT", "GET"):
-            q = body.get("q") if isinstance(body.get("q"), dict) else body
+            q = body.get("q") if isinstance(body, dict) and isinstance(body.get("q"), dict) else body
             if method == "GET":
-                q = json.loads(query.get("q", ["{}"])[0])
-            return 200, {"offers": search(q)}
+                try:
+                    q = json.loads(query.get("q", ["{}"])[0])
+                except ValueError:
+                    q = None
+            why = search_error(q)
+            if why:  # the documented 400 of search_offers.yaml
+                return 400, {"success": False, "error": "invalid_request", "msg": why}
+            return 200, {"offers": search(q, self.taken)}
         if route == "/instances/" and method == "GET":
             return 200, {"instances": [i.row() for i in self.listed()]}
         if route == "/charges/" and method == "GET":
@@ -546,6 +693,7 @@ class Fake:
                 inst.gen += 1
                 inst.halt()
                 del self.instances[inst.id]
+                self.taken = {o: i for o, i in self.taken.items() if i != inst.id}  # back on the market
                 inst.end_run()
                 self.ended[inst.id] = inst.charges(time.time())
                 inst.destroyed = True
@@ -595,7 +743,8 @@ class Fake:
 
     def rent(self, offer_id: int, body: dict) -> tuple:
         offer = next((o for o in market() if o["id"] == offer_id), None)
-        if offer is None or self.no_capacity:  # the documented 404 of PUT asks/ID/
+        # the documented 404 of PUT asks/ID/ (a rented ask is gone too)
+        if offer is None or self.no_capacity or offer_id in self.taken:
             return 404, {"success": False, "error": "invalid_args", "ask_id": offer_id,
                          "msg": f"error 404/3603: no_such_ask Instance type by id {offer_id} is not available."}
         if not body.get("image"):
@@ -604,6 +753,7 @@ class Fake:
         self.next_id += 1
         inst = Machine(self, iid, offer, body)
         self.instances[iid] = self.made[iid] = inst
+        self.taken[offer_id] = iid
         self.rents += 1
         inst.boot(self.start_delay)
         garble = ""
@@ -640,8 +790,23 @@ class Fake:
             return 400, {"success": False, "error": "invalid_args", "msg": f"bad state {state!r}"}
         return 200, {"success": True}
 
+    def crash(self, body) -> tuple[int, object]:
+        """The container dies (or its host goes quiet) while the user's word stays "running"."""
+        body = body if isinstance(body, dict) else {}
+        status = body.get("status") or "exited"
+        inst = self.instances.get(body.get("id")) if isinstance(body.get("id"), int) else None
+        if inst is None or status not in ("exited", "unknown", "offline"):
+            return 400, {"error": "crash takes a live instance's id and a status: exited, unknown, offline"}
+        inst.gen += 1
+        inst.halt()
+        inst.end_run()  # a crashed container bills its disk only (hello-world.mdx)
+        inst.actual, inst.status_msg = status, str(body.get("msg") or "")  # "": none (null)
+        return 200, {"success": True}
+
     def control(self, method: str, path: str, body) -> tuple[int, object]:
         with self.lock:
+            if path == "/_fake/crash" and method == "POST":
+                return self.crash(body)
             if path == "/_fake/control" and method == "POST":
                 body = body or {}
                 why = garble_error(body.get("garble_create"))
@@ -791,6 +956,9 @@ class FakeVast:
     def state(self) -> dict:
         return self._post("/_fake/state")
 
+    def crash(self, iid: str, status: str = "exited", msg: str = "") -> dict:
+        return self._post("/_fake/crash", {"id": int(iid), "status": status, "msg": msg})
+
     def live(self) -> dict[str, str]:
         """The machines the fake has left: id -> status of every instance not destroyed."""
         return {iid: m["status"] for iid, m in self.state()["machines"].items() if not m["destroyed"]}
@@ -878,6 +1046,8 @@ def main() -> None:
                     help="seconds every other call answers 503 after a rent")
     ap.add_argument("--ssh-delay", type=float, default=0.0,
                     help="seconds from `running` until logins work (nothing listens, then no keys)")
+    ap.add_argument("--rate-limits", action="store_true",
+                    help="each endpoint's documented rate limit, 429 above it")
     ap.add_argument("--delay", type=float, default=0.0, help="seconds before each answer")
     ap.add_argument("--trickle", type=float, default=0.0, help="seconds between the bytes of each answer")
     ap.add_argument("--retry-after", type=float, default=0.0, help="every call answers 429 with this Retry-After")
@@ -890,6 +1060,7 @@ def main() -> None:
           fail_after_create=a.fail_after_create, down=a.down, no_direct=a.no_direct,
           slow_create=a.slow_create, garble_create=a.garble_create, garble_count=a.garble_count,
           list_lag=a.list_lag, down_after_create=a.down_after_create, ssh_delay=a.ssh_delay,
+          rate_limits=a.rate_limits,
           reply_faults={"delay": a.delay, "trickle": a.trickle, "retry_after": a.retry_after,
                         "bad_status": a.bad_status, "garble_reply": a.garble_reply})
 

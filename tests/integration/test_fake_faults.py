@@ -77,7 +77,10 @@ class Vast(Cloud):
     name = "vast"
 
     def create_request(self, label):
-        return "PUT", "/api/v0/asks/1001/", {"client_id": "me", "image": "fake/image", "disk": 10, "label": label}
+        # each rent takes an ask of its own: a rented ask leaves the market (1001, 1002, ...)
+        self.asks = getattr(self, "asks", 0) + 1
+        return ("PUT", f"/api/v0/asks/{1000 + self.asks}/",
+                {"client_id": "me", "image": "fake/image", "disk": 10, "label": label})
 
     def new_id(self, reply) -> str:
         return str(reply["new_contract"])

@@ -187,6 +187,24 @@ def test_sigterm_while_the_machine_starts_terminates_it(vast, tmp_path):
     assert rented(vast) == 1 and not alive(vast), vast.state()
 
 
+def test_a_machine_that_crashes_while_it_starts_is_terminated_at_once(vast, tmp_path):
+    # an `exited` container "will never reach running" while its disk bills (vast-ai/docs
+    # api-reference/hello-world.mdx): ow ends on it, not at its ready time-out, and destroys it
+    vast.control(start_delay=600)
+    p = spawn("exec", *VAST, "--no-sync", "echo never")
+    try:
+        wait_until(lambda: alive(vast) or p.poll() is not None, timeout=60, what="a rent")
+        iid = alive(vast)[0]
+        vast.crash(iid, msg="Error: OCI runtime exec failed")
+        out, err = p.communicate(timeout=60)
+    finally:
+        p.kill()
+        p.communicate()
+    assert p.returncode == 1 and "Traceback" not in err and "never" not in out, (p.returncode, err)
+    assert "crashed (exited: the container stopped: Error: OCI runtime exec failed)" in err, err
+    assert rented(vast) == 1 and not alive(vast), vast.state()
+
+
 def test_a_closed_terminal_terminates(runpod_fake, tmp_path):
     """SIGHUP (the terminal ow ran in was closed, the login to this machine dropped) ends the
     run as SIGTERM does: the machine is terminated, not left billing."""
@@ -241,7 +259,7 @@ def test_a_remembered_login_is_used_only_for_the_machine_the_cloud_names(vast, t
     entry (here: another machine's) must not run the command anywhere but on the machine asked."""
     import json
 
-    a, b = vast.rent("1002"), vast.rent("1002")
+    a, b = vast.rent("1002"), vast.rent("1006")  # two asks: a rented one leaves the market
     for iid in (a, b):
         r = ow("exec", "--provider", "vast", "--existing", iid, "--no-sync", "exit 3")
         assert r.returncode == 3, r.stderr

@@ -133,7 +133,7 @@ def test_the_terminal_menu_shows_a_held_machine_as_taken_and_never_offers_it(tmp
     from trainsh.runtime.journal import Journal
 
     held = _interrupted_job_holding(tmp_path, vast)
-    free = vast.rent("1002", label="mine")
+    free = vast.rent("1003", label="mine")  # (1002 is the held job's: a rented ask is off the market)
     out = io.StringIO()
     asked = []
     choice = clouds.choose(clouds._provider("vast"), clouds.pick_options(_NO_RECIPE, "gpu", "vast") |

@@ -168,7 +168,8 @@ def test_vast_costs_in_the_display_currency(rates_server, vast, isolated):
     """`train pricing vast`, `train vast list/show` against the Vast fake: every cost in CNY with
     USD beside it, totals for running and stopped machines, the cheapest offer of each GPU."""
     running = vast.rent(offer="1002", label="run")   # RTX 4090, $0.35/h
-    stopped = vast.rent(offer="1001", label="stop")  # RTX 3090, $0.22/h
+    # (not 1001: a rented ask leaves the market, and the cheapest RTX 3090 is asserted below)
+    stopped = vast.rent(offer="1007", label="stop")  # RTX A6000, $0.45/h
     assert train("vast", "stop", stopped).returncode == 0
     assert train("pricing", "currency", "--set", "CNY").returncode == 0
     from trainsh.cloud.vast import VastProvider
@@ -181,7 +182,7 @@ def test_vast_costs_in_the_display_currency(rates_server, vast, isolated):
     line = next(ln for ln in r.stdout.splitlines() if ln.strip().startswith(running))
     assert "running" in line and shown in line
     line = next(ln for ln in r.stdout.splitlines() if ln.strip().startswith(stopped))
-    assert line.split()[1] == "stopped" and "/h (disk)" in line and "$0.22" not in line  # its disk, not the GPU
+    assert line.split()[1] == "stopped" and "/h (disk)" in line and "$0.45" not in line  # its disk, not the GPU
     assert f"running: {shown}" in r.stdout and "stopped: 1, their disks bill" in r.stdout
     assert "train vast prune" in r.stdout
     cheapest = r.stdout.split("cheapest offer of each GPU kind")[1]

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import time
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -94,8 +95,49 @@ def test_the_fake_answers_as_vast_documents_it(vast):
         assert status == 404 and reply["success"] is False and reply["error"] == "no_such_instance"
     status, reply = _raw(vast, "DELETE", "instances/4242/", {})
     assert (status, reply["success"], reply["error"]) == (404, False, "not_found")
+    # a wrong or missing key, per endpoint: 401 mostly; search 404 "Unauthorized - invalid or
+    # missing API key" (search_offers.yaml); charges 403 with no Authorization header, 404 with
+    # a key that matches no user (show_charges.yaml)
     status, reply = _raw(vast, "GET", "instances/", key="wrong")
     assert (status, reply["error"]) == (401, "auth_error")
+    assert _raw(vast, "GET", "instances/", key=None)[0] == 401
+    assert _raw(vast, "PUT", "asks/1002/", {"image": "x"}, key="wrong")[0] == 401
+    for key in ("wrong", None):
+        status, reply = _raw(vast, "POST", "bundles/", {}, key=key)
+        assert (status, reply["msg"]) == (404, "Invalid user key")
+    day = urllib.parse.quote(json.dumps({"day": {"gte": 0, "lte": 2e9}}))
+    assert _raw(vast, "GET", f"charges/?select_filters={day}", key=None)[0] == 403
+    assert _raw(vast, "GET", f"charges/?select_filters={day}", key="wrong")[0] == 404
+
+
+@pytest.mark.parametrize("q", [{"gpu_ram_gb": {"gte": 1e9}}, {"gpu_ram": {"atleast": 24000}},
+                               {"num_gpus": 1}, {"num_gpus": {}}, {"type": "spot"}, ["num_gpus"]])
+def test_a_search_the_docs_do_not_allow_is_400(vast, q):
+    """search_offers.yaml: each filter is {operator: value} with the operators of its table,
+    on its fields (and the CLI's `offers_fields`), `type` one of its enum (and the CLI's
+    "on-demand"); else "400 Bad request - invalid query parameters", never every offer."""
+    status, reply = _raw(vast, "POST", "bundles/", q)
+    assert status == 400 and reply["error"] == "invalid_request" and reply["msg"], reply
+
+
+def test_trainshs_query_is_what_filters_the_offers(vast, monkeypatch):
+    """The client takes the server's answer as it comes, so the offers prove the query: each
+    filter narrows them on the fake, by its field and unit (GPU RAM in MB, $/h)."""
+    from trainsh.cloud.vast import VastProvider
+
+    cloud = VastProvider()
+    sent = []
+    call = cloud._call
+    monkeypatch.setattr(cloud, "_call", lambda *a, **k: sent.append(a) or call(*a, **k))
+    every = [o.id for o in cloud.search(limit=50)]
+    assert every == ["1001", "1002", "1007", "1003", "1004", "1006", "1005"]  # cheapest first
+    assert [o.id for o in cloud.search(min_gpu_ram_gb=48)] == ["1007", "1004", "1005"]
+    assert [o.id for o in cloud.search(min_gpu_ram_gb=81.6)] == ["1004"]  # 81559 MB is 81.559 GB
+    assert [o.id for o in cloud.search(max_price=0.45)] == ["1001", "1002", "1007"]
+    assert [o.id for o in cloud.search(num_gpus=2)] == ["1003", "1006", "1005"]
+    assert [o.id for o in cloud.search(gpu="RTX 4090", num_gpus=2, max_price=1.0)] == ["1003"]
+    assert [o.id for o in cloud.search(limit=2)] == ["1001", "1002"]
+    assert all(a[:2] == ("POST", "bundles/") for a in sent)
 
 
 def test_search_sends_vast_own_gpu_names(vast):
@@ -188,6 +230,9 @@ def test_errors_are_one_line_and_rent_nothing(vast, monkeypatch):
     monkeypatch.setenv("VAST_API_KEY", "wrong-key-5555")
     r = train("vast", "list")
     _one_line_error(r, 1, "refused", "train secrets set VAST_API_KEY")
+    assert "wrong-key-5555" not in r.stderr
+    r = train("vast", "search")  # search refuses a key with 404 (search_offers.yaml)
+    _one_line_error(r, 1, "the API key was refused (404", "train secrets set VAST_API_KEY")
     assert "wrong-key-5555" not in r.stderr
     monkeypatch.delenv("VAST_API_KEY")
     _one_line_error(train("vast", "list"), 1, "no API key", "train secrets set VAST_API_KEY")
@@ -432,7 +477,7 @@ def test_prune_destroys_only_stopped_machines_trainsh_rented_that_nobody_holds(t
            "(or train vast prune) ends that" in p.stderr, p.stderr  # 50 GB (config vast.disk) at $0.1/GB/month
     created = _create(vast, offer="1007", label="by-create")  # in the rents ledger
     train("vast", "stop", created)
-    running = _create(vast, offer="1001", label="trainsh-still-running")
+    running = _create(vast, offer="1003", label="trainsh-still-running")  # (1001: the failed job's)
     mine = vast.rent("1004", label="mine")  # rented outside trainsh
     vast.api("PUT", f"instances/{mine}/", {"state": "stopped"})
 
@@ -462,3 +507,59 @@ def test_a_non_finite_disk_in_the_config_is_refused_too(vast):
     paths.config_file().write_text(text + "\n[vast]\ndisk = nan\n")  # TOML has nan: written by hand
     _one_line_error(train("vast", "create", "1001"), 2, "vast.disk", "finite")
     assert vast.state()["rents"] == 0
+
+
+def test_the_fake_keeps_each_endpoints_documented_rate_limit(vast):
+    """x-rate-limit of each reference page (vast-ai/docs api-reference/openapi/yaml), "a minimum
+    interval between requests for a given endpoint and identity", 429 without Retry-After
+    (api-reference/rate-limits-and-errors.mdx): on with the `rate_limits` fault."""
+    import urllib.error
+    import urllib.request
+
+    vast.control(rate_limits=True)
+
+    def call(method, path, body=None):
+        req = urllib.request.Request(f"{vast.url}/api/v0/{path}", method=method,
+                                     data=None if body is None else json.dumps(body).encode(),
+                                     headers={"Authorization": f"Bearer {vast.key}"})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.status, r.read(), r.headers
+        except urllib.error.HTTPError as e:
+            return e.code, e.read(), e.headers
+
+    assert call("GET", "instances/?owner=me")[0] == 200
+    status, body, headers = call("GET", "instances/?owner=me")  # 1.0/s (show_instances.yaml)
+    assert (status, body) == (429, b"API requests too frequent: endpoint threshold=1.0")
+    assert headers.get("Retry-After") is None
+    assert call("PUT", "asks/1001/", {"image": "x", "label": "a"})[0] == 200
+    status, body, _ = call("PUT", "asks/1002/", {"image": "x", "label": "b"})  # 4.5/s (create_instance.yaml)
+    assert (status, json.loads(body)) == (429, {"detail": "API requests too frequent endpoint threshold=4.5"})
+    assert vast.state()["rents"] == 1  # refused before anything was done
+    searches = [call("POST", "bundles/", {})[0] for _ in range(11)]  # 10 a minute (search_offers.yaml)
+    assert searches == [200] * 10 + [429]
+    vast.control(rate_limits=False)
+    assert call("GET", "instances/?owner=me")[0] == 200 == call("GET", "instances/?owner=me")[0]
+
+
+def test_trainsh_backs_off_a_rate_limit_within_its_deadline_and_never_rents_twice(vast):
+    from trainsh.cloud.provider import CreateRequest, LostAnswer
+    from trainsh.cloud.vast import VastProvider
+
+    iid = vast.rent("1001")
+    vast.control(rate_limits=True)
+    p = VastProvider(timeout=10)
+    t = time.monotonic()
+    for _ in range(4):  # show_instances 1.0/s and show_instance 2.0/s: each call waits its turn
+        assert [i.id for i in p.list()] == [iid] and p.get(iid).id == iid
+    assert time.monotonic() - t < 10
+
+    # a create answered 429 did nothing; trainsh cannot tell, so it looks for the label (twice)
+    # and, finding none, says the rent may have happened: it never rents again on its own
+    vast.api("PUT", "asks/1007/", {"client_id": "me", "image": "fake/image", "label": "other"})
+    t = time.monotonic()
+    with pytest.raises(LostAnswer) as e:
+        p.create("1002", CreateRequest(image="fake/image", label="once", disk_gb=10))
+    assert "429" in str(e.value) and "once" in str(e.value) and time.monotonic() - t < 10
+    st = vast.state()
+    assert st["rents"] == 2 and "once" not in {m["label"] for m in st["machines"].values()}

@@ -48,9 +48,10 @@ class LostAnswer(Unavailable):
 
 
 class NotReady(ProviderError):
-    """`Provider.wait_ready` gave up: `why` is "gone", "stopped" (and nobody starts it) or
-    "timeout". `inst` is the instance as last seen, `last` what kept it from being ready (its
-    status, or how the ssh login failed), `status` the status as `say` was told it."""
+    """`Provider.wait_ready` gave up: `why` is "gone", "stopped" (and nobody starts it),
+    "crashed" (it will never run: `last` says why) or "timeout". `inst` is the instance as
+    last seen, `last` what kept it from being ready (its status, or how the ssh login failed),
+    `status` the status as `say` was told it."""
 
     def __init__(self, message: str, why: str, inst: Instance, last: str, status: str):
         super().__init__(message)
@@ -301,6 +302,12 @@ class Provider(ABC):
         acted on yet). A wait for one that is not gives up at once: nobody starts it."""
         return False
 
+    def crashed(self, inst: Instance, moved: bool) -> str:
+        """Why the instance will never run though it is asked to (a crashed container, a host
+        gone quiet), or "". `moved`: this wait has seen it in another status before, so a
+        state that could be a start not acted on yet is not that."""
+        return ""
+
     def wait_ready(self, instance_id: str, timeout: float = 600.0, *, login: bool | list[str] = True,
                    login_timeout: float = 20.0, key: str | None = None, say=None,
                    poll: tuple[float, float, float] = (0.2, 1.5, 5.0), seen: Instance | None = None,
@@ -312,17 +319,19 @@ class Provider(ABC):
         of status. `poll` is (first delay, factor, longest delay) between looks; `seen` is the
         instance fresh from a `get`, so the first look costs no call.
 
-        NotReady at once when the instance is gone or stopped with nobody starting it
-        (`starting_again`), and at the timeout naming what it last saw."""
+        NotReady at once when the instance is gone, crashed (`crashed`) or stopped with nobody
+        starting it (`starting_again`), and at the timeout naming what it last saw."""
         from trainsh.remote.shell import ShellError, SshShell
 
         deadline = time.monotonic() + timeout
         delay, factor, most = poll
         what = f"{self.title or self.name}: {self.noun} {instance_id}"
         said = None
+        looks: set[str] = set()  # the provider statuses this wait has seen
         while True:
             inst = seen or self.get(instance_id)
             seen = None
+            looks.add(inst.provider_status)
             status = inst.status if inst.status == inst.provider_status else \
                 f"{inst.status} ({inst.provider_status})"
             last = f"status {inst.status}"
@@ -343,6 +352,9 @@ class Provider(ABC):
             if say and status != said:
                 say(status)
             said = status
+            crash = self.crashed(inst, len(looks) > 1)
+            if crash:
+                raise NotReady(f"{what} crashed ({crash})", "crashed", inst, crash, status)
             if inst.status == GONE or (inst.status == STOPPED and not self.starting_again(inst)):
                 raise NotReady(f"{what} is {inst.provider_status.lower()} while waiting for it to start",
                                "gone" if inst.status == GONE else "stopped", inst, last, status)

@@ -28,6 +28,17 @@ MB_PER_GB = 1000  # as the official CLI converts gpu_ram and cpu_ram
 HOURS_PER_MONTH = 720
 TOTALS_YEARS = 5  # how far back a machine's charges are summed
 WHAT = "Vast.ai"
+# `actual_status` values that "will never reach running" (vast-ai/docs api-reference/hello-world.mdx;
+# their meanings from cli/reference/show-instance.mdx)
+NEVER_RUNS = {"exited": "the container stopped", "unknown": "no heartbeat from the host",
+              "offline": "the host is disconnected"}
+# what in `status_msg` makes the official CLI's own wait give up at once (vast-cli
+# vastai/cli/commands/machines.py wait_for_instance)
+# instances this process asked to start and has not yet seen move: only for one of those may an
+# `exited` instance asked to run be a start the host has not acted on (a stopped one says
+# `exited` too); for any other it is a crash
+_STARTS: set[str] = set()
+ERROR_WORDS = ("error", "failed", "failure", "exception", "traceback", "oci runtime", "permission denied")
 
 
 def _reader(raw: dict[str, Any] | http.Reply, what: str) -> http.Reply:
@@ -152,6 +163,12 @@ class VastProvider(Provider):
                           WHAT, call, lost=retries == 0)
 
     @staticmethod
+    def _refused_key(e: NotFound) -> AuthError:
+        """The AuthError of an endpoint that refuses a key with 404 (search, charges)."""
+        said = str(e).partition(": not found")[2].lstrip(": ")
+        return AuthError(f"{WHAT}: the API key was refused (404{': ' + said if said else ''})")
+
+    @staticmethod
     def _refused(reply: http.Reply) -> str | None:
         """Vast answers some refusals with 200 and `success: false`."""
         v = reply.value
@@ -174,17 +191,13 @@ class VastProvider(Provider):
             q["gpu_ram"] = {"gte": float(min_gpu_ram_gb) * MB_PER_GB}
         if max_price is not None:
             q["dph_total"] = {"lte": float(max_price)}
-        reply = self._call("POST", "bundles/", q)
-        offers = [offer(o) for o in reply.children("offers")]
-        # the server orders and filters already; doing it again costs nothing and keeps the
-        # promise (cheapest first, only matches) if it ignores a field
-        offers = [o for o in offers
-                  if o.num_gpus >= num_gpus
-                  and (not gpu or o.gpu_name.lower() == q["gpu_name"]["eq"].lower())
-                  and (min_gpu_ram_gb is None or o.gpu_ram_gb >= min_gpu_ram_gb)
-                  and (max_price is None or o.price_per_hour <= max_price)]
-        offers.sort(key=lambda o: o.price_per_hour)
-        return offers[:limit]
+        try:
+            reply = self._call("POST", "bundles/", q)
+        except NotFound as e:  # how search refuses a key (search_offers.yaml: 404 "Unauthorized")
+            raise self._refused_key(e) from None
+        # the server filters, orders and limits (its search answers 400 to a field, operator or
+        # `type` it does not know: search_offers.yaml), so its answer is taken as it comes
+        return [offer(o) for o in reply.children("offers")]
 
     def gpu_name(self, gpu: str) -> str:
         """Vast's own spelling of a GPU name ("rtx_4090" -> "RTX 4090"). Its search compares
@@ -282,8 +295,11 @@ class VastProvider(Provider):
         out: dict[str, float] = {}
         token = None
         for _ in range(20):  # pages of 500 contracts
-            reply = self._call("GET", "charges/", query=query + (f"&after_token={quote(token)}" if token else ""),
-                               retries=1)
+            page = query + (f"&after_token={quote(token)}" if token else "")
+            try:
+                reply = self._call("GET", "charges/", query=page, retries=1)
+            except NotFound as e:  # a key that matches no user (show_charges.yaml: 404)
+                raise self._refused_key(e) from None
             for r in reply.children("results"):
                 source = r.text("source", "")
                 if source.startswith("instance-"):
@@ -317,6 +333,7 @@ class VastProvider(Provider):
 
     def start(self, instance_id: str) -> None:
         self._put_state(instance_id, {"state": "running"}, "start")
+        _STARTS.add(str(instance_id).strip())
 
     def stop(self, instance_id: str) -> None:
         self._put_state(instance_id, {"state": "stopped"}, "stop")
@@ -324,6 +341,25 @@ class VastProvider(Provider):
     def starting_again(self, inst: Instance) -> bool:
         # stopped while the user's word is still "running": a start the host has not acted on
         return inst.raw.get("intended_status") != "stopped"
+
+    def crashed(self, inst: Instance, moved: bool) -> str:
+        """`unknown` and `offline` with the user's word "running" never run; `exited` is a
+        crash too unless it may be a start the host has not acted on yet (this process started
+        it and no wait has seen it move since) and `status_msg` names no error."""
+        raw = inst.raw
+        actual, msg = raw.get("actual_status"), raw.get("status_msg")
+        if actual != "exited":
+            _STARTS.discard(inst.id)  # the host acted on the start
+        if raw.get("intended_status") == "stopped" or actual not in NEVER_RUNS:
+            return ""
+        msg = " ".join("".join(c if c.isprintable() else " " for c in msg).split())[:200] \
+            if isinstance(msg, str) else ""
+        if actual == "exited" and not any(w in msg.lower() for w in ERROR_WORDS):
+            if moved:
+                _STARTS.discard(inst.id)
+            elif inst.id in _STARTS:
+                return ""
+        return f"{actual}: {NEVER_RUNS[actual]}" + (f": {msg}" if msg and actual == "exited" else "")
 
     def reboot(self, instance_id: str) -> None:
         iid = self._id(instance_id)

@@ -137,6 +137,8 @@ def wait_ready(p, iid: str, timeout: float, poll: float = 10.0, say=None, login:
     except NotReady as e:
         if e.why == "gone":
             raise TimeoutError(f"{p.name} {iid} is gone") from None
+        if e.why == "crashed":
+            raise TimeoutError(f"{p.name} {iid} crashed ({e.last})") from None
         if e.why == "stopped":
             raise TimeoutError(f"{p.name} {iid} is stopped ({p.name}.start or train {p.name} start {iid} "
                                "starts it)") from None

@@ -285,6 +285,8 @@ class Machine:
                                                  poll=(0.1, 1.5, 3.0), seen=fresh)
         except NotReady as e:
             self.inst = inst = e.inst
+            if e.why == "crashed":
+                raise OwError(f"{self.name} crashed ({e.last})") from None
             if e.why == "timeout":
                 raise OwError(f"{self.name} not ready after {self.opts.ready_timeout:.0f}s ({e.last})") from None
             if inst.status == STOPPED and not self.rented:
