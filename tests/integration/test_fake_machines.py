@@ -44,7 +44,7 @@ def _two_machines_keep_their_own_workspace(logins, folders, tmp_path):
 
 
 def test_each_vast_machine_has_its_own_workspace(vast, tmp_path):
-    ids = {"first": vast.rent("1002"), "second": vast.rent("1002")}
+    ids = {"first": vast.rent("1002"), "second": vast.rent("1003")}  # (a rented ask leaves the market)
     state = vast.state()["instances"]
     logins = {n: (lambda cmd, i=i: _ssh(vast.identity, state[i]["proxy_port"], cmd, tmp_path))
               for n, i in ids.items()}
