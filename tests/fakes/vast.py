@@ -237,8 +237,7 @@ class Machine:
         self.label = body.get("label") or None
         self.image = body.get("image") or "vastai/base-image"
         self.disk = float(body.get("disk") or 10)
-        env = body.get("env") or {}
-        self.env = {k: str(v) for k, v in env.items() if not k.startswith("-")} if isinstance(env, dict) else {}
+        self.env = create_env(body.get("env"))
         self.onstart = body.get("onstart")
         self.runtype = body.get("runtype") or "ssh"
         self.created = time.time()
@@ -479,6 +478,64 @@ def _marked(marker: str) -> list[int]:
         except OSError:
             pass
     return out
+
+
+# What a create may carry (vast-ai/docs api-reference/openapi/yaml/create_instance.yaml,
+# `x-input-validation`; `runtype` is its enum plus the spellings the official clients send:
+# vast-cli sends "ssh_direc ssh_proxy" for --ssh --direct, "jupyter_direc ..." for --jupyter).
+CREATE_LIMITS = {"image": 1024, "label": 256, "env_item": 256, "env_total": 32768, "args": 4096}
+RUNTYPE_WORDS = {"ssh", "jupyter", "args", "ssh_proxy", "ssh_direct", "ssh_direc", "jupyter_proxy",
+                 "jupyter_direct", "jupyter_direc"}
+
+
+def create_env(env) -> dict[str, str]:
+    """A create's `env`: the documented string of Docker flags (`-e K=V -p 8000:8000`), or the
+    object the official CLI sends (its parse_env: {"K": "V", "-p 8000:8000": "1"}). Ports are
+    not variables."""
+    if isinstance(env, str):
+        import shlex
+
+        words, out = shlex.split(env), {}
+        for flag, value in zip(words, words[1:]):
+            if flag == "-e" and "=" in value:
+                k, _, v = value.partition("=")
+                out[k] = v
+        return out
+    if isinstance(env, dict):
+        return {str(k): str(v) for k, v in env.items() if not str(k).startswith("-")}
+    return {}
+
+
+def create_problem(body: dict) -> str | None:
+    """What makes a create's body invalid by the documented validation, or None."""
+    for field in ("image", "label"):
+        value = body.get(field)
+        if value is not None and not isinstance(value, str):
+            return f"'{field}' must be a string"
+        if isinstance(value, str) and len(value) > CREATE_LIMITS[field]:
+            return f"'{field}' is longer than {CREATE_LIMITS[field]} characters"
+    env = body.get("env")
+    if env is not None and not isinstance(env, (str, dict)):
+        return "'env' must be a string of Docker flags (or an object)"
+    items = ([f"{k}={v}" for k, v in env.items()] if isinstance(env, dict) else
+             [w for w in (env or "").split()])
+    if any(len(i) > CREATE_LIMITS["env_item"] for i in items):
+        return f"an 'env' entry is longer than {CREATE_LIMITS['env_item']} characters"
+    if sum(len(i) for i in items) > CREATE_LIMITS["env_total"]:
+        return f"'env' is longer than {CREATE_LIMITS['env_total']} characters in all"
+    args = body.get("args") or []
+    size = sum(len(str(a)) for a in (args if isinstance(args, list) else [args]))
+    size += len(str(body.get("args_str") or "")) + len(str(body.get("onstart") or ""))
+    if size > CREATE_LIMITS["args"]:
+        return f"args, args_str and onstart are longer than {CREATE_LIMITS['args']} characters together"
+    runtype = body.get("runtype")
+    if runtype is not None and (not isinstance(runtype, str) or not runtype.split()
+                                or not set(runtype.split()) <= RUNTYPE_WORDS):
+        return f"'runtype' {runtype!r} is not one of {', '.join(sorted(RUNTYPE_WORDS))}"
+    disk = body.get("disk")
+    if disk is not None and (not isinstance(disk, (int, float)) or disk < 8):
+        return "'disk' must be at least 8 (GB)"
+    return None
 
 
 FAULTS = ("no_capacity", "fail_after_create", "start_delay", "down", "no_direct", "slow_create",
@@ -742,6 +799,10 @@ class Fake:
                                               "public_key": key}}
 
     def rent(self, offer_id: int, body: dict) -> tuple:
+        wrong = create_problem(body)
+        if wrong:  # checked before the ask is looked at, as a validation error is
+            return 400, {"success": False, "error": "invalid_args", "ask_id": offer_id,
+                         "msg": f"error 400: Invalid args: {wrong}"}
         offer = next((o for o in market() if o["id"] == offer_id), None)
         # the documented 404 of PUT asks/ID/ (a rented ask is gone too)
         if offer is None or self.no_capacity or offer_id in self.taken:
