@@ -57,17 +57,9 @@ class Rent:
 
     def alive(self) -> bool:
         """Whether the process that sent it still runs (the same process, not a reused pid)."""
-        from trainsh.runtime.journal import process_start
+        from trainsh.runtime.journal import process_alive
 
-        if not self.pid:
-            return False
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return self.pid_start is None or process_start(self.pid) == self.pid_start
+        return process_alive(self.pid, self.pid_start)
 
 
 class Holds:

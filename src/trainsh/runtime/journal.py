@@ -92,17 +92,7 @@ class Job:
         return paths.jobs_dir() / self.id
 
     def runner_alive(self) -> bool:
-        if not self.pid:
-            return False
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        # A pid can be reused: the runner is the process with this pid and start time.
-        started = self.options.get("runner_start")
-        return started is None or process_start(self.pid) == started
+        return process_alive(self.pid, self.options.get("runner_start"))
 
     @property
     def shown_status(self) -> str:
@@ -122,6 +112,20 @@ class JobHeld(Exception):
         else:
             super().__init__(f"job {job.id} is being {how} by pid {job.pid}")
         self.job = job
+
+
+def process_alive(pid: int | None, started: str | None) -> bool:
+    """Whether process `pid` still runs, and is the one that started at `started` (a pid can be
+    reused; None: not known, the pid alone decides)."""
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return started is None or process_start(pid) == started
 
 
 def process_start(pid: int) -> str | None:
