@@ -111,3 +111,21 @@ def procs_with(needle: str, home: str | Path) -> list[int]:
         if needle.encode() in cmd and want in env:
             found.append(int(d.name))
     return found
+
+
+# A recipe that rents a Vast machine and keeps a command running there (it touches ~/started
+# first): the job holds its machine for as long as it lives or can be resumed.
+HOLDS = """\
+host gpu = placeholder
+vast.pick @gpu gpu=RTX_4090
+tmux.open @gpu as w
+@w > touch ~/started; sleep 600
+"""
+
+
+def started_on(vast) -> str | None:
+    """The fake Vast instance whose command has started (made ~/started), if any yet."""
+    for iid, inst in vast.state()["instances"].items():
+        if (Path(inst["home"]) / "started").exists():
+            return iid
+    return None

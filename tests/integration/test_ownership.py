@@ -9,21 +9,8 @@ import re
 import signal
 from pathlib import Path
 
-from helpers import TRAIN, signalled, train, wait_until, write_recipe
+from helpers import HOLDS, TRAIN, signalled, started_on, train, wait_until, write_recipe
 
-HOLDS = """\
-host gpu = placeholder
-vast.pick @gpu gpu=RTX_4090
-tmux.open @gpu as w
-@w > touch ~/started; sleep 600
-"""
-
-
-def _started_on(vast) -> str | None:
-    for iid, inst in vast.state()["instances"].items():
-        if (Path(inst["home"]) / "started").exists():
-            return iid
-    return None
 
 
 def _interrupted_job_holding(tmp_path, vast) -> str:
@@ -31,9 +18,9 @@ def _interrupted_job_holding(tmp_path, vast) -> str:
     so the machine is still the job's. Returns the instance id."""
     r = write_recipe(tmp_path / "a.recipe", HOLDS)
     p = signalled([*TRAIN, "recipe", "run", str(r), "--no-visual", "--autostop", "0"], signal.SIGINT,
-                  lambda: _started_on(vast), timeout=90)
+                  lambda: started_on(vast), timeout=90)
     assert p.returncode == 130, p.stderr
-    iid = _started_on(vast)
+    iid = started_on(vast)
     assert vast.state()["instances"][iid]["intended_status"] == "running"
     return iid
 
@@ -93,7 +80,7 @@ def test_a_machine_stopped_outside_the_job_is_said_at_once(tmp_path, vast):
     proc_out = {}
 
     def stop_it() -> bool:
-        iid = _started_on(vast)
+        iid = started_on(vast)
         if iid:
             vast.api("PUT", f"instances/{iid}/", {"state": "stopped"})
             proc_out["iid"] = iid

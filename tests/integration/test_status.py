@@ -11,21 +11,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from helpers import TRAIN, signalled, train, wait_until, write_recipe
+from helpers import HOLDS, TRAIN, signalled, started_on, train, wait_until, write_recipe
 
-HOLDS = """\
-host gpu = placeholder
-vast.pick @gpu gpu=RTX_4090
-tmux.open @gpu as w
-@w > touch ~/started; sleep 600
-"""
-
-
-def _started_on(vast) -> str | None:
-    for iid, inst in vast.state()["instances"].items():
-        if (Path(inst["home"]) / "started").exists():
-            return iid
-    return None
 
 
 def _on_a_terminal(argv: list[str], columns: int = 80) -> str:
@@ -47,7 +34,7 @@ def _on_a_terminal(argv: list[str], columns: int = 80) -> str:
 def test_status_fits_80_columns_and_still_says_how_to_attach(tmp_path, vast):
     r = write_recipe(tmp_path / "a-long-enough-recipe-name.recipe", HOLDS)
     p = signalled([*TRAIN, "recipe", "run", str(r), "--no-visual", "--autostop", "0"], signal.SIGINT,
-                  lambda: _started_on(vast), timeout=90)
+                  lambda: started_on(vast), timeout=90)
     assert p.returncode == 130, p.stderr
     screen = _on_a_terminal([sys.executable, "-m", "trainsh", "recipe", "status"])
     lines = [ln for ln in screen.splitlines() if ln.strip()]
