@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 import signal
-from pathlib import Path
 
 from helpers import HOLDS, TRAIN, signalled, started_on, train, wait_until, write_recipe
 
