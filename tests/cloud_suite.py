@@ -231,7 +231,9 @@ def check_slow_start(h: Harness) -> None:
     h.fault(start_delay=3)
     t = time.monotonic()  # before the rent: the machine's 3 s begin after this, however slow the rent
     inst = rent(h, "suite-slow")
-    assert h.provider.get(inst.id).status == STARTING
+    seen = h.provider.get(inst.id)
+    if time.monotonic() - t < 3:  # asked inside the 3 s (always, unless the machine is swamped)
+        assert seen.status == STARTING, seen
     inst = wait_for(h, inst.id, RUNNING)
     assert time.monotonic() - t > 2.5
     r = ssh_run(h, inst)

@@ -722,6 +722,9 @@ class Fake:
                     return 200, {"instances": None}
                 if method == "DELETE" and not m.group(2):
                     return 404, {"success": False, "error": "not_found", "msg": "Instance not found"}
+                if "reboot" in route:  # reboot_instance.yaml: 400 invalid_args
+                    return 400, {"success": False, "error": "invalid_args",
+                                 "msg": f"Instance {m.group(1)} not found."}
                 return 404, {"success": False, "error": "no_such_instance",
                              "msg": f"Instance {m.group(1)} not found."}
             if "reboot" in route and method == "PUT":
@@ -830,7 +833,9 @@ class Fake:
             if garble != "500":
                 self.fail_after_create -= 1
             return 500, {"success": False, "error": "server_error", "msg": "fake: failed after creating"}, plan
-        return 200, {"success": True, "new_contract": iid}, plan
+        # hello-world.mdx: the reply carries the key the container gets as CONTAINER_API_KEY
+        return 200, {"success": True, "new_contract": iid,
+                     "instance_api_key": inst.scoped_key}, plan
 
     def change(self, inst: Machine, body: dict) -> tuple[int, object]:
         if "label" in body:

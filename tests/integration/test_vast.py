@@ -95,6 +95,8 @@ def test_the_fake_answers_as_vast_documents_it(vast):
         assert status == 404 and reply["success"] is False and reply["error"] == "no_such_instance"
     status, reply = _raw(vast, "DELETE", "instances/4242/", {})
     assert (status, reply["success"], reply["error"]) == (404, False, "not_found")
+    status, reply = _raw(vast, "PUT", "instances/reboot/4242/", {})  # reboot_instance.yaml
+    assert (status, reply["success"], reply["error"]) == (400, False, "invalid_args")
     # a wrong or missing key, per endpoint: 401 mostly; search 404 "Unauthorized - invalid or
     # missing API key" (search_offers.yaml); charges 403 with no Authorization header, 404 with
     # a key that matches no user (show_charges.yaml)
@@ -345,6 +347,8 @@ def test_the_official_cli_works_against_the_fake(vast, tmp_path):
     created = cli("create", "instance", "1001", "--image", "pytorch/pytorch", "--disk", "20",
                   "--label", "official", "--raw")
     iid = json.loads(created)["new_contract"]
+    # the reply carries the instance's own key, the one its container gets (hello-world.mdx)
+    assert json.loads(created)["instance_api_key"] == vast.state()["instances"][str(iid)]["container_api_key"]
     wait_until(lambda: vast.state()["instances"][str(iid)]["actual_status"] == "running", what="running")
     rows = json.loads(cli("show", "instances", "--raw"))
     assert [r["id"] for r in rows] == [iid] and rows[0]["label"] == "official"
