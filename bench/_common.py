@@ -38,7 +38,8 @@ def run_recipe(text: str, path: str = "bench.recipe"):
 
     from trainsh.recipe.parser import parse
     from trainsh.runtime.journal import Journal
-    from trainsh.runtime.runner import RunOptions, Runner
+    from trainsh.runtime.context import RunOptions
+    from trainsh.runtime.runner import Runner
     from trainsh.ui.console import Console
 
     with open(path, "w") as f:

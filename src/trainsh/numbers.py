@@ -1,4 +1,4 @@
-"""The one parser of numeric command-line values and cloud ids, for `train` and `ow` alike:
+"""The one parser of numeric command-line values, durations and cloud ids, for `train` and `ow` alike:
 argparse `type=` functions that take only finite numbers in a range, so `--disk nan`, `--disk
 1e400` or `--num-gpus 0` is one line naming the flag (exit 2) before anything is asked or rented.
 
@@ -8,7 +8,8 @@ digits (`int("١٢")` is 12, `"²".isdigit()` is true), which no cloud or port u
 `pod_id()` are each cloud's id, for the CLI's arguments and for the providers' own last check
 alike (cloud/vast.py, cloud/runpod.py).
 
-Imports nothing but argparse and re: the parsers are built at every start.
+Imports nothing but argparse, math and re: the parsers are built at every start, and the host
+kinds' spec checks (trainsh/kinds) read durations and ids from here.
 """
 
 from __future__ import annotations
@@ -102,3 +103,56 @@ MONEY = amount(1e12, -1e12, above=False)  # an amount to convert
 # Each cloud's ids, as arguments (`train vast show ID`, `--instance ID`, `create OFFER_ID`).
 IDS = {"vast": _argument(vast_id, "id"), "runpod": _argument(pod_id, "id")}
 OFFERS = {"vast": _argument(vast_id, "offer", "offer")}  # (a RunPod offer is a GPU type's name)
+
+
+# ---- durations: `30s`, `5m`, `1h30m`, `1.5h`, `300` (recipes, config, Slurm time limits) -------
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?|\.\d+)([smhd]?)", re.ASCII)  # (not ١٢m)
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def seconds(text: str) -> float:
+    """A duration as written, in seconds: more than zero, at most a year."""
+    s = text.strip().lower()
+    if not s:
+        raise ValueError("empty duration")
+    total, pos, units = 0.0, 0, []
+    while pos < len(s):
+        m = _DURATION_PART.match(s, pos)
+        if not m:
+            raise ValueError(f"bad duration {text!r} (use e.g. 30s, 5m, 2h, 1h30m, 1.5h or 300)")
+        number, unit = m.groups()
+        if not unit and m.end() != len(s):
+            if s[m.end()].isalpha():
+                raise ValueError(f"bad duration {text!r}: unknown unit {s[m.end()]!r} (use s, m, h or d)")
+            raise ValueError(f"bad duration {text!r}: a number without unit must stand alone")
+        if unit in units:
+            raise ValueError(f"bad duration {text!r}: unit {unit!r} given twice")
+        units.append(unit)
+        total += float(number) * _UNIT_SECONDS[unit]
+        pos = m.end()
+    if not math.isfinite(total):
+        raise ValueError(f"bad duration {text!r}: too long")
+    if total <= 0:
+        raise ValueError(f"bad duration {text!r}: must be more than zero")
+    if total > 366 * 86400:
+        raise ValueError(f"bad duration {text!r}: more than a year")
+    return total
+
+
+def format_seconds(seconds: float) -> str:
+    seconds = float(seconds)
+    if seconds < 60:
+        return f"{seconds:g}s"
+    h, rem = divmod(int(round(seconds)), 3600)
+    m, s = divmod(rem, 60)
+    return "".join(f"{v}{u}" for v, u in ((h, "h"), (m, "m"), (s, "s")) if v) or "0s"
+
+
+def problem(check, text: str) -> str | None:
+    """What `check` (vast_id, pod_id, seconds, ...) says is wrong with `text`, or None."""
+    try:
+        check(text)
+    except ValueError as e:
+        return str(e)
+    return None

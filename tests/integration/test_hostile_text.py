@@ -1,6 +1,6 @@
 """A cloud whose words are hostile: escape sequences, an OSC title, a carriage return and a
 bidi override in a GPU name, a label and a place, a shell command in a host name. Every path
-that shows them shows them as text (ui/text.py), and every command line shown for copying is
+that shows them shows them as text (trainsh/visible.py), and every command line shown for copying is
 quoted for the shell. Against the Vast fake, its `strings` fault."""
 
 from __future__ import annotations

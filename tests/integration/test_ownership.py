@@ -114,6 +114,7 @@ def test_create_with_a_label_the_user_has_used_names_the_new_machine(vast):
 def test_the_terminal_menu_shows_a_held_machine_as_taken_and_never_offers_it(tmp_path, vast):
     import io
 
+    from trainsh.cloud.provider import provider
     from trainsh.runtime import clouds
     from trainsh.runtime.holds import Holds
     from trainsh.runtime.journal import Journal
@@ -122,7 +123,7 @@ def test_the_terminal_menu_shows_a_held_machine_as_taken_and_never_offers_it(tmp
     free = vast.rent("1003", label="mine")  # (1002 is the held job's: a rented ask is off the market)
     out = io.StringIO()
     asked = []
-    choice = clouds.choose(clouds._provider("vast"), clouds.pick_options(_NO_RECIPE, "gpu", "vast") |
+    choice = clouds.choose(provider("vast"), clouds.pick_options(_NO_RECIPE, "gpu", "vast") |
                            {"gpu": "RTX_4090"}, out=out, ask=lambda q: asked.append(q) or "1",
                            holds=Holds(Journal()))
     menu = out.getvalue()

@@ -390,7 +390,7 @@ def test_reboot_is_stop_then_resume(cloud, fake):
 def test_a_job_waiting_for_a_stopped_pod_gives_up_at_once(cloud, fake):
     """A stopped pod only runs again when someone starts it: `runpod.wait` (and reaching
     `runpod:ID`) says so at once rather than at its timeout."""
-    from trainsh.runtime import clouds
+    from trainsh.runtime.reach import cloud as clouds
 
     inst = cloud.wait_ready(cloud.create("L4", request(fake, "t-wait-stopped")).id, timeout=30, login=False)
     cloud.stop(inst.id)

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import io
 
-from trainsh.runtime import machines
+from trainsh.runtime.reach import REACH
 from trainsh.runtime.journal import Journal
-from trainsh.runtime.machines import Kind, Machine, Machines
+from trainsh.runtime.machines import Machines
+from trainsh.runtime.reach.base import Kind, Machine
 from trainsh.ui.console import Console
 
 
@@ -31,7 +32,7 @@ class Recorder(Kind):
 
 def setup(monkeypatch, fail=False):
     kind = Recorder(fail)
-    monkeypatch.setitem(machines.KINDS, "test", kind)
+    monkeypatch.setitem(REACH, "test", kind)
     journal = Journal()
     ms = Machines(journal, "job1")
     ms.add(Machine("gpu", "test", "11", "rented", state="running"))

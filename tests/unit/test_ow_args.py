@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from trainsh.cli.ow import split_command
+from trainsh.owargs import split_command
 from trainsh.runtime.ow import OwError, command_text, parse_env_file
 
 

@@ -4,7 +4,7 @@ fills, --var/--host/--storage that name nothing."""
 from __future__ import annotations
 
 from trainsh.recipe.parser import parse
-from trainsh.runtime import preflight, reach, steps
+from trainsh.runtime import handlers, preflight, reach
 
 CLOUD = "host gpu = placeholder\nvast.pick @gpu num_gpus=1\ntmux.open @gpu as w\n@w > nvidia-smi\n"
 
@@ -28,19 +28,19 @@ def test_what_this_version_can_run_is_one_registry(monkeypatch):
     r = parse(CLOUD, "c.recipe")
     assert preflight.cannot_run(r) == []  # Vast.ai is in the registries in this version
     # without its entries, the same recipe is refused, and joining them is all it takes
-    for name in [k for k in steps.HANDLERS if k.startswith("vast.")]:
-        monkeypatch.delitem(steps.HANDLERS, name)
-    monkeypatch.delitem(reach.SCHEMES, "vast")
+    for name in [k for k in handlers.HANDLERS if k.startswith("vast.")]:
+        monkeypatch.delitem(handlers.HANDLERS, name)
+    monkeypatch.delitem(reach.REACH, "vast")
     assert [e.message for e in preflight.cannot_run(r)] == [
         "vast.pick: Vast.ai control is not supported yet in this version"]
     # a handler that joins the registry makes the step runnable, with no other change
-    monkeypatch.setitem(steps.HANDLERS, "vast.pick", lambda ctx, idx, step, resume=None: None)
+    monkeypatch.setitem(handlers.HANDLERS, "vast.pick", lambda ctx, idx, step, resume=None: None)
     assert preflight.cannot_run(r) == []
     r = parse("host spare = vast:7\ntmux.open @spare as w\n", "h.recipe")
     assert [e.message for e in preflight.cannot_run(r)] == [
         "host @spare = vast:7: Vast.ai hosts are not supported yet in this version"]
     assert preflight.cannot_run(r, {"spare": "local"}) == []
-    monkeypatch.setitem(reach.SCHEMES, "vast", lambda rest, reconnect: None)
+    monkeypatch.setitem(reach.REACH, "vast", reach.Kind())
     assert preflight.cannot_run(r) == []
 
 

@@ -486,7 +486,7 @@ def test_a_line_break_other_than_newline_never_starts_a_statement():
 
 
 def test_host_specs_hosts_and_ports_are_checked():
-    from trainsh.recipe.parser import check_host_spec
+    from trainsh.kinds import spec_problem as check_host_spec
 
     for good in ("user@gpu-1.example.com", "root@203.0.113.7 -p 2222", "::1", "user@[::1]",
                  "my_alias", "gpu.", "local"):

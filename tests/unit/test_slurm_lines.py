@@ -5,29 +5,30 @@ from __future__ import annotations
 import pytest
 
 from trainsh.cloud import slurm
-from trainsh.recipe.parser import check_host_spec
+from trainsh.kinds import slurm as slurm_spec
+from trainsh.kinds import spec_problem as check_host_spec
 from trainsh.remote.shell import Result
 
 
 def test_time_limits_in_slurm_form():
-    assert slurm.slurm_time("4h") == "0-04:00:00"
-    assert slurm.slurm_time("90m") == "0-01:30:00"
-    assert slurm.slurm_time("1d2h3m4s") == "1-02:03:04"
-    assert slurm.slurm_time("1.5s") == "0-00:00:02"  # rounded up: never shorter than asked
+    assert slurm_spec.slurm_time("4h") == "0-04:00:00"
+    assert slurm_spec.slurm_time("90m") == "0-01:30:00"
+    assert slurm_spec.slurm_time("1d2h3m4s") == "1-02:03:04"
+    assert slurm_spec.slurm_time("1.5s") == "0-00:00:02"  # rounded up: never shorter than asked
 
 
 def test_specs_parse_with_any_login_and_check_their_options():
-    s = slurm.Spec.parse("me@login -p 2222?nodes=2&gpus_per_node=8&time=4h")
+    s = slurm_spec.Spec.parse("me@login -p 2222?nodes=2&gpus_per_node=8&time=4h")
     assert s.login == "me@login -p 2222" and s.job is None
     assert dict(s.options) == {"nodes": "2", "gpus_per_node": "8", "time": "4h"}
-    assert slurm.Spec.parse("local?job=42") == slurm.Spec("local", (), "42")
-    assert slurm.Spec.parse(s.text()[len("slurm:"):]) == s
+    assert slurm_spec.Spec.parse("local?job=42") == slurm_spec.Spec("local", (), "42")
+    assert slurm_spec.Spec.parse(s.text()[len("slurm:"):]) == s
     for bad, why in (("?nodes=2", "needs a login host"), ("h?nodes=0", "whole number"),
                      ("h?gpus=1", "unknown slurm option 'gpus'"), ("h?nodes", "KEY=VALUE"),
                      ("h?nodes=1&nodes=2", "given twice"), ("h?job=x", "job id"),
                      ("h?partition=a b", "takes a name")):
         with pytest.raises(ValueError, match=why):
-            slurm.Spec.parse(bad)
+            slurm_spec.Spec.parse(bad)
 
 
 def test_host_specs_check_the_login_host_too():
@@ -57,13 +58,13 @@ def test_allocation_options_become_salloc_arguments():
     assert slurm.salloc_args({"exclusive": "false"}) == []
     assert slurm.salloc_args({"extra": "--reservation=mine --comment 'two words'"}) \
         == ["--reservation=mine", "--comment", "two words"]  # split as a shell would
-    s = slurm.Spec.parse("h?ntasks=4&exclusive=yes&extra=--qos=high --begin=now")
+    s = slurm_spec.Spec.parse("h?ntasks=4&exclusive=yes&extra=--qos=high --begin=now")
     assert dict(s.options)["extra"] == "--qos=high --begin=now"
     for bad, why in (("h?ntasks=0", "whole number"), ("h?exclusive=maybe", "true or false"),
                      ("h?extra='open", "No closing quotation"), ("h?extra=reservation", "salloc options"),
                      ("h?gres=gpu 1", "Slurm's form")):
         with pytest.raises(ValueError, match=why):
-            slurm.Spec.parse(bad)
+            slurm_spec.Spec.parse(bad)
 
 
 def test_salloc_refusals_are_one_line_of_every_error_slurm_gave():

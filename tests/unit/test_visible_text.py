@@ -1,4 +1,4 @@
-"""Text from outside is shown, never acted on by the terminal (ui/text.py), on every path that
+"""Text from outside is shown, never acted on by the terminal (trainsh/visible.py), on every path that
 prints it: the console's lines (so the journal and job.log too) and every table."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import io
 
 from trainsh.ui import table
 from trainsh.ui.console import Console
-from trainsh.ui.text import visible
+from trainsh.visible import visible
 
 HOSTILE = "RTX\x1b[2J 4090\x1b]0;pwned\x07\r\nrow\u202eevil\x9b31m"
 

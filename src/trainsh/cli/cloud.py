@@ -13,7 +13,7 @@ import os
 import sys
 import time
 
-from trainsh.cli import UserError
+from trainsh.cli.common import UserError
 from trainsh.cli.completion import remember_instances
 
 
@@ -63,7 +63,7 @@ def ssh_line(inst) -> str:
 
 def show(*lines) -> None:
     """print(), for lines that carry a cloud's words (labels, GPU names, places)."""
-    from trainsh.ui.text import visible
+    from trainsh.visible import visible
 
     print(*(visible(x, lines=True) for x in lines))
 
@@ -89,7 +89,7 @@ def offer_dict(o) -> dict:
 
 
 def table(rows: list[list[str]]) -> None:
-    from trainsh.ui.text import visible
+    from trainsh.visible import visible
 
     rows = [[visible(c) for c in r] for r in rows]  # a cloud's words are shown, never acted on
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from trainsh.cli import UserError
+from trainsh.cli.common import UserError
 from trainsh.recipe.model import RecipeErrors, format_seconds
 from trainsh.settings import paths
 
@@ -107,7 +107,8 @@ def _check_config() -> None:
 def _run_recipe(recipe, args, *, exec_mode: bool = False) -> int:
     from trainsh.runtime import clouds
     from trainsh.runtime.journal import Journal
-    from trainsh.runtime.runner import RunOptions, Runner
+    from trainsh.runtime.context import RunOptions
+    from trainsh.runtime.runner import Runner
     from trainsh.ui import watch
     from trainsh.ui.console import Console, live_view_wanted
 
@@ -204,14 +205,14 @@ def _autostop(text: str | None) -> float | None:
 def _pick_before(recipe, host: str) -> dict:
     """--pick-host: the user chooses host's machine now, on a terminal; headless, the pick
     step's own rule (the user's matching instance, else the cheapest offer) decides now."""
-    from trainsh.cloud.provider import ProviderError
+    from trainsh.cloud.provider import ProviderError, provider
     from trainsh.runtime import clouds
 
     name = clouds.pick_cloud(recipe, host)
     try:
         if sys.stdin.isatty() and sys.stderr.isatty():
             return clouds.pick_before(recipe, host, name)
-        cloud = clouds._provider(name)
+        cloud = provider(name)
         own, offers, _ = clouds.candidates(cloud, clouds.pick_options(recipe, host, name),
                                            clouds.holds_now())
     except ProviderError as e:
@@ -232,7 +233,7 @@ def _rent_picked(runner, recipe, host: str) -> bool:
     from trainsh.cloud.provider import ProviderError
     from trainsh.recipe.model import Cloud
     from trainsh.runtime import clouds
-    from trainsh.runtime.runner import StepFailed
+    from trainsh.runtime.context import StepFailed
 
     if any(isinstance(s, Cloud) and s.action == "pick" and s.host == host for s in recipe.steps):
         return True  # the step rents it, in its turn
@@ -277,7 +278,8 @@ def cmd_exec(args) -> int:
 def cmd_resume(args) -> int:
     from trainsh.remote.shell import ShellError
     from trainsh.runtime.journal import JobHeld, Journal
-    from trainsh.runtime.runner import RunOptions, Runner, StepFailed
+    from trainsh.runtime.context import RunOptions, StepFailed
+    from trainsh.runtime.runner import Runner
     from trainsh.ui import watch
     from trainsh.ui.console import Console, live_view_wanted
 
@@ -486,9 +488,9 @@ def cmd_jobs(args) -> int:
 
 
 def cmd_status(args) -> int:
-    from trainsh.runtime.runner import attach_line, local_tmux_socket
+    from trainsh.runtime.context import attach_line, local_tmux_socket
     from trainsh.ui import table
-    from trainsh.ui.text import visible
+    from trainsh.visible import visible
 
     journal = _journal()
     try:
@@ -560,18 +562,17 @@ def _machine_lines(journal, job_id: str) -> list[str]:
     """The job's machines that are still up, and how to stop each."""
     import sqlite3
 
-    from trainsh.runtime import clouds  # noqa: F401  (registers the cloud kinds)
-    from trainsh.runtime.machines import KINDS, Kind, _machine
+    from trainsh.runtime.machines import Machines, kind_of
 
     try:
-        rows = journal.db.execute("SELECT * FROM machines WHERE job_id=? ORDER BY rowid", (job_id,)).fetchall()
+        machines = Machines.reading(journal, job_id).all()
     except sqlite3.OperationalError:  # a journal from before machines were kept
         return []
     lines = []
-    for m in map(_machine, rows):
+    for m in machines:
         if m.state in ("released", "stopped", "gone"):
             continue
-        kind = KINDS.get(m.kind) or Kind()
+        kind = kind_of(m)
         if kind.current(m) in ("stopped", "gone"):  # stopped since (autostop, by hand): not up
             continue
         whose = "the job's" if m.ours else "yours, from before the job"
@@ -579,8 +580,6 @@ def _machine_lines(journal, job_id: str) -> list[str]:
                      f"{kind.release_hint(m)}")
     job = journal.job(job_id)
     if job is not None and job.shown_status != "running":
-        from trainsh.runtime.machines import Machines
-
         lines += [f"    {line}" for line in Machines.reading(journal, job_id).rents_in_flight(look=True)]
     return lines
 
@@ -611,7 +610,7 @@ SAID = {"ok": "    ok {}", "info": "    {}", "plain": "    {}"}
 
 
 def show_job(journal, job) -> None:
-    from trainsh.ui.text import visible
+    from trainsh.visible import visible
 
     colour = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
 

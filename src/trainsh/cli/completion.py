@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from trainsh.cli import UserError
+from trainsh.cli.common import UserError
 
 SCRIPTS = {
     "bash": r"""# train and ow completion for bash: eval "$(train completion bash)"
@@ -125,7 +125,7 @@ def _split_line(line: str) -> tuple[list[str], str]:
 
 
 def candidates(before: list[str], current: str) -> list[str]:
-    from trainsh.cli import build_parser
+    from trainsh.cli.parser import build_parser
 
     return _walk(build_parser(), before, current, _train_kind)
 
@@ -135,7 +135,7 @@ def ow_candidates(before: list[str], current: str) -> list[str]:
     --existing the ids the last `train PROVIDER list` saw (no API call on TAB). The command
     to run (the first other word) and what follows it complete as files."""
     from trainsh.cli.ow import build_parser
-    from trainsh.owstart import DEFAULT_PROVIDER
+    from trainsh.owargs import DEFAULT_PROVIDER
 
     provider = DEFAULT_PROVIDER
     for i, w in enumerate(before):
@@ -155,7 +155,7 @@ def ow_candidates(before: list[str], current: str) -> list[str]:
 
 
 def _train_kind(path: list[str], dest: str) -> str | None:
-    from trainsh.cli import CLOUDS
+    from trainsh.cli.parser import CLOUDS
 
     if path[:2] == ["recipe", "resume"] and dest == "job":
         return "resumable"

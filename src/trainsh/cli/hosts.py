@@ -7,7 +7,7 @@ import shlex
 import sys
 import time
 
-from trainsh.cli import UserError
+from trainsh.cli.common import UserError
 from trainsh.numbers import digits
 
 
@@ -214,7 +214,8 @@ def host_test(args) -> int:
 
 
 def host_browse(args) -> int:
-    from trainsh.transfer.planner import Side, copy
+    from trainsh.transfer.planner import copy
+    from trainsh.transfer.side import Side
 
     shell = _shell(args.name)
     path = args.path or shell.home()
@@ -254,10 +255,10 @@ def host_browse(args) -> int:
 
 def _side(text: str):
     from trainsh.settings import hosts
-    from trainsh.transfer.planner import Side
+    from trainsh.transfer.side import Side
 
     if text.startswith("@"):
-        from trainsh.runtime.reach import scheme_of
+        from trainsh.kinds import scheme_of
 
         scheme, rest = scheme_of(text[1:])
         name, sep, path = text[1:].partition(":")

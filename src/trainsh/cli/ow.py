@@ -13,7 +13,8 @@ import os
 import sys
 
 from trainsh import numbers
-from trainsh.cli import UserError, ended
+from trainsh.cli.common import UserError, ended
+from trainsh.owargs import DEFAULT_PROVIDER, existing, split_command
 
 EPILOG = """\
 examples:
@@ -42,7 +43,6 @@ def _epilog() -> str:
     shown = [x for x in DEFAULT_EXCLUDES if x != ".ow_sync"]
     return EPILOG.format(gpus=" ".join(GPUS), excludes=" ".join(shown))
 
-from trainsh.owstart import DEFAULT_PROVIDER, VALUED, early_login, split_command  # noqa: F401
 
 
 class _Parser(argparse.ArgumentParser):
@@ -212,10 +212,16 @@ _UNSET = object()
 
 
 def main(argv: list[str] | None = None, early=_UNSET) -> int:
-    """`early`: owstart.early_login(argv), when the console script has started it already."""
+    """`early`: the login of `--existing`, when the console script (owstart.py) has started it already."""
     argv = sys.argv[1:] if argv is None else argv
     if early is _UNSET:
-        early = early_login(argv)
+        target = existing(argv)
+        if target:
+            from trainsh.runtime.ow_connect import Early
+
+            early = Early.start(target)
+        else:
+            early = None
     try:
         return _main(argv, early)
     finally:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from trainsh.cli import UserError
+from trainsh.cli.common import UserError
 
 
 def dispatch(args) -> int:

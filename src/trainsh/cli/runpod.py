@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from trainsh.cli import UserError
+from trainsh.cli.common import UserError
 
 
 def cmd_gpus(cloud, args) -> int:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from trainsh.cli import UserError
+from trainsh.cli.common import UserError
 from trainsh.numbers import digits
 
 
@@ -26,13 +26,15 @@ def dispatch(args) -> int:
 
 def _login(host: str):
     from trainsh.cloud import slurm
-    from trainsh.recipe.parser import check_host_spec
+    from trainsh.kinds import spec_problem
 
     login = slurm.login_of(host)
-    problem = None if login == "local" else check_host_spec(login)
+    problem = None if login == "local" else spec_problem(login)
     if problem:
         raise UserError(f"host {host}: {problem[1]}")
-    sh = slurm.login_shell(login)
+    from trainsh.runtime.reach.slurm import login_shell
+
+    sh = login_shell(login)
     return login, sh, (login if sh.is_local() else sh.name)
 
 

@@ -7,7 +7,7 @@ import sys
 import tempfile
 import time
 
-from trainsh.cli import UserError
+from trainsh.cli.common import UserError
 
 NEEDS = {
     "r2": ["R2_ACCESS_KEY", "R2_SECRET_KEY", "R2_ACCOUNT_ID (unless account_id is set)"],
@@ -117,7 +117,7 @@ def st_test(args) -> int:
     from trainsh.settings import storages
     from trainsh.settings.storages import Storage
     from trainsh.transfer import rclone
-    from trainsh.transfer.storage import _run
+    from trainsh.transfer.storage import run_rclone
 
     st = storages.resolve(args.name)
     env = {"RCLONE_CONFIG": "/dev/null", **rclone.remote_env(st, "TRAINSH_T")}
@@ -132,7 +132,7 @@ def st_test(args) -> int:
         nonlocal ok
         print(f"  {label:<10} ", end="", flush=True)
         t = time.monotonic()
-        code, out = _run(None, [*argv, *rclone.QUICK], env, None, capture=capture)
+        code, out = run_rclone(None, [*argv, *rclone.QUICK], env, None, capture=capture)
         took = (time.monotonic() - t) * 1000
         if code != 0:
             ok = False

@@ -13,13 +13,10 @@ Units are fixed here so providers convert once: prices in USD per hour, memory a
 from __future__ import annotations
 
 import os
-
 import time
 from abc import ABC, abstractmethod
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Any
+from dataclasses import dataclass, field
+from typing import Any
 
 
 class ProviderError(Exception):
@@ -59,74 +56,6 @@ class NotReady(ProviderError):
 
 
 # ---- records -------------------------------------------------------------------------------
-# `dataclass` and `field` below do the little of the standard ones these records use (init by
-# position or keyword, defaults and factories, repr, equality, frozen). Importing and applying
-# the standard module costs ~15 ms at start-up, a third of what `train vast list` may spend.
-
-_MISSING = object()
-
-
-class _Field:
-    def __init__(self, default_factory, repr: bool):
-        self.default_factory, self.repr = default_factory, repr
-
-
-def field(*, default_factory, repr: bool = True) -> Any:
-    return _Field(default_factory, repr)
-
-
-def dataclass(cls=None, *, frozen: bool = False):
-    def make(cls):
-        names = [n for n in cls.__dict__.get("__annotations__", {})]
-        defaults, shown = {}, []
-        for n in names:
-            d = cls.__dict__.get(n, _MISSING)
-            if isinstance(d, _Field):
-                delattr(cls, n)
-                defaults[n] = d
-                if d.repr:
-                    shown.append(n)
-            else:
-                defaults[n] = d
-                shown.append(n)
-
-        def __init__(self, *args, **kwargs):
-            if len(args) > len(names):
-                raise TypeError(f"{cls.__name__}() takes {len(names)} arguments, {len(args)} given")
-            values = dict(zip(names, args))
-            for k, v in kwargs.items():
-                if k not in defaults or k in values:
-                    raise TypeError(f"{cls.__name__}() got an unexpected or repeated argument '{k}'")
-                values[k] = v
-            for n in names:
-                if n not in values:
-                    d = defaults[n]
-                    if d is _MISSING:
-                        raise TypeError(f"{cls.__name__}() missing argument '{n}'")
-                    values[n] = d.default_factory() if isinstance(d, _Field) else d
-                object.__setattr__(self, n, values[n])
-
-        def __repr__(self):
-            return f"{cls.__name__}({', '.join(f'{n}={getattr(self, n)!r}' for n in shown)})"
-
-        def __eq__(self, other):
-            if other.__class__ is not self.__class__:
-                return NotImplemented
-            return all(getattr(self, n) == getattr(other, n) for n in names)
-
-        cls.__init__, cls.__repr__, cls.__eq__ = __init__, __repr__, __eq__
-        if frozen:
-            def __setattr__(self, name, value):
-                raise AttributeError(f"{cls.__name__} is frozen: cannot set '{name}'")
-
-            cls.__setattr__ = __setattr__
-            cls.__hash__ = lambda self: hash(tuple(getattr(self, n) for n in names))
-        else:
-            cls.__hash__ = None
-        return cls
-
-    return make if cls is None else make(cls)
-
 
 # Instance states, the same words for every provider.
 STARTING = "starting"   # created or started, not yet running

@@ -20,57 +20,12 @@ import re
 import shlex
 from dataclasses import dataclass
 
-from trainsh.numbers import digits
+from trainsh.kinds.slurm import FLAGS, TRUE, Spec, slurm_time
 from trainsh.remote.shell import Shell
 
 # Allocation options as a recipe or `--host NAME=slurm:LOGIN?...` writes them -> salloc flags.
 # `exclusive=true` is a flag alone; `extra="..."` is any other salloc options, split as a shell
 # would and passed on as they are (Slurm checks them).
-FLAGS = {"nodes": "--nodes", "ntasks": "--ntasks", "ntasks_per_node": "--ntasks-per-node",
-         "gpus_per_node": "--gpus-per-node", "cpus_per_task": "--cpus-per-task", "gres": "--gres",
-         "mem": "--mem", "time": "--time", "partition": "--partition", "account": "--account",
-         "qos": "--qos", "constraint": "--constraint", "exclusive": "--exclusive", "extra": ""}
-COUNTS = ("nodes", "ntasks", "ntasks_per_node", "gpus_per_node", "cpus_per_task")
-_WORD = re.compile(r"[A-Za-z0-9_.,:|&\[\]-]+\Z")
-_TRUE, _FALSE = ("true", "yes", "1"), ("false", "no", "0")
-
-
-def option_problem(key: str, value: str) -> str | None:
-    """What is wrong with one allocation option, or None."""
-    from trainsh.recipe.model import Duration
-
-    if key not in FLAGS:
-        return f"unknown slurm option '{key}' (known: {', '.join(k + '=' for k in FLAGS)})"
-    if "$" in value:  # expanded when the step runs
-        return None
-    if key in COUNTS:
-        return None if re.fullmatch(r"[1-9]\d{0,5}", value, re.ASCII) else f"{key}= takes a whole number from 1, got '{value}'"
-    if key == "exclusive":
-        return None if value.lower() in _TRUE + _FALSE else f"exclusive= takes true or false, got '{value}'"
-    if key == "extra":
-        try:
-            words = shlex.split(value)
-        except ValueError as e:
-            return f"extra= takes salloc options as a shell would split them: {e}"
-        if not words:
-            return "extra= takes salloc options, like extra=\"--reservation=mine --begin=now+1hour\""
-        if not words[0].startswith("-"):
-            return f"extra= takes salloc options, starting with one like --reservation=NAME, got '{words[0]}'"
-        return None
-    if key == "mem":
-        return None if re.fullmatch(r"\d+[KMGT]?", value, re.I | re.ASCII) else \
-            f"mem= takes a size like 16G or 500M, got '{value}'"
-    if key == "time":
-        try:
-            Duration.parse(value)
-        except ValueError as e:
-            return str(e)
-        return None
-    if key == "gres":
-        return None if _WORD.match(value) else f"gres= takes Slurm's form like gpu:2 or gpu:a100:2, got '{value}'"
-    return None if _WORD.match(value) else f"{key}= takes a name, got '{value}'"
-
-
 def salloc_args(options: dict[str, str]) -> list[str]:
     """The salloc arguments of checked allocation options."""
     argv = []
@@ -78,66 +33,10 @@ def salloc_args(options: dict[str, str]) -> list[str]:
         if key == "extra":
             argv += shlex.split(value)
         elif key == "exclusive":
-            argv += [FLAGS[key]] if value.lower() in _TRUE else []
+            argv += [FLAGS[key]] if value.lower() in TRUE else []
         else:
             argv.append(f"{FLAGS[key]}={slurm_time(value) if key == 'time' else value}")
     return argv
-
-
-def slurm_time(text: str) -> str:
-    """A duration (`4h`, `90m`) as Slurm writes a time limit (D-HH:MM:SS)."""
-    from trainsh.recipe.model import Duration
-
-    total = int(-(-Duration.parse(text).seconds // 1))
-    d, rem = divmod(total, 86400)
-    h, rem = divmod(rem, 3600)
-    m, s = divmod(rem, 60)
-    return f"{d}-{h:02d}:{m:02d}:{s:02d}"
-
-
-@dataclass(frozen=True)
-class Spec:
-    """`slurm:LOGIN?nodes=2&time=4h` (a new allocation) or `slurm:LOGIN?job=123` (one held)."""
-
-    login: str
-    options: tuple[tuple[str, str], ...] = ()
-    job: str | None = None
-
-    @classmethod
-    def parse(cls, rest: str) -> Spec:
-        login, _, query = rest.rpartition("?") if "?" in rest else (rest, "", "")
-        login = login.strip()
-        if not login:
-            raise ValueError("'slurm:' needs a login host: slurm:LOGIN?nodes=2&time=4h")
-        options, job = [], None
-        for part in query.split("&") if query else []:
-            key, eq, value = part.partition("=")
-            if not eq or not value:
-                raise ValueError(f"bad slurm option '{part}' (expected KEY=VALUE)")
-            if key == "job":
-                if not digits(value):
-                    raise ValueError(f"job= takes a Slurm job id, got '{value}'")
-                job = value
-                continue
-            problem = option_problem(key, value)
-            if problem:
-                raise ValueError(problem)
-            if any(k == key for k, _ in options):
-                raise ValueError(f"{key}= given twice")
-            options.append((key, value))
-        return cls(login, tuple(options), job)
-
-    def text(self) -> str:
-        query = "&".join([f"{k}={v}" for k, v in self.options] + ([f"job={self.job}"] if self.job else []))
-        return f"slurm:{self.login}" + (f"?{query}" if query else "")
-
-
-def spec_problem(rest: str) -> str | None:
-    try:
-        Spec.parse(rest)
-    except ValueError as e:
-        return str(e)
-    return None
 
 
 class SlurmError(Exception):
@@ -376,17 +275,6 @@ def login_of(host: str) -> str:
     return Spec.parse(spec[len("slurm:"):]).login if spec else host
 
 
-def login_shell(login: str) -> Shell:
-    """The shell of a login host spec (`local`, an ssh spec, a hosts.toml name)."""
-    if login == "local":
-        from trainsh.remote.shell import LocalShell
-
-        return LocalShell()
-    from trainsh.runtime.reach import ssh_shell
-
-    return ssh_shell(login)
-
-
 # The pane log is written on the login host (pipe-pane), but a command's end is signalled
 # (`tmux wait-for -S CHANNEL`) by the shell on the node, which cannot reach the login host's
 # tmux. So in an allocation's shell that signal is a no-op, and the pane log's writer on the
@@ -503,42 +391,3 @@ class NodeShell:
         node = ('. "$1"; shift; exec srun --jobid="$SLURM_JOB_ID" --overlap -N1 -n1 '
                 '-w "$TRAINSH_FIRST_NODE" --quiet "$@"')
         return self.login.run(["sh", "-c", node, "sh", self.env_file, *argv], **kw)
-
-
-# ---- machines.py kind ----------------------------------------------------------------------
-
-def _describe(m) -> str:
-    return f"slurm job {m.ident} on {m.place} (@{m.host})"
-
-
-def _release(m) -> str:
-    cancel(login_shell(m.place), m.place, m.ident)
-    return "released"
-
-
-def _register() -> None:
-    from trainsh.runtime.machines import KINDS, Kind
-
-    class SlurmKind(Kind):
-        def release(self, m) -> str:
-            return _release(m)
-
-        def describe(self, m) -> str:
-            try:
-                s = state(login_shell(m.place), m.place, m.ident)
-            except Exception:  # describing must not fail the report it is part of
-                return _describe(m)
-            if s.state == "GONE":
-                return f"{_describe(m)}, ended"
-            bits = [s.state.lower()] + [b for b in (s.nodes and f"nodes {s.nodes}",
-                                                    s.partition and f"partition {s.partition}",
-                                                    s.time_left and f"{s.time_left} left") if b]
-            return f"{_describe(m)}: {', '.join(bits)}"
-
-        def release_hint(self, m) -> str:
-            return f"train slurm cancel {shlex.quote(m.place)} {m.ident}"
-
-    KINDS["slurm"] = SlurmKind()
-
-
-_register()

@@ -7,9 +7,10 @@ overrides reach every step.
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
+
+from trainsh.numbers import format_seconds, seconds
 
 
 @dataclass(frozen=True)
@@ -56,10 +57,6 @@ class RecipeErrors(Exception):
         self.errors = errors
 
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?|\.\d+)([smhd]?)", re.ASCII)  # (not ١٢m)
-_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
 @dataclass(frozen=True)
 class Duration:
     """A span of time as written (`30s`, `5m`, `1h30m`, `1.5h`, `300`)."""
@@ -69,31 +66,7 @@ class Duration:
 
     @classmethod
     def parse(cls, text: str) -> Duration:
-        s = text.strip().lower()
-        if not s:
-            raise ValueError("empty duration")
-        total, pos, units = 0.0, 0, []
-        while pos < len(s):
-            m = _DURATION_PART.match(s, pos)
-            if not m:
-                raise ValueError(f"bad duration {text!r} (use e.g. 30s, 5m, 2h, 1h30m, 1.5h or 300)")
-            number, unit = m.groups()
-            if not unit and m.end() != len(s):
-                if s[m.end()].isalpha():
-                    raise ValueError(f"bad duration {text!r}: unknown unit {s[m.end()]!r} (use s, m, h or d)")
-                raise ValueError(f"bad duration {text!r}: a number without unit must stand alone")
-            if unit in units:
-                raise ValueError(f"bad duration {text!r}: unit {unit!r} given twice")
-            units.append(unit)
-            total += float(number) * _UNIT_SECONDS[unit]
-            pos = m.end()
-        if not math.isfinite(total):
-            raise ValueError(f"bad duration {text!r}: too long")
-        if total <= 0:
-            raise ValueError(f"bad duration {text!r}: must be more than zero")
-        if total > 366 * 86400:
-            raise ValueError(f"bad duration {text!r}: more than a year")
-        return cls(total, text.strip())
+        return cls(seconds(text), text.strip())
 
     @classmethod
     def of(cls, seconds: float) -> Duration:
@@ -101,15 +74,6 @@ class Duration:
 
     def __str__(self) -> str:
         return self.text
-
-
-def format_seconds(seconds: float) -> str:
-    seconds = float(seconds)
-    if seconds < 60:
-        return f"{seconds:g}s"
-    h, rem = divmod(int(round(seconds)), 3600)
-    m, s = divmod(rem, 60)
-    return "".join(f"{v}{u}" for v, u in ((h, "h"), (m, "m"), (s, "s")) if v) or "0s"
 
 
 # ---- definitions -------------------------------------------------------------------------

@@ -15,7 +15,9 @@ import difflib
 import re
 from dataclasses import dataclass, replace
 
-from trainsh.numbers import digits, pod_id, vast_id
+from trainsh.kinds import INLINE, SCHEMES, spec_problem
+from trainsh.kinds.slurm import option_problem
+from trainsh.kinds.ssh import valid_port
 from trainsh.recipe.model import (
     CLOUDS,
     CONTROL_CHARS,
@@ -39,7 +41,6 @@ from trainsh.recipe.model import (
     Transfer,
     Wait,
 )
-from trainsh.remote.sshspec import hostname_problem
 
 NAME = r"[A-Za-z_][A-Za-z0-9_-]*"
 VAR_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
@@ -48,7 +49,7 @@ _VAR_NAME_RE = re.compile(VAR_NAME + r"\Z")
 _DEFINITION = re.compile(r"(var|host|storage)\b\s*(.*)\Z", re.S)
 # `train exec` lines may name a host by its spec where a name stands: `@colab:c1 > cmd`.
 SPEC_ID = r"[A-Za-z0-9_][A-Za-z0-9_.-]*"
-SPEC_REF_SCHEMES = ("colab", "vast", "runpod")
+SPEC_REF_SCHEMES = INLINE  # `@vast:ID > cmd`: host kinds named inline
 _COMMAND_HEAD = re.compile(r"@(" + NAME + r"(?::" + SPEC_ID + r")?)((?:[ \t]+[A-Za-z_][\w.]*=\S*)*)[ \t]*>(?!>)[ \t]?")
 _HEREDOC = re.compile(r"<<(?!<)(-?)[ \t]*(?:'([^'\n]*)'|\"([^\"\n]*)\"|\\?([A-Za-z0-9_.-]+))")
 
@@ -114,7 +115,7 @@ CLOUD_OPTIONS = {f"{c}.{action}": options for c in CLOUDS for action, options in
 }.items()}
 
 STORAGE_SCHEMES = ("r2", "b2", "s3", "gdrive", "local")
-HOST_SCHEMES = ("vast", "runpod", "colab", "slurm")
+HOST_SCHEMES = SCHEMES
 SLURM_WAIT_OPTIONS = {"timeout": _dur_opt, "poll": _dur_opt, "keep": _bool_opt}
 
 
@@ -401,7 +402,7 @@ class _Parser:
             self.err(st, value_off, f"{kind} {name} has no value")
             return None
         if kind == "host":
-            problem = check_host_spec(value)
+            problem = spec_problem(value)
             if problem:
                 self.err(st, value_off + problem[0], problem[1])
                 return None
@@ -516,7 +517,7 @@ class _Parser:
                 if not value:
                     self.err(st, tok.start + len(key) + 1, f"{key}= needs a value")
                     return None
-                if key == "port" and not (value.startswith("$") or _valid_port(value)):
+                if key == "port" and not (value.startswith("$") or valid_port(value)):
                     self.err(st, tok.start + 5, f"bad port '{value}' (1-65535)")
                     return None
             elif tok.text == "idle":
@@ -685,8 +686,6 @@ class _Parser:
 
     def slurm(self, st: _Text, word: str, args: list, end: int) -> Step | None:
         """slurm.alloc @login as NAME [KEY=VALUE]..., slurm.wait @NAME [...], slurm.release @NAME."""
-        from trainsh.cloud.slurm import option_problem
-
         action = word.split(".", 1)[1]
         usage = {"alloc": "slurm.alloc @login as NAME [nodes=N time=4h ...]",
                  "wait": "slurm.wait @NAME [timeout=D poll=D keep=true]",
@@ -886,83 +885,8 @@ class _Parser:
         return f"undefined {what} @{name}{hint}"
 
 
-def _valid_port(v: str) -> bool:
-    return digits(v) and 1 <= int(v) <= 65535
-
-
 def _truthy(v: str) -> bool:
     return v.lower() in ("true", "yes", "1")
-
-
-def check_host_spec(spec: str) -> tuple[int, str] | None:
-    """A lexical check of a host spec; (offset, message) when it is malformed.
-
-    Accepts `local`, `placeholder`, `vast:ID`, `runpod:ID`, `colab:NAME`, `slurm:LOGIN?...`, a name from
-    hosts.toml, and `[user@]host [-p PORT] [-i KEY] [-J JUMP] [-o OPT=VAL]`.
-    """
-    if spec.lstrip().startswith("slurm:"):  # slurm:LOGIN?KEY=VALUE&..., LOGIN any host spec
-        from trainsh.cloud.slurm import spec_problem
-
-        problem = spec_problem(spec.strip()[6:])
-        if problem is None:
-            login = spec.strip()[6:].rpartition("?")[0] or spec.strip()[6:]
-            inner = None if login.strip() == "local" else check_host_spec(login)
-            problem = inner and inner[1]
-        return (spec.index(":") + 1, problem) if problem else None
-    try:
-        toks = _tokenize(spec)
-    except _TokenError as e:
-        return e.offset, e.message
-    if not toks or not toks[0].text:
-        return 0, "empty host spec (local, user@host, an ssh alias or a hosts.toml name)"
-    first = toks[0].text
-    if ":" in first and not first.startswith("[") and len(toks) == 1:
-        scheme, _, ident = first.partition(":")
-        if scheme in HOST_SCHEMES:
-            if not ident:
-                return len(scheme) + 1, f"'{scheme}:' needs an instance id"
-            check = {"vast": vast_id, "runpod": pod_id}.get(scheme)
-            if check and "$" not in ident:
-                try:  # (as `train vast show ID` and the provider check it)
-                    check(ident)
-                except ValueError as e:
-                    return len(scheme) + 1, str(e)
-            return None
-        if "$" in first:
-            return None
-    if first.startswith("-"):
-        return 0, "host spec must start with user@host (options come after)"
-    if "$" in first:
-        return None
-    if "@" in first:
-        user, _, hostname = first.rpartition("@")
-        if not user or not hostname:
-            return 0, f"bad ssh destination '{first}' (expected user@host)"
-    elif len(toks) > 1:
-        return 0, f"bad ssh destination '{first}' (expected user@host)"
-    else:
-        hostname = first
-    problem = hostname_problem(hostname)
-    if problem:
-        return len(first) - len(hostname), problem
-    i = 1
-    while i < len(toks):
-        t = toks[i]
-        if t.text in ("-p", "-i", "-J", "-o"):
-            if i + 1 >= len(toks):
-                return t.start, f"{t.text} needs a value"
-            value = toks[i + 1].text
-            if t.text == "-p" and not (_valid_port(value) or value.startswith("$")):
-                return toks[i + 1].start, f"bad port '{value}' (1-65535)"
-            if t.text == "-o" and "=" not in value and " " not in value:
-                return toks[i + 1].start, f"-o takes Option=value, got '{value}'"
-            i += 2
-            continue
-        if re.fullmatch(r"-p\d+", t.text) or t.text.startswith("-o") and len(t.text) > 2:
-            i += 1
-            continue
-        return t.start, f"unknown host spec option '{t.text}' (-p PORT, -i KEY, -J JUMP, -o OPT=VAL)"
-    return None
 
 
 def check_storage_spec(spec: str) -> str | None:

@@ -39,7 +39,7 @@ class ShellError(Exception):
         self.result = result
 
 
-def _kill_group(p: subprocess.Popen) -> None:
+def kill_group(p: subprocess.Popen) -> None:
     """End a process started with start_new_session=True, and everything it started."""
     try:
         os.killpg(p.pid, signal.SIGKILL)
@@ -124,11 +124,11 @@ class Shell:
             r = Result(masking.mask(shown), p.returncode, masking.mask(_text(out)),
                        masking.mask(_text(err)), time.monotonic() - start)
         except subprocess.TimeoutExpired:
-            _kill_group(p)
+            kill_group(p)
             r = Result(masking.mask(shown), -1, masking.mask(_text(_drain(p))), "",
                        time.monotonic() - start, True)
         except BaseException:
-            _kill_group(p)
+            kill_group(p)
             raise
         finally:
             if held is not None:
@@ -204,7 +204,7 @@ TIED = ('n=$1; shift; [ "$n" -gt 0 ] && eval "$(head -n "$n")"; exec 3<&0 </dev/
         '>/dev/null 2>&1 & w=$!; "$@" 3<&-; r=$?; kill $w 2>/dev/null; exit $r')
 
 # What ssh prints when trying again cannot help.
-_FATAL = ("Permission denied", "Host key verification failed", "Could not resolve hostname",
+FATAL = ("Permission denied", "Host key verification failed", "Could not resolve hostname",
           "REMOTE HOST IDENTIFICATION HAS CHANGED", "no matching host key", "Too many authentication",
           "Bad configuration option", "Bad port")
 
@@ -260,7 +260,7 @@ class SshShell(Shell):
                                hold_stdin=hold_stdin, shown=shown)
             if r.returncode != 255 or r.timed_out:
                 break
-            if any(f in r.stderr for f in _FATAL) or time.monotonic() + delay > deadline:
+            if any(f in r.stderr for f in FATAL) or time.monotonic() + delay > deadline:
                 raise SshError(self.explain(r), r)
             if self._is_lost():
                 raise SshError(self.lost_as[0])

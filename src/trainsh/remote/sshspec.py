@@ -8,32 +8,15 @@ ControlPath with %C, ControlPersist, keep-alives, and BatchMode for non-interact
 from __future__ import annotations
 
 import os
-import re
 import shlex
 from dataclasses import dataclass, field
 
+from trainsh.kinds.ssh import hostname_problem
 from trainsh.numbers import digits
 
 
 class SpecError(ValueError):
     pass
-
-
-_HOSTNAME = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?\.?")
-_IPV6 = re.compile(r"\[?[0-9A-Fa-f]*:[0-9A-Fa-f:.]*(%[\w.-]+)?\]?")
-
-
-def hostname_problem(host: str) -> str | None:
-    """Why `host` (a name, an address or an ssh alias) cannot be one, or None."""
-    if not host:
-        return "no host name"
-    if _HOSTNAME.fullmatch(host):
-        return None
-    if _IPV6.fullmatch(host) and host.count(":") >= 2 and host.startswith("[") == host.endswith("]"):
-        return None
-    if ":" in host:
-        return f"bad host name '{host}' (a port goes in -p PORT, not after ':')"
-    return f"bad host name '{host}' (letters, digits, '.', '-', '_')"
 
 
 @dataclass(frozen=True)

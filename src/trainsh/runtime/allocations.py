@@ -12,21 +12,23 @@ import shlex
 import time
 
 from trainsh.cloud import slurm
+from trainsh.kinds import slurm as slurm_spec
 from trainsh.recipe import model as m
 from trainsh.remote.tmux import Tmux
-from trainsh.runtime.machines import Machine
-from trainsh.runtime.runner import Context, HostHandle, StepFailed, local_tmux_socket
+from trainsh.runtime import steps
+from trainsh.runtime.context import Context, HostHandle, StepFailed, local_tmux_socket
+from trainsh.runtime.reach.base import HostError, Machine
+from trainsh.runtime.reach.slurm import login_shell
 from trainsh.settings import config
+from trainsh.settings.hosts import HostsError
 
 _LOGINS: dict[str, object] = {}  # login spec -> shell, shared by every allocation on it
 
 
 def _login(spec: str):
     if spec not in _LOGINS:
-        from trainsh.runtime.reach import HostError
-
         try:
-            _LOGINS[spec] = slurm.login_shell(spec)
+            _LOGINS[spec] = login_shell(spec)
         except HostError as e:
             raise StepFailed(f"login host {spec}: {e}") from None
     return _LOGINS[spec]
@@ -49,8 +51,6 @@ def is_allocation(ctx: Context, name: str) -> bool:
 
 
 def _slurm_spec(ctx: Context, spec: str) -> str | None:
-    from trainsh.settings.hosts import HostsError
-
     try:
         return slurm.host_spec(ctx.expand(spec, "a host spec"))
     except HostsError as e:
@@ -107,7 +107,7 @@ def _allocation(ctx: Context, name: str) -> Machine:
         raise StepFailed(f"@{name} is not a Slurm allocation (make one with 'slurm.alloc @login as "
                          f"{name}' or --host {name}=slurm:LOGIN?nodes=N)")
     try:
-        parsed = slurm.Spec.parse(spec[len("slurm:"):])
+        parsed = slurm_spec.Spec.parse(spec[len("slurm:"):])
     except ValueError as e:
         raise StepFailed(f"host @{name}: {e}") from None
     login = _login_spec(ctx, parsed.login)
@@ -179,9 +179,12 @@ def _wait_ready(ctx: Context, mach: Machine, timeout: float, poll: float, keep: 
     raise StepFailed(f"slurm job {mach.ident} {why} after {limit}: cancelled")
 
 
-def host_handle(ctx: Context, name: str) -> HostHandle:
+def host_handle(ctx: Context, name: str) -> HostHandle | None:
     """Host `name` as an allocation: the login host's shell, with sessions whose shell runs
-    in the allocation. Waits (with the default wait timeout) until it runs."""
+    in the allocation. Waits (with the default wait timeout) until it runs. None when `name`
+    is no allocation of the job."""
+    if not is_allocation(ctx, name):
+        return None
     mach = _allocation(ctx, name)
     if mach.state != "running":
         _wait_ready(ctx, mach, config.duration("defaults.wait_timeout"), 1.0, keep=False)
@@ -201,16 +204,8 @@ def host_handle(ctx: Context, name: str) -> HostHandle:
 
 # ---- steps ---------------------------------------------------------------------------------
 
-def _start(ctx: Context, idx: int, step: m.Step, **detail) -> None:
-    ctx.journal.step_started(ctx.job.id, idx, step.pos.line, step.kind, step.source, detail)
-
-
-def _done(ctx: Context, idx: int, **detail) -> None:
-    ctx.journal.step_finished(ctx.job.id, idx, "done", 0, detail=detail)
-
-
 def alloc(ctx: Context, idx: int, step: m.Slurm, resume: dict | None = None) -> None:
-    _start(ctx, idx, step, login=step.host, name=step.name)
+    steps.start(ctx, idx, step, login=step.host, name=step.name)
     mach = ctx.machines.get(step.name)
     if mach is not None and mach.kind == "slurm" and mach.state not in ("released", "gone"):
         ctx.console.ok(f"slurm job {mach.ident} for @{step.name} was submitted before the runner "
@@ -219,18 +214,18 @@ def alloc(ctx: Context, idx: int, step: m.Slurm, resume: dict | None = None) -> 
         options = {}
         for key, value in step.options:
             value = ctx.expand(value, "a slurm option")
-            problem = slurm.option_problem(key, value)
+            problem = slurm_spec.option_problem(key, value)
             if problem:
                 raise StepFailed(problem)
             options[key] = value
         mach = _submit(ctx, step.name, ctx.host(step.host).spec, options)
     ctx.host_specs[step.name] = f"slurm:{mach.place}?job={mach.ident}"
     ctx.hosts.pop(step.name, None)
-    _done(ctx, idx, job=mach.ident, login=mach.place)
+    steps.done(ctx, idx, 0, job=mach.ident, login=mach.place)
 
 
 def wait(ctx: Context, idx: int, step: m.Slurm, resume: dict | None = None) -> None:
-    _start(ctx, idx, step, host=step.host)
+    steps.start(ctx, idx, step, host=step.host)
     mach = _allocation(ctx, step.host)
     timeout = m.Duration.parse(step.option("timeout")).seconds if step.option("timeout") \
         else config.duration("defaults.wait_timeout")
@@ -239,19 +234,17 @@ def wait(ctx: Context, idx: int, step: m.Slurm, resume: dict | None = None) -> N
     begin = time.monotonic()
     st = _wait_ready(ctx, mach, timeout, poll, keep)
     took = round(time.monotonic() - begin, 2)
-    _done(ctx, idx, job=mach.ident, nodes=st.nodes, seconds=took)
+    steps.done(ctx, idx, 0, job=mach.ident, nodes=st.nodes, seconds=took)
     ctx.console.ok(f"slurm job {mach.ident} running on {st.nodes or '?'} after {m.format_seconds(took)}")
 
 
 def release(ctx: Context, idx: int, step: m.Slurm, resume: dict | None = None) -> None:
-    from trainsh.runtime.steps import _close_session
-
-    _start(ctx, idx, step, host=step.host)
+    steps.start(ctx, idx, step, host=step.host)
     mach = ctx.machines.get(step.host)
     if mach is None or mach.kind != "slurm":
         raise StepFailed(f"@{step.host} holds no Slurm allocation of this job")
     for s in [s for s in ctx.sessions.values() if s.host == step.host]:
-        _close_session(ctx, s)  # their shells end with the allocation
+        steps.close_session(ctx, s)  # their shells end with the allocation
     sh = _login(mach.place)
     if mach.state not in ("released", "gone"):
         try:
@@ -260,5 +253,5 @@ def release(ctx: Context, idx: int, step: m.Slurm, resume: dict | None = None) -
             raise StepFailed(str(e)) from None
         ctx.machines.set_state(step.host, "released")
     ctx.hosts.pop(step.host, None)
-    _done(ctx, idx, job=mach.ident)
+    steps.done(ctx, idx, 0, job=mach.ident)
     ctx.console.ok(f"slurm job {mach.ident} released")

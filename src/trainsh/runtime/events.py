@@ -15,7 +15,7 @@ from pathlib import Path
 from trainsh import masking
 from trainsh.runtime import feed as ev
 from trainsh.runtime.journal import Journal
-from trainsh.ui.console import Console
+from trainsh.runtime.feed import Console
 
 KEPT = {"ok": "ok", "info": "info", "warn": "warning"}  # console level -> log level
 

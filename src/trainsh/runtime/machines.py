@@ -15,15 +15,14 @@ Before any of these, `look` asks each kind whether its machine still exists: one
 outside the job is said to be gone (nothing bills), never "still running" or "could not be
 released", and its sessions and folders are not waited for.
 
-Each kind of machine registers a `Kind` that knows how to release, describe and name the
-command that releases one (`KINDS["vast"] = ...`, `KINDS["slurm"] = ...`).
+Each kind of host knows how to release, describe and name the command that releases its
+machines: its `Kind` in runtime/reach/ (REACH["vast"], REACH["slurm"]).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-OURS = ("rented", "started", "allocated")
+from trainsh.runtime.reach import REACH
+from trainsh.runtime.reach.base import Kind, Machine
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS machines (
@@ -39,54 +38,9 @@ CREATE TABLE IF NOT EXISTS machines (
 """
 
 
-@dataclass
-class Machine:
-    host: str
-    kind: str
-    ident: str
-    how: str
-    place: str = ""
-    state: str = ""
-
-    @property
-    def ours(self) -> bool:
-        return self.how in OURS
-
-
-class Kind:
-    """How one kind of machine is released and described. Subclasses live with their kind."""
-
-    def release(self, m: Machine) -> str:
-        """End what bills (stop an instance, cancel an allocation); returns its state after."""
-        raise NotImplementedError
-
-    def describe(self, m: Machine) -> str:
-        """One line: what it is and what it costs, e.g. `vast 123 (RTX 4090, $0.40/h)`."""
-        return f"{m.kind} {m.ident}"
-
-    def current(self, m: Machine) -> str | None:
-        """What it is now, asked of its provider: running, stopped, gone ... (None: cannot tell)."""
-        return None
-
-    def gone(self, m: Machine) -> bool:
-        """Whether it no longer exists (destroyed by hand or by its cloud): nothing of it bills.
-        When that cannot be known, it is taken to be there."""
-        return self.current(m) == "gone"
-
-    def release_hint(self, m: Machine) -> str:
-        """The command a user runs to release it by hand."""
-        return f"train {m.kind} stop {m.ident}"
-
-    def released_note(self, m: Machine, state: str) -> str:
-        """What still bills once it is released as `state`, and how to end that ("" if nothing)."""
-        return ""
-
-
-KINDS: dict[str, Kind] = {}
-
-
-def _kind(m: Machine) -> Kind:
-    return KINDS.get(m.kind) or Kind()
+def kind_of(m: Machine) -> Kind:
+    """How machine `m` is released and described (its kind's reach half)."""
+    return REACH.get(m.kind) or Kind()
 
 
 class Machines:
@@ -143,7 +97,7 @@ class Machines:
             if m.host in self._looked:
                 continue
             self._looked.add(m.host)
-            kind = _kind(m)
+            kind = kind_of(m)
             try:
                 gone = kind.gone(m)
             except Exception:  # the cloud cannot tell now: it is taken to be there
@@ -155,7 +109,7 @@ class Machines:
 
     def on_failed(self, console, keep: bool = False) -> None:
         for m in self.look(console):
-            kind = _kind(m)
+            kind = kind_of(m)
             if not m.ours:
                 console.info(f"{kind.describe(m)} was running before this job: left running")
                 continue
@@ -176,7 +130,7 @@ class Machines:
 
     def on_interrupted(self, console) -> None:
         for m in self.look(console):
-            kind = _kind(m)
+            kind = kind_of(m)
             console.warn(f"{kind.describe(m)} is still running and billing (resume goes on "
                          f"there); stop it with: {kind.release_hint(m)}")
         for line in self.rents_in_flight():
@@ -221,7 +175,7 @@ class Machines:
         """With `release` (`train exec`), what the job rented or started is released unless
         `keep` (--keep-hosts): an exec is over when it ends, and nothing should bill after it."""
         for m in self.look(console):
-            kind = _kind(m)
+            kind = kind_of(m)
             if release and m.ours and not keep:
                 try:
                     state = kind.release(m)

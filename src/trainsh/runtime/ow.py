@@ -779,9 +779,9 @@ class Follower:
                 self._parse_rc(tail)
                 return
             if p.returncode == 255:  # the connection dropped: the command goes on there
-                from trainsh.remote.shell import _FATAL
+                from trainsh.remote.shell import FATAL
 
-                if any(f in err for f in _FATAL):
+                if any(f in err for f in FATAL):
                     raise OwError(f"ssh {self.shell.spec.destination}: {err.splitlines()[-1]}")
                 first = False
                 tries += 1

@@ -15,7 +15,7 @@ from trainsh.recipe.model import Recipe, RecipeError, Transfer
 def cannot_run(recipe: Recipe, host_specs: dict[str, str] | None = None) -> list[RecipeError]:
     """Every step and host of the recipe that this version cannot run, as file:line:col
     errors. `host_specs` are the hosts as the run will have them (after --host)."""
-    from trainsh.runtime import steps
+    from trainsh.runtime.handlers import cannot_run as cannot_run_step
     from trainsh.runtime.reach import unsupported as unsupported_host
 
     lines = recipe.text.splitlines()
@@ -31,7 +31,7 @@ def cannot_run(recipe: Recipe, host_specs: dict[str, str] | None = None) -> list
         if why and name in defs:
             error(defs[name].pos, why)
     for step in recipe.steps:
-        why = steps.cannot_run(step)
+        why = cannot_run_step(step)
         if why:
             error(step.pos, why)
     return sorted(errors, key=lambda e: (e.pos.line, e.pos.col))
@@ -60,7 +60,8 @@ def unknown_overrides(recipe: Recipe, hosts: dict[str, str], storages: dict[str,
                       exec_mode: bool = False) -> list[str]:
     """--host and --storage that name no host or storage of the recipe, or hold a bad spec.
     `train exec` lines need no definitions, so there any name goes."""
-    from trainsh.recipe.parser import check_host_spec, check_storage_spec
+    from trainsh.kinds import spec_problem
+    from trainsh.recipe.parser import check_storage_spec
 
     problems = []
     for flag, given, kind, other in (("--host", hosts, "host", "storage"),
@@ -79,7 +80,7 @@ def unknown_overrides(recipe: Recipe, hosts: dict[str, str], storages: dict[str,
                 problems.append(f"{flag} {name}=: empty spec")
                 continue
             if kind == "host":
-                problem = check_host_spec(spec)
+                problem = spec_problem(spec)
                 why = problem[1] if problem else None
             else:
                 why = check_storage_spec(spec)

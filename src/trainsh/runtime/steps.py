@@ -11,15 +11,15 @@ from trainsh.numbers import digits
 from trainsh.recipe import model as m
 from trainsh.remote.tmux import Pending, Session, Tmux
 from trainsh.remote.waits import run_wait
-from trainsh.runtime.runner import PROVIDER_NAMES, Context, StepFailed, attach_command
+from trainsh.runtime.context import Context, StepFailed, attach_command
 from trainsh.settings import config
 
 
-def _start(ctx: Context, idx: int, step: m.Step, **detail) -> None:
+def start(ctx: Context, idx: int, step: m.Step, **detail) -> None:
     ctx.journal.step_started(ctx.job.id, idx, step.pos.line, step.kind, step.source, detail)
 
 
-def _done(ctx: Context, idx: int, exit_code: int | None = 0, **detail) -> None:
+def done(ctx: Context, idx: int, exit_code: int | None = 0, **detail) -> None:
     ctx.journal.step_finished(ctx.job.id, idx, "done", exit_code, **({"detail": detail} if detail else {}))
 
 
@@ -94,7 +94,7 @@ def _run_command(ctx: Context, idx: int, step: m.Command, resume: dict | None) -
         prev = _finish_previous(ctx, s, tmux, until=time.time() + timeout)
         ctx.console.live_done()
         if prev is not None and not prev.done:
-            _start(ctx, idx, step, session=s.name)
+            start(ctx, idx, step, session=s.name)
             raise StepFailed(f"{s.name} was still running '{_short(prev.text)}' after "
                              f"{m.format_seconds(timeout)} (this command's timeout); wait for it "
                              f"with 'wait @{s.name} idle timeout=...' or give this command a longer timeout=")
@@ -108,7 +108,7 @@ def _run_command(ctx: Context, idx: int, step: m.Command, resume: dict | None) -
         s.current = p
         s.marker, s.cmd_offset = channel, s.log_offset
         with ctx.journal.batch():  # before sending: a resume must know what may be running
-            _start(ctx, idx, step, session=s.name, channel=channel, rc=rc_path,
+            start(ctx, idx, step, session=s.name, channel=channel, rc=rc_path,
                    background=step.background)
             ctx.save_session(s)
         if secret_values:  # the command removes them as it starts; the job's end, if not
@@ -177,7 +177,7 @@ def host_command(ctx: Context, idx: int, step: m.HostCommand, resume: dict | Non
         raise StepFailed(str(e), e.exit_code) from None
     if p is not None and p.output:
         print(p.output, flush=True)
-    _close_session(ctx, ctx.sessions[name])
+    close_session(ctx, ctx.sessions[name])
 
 
 # ---- waits ---------------------------------------------------------------------------------
@@ -186,7 +186,7 @@ def wait(ctx: Context, idx: int, step: m.Wait, resume: dict | None = None) -> No
     s, tmux = ctx.session(step.session)
     timeout = step.timeout.seconds if step.timeout else config.duration("defaults.wait_timeout")
     condition = ctx.expand(step.condition)
-    _start(ctx, idx, step, session=s.name, condition=condition)
+    start(ctx, idx, step, session=s.name, condition=condition)
     begin = time.monotonic()
     limit = m.format_seconds(timeout)
     ctx.console.live(f"{s.name}: waiting for {condition}",
@@ -231,7 +231,7 @@ def wait(ctx: Context, idx: int, step: m.Wait, resume: dict | None = None) -> No
     finally:
         ctx.console.live_done()
     took = time.monotonic() - begin
-    _done(ctx, idx, 0, session=s.name, condition=condition, seconds=round(took, 3), found=detail)
+    done(ctx, idx, 0, session=s.name, condition=condition, seconds=round(took, 3), found=detail)
     ctx.console.ok(f"{condition} after {m.format_seconds(round(took, 2))}"
                    + (f": {detail}" if step.pattern is not None and detail else ""))
 
@@ -240,9 +240,9 @@ def wait(ctx: Context, idx: int, step: m.Wait, resume: dict | None = None) -> No
 
 def tmux_open(ctx: Context, idx: int, step: m.TmuxOpen, resume: dict | None = None) -> None:
     h = ctx.host(step.host)
-    _start(ctx, idx, step, host=step.host)
+    start(ctx, idx, step, host=step.host)
     s = _open_session(ctx, step.name, step.host, f"{step.name}-{ctx.job.id}", resume)
-    _done(ctx, idx, 0, session=s.name, real=s.real)
+    done(ctx, idx, 0, session=s.name, real=s.real)
     ctx.console.ok(f"session {s.name} on {step.host}: {attach_command(h, s.real)}")
 
 
@@ -261,24 +261,25 @@ def _open_session(ctx: Context, name: str, host: str, real: str, resume: dict | 
 def tmux_close(ctx: Context, idx: int, step: m.TmuxClose, resume: dict | None = None) -> None:
     if step.session not in ctx.sessions and any(  # (a resumed job: it ended with its machine)
             r["name"] == step.session and r["status"] == "gone" for r in ctx.journal.sessions(ctx.job.id)):
-        _start(ctx, idx, step, session=step.session)
-        _done(ctx, idx, 0, machine="stopped")
+        start(ctx, idx, step, session=step.session)
+        done(ctx, idx, 0, machine="stopped")
         ctx.console.ok(f"session {step.session} closed (its machine is stopped)")
         return
     s, _ = ctx.session(step.session)
-    _start(ctx, idx, step, session=s.name)
-    if _clouds.stopped(ctx, s.host):  # vast.stop ended its machine, and the session with it
+    start(ctx, idx, step, session=s.name)
+    held = ctx.machines.get(s.host) if ctx.machines is not None else None
+    if held and held.state == "stopped":  # vast.stop ended its machine, and the session with it
         del ctx.sessions[s.name]
         ctx.journal.session_closed(ctx.job.id, s.name)
-        _done(ctx, idx, 0, machine="stopped")
+        done(ctx, idx, 0, machine="stopped")
         ctx.console.ok(f"session {s.name} closed (its machine is stopped)")
         return
-    _close_session(ctx, s)
-    _done(ctx, idx, 0)
+    close_session(ctx, s)
+    done(ctx, idx, 0)
     ctx.console.ok(f"session {s.name} closed")
 
 
-def _close_session(ctx: Context, s: Session) -> None:
+def close_session(ctx: Context, s: Session) -> None:
     """Close a session; a command still running in it is stopped, its output kept."""
     tmux = ctx.host(s.host).tmux
     p = s.current
@@ -298,9 +299,9 @@ def _close_session(ctx: Context, s: Session) -> None:
 def tmux_config(ctx: Context, idx: int, step: m.TmuxConfig, resume: dict | None = None) -> None:
     h = ctx.host(step.host)
     options = config.get("tmux.options")
-    _start(ctx, idx, step, host=step.host)
+    start(ctx, idx, step, host=step.host)
     h.tmux.set_options({str(k): str(v) for k, v in options.items()})
-    _done(ctx, idx, 0, options=options)
+    done(ctx, idx, 0, options=options)
     ctx.console.ok(f"tmux options on {step.host}: " + ", ".join(f"{k}={v}" for k, v in options.items()))
 
 
@@ -309,7 +310,7 @@ def tmux_config(ctx: Context, idx: int, step: m.TmuxConfig, resume: dict | None 
 def transfer(ctx: Context, idx: int, step: m.Transfer, resume: dict | None = None) -> None:
     from trainsh.transfer import planner
 
-    _start(ctx, idx, step)
+    start(ctx, idx, step)
     src, dst = _side(ctx, step.src), _side(ctx, step.dst)
     label = f"copying {src} -> {dst}"
     ctx.console.live(label)
@@ -318,12 +319,12 @@ def transfer(ctx: Context, idx: int, step: m.Transfer, resume: dict | None = Non
         summary = planner.copy(src, dst, delete=step.delete, excludes=step.excludes, progress=progress)
     finally:
         ctx.console.live_done()
-    _done(ctx, idx, 0, src=str(src), dst=str(dst), summary=summary)
+    done(ctx, idx, 0, src=str(src), dst=str(dst), summary=summary)
     ctx.console.ok(summary)
 
 
 def _side(ctx: Context, ep: m.Endpoint):
-    from trainsh.transfer.planner import Side
+    from trainsh.transfer.side import Side
 
     path = ctx.expand(ep.path, "a transfer path")
     if ep.name is not None and ep.name != "local":
@@ -353,74 +354,21 @@ def _side(ctx: Context, ep: m.Endpoint):
 
 def notify(ctx: Context, idx: int, step: m.Notify, resume: dict | None = None) -> None:
     message = ctx.expand(step.message)
-    _start(ctx, idx, step)
+    start(ctx, idx, step)
     ctx.console.plain(f"  >> {message}")  # (kept with the step, as every step's result line)
     from trainsh.runtime.notify import send
 
     sent, problem = send(message, ctx.expand)
     if problem:
         ctx.events.warn(problem)
-    _done(ctx, idx, 0, message=message, sent=sent)
+    done(ctx, idx, 0, message=message, sent=sent)
 
 
 def sleep(ctx: Context, idx: int, step: m.Sleep, resume: dict | None = None) -> None:
-    _start(ctx, idx, step)
+    start(ctx, idx, step)
     ctx.console.live(f"sleeping {step.duration}", deadline=time.time() + step.duration.seconds)
     try:
         time.sleep(step.duration.seconds)
     finally:
         ctx.console.live_done()
-    _done(ctx, idx, 0)
-
-
-# What this version can run: a handler per step kind, and per cloud action (`vast.pick`, see
-# Step.handler_key). `train recipe check` names every step without one, and a run refuses such
-# a recipe before its first step. A provider module gains support by adding its actions here
-# (HANDLERS["vast.pick"] = pick) and its hosts to runtime/reach.py's SCHEMES.
-HANDLERS = {
-    "command": command,
-    "host_command": host_command,
-    "wait": wait,
-    "tmux.open": tmux_open,
-    "tmux.close": tmux_close,
-    "tmux.config": tmux_config,
-    "transfer": transfer,
-    "notify": notify,
-    "sleep": sleep,
-}
-
-
-def _slurm(action: str):
-    def handler(ctx: Context, idx: int, step: m.Step, resume: dict | None = None) -> None:
-        from trainsh.runtime import allocations  # Slurm's code loads only for its steps
-
-        getattr(allocations, action)(ctx, idx, step, resume)
-    return handler
-
-
-HANDLERS.update({f"slurm.{a}": _slurm(a) for a in ("alloc", "wait", "release")})
-
-from trainsh.runtime import clouds as _clouds  # noqa: E402  (it takes _start and _done from here)
-
-for _cloud in _clouds.CLOUDS:
-    HANDLERS.update(_clouds.handlers(_cloud))
-
-
-def cannot_run(step: m.Step) -> str | None:
-    """Why this version cannot run `step`, or None when it can."""
-    if step.handler_key in HANDLERS:
-        return None
-    if isinstance(step, m.Cloud):
-        what = PROVIDER_NAMES.get(step.provider, step.provider)
-        return f"{step.handler_key}: {what} control is not supported yet in this version"
-    return f"{step.handler_key} steps are not supported in this version"
-
-
-def handler_for(step: m.Step):
-    """The step's handler; for a step this version cannot run, one that fails saying why."""
-    handler = HANDLERS.get(step.handler_key)
-    if handler is None:
-        def handler(ctx: Context, idx: int, step: m.Step, resume: dict | None = None) -> None:
-            _start(ctx, idx, step)
-            raise StepFailed(cannot_run(step))
-    return handler
+    done(ctx, idx, 0)

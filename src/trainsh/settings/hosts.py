@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import os
 
+from trainsh.kinds import slurm
+from trainsh.kinds.ssh import hostname_problem
 from trainsh.settings import paths, tables
 
 FIELDS = ("kind", "tunnel", "host", "user", "port", "key", "jump", "options", "slurm", "last_seen")
@@ -49,8 +51,6 @@ def get(name: str) -> dict | None:
 
 def entry_problem(entry: dict) -> str | None:
     """What is wrong with a hosts.toml entry's fields (types, a host name), or None."""
-    from trainsh.remote.sshspec import hostname_problem
-
     host = entry.get("host")
     if not isinstance(host, str) or not host:
         return "'host' must be a host name or address"
@@ -69,10 +69,8 @@ def entry_problem(entry: dict) -> str | None:
                                     and all(isinstance(o, str) for o in options)):
         return f"'options' must be a list of strings like [\"Compression=yes\"], got {options!r}"
     if entry.get("slurm") is not None:
-        from trainsh.cloud.slurm import spec_problem
-
         alloc = entry["slurm"]
-        problem = "must be a string" if not isinstance(alloc, str) else spec_problem(f"x?{alloc}") if alloc else None
+        problem = "must be a string" if not isinstance(alloc, str) else slurm.spec_problem(f"x?{alloc}") if alloc else None
         if problem:
             return f"'slurm' (allocation options like \"nodes=2&time=4h\"): {problem}"
     return None

@@ -17,29 +17,13 @@ import shlex
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass
 
-from trainsh.remote.shell import Shell, ShellError, SshShell
+from trainsh.remote.shell import ShellError, SshShell
 from trainsh.remote.sshspec import rsync_rsh, ssh_options
-from trainsh.settings.storages import Storage
+from trainsh.transfer import storage
 from trainsh.transfer.report import Meter, listing
 from trainsh.transfer.rsync import local_copy, rsync_argv, run_rsync, source_missing, summarize, target_dir
-
-
-@dataclass
-class Side:
-    path: str
-    shell: Shell | None = None  # None: this machine
-    storage: Storage | None = None  # an object store or folder reached through rclone
-
-    @property
-    def remote(self) -> bool:
-        return self.shell is not None and not self.shell.is_local()
-
-    def __str__(self) -> str:
-        if self.storage is not None:
-            return f"{self.storage}:{self.path}"
-        return f"{self.shell.name}:{self.path}" if self.remote else self.path
+from trainsh.transfer.side import Side
 
 
 def copy(src: Side, dst: Side, *, delete: bool = False, excludes: tuple[str, ...] = (),
@@ -51,8 +35,6 @@ def copy(src: Side, dst: Side, *, delete: bool = False, excludes: tuple[str, ...
     if src.storage is None and not src.remote and not os.path.exists(src.path.rstrip("/") or "/"):
         raise ShellError(f"the transfer source {src.path} does not exist (on this machine)")
     if src.storage is not None or dst.storage is not None:
-        from trainsh.transfer import storage
-
         return storage.copy(src, dst, delete=delete, excludes=excludes, dry_run=dry_run,
                             progress=progress)
     if not src.remote and not dst.remote:

@@ -10,7 +10,7 @@ import subprocess
 import time
 
 from trainsh import masking
-from trainsh.remote.shell import LocalShell, Result, ShellError, _kill_group
+from trainsh.remote.shell import LocalShell, Result, ShellError, kill_group
 from trainsh.transfer.report import Meter, human_bytes, listing
 
 
@@ -49,7 +49,7 @@ def run_rsync(argv: list[str], progress=None, wrap=None):
     try:
         return _follow(p, argv, start, Meter(progress))
     except BaseException:  # Ctrl-C, SIGTERM: rsync (and its ssh) end with us
-        _kill_group(p)
+        kill_group(p)
         raise
 
 

@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import os
 import platform
+import posixpath
 import re
 import shlex
 import subprocess
 import time
 
 from trainsh import masking
-from trainsh.remote.shell import ShellError, SshShell, _kill_group
+from trainsh.remote.shell import ShellError, SshShell, kill_group
 from trainsh.settings.storages import StorageError
+from trainsh.remote.sshspec import rsync_rsh
 from trainsh.transfer import rclone
+from trainsh.transfer.rsync import rsync_argv, run_rsync
 from trainsh.transfer.report import Meter, human_bytes, listing, parse_bytes
 
 HOST_BIN = ".cache/trainsh/bin/rclone"
@@ -56,7 +59,7 @@ def copy(src, dst, *, delete=False, excludes=(), dry_run=False, progress=None) -
     if src.storage is None and not dry_run:
         return _upload(host, binary, env, argv, a, b, single, excludes, progress, src, dst, delete) \
             + f" in {time.monotonic() - start:.2f}s, checked{where}"
-    code, err = _run(host, argv, env, progress)
+    code, err = run_rclone(host, argv, env, progress)
     if code != 0:
         raise ShellError(f"copy {src} -> {dst} failed: {rclone.explain(err)}")
     if dry_run:
@@ -68,7 +71,7 @@ def copy(src, dst, *, delete=False, excludes=(), dry_run=False, progress=None) -
         problem = _check_file(host, binary, env, a, b)
         code, cerr = (1, problem) if problem else (0, "")
     else:
-        code, cerr = _run(host, rclone.check_argv(binary, a, b, excludes=excludes), env, None)
+        code, cerr = run_rclone(host, rclone.check_argv(binary, a, b, excludes=excludes), env, None)
     if code != 0:
         raise ShellError(f"copy {src} -> {dst}: the copy does not match its source "
                          f"(rclone check: {rclone.explain(cerr)})")
@@ -103,7 +106,7 @@ def _upload(host, binary, env, argv, a, b, single, excludes, progress, src, dst,
               f'rc=$?; wait $h; hr=$?; if [ $rc -ne 0 ]; then rm -f "$sums"; exit $rc; fi; '
               f'if [ $hr -ne 0 ] || [ ! -s "$sums" ]; then rm -f "$sums"; exit {MISMATCH}; fi; '
               f'{check}; c=$?; rm -f "$sums"; [ $c -eq 0 ] || exit {MISMATCH}')
-    code, err = _run(host, ["sh", "-c", script], env, progress)
+    code, err = run_rclone(host, ["sh", "-c", script], env, progress)
     if code == UNREACHED:
         raise ShellError(f"copy {src} -> {dst} failed: {rclone.explain(err, dst.storage)}")
     if code == MISMATCH:
@@ -130,7 +133,7 @@ def _check_file(host, binary, env, a: str, b: str) -> str:
 
     infos = []
     for end in (a, b):
-        code, out = _run(host, [binary, "lsjson", "--stat", "--hash", "--hash-type", "md5", end],
+        code, out = run_rclone(host, [binary, "lsjson", "--stat", "--hash", "--hash-type", "md5", end],
                          env, None, capture="stdout")
         if code != 0:
             return f"cannot stat {end}"
@@ -157,7 +160,7 @@ def _is_file(side, host, binary, env, end) -> bool:
         return r.stdout.strip() == "file"
     if side.path.strip("/") == "":
         return False
-    code, out = _run(host, [binary, "lsjson", "--stat", *rclone.QUICK, end], env, None, capture="both")
+    code, out = run_rclone(host, [binary, "lsjson", "--stat", *rclone.QUICK, end], env, None, capture="both")
     if code != 0:
         if "not found" in out:
             raise missing
@@ -165,7 +168,7 @@ def _is_file(side, host, binary, env, end) -> bool:
     if '"IsDir":false' in out.replace(" ", ""):
         return True
     # An object store answers any folder name; only a listing tells whether anything is there.
-    code, out = _run(host, [binary, "lsf", "--max-depth", "1", *rclone.QUICK, end], env, None,
+    code, out = run_rclone(host, [binary, "lsf", "--max-depth", "1", *rclone.QUICK, end], env, None,
                      capture="both")
     if code != 0 and "not found" in out:
         raise missing
@@ -174,7 +177,7 @@ def _is_file(side, host, binary, env, end) -> bool:
     return False
 
 
-def _run(host, argv, env, progress, capture="stderr") -> tuple[int, str]:
+def run_rclone(host, argv, env, progress, capture="stderr") -> tuple[int, str]:
     """Run rclone here or on the host, its credentials in its environment only."""
     if host is None:
         cmd, data = argv, None
@@ -203,7 +206,7 @@ def _run(host, argv, env, progress, capture="stderr") -> tuple[int, str]:
                 meter.update(parse_bytes(m.group(1)), parse_bytes(m.group(2)) or None)
         p.wait()
     except BaseException:  # Ctrl-C, SIGTERM: rclone and its helpers end with us
-        _kill_group(p)
+        kill_group(p)
         raise
     return p.returncode, masking.mask("".join(lines))
 
@@ -222,10 +225,12 @@ def host_rclone(host: SshShell) -> str:
     if arch != platform.machine():
         raise ShellError(f"{host.name} has no rclone and is {arch or 'of unknown architecture'} "
                          f"(this machine: {platform.machine()}): install rclone there")
-    from trainsh.transfer.planner import Side, copy as plain_copy
-
     local = os.environ.get("TRAINSH_RCLONE_UPLOAD") or rclone.rclone_binary()
-    plain_copy(Side(local), Side(cached, host))
+    argv = rsync_argv(local, f"{host.spec.destination}:{cached}")
+    argv[1:1] = ["-e", rsync_rsh(host.spec), f"--rsync-path=mkdir -p {shlex.quote(posixpath.dirname(cached))} && rsync"]
+    r = run_rsync(argv)
+    if not r.ok:
+        raise ShellError(f"could not bring rclone to {host.name}: {r.stderr.strip()[-300:]}", r)
     host.run(["chmod", "755", cached], check=True, timeout=60)
     return cached
 

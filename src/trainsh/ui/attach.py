@@ -12,7 +12,7 @@ import os
 import shlex
 import subprocess
 
-from trainsh.runtime.runner import local_tmux_socket
+from trainsh.runtime.context import local_tmux_socket
 
 
 def view_name(job_id: str) -> str:

@@ -19,7 +19,7 @@ import time
 from trainsh import masking
 from trainsh.recipe.model import format_seconds
 from trainsh.runtime import feed as ev
-from trainsh.ui.text import visible
+from trainsh.visible import visible
 
 
 def live_view_wanted(no_visual: bool, stream=None) -> bool:
