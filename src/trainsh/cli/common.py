@@ -1,6 +1,8 @@
 """What `train` and `ow` share on their way in and out: bad input as one line (UserError),
 signals as Ctrl-C (Terminated), and how a run ends (`ended`)."""
 
+# The settings paths load only to explain an error (start-up).
+
 from __future__ import annotations
 
 import errno

@@ -6,6 +6,8 @@ runtime/ow.py. Bad input is one line and exit 2; a failed run exits 1; a command
 code is ow exec's.
 """
 
+# Imports inside functions load a command's modules only when it runs: start-up stays fast.
+
 from __future__ import annotations
 
 import argparse

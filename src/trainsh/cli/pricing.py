@@ -1,5 +1,7 @@
 """Handlers of `train pricing`: rates, display currency, conversion, Colab and cloud costs."""
 
+# Imports inside functions load a command's modules only when it runs: start-up stays fast.
+
 from __future__ import annotations
 
 import json

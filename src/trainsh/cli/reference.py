@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from trainsh.cli.ow import build_parser as build_ow
+from trainsh.cli.parser import build_parser
+from trainsh.recipe.model import CLOUDS
+from trainsh.recipe.parser import CLOUD_OPTIONS, KEYWORDS, SLURM_WAIT_OPTIONS
 
 HEADER = """\
 # Command reference
@@ -113,11 +117,7 @@ def _command(p: argparse.ArgumentParser, path: str, help_text: str | None, out: 
 
 
 def _statements() -> list[str]:
-    from trainsh.cloud import slurm
-    from trainsh.recipe.model import CLOUDS
-    from trainsh.recipe.parser import CLOUD_OPTIONS, KEYWORDS, SLURM_WAIT_OPTIONS
-
-    titles = {"vast": "Vast.ai", "runpod": "RunPod"}
+    from trainsh.kinds import slurm, title
     out = ["## Recipe statements\n",
            "One statement a line (a `\\` at the end continues it; a heredoc's body belongs to its "
            "command); `#` starts a comment line. Definitions come first, then the workflow.\n"]
@@ -126,7 +126,7 @@ def _statements() -> list[str]:
         if key not in STATEMENTS:
             raise SystemExit(f"reference: recipe statement '{key}' has no entry in STATEMENTS "
                              f"(src/trainsh/cli/reference.py)")
-        form, meaning = (s.replace("{cloud}", cloud).replace("{title}", titles.get(cloud, cloud))
+        form, meaning = (s.replace("{cloud}", cloud).replace("{title}", title(cloud))
                          for s in STATEMENTS[key])
         out.append(f"- {_code(form)}: {meaning}")
         for name, check in (options or {}).items():
@@ -159,9 +159,6 @@ def _statements() -> list[str]:
 
 
 def generate() -> str:
-    from trainsh.cli import build_parser
-    from trainsh.cli.ow import build_parser as build_ow
-
     out = [HEADER]
     for title, parser in (("train", build_parser()), ("ow", build_ow())):
         out.append(f"## {title}\n")

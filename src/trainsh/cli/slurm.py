@@ -2,6 +2,8 @@
 trainsh job that made each allocation), and cancelling one. HOST is the cluster's login host:
 `local`, an ssh spec or alias, a hosts.toml name (of kind slurm too)."""
 
+# Imports inside functions load a command's modules only when it runs: start-up stays fast.
+
 from __future__ import annotations
 
 import re

@@ -20,7 +20,7 @@ import time
 
 from trainsh.numbers import digits
 from trainsh.remote.sshspec import SshSpec
-from trainsh.settings import hosts, paths
+from trainsh.settings import hosts, paths, secrets
 
 CLOUDFLARED_HINT = ("cloudflared is needed to reach Colab through its tunnel and is not on PATH: "
                     "install it from Cloudflare's packages (the 'cloudflared' .deb or binary)")
@@ -161,8 +161,6 @@ def ssh_spec(name: str, *, e: dict | None = None, password: str | None = None,
     """How ssh reaches the Colab host `name` (with its password through askpass). `e`,
     `password` and `known` (a known_hosts file) stand in for what is saved, for a login tried
     before anything is; without `with_password` the spec has no askpass (ssh would ask)."""
-    from trainsh.settings import secrets
-
     e = e or entry(name)
     options = [f"UserKnownHostsFile={known or known_hosts(name)}", "StrictHostKeyChecking=accept-new",
                "NumberOfPasswordPrompts=1"]

@@ -19,6 +19,8 @@ One place decides timeouts, retries and how a failed call reads:
 Error text never contains the key, and is always one line.
 """
 
+# The config loads inside the call that needs it: `train --help` and the parsers stay fast.
+
 from __future__ import annotations
 
 import json

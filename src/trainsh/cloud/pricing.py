@@ -7,6 +7,8 @@ a dated built-in table; every answer says which of the three it is. A bad answer
 server never replaces good rates.
 """
 
+# Imports inside functions load the HTTP client and tables only when rates are needed (start-up).
+
 from __future__ import annotations
 
 import json

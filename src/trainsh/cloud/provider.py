@@ -10,6 +10,8 @@ Units are fixed here so providers convert once: prices in USD per hour, memory a
 (10^9 bytes as the clouds quote them), times as Unix seconds.
 """
 
+# Imports inside functions load ssh, GPU names and the config only where used (start-up).
+
 from __future__ import annotations
 
 import os

@@ -15,6 +15,8 @@ times the GPU count. `create` also takes a bare gpuTypeId or a short name
 takes (L40, H100S, ...) to those ids.
 """
 
+# Imports inside functions keep the secrets store, ssh and GPU tables out of start-up.
+
 from __future__ import annotations
 
 import json

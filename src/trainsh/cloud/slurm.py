@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from trainsh.kinds.slurm import FLAGS, TRUE, Spec, slurm_time
 from trainsh.remote.shell import Shell
+from trainsh.settings import hosts
 
 # Allocation options as a recipe or `--host NAME=slurm:LOGIN?...` writes them -> salloc flags.
 # `exclusive=true` is a flag alone; `extra="..."` is any other salloc options, split as a shell
@@ -260,8 +261,6 @@ def host_spec(spec: str) -> str | None:
         return spec
     if not spec or spec == "local" or " " in spec or "@" in spec or ":" in spec:
         return None
-    from trainsh.settings import hosts
-
     entry = hosts.get(spec)
     if not entry or entry.get("kind") != "slurm":
         return None

@@ -6,6 +6,8 @@ is searched with `POST bundles/`, an offer is rented with `PUT asks/ID/`. Vast g
 MB (the CLI divides by 1000); `Offer` and the filters speak GB.
 """
 
+# Imports inside functions keep the secrets store and GPU tables out of start-up.
+
 from __future__ import annotations
 
 import os

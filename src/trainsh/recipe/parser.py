@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from trainsh.kinds import INLINE, SCHEMES, spec_problem
 from trainsh.kinds.slurm import option_problem
 from trainsh.kinds.ssh import valid_port
+from trainsh.recipe.expand import ExpandError, expand
 from trainsh.recipe.model import (
     CLOUDS,
     CONTROL_CHARS,
@@ -862,8 +863,6 @@ class _Parser:
 
     def check_variable_loops(self) -> None:
         """`var A = $B` with `var B = $A` can never be expanded: say so now, not at run time."""
-        from trainsh.recipe.expand import ExpandError, expand
-
         variables = self.recipe.variables
         reported: set[str] = set()
         for name, d in self.recipe.of_kind("var").items():

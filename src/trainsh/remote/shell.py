@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 
 from trainsh import masking
+from trainsh.remote.sshspec import SshSpec, ssh_argv
 
 
 @dataclass
@@ -218,8 +219,6 @@ class SshShell(Shell):
     """
 
     def __init__(self, spec, reconnect: float = 60.0, gone: str | None = None, lost=None):
-        from trainsh.remote.sshspec import SshSpec
-
         self.spec = spec if isinstance(spec, SshSpec) else SshSpec.parse(spec)
         self.name = self.spec.destination
         self.reconnect = reconnect
@@ -234,8 +233,6 @@ class SshShell(Shell):
         self._home: str | None = None
 
     def argv_for(self, argv: list[str]) -> list[str]:
-        from trainsh.remote.sshspec import ssh_argv
-
         return ssh_argv(self.spec, shlex.join(argv))
 
     def run(self, argv, *, input=None, timeout=None, check=False, env=None, hold_stdin=False) -> Result:

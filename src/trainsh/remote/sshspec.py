@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from trainsh.kinds.ssh import hostname_problem
 from trainsh.numbers import digits
+from trainsh.settings import config, paths
 
 
 class SpecError(ValueError):
@@ -124,8 +125,6 @@ def ssh_options(spec: SshSpec, *, batch: bool = True, persist: str = "300") -> l
 
 def _default_key() -> str:
     """config `ssh.key`: the identity for hosts that name none (else ssh's own choice)."""
-    from trainsh.settings import config
-
     try:
         key = config.get("ssh.key")
     except config.ConfigError:
@@ -136,8 +135,6 @@ def _default_key() -> str:
 def known_hosts_file() -> str:
     """trainsh's own known_hosts, for rented cloud machines: their addresses and ports pass from
     one renter to the next, so their keys stay out of the user's ~/.ssh/known_hosts."""
-    from trainsh.settings import paths
-
     return str(paths.ensure(paths.home()) / "known_hosts")
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import shlex
 import threading
+from trainsh.remote.shell import ShellError, SshShell
 
 FOLDER = ".cache/trainsh/autostop"  # under the machine's $HOME
 
@@ -98,8 +99,6 @@ def leave(shell, provider, iid: str, job: str, idle: float, destroy: bool = Fals
     """Start the watcher for `job` on the instance (once: a watcher of the job already running
     is kept) and touch its heartbeat. `all_sessions`: a command running in any tmux session
     keeps the machine (the whole machine is the job's). None when it watches, else why not."""
-    from trainsh.remote.shell import ShellError, SshShell
-
     how = getattr(provider, "self_destroy" if destroy else "self_stop", None)
     if how is None:
         return "is not available for this cloud"
@@ -131,8 +130,6 @@ def alive_path(shell, job: str) -> str:
 def heartbeat(shell, job: str, idle: float, name: str = "") -> threading.Event:
     """Touch the job's heartbeat file on the machine while this process runs (a thread); set
     the event it returns to stop. A dead process stops touching it by itself."""
-    from trainsh.remote.shell import ShellError, SshShell
-
     stop = threading.Event()
     path = alive_path(shell, job)
     quiet = SshShell(shell.spec, reconnect=0)  # rides on the shared connection; never waits on a dead one
@@ -151,8 +148,6 @@ def heartbeat(shell, job: str, idle: float, name: str = "") -> threading.Event:
 
 def remove(shell, job: str) -> bool:
     """End the job's watcher on the machine (a machine the user keeps); whether that worked."""
-    from trainsh.remote.shell import ShellError, SshShell
-
     folder = f"$HOME/{FOLDER}"
     script = (f'cd {folder} 2>/dev/null || exit 0; [ -f {job}.pid ] || exit 0; '
               f'kill "$(cat {job}.pid)" 2>/dev/null; rm -f {job}.pid {job}.alive')

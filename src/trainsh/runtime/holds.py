@@ -21,6 +21,8 @@ import json
 import os
 import time
 from dataclasses import dataclass
+from trainsh.cloud.provider import NoCapacity, ProviderError, Unavailable
+from trainsh.runtime.journal import process_alive, process_start
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS rents (
@@ -57,8 +59,6 @@ class Rent:
 
     def alive(self) -> bool:
         """Whether the process that sent it still runs (the same process, not a reused pid)."""
-        from trainsh.runtime.journal import process_alive
-
         return process_alive(self.pid, self.pid_start)
 
 
@@ -76,8 +76,6 @@ class Holds:
     # ---- the ledger
     def begin(self, cloud: str, label: str, holder: str, before=()) -> None:
         """A rent is about to be sent (journaled first, so no signal can lose it)."""
-        from trainsh.runtime.journal import process_start
-
         self.db.execute(
             "INSERT OR REPLACE INTO rents (label, cloud, holder, pid, pid_start, ident, state, before,"
             " created) VALUES (?,?,?,?,?,?,?,?,?)",
@@ -214,8 +212,6 @@ def rent(holds: Holds, p, offer_id: str, request, holder: str, say=None):
     the signal raised again with `.made` (the instances found) for the caller to destroy or
     name; every error it raises carries `.made` once it has been settled ([] when nothing was
     made). A label the user chose may be on older machines: those are never the answer."""
-    from trainsh.cloud.provider import NoCapacity, ProviderError, Unavailable
-
     label = request.label
     if not request.existing and not label.startswith(("trainsh-", "ow-")):
         request.existing = tuple(i.id for i in p.find_by_label(label))

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from trainsh import masking
+from trainsh.runtime.feed import SessionClosed, SessionOpened, StepEnded, StepSaid
 from trainsh.settings import paths
 
 SCHEMA = """
@@ -283,8 +284,6 @@ class Journal:
         self.db.execute(f"UPDATE steps SET {', '.join(cols)} WHERE job_id=? AND idx=?",
                         (*values, job_id, idx))
         if "status" in fields:
-            from trainsh.runtime.feed import StepEnded
-
             self._tell(StepEnded(idx, fields["status"], fields.get("exit_code")))
 
     def step_finished(self, job_id: str, idx: int, status: str, exit_code: int | None = None,
@@ -303,8 +302,6 @@ class Journal:
             detail["said"] = [*detail.get("said", []), [level, text]]
             self.db.execute("UPDATE steps SET detail=? WHERE job_id=? AND idx=?",
                             (_dumps(detail), job_id, idx))
-        from trainsh.runtime.feed import StepSaid
-
         self._tell(StepSaid(idx, level, masking.mask(text)))
 
     def steps(self, job_id: str) -> list[dict]:
@@ -315,8 +312,6 @@ class Journal:
     def session_opened(self, job_id: str, name: str, host: str, real: str, run_dir: str) -> None:
         self.db.execute("INSERT OR REPLACE INTO sessions (job_id, name, host, real, run_dir, status)"
                         " VALUES (?,?,?,?,?,?)", (job_id, name, host, real, run_dir, "open"))
-        from trainsh.runtime.feed import SessionOpened
-
         self._tell(SessionOpened(name, host, real))
 
     def session_state(self, job_id: str, name: str, state: dict) -> None:
@@ -326,8 +321,6 @@ class Journal:
     def session_closed(self, job_id: str, name: str, status: str = "closed") -> None:
         """closed: by tmux.close; dropped: by the job's failure (a resume opens it again)."""
         self.db.execute("UPDATE sessions SET status=? WHERE job_id=? AND name=?", (status, job_id, name))
-        from trainsh.runtime.feed import SessionClosed
-
         self._tell(SessionClosed(name))
 
     def sessions(self, job_id: str) -> list[dict]:

@@ -23,6 +23,9 @@ from __future__ import annotations
 
 from trainsh.runtime.reach import REACH
 from trainsh.runtime.reach.base import Kind, Machine
+from trainsh.cloud.provider import provider
+from trainsh.runtime.feed import MachineState
+from trainsh.runtime.holds import Holds
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS machines (
@@ -69,8 +72,6 @@ class Machines:
     def _tell(self, m: Machine) -> None:
         """Each machine's state as journaled is told to the job's watchers (the live view's
         machines panel), as the journal tells of steps and sessions."""
-        from trainsh.runtime.feed import MachineState
-
         tell = getattr(self.journal, "watch", None)
         if tell is not None and m.state:
             tell(MachineState(m.host, m.kind, m.ident, m.state))
@@ -147,8 +148,6 @@ class Machines:
         """A line for each rent of the job that was sent but whose machine the job never saw:
         the cloud may have made it (and it bills). With `look`, its label is looked up once
         and what the cloud made is named."""
-        from trainsh.runtime.holds import Holds
-
         lines = []
         for r in Holds(self.journal).of_holder(f"job:{self.job_id}"):
             if r.state != "sending":
@@ -156,8 +155,6 @@ class Machines:
             made = []
             if look:
                 try:
-                    from trainsh.cloud.provider import provider
-
                     made = [i for i in provider(r.cloud).find_by_label(r.label) if i.id not in r.before]
                 except Exception:  # noqa: BLE001 - cannot look: say what may be there
                     made = []

@@ -4,6 +4,8 @@ and the end of a job on its own (done or failed, as config `notify.on` asks)."""
 from __future__ import annotations
 
 from trainsh.settings import config
+from trainsh.recipe.model import format_seconds
+from trainsh.runtime.feed import JobEnded
 
 
 def send(message: str, expand=str) -> tuple[int, str | None]:
@@ -28,9 +30,6 @@ def send(message: str, expand=str) -> tuple[int, str | None]:
 
 def on_job_end(console):
     """A feed subscriber: says when a job ends on its own (not when it is interrupted)."""
-    from trainsh.recipe.model import format_seconds
-    from trainsh.runtime.feed import JobEnded
-
     def hear(e) -> None:
         if not isinstance(e, JobEnded) or e.status not in ("done", "failed") \
                 or e.status not in config.get("notify.on"):

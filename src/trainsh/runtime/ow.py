@@ -24,6 +24,8 @@ and removes (`ow exec`): it runs the command under a terminal of its own and mas
 in all it prints. They never appear in an argv, a history or a log.
 """
 
+# Imports inside functions: ow's start is on the clock (owstart.py), so each part loads when used.
+
 from __future__ import annotations
 
 import os

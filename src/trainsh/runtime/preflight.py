@@ -10,14 +10,17 @@ import difflib
 
 from trainsh.recipe.expand import ExpandError, expand
 from trainsh.recipe.model import Recipe, RecipeError, Transfer
+from trainsh.kinds import spec_problem
+from trainsh.recipe.parser import check_storage_spec
+from trainsh.runtime.handlers import cannot_run as cannot_run_step
+from trainsh.runtime.reach import unsupported as unsupported_host
+from trainsh.settings import hosts as hosts_toml
+from trainsh.settings import storages as storages_toml
 
 
 def cannot_run(recipe: Recipe, host_specs: dict[str, str] | None = None) -> list[RecipeError]:
     """Every step and host of the recipe that this version cannot run, as file:line:col
     errors. `host_specs` are the hosts as the run will have them (after --host)."""
-    from trainsh.runtime.handlers import cannot_run as cannot_run_step
-    from trainsh.runtime.reach import unsupported as unsupported_host
-
     lines = recipe.text.splitlines()
     errors = []
 
@@ -60,9 +63,6 @@ def unknown_overrides(recipe: Recipe, hosts: dict[str, str], storages: dict[str,
                       exec_mode: bool = False) -> list[str]:
     """--host and --storage that name no host or storage of the recipe, or hold a bad spec.
     `train exec` lines need no definitions, so there any name goes."""
-    from trainsh.kinds import spec_problem
-    from trainsh.recipe.parser import check_storage_spec
-
     problems = []
     for flag, given, kind, other in (("--host", hosts, "host", "storage"),
                                      ("--storage", storages, "storage", "host")):
@@ -116,14 +116,12 @@ def exec_names(recipe: Recipe) -> tuple[dict[str, str], dict[str, str]]:
     """The hosts and storages `train exec` lines name without defining them, as `train
     transfer` reads them: a hosts.toml name is a host, else a storages.toml name (only where a
     storage can stand: a side of a transfer) is a storage, else an ssh alias or destination."""
-    from trainsh.settings import hosts, storages
-
     defined = set(recipe.definitions) | {"local"}
     as_host = {step.host for step in recipe.steps if getattr(step, "host", None)} - defined
     sides = {ep.name for step in recipe.steps if isinstance(step, Transfer)
              for ep in (step.src, step.dst) if ep.name} - defined
-    known_hosts = hosts.load()
-    known_storages = storages.load() if sides else {}
+    known_hosts = hosts_toml.load()
+    known_storages = storages_toml.load() if sides else {}
     host_specs, storage_specs = {}, {}
     for name in sorted(as_host | sides):
         if name in sides and name not in as_host and name not in known_hosts \

@@ -13,6 +13,10 @@ from trainsh.remote.tmux import Pending, Session, Tmux
 from trainsh.remote.waits import run_wait
 from trainsh.runtime.context import Context, StepFailed, attach_command
 from trainsh.settings import config
+from trainsh.runtime.notify import send
+from trainsh.settings.storages import StorageError, resolve
+from trainsh.transfer import planner
+from trainsh.transfer.side import Side
 
 
 def start(ctx: Context, idx: int, step: m.Step, **detail) -> None:
@@ -308,8 +312,6 @@ def tmux_config(ctx: Context, idx: int, step: m.TmuxConfig, resume: dict | None 
 # ---- transfers -----------------------------------------------------------------------------
 
 def transfer(ctx: Context, idx: int, step: m.Transfer, resume: dict | None = None) -> None:
-    from trainsh.transfer import planner
-
     start(ctx, idx, step)
     src, dst = _side(ctx, step.src), _side(ctx, step.dst)
     label = f"copying {src} -> {dst}"
@@ -324,13 +326,9 @@ def transfer(ctx: Context, idx: int, step: m.Transfer, resume: dict | None = Non
 
 
 def _side(ctx: Context, ep: m.Endpoint):
-    from trainsh.transfer.side import Side
-
     path = ctx.expand(ep.path, "a transfer path")
     if ep.name is not None and ep.name != "local":
         if ep.name in ctx.storage_specs:
-            from trainsh.settings.storages import StorageError, resolve
-
             spec = ctx.expand(ctx.storage_specs[ep.name], "a storage spec").strip()
             if spec == "placeholder":
                 raise StepFailed(f"storage @{ep.name} is a placeholder: give it a storage with "
@@ -356,8 +354,6 @@ def notify(ctx: Context, idx: int, step: m.Notify, resume: dict | None = None) -
     message = ctx.expand(step.message)
     start(ctx, idx, step)
     ctx.console.plain(f"  >> {message}")  # (kept with the step, as every step's result line)
-    from trainsh.runtime.notify import send
-
     sent, problem = send(message, ctx.expand)
     if problem:
         ctx.events.warn(problem)

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from trainsh import numbers
 from trainsh.settings import paths
+from trainsh.settings.tables import write_atomic
 
 
 class ConfigError(Exception):
@@ -111,10 +113,8 @@ def validate(key: Key, value: Any) -> Any:
     if t == "float" and not math.isfinite(value):  # (TOML and float() both take nan and inf)
         raise ConfigError(f"{key.name} must be a finite number, got {value!r}")
     if t == "duration" and not (key.name in OFF_OK and _off(value)) and _plain_seconds(value) is None:
-        from trainsh.recipe.model import Duration  # the one duration grammar (loads only here)
-
         try:
-            Duration.parse(str(value))
+            numbers.seconds(str(value))
         except ValueError as e:
             raise ConfigError(f"{key.name}: {e}") from None
     return value
@@ -150,9 +150,7 @@ def duration(name: str) -> float:
     seconds = _plain_seconds(value)
     if seconds is not None:
         return seconds
-    from trainsh.recipe.model import Duration
-
-    return Duration.parse(str(value)).seconds
+    return numbers.seconds(str(value))
 
 
 def _plain_seconds(value: Any) -> float | None:
@@ -226,8 +224,6 @@ def _document():
 
 def _write(doc) -> None:
     import tomlkit
-
-    from trainsh.settings.tables import write_atomic
 
     path = paths.config_file()
     paths.ensure(path.parent)

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from trainsh import masking
-from trainsh.settings import paths
+from trainsh.settings import config, paths
 
 KNOWN = {
     "VAST_API_KEY": "Vast.ai API key",
@@ -222,8 +222,6 @@ def store():
     global _store
     if _store is not None:
         return _store
-    from trainsh.settings import config
-
     choice = config.get("secrets.store")
     if choice == "keyring" or (choice == "auto" and keyring_works()):
         if choice == "keyring" and not keyring_works():

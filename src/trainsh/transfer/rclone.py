@@ -12,6 +12,7 @@ import sys
 
 from trainsh.remote.shell import ShellError
 from trainsh.settings.storages import Storage, StorageError
+from trainsh.settings import secrets
 
 REMOTE = "TRAINSH"  # the name rclone sees; defined only in the environment of one call
 
@@ -31,8 +32,6 @@ def rclone_binary() -> str:
 
 
 def _secret(name: str, why: str) -> str:
-    from trainsh.settings import secrets
-
     value = secrets.lookup(name)
     if not value:
         raise StorageError(f"{why} needs the secret {name}: train secrets set {name} (or export {name})")

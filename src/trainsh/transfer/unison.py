@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from trainsh.remote.shell import ShellError, SshShell
+from trainsh.remote.sshspec import ssh_argv, ssh_options, ssh_program
+from trainsh.settings import paths as settings_paths
 from trainsh.transfer.excludes import DEFAULT_EXCLUDES
 
 PROBE = ".trainsh-watch-probe"  # touched until the local watcher reports it: then it is armed
@@ -173,8 +175,6 @@ class Unison:
     def prepare(self) -> None:
         """Make the remote folder and find (or bring) a unison there: one round trip, plus the
         copy of the binary when the host has no usable one."""
-        from trainsh.remote.sshspec import ssh_options, ssh_program
-
         mine = local_unison()
         with open(self._sshcmd, "w") as f:  # unison takes a program, not a command line
             f.write("#!/bin/sh\nexec " + shlex.join([*ssh_program(self.shell.spec),
@@ -223,9 +223,7 @@ class Unison:
         return argv
 
     def env(self) -> dict[str, str]:
-        from trainsh.settings import paths
-
-        archive = paths.ensure(paths.home() / "unison")
+        archive = settings_paths.ensure(settings_paths.home() / "unison")
         return {**os.environ, "UNISON": str(archive)}
 
     def sync(self, paths: list[str] | None = None, timeout: float = 3600, extra: list[str] = (),
@@ -325,8 +323,6 @@ class LiveSync:
                     self.changes.put(rel)
 
     def _start_remote_watcher(self) -> None:
-        from trainsh.remote.sshspec import ssh_argv
-
         shell = self.unison.shell
         script = Path(__file__).with_name("watch_remote.py").read_bytes()
         target = f"{shell.home()}/{BIN}/watch_remote.py"

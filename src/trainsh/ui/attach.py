@@ -13,6 +13,9 @@ import shlex
 import subprocess
 
 from trainsh.runtime.context import local_tmux_socket
+from trainsh.remote.sshspec import ssh_argv
+from trainsh.runtime.feed import SessionOpened
+from trainsh.runtime.reach import ssh_shell
 
 
 def view_name(job_id: str) -> str:
@@ -29,9 +32,6 @@ def client_command(spec: str, real: str, rw: bool = False) -> str:
     flags = [] if rw else ["-f", "read-only,ignore-size"]
     if spec == "local":
         return "env -u TMUX " + shlex.join(_tmux("attach", *flags, "-t", real))
-    from trainsh.remote.sshspec import ssh_argv
-    from trainsh.runtime.reach import ssh_shell
-
     remote = shlex.join(["tmux", "attach", *flags, "-t", real])
     return shlex.join(ssh_argv(ssh_shell(spec).spec, remote, tty=True, batch=False))
 
@@ -99,8 +99,6 @@ def go(name: str) -> int:
 def follower(journal, job, console):
     """A feed subscriber for `recipe run --attach`: the view gains a pane as each session opens;
     the first time, it opens in a new window of the tmux this run is in, or says how to."""
-    from trainsh.runtime.feed import SessionOpened
-
     state = {"told": False}
 
     def hear(e) -> None:

@@ -11,6 +11,8 @@ step's last output; the last lines of each session's last command, so what a run
 its end, an evaluation's accuracy say, stays on the screen).
 """
 
+# Pricing loads only when a cost is drawn (start-up).
+
 from __future__ import annotations
 
 import collections

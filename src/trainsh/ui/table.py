@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+from trainsh.visible import visible
 
 
 def width(stream=None) -> int | None:
@@ -30,8 +31,6 @@ def render(headers: list[str], rows: list[list[str]], flex: int | None = -1, rig
     is longer: the `flex` column shrinks first (keeping its end), then the others from the
     right (keeping their starts), each to no less than its header (or 4 characters). With
     `flex=None` every column shrinks from the right, keeping its start."""
-    from trainsh.visible import visible
-
     n = len(headers)
     flex = n if flex is None else flex % n  # (n: no column is the flex one)
     rows = [[visible(c) for c in r] for r in rows]  # what the cells hold is shown, never acted on

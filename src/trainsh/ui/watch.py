@@ -2,6 +2,8 @@
 notifications when it ends on its own; the tmux view of its sessions with `--attach`. The
 runner runs the same in every case: these all hear the console's feed."""
 
+# The live view (rich) and the attach view load only when they are wanted (start-up).
+
 from __future__ import annotations
 
 import time
