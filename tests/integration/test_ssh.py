@@ -45,7 +45,7 @@ EOF
 """
 
 
-@pytest.mark.parametrize("user", ["root", USER])
+@pytest.mark.parametrize("user", ["root", USER], ids=["root", "test-user"])
 def test_exit_codes_output_and_heredocs_over_ssh(tmp_path, ssh, user):
     server = ssh.b if user == USER else ssh.a
     workdir = server.home
