@@ -98,6 +98,7 @@ LIMIT = count(1, 1000)         # rows of a listing
 DISK_GB = amount(65536.0)      # a machine's disk, GB
 GPU_RAM_GB = amount(4096.0, above=False)  # RAM per GPU, GB (0: any)
 USD_PER_HOUR = amount(10000.0)  # a price cap
+BID = amount(128.0)            # an interruptible bid, USD/h (Vast's create takes up to 128)
 MONEY = amount(1e12, -1e12, above=False)  # an amount to convert
 
 # Each cloud's ids, as arguments (`train vast show ID`, `--instance ID`, `create OFFER_ID`).

@@ -3,7 +3,9 @@
 It answers what the official SDK (runpod 1.12) and trainsh.cloud.runpod send, with RunPod's
 field names: `gpuTypes` (with `lowestPrice(input: {gpuCount, secureCloud})`; no input or no
 gpuCount is an error), `myself { pods }`,
-`pod(input: {podId})`, and the mutations `podFindAndDeployOnDemand`, `podStop`, `podResume`,
+`pod(input: {podId})`, and the mutations `podFindAndDeployOnDemand`, `podRentInterruptable`
+(a spot pod: the same input plus `bidPerGpu`, runpod/docs graphql-api/create-pod.md; its
+`podType` INTERRUPTABLE, its costPerHr the bid x GPUs), `podStop`, `podResume`,
 `podTerminate`. Only the fields a query selects are answered; a field the fake does not know is
 an error, as on a real GraphQL server. Errors come back as `{"errors": [{"message": ...}]}`;
 a wrong key is HTTP 401.
@@ -59,6 +61,12 @@ Every answer (see replies.py, shared with the Vast fake):
   wrong_shape   {"path": FIELD, "reply": JSON}: an operation whose first field is FIELD
                 ("myself", "gpuTypes", "pod", ...) is carried out, then answered 200 with that
                 JSON as the whole body ("v2/billing/pods" for the billing path)
+
+`POST /_fake/preempt {"id": POD_ID}`: RunPod reclaims a spot pod: its sshd and processes end,
+`desiredStatus` EXITED ("can be stopped at any time to free up resources for another Pod", the
+REST reference's `interruptible`), `lastStatusChange` "Reclaimed by RunPod: DATE" where a user's
+podStop writes "Exited by User: DATE" (the docs show "Rented by User: DATE"; these two wordings
+are the fake's own).
 
 `GET /_fake/state` shows the live pods (`pods`), the terminated ones (`terminated`), counters,
 `creating` (creates whose pod is made and whose answer has not gone out) and `machines`: every
@@ -345,6 +353,7 @@ INPUTS = {
         "containerRegistryAuthId": "String", "stopAfter": "String", "terminateAfter": "String",
         "compliance": "[String]"},
     "EnvironmentVariableInput": {"key": "String!", "value": "String"},
+    "PodRentInterruptableInput": None,  # the deploy input plus bidPerGpu (filled below)
     "PodResumeInput": {"podId": "String!", "gpuCount": "Int"},
     "PodStopInput": {"podId": "String!"},
     "PodTerminateInput": {"podId": "String!"},
@@ -352,10 +361,12 @@ INPUTS = {
     "GpuTypeFilter": {"id": "String"},
     "UpdateUserSettingsInput": {"pubKey": "String"},
 }
+INPUTS["PodRentInterruptableInput"] = {**INPUTS["PodFindAndDeployOnDemandInput"], "bidPerGpu": "Float!"}
 # Each root field's arguments (name -> type); a field left out takes none.
 ARGUMENTS = {
     "query": {"pod": {"input": "PodFilter!"}, "gpuTypes": {"input": "GpuTypeFilter"}},
     "mutation": {"podFindAndDeployOnDemand": {"input": "PodFindAndDeployOnDemandInput"},
+                 "podRentInterruptable": {"input": "PodRentInterruptableInput!"},
                  "podResume": {"input": "PodResumeInput!"}, "podStop": {"input": "PodStopInput!"},
                  "podTerminate": {"input": "PodTerminateInput!"},
                  "updateUserSettings": {"input": "UpdateUserSettingsInput!"}},
@@ -424,7 +435,7 @@ SCHEMA = {
     "query": {"gpuTypes": GPU_TYPE, "pod": POD,
               "myself": _fields("id email pubKey clientBalance", pods=POD,
                                 networkVolumes=_fields("id name size dataCenterId"))},
-    "mutation": {"podFindAndDeployOnDemand": POD, "podStop": POD, "podResume": POD, "podTerminate": None,
+    "mutation": {"podFindAndDeployOnDemand": POD, "podRentInterruptable": POD, "podStop": POD, "podResume": POD, "podTerminate": None,
                  "updateUserSettings": _fields("id pubKey")},
 }
 
@@ -621,6 +632,8 @@ class Pod:
         count = int(self.spec.get("gpuCount") or 1)
         price = {"SECURE": secure, "COMMUNITY": community}.get(self.spec.get("cloudType"),
                                                                min(p for p in (community, secure) if p))
+        if self.spec.get("bidPerGpu") is not None:  # a spot pod costs its bid
+            price = float(self.spec["bidPerGpu"])
         runtime = None
         if self.port and self.desired == "RUNNING":
             uptime = int(time.time() - (self.up_since or time.time()))
@@ -653,7 +666,7 @@ class Pod:
             "machineId": f"m-{self.id}",
             "memoryInGb": 62,
             "vcpuCount": 8,
-            "podType": "RESERVED",
+            "podType": "INTERRUPTABLE" if self.spec.get("bidPerGpu") is not None else "RESERVED",
             "port": None,
             "ports": self.spec.get("ports") or "",
             "uptimeSeconds": runtime["uptimeInSeconds"] if runtime else 0,
@@ -760,6 +773,11 @@ class FakeRunPod:
                     except (ValueError, TypeError) as e:
                         return self.reply(400, {"errors": [{"message": str(e)}]})
                     return self.reply(200, fake.faults if self.path.startswith("/_fake/faults") else fake.state())
+                if self.path.startswith("/_fake/preempt"):
+                    try:
+                        return self.reply(*fake.preempt(json.loads(raw or b"{}").get("id")))
+                    except (ValueError, AttributeError) as e:
+                        return self.reply(400, {"errors": [{"message": str(e)}]})
                 if self.path.startswith("/_fake/reset"):
                     fake.faults.clear()
                     return self.reply(200, {})
@@ -1044,12 +1062,36 @@ class FakeRunPod:
             raise GraphQLError("Pod not found")  # the wording is the fake's own
         return pod
 
+    def m_rent_spot(self, args: dict):
+        spec = args.get("input") or {}
+        bid = spec.get("bidPerGpu")
+        if not isinstance(bid, (int, float)) or bid <= 0:
+            raise GraphQLError("bidPerGpu must be more than 0")  # the fake's own wording
+        gpu = self._gpu(spec.get("gpuTypeId") or "")
+        lowest = self._gpu_type(gpu)["lowestPrice"]({"gpuCount": int(spec.get("gpuCount") or 1)}) if gpu else {}
+        if not lowest.get("minimumBidPrice"):
+            raise GraphQLError(CAPACITY_ERROR)
+        if bid < lowest["minimumBidPrice"]:
+            raise GraphQLError(f"Your bid is below the minimum bid of {lowest['minimumBidPrice']}")
+        return self.m_deploy(args)
+
     def m_stop(self, args: dict):
         pod = self._find(args)
         if pod.desired == "RUNNING":
             pod.set_desired("EXITED")
+            pod.last_change = f"Exited by User: {time.strftime('%a %b %d %Y %H:%M:%S GMT+0000', time.gmtime())}"
             pod.halt()
         return pod.render(), "Pod"
+
+    def preempt(self, pod_id) -> tuple[int, dict]:
+        with self.lock:
+            pod = self.pods.get(pod_id) if isinstance(pod_id, str) else None
+        if pod is None or pod.spec.get("bidPerGpu") is None or pod.desired != "RUNNING":
+            return 400, {"errors": [{"message": "preempt takes a running spot pod's id"}]}
+        pod.set_desired("EXITED")
+        pod.last_change = f"Reclaimed by RunPod: {time.strftime('%a %b %d %Y %H:%M:%S GMT+0000', time.gmtime())}"
+        pod.halt()
+        return 200, {"success": True}
 
     def m_resume(self, args: dict):
         pod = self._find(args)
@@ -1089,7 +1131,8 @@ class FakeRunPod:
 SCOPED = {"query": ("pod",), "mutation": ("podStop", "podResume", "podTerminate")}
 
 QUERIES = {"gpuTypes": FakeRunPod.q_gpu_types, "myself": FakeRunPod.q_myself, "pod": FakeRunPod.q_pod}
-MUTATIONS = {"podFindAndDeployOnDemand": FakeRunPod.m_deploy, "podStop": FakeRunPod.m_stop,
+MUTATIONS = {"podFindAndDeployOnDemand": FakeRunPod.m_deploy, "podRentInterruptable": FakeRunPod.m_rent_spot,
+             "podStop": FakeRunPod.m_stop,
              "podResume": FakeRunPod.m_resume, "podTerminate": FakeRunPod.m_terminate,
              "updateUserSettings": FakeRunPod.m_user_settings}
 

@@ -65,6 +65,16 @@ answer), `trickle` (each answer a byte at a time, this many seconds apart), `ret
 (every call answers 429 with that Retry-After and does nothing), `bad_status` (a broken status
 line), `garble_reply` ("truncate", "badjson", "drop" for every answer) and `wrong_shape`
 ({"path": "instances/", "reply": JSON}: that path below /api/v0 answers 200 with that JSON).
+Interruptible rents (create_instance.yaml): a rent whose body has `price` (0.001..128 $/h, else
+400 invalid_price) is on a bid: `is_bid` true, `dph_base` the bid, dph_total = bid + storage.
+PUT instances/bid_price/ID/ {"client_id": "me", "price": P} (change_bid.yaml: 0.001..32, else
+400 invalid_args; null: the offer's min_bid, vast-cli's "a winning bid price"; an on-demand
+instance: 400 invalid_args, the fake's own choice) sets it; a higher bid than the one outbid
+resumes the instance.
+POST /_fake/preempt {"id": ID}: an interruptible instance is outbid: its sshd and processes
+end, `actual_status` says "stopped" while `intended_status` stays "running" (vast-cli
+vastai/SKILL.md: "When outbid, the instance moves to `stopped` (not destroyed)"; docs: paused
+until its bid wins again); its disk bills on.
 POST /_fake/crash {"id": ID, "status": "exited"|"unknown"|"offline", "msg": TEXT}: the
 machine stops as a crashed container (its sshd and processes end) while the user's word stays
 "running": `actual_status` says `status` (default "exited"), `status_msg` says `msg`. Vast's
@@ -240,6 +250,8 @@ class Machine:
         self.env = create_env(body.get("env"))
         self.onstart = body.get("onstart")
         self.runtype = body.get("runtype") or "ssh"
+        self.bid: float | None = body.get("price")  # a rent with a price is interruptible
+        self.outbid_at: float | None = None  # the bid that lost, while outbid
         self.created = time.time()
         self.listed_at = time.monotonic() + fake.list_lag  # the provider's list lags behind
         self.destroyed = False
@@ -400,7 +412,7 @@ Subsystem sftp /usr/lib/openssh/sftp-server
         """This contract's entry of GET charges/ (show_charges.yaml): GPU time at dph_base,
         the disk for every hour since the rent, amounts rounded to 3 decimals."""
         ran = self.gpu_seconds + (now - self.running_since if self.running_since else 0.0)
-        gpu = ran / 3600 * self.offer["dph_total"]
+        gpu = ran / 3600 * self.gpu_price()
         disk = (now - self.created) / 3600 * self.storage_per_hour()
         items = [{"start": int(self.created), "end": int(now), "type": kind, "source": None,
                   "description": what, "amount": round(amount, 3), "metadata": {}, "items": []}
@@ -409,6 +421,9 @@ Subsystem sftp /usr/lib/openssh/sftp-server
         return {"start": int(self.created), "end": int(now), "type": "instance", "source": f"instance-{self.id}",
                 "description": f"Instance {self.id} Charges", "amount": round(gpu + disk, 3),
                 "metadata": {"label": self.label} if self.label else {}, "items": items}
+
+    def gpu_price(self) -> float:
+        return self.bid if self.bid is not None else self.offer["dph_total"]
 
     def row(self) -> dict:
         o = self.offer
@@ -433,12 +448,13 @@ Subsystem sftp /usr/lib/openssh/sftp-server
             "gpu_totalram": o["gpu_ram"], "gpu_util": 0.0 if running else None, "gpu_temp": None,
             "gpu_frac": 1.0, "cpu_util": 0.0, "mem_usage": None, "mem_limit": None,
             "disk_space": self.disk, "disk_usage": 0.1, "disk_util": 0.0,
-            "dph_total": o["dph_total"] + self.storage_per_hour(), "is_bid": False, "min_bid": o["min_bid"],
+            "dph_total": self.gpu_price() + self.storage_per_hour(), "is_bid": self.bid is not None,
+            "min_bid": o["min_bid"],
             "storage_total_cost": self.storage_per_hour(),
-            "instance": {"gpuCostPerHour": o["dph_total"] if running else 0, "diskHour": self.storage_per_hour(),
-                         "totalHour": (o["dph_total"] if running else 0) + self.storage_per_hour(),
+            "instance": {"gpuCostPerHour": self.gpu_price() if running else 0, "diskHour": self.storage_per_hour(),
+                         "totalHour": (self.gpu_price() if running else 0) + self.storage_per_hour(),
                          "discountTotalHour": 0,
-                         "discountedTotalPerHour": (o["dph_total"] if running else 0) + self.storage_per_hour()},
+                         "discountedTotalPerHour": (self.gpu_price() if running else 0) + self.storage_per_hour()},
             "public_ipaddr": "127.0.0.1" if self.direct_port else None,
             "direct_port_count": 20 if self.direct_port else 0, "static_ip": bool(self.direct_port),
             "ports": ({"22/tcp": [{"HostIp": "0.0.0.0", "HostPort": str(self.direct_port)}]}
@@ -446,6 +462,8 @@ Subsystem sftp /usr/lib/openssh/sftp-server
             "local_ipaddrs": "127.0.0.1\n", "jupyter_token": "", "logo": "/static/logos/vastai_small2.png",
             "rentable": True, "compute_cap": o["compute_cap"], "client_run_time": 1.0, "host_run_time": 1.0,
         })
+        if self.bid is not None:
+            row["dph_base"] = self.bid
         return row
 
 
@@ -508,6 +526,10 @@ def create_env(env) -> dict[str, str]:
 
 def create_problem(body: dict) -> str | None:
     """What makes a create's body invalid by the documented validation, or None."""
+    price = body.get("price")
+    if price is not None and (isinstance(price, bool) or not isinstance(price, (int, float))
+                              or not 0.001 <= price <= 128.0):
+        return "invalid_price: 'price' (a bid, $/h) must be a number from 0.001 to 128"
     for field in ("image", "label"):
         value = body.get(field)
         if value is not None and not isinstance(value, str):
@@ -713,6 +735,8 @@ class Fake:
             self.account_keys = [k for k in self.account_keys if k["id"] != int(m.group(1))]
             return (200, {"success": True}) if len(self.account_keys) < before else \
                 (404, {"success": False, "error": "not_found", "msg": "no such ssh key"})
+        if (m := re.fullmatch(r"/instances/bid_price/(\d+)/", route)) and method == "PUT":
+            return self.change_bid(int(m.group(1)), body)
         if (m := re.fullmatch(r"/asks/(\d+)/", route)) and method == "PUT":
             return self.rent(int(m.group(1)), body)
         if m := re.fullmatch(r"/instances/(?:reboot/)?(\d+)/(ssh/)?", route):
@@ -804,8 +828,8 @@ class Fake:
     def rent(self, offer_id: int, body: dict) -> tuple:
         wrong = create_problem(body)
         if wrong:  # checked before the ask is looked at, as a validation error is
-            return 400, {"success": False, "error": "invalid_args", "ask_id": offer_id,
-                         "msg": f"error 400: Invalid args: {wrong}"}
+            return 400, {"success": False, "error": "invalid_price" if wrong.startswith("invalid_price")
+                         else "invalid_args", "ask_id": offer_id, "msg": f"error 400: Invalid args: {wrong}"}
         offer = next((o for o in market() if o["id"] == offer_id), None)
         # the documented 404 of PUT asks/ID/ (a rented ask is gone too)
         if offer is None or self.no_capacity or offer_id in self.taken:
@@ -856,6 +880,35 @@ class Fake:
             return 400, {"success": False, "error": "invalid_args", "msg": f"bad state {state!r}"}
         return 200, {"success": True}
 
+    def change_bid(self, iid: int, body: dict) -> tuple[int, object]:
+        inst = self.instances.get(iid)
+        if inst is None:  # change_bid.yaml's 404
+            return 404, {"success": False, "error": "no_such_instance", "msg": "Instance with that ID does not exist."}
+        price = body.get("price", inst.offer["min_bid"]) if isinstance(body, dict) else None
+        price = inst.offer["min_bid"] if price is None else price  # "a winning bid price" (vast-cli)
+        if isinstance(price, bool) or not isinstance(price, (int, float)) or not 0.001 <= price <= 32:
+            return 400, {"success": False, "error": "invalid_args", "msg": "Please set a bid price >= 0.001."}
+        if inst.bid is None:
+            return 400, {"success": False, "error": "invalid_args", "msg": "Instance is not an interruptible instance."}
+        inst.bid = float(price)
+        if inst.outbid_at is not None and inst.bid > inst.outbid_at and inst.intended == "running":
+            inst.outbid_at = None  # its bid wins again: it resumes
+            inst.boot(self.start_delay)
+        return 200, {"success": True}
+
+    def preempt(self, body) -> tuple[int, object]:
+        """A higher bid takes the machine: it pauses (`stopped`) while the user's word stays
+        "running"; its disk bills on."""
+        body = body if isinstance(body, dict) else {}
+        inst = self.instances.get(body.get("id")) if isinstance(body.get("id"), int) else None
+        if inst is None or inst.bid is None:
+            return 400, {"error": "preempt takes a live interruptible instance's id"}
+        inst.gen += 1
+        inst.halt()
+        inst.end_run()
+        inst.actual, inst.outbid_at = "stopped", inst.bid
+        return 200, {"success": True}
+
     def crash(self, body) -> tuple[int, object]:
         """The container dies (or its host goes quiet) while the user's word stays "running"."""
         body = body if isinstance(body, dict) else {}
@@ -873,6 +926,8 @@ class Fake:
         with self.lock:
             if path == "/_fake/crash" and method == "POST":
                 return self.crash(body)
+            if path == "/_fake/preempt" and method == "POST":
+                return self.preempt(body)
             if path == "/_fake/control" and method == "POST":
                 body = body or {}
                 why = garble_error(body.get("garble_create"))
@@ -892,6 +947,7 @@ class Fake:
                 return 200, {
                     "rents": self.rents, "destroyed": self.destroyed,
                     "instances": {str(i.id): {"actual_status": i.actual, "intended_status": i.intended,
+                                              "bid": i.bid,
                                               "label": i.label, "sshd_pid": i.proc.pid if i.proc else None,
                                               "direct_port": i.direct_port, "proxy_port": i.proxy_port,
                                               "container_api_key": i.scoped_key, "home": str(i.home),
@@ -1021,6 +1077,9 @@ class FakeVast:
 
     def state(self) -> dict:
         return self._post("/_fake/state")
+
+    def preempt(self, iid: str) -> dict:
+        return self._post("/_fake/preempt", {"id": int(iid)})
 
     def crash(self, iid: str, status: str = "exited", msg: str = "") -> dict:
         return self._post("/_fake/crash", {"id": int(iid), "status": status, "msg": msg})

@@ -136,6 +136,7 @@ MALFORMED = {
     ("vast", "keys"): [("vast", "keys", "extra")],
     ("vast", "attach-key"): [("vast", "attach-key", "/nonexistent.pub")],
     ("vast", "create"): [("vast", "create", "1", "--disk", "-5")],
+    ("vast", "bid"): [("vast", "bid", "1", "-1"), ("vast", "bid", "1", "nan"), ("vast", "bid", "x", "0.3")],
     ("vast", "prune"): [("vast", "prune", "extra")],
     ("runpod", "list"): [("runpod", "list", "extra")],
     ("runpod", "show"): [("runpod", "show", "bad id!")],

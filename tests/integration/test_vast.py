@@ -362,6 +362,16 @@ def test_the_official_cli_works_against_the_fake(vast, tmp_path):
     wait_until(lambda: vast.state()["instances"][str(iid)]["actual_status"] == "running", what="running")
     cli("destroy", "instance", str(iid), "-y")
     assert vast.state()["instances"] == {} and iid in vast.state()["destroyed"]
+    # interruptible: `--type bid` offers carry min_bid, `--bid_price` rents on a bid, `change bid` sets it
+    bids = json.loads(cli("search", "offers", "gpu_name=RTX_4090 num_gpus=1", "--type", "bid", "--raw"))
+    assert [o["min_bid"] for o in bids] == [0.175]
+    spot = json.loads(cli("create", "instance", "1002", "--image", "pytorch/pytorch", "--disk", "20",
+                          "--bid_price", "0.2", "--raw"))["new_contract"]
+    assert vast.state()["instances"][str(spot)]["bid"] == 0.2
+    assert "bid price changed" in cli("change", "bid", str(spot), "--price", "0.25")
+    assert vast.state()["instances"][str(spot)]["bid"] == 0.25
+    assert json.loads(cli("show", "instance", str(spot), "--raw"))["is_bid"] is True
+    cli("destroy", "instance", str(spot), "-y")
     # and trainsh reads what the official CLI rented the same way
     assert train("vast", "list", "--json").stdout.strip() == "[]"
 

@@ -78,6 +78,8 @@ def instance_dict(inst, raw: bool = False) -> dict:
          "storage_per_hour": round(inst.storage_per_hour, 6), "billing_per_hour": round(inst.billing_per_hour(), 6),
          "total_cost": None if inst.total_cost is None else round(inst.total_cost, 4),
          "label": inst.label, "image": inst.image, "started_at": inst.started_at,
+         "interruptible": inst.interruptible, "bid": inst.bid, "preempted": inst.preempted or None,
+         "status_words": inst.status_words,
          "ssh": ({"user": inst.ssh.user, "host": inst.ssh.host, "port": inst.ssh.port} if inst.ssh else None)}
     if raw:
         d["raw"] = inst.raw
@@ -87,7 +89,7 @@ def instance_dict(inst, raw: bool = False) -> dict:
 def offer_dict(o) -> dict:
     return {"id": o.id, "gpu_name": o.gpu_name, "num_gpus": o.num_gpus, "gpu_ram_gb": round(o.gpu_ram_gb, 1),
             "price_per_hour": o.price_per_hour, "location": o.location, "reliability": o.reliability,
-            "disk_gb": o.disk_gb}
+            "disk_gb": o.disk_gb, "min_bid": o.min_bid}
 
 
 def table(rows: list[list[str]]) -> None:
@@ -153,6 +155,16 @@ def _per_hour(inst, code, rates) -> str:
     return f"{text} disk" if inst.status == STOPPED else text
 
 
+def status_line(inst) -> str:
+    """Its status, the cloud's own word beside it when that differs, and how it is rented when
+    on a bid: "stopped (exited)", "paused: outbid (stopped), bid $0.15/h"."""
+    words = inst.status_words
+    text = words if words == inst.provider_status.lower() else f"{words} ({inst.provider_status})"
+    if inst.interruptible:
+        text += f", bid ${inst.bid:.3f}/h" if inst.bid is not None else ", interruptible"
+    return text
+
+
 def cmd_list(p, args) -> int:
     insts = _with_totals(p, lambda: sorted(p.list(), key=lambda i: (len(i.id), i.id)))
     remember_instances(p.name, [i.id for i in insts])  # for completion of ids, without a call
@@ -168,8 +180,7 @@ def cmd_list(p, args) -> int:
     now = time.time()
     rows = [["ID", "STATUS", "GPU", "PER HOUR", "UPTIME", "THIS RUN", "TOTAL", "SSH"]]
     for i in insts:
-        status = i.status if i.status == i.provider_status.lower() else f"{i.status} ({i.provider_status})"
-        rows.append([i.id, status, _gpu(i.num_gpus, i.gpu_name), _per_hour(i, code, rates),
+        rows.append([i.id, status_line(i), _gpu(i.num_gpus, i.gpu_name), _per_hour(i, code, rates),
                      duration(i.uptime(now)) if i.uptime(now) else "-",
                      money(i.cost_so_far(now), code, rates),
                      "-" if i.total_cost is None else money(i.total_cost, code, rates), ssh_line(i)])
@@ -205,7 +216,7 @@ def cmd_show(p, args) -> int:
     code, rates = display_table()
     d = instance_dict(inst)
     now = time.time()
-    lines = [("host", inst.host_spec), ("status", f"{inst.status} ({inst.provider_status})"),
+    lines = [("host", inst.host_spec), ("status", status_line(inst)),
              ("label", inst.label or "-"), ("gpu", _gpu(inst.num_gpus, inst.gpu_name)),
              ("image", inst.image or "-"), ("price", f"{money(inst.price_per_hour, code, rates, 3)}/h"),
              ("storage", f"{money(inst.storage_per_hour, code, rates, 3)}/h while stopped (its disk)"),
@@ -351,19 +362,23 @@ def cmd_prune(p, args) -> int:
 
 
 def cmd_search(p, args) -> int:
+    spot = args.interruptible
     offers = p.search(gpu=args.gpu, num_gpus=args.num_gpus, min_gpu_ram_gb=args.min_gpu_ram,
-                      max_price=args.max_dph, limit=args.limit)
+                      max_price=args.max_dph, limit=args.limit, interruptible=spot)
     if args.json:
         _json([offer_dict(o) for o in offers])
         return 0
     if not offers:
         raise UserError(f"no {_title(p)} offer matches (loosen --gpu, --num-gpus, --min-gpu-ram or --max-dph)", 1)
-    rows = [["OFFER", "GPU", "GPU RAM", "$/H", "RELIABILITY", "LOCATION"]]
+    rows = [["OFFER", "GPU", "GPU RAM", "$/H", *(["MIN BID $/H"] if spot else []), "RELIABILITY", "LOCATION"]]
     for o in offers:
+        bid = [f"{o.min_bid:.3f}" if o.min_bid is not None else "-"] if spot else []
         rows.append([o.id, _gpu(o.num_gpus, o.gpu_name), f"{o.gpu_ram_gb:.1f} GB", f"{o.price_per_hour:.3f}",
-                     f"{o.reliability:.3f}" if isinstance(o.reliability, (int, float)) else "-", o.location or "-"])
+                     *bid, f"{o.reliability:.3f}" if isinstance(o.reliability, (int, float)) else "-",
+                     o.location or "-"])
     table(rows)
-    show(f"rent one: train {p.name} create OFFER [--image IMAGE --disk GB --label NAME]")
+    how = (" --bid [PRICE]" if p.name == "vast" else " --spot [--bid PRICE_PER_GPU]") if spot else ""
+    show(f"rent one: train {p.name} create OFFER{how} [--image IMAGE --disk GB --label NAME]")
     return 0
 
 
@@ -496,11 +511,19 @@ def cmd_create(p, args) -> int:
     if count is not None and listed is not None and count != listed:
         raise UserError(f"offer '{args.offer}' is {listed} GPUs: --num-gpus {count} says otherwise "
                         f"(train {p.name} search --num-gpus {count} lists those)")
-    inst = _rent(p, args.offer, CreateRequest(image=image, disk_gb=disk, gpu_count=count or listed or 1,
-                                              label=args.label or unique_label("trainsh-create")))
+    spot = bool(getattr(args, "spot", False)) or (p.name == "vast" and args.bid is not None)
+    if args.bid is not None and not spot:
+        raise UserError("--bid goes with --spot (a spot pod's bid per GPU)")
+    count = count or listed or 1
+    bid = None if not args.bid else args.bid * (count if p.name == "runpod" else 1)  # (per GPU there)
+    inst = _rent(p, args.offer, CreateRequest(image=image, disk_gb=disk, gpu_count=count,
+                                              label=args.label or unique_label("trainsh-create"),
+                                              interruptible=spot, bid=bid))
     remember_instances(p.name, add=[inst.id])
     gpus = f", {_gpu(inst.num_gpus, inst.gpu_name)}" if inst.gpu_name else ""
-    show(f"{p.name} {inst.id}: rented from offer {args.offer}{gpus} at ${inst.price_per_hour:.3f}/h, "
+    how = f" interruptible, bid ${inst.bid:.3f}/h" if inst.bid is not None else \
+        (" interruptible" if inst.interruptible else "")
+    show(f"{p.name} {inst.id}: rented{how} from offer {args.offer}{gpus} at ${inst.price_per_hour:.3f}/h, "
           f"{inst.status} (train {p.name} list; train {p.name} ssh {inst.id} once it runs; "
           f"train {p.name} stop {inst.id} to stop paying for the GPU)")
     return 0

@@ -322,6 +322,10 @@ def _cloud_parsers(sub) -> None:
         se.add_argument("--max-dph", type=numbers.USD_PER_HOUR, metavar="USD", help="at most this many dollars per hour")
         se.add_argument("--limit", type=numbers.LIMIT, default=20, help="at most this many offers (default 20)")
         se.add_argument("--json", action="store_true", help="machine-readable output")
+        spot = "--interruptible" if name == "vast" else "--spot"
+        se.add_argument(spot, dest="interruptible", action="store_true",
+                        help="offers to rent on a bid: each with its minimum bid beside its on-demand "
+                             "price, cheapest bid first (--max-dph caps the bid)")
         s.add_parser("keys", help="the ssh public keys on your account")
         ak = s.add_parser("attach-key", help="upload an ssh public key to your account",
                           description=f"Upload the public half of the ssh.key identity (config), or "
@@ -337,6 +341,16 @@ def _cloud_parsers(sub) -> None:
         if name == "runpod":  # (a Vast.ai offer is one machine with its own GPUs)
             cr.add_argument("--num-gpus", type=numbers.GPUS, metavar="N",
                             help="GPUs in the pod (default: the offer's, as search lists it, else 1)")
+            cr.add_argument("--spot", action="store_true",
+                            help="a spot pod: cheaper, but RunPod may stop it to free its GPUs")
+            cr.add_argument("--bid", type=numbers.BID, metavar="PRICE_PER_GPU",
+                            help="with --spot: the bid per GPU, USD/h (default: the minimum bid plus "
+                                 "config runpod.bid_margin, 10%%)")
+        else:
+            cr.add_argument("--bid", type=numbers.BID, nargs="?", const=0.0, metavar="PRICE",
+                            help="rent it interruptible at this bid, USD/h for the machine (no PRICE: "
+                                 "the offer's minimum bid plus config vast.bid_margin, 10%%); a "
+                                 "higher bid pauses it")
         if name in EXTRA_VERBS:
             EXTRA_VERBS[name](s)
 
@@ -347,8 +361,16 @@ def _runpod_verbs(s) -> None:
     gp.add_argument("--json", action="store_true", help="machine-readable output")
 
 
+def _vast_verbs(s) -> None:
+    bd = s.add_parser("bid", help="change the bid of an interruptible instance",
+                      description="Set an interruptible instance's bid (USD/h for the machine); a "
+                                  "paused (outbid) one resumes once its bid wins again.")
+    bd.add_argument("id", type=numbers.IDS["vast"], metavar="ID", help="the instance id (train vast list shows them)")
+    bd.add_argument("price", type=numbers.BID, metavar="PRICE", help="the new bid, USD/h")
+
+
 # name -> what that cloud adds to the common verbs (its handlers: cli/NAME.py, cmd_VERB)
-EXTRA_VERBS = {"runpod": _runpod_verbs}
+EXTRA_VERBS = {"runpod": _runpod_verbs, "vast": _vast_verbs}
 
 
 def _spec_options(p: argparse.ArgumentParser) -> None:

@@ -48,6 +48,7 @@ class LostAnswer(Unavailable):
 
 class NotReady(ProviderError):
     """`Provider.wait_ready` gave up: `why` is "gone", "stopped" (and nobody starts it),
+    "preempted" (an interruptible machine the cloud stopped: outbid or reclaimed),
     "crashed" (it will never run: `last` says why) or "timeout". `inst` is the instance as
     last seen, `last` what kept it from being ready (its status, or how the ssh login failed),
     `status` the status as `say` was told it."""
@@ -96,6 +97,13 @@ class Offer:
     reliability: float | None = None
     disk_gb: float | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
+    min_bid: float | None = None  # USD/h, whole machine: the lowest interruptible bid it takes
+
+
+# Why the cloud stopped an interruptible machine (Instance.preempted): the same words for every
+# provider, so later work can tell a lost machine through Provider.get() alone.
+OUTBID = "outbid"        # Vast: a higher bid took the GPUs; the machine is paused, its disk kept
+RECLAIMED = "reclaimed"  # RunPod: the spot pod's GPUs were taken back; its volume kept
 
 
 @dataclass
@@ -115,6 +123,19 @@ class Instance:
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
     storage_per_hour: float = 0.0    # USD an hour its disk bills while it is stopped
     total_cost: float | None = None  # USD billed since it was rented (Provider.totals), if known
+    interruptible: bool = False      # rented on a bid (Vast) or as a spot pod (RunPod)
+    bid: float | None = None         # USD/h, whole machine, when interruptible and the cloud says
+    preempted: str = ""              # OUTBID or RECLAIMED: the cloud stopped it, not the user
+
+    @property
+    def status_words(self) -> str:
+        """Its state in plain words: "paused: outbid" (Vast pauses a machine that lost its bid
+        until the bid wins again), "stopped: reclaimed", else the state."""
+        if self.preempted == OUTBID:
+            return "paused: outbid"
+        if self.preempted:
+            return f"stopped: {self.preempted}"
+        return self.status
 
     @property
     def host_spec(self) -> str:
@@ -158,6 +179,21 @@ class CreateRequest:
     public_key: str | None = None   # the ssh key the machine must accept
     gpu_count: int = 1
     existing: tuple = ()            # ids that had the label before: never this rent's machine
+    interruptible: bool = False     # rent on a bid (Vast) / as a spot pod (RunPod)
+    bid: float | None = None        # USD/h, whole machine; None: the offer's minimum + margin
+
+
+def bid_with_margin(min_bid: float, cloud: str) -> float:
+    """The bid a rent with no price of its own makes: the offer's minimum bid plus config
+    `CLOUD.bid_margin` (a fraction, default 0.10), so a small rise of the minimum does not
+    outbid it at once."""
+    from trainsh.settings import config
+
+    try:
+        margin = float(config.get(f"{cloud}.bid_margin"))
+    except config.ConfigError:
+        margin = 0.10
+    return round(min_bid * (1 + margin), 4)
 
 
 class Provider(ABC):
@@ -170,8 +206,9 @@ class Provider(ABC):
 
     @abstractmethod
     def search(self, *, gpu: str | None = None, num_gpus: int = 1, min_gpu_ram_gb: float | None = None,
-               max_price: float | None = None, limit: int = 20) -> list[Offer]:
-        """Offers that match, cheapest first."""
+               max_price: float | None = None, limit: int = 20, interruptible: bool = False) -> list[Offer]:
+        """Offers that match, cheapest first (`interruptible`: by minimum bid, each offer's
+        `min_bid` filled)."""
 
     @abstractmethod
     def create(self, offer_id: str, request: CreateRequest) -> Instance:
@@ -199,6 +236,10 @@ class Provider(ABC):
 
     def reboot(self, instance_id: str) -> None:
         raise ProviderError(f"{self.name} cannot reboot an instance")
+
+    def change_bid(self, instance_id: str, bid: float) -> None:
+        """Set an interruptible machine's bid (USD/h, whole machine)."""
+        raise ProviderError(f"{self.title or self.name} cannot change the bid of a running {self.noun}")
 
     def keys(self) -> list[dict[str, Any]]:
         """The account's ssh public keys: [{"id": ..., "key": "ssh-ed25519 ..."}]."""
@@ -283,6 +324,9 @@ class Provider(ABC):
             if say and status != said:
                 say(status)
             said = status
+            if inst.preempted:  # the cloud took it back: nobody here can start it now
+                raise NotReady(f"{what} is {inst.status_words} while waiting for it to start",
+                               "preempted", inst, last, status)
             crash = self.crashed(inst, len(looks) > 1)
             if crash:
                 raise NotReady(f"{what} crashed ({crash})", "crashed", inst, crash, status)

@@ -28,9 +28,10 @@ import time
 
 from trainsh.cloud.gpus import GPUS
 from trainsh.cloud.http import REQUIRED, HttpError, Reply, one_line, request
-from trainsh.cloud.provider import (GONE, RUNNING, STARTING, STOPPED, UNKNOWN, AuthError, CreateRequest,
-                                    Instance, LostAnswer, NoCapacity, NotFound, Offer, Provider,
-                                    ProviderError, SshEndpoint, Unavailable, local_public_key)
+from trainsh.cloud.provider import (GONE, RECLAIMED, RUNNING, STARTING, STOPPED, UNKNOWN, AuthError,
+                                    CreateRequest, Instance, LostAnswer, NoCapacity, NotFound, Offer,
+                                    Provider, ProviderError, SshEndpoint, Unavailable, bid_with_margin,
+                                    local_public_key)
 
 DEFAULT_BASE = "https://api.runpod.io"
 WHAT = "RunPod"
@@ -65,7 +66,7 @@ def gpu_type_id(name: str) -> str:
 
 # The pod fields every read selects (all in the official SDK's own pod query).
 POD_FIELDS = """id name imageName desiredStatus costPerHr gpuCount containerDiskInGb volumeInGb
-  uptimeSeconds lastStatusChange machineId
+  uptimeSeconds lastStatusChange machineId podType
   runtime { ports { ip isIpPublic privatePort publicPort type } }
   machine { gpuDisplayName }"""
 
@@ -77,6 +78,10 @@ CAPACITY_WORDS = ("no longer any instances available", "not enough free gpus", "
 # the stop). RunPod gives no hours to its month: 730 (a year's hours / 12).
 STOPPED_VOLUME_USD_PER_GB_MONTH = 0.20
 HOURS_PER_MONTH = 730
+
+# A spot pod says `podType` INTERRUPTABLE (RunPod spells its on-demand price
+# `uninterruptablePrice`; the REST Pod's `interruptible` flag); a reserved one RESERVED.
+SPOT = "INTERRUPTABLE"
 
 STATES = {"RUNNING": RUNNING, "EXITED": STOPPED, "TERMINATED": GONE, "CREATED": STARTING,
           "RESTARTING": STARTING}
@@ -198,7 +203,9 @@ class RunPodProvider(Provider):
             row.update(id=g.text("id"), displayName=g.text("displayName", None),
                        memoryInGb=g.number("memoryInGb", None), securePrice=g.number("securePrice", None),
                        communityPrice=g.number("communityPrice", None))
-            out.append({**row, "price": now("lowestPrice") or None, "clouds": clouds})
+            lowest = g.child("lowestPrice")
+            out.append({**row, "price": now("lowestPrice") or None, "clouds": clouds,
+                        "minBid": lowest.number("minimumBidPrice", None) if lowest is not None else None})
         self._types = out
         return out
 
@@ -213,9 +220,11 @@ class RunPodProvider(Provider):
                    for g in self._types or [])
 
     def search(self, *, gpu: str | None = None, num_gpus: int = 1, min_gpu_ram_gb: float | None = None,
-               max_price: float | None = None, limit: int = 20) -> list[Offer]:
+               max_price: float | None = None, limit: int = 20, interruptible: bool = False) -> list[Offer]:
         """One offer per GPU type and cloud (secure, community) that can be had now; `gpu` is a
-        short name, a gpuTypeId or a display name (any case, `_` for a space)."""
+        short name, a gpuTypeId or a display name (any case, `_` for a space). `min_bid` is
+        `lowestPrice.minimumBidPrice` (per GPU) times the count; `interruptible` keeps the
+        offers that take a bid, cheapest bid first."""
         offers = []
         for g in self.gpu_types(num_gpus):
             if gpu and not _names_gpu(gpu, g):
@@ -229,13 +238,16 @@ class RunPodProvider(Provider):
                 if not per_gpu or cloud not in g["clouds"]:
                     continue  # not offered in that cloud, or none to be had there now
                 price = float(per_gpu) * num_gpus
-                if max_price is not None and price > max_price:
+                min_bid = round(float(g["minBid"]) * num_gpus, 4) if g.get("minBid") else None
+                if interruptible and min_bid is None:
+                    continue
+                if max_price is not None and (min_bid if interruptible else price) > max_price:
                     continue
                 offers.append(Offer(provider=self.name, id=offer_id(g["id"], cloud, num_gpus),
                                     gpu_name=g.get("displayName") or g["id"], num_gpus=num_gpus,
                                     gpu_ram_gb=float(g.get("memoryInGb") or 0), price_per_hour=round(price, 4),
-                                    location=cloud.lower(), raw=g))
-        offers.sort(key=lambda o: o.price_per_hour)
+                                    location=cloud.lower(), raw=g, min_bid=min_bid))
+        offers.sort(key=lambda o: (o.min_bid or 0.0) if interruptible else o.price_per_hour)
         return offers[:limit]
 
     def list(self) -> list[Instance]:
@@ -285,13 +297,16 @@ class RunPodProvider(Provider):
         uptime = pod.number("uptimeSeconds", None)
         started = time.time() - uptime if status == RUNNING and uptime is not None else None
         machine = pod.child("machine")
+        spot = pod.text("podType", "") == SPOT
         return Instance(provider=self.name, id=pod.ident("id"), status=status, provider_status=desired or "?",
                         gpu_name=machine.text("gpuDisplayName", "") if machine is not None else "",
                         num_gpus=int(pod.number("gpuCount")), price_per_hour=pod.number("costPerHr"),
                         label=pod.text("name", ""), image=pod.text("imageName", ""), started_at=started,
                         ssh=ssh if status == RUNNING else None, raw=pod.obj(),
                         storage_per_hour=pod.number("volumeInGb")
-                        * STOPPED_VOLUME_USD_PER_GB_MONTH / HOURS_PER_MONTH)
+                        * STOPPED_VOLUME_USD_PER_GB_MONTH / HOURS_PER_MONTH,
+                        interruptible=spot, bid=pod.number("costPerHr") if spot else None,
+                        preempted=RECLAIMED if spot and reclaimed(desired, pod.text("lastStatusChange", "")) else "")
 
     # ---- changing -------------------------------------------------------------------------
 
@@ -327,7 +342,15 @@ class RunPodProvider(Provider):
             "containerDiskInGb": math.ceil(request.disk_gb), "volumeInGb": 0, "ports": "22/tcp",
             "env": [{"key": k, "value": str(v)} for k, v in env.items()],
         }
-        doc = f"mutation Deploy {{ podFindAndDeployOnDemand(input: {_input(fields)}) {{ {POD_FIELDS} }} }}"
+        mutation = "podFindAndDeployOnDemand"
+        if request.interruptible:  # a spot pod (podRentInterruptable, with bidPerGpu)
+            mutation = "podRentInterruptable"
+            per_gpu = request.bid / count if request.bid is not None else \
+                bid_with_margin(self._min_bid(gpu, count), self.name)
+            if not 0 < per_gpu <= 1000:
+                raise ProviderError(f"RunPod: a bid per GPU is more than $0 and at most $1000 an hour, not {per_gpu:g}")
+            fields["bidPerGpu"] = round(per_gpu, 4)
+        doc = f"mutation Deploy {{ {mutation}(input: {_input(fields)}) {{ {POD_FIELDS} }} }}"
         # Pods already named so are not ours: only a new one answers a failed create.
         before = set(request.existing) if request.existing or not request.label else \
             {i.id for i in self.find_by_label(label)}
@@ -348,13 +371,24 @@ class RunPodProvider(Provider):
             # Never sent again: a pod the list does not show yet would be paid twice.
             raise LostAnswer(f"{e} (a pod named '{label}' may have been made: see train runpod list)") from None
         # (read as a lost answer when its shape is wrong: the pod may have been made)
-        pod = data.child("podFindAndDeployOnDemand")
+        pod = data.child(mutation)
         if pod is None or not pod.obj():
             raise NoCapacity(f"RunPod: no pod was made for {offer_id}")
         return self._instance(pod)
 
     def offer_gpus(self, offer_id: str) -> int | None:
         return offer_gpus(offer_id)
+
+    def _min_bid(self, gpu: str, count: int) -> float:
+        """The lowest bid per GPU a spot pod of this type takes now (`minimumBidPrice`)."""
+        data = self.graphql(f"query GpuTypes {{ gpuTypes(input: {_input({'id': gpu})}) {{ id "
+                            f"lowestPrice(input: {{gpuCount: {int(count)}}}) {{ minimumBidPrice }} }} }}")
+        types = data.children("gpuTypes")
+        lowest = types[0].child("lowestPrice") if types else None
+        price = lowest.number("minimumBidPrice", None) if lowest is not None else None
+        if not price:
+            raise NoCapacity(f"RunPod: no spot {gpu} to be had now")
+        return price
 
     def _by_label(self, label: str) -> list[Instance]:
         """Pods with this name, asked again for a few seconds while the API does not answer."""
@@ -504,6 +538,13 @@ def _maybe_made(e: ProviderError) -> bool:
     """A create error after which the pod may exist all the same (a server-side failure)."""
     low = str(e).lower()
     return any(w in low for w in ("something went wrong", "internal", "timeout", "timed out", "try again later"))
+
+
+def reclaimed(desired: str, last_change: str) -> bool:
+    """A spot pod RunPod stopped: EXITED ("can be stopped at any time to free up resources",
+    the REST Pod's `interruptible`) without a user's stop, whose `lastStatusChange` reads
+    "... by User: DATE" as the docs' "Rented by User: ..." does."""
+    return desired == "EXITED" and "by user" not in last_change.lower()
 
 
 def _check_id(instance_id: str) -> None:

@@ -19,9 +19,9 @@ if TYPE_CHECKING:
 
 from trainsh.numbers import digits
 from trainsh.cloud import http
-from trainsh.cloud.provider import (GONE, RUNNING, STARTING, STOPPED, STOPPING, UNKNOWN, AuthError,
+from trainsh.cloud.provider import (GONE, OUTBID, RUNNING, STARTING, STOPPED, STOPPING, UNKNOWN, AuthError,
                                     CreateRequest, Instance, LostAnswer, NoCapacity, NotFound, Offer,
-                                    Provider, ProviderError, SshEndpoint, Unavailable)
+                                    Provider, ProviderError, SshEndpoint, Unavailable, bid_with_margin)
 
 DEFAULT_URL = "https://console.vast.ai"
 MB_PER_GB = 1000  # as the official CLI converts gpu_ram and cpu_ram
@@ -41,6 +41,18 @@ NEVER_RUNS = {"exited": "the container stopped", "unknown": "no heartbeat from t
 # `exited` too); for any other it is a crash
 _STARTS: set[str] = set()
 ERROR_WORDS = ("error", "failed", "failure", "exception", "traceback", "oci runtime", "permission denied")
+# A bid's range: create_instance.yaml `price` 0.001..128, change_bid.yaml 0.001..32 ($/h)
+BID_RANGE = {"create": (0.001, 128.0), "change": (0.001, 32.0)}
+
+
+def outbid(raw: dict[str, Any]) -> bool:
+    """An interruptible instance (`is_bid`) that lost its bid: "when outbid, the instance moves
+    to `stopped`" while the user's word stays running, and it resumes once its bid wins again
+    (vast-cli vastai/SKILL.md; docs guides/instances/choosing/instance-types.mdx "paused ...
+    resume automatically"). A user's stop says `intended_status` stopped; a start this process
+    made and the host has not acted on yet is not an outbid."""
+    return (raw.get("is_bid") is True and raw.get("intended_status") == "running"
+            and raw.get("actual_status") == "stopped" and str(raw.get("id")) not in _STARTS)
 
 
 def _reader(raw: dict[str, Any] | http.Reply, what: str) -> http.Reply:
@@ -55,6 +67,8 @@ def state(raw: dict[str, Any]) -> str:
     intended = raw.get("intended_status")
     if raw.get("cur_state") in ("deleted", "destroyed"):
         return GONE
+    if outbid(raw):
+        return STOPPED
     if actual == "running":
         return STOPPING if intended == "stopped" else RUNNING
     if actual in ("unknown", "offline"):
@@ -103,7 +117,19 @@ def instance(raw: dict[str, Any] | http.Reply) -> Instance:
         gpu_name=r.text("gpu_name", ""), num_gpus=int(r.number("num_gpus")),
         price_per_hour=r.number("dph_total"), gpu_ram_gb=r.number("gpu_ram") / MB_PER_GB,
         label=r.text("label", ""), image=r.text("image_uuid", ""), started_at=started,
-        ssh=ssh_endpoint(r), raw=r.obj(), storage_per_hour=storage_per_hour(r))
+        ssh=ssh_endpoint(r), raw=r.obj(), storage_per_hour=storage_per_hour(r),
+        interruptible=bool(r.obj().get("is_bid")), bid=bid(r),
+        preempted=OUTBID if outbid(r.obj()) else "")
+
+
+def bid(raw: dict[str, Any] | http.Reply) -> float | None:
+    """An interruptible instance's bid ($/h): its GPU price, `dph_base` (dph_total less its
+    storage, show_instance.yaml); instances carry no bid field of their own."""
+    r = _reader(raw, "an instance")
+    if r.obj().get("is_bid") is not True:
+        return None
+    base = r.number("dph_base", None)
+    return base if base is not None else r.number("dph_total") - storage_per_hour(r)
 
 
 
@@ -125,7 +151,7 @@ def offer(raw: dict[str, Any] | http.Reply) -> Offer:
         num_gpus=int(r.number("num_gpus")), gpu_ram_gb=r.number("gpu_ram") / MB_PER_GB,
         price_per_hour=r.number("dph_total"), location=r.text("geolocation", ""),
         reliability=reliability if reliability is not None else r.number("reliability", None),
-        disk_gb=r.number("disk_space", None), raw=r.obj())
+        disk_gb=r.number("disk_space", None), raw=r.obj(), min_bid=r.number("min_bid", None))
 
 
 class VastProvider(Provider):
@@ -181,18 +207,22 @@ class VastProvider(Provider):
     # ---- the market -------------------------------------------------------------------------
 
     def search(self, *, gpu: str | None = None, num_gpus: int = 1, min_gpu_ram_gb: float | None = None,
-               max_price: float | None = None, limit: int = 20) -> list[Offer]:
+               max_price: float | None = None, limit: int = 20, interruptible: bool = False) -> list[Offer]:
+        # Interruptible: the same on-demand query (dph_total stays the on-demand price, and
+        # every offer carries `min_bid`: search_offers.yaml's example), ordered and capped by
+        # `min_bid`, a documented search field
+        price = "min_bid" if interruptible else "dph_total"
         q: dict[str, Any] = {"verified": {"eq": True}, "external": {"eq": False},
                              "rentable": {"eq": True}, "rented": {"eq": False},
                              "num_gpus": {"gte": int(num_gpus)},
-                             "order": [["dph_total", "asc"]], "type": "on-demand",
+                             "order": [[price, "asc"]], "type": "on-demand",
                              "limit": int(limit)}
         if gpu:
             q["gpu_name"] = {"eq": self.gpu_name(gpu)}
         if min_gpu_ram_gb is not None:
             q["gpu_ram"] = {"gte": float(min_gpu_ram_gb) * MB_PER_GB}
         if max_price is not None:
-            q["dph_total"] = {"lte": float(max_price)}
+            q[price] = {"lte": float(max_price)}
         try:
             reply = self._call("POST", "bundles/", q)
         except NotFound as e:  # how search refuses a key (search_offers.yaml: 404 "Unauthorized")
@@ -230,6 +260,9 @@ class VastProvider(Provider):
         body = {"client_id": "me", "image": request.image, "disk": float(request.disk_gb),
                 "runtype": "ssh_direc ssh_proxy", "env": dict(request.env),
                 "onstart": request.onstart, "label": label}
+        if request.interruptible:  # a `price` makes the rent interruptible (create_instance.yaml)
+            body["price"] = self._bid(request.bid if request.bid is not None else
+                                      bid_with_margin(self._min_bid(offer_id), self.name), "create")
         try:
             reply = self._call("PUT", f"asks/{offer_id}/", body, retries=0)
         except NotFound:
@@ -261,6 +294,34 @@ class VastProvider(Provider):
         if new_id is None:
             raise LostAnswer(f"{WHAT}: renting offer {offer_id} gave no instance id")
         return self._keyed(self.get(str(new_id)), request)
+
+    def _min_bid(self, offer_id: str) -> float:
+        try:
+            reply = self._call("POST", "bundles/", {"id": {"eq": int(offer_id)}, "type": "on-demand"})
+        except NotFound as e:
+            raise self._refused_key(e) from None
+        found = [offer(o) for o in reply.children("offers")]
+        if not found:
+            raise NoCapacity(f"{WHAT}: offer {offer_id} is no longer available")
+        if not found[0].min_bid:
+            raise ProviderError(f"{WHAT}: offer {offer_id} names no minimum bid: give --bid PRICE")
+        return found[0].min_bid
+
+    @staticmethod
+    def _bid(price: float, kind: str) -> float:
+        low, high = BID_RANGE[kind]
+        if not low <= price <= high:
+            raise ProviderError(f"{WHAT}: a bid is ${low:g} to ${high:g} an hour, not {price:g}")
+        return round(float(price), 4)
+
+    def change_bid(self, instance_id: str, bid: float) -> None:
+        """`PUT instances/bid_price/ID/` {"client_id": "me", "price": P} (change_bid.yaml;
+        vast-cli `change bid`); an on-demand instance is refused here, before the call."""
+        inst = self.get(instance_id)
+        if not inst.interruptible:
+            raise ProviderError(f"{WHAT}: instance {inst.id} is on-demand, not interruptible: it has no bid")
+        self._put_state(inst.id, {"client_id": "me", "price": self._bid(bid, "change")}, "change the bid of",
+                        f"instances/bid_price/{inst.id}/")
 
     def _rented(self, label: str, existing=(), pause: float = 2.0) -> Instance | None:
         """The instance a create under `label` made (not one that had the label before)."""

@@ -10,6 +10,7 @@ It never raises anything but RecipeErrors: a property test feeds it arbitrary te
 
 from __future__ import annotations
 
+import argparse
 import bisect
 import difflib
 import re
@@ -18,6 +19,7 @@ from dataclasses import dataclass, replace
 from trainsh.kinds import INLINE, SCHEMES, spec_problem
 from trainsh.kinds.slurm import option_problem
 from trainsh.kinds.ssh import valid_port
+from trainsh.numbers import BID
 from trainsh.recipe.expand import ExpandError, expand
 from trainsh.recipe.model import (
     CLOUDS,
@@ -108,12 +110,25 @@ def _any_opt(v: str) -> str | None:
     return None if v else "a value"
 
 
+def _bid_opt(v: str) -> str | None:
+    try:
+        BID(v)  # (numbers.py's one parser, as `--bid` on the command line)
+    except argparse.ArgumentTypeError:
+        return "a bid in USD/h, more than 0 and at most 128"
+    return None
+
+
+# a pick rents on a bid: `interruptible=` on Vast, `spot=` on RunPod (each cloud's own word)
+SPOT_WORD = {"vast": "interruptible", "runpod": "spot"}
+
 CLOUD_OPTIONS = {f"{c}.{action}": options for c in CLOUDS for action, options in {
     "pick": {"num_gpus": _count_opt, "min_gpu_ram": _num_opt, "gpu": _any_opt,
              "max_dph": _num_opt, "limit": _count_opt},
     "wait": {"timeout": _dur_opt, "poll": _dur_opt, "stop_on_fail": _bool_opt},
     "start": {}, "stop": {}, "cost": {},
 }.items()}
+for _c, _word in SPOT_WORD.items():
+    CLOUD_OPTIONS[f"{_c}.pick"] = {**CLOUD_OPTIONS[f"{_c}.pick"], _word: _bool_opt, "bid": _bid_opt}
 
 STORAGE_SCHEMES = ("r2", "b2", "s3", "gdrive", "local")
 HOST_SCHEMES = SCHEMES

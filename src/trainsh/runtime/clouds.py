@@ -42,11 +42,14 @@ def _opts(step) -> dict:
     return {"gpu": o.get("gpu"), "num_gpus": int(o.get("num_gpus", 1)),
             "min_gpu_ram": float(o["min_gpu_ram"]) if "min_gpu_ram" in o else None,
             "max_dph": float(o["max_dph"]) if "max_dph" in o else None,
-            "limit": int(o.get("limit", 10))}
+            "limit": int(o.get("limit", 10)),
+            # a rent on a bid (`interruptible=`/`spot=`); bid= in USD/h for the machine
+            "spot": any(o.get(w, "").lower() in ("true", "yes", "1") for w in ("interruptible", "spot")),
+            "bid": float(o["bid"]) if "bid" in o else None}
 
 
 def _wanted(opts: dict) -> str:
-    parts = [f"{k}={v}" for k, v in opts.items() if v is not None and k != "limit"]
+    parts = [f"{k}={v}" for k, v in opts.items() if v is not None and k not in ("limit", "spot")]
     return " ".join(parts)
 
 
@@ -150,7 +153,8 @@ def take(ctx, name: str, host: str, opts: dict, choice: dict | None, resume: boo
             ctx.machines.set_state(host, "starting")
         return inst, how
     request = CreateRequest(image=config.get(f"{name}.image"), disk_gb=config.get(f"{name}.disk"),
-                            label=label, public_key=local_public_key(), gpu_count=opts["num_gpus"])
+                            label=label, public_key=local_public_key(), gpu_count=opts["num_gpus"],
+                            interruptible=opts["spot"], bid=opts["bid"] if opts["spot"] else None)
     try:
         inst = rent(holds, p, choice["offer"], request, me, say=ctx.console.info)
     except BaseException as e:  # cut short: what the cloud made is the job's, named at its end

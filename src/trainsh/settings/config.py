@@ -43,6 +43,10 @@ KEYS: dict[str, Key] = {k.name: k for k in [
     Key("ssh.key", "str", "", "default ssh identity file for hosts that name none"),
     Key("vast.image", "str", "pytorch/pytorch:latest", "docker image of Vast.ai machines trainsh rents"),
     Key("vast.disk", "float", 50.0, "disk in GB of Vast.ai machines trainsh rents"),
+    Key("vast.bid_margin", "float", 0.10, "what `--bid` with no price adds to an offer's minimum bid "
+        "(a fraction: 0.10 is 10%)"),
+    Key("runpod.bid_margin", "float", 0.10, "what `--bid` with no price adds to a spot pod's minimum "
+        "bid (a fraction)"),
     Key("runpod.image", "str", "runpod/pytorch:2.4.0-py3.11-cuda12.4.1-devel-ubuntu22.04",
         "container image of RunPod pods trainsh rents (ow)"),
     Key("runpod.disk", "float", 50.0, "container disk in GB of RunPod pods trainsh rents (ow)"),
