@@ -402,6 +402,15 @@ def test_a_last_line_without_newline_is_output_too(tmp_path):
     assert "RESULT=42" in train("recipe", "logs", "--last").stdout
 
 
+def test_exec_keeps_its_commands_stderr_apart_and_ends_with_its_exit_code(tmp_path):
+    p = train("exec", "@local > echo out; echo err >&2; exit 3", "--no-visual")
+    assert p.returncode == 3, p.stderr
+    assert p.stdout == "out\n"  # stdout is the command's stdout alone: pipeable
+    assert "err\n" in p.stderr and "command exited with code 3" in p.stderr
+    p = train("exec", "@local > echo fine; echo warn >&2", "--no-visual")
+    assert p.returncode == 0 and p.stdout == "fine\n" and "warn\n" in p.stderr
+
+
 def test_a_timed_out_exec_leaves_no_process_behind(tmp_path):
     import uuid
 

@@ -167,17 +167,32 @@ def host_command(ctx: Context, idx: int, step: m.HostCommand, resume: dict | Non
     if name not in ctx.sessions:  # (on resume it may be open already, its command in flight)
         _open_session(ctx, name, step.host, f"{step.host}-{ctx.job.id}-{idx + 1}", resume)
     # In a subshell: `exit 3` is the command's exit code, not the end of the session's shell.
-    cmd = m.Command(step.pos, step.source, session=name, text=f"( {step.text}\n)",
-                    timeout=step.timeout)
+    # Its stderr goes to a file of the session (a pane merges both streams), relayed to ours.
+    cmd = m.Command(step.pos, step.source, session=name,
+                    text=f'( {step.text}\n) 2>>"$TRAINSH_RUN/stderr"', timeout=step.timeout)
+    s = ctx.sessions[name]
     try:
         p = _run_command(ctx, idx, cmd, resume)
     except StepFailed as e:
         if e.output:
             print(e.output, flush=True)
+        _relay_stderr(ctx, s)
         raise StepFailed(str(e), e.exit_code) from None
     if p is not None and p.output:
         print(p.output, flush=True)
-    _close_session(ctx, ctx.sessions[name])
+    _relay_stderr(ctx, s)
+    _close_session(ctx, s)
+
+
+def _relay_stderr(ctx: Context, s: Session) -> None:
+    import sys
+
+    from trainsh import masking
+
+    data = ctx.host(s.host).tmux.shell.read_file(f"{s.rc_dir}/stderr")
+    if data:
+        sys.stderr.write(masking.mask(data.decode("utf-8", "replace")))
+        sys.stderr.flush()
 
 
 # ---- waits ---------------------------------------------------------------------------------
