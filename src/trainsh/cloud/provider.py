@@ -165,6 +165,13 @@ class Offer:
     reliability: float | None = None
     disk_gb: float | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
+    # USD a GB of the disk a rent asks for bills an hour, on top of price_per_hour (Vast's
+    # storage_cost; what an instance's own price then includes, and bills while stopped)
+    disk_per_gb_hour: float = 0.0
+
+    def price_with_disk(self, disk_gb: float) -> float:
+        """What the machine bills an hour once rented with a disk of `disk_gb`."""
+        return self.price_per_hour + self.disk_per_gb_hour * disk_gb
 
 
 @dataclass
