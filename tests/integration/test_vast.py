@@ -69,6 +69,8 @@ def test_search_menu_and_machine_show_one_price_and_gpu_memory_as_the_card_is_na
     assert row[1:6] == ["1x", "RTX", "4090", "24", "GB"] and row[6] == "0.357", r.stdout
     assert ("$/H: the machine with the 50 GB disk a create asks for (config vast.disk, --disk), "
             "which bills while stopped too; offer 1002: $0.350 + disk $0.007") in r.stdout, r.stdout
+    r = train("vast", "search", "--gpu", "RTX_4090", "--max-dph", "0.355")  # $0.350 + disk is more
+    assert r.returncode == 1 and "no Vast.ai offer matches" in r.stderr, r.stdout
     offers = json.loads(train("vast", "search", "--gpu", "RTX_4090", "--max-dph", "0.4", "--json").stdout)
     assert offers[0]["price_per_hour_with_disk"] == 0.356944 and offers[0]["rent_disk_gb"] == 50.0
 

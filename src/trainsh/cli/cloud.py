@@ -361,6 +361,8 @@ def cmd_search(p, args) -> int:
         raise UserError(f"config: {e} (train config set KEY VALUE)") from None
     offers = p.search(gpu=args.gpu, num_gpus=args.num_gpus, min_gpu_ram_gb=args.min_gpu_ram,
                       max_price=args.max_dph, limit=args.limit)
+    if args.max_dph is not None:  # (the cloud compares its offer price: the disk comes on top)
+        offers = [o for o in offers if o.price_with_disk(disk) <= args.max_dph]
     if args.json:
         _json([offer_dict(o, disk) for o in offers])
         return 0
