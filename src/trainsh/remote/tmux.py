@@ -642,6 +642,9 @@ class Tmux:
         """
         if p.done:
             return p
+        # (a command an earlier runner sent: into a hooked shell, without secrets, it was typed
+        # as written -- its journal row was written before it was sent)
+        p.bare = p.bare or (not p.secrets and self.hooked(s))
         limits = [t for t in (until, p.deadline) if t is not None]
         end = min(limits) if limits else None
         local = self.shell.is_local()
