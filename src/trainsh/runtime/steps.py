@@ -167,9 +167,10 @@ def host_command(ctx: Context, idx: int, step: m.HostCommand, resume: dict | Non
     if name not in ctx.sessions:  # (on resume it may be open already, its command in flight)
         _open_session(ctx, name, step.host, f"{step.host}-{ctx.job.id}-{idx + 1}", resume)
     # In a subshell: `exit 3` is the command's exit code, not the end of the session's shell.
-    # Its stderr goes to a file of the session (a pane merges both streams), relayed to ours.
-    cmd = m.Command(step.pos, step.source, session=name,
-                    text=f'( {step.text}\n) 2>>"$TRAINSH_RUN/stderr"', timeout=step.timeout)
+    # Its stderr goes to a file of the session (a pane merges both streams), relayed to ours;
+    # not with secrets, whose values only the pane (through MASKER) may see.
+    text = f"( {step.text}\n)" + ("" if _uses_secrets(ctx, step.text) else ' 2>>"$TRAINSH_RUN/stderr"')
+    cmd = m.Command(step.pos, step.source, session=name, text=text, timeout=step.timeout)
     s = ctx.sessions[name]
     try:
         p = _run_command(ctx, idx, cmd, resume)
@@ -182,6 +183,17 @@ def host_command(ctx: Context, idx: int, step: m.HostCommand, resume: dict | Non
         print(p.output, flush=True)
     _relay_stderr(ctx, s)
     _close_session(ctx, s)
+
+
+def _uses_secrets(ctx: Context, text: str) -> bool:
+    from trainsh.recipe.expand import ExpandError, expand
+
+    named: list[str] = []
+    try:  # (no value looked up: the step does that, and says what is wrong)
+        expand(text, ctx.variables, lambda name: named.append(name) or "")
+    except ExpandError:
+        return False
+    return bool(named)
 
 
 def _relay_stderr(ctx: Context, s: Session) -> None:
