@@ -402,6 +402,38 @@ def test_a_last_line_without_newline_is_output_too(tmp_path):
     assert "RESULT=42" in train("recipe", "logs", "--last").stdout
 
 
+def test_exec_keeps_its_commands_stderr_apart_and_ends_with_its_exit_code(tmp_path):
+    p = train("exec", "@local > echo out; echo err >&2; exit 3", "--no-visual")
+    assert p.returncode == 3, p.stderr
+    assert p.stdout == "out\n"  # stdout is the command's stdout alone: pipeable
+    assert "err\n" in p.stderr and "command exited with code 3" in p.stderr
+    p = train("exec", "@local > echo fine; echo warn >&2", "--no-visual")
+    assert p.returncode == 0 and p.stdout == "fine\n" and "warn\n" in p.stderr
+
+
+def test_exec_with_a_secret_keeps_its_stderr_in_the_masked_pane(tmp_path, monkeypatch):
+    """A secret's value must reach no file of the host: a command with one keeps stderr on
+    its pane, which MASKER masks, and it comes out masked on stdout."""
+    value = "exec-secret-3c9d1e7a"
+    monkeypatch.setenv("EXEC_TOKEN", value)
+    p = train("exec", "@local > echo out; echo err=${secret:EXEC_TOKEN} >&2; exit 2", "--no-visual",
+              "--keep-sessions")
+    assert p.returncode == 2 and "err=***" in p.stdout and value not in p.stdout + p.stderr
+    from pathlib import Path
+
+    j = Journal()
+    try:
+        sessions = j.sessions(j.jobs(1)[0].id)
+    finally:
+        j.close()
+    assert sessions  # kept: what the host keeps of the command is there to look at
+    for row in sessions:
+        for f in Path(row["run_dir"]).rglob("*"):
+            if f.is_file():
+                assert value.encode() not in f.read_bytes(), f
+        tmux("kill-session", "-t", f"={row['real']}:")
+
+
 def test_a_timed_out_exec_leaves_no_process_behind(tmp_path):
     import uuid
 

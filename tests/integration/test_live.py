@@ -454,3 +454,18 @@ slurm.release @gpu
         release.touch()
     screen = term.wait_for("EXITED=0", timeout=60)
     assert re.search(rf"^    gpu\s+slurm\s+{ident}\s+released\s*$", screen, re.M), screen
+
+
+def test_a_slow_cloud_calls_notice_is_a_line_of_the_live_view(tmp_path, terminal, vast):
+    """The notice a cloud call gives after 3 s on a terminal would be drawn over by the next
+    redraw: while the view is up it is a line of the view, gone once the call has answered."""
+    write_recipe(tmp_path / "slow.recipe", "vast.cost 4242\n")  # one call, an id of no machine
+    vast.control(delay=4)
+    term = terminal(_train_cmd("recipe", "run", "slow.recipe"), width=120, height=30,
+                    VAST_URL=os.environ["VAST_URL"], VAST_API_KEY=os.environ["VAST_API_KEY"])
+    screen = term.wait_for("Vast.ai: still waiting for", timeout=15)
+    assert screen.splitlines()[0].startswith("trainsh job"), screen  # a line of the view
+    assert re.search(r"^… Vast\.ai: still waiting for GET instances/4242/ \(3 s; cloud\.api_timeout "
+                     r"is \d+ s\)", screen, re.M), screen
+    screen = term.wait_for("EXITED=1", timeout=30)  # (no such machine: the step fails)
+    assert "4242" in screen and "still waiting" not in screen, screen  # the summary, without it

@@ -88,3 +88,77 @@ tmux.close @train
     at = lines.index("  side: last output")
     assert lines[at + 1:at + 3] == ["    | side-token=***", "    | side-says-42"], summary
     assert SECRET not in summary
+
+
+WRAPPER_WORDS = ("printf", "wait-for", "TRAINSH_RUN", "777", ".rc")
+
+PANES = """
+host box = {spec}
+tmux.open @box as w
+@w > echo hello-$((6*7))
+@w > cd /tmp && (exit 7) || echo code=$?
+@w > cat <<'EOF'
+quoted "$NAME"
+EOF
+@w > PROMPT_COMMAND=; PS1='$ '; PS0=; echo reset-hooks
+@w > echo after-reset; (exit 4)
+"""
+
+
+def _pane(sock: str, session: str) -> str:
+    return subprocess.run(["tmux", "-S", sock, "capture-pane", "-p", "-t", f"={session}:"],
+                          capture_output=True, text=True).stdout
+
+
+def _run_panes(tmp_path, spec: str) -> str:
+    from helpers import train
+
+    write_recipe(tmp_path / "panes.recipe", PANES.format(spec=spec))
+    # bounded by the run's own end: a lost hook is noticed at the shell's prompt, not waited out
+    p = train("recipe", "run", "panes.recipe", "--no-visual", "--keep-sessions", timeout=60)
+    j = Journal()
+    try:
+        job = j.jobs(1)[0]
+        steps = j.steps(job.id)
+        real = j.sessions(job.id)[0]["real"]
+    finally:
+        j.close()
+    assert p.returncode == 1 and "command exited with code 4" in p.stderr, p.stderr
+    assert [s["exit_code"] for s in steps] == [0, 0, 0, 0, 0, 4], steps
+
+    def out(i: int) -> str:
+        with open(steps[i]["log_path"], encoding="utf-8") as f:
+            return f.read()
+
+    assert out(1) == "hello-42\n" and out(2) == "code=7\n" and out(3) == 'quoted "$NAME"\n'
+    assert out(4) == "reset-hooks\n" and out(5) == "after-reset\n"
+    return real
+
+
+def _shows_the_commands(screen: str) -> None:
+    lines = [ln.rstrip() for ln in screen.splitlines() if ln.strip()]
+    typed = [ln for ln in lines if ln.endswith(("echo hello-$((6*7))", "cd /tmp && (exit 7) || echo code=$?",
+                                                "echo reset-hooks", "echo after-reset; (exit 4)"))]
+    assert len(typed) == 4, screen
+    assert "hello-42" in lines and "code=7" in lines and "after-reset" in lines, screen
+    assert not any(w in screen for w in WRAPPER_WORDS), screen  # not a word of the wrapper
+
+
+def test_a_pane_shows_the_commands_as_written_and_a_command_that_drops_the_hooks_does_not_hang(tmp_path):
+    """The pane reads as if the user had typed each command; a command that clears
+    PROMPT_COMMAND, PS0 and PS1 (which carry the exit code) still ends with its exit code, and
+    so does the next one (the hooks are back)."""
+    real = _run_panes(tmp_path, "local")
+    _shows_the_commands(_pane(os.environ["TRAINSH_TMUX_SOCKET"], real))
+    tmux("kill-session", "-t", f"={real}:")
+
+
+def test_the_same_on_an_ssh_host_and_exec_bash_loses_nothing(tmp_path, ssh):
+    from helpers import train
+
+    real = _run_panes(tmp_path, ssh.a.spec())
+    socks = list(ssh.a.tmux_dir.glob("tmux-*/default"))
+    _shows_the_commands(_pane(str(socks[0]), real))
+    p = train("exec", f"host me = {ssh.a.spec()}", "tmux.open @me as w", "@w > exec bash",
+              "@w > echo in-new-shell; (exit 3)", "--no-visual", timeout=60)
+    assert p.returncode == 3 and "in-new-shell" in p.stderr, p.stderr

@@ -622,7 +622,10 @@ def test_cli_gpus(fake):
     p = train("runpod", "gpus")
     assert p.returncode == 0, p.stderr
     line = next(ln for ln in p.stdout.splitlines() if ln.startswith("H100S "))
-    assert "NVIDIA H100 80GB HBM3" in line and " 80 " in line
+    assert "NVIDIA H100 80GB HBM3" in line and " 80 GB " in line
+    line = next(ln for ln in train("runpod", "search", "--gpu", "RTX4090").stdout.splitlines()
+                if ln.startswith("NVIDIA GeForce RTX 4090@"))
+    assert "1x RTX 4090  24 GB  " in line, line  # as Vast's 24564 MiB card reads
     data = json.loads(train("runpod", "gpus", "--json", "--count", "2").stdout)
     l40 = next(g for g in data if g["short"] == "L40")
     assert l40["memory_gb"] == 48 and l40["price_now"] > 0

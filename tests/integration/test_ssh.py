@@ -458,6 +458,9 @@ def test_exec_on_a_hosts_toml_name(tmp_path, ssh):
     p = train("exec", "@gpu1 > echo partial; exit 7", "--no-visual")
     assert p.returncode == 7 and "command exited with code 7" in p.stderr  # its exit code
     assert p.stdout == "partial\n"
+    p = train("exec", "@gpu1 > echo out; echo err >&2; exit 3", "--no-visual")
+    assert p.returncode == 3 and "command exited with code 3" in p.stderr
+    assert p.stdout == "out\n" and "err\n" in p.stderr  # its stderr on ours, apart
     assert remote_sessions(ssh.a) == []
 
     (tmp_path / "src").mkdir()

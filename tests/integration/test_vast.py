@@ -54,6 +54,43 @@ def test_search_filters_cheapest_first_and_json(vast):
     assert big and all(o["gpu_ram_gb"] >= 48 for o in big)
 
 
+def test_search_menu_and_machine_show_one_price_and_gpu_memory_as_the_card_is_named(vast):
+    """Offer 1002: an RTX 4090 with gpu_ram 24564 (MiB) at dph_total $0.35, storage_cost
+    $0.10/GB/month. Rented with config vast.disk (50 GB) it bills 0.35 + 0.10 x 50 / 720 =
+    $0.357/h: search, the pick menu and the machine say that price, and "24 GB" for its GPU."""
+    import io
+
+    from trainsh.cloud.vast import VastProvider
+    from trainsh.runtime import clouds
+
+    r = train("vast", "search", "--gpu", "RTX_4090", "--num-gpus", "1", "--max-dph", "0.4")
+    assert r.returncode == 0, r.stderr
+    row = next(ln.split() for ln in r.stdout.splitlines() if ln.startswith("1002 "))
+    assert row[1:6] == ["1x", "RTX", "4090", "24", "GB"] and row[6] == "0.357", r.stdout
+    assert ("$/H: the machine with the 50 GB disk a create asks for (config vast.disk, --disk), "
+            "which bills while stopped too; offer 1002: $0.350 + disk $0.007") in r.stdout, r.stdout
+    r = train("vast", "search", "--gpu", "RTX_4090", "--max-dph", "0.355")  # $0.350 + disk is more
+    assert r.returncode == 1 and "no Vast.ai offer matches" in r.stderr, r.stdout
+    offers = json.loads(train("vast", "search", "--gpu", "RTX_4090", "--max-dph", "0.4", "--json").stdout)
+    assert offers[0]["price_per_hour_with_disk"] == 0.356944 and offers[0]["rent_disk_gb"] == 50.0
+
+    menu = io.StringIO()
+    opts = {"gpu": "RTX_4090", "num_gpus": 1, "min_gpu_ram": None, "max_dph": 0.4, "limit": 5}
+    with pytest.raises(LookupError):
+        clouds.choose(VastProvider(), opts, out=menu, ask=lambda _: "q")
+    line = next(ln for ln in menu.getvalue().splitlines() if " 1002 " in ln)
+    assert "$0.36/h" in line and "24 GB/GPU" in line, menu.getvalue()
+
+    r = train("vast", "create", "1002", "--label", "priced")
+    assert r.returncode == 0, r.stderr
+    iid = r.stdout.split()[1].rstrip(":")
+    try:
+        shown = train("vast", "show", iid).stdout
+        assert "1x RTX 4090 (24 GB)" in shown and "$0.357/h" in shown, shown
+    finally:
+        assert train("vast", "destroy", iid, "--yes").returncode == 0
+
+
 def _raw(vast, method: str, path: str, body=None, key: str | None = "") -> tuple[int, object]:
     """Status and JSON body of one call to the fake, errors included."""
     import urllib.error

@@ -86,10 +86,11 @@ def instance_dict(inst, raw: bool = False) -> dict:
     return d
 
 
-def offer_dict(o) -> dict:
+def offer_dict(o, disk_gb: float) -> dict:
     return {"id": o.id, "gpu_name": o.gpu_name, "num_gpus": o.num_gpus, "gpu_ram_gb": round(o.gpu_ram_gb, 1),
             "price_per_hour": o.price_per_hour, "location": o.location, "reliability": o.reliability,
-            "disk_gb": o.disk_gb, "min_bid": o.min_bid}
+            "disk_gb": o.disk_gb, "min_bid": o.min_bid, "rent_disk_gb": disk_gb,
+            "price_per_hour_with_disk": round(o.price_with_disk(disk_gb), 6)}
 
 
 def table(rows: list[list[str]]) -> None:
@@ -101,8 +102,10 @@ def table(rows: list[list[str]]) -> None:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
 
 
-def _gpu(n: int, name: str) -> str:
-    return f"{n}x {name}" if name else "-"
+def _gpu(n: int, name: str, gb: float = 0.0) -> str:
+    from trainsh.cloud.gpus import memory
+
+    return (f"{n}x {name}" + (f" ({memory(gb)})" if gb else "")) if name else "-"
 
 
 # ---- verbs ------------------------------------------------------------------------------------
@@ -180,7 +183,7 @@ def cmd_list(p, args) -> int:
     now = time.time()
     rows = [["ID", "STATUS", "GPU", "PER HOUR", "UPTIME", "THIS RUN", "TOTAL", "SSH"]]
     for i in insts:
-        rows.append([i.id, status_line(i), _gpu(i.num_gpus, i.gpu_name), _per_hour(i, code, rates),
+        rows.append([i.id, status_line(i), _gpu(i.num_gpus, i.gpu_name, i.gpu_ram_gb), _per_hour(i, code, rates),
                      duration(i.uptime(now)) if i.uptime(now) else "-",
                      money(i.cost_so_far(now), code, rates),
                      "-" if i.total_cost is None else money(i.total_cost, code, rates), ssh_line(i)])
@@ -217,7 +220,7 @@ def cmd_show(p, args) -> int:
     d = instance_dict(inst)
     now = time.time()
     lines = [("host", inst.host_spec), ("status", status_line(inst)),
-             ("label", inst.label or "-"), ("gpu", _gpu(inst.num_gpus, inst.gpu_name)),
+             ("label", inst.label or "-"), ("gpu", _gpu(inst.num_gpus, inst.gpu_name, inst.gpu_ram_gb)),
              ("image", inst.image or "-"), ("price", f"{money(inst.price_per_hour, code, rates, 3)}/h"),
              ("storage", f"{money(inst.storage_per_hour, code, rates, 3)}/h while stopped (its disk)"),
              ("uptime", duration(d["uptime_seconds"]) if d["uptime_seconds"] else "-"),
@@ -362,21 +365,35 @@ def cmd_prune(p, args) -> int:
 
 
 def cmd_search(p, args) -> int:
+    from trainsh.cloud.gpus import memory
+    from trainsh.settings import config
+
     spot = args.interruptible
+    try:  # the disk a create asks for: it bills on top of some clouds' offer price
+        disk = float(config.get(f"{p.name}.disk"))
+    except config.ConfigError as e:
+        raise UserError(f"config: {e} (train config set KEY VALUE)") from None
     offers = p.search(gpu=args.gpu, num_gpus=args.num_gpus, min_gpu_ram_gb=args.min_gpu_ram,
                       max_price=args.max_dph, limit=args.limit, interruptible=spot)
+    if args.max_dph is not None and not spot:  # (the cloud compares its offer price: the disk comes on top)
+        offers = [o for o in offers if o.price_with_disk(disk) <= args.max_dph]
     if args.json:
-        _json([offer_dict(o) for o in offers])
+        _json([offer_dict(o, disk) for o in offers])
         return 0
     if not offers:
         raise UserError(f"no {_title(p)} offer matches (loosen --gpu, --num-gpus, --min-gpu-ram or --max-dph)", 1)
     rows = [["OFFER", "GPU", "GPU RAM", "$/H", *(["MIN BID $/H"] if spot else []), "RELIABILITY", "LOCATION"]]
     for o in offers:
         bid = [f"{o.min_bid:.3f}" if o.min_bid is not None else "-"] if spot else []
-        rows.append([o.id, _gpu(o.num_gpus, o.gpu_name), f"{o.gpu_ram_gb:.1f} GB", f"{o.price_per_hour:.3f}",
+        rows.append([o.id, _gpu(o.num_gpus, o.gpu_name), memory(o.gpu_ram_gb), f"{o.price_with_disk(disk):.3f}",
                      *bid, f"{o.reliability:.3f}" if isinstance(o.reliability, (int, float)) else "-",
                      o.location or "-"])
     table(rows)
+    if any(o.disk_per_gb_hour for o in offers):
+        first = offers[0]
+        show(f"$/H: the machine with the {disk:g} GB disk a create asks for (config {p.name}.disk, "
+             f"--disk), which bills while stopped too; offer {first.id}: ${first.price_per_hour:.3f} "
+             f"+ disk ${first.price_with_disk(disk) - first.price_per_hour:.3f}")
     how = (" --bid [PRICE]" if p.name == "vast" else " --spot [--bid PRICE_PER_GPU]") if spot else ""
     show(f"rent one: train {p.name} create OFFER{how} [--image IMAGE --disk GB --label NAME]")
     return 0

@@ -319,7 +319,7 @@ def _cloud_parsers(sub) -> None:
                         "GPU, e.g. L40, RTX4090 or 'NVIDIA A100-SXM4-80GB'")
         se.add_argument("--num-gpus", type=numbers.GPUS, default=1, metavar="N", help="at least N GPUs (default 1)")
         se.add_argument("--min-gpu-ram", type=numbers.GPU_RAM_GB, metavar="GB", help="at least this much RAM per GPU")
-        se.add_argument("--max-dph", type=numbers.USD_PER_HOUR, metavar="USD", help="at most this many dollars per hour")
+        se.add_argument("--max-dph", type=numbers.USD_PER_HOUR, metavar="USD", help="at most this many dollars per hour (the machine with the disk a create asks for; with --interruptible, the bid)")
         se.add_argument("--limit", type=numbers.LIMIT, default=20, help="at most this many offers (default 20)")
         se.add_argument("--json", action="store_true", help="machine-readable output")
         spot = "--interruptible" if name == "vast" else "--spot"

@@ -28,9 +28,11 @@ def cmd_gpus(cloud, args) -> int:
     def money(v) -> str:
         return f"{v:.2f}" if v else "-"
 
-    rows = [["SHORT", "GPU TYPE ID", "NAME", "MEM GB", "SECURE $/H", "COMMUNITY $/H", "NOW $/H"]]
+    from trainsh.cloud.gpus import memory
+
+    rows = [["SHORT", "GPU TYPE ID", "NAME", "GPU RAM", "SECURE $/H", "COMMUNITY $/H", "NOW $/H"]]
     for g in types:
-        rows.append([short.get(g["id"], ""), g["id"], g.get("displayName") or "", str(g.get("memoryInGb") or ""),
+        rows.append([short.get(g["id"], ""), g["id"], g.get("displayName") or "", memory(g.get("memoryInGb")),
                      money(g.get("securePrice")), money(g.get("communityPrice")),
                      money(g["price"]) if g["price"] is not None else "none free"])
     table(rows)

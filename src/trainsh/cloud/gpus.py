@@ -63,3 +63,15 @@ def provider_name(name: str, provider: str) -> str:
         return GPUS[short][provider]
     except KeyError:
         raise UnknownGpu(f"{provider} has no {short} GPU") from None
+
+
+def memory(gb: float | None) -> str:
+    """A GPU's memory as its vendor names the card, "24 GB", the one way every table, menu and
+    summary shows it. Cards come in whole GiB. RunPod's memoryInGb is that number already;
+    Vast's gpu_ram counts MiB (24564 on an RTX 4090, 81920 on an A100 80GB), which trainsh
+    reads as the official CLI does, MB / 1000 (24.564: what `--min-gpu-ram` compares), so a
+    fraction is thousands of MiB."""
+    if not gb:
+        return "-"
+    gib = gb if gb == int(gb) else gb * 1000 / 1024
+    return f"{round(gib)} GB"

@@ -99,6 +99,12 @@ _ACTIVE: set = set()   # the calls waiting now (their _Clock), for who gives a n
 _LAST = [-NOTICE_AFTER]  # when the last notice was given (time.monotonic())
 
 
+def calls_waiting() -> bool:
+    """Whether a call is waiting now (a live view drops a notice once none is)."""
+    with _LOCK:
+        return bool(_ACTIVE)
+
+
 class _Clock:
     """A call's deadline, and the one notice it gives while it waits on a terminal. Calls at
     once (a listing and its totals, asked side by side) give one notice between them: the

@@ -98,6 +98,13 @@ class Offer:
     disk_gb: float | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
     min_bid: float | None = None  # USD/h, whole machine: the lowest interruptible bid it takes
+    # USD a GB of the disk a rent asks for bills an hour, on top of price_per_hour (Vast's
+    # storage_cost; what an instance's own price then includes, and bills while stopped)
+    disk_per_gb_hour: float = 0.0
+
+    def price_with_disk(self, disk_gb: float) -> float:
+        """What the machine bills an hour once rented with a disk of `disk_gb`."""
+        return self.price_per_hour + self.disk_per_gb_hour * disk_gb
 
 
 # Why the cloud stopped an interruptible machine (Instance.preempted): the same words for every

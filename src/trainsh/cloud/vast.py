@@ -151,7 +151,8 @@ def offer(raw: dict[str, Any] | http.Reply) -> Offer:
         num_gpus=int(r.number("num_gpus")), gpu_ram_gb=r.number("gpu_ram") / MB_PER_GB,
         price_per_hour=r.number("dph_total"), location=r.text("geolocation", ""),
         reliability=reliability if reliability is not None else r.number("reliability", None),
-        disk_gb=r.number("disk_space", None), raw=r.obj(), min_bid=r.number("min_bid", None))
+        disk_gb=r.number("disk_space", None), raw=r.obj(), min_bid=r.number("min_bid", None),
+        disk_per_gb_hour=r.number("storage_cost", 0.0) / HOURS_PER_MONTH)
 
 
 class VastProvider(Provider):

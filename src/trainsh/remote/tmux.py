@@ -1,6 +1,10 @@
 """tmux sessions on a host: open, send a command and learn its exact exit code, close.
 
-How a command runs. The runner types into the session's shell
+How a command runs. A session whose login shell is bash (4.4 or later) sources HOOKS as it
+opens, and the runner types each command into it as written (see HOOKS): the pane reads as if
+the user had typed it, and the shell's prompt hooks mark it and write its exit code. A command
+that takes the hooks away is caught at the next prompt (Tmux._lost_hooks). Any other shell,
+and a command with secrets, is typed the wrapper instead:
 
      { printf '\\33]777;CHANNEL\\7'; COMMAND
     } ; echo $? > "$TRAINSH_RUN/N.rc"; tmux wait-for -S CHANNEL
@@ -180,6 +184,76 @@ sys.exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(s
 """
 
 
+# Sourced by a bash session's shell as it opens (see Tmux.open), so that its pane shows each
+# command as the user wrote it: the runner announces a command in $TRAINSH_RUN/next ("N
+# CHANNEL") and types the command alone. PS0 (expanded once the shell has read the line, in a
+# subshell) marks it started (N.go) and prints the start marker; PROMPT_COMMAND's first entry
+# writes the line's exit status to N.rc, prints the end marker and signals the channel. Both
+# skip a line nobody announced (a user's own, typed into an attached pane). The shell's own
+# PS0 and PROMPT_COMMAND keep running after ours, with $? as it was.
+# A command may drop these hooks (PROMPT_COMMAND=, PS0=, exec bash): then no exit code
+# comes, and Tmux.wait sees the shell back at its prompt (AT_PROMPT) and recovers it.
+# Sourced again then, with no argument: it erases the line that sourced it.
+HOOKS = r"""case ${BASH_VERSION-} in ''|[123].*|4.[0-3].*) return 0 ;; esac  # (PS0: bash 4.4)
+trap 'echo $? > "$TRAINSH_RUN/shell.rc"' EXIT
+__ts_go() {
+  local n c
+  { read -r n c < "$TRAINSH_RUN/next"; } 2>/dev/null || return 0
+  if [ -e "$TRAINSH_RUN/$n.go" ] || [ -e "$TRAINSH_RUN/$n.rc" ]; then return 0; fi
+  : > "$TRAINSH_RUN/$n.go"
+  printf '\33]777;%s\7' "$c"
+}
+__ts_end() {
+  local s=$? n c
+  { read -r n c < "$TRAINSH_RUN/next"; } 2>/dev/null || return $s
+  if [ -e "$TRAINSH_RUN/$n.go" ] && [ ! -e "$TRAINSH_RUN/$n.rc" ]; then
+    echo "$s" > "$TRAINSH_RUN/$n.rc"
+    printf '\33]778;%s\7' "$c"
+    tmux wait-for -S "$c"
+  fi
+  return $s
+}
+PS0='$(__ts_go)'"${PS0//'$(__ts_go)'/}"
+PROMPT_COMMAND="__ts_end;${PROMPT_COMMAND//__ts_end;/}"
+: > "$TRAINSH_RUN/hooked"
+if [ "${1-}" = open ]; then printf '\33[H\33[2J\33[3J'; else printf '\r\33[1A\33[2K'; fi
+"""
+
+# Is a hooked session's shell back at its prompt without an exit code for command N? python3,
+# standard library only, as the host-side waits; argv: pane pid, pane tty, N's rc file. Prints
+# "rc CODE" when the code is there, "prompt" when the shell waits at its prompt without it:
+# the terminal's foreground process group is the shell's own, the shell's line editor has the
+# terminal (not canonical: a command reading a line has it canonical), and nothing typed is
+# left unread (keys sent a moment ago and not yet read are not a prompt reached after them).
+# The rc file is read last: the hook writes it before the line editor takes the terminal.
+AT_PROMPT = r"""
+import fcntl, os, struct, sys, termios
+pid, tty, rc = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+def code():
+    try:
+        with open(rc) as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+state = "busy"
+try:
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    fd = os.open(tty, os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK)
+    try:
+        editing = not termios.tcgetattr(fd)[3] & termios.ICANON
+        unread = struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0" * 4))[0]
+    finally:
+        os.close(fd)
+    if int(fields[5]) == pid and editing and not unread:
+        state = "prompt"
+except (OSError, ValueError, IndexError):
+    pass
+c = code()
+print("rc " + c if c else state)
+"""
+
+
 def tmux_literal(value: str, format: bool = False) -> str:
     """A value as one tmux argument: tmux reads an argument's trailing `;` as the end of a
     command (unless written `\\;`), and where it expands formats, `#` starts one (`#(cmd)`
@@ -252,6 +326,7 @@ class Pending:
     collected: bool = False  # output and exit code recorded
     output: str = ""
     secrets: list = field(default_factory=list)  # TRAINSH_SECRET_* names it uses
+    bare: bool = False  # typed as written, into a hooked shell (HOOKS): the hooks end it
 
 
 @dataclass
@@ -295,6 +370,9 @@ class Tmux:
         self.options: dict[str, str] = {}  # from tmux.config: applied to every session we open
         self.hidden: set[str] = set()  # variables a tmux server we start must not inherit
         self._maskers: set[str] = set()  # session folders that hold MASKER already
+        self._hooked: dict[str, bool] = {}  # session -> its shell has HOOKS (known so far)
+        self._cuts: dict[str, int] = {}  # channel -> pane log offset where its output ends
+        self._recovering: set[str] = set()  # channels whose exit code is read at the prompt
         self.pane_command: str | None = None  # the sessions' shell, when not the login shell
         self.log_command = "exec cat >> {log}"  # what pipe-pane runs ({log}: the pane log, quoted)
 
@@ -320,18 +398,33 @@ class Tmux:
         args += ["-e", tmux_literal(f"TRAINSH_RUN={s.rc_dir}")]
         if self.pane_command:
             args.append(tmux_literal(self.pane_command))
+        # The shell records its own exit status: tmux 3.3 can mark a pane dead without ever
+        # filling in #{pane_dead_status}. (A wrapper process would do it too, but then the
+        # shell is no longer the pane's session leader and a closed session would not hang up
+        # the commands still running in it.) A login shell that is bash takes HOOKS too (they
+        # clear the screen of this line) and every login shell says when it has read the line,
+        # so the first command meets a shell that has them. (An allocation's shell runs on a
+        # node whose tmux cannot be signalled: it keeps the typed wrapper.)
+        first = """ trap 'echo $? > "$TRAINSH_RUN/shell.rc"' EXIT"""
+        ready = f"{s.real}-ready"
+        if not self.pane_command:
+            first += f'; [ -z "$BASH_VERSION" ] || . "$TRAINSH_RUN/hooks.sh" open; tmux wait-for -S {ready}'
         args += [";", "set-option", "-t", t, "remain-on-exit", "on",
                  ";", "set-option", "-t", t, "@ts_chan", "ts-none",
                  ";", "set-hook", "-t", t, "pane-died", 'run-shell -C "wait-for -S #{@ts_chan}"',
                  ";", "pipe-pane", "-t", t, "-o",
                  tmux_literal(self.log_command.format(log=shlex.quote(s.log_path)), format=True),
-                 # The shell records its own exit status: tmux 3.3 can mark a pane dead
-                 # without ever filling in #{pane_dead_status}. (A wrapper process would do
-                 # it too, but then the shell is no longer the pane's session leader and a
-                 # closed session would not hang up the commands still running in it.)
-                 ";", "send-keys", "-t", t, "-l", """ trap 'echo $? > "$TRAINSH_RUN/shell.rc"' EXIT""",
+                 ";", "send-keys", "-t", t, "-l", tmux_literal(first),
                  ";", "send-keys", "-t", t, "Enter"]
-        script = f"mkdir -p {shlex.quote(s.rc_dir)} && {self.cmdline(*args)}"
+        d = shlex.quote(s.rc_dir)
+        script = f"mkdir -p {d} && rm -f {d}/next {d}/hooked && {self.cmdline(*args)}"
+        if not self.pane_command:
+            # (`timeout`: a shell that never reads the line must not hold the run up; its
+            # waiter then stays registered on a channel nobody uses again)
+            script = (f"mkdir -p {d} && (umask 077 && cat > {d}/hooks.sh <<'TRAINSH_HOOKS'\n"
+                      f"{HOOKS}TRAINSH_HOOKS\n) && {script}"
+                      f" && {{ timeout 10 {self.cmdline('wait-for', ready)} || true; }}"
+                      f" && if [ -e {d}/hooked ]; then echo hooked; fi")
         env = None
         if self.shell.is_local():  # a server started here would keep our whole environment
             env = {k: v for k, v in os.environ.items() if k not in self.hidden}
@@ -339,6 +432,14 @@ class Tmux:
         if not r.ok:
             raise ShellError(f"could not open tmux session {s.real} on {self.shell.name}: "
                              f"{(r.stderr or r.stdout).strip() or 'exit ' + str(r.returncode)}", r)
+        self._hooked[s.real] = r.stdout.strip().endswith("hooked")
+
+    def hooked(self, s: Session) -> bool:
+        """Does the session's shell have HOOKS (its commands are typed as written)? Known from
+        open(); for a session an earlier runner opened, asked of the host once."""
+        if s.real not in self._hooked:
+            self._hooked[s.real] = self.shell.read_file(f"{s.rc_dir}/hooked") is not None
+        return self._hooked[s.real]
 
     def exists(self, s: Session) -> bool:
         return self.run("has-session", "-t", s.target, check=False).returncode == 0
@@ -406,9 +507,23 @@ class Tmux:
         self.shell.write_file(path, b"".join(f"{k}={v}\0".encode() for k, v in values.items()), 0o600)
         return [path]
 
+    @staticmethod
+    def bare_text(text: str) -> str:
+        """What is typed for a command into a hooked shell: the command as written (after a
+        space, for HISTCONTROL=ignorespace); several lines, or a line that goes on to the next,
+        in one `{ ... }` group, so that they end as one."""
+        stripped = text.strip()
+        if "\n" not in stripped and "<<" not in stripped \
+                and not stripped.endswith(("&&", "||", "|", "\\")):
+            return f" {stripped}"
+        return f" {{ {text}\n}}"
+
     def send(self, s: Session, p: Pending) -> None:
         """Type a command into the session (one tmux call)."""
-        r = self.shell.run(self._send_argv(s, p), check=False, timeout=30)
+        argv = self._send_argv(s, p)
+        if p.bare and not self.shell.is_local():
+            argv = ["sh", "-c", f"{self._announce(s, p)} && {shlex.join(argv)}"]
+        r = self.shell.run(argv, check=False, timeout=30)
         if not r.ok:
             raise ShellError(f"could not send to tmux session {s.real}: {r.stderr.strip()}", r)
 
@@ -418,12 +533,13 @@ class Tmux:
         cannot go past it, and a step costs one process. On a remote host the same ssh
         command also returns the exit code and the new output: one round trip per step."""
         argv = self._send_argv(s, p) + [";", "wait-for", p.channel]
+        announce = f"{self._announce(s, p)} && " if p.bare and not self.shell.is_local() else ""
         if self.shell.is_local():
             with tempfile.TemporaryFile() as err:
                 proc = subprocess.Popen(self.shell.argv_for(argv), stdin=subprocess.DEVNULL,
                                         stdout=subprocess.DEVNULL, stderr=err)
                 return self.wait(s, p, proc=proc, sent=err)
-        script = (f"{shlex.join(argv)}; echo; echo {_SEP}send $?; echo {_SEP}rc; "
+        script = (f"{announce}{shlex.join(argv)}; echo; echo {_SEP}send $?; echo {_SEP}rc; "
                   f"{{ read -r r < {shlex.quote(p.rc_path)}; }} 2>/dev/null && echo \"$r\";"  # builtin
                   f" echo {_SEP}log; tail -c +{s.log_offset + 1} {shlex.quote(s.log_path)} 2>/dev/null")
         with tempfile.TemporaryFile() as out:  # a file, not a pipe: no buffer to fill up
@@ -440,10 +556,72 @@ class Tmux:
             # file instead (same shell, so cd, export and heredocs behave the same)
             self.shell.write_file(f"{s.rc_dir}/{p.n}.sh", text.encode() + b"\n", 0o600)
             text = f'. "$TRAINSH_RUN/{p.n}.sh"'
-        typed = self.typed_text(text, p.channel, p.n, tuple(p.secrets))
+        # A hooked shell is typed the command as written (a command with secrets keeps the
+        # wrapper: it runs under MASKER): the hooks mark it and end it.
+        p.bare = not p.secrets and self.hooked(s)
+        if p.bare:
+            if self.shell.is_local():
+                self._announce(s, p)
+            typed = self.bare_text(text)
+        else:
+            typed = self.typed_text(text, p.channel, p.n, tuple(p.secrets))
         return self.argv("set-option", "-t", s.target, "@ts_chan", p.channel,
                          ";", "send-keys", "-t", s.target, "-l", tmux_literal(typed),
                          ";", "send-keys", "-t", s.target, "Enter")
+
+    def _announce(self, s: Session, p: Pending) -> str:
+        """Tell a hooked shell which command comes next ($TRAINSH_RUN/next: "N CHANNEL"),
+        before its keys are sent: written here, or the shell line that writes it (on a host,
+        run in the same call as the keys)."""
+        line, path = f"{p.n} {p.channel}\n", f"{s.rc_dir}/next"
+        if self.shell.is_local():
+            with open(path, "w") as f:
+                f.write(line)
+            return ""
+        return f"printf %s {shlex.quote(line)} > {shlex.quote(path)}"
+
+    def _lost_hooks(self, s: Session, p: Pending) -> int | None:
+        """A command typed as written whose exit code did not come: the exit code when it came
+        after all, else None. When the shell is back at its prompt without it, the command
+        dropped the hooks (PROMPT_COMMAND=, PS0=, exec bash): the exit status is still the
+        shell's `$?` there, so it is written by a line typed for that (which takes the hooks
+        back and erases itself). Typed once: a shell at its prompt again without the code
+        (one that cannot run the line) fails the command, its exit code lost."""
+        python = shlex.quote(sys.executable) if self.shell.is_local() else "python3"
+        show = self.cmdline("display-message", "-p", "-t", s.target, "#{pane_pid} #{pane_tty}")
+        script = (f"set -- $({show}) && [ $# -eq 2 ] && "
+                  f"{python} -c {shlex.quote(AT_PROMPT)} \"$1\" \"$2\" {shlex.quote(p.rc_path)}")
+        try:
+            r = self.shell.run(["sh", "-c", script], check=False, timeout=30)
+        except ShellError:
+            return None
+        answer = r.stdout.strip()
+        if answer.startswith("rc "):
+            try:
+                return int(answer[3:])
+            except ValueError:
+                return None
+        if answer != "prompt":
+            return None
+        self._cuts.setdefault(p.channel, _size(s.log_path) if self.shell.is_local()
+                              else self._log_size(s))
+        if p.channel in self._recovering:
+            p.done, p.note = True, ("its exit code was lost: the command took away the shell's "
+                                    "prompt hooks and the shell could not take them back")
+            return None
+        self._recovering.add(p.channel)
+        line = (f' echo $? > "$TRAINSH_RUN/{p.n}.rc"; . "$TRAINSH_RUN/hooks.sh";'
+                f" tmux wait-for -S {p.channel}")
+        self.run("send-keys", "-t", s.target, "-l", tmux_literal(line),
+                 ";", "send-keys", "-t", s.target, "Enter", check=False)
+        return None
+
+    def _log_size(self, s: Session) -> int:
+        r = self.shell.run(["sh", "-c", f"wc -c < {shlex.quote(s.log_path)}"], check=False)
+        try:
+            return int(r.stdout.strip())
+        except ValueError:
+            return 0
 
     def read_rc(self, rc_path: str) -> int | None:
         data = self.shell.read_file(rc_path)
@@ -464,6 +642,9 @@ class Tmux:
         """
         if p.done:
             return p
+        # (a command an earlier runner sent: into a hooked shell, without secrets, it was typed
+        # as written -- its journal row was written before it was sent)
+        p.bare = p.bare or (not p.secrets and self.hooked(s))
         limits = [t for t in (until, p.deadline) if t is not None]
         end = min(limits) if limits else None
         local = self.shell.is_local()
@@ -476,7 +657,13 @@ class Tmux:
             # and the waiter takes it. So no rc check (and no release signal) right after the
             # spawn: a second unmatched signal would cancel the remembered one.
             proc = self._waiter(p.channel, p.rc_path)
-        checked = time.monotonic()
+        checked = probed = time.monotonic()
+
+        def probe() -> float:
+            """How often a command typed as written looks whether its hooks are gone: soon
+            after it starts, then a tenth of its time so far (it is noticed at the prompt
+            that long after its end), at most every 30 s (the pane's own periodic check)."""
+            return min(30.0, max(1.0 if local else 2.0, (time.time() - p.started) / 10))
         try:
             while True:
                 slice_ = 1.0 if end is None else max(0.0, min(1.0, end - time.time()))
@@ -487,9 +674,16 @@ class Tmux:
                     self._check_sent(s, p, code, sent, batch)
                     batch = sent = None
                 elif (not local and time.monotonic() - checked < 30
+                      and not (p.bare and time.monotonic() - probed >= probe())
                       and (end is None or time.time() < end)):
                     continue  # remote: no round trip per slice; the waiter wakes us
                 rc = self.read_rc(p.rc_path)
+                if rc is None and p.bare and time.monotonic() - probed >= probe() \
+                        and time.time() - p.started >= 1:
+                    probed = time.monotonic()
+                    rc = self._lost_hooks(s, p)
+                    if p.done:
+                        return p
                 if rc is not None:  # (with the waiter still there: its signal went astray)
                     p.rc, p.done = rc, True
                     return p
@@ -648,9 +842,12 @@ class Tmux:
             else:
                 data = self.shell.read_file(s.log_path, offset) or b""
             s.prefetch = None
-            if not ended or endmark in data or time.monotonic() >= limit:
+            if not ended or endmark in data or time.monotonic() >= limit or channel in self._cuts:
                 break
             time.sleep(0.01)
+        cut = self._cuts.pop(channel, None)  # (its shell's prompt came without the hooks)
+        if cut is not None:
+            data = data[:max(0, cut - offset)]
         i = data.find(mark)
         if i >= 0:
             data = data[i + len(mark):]

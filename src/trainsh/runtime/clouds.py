@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 import time
 
+from trainsh.cloud.gpus import memory
 from trainsh.cloud.provider import (GONE, RUNNING, STARTING, STOPPED, UNKNOWN, CreateRequest,
                                     ProviderError, local_public_key)
 from trainsh.numbers import digits, format_seconds
@@ -86,10 +87,11 @@ def choose(p, opts: dict, out=None, ask=input, holds=None, me: str | None = None
     offered). Returns {"instance": id} or {"offer": id}."""
     out = out or sys.stderr
     own, offers, taken = candidates(p, opts, holds, me)
+    disk = config.get(f"{p.name}.disk")  # what `take` rents with: the price an offer will have
     rows = [("instance", i.id, f"{i.status:<9} {gpus(i):<18} {money(i.price_per_hour)}/h"
              + (f"  {i.label}" if i.label else "")) for i in own]
-    rows += [("offer", o.id, f"{'market':<9} {gpus(o):<18} {money(o.price_per_hour)}/h  "
-              f"{o.gpu_ram_gb:.0f} GB/GPU  {o.location}") for o in offers]
+    rows += [("offer", o.id, f"{'market':<9} {gpus(o):<18} {money(o.price_with_disk(disk))}/h  "
+              f"{memory(o.gpu_ram_gb)}/GPU  {o.location}") for o in offers]
     if not rows:
         held = f" ({len(taken)} taken by other jobs)" if taken else ""
         raise LookupError(f"nothing on {p.name} matches {_wanted(opts) or 'the request'}{held}")

@@ -5,15 +5,18 @@ that was running when the runner stopped."""
 from __future__ import annotations
 
 import os
+import sys
 import time
 
+from trainsh import masking
 from trainsh.numbers import digits
 from trainsh.recipe import model as m
+from trainsh.recipe.expand import ExpandError, expand
 from trainsh.remote.tmux import Pending, Session, Tmux
 from trainsh.remote.waits import run_wait
 from trainsh.runtime.context import Context, StepFailed, attach_command
-from trainsh.settings import config
 from trainsh.runtime.notify import send
+from trainsh.settings import config
 from trainsh.settings.storages import StorageError, resolve
 from trainsh.transfer import planner
 from trainsh.transfer.side import Side
@@ -171,17 +174,38 @@ def host_command(ctx: Context, idx: int, step: m.HostCommand, resume: dict | Non
     if name not in ctx.sessions:  # (on resume it may be open already, its command in flight)
         _open_session(ctx, name, step.host, f"{step.host}-{ctx.job.id}-{idx + 1}", resume)
     # In a subshell: `exit 3` is the command's exit code, not the end of the session's shell.
-    cmd = m.Command(step.pos, step.source, session=name, text=f"( {step.text}\n)",
-                    timeout=step.timeout)
+    # Its stderr goes to a file of the session (a pane merges both streams), relayed to ours;
+    # not with secrets, whose values only the pane (through MASKER) may see.
+    text = f"( {step.text}\n)" + ("" if _uses_secrets(ctx, step.text) else ' 2>>"$TRAINSH_RUN/stderr"')
+    cmd = m.Command(step.pos, step.source, session=name, text=text, timeout=step.timeout)
+    s = ctx.sessions[name]
     try:
         p = _run_command(ctx, idx, cmd, resume)
     except StepFailed as e:
         if e.output:
             print(e.output, flush=True)
+        _relay_stderr(ctx, s)
         raise StepFailed(str(e), e.exit_code) from None
     if p is not None and p.output:
         print(p.output, flush=True)
-    close_session(ctx, ctx.sessions[name])
+    _relay_stderr(ctx, s)
+    close_session(ctx, s)
+
+
+def _uses_secrets(ctx: Context, text: str) -> bool:
+    named: list[str] = []
+    try:  # (no value looked up: the step does that, and says what is wrong)
+        expand(text, ctx.variables, lambda name: named.append(name) or "")
+    except ExpandError:
+        return False
+    return bool(named)
+
+
+def _relay_stderr(ctx: Context, s: Session) -> None:
+    data = ctx.host(s.host).tmux.shell.read_file(f"{s.rc_dir}/stderr")
+    if data:
+        sys.stderr.write(masking.mask(data.decode("utf-8", "replace")))
+        sys.stderr.flush()
 
 
 # ---- waits ---------------------------------------------------------------------------------

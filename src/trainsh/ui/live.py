@@ -107,6 +107,8 @@ class LiveView:
         self.machines: dict[str, ev.MachineState] = {}
         self.messages: collections.deque = collections.deque(maxlen=50)
         self.closing: list[ev.Message] = []  # what was said after the last step ended
+        self.slow_call = ""  # "still waiting for <cloud call>" of the step that runs, if said
+        self._said_waiting = None  # cloud/http.py's own hook, put back when the view ends
         self._just_said: str | None = None
         self.ended: ev.JobEnded | None = None
         console.feed.subscribe(self.hear)
@@ -141,7 +143,7 @@ class LiveView:
                 step.text = step.text or e.text
                 step.status, step.started, step.ended, step.exit_code = "running", now, None, None
                 self.current = e.idx
-                self.closing = []
+                self.closing, self.slow_call = [], ""
             elif isinstance(e, ev.StepEnded):
                 if 0 <= e.idx < len(self.steps):
                     step = self.steps[e.idx]
@@ -149,7 +151,7 @@ class LiveView:
                     step.ended = now if step.started is not None else None
                 if self.current == e.idx:
                     self.current = None
-                self.closing = []
+                self.closing, self.slow_call = [], ""
             elif isinstance(e, ev.Activity):
                 self.activity, self.activity_text, self.activity_started = e, e.text, now
                 self.progress = None
@@ -223,6 +225,11 @@ class LiveView:
         self._live = Live(console=self._rich, screen=True, auto_refresh=False, transient=False,
                           redirect_stdout=False, redirect_stderr=False)
         self._live.start()
+        from trainsh.cloud import http
+
+        # A slow cloud call's notice, printed on the terminal, would be drawn over at the next
+        # redraw: while the view is up it is a line of the view.
+        self._said_waiting, http.waiting = http.waiting, self._slow_call
         if threading.current_thread() is threading.main_thread():
             self._old_winch = signal.signal(signal.SIGWINCH, lambda *a: self._wake.set())
         self._thread = threading.Thread(target=self._loop, name="live-view", daemon=True)
@@ -235,12 +242,26 @@ class LiveView:
             self._thread.join(5)
         if self._old_winch is not None:
             signal.signal(signal.SIGWINCH, self._old_winch)
+        if self._said_waiting is not None:
+            from trainsh.cloud import http
+
+            http.waiting, self._said_waiting = self._said_waiting, None
         if self._live is not None:
             self._live.stop()
             self._live = None
             self._summary()
         self.console.feed.unsubscribe(self.hear)
         self.console.printing = True
+
+    def _slow_call(self, text: str) -> None:
+        """http.waiting while the view is up: a line of the view (the terminal's, while a step
+        asks the user something and the screen is theirs)."""
+        with self._lock:
+            if self._paused and self._said_waiting is not None:
+                self._said_waiting(text)
+                return
+            self.slow_call = text
+        self._wake.set()
 
     def _step_aside(self, asking: bool) -> None:
         """While a step asks the user something, the screen is theirs: the view leaves it (no
@@ -333,6 +354,13 @@ class LiveView:
                 grid.add_column(no_wrap=True, overflow="ellipsis")
                 grid.add_row(ProgressBar(total=p.total or None, completed=p.done), str(p))
                 now_rows.append(grid)
+        if self.slow_call:
+            from trainsh.cloud import http
+
+            if not http.calls_waiting():  # the call it was about has ended
+                self.slow_call = ""
+        if self.slow_call:
+            now_rows.append(line(("… ", "yellow"), masking.mask(self.slow_call), style="yellow"))
 
         machine_rows: list = []
         if self.machines:
