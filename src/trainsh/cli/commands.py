@@ -144,7 +144,8 @@ def _run_recipe(recipe, args, *, exec_mode: bool = False) -> int:
     console = Console(visual=not args.no_visual)
     journal = Journal()
     options = RunOptions(keep_sessions=args.keep_sessions, keep_hosts=args.keep_hosts,
-                         autostop=autostop, picks=picks, exec=exec_mode)
+                         autostop=autostop, picks=picks, exec=exec_mode,
+                         recover=getattr(args, "recover", None))
     runner = Runner.start(journal, recipe, console, options, variables, hosts, storages)
     console.plain(f"job {runner.job.id}: {recipe.path} ({len(recipe.steps)} steps)")
     try:  # `train exec` prints its commands' output: plain lines there
@@ -624,6 +625,11 @@ def show_job(journal, job) -> None:
           f"{job.recipe_path}  started {_when(job.created)}")
     if job.error:
         print(c("31", f"error: {visible(job.error)}"))
+    for lost in job.options.get("lost", []):  # each machine a recovery replaced (recover=N)
+        then = f"; replaced by {lost['kind']} {lost['replaced_by']} in {lost['replaced_at'] - lost['at']:.0f}s" \
+            if lost.get("replaced_by") else ""
+        print(c("33", f"lost: @{lost['host']} {lost['kind']} {lost['ident']} ({visible(lost['why'])}) at "
+                      f"{_when(lost['at'])} during step {lost['step']}, ${lost['cost']:.3f} spent on it{then}"))
     for row in journal.steps(job.id):
         took = ""
         if row["started"] and row["ended"]:

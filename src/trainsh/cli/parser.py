@@ -395,6 +395,10 @@ def _run_options(p: argparse.ArgumentParser) -> None:
                    help="stop a cloud machine the job rented or started once it has been idle, "
                         "with no train connected, this long (default: config cloud.autostop, "
                         "30m; 0 = never)")
+    p.add_argument("--recover", metavar="N", type=numbers.count(0, 99),
+                   help="survive losing a picked cloud machine up to N times (outbid, reclaimed, "
+                        "stopped or gone): a new one, and that host's steps again; for every pick "
+                        "that sets no recover= of its own")
     p.add_argument("--pick-host", metavar="NAME",
                    help="choose the Vast.ai machine for host NAME now, before the run starts")
 

@@ -90,6 +90,10 @@ def _count_opt(v: str) -> str | None:
     return None if int(v) else "a whole number of at least 1"  # (0 GPUs, 0 offers: nothing to pick)
 
 
+def _recover_opt(v: str) -> str | None:
+    return None if re.fullmatch(r"\d{1,2}", v, re.ASCII) else "a whole number of losses to survive, 0-99"
+
+
 def _num_opt(v: str) -> str | None:
     return None if re.fullmatch(r"\d+(\.\d+)?|\.\d+", v, re.ASCII) else "a number"
 
@@ -123,7 +127,7 @@ SPOT_WORD = {"vast": "interruptible", "runpod": "spot"}
 
 CLOUD_OPTIONS = {f"{c}.{action}": options for c in CLOUDS for action, options in {
     "pick": {"num_gpus": _count_opt, "min_gpu_ram": _num_opt, "gpu": _any_opt,
-             "max_dph": _num_opt, "limit": _count_opt},
+             "max_dph": _num_opt, "limit": _count_opt, "recover": _recover_opt},
     "wait": {"timeout": _dur_opt, "poll": _dur_opt, "stop_on_fail": _bool_opt},
     "start": {}, "stop": {}, "cost": {},
 }.items()}

@@ -118,7 +118,14 @@ def interactive(ctx) -> bool:
 
 
 def _label(ctx, host: str) -> str:
-    return f"trainsh-{ctx.job.id}-{host}"
+    """The rent's label: the K-th replacement of a lost machine has its own (`-rK`), so a
+    resume looks up the rent in flight, never the machine that was lost."""
+    k = sum(1 for lost in ctx.job.options.get("lost", []) if lost["host"] == host)
+    return f"trainsh-{ctx.job.id}-{host}" + (f"-r{k}" if k else "")
+
+
+def _lost_ids(ctx, name: str) -> set[str]:
+    return {lost["ident"] for lost in ctx.job.options.get("lost", []) if lost["kind"] == name}
 
 
 def take(ctx, name: str, host: str, opts: dict, choice: dict | None, resume: bool) -> tuple:
@@ -135,6 +142,7 @@ def take(ctx, name: str, host: str, opts: dict, choice: dict | None, resume: boo
             return inst, "rented"
     if choice is None:
         own, offers, _ = candidates(p, opts, holds, me)
+        own = [i for i in own if i.id not in _lost_ids(ctx, name)]  # never the machine it lost
         if own:
             choice = {"instance": own[0].id}
         elif offers:
@@ -191,7 +199,7 @@ def handlers(name: str) -> dict:
         host = step.host
         m = ctx.machines.get(host)
         steps.start(ctx, idx, step, host=host, label=_label(ctx, host))
-        if m and m.kind == name:  # taken before the runner stopped
+        if m and m.kind == name and m.ident not in _lost_ids(ctx, name):  # taken before the runner stopped
             ctx.host_specs[host] = f"{name}:{m.ident}"
             steps.done(ctx, idx, 0, instance=m.ident)
             tell(ctx, host, name, m.ident, m.state or "starting")
@@ -203,9 +211,10 @@ def handlers(name: str) -> dict:
             ctx.console.ok(f"@{host} is {spec} already: nothing to pick")
             return
         opts = _opts(step)
-        choice = (ctx.job.options.get("picks") or {}).get(host)
+        replacing = any(lost["host"] == host for lost in ctx.job.options.get("lost", []))
+        choice = None if replacing else (ctx.job.options.get("picks") or {}).get(host)
         try:
-            if choice is None and interactive(ctx):
+            if choice is None and interactive(ctx) and not replacing:  # (a recovery never asks)
                 with ctx.console.prompting():
                     choice = choose(provider(name), opts, holds=Holds(ctx.journal), me=f"job:{ctx.job.id}")
             inst, how = take(ctx, name, host, opts, choice, resume=bool(resume))
@@ -214,6 +223,10 @@ def handlers(name: str) -> dict:
         CLOUD_KINDS[name].known[inst.id] = inst
         ctx.host_specs[host] = f"{name}:{inst.id}"
         ctx.hosts.pop(host, None)
+        if replacing:  # the recovery's machine: when, for `recipe logs`
+            last = [x for x in ctx.job.options["lost"] if x["host"] == host][-1]
+            last.update(replaced_by=inst.id, replaced_at=time.time())
+            ctx.journal.set_job(ctx.job.id, options=ctx.job.options)
         steps.done(ctx, idx, 0, instance=inst.id, how=how)
         tell(ctx, host, name, inst.id, "starting" if how == "started" else inst.status, inst)
         said = {"rented": "rented", "found": "your running instance", "started": "your stopped instance, starting"}[how]

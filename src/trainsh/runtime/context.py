@@ -43,6 +43,7 @@ class RunOptions:
     keep_sessions: bool = False
     keep_hosts: bool = False  # a failed job leaves the machines it brought up running
     autostop: float | None = None  # seconds idle before a cloud machine stops itself (0: never)
+    recover: int | None = None  # losses of a picked machine a job survives, where a pick says none
     picks: dict | None = None  # host -> machine chosen before the run (--pick-host)
     exec: bool = False  # `train exec`: what it rented or started is released when it ends
 

@@ -17,7 +17,7 @@ from trainsh.recipe.model import Recipe, Step
 from trainsh.recipe.parser import parse
 from trainsh.remote.shell import ShellError
 from trainsh.remote.tmux import Pending, Session
-from trainsh.runtime import allocations, handlers, reach
+from trainsh.runtime import allocations, handlers, reach, recovery
 from trainsh.runtime.context import (Context, HostHandle, Interrupted, RunOptions, StepFailed,
                                      attach_command)
 from trainsh.runtime.events import Events
@@ -46,8 +46,9 @@ class Runner:
         storage_specs = {**recipe.storages, **job.options.get("storage_overrides", {})}
         events = Events(journal, job.id, job.folder / "job.log", console)
         self.machines = Machines(journal, job.id)
+        lost = {(x["host"], x["ident"]) for x in job.options.get("lost", [])}
         for mach in self.machines.all():  # a host a step gave a machine to: the same one on resume
-            if mach.kind in reach.REACH and host_specs.get(mach.host, "").strip() == "placeholder":
+            if (mach.host, mach.ident) not in lost and mach.kind in reach.REACH and host_specs.get(mach.host, "").strip() == "placeholder":
                 host_specs[mach.host] = f"{mach.kind}:{mach.ident}"
         self.ctx = Context(job, journal, events, console, recipe, variables, host_specs, storage_specs,
                            machines=self.machines, held=allocations.host_handle)
@@ -62,6 +63,8 @@ class Runner:
             job_options["storage_overrides"] = storage_overrides
         if options.autostop is not None:
             job_options["autostop"] = options.autostop
+        if options.recover:
+            job_options["recover"] = options.recover
         if options.picks:
             job_options["picks"] = options.picks
         if options.exec:
@@ -145,10 +148,14 @@ class Runner:
 
         for s in previous:
             signal.signal(s, on_signal)
-        idx = 0
+        idx, following = 0, -1
         try:
             ctx.events.record("info", f"job {job.id} started: {job.recipe_path}")
-            for idx, step in enumerate(self.recipe.steps):
+            while True:
+                idx = following = following + 1
+                if idx >= total:
+                    break
+                step = self.recipe.steps[idx]
                 row = done.get(idx)
                 if row and (row["status"] in ("done", "background", "stopped")
                             or row["status"] == "failed" and row["detail"].get("background")):
@@ -160,13 +167,23 @@ class Runner:
                 ctx.events.step = idx  # what is said meanwhile is this step's result
                 try:
                     handler(ctx, idx, step, resume=row if resuming else None)
-                except StepFailed as e:
+                except (StepFailed, ShellError) as e:
                     self.console.live_done()
+                    if not isinstance(e, StepFailed):
+                        e = StepFailed(str(e))
+                    try:
+                        lost = recovery.lost_host(ctx, step)
+                        if lost is not None:  # its machine went: a new one, and its steps again
+                            following = recovery.recover(ctx, idx, lost, self.options.keep_hosts) - 1
+                            done = {r["idx"]: r for r in self.journal.steps(job.id)}
+                            continue
+                    except StepFailed as spent:
+                        e = StepFailed(f"{e}; {spent}", e.exit_code, e.output)
                     self.journal.step_finished(job.id, idx, "failed", e.exit_code,
                                                detail={**{k: v for k, v in (row or {}).get("detail", {}).items()
                                                           if k != "said"}, "error": str(e)})
                     return self._failed(idx, step, e)
-                except (ShellError, config.ConfigError) as e:
+                except config.ConfigError as e:
                     self.console.live_done()
                     self.journal.step_finished(job.id, idx, "failed", None, detail={"error": str(e)})
                     return self._failed(idx, step, StepFailed(str(e)))

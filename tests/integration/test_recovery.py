@@ -1,0 +1,154 @@
+"""A job that loses its machine goes on (`recover=N`), against the Vast fake: a training run on
+an interruptible machine that is outbid mid-way finishes on a second machine, resuming from its
+checkpoint; the lost machine is destroyed; only the host's steps run again; a spent budget fails
+in one line; a failing command is no loss; a kill -9 during the recovery's rent and a resume
+make exactly one replacement. The fake's own state is the evidence."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+from helpers import TRAIN, train, wait_until, write_recipe
+
+# The user's training script: an epoch a beat, a checkpoint per epoch in CKPT (standing in for
+# a store the checkpoints are copied to), and a start from the last checkpoint there.
+TRAIN_PY = """\
+import os, sys, time
+ckpt, total = sys.argv[1], int(sys.argv[2])
+os.makedirs(ckpt, exist_ok=True)
+done = [int(n.split("-")[1]) for n in os.listdir(ckpt) if n.startswith("epoch-")]
+start = max(done, default=0) + 1
+print(f"resuming at epoch {start}" if done else "fresh start", flush=True)
+for e in range(start, total + 1):
+    time.sleep(0.6)
+    with open(os.path.join(ckpt, f"epoch-{e}"), "w") as f:
+        f.write(os.environ.get("CONTAINER_ID", "?"))
+    with open(os.path.join(ckpt, "log"), "a") as f:
+        f.write(f"{e} {os.environ.get('CONTAINER_ID', '?')}\\n")
+    print(f"epoch {e}/{total}", flush=True)
+"""
+
+SPOT = """\
+var CKPT = {tmp}/ckpt
+host gpu = placeholder
+vast.pick @gpu gpu=RTX_4090 interruptible=true {recover}
+tmux.open @local as here
+@here > echo ran >> {tmp}/local.log
+vast.wait timeout=60s
+tmux.open @gpu as work
+@work > echo opened >> {tmp}/opened.log
+@work > python3 {tmp}/train.py $CKPT {epochs}
+tmux.close @work
+tmux.close @here
+"""
+
+
+def _recipe(tmp_path: Path, recover: str = "recover=1", epochs: int = 8) -> Path:
+    (tmp_path / "train.py").write_text(TRAIN_PY)
+    return write_recipe(tmp_path / "spot.recipe", SPOT.format(tmp=tmp_path, recover=recover, epochs=epochs))
+
+
+def _runner(recipe: Path, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen([*TRAIN, "recipe", "run", str(recipe), "--no-visual", *extra],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def _epochs(tmp_path: Path) -> list[tuple[int, str]]:
+    log = tmp_path / "ckpt" / "log"
+    lines = log.read_text().split("\n") if log.exists() else []
+    return [(int(e), who) for e, who in (ln.split() for ln in lines if ln)]
+
+
+def _training_on(vast, tmp_path: Path, after: int) -> str:
+    """The instance training has reached epoch `after` on."""
+    wait_until(lambda: len(_epochs(tmp_path)) >= after, timeout=60, what=f"epoch {after}")
+    return _epochs(tmp_path)[-1][1]
+
+
+def test_an_outbid_machine_is_replaced_and_training_finishes_from_its_checkpoint(tmp_path, vast):
+    p = _runner(_recipe(tmp_path))
+    first = _training_on(vast, tmp_path, 2)
+    vast.preempt(first)
+    out, err = p.communicate(timeout=180)
+    assert p.returncode == 0, err
+    epochs = _epochs(tmp_path)
+    assert sorted(e for e, _ in epochs) == list(range(1, 9))  # each epoch exactly once
+    second = epochs[-1][1]
+    assert second != first and {who for _, who in epochs} == {first, second}
+    state = vast.state()
+    assert int(first) in state["destroyed"] and first not in state["instances"]  # the lost one: gone
+    assert list(state["instances"]) == [second] and state["rents"] == 2
+    assert state["instances"][second]["label"].endswith("-gpu-r1")
+    # only the host's steps ran again: the session was opened twice, the local step once
+    assert (tmp_path / "opened.log").read_text() == "opened\nopened\n"
+    assert (tmp_path / "local.log").read_text() == "ran\n"
+    assert f"vast {first} was lost (paused: outbid)" in err and "recovering (1 of 1)" in err
+    logs = train("recipe", "logs", "--last").stdout
+    assert f"lost: @gpu vast {first} (paused: outbid) at " in logs and f"replaced by vast {second} in " in logs
+    train("vast", "destroy", second, "--yes")
+
+
+def test_losing_more_machines_than_recover_allows_fails_in_one_line(tmp_path, vast):
+    p = _runner(_recipe(tmp_path, epochs=30))
+    first = _training_on(vast, tmp_path, 1)
+    vast.preempt(first)
+    wait_until(lambda: any(who != first for _, who in _epochs(tmp_path)), timeout=90, what="the replacement trains")
+    second = _epochs(tmp_path)[-1][1]
+    vast.preempt(second)
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 1
+    assert (f"@gpu lost 2 machines, more than recover=1: vast {first} (paused: outbid), "
+            f"vast {second} (paused: outbid)") in err
+    assert "Traceback" not in err
+    state = vast.state()
+    assert {int(first), int(second)} <= set(state["destroyed"]) and state["instances"] == {}  # nothing bills on
+    assert state["rents"] == 2
+
+
+def test_a_failing_command_on_a_running_machine_is_no_loss(tmp_path, vast):
+    r = write_recipe(tmp_path / "fails.recipe", """\
+host gpu = placeholder
+vast.pick @gpu recover=3
+vast.wait timeout=60s
+tmux.open @gpu as work
+@work > sh -c 'exit 3'
+""")
+    p = train("recipe", "run", str(r), "--no-visual", timeout=120)
+    assert p.returncode == 1 and "exited with code 3" in p.stderr, p.stderr
+    assert "recovering" not in p.stderr and vast.state()["rents"] == 1
+
+
+def test_run_recover_sets_it_for_a_pick_that_names_none(tmp_path, vast):
+    p = _runner(_recipe(tmp_path, recover="", epochs=5), "--recover", "1")
+    first = _training_on(vast, tmp_path, 1)
+    vast.preempt(first)
+    out, err = p.communicate(timeout=180)
+    assert p.returncode == 0, err
+    assert sorted(e for e, _ in _epochs(tmp_path)) == [1, 2, 3, 4, 5]
+    state = vast.state()
+    assert int(first) in state["destroyed"] and state["rents"] == 2
+    for iid in state["instances"]:
+        train("vast", "destroy", iid, "--yes")
+
+
+def test_a_kill_during_the_replacements_rent_then_resume_makes_exactly_one(tmp_path, vast):
+    p = _runner(_recipe(tmp_path, epochs=5))
+    first = _training_on(vast, tmp_path, 1)
+    vast.control(slow_create=30)  # the replacement's rent makes its machine and holds the answer
+    vast.preempt(first)
+    vast.wait_creating(1, timeout=60)
+    os.kill(p.pid, signal.SIGKILL)
+    p.communicate(timeout=30)
+    vast.control(slow_create=0)
+    r = train("recipe", "resume", "--no-visual", timeout=180)
+    assert r.returncode == 0, r.stderr
+    state = vast.state()
+    assert state["rents"] == 2 and len(state["instances"]) == 1, state
+    assert int(first) in state["destroyed"]
+    assert sorted(e for e, _ in _epochs(tmp_path)) == [1, 2, 3, 4, 5]
+    for iid in state["instances"]:
+        train("vast", "destroy", iid, "--yes")
