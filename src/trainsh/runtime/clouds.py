@@ -161,6 +161,24 @@ def take(ctx, name: str, host: str, opts: dict, choice: dict | None, resume: boo
     return inst, "rented"
 
 
+def has_machine(ctx, idx: int, host: str, names: tuple[str, ...]) -> bool:
+    """Whether a pick step for `host` has nothing to do, and if so end it saying why: a machine
+    of one of the clouds `names` was taken before the runner stopped, or the host has a spec."""
+    m = ctx.machines.get(host)
+    if m and m.kind in names:
+        ctx.host_specs[host] = f"{m.kind}:{m.ident}"
+        steps.done(ctx, idx, 0, instance=m.ident)
+        tell(ctx, host, m.kind, m.ident, m.state or "starting")
+        ctx.console.ok(f"@{host} is {m.kind} {m.ident} (taken before the runner stopped)")
+        return True
+    spec = ctx.expand(ctx.host_specs.get(host, "placeholder")).strip()
+    if spec != "placeholder":
+        steps.done(ctx, idx, 0, kept=spec)
+        ctx.console.ok(f"@{host} is {spec} already: nothing to pick")
+        return True
+    return False
+
+
 def handlers(name: str) -> dict:
     """The recipe steps of cloud `name`: `NAME.pick`, `.wait`, `.start`, `.stop`, `.cost`."""
     def fail(e: Exception):
@@ -183,18 +201,8 @@ def handlers(name: str) -> dict:
 
     def pick(ctx, idx, step, resume=None):
         host = step.host
-        m = ctx.machines.get(host)
         steps.start(ctx, idx, step, host=host, label=_label(ctx, host))
-        if m and m.kind == name:  # taken before the runner stopped
-            ctx.host_specs[host] = f"{name}:{m.ident}"
-            steps.done(ctx, idx, 0, instance=m.ident)
-            tell(ctx, host, name, m.ident, m.state or "starting")
-            ctx.console.ok(f"@{host} is {name} {m.ident} (taken before the runner stopped)")
-            return
-        spec = ctx.expand(ctx.host_specs.get(host, "placeholder")).strip()
-        if spec != "placeholder":
-            steps.done(ctx, idx, 0, kept=spec)
-            ctx.console.ok(f"@{host} is {spec} already: nothing to pick")
+        if has_machine(ctx, idx, host, (name,)):
             return
         opts = _opts(step)
         choice = (ctx.job.options.get("picks") or {}).get(host)
