@@ -132,7 +132,8 @@ def test_a_cloud_without_a_key_is_left_out_unless_named(tmp_path, runpod_fake, m
     (["--gpu", "RTX_4090", "--max-dph", "nan"], "argument --max-dph: 'nan' is out of range"),
     (["--gpu", "RTX_4090", "--min-gpu-ram", "lots"], "argument --min-gpu-ram: 'lots' is not a number"),
     (["--gpu", "RTX_4090", "--clouds", "vast,aws"], "argument --clouds: unknown cloud 'aws'"),
-    (["--num-gpus", "2"], "the following arguments are required: --gpu"),
+    (["--limit", "0"], "argument --limit: '0' is out of range"),
+    (["--clouds", ""], "argument --clouds: a comma-separated list of clouds (vast, runpod)"),
 ])
 def test_train_pick_bad_input_is_one_line(args, want):
     p = train("pick", *args)
@@ -154,3 +155,33 @@ def test_recipe_check_takes_pick_and_names_each_mistake(tmp_path):
     assert f"{bad}:3:19: max_dph= takes a number, got 'cheap'" in p.stderr
     assert f"{bad}:4:11: unknown pick option 'spot'" in p.stderr
     assert "Traceback" not in p.stderr
+
+
+def test_a_lost_answer_is_settled_not_fallen_through(tmp_path, both, monkeypatch):
+    """Vast makes the machine and the answer is lost (the connection drops, its list lags): the
+    rents ledger finds the machine by its label; RunPod is never asked to rent a second one."""
+    vast, runpod = both
+    rtx4090_at(monkeypatch, 0.40)
+    vast.control(garble_create="drop", list_lag=3)
+    r = write_recipe(tmp_path / "p.recipe", "host gpu = placeholder\npick @gpu gpu=RTX_4090 num_gpus=2\n")
+    p = train("recipe", "run", str(r), "--no-visual", "--autostop", "0", timeout=120)
+    assert p.returncode == 0, p.stderr
+    (iid, m), = vast.state()["machines"].items()
+    assert not m["destroyed"] and f"@gpu = vast {iid}" in p.stderr and "cannot be had" not in p.stderr
+    assert not runpod.state()["machines"]
+
+
+def test_your_own_free_machine_comes_before_a_cheaper_offer(tmp_path, both, monkeypatch):
+    from trainsh.cloud.provider import CreateRequest
+    from trainsh.cloud.runpod import RunPodProvider
+
+    vast, runpod = both
+    rtx4090_at(monkeypatch, 0.40)  # Vast's 1003 ($0.34/GPU/h) is cheaper than a pod ($0.40/h)
+    mine = RunPodProvider().create(f"{RTX4090}@COMMUNITY", CreateRequest(
+        image="img", disk_gb=20, label="mine", public_key=runpod.public_key))
+    r = write_recipe(tmp_path / "p.recipe", "host gpu = placeholder\npick @gpu gpu=RTX4090\n")
+    p = train("recipe", "run", str(r), "--no-visual", "--autostop", "0", timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert f"@gpu = runpod {mine.id}: 1x RTX 4090" in p.stderr and "your running instance" in p.stderr
+    assert "others: vast 1003 $0.68/h ($0.340/GPU/h)" in p.stderr, p.stderr
+    assert vast.state()["rents"] == 0 and list(runpod.state()["machines"]) == [mine.id]

@@ -266,7 +266,7 @@ def _pick_parser(sub) -> None:
                                     "hour first, over every cloud with an API key (or those --clouds "
                                     "names); nothing is rented. GPU names in any common spelling "
                                     "(RTX_4090, RTX4090, 'NVIDIA GeForce RTX 4090'); GPU RAM is per GPU, in GB.")
-    pk.add_argument("--gpu", required=True, help="GPU model, e.g. RTX_4090, A100S or H100S")
+    pk.add_argument("--gpu", help="GPU model, e.g. RTX_4090, A100S or H100S (default: any)")
     pk.add_argument("--num-gpus", type=numbers.GPUS, default=1, metavar="N", help="at least N GPUs (default 1)")
     pk.add_argument("--min-gpu-ram", type=numbers.GPU_RAM_GB, metavar="GB", help="at least this much RAM per GPU")
     pk.add_argument("--max-dph", type=numbers.USD_PER_HOUR, metavar="USD",
