@@ -6,10 +6,11 @@ without a key is left out (or refused when named), and a failed job releases wha
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
 
-from helpers import train, write_recipe
+from helpers import TRAIN, train, write_recipe
 
 RTX4090 = "NVIDIA GeForce RTX 4090"
 
@@ -185,3 +186,28 @@ def test_your_own_free_machine_comes_before_a_cheaper_offer(tmp_path, both, monk
     assert f"@gpu = runpod {mine.id}: 1x RTX 4090" in p.stderr and "your running instance" in p.stderr
     assert "others: vast 1003 $0.68/h ($0.340/GPU/h)" in p.stderr, p.stderr
     assert vast.state()["rents"] == 0 and list(runpod.state()["machines"]) == [mine.id]
+
+
+def test_a_rent_cut_short_by_kill_9_is_found_on_resume_not_made_again(tmp_path, both, monkeypatch):
+    """Killed while RunPod holds the answer to its rent: the resumed pick finds that pod by the
+    rent's label (the ledger names its cloud) and rents nothing more on either cloud."""
+    vast, runpod = both
+    rtx4090_at(monkeypatch, 0.30)
+    runpod.control(slow_create=30)
+    r = write_recipe(tmp_path / "k.recipe", "host gpu = placeholder\npick @gpu gpu=RTX_4090\n"
+                     "tmux.open @gpu as w\n@w > echo on-$RUNPOD_POD_ID\n")
+    proc = subprocess.Popen([*TRAIN, "recipe", "run", str(r), "--no-visual", "--autostop", "0"],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        runpod.wait_creating(timeout=60)
+    finally:
+        proc.kill()
+        proc.communicate()
+    runpod.control(slow_create=0)
+    (pid, _), = runpod.state()["machines"].items()
+    p = train("recipe", "resume", "--no-visual", timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert f"@gpu = runpod {pid}" in p.stderr and list(runpod.state()["machines"]) == [pid]
+    assert vast.state()["rents"] == 0
+    logs = train("recipe", "logs", "--last")
+    assert f"on-{pid}" in logs.stdout, logs.stdout + logs.stderr
