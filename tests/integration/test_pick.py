@@ -43,7 +43,7 @@ FAILS = """\
 host gpu = placeholder
 pick @gpu {clouds}gpu=RTX_4090 num_gpus=2 max_dph=2
 tmux.open @gpu as w
-@w > echo working; exit 3
+@w > echo working; false
 """
 
 
