@@ -151,6 +151,8 @@ MALFORMED = {
     ("runpod", "attach-key"): [("runpod", "attach-key", "/nonexistent.pub")],
     ("runpod", "create"): [("runpod", "create", "L4", "--disk", "0")],
     ("runpod", "prune"): [("runpod", "prune", "--yes", "extra")],
+    ("pick",): [("pick", "--gpu", "RTX_4090", "--num-gpus", "0"), ("pick", "--clouds", "vast,aws"),
+                ("pick", "--max-dph", "inf")],
     ("slurm", "info"): [("slurm", "info", "bad host!")],
     ("slurm", "queue"): [("slurm", "queue", "root@")],
     ("slurm", "cancel"): [("slurm", "cancel", "local", "abc"), ("slurm", "cancel", "h -p 0", "1")],

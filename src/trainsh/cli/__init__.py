@@ -50,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
             from trainsh.cli import completion as handlers
         elif args.group == "slurm":
             from trainsh.cli import slurm as handlers
+        elif args.group == "pick":
+            from trainsh.cli import pick as handlers
         else:
             from trainsh.cli import commands as handlers
 

@@ -239,6 +239,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     ps.add_parser("vast", help="your Vast.ai instances' costs, and the cheapest offers")
     ps.add_parser("runpod", help="your RunPod pods' costs, and the cheapest GPU types")
     _cloud_parsers(sub)
+    _pick_parser(sub)
     _slurm_parser(sub)
 
     cm = sub.add_parser("completion", help="shell completion script for bash, zsh or fish",
@@ -247,6 +248,34 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
                                     "zsh); fish: train completion fish | source")
     cm.add_argument("shell", help="bash, zsh or fish")
     return p
+
+
+def _cloud_names(text: str) -> tuple[str, ...]:
+    """`--clouds vast,runpod`, checked as the recipe's `clouds=` is."""
+    from trainsh.recipe.model import cloud_names  # (only when the flag is given: start-up)
+
+    try:
+        return cloud_names(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _pick_parser(sub) -> None:
+    pk = sub.add_parser("pick", help="compare matching offers over every cloud, cheapest per GPU hour",
+                        description="The offers a recipe's 'pick @HOST' compares, cheapest per GPU "
+                                    "hour first, over every cloud with an API key (or those --clouds "
+                                    "names); nothing is rented. GPU names in any common spelling "
+                                    "(RTX_4090, RTX4090, 'NVIDIA GeForce RTX 4090'); GPU RAM is per GPU, in GB.")
+    pk.add_argument("--gpu", help="GPU model, e.g. RTX_4090, A100S or H100S (default: any)")
+    pk.add_argument("--num-gpus", type=numbers.GPUS, default=1, metavar="N", help="at least N GPUs (default 1)")
+    pk.add_argument("--min-gpu-ram", type=numbers.GPU_RAM_GB, metavar="GB", help="at least this much RAM per GPU")
+    pk.add_argument("--max-dph", type=numbers.USD_PER_HOUR, metavar="USD",
+                    help="at most this many dollars per hour for the machine")
+    pk.add_argument("--clouds", type=_cloud_names, metavar="NAMES",
+                    help="the clouds to compare, e.g. vast,runpod (default: every cloud with an API key)")
+    pk.add_argument("--limit", type=numbers.LIMIT, default=10, help="at most this many offers from each cloud (default 10)")
+    pk.add_argument("--json", action="store_true",
+                    help="machine-readable output: one object per offer (cloud, id, gpu, num_gpus, $/h, $/GPU/h)")
 
 
 def _slurm_parser(sub) -> None:

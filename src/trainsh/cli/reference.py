@@ -12,7 +12,7 @@ import sys
 from trainsh.cli.ow import build_parser as build_ow
 from trainsh.cli.parser import build_parser
 from trainsh.recipe.model import CLOUDS
-from trainsh.recipe.parser import CLOUD_OPTIONS, KEYWORDS, SLURM_WAIT_OPTIONS
+from trainsh.recipe.parser import CLOUD_OPTIONS, KEYWORDS, PICK_OPTIONS, SLURM_WAIT_OPTIONS
 
 HEADER = """\
 # Command reference
@@ -40,7 +40,11 @@ STATEMENTS = {
     "tmux.config": ("tmux.config @HOST", "apply config `[tmux.options]` to the host's tmux server"),
     "notify": ('notify "message"', "print and log a message, and send it to `notify.urls`"),
     "sleep": ("sleep DURATION", "pause"),
-    "pick": ("{cloud}.pick @HOST [options]", "choose or rent a {title} machine for a placeholder host"),
+    "pick": ("pick @HOST [clouds=vast,runpod] [options]",
+             "take the cheapest matching machine per GPU hour over several clouds (default: every "
+             "cloud with an API key) for a placeholder host: your own free one first, else the "
+             "cheapest offer that can be had"),
+    "pick.cloud": ("{cloud}.pick @HOST [options]", "choose or rent a {title} machine for a placeholder host"),
     "wait.cloud": ("{cloud}.wait [options]", "wait until the machine runs and an ssh login works"),
     "start": ("{cloud}.start [ID]", "start a stopped machine (default: the one the job picked)"),
     "stop": ("{cloud}.stop [ID]", "stop a machine; its disk stays (default: the one the job picked)"),
@@ -54,7 +58,7 @@ STATEMENTS = {
 # The parser's option checkers, by what they take.
 _CHECKERS = {"_count_opt": "a whole number from 1", "_num_opt": "a number",
              "_bool_opt": "true or false", "_dur_opt": "a duration (30s, 5m, 1h30m)",
-             "_any_opt": "a value"}
+             "_any_opt": "a value", "_clouds_opt": "clouds, comma-separated (vast,runpod)"}
 
 
 # the order a recipe uses them in
@@ -138,14 +142,16 @@ def _statements() -> list[str]:
         entry(word)
     entry("wait")
     # tmux and plain statements first, then each cloud's, then Slurm's
-    heads = ["tmux", "notify", "sleep", *CLOUDS, "slurm"]
+    heads = ["tmux", "notify", "sleep", "pick", *CLOUDS, "slurm"]
     words = sorted((w for w in KEYWORDS if w not in ("var", "host", "storage", "wait")),
                    key=lambda w: (heads.index(w.partition(".")[0]) if w.partition(".")[0] in heads
                                   else len(heads), _ACTIONS.get(w.partition(".")[2], 9), w))
     for word in words:
         head, _, action = word.partition(".")
         if head in CLOUDS:
-            entry("wait.cloud" if action == "wait" else action, head, CLOUD_OPTIONS.get(word))
+            entry({"wait": "wait.cloud", "pick": "pick.cloud"}.get(action, action), head, CLOUD_OPTIONS.get(word))
+        elif word == "pick":
+            entry(word, options=PICK_OPTIONS)
         elif word == "slurm.alloc":
             entry(word, described="options, each salloc's of the same name: " + ", ".join(
                 f"`{k}=` ({flag})" if flag else f'`{k}="..."` (any other salloc options)'

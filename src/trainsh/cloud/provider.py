@@ -264,6 +264,18 @@ class Provider(ABC):
         theirs = lookup(wanted, self.name) or wanted
         return key(gpu_name) in (key(wanted), key(theirs))
 
+    def key_problem(self) -> str | None:
+        """Why this cloud has no API key to call with (none configured, a store that cannot be
+        read), as the one line its calls would fail with; None when it has one. Nothing is sent:
+        a `pick` over every cloud leaves out those without a key."""
+        try:
+            key = self.key  # (each provider's: a property on some, a method on others)
+            if callable(key):
+                key()
+        except AuthError as e:
+            return str(e)
+        return None
+
     def totals(self) -> dict[str, float]:
         """USD each of the account's instances has been billed since it was rented, by id, as
         the cloud's billing has it (one round trip); {} where the cloud keeps no such record."""

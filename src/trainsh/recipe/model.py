@@ -201,6 +201,19 @@ class TmuxConfig(Step):
 CLOUDS = ("vast", "runpod")
 
 
+def cloud_names(text: str) -> tuple[str, ...]:
+    """`vast,runpod` as the clouds it names, for the `pick` statement's `clouds=` and `train
+    pick --clouds` alike; ValueError naming what is wrong (an unknown or repeated name)."""
+    names = tuple(n.strip() for n in text.split(","))
+    for n in names:
+        if n not in CLOUDS:
+            raise ValueError(f"unknown cloud '{n}' (known: {', '.join(CLOUDS)})" if n
+                             else f"a comma-separated list of clouds ({', '.join(CLOUDS)})")
+    if len(set(names)) != len(names):
+        raise ValueError(f"a cloud named twice in '{text}'")
+    return names
+
+
 @dataclass(frozen=True)
 class Cloud(Step):
     """A cloud control step: `vast.pick @host ...`, `vast.start [id]`, `vast.wait ...` and so on."""
@@ -220,6 +233,24 @@ class Cloud(Step):
     @property
     def fills(self) -> tuple[str, ...]:
         return (self.host,) if self.action == "pick" and self.host else ()
+
+    def option(self, key: str, default: str | None = None) -> str | None:
+        return dict(self.options).get(key, default)
+
+
+@dataclass(frozen=True)
+class Pick(Step):
+    """`pick @host [clouds=vast,runpod] [gpu=... num_gpus=N ...]`: the cheapest matching machine
+    per GPU hour over several clouds (runtime/pick.py)."""
+
+    host: str
+    options: tuple[tuple[str, str], ...] = ()
+
+    kind = "pick"
+
+    @property
+    def fills(self) -> tuple[str, ...]:
+        return (self.host,)
 
     def option(self, key: str, default: str | None = None) -> str | None:
         return dict(self.options).get(key, default)

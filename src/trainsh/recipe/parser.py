@@ -31,6 +31,7 @@ from trainsh.recipe.model import (
     Endpoint,
     HostCommand,
     Notify,
+    Pick,
     Pos,
     Recipe,
     RecipeError,
@@ -43,6 +44,7 @@ from trainsh.recipe.model import (
     TmuxOpen,
     Transfer,
     Wait,
+    cloud_names,
 )
 
 NAME = r"[A-Za-z_][A-Za-z0-9_-]*"
@@ -76,7 +78,7 @@ def split_lines(text: str) -> list[str]:
 
 
 CONTROL = {
-    "tmux.open", "tmux.close", "tmux.config",
+    "tmux.open", "tmux.close", "tmux.config", "pick",
     *(f"{c}.{a}" for c in CLOUDS for a in ("pick", "start", "stop", "wait", "cost")),
     "slurm.alloc", "slurm.wait", "slurm.release",
     "notify", "sleep",
@@ -133,6 +135,20 @@ CLOUD_OPTIONS = {f"{c}.{action}": options for c in CLOUDS for action, options in
 }.items()}
 for _c, _word in SPOT_WORD.items():
     CLOUD_OPTIONS[f"{_c}.pick"] = {**CLOUD_OPTIONS[f"{_c}.pick"], _word: _bool_opt, "bid": _bid_opt}
+
+
+def _clouds_opt(v: str) -> str | None:
+    try:
+        cloud_names(v)
+        return None
+    except ValueError as e:
+        return str(e)
+
+
+# `pick @host`: the clouds it compares, and what a machine must have (runtime/pick.py); its own
+# table, as an option one cloud's pick gains does not mean the same on every cloud.
+PICK_OPTIONS = {"clouds": _clouds_opt, "num_gpus": _count_opt, "min_gpu_ram": _num_opt,
+                "gpu": _any_opt, "max_dph": _num_opt, "limit": _count_opt, "recover": _recover_opt}
 
 STORAGE_SCHEMES = ("r2", "b2", "s3", "gdrive", "local")
 HOST_SCHEMES = SCHEMES
@@ -665,6 +681,8 @@ class _Parser:
             return None if d is None else Sleep(st.pos(0), st.text, duration=d)
         if word.startswith("slurm."):
             return self.slurm(st, word, args, end)
+        if word == "pick":
+            return self.pick(st, args, end)
         # vast.*, runpod.*
         provider, action = word.split(".", 1)
         allowed = CLOUD_OPTIONS[word]
@@ -674,20 +692,8 @@ class _Parser:
         for tok in args:
             kv = tok.kv()
             if kv:
-                key, value = kv
-                if key not in allowed:
-                    known = ", ".join(f"{k}=" for k in allowed) or "none"
-                    self.err(st, tok.start, f"unknown {word} option '{key}' (known: {known})")
+                if not self.option(st, tok, kv, word, allowed, options):
                     return None
-                if any(k == key for k, _ in options):
-                    self.err(st, tok.start, f"{key}= given twice")
-                    return None
-                problem = allowed[key](value)
-                if problem:
-                    self.err(st, tok.start + len(key) + 1, problem if allowed[key] is _dur_opt
-                             else f"{key}= takes {problem}, got '{value}'")
-                    return None
-                options.append((key, value))
             elif tok.text.startswith("@") and action == "pick" and host is None:
                 host = self.ref(st, tok)
                 host_pos = st.pos(tok.start)
@@ -704,16 +710,58 @@ class _Parser:
         return self.mark(Cloud(st.pos(0), st.text, provider=provider, action=action, host=host,
                                instance=instance, options=tuple(options)), ref=host_pos)
 
+    def option(self, st: _Text, tok: _Tok, kv: tuple[str, str], word: str, allowed: dict,
+               options: list) -> bool:
+        """Check `KEY=VALUE` of statement `word` against its table `allowed` and add it to
+        `options`; False (the error said) when it is unknown, given twice or a bad value."""
+        key, value = kv
+        if key not in allowed:
+            known = ", ".join(f"{k}=" for k in allowed) or "none"
+            self.err(st, tok.start, f"unknown {word} option '{key}' (known: {known})")
+            return False
+        if any(k == key for k, _ in options):
+            self.err(st, tok.start, f"{key}= given twice")
+            return False
+        problem = allowed[key](value)
+        if problem:  # (a duration's or a list's problem names what it is itself)
+            self.err(st, tok.start + len(key) + 1, problem if allowed[key] is _dur_opt
+                     else f"{key}=: {problem}" if allowed[key] is _clouds_opt
+                     else f"{key}= takes {problem}, got '{value}'")
+            return False
+        options.append((key, value))
+        return True
+
+    def first_ref(self, st: _Text, args: list, end: int, usage: str) -> str | None:
+        """The `@name` a statement starts with, or None (the error said, with its `usage`)."""
+        if not args or not args[0].text.startswith("@"):
+            self.err(st, args[0].start if args else end, f"expected '{usage}'")
+            return None
+        return self.ref(st, args[0])
+
+    def pick(self, st: _Text, args: list, end: int) -> Step | None:
+        """pick @host [clouds=vast,runpod] [gpu=... num_gpus=N min_gpu_ram=GB max_dph=USD limit=N]."""
+        usage = "pick @host [clouds=vast,runpod] [gpu=NAME num_gpus=N min_gpu_ram=GB max_dph=USD]"
+        host = self.first_ref(st, args, end, usage)
+        if host is None:
+            return None
+        options: list[tuple[str, str]] = []
+        for tok in args[1:]:
+            kv = tok.kv()
+            if not kv:
+                self.err(st, tok.start, f"unexpected '{tok.text}': write '{usage}'")
+                return None
+            if not self.option(st, tok, kv, "pick", PICK_OPTIONS, options):
+                return None
+        return self.mark(Pick(st.pos(0), st.text, host=host, options=tuple(options)),
+                         ref=st.pos(args[0].start))
+
     def slurm(self, st: _Text, word: str, args: list, end: int) -> Step | None:
         """slurm.alloc @login as NAME [KEY=VALUE]..., slurm.wait @NAME [...], slurm.release @NAME."""
         action = word.split(".", 1)[1]
         usage = {"alloc": "slurm.alloc @login as NAME [nodes=N time=4h ...]",
                  "wait": "slurm.wait @NAME [timeout=D poll=D keep=true]",
                  "release": "slurm.release @NAME"}[action]
-        if not args or not args[0].text.startswith("@"):
-            self.err(st, args[0].start if args else end, f"expected '{usage}'")
-            return None
-        host = self.ref(st, args[0])
+        host = self.first_ref(st, args, end, usage)
         if host is None:
             return None
         rest, name, positions = args[1:], None, {"ref": st.pos(args[0].start)}
@@ -862,7 +910,7 @@ class _Parser:
                         bad = True
                 if bad:
                     continue
-            elif isinstance(step, Cloud) and step.host is not None:
+            elif isinstance(step, (Cloud, Pick)) and step.host is not None:
                 if not host_known(step.host):
                     pos_err(self.at(step), self.unknown(step.host, "host"))
                     continue

@@ -117,14 +117,15 @@ def interactive(ctx) -> bool:
     return bool(ctx.console.visual and sys.stdin.isatty())
 
 
-def _label(ctx, host: str) -> str:
+def label(ctx, host: str) -> str:
     """The rent's label: the K-th replacement of a lost machine has its own (`-rK`), so a
     resume looks up the rent in flight, never the machine that was lost."""
     k = sum(1 for lost in ctx.job.options.get("lost", []) if lost["host"] == host)
     return f"trainsh-{ctx.job.id}-{host}" + (f"-r{k}" if k else "")
 
 
-def _lost_ids(ctx, name: str) -> set[str]:
+def lost_ids(ctx, name: str) -> set[str]:
+    """The ids of cloud `name`'s machines this job lost (recover=N): never picked again."""
     return {lost["ident"] for lost in ctx.job.options.get("lost", []) if lost["kind"] == name}
 
 
@@ -133,16 +134,16 @@ def take(ctx, name: str, host: str, opts: dict, choice: dict | None, resume: boo
     running or stopped, else the cheapest matching offer, rented. Journals it the moment it is
     the job's. Returns (instance, how)."""
     p = provider(name)
-    label = _label(ctx, host)
+    tag = label(ctx, host)
     holds, me = Holds(ctx.journal), f"job:{ctx.job.id}"
     if resume:  # rented before the runner stopped, not yet journaled: that one, not another
-        for inst in p.find_by_label(label):
-            holds.set(label, state="rented", ident=inst.id)
+        for inst in p.find_by_label(tag):
+            holds.set(tag, state="rented", ident=inst.id)
             ctx.machines.add(Machine(host, name, inst.id, "rented", state=inst.status))
             return inst, "rented"
     if choice is None:
         own, offers, _ = candidates(p, opts, holds, me)
-        own = [i for i in own if i.id not in _lost_ids(ctx, name)]  # never the machine it lost
+        own = [i for i in own if i.id not in lost_ids(ctx, name)]  # never the machine it lost
         if own:
             choice = {"instance": own[0].id}
         elif offers:
@@ -163,7 +164,7 @@ def take(ctx, name: str, host: str, opts: dict, choice: dict | None, resume: boo
             ctx.machines.set_state(host, "starting")
         return inst, how
     request = CreateRequest(image=config.get(f"{name}.image"), disk_gb=config.get(f"{name}.disk"),
-                            label=label, public_key=local_public_key(), gpu_count=opts["num_gpus"],
+                            label=tag, public_key=local_public_key(), gpu_count=opts["num_gpus"],
                             interruptible=opts["spot"], bid=opts["bid"] if opts["spot"] else None)
     try:
         inst = rent(holds, p, choice["offer"], request, me, say=ctx.console.info)
@@ -173,6 +174,32 @@ def take(ctx, name: str, host: str, opts: dict, choice: dict | None, resume: boo
         raise
     ctx.machines.add(Machine(host, name, inst.id, "rented", state=inst.status))
     return inst, "rented"
+
+
+def replaced(ctx, host: str, ident: str) -> None:
+    """A pick gave `host` a machine after a loss (recover=N): when, for `recipe logs`."""
+    mine = [x for x in ctx.job.options.get("lost", []) if x["host"] == host]
+    if mine and not mine[-1].get("replaced_by"):
+        mine[-1].update(replaced_by=ident, replaced_at=time.time())
+        ctx.journal.set_job(ctx.job.id, options=ctx.job.options)
+
+
+def has_machine(ctx, idx: int, host: str, names: tuple[str, ...]) -> bool:
+    """Whether a pick step for `host` has nothing to do, and if so end it saying why: a machine
+    of one of the clouds `names` was taken before the runner stopped, or the host has a spec."""
+    m = ctx.machines.get(host)
+    if m and m.kind in names and m.ident not in lost_ids(ctx, m.kind):  # (never a machine it lost)
+        ctx.host_specs[host] = f"{m.kind}:{m.ident}"
+        steps.done(ctx, idx, 0, instance=m.ident)
+        tell(ctx, host, m.kind, m.ident, m.state or "starting")
+        ctx.console.ok(f"@{host} is {m.kind} {m.ident} (taken before the runner stopped)")
+        return True
+    spec = ctx.expand(ctx.host_specs.get(host, "placeholder")).strip()
+    if spec != "placeholder":
+        steps.done(ctx, idx, 0, kept=spec)
+        ctx.console.ok(f"@{host} is {spec} already: nothing to pick")
+        return True
+    return False
 
 
 def handlers(name: str) -> dict:
@@ -197,18 +224,8 @@ def handlers(name: str) -> dict:
 
     def pick(ctx, idx, step, resume=None):
         host = step.host
-        m = ctx.machines.get(host)
-        steps.start(ctx, idx, step, host=host, label=_label(ctx, host))
-        if m and m.kind == name and m.ident not in _lost_ids(ctx, name):  # taken before the runner stopped
-            ctx.host_specs[host] = f"{name}:{m.ident}"
-            steps.done(ctx, idx, 0, instance=m.ident)
-            tell(ctx, host, name, m.ident, m.state or "starting")
-            ctx.console.ok(f"@{host} is {name} {m.ident} (taken before the runner stopped)")
-            return
-        spec = ctx.expand(ctx.host_specs.get(host, "placeholder")).strip()
-        if spec != "placeholder":
-            steps.done(ctx, idx, 0, kept=spec)
-            ctx.console.ok(f"@{host} is {spec} already: nothing to pick")
+        steps.start(ctx, idx, step, host=host, label=label(ctx, host))
+        if has_machine(ctx, idx, host, (name,)):
             return
         opts = _opts(step)
         replacing = any(lost["host"] == host for lost in ctx.job.options.get("lost", []))
@@ -223,10 +240,7 @@ def handlers(name: str) -> dict:
         CLOUD_KINDS[name].known[inst.id] = inst
         ctx.host_specs[host] = f"{name}:{inst.id}"
         ctx.hosts.pop(host, None)
-        if replacing:  # the recovery's machine: when, for `recipe logs`
-            last = [x for x in ctx.job.options["lost"] if x["host"] == host][-1]
-            last.update(replaced_by=inst.id, replaced_at=time.time())
-            ctx.journal.set_job(ctx.job.id, options=ctx.job.options)
+        replaced(ctx, host, inst.id)
         steps.done(ctx, idx, 0, instance=inst.id, how=how)
         tell(ctx, host, name, inst.id, "starting" if how == "started" else inst.status, inst)
         said = {"rented": "rented", "found": "your running instance", "started": "your stopped instance, starting"}[how]

@@ -3,15 +3,15 @@ Step.handler_key). `train recipe check` names every step without one, and a run 
 a recipe before its first step.
 
 The handlers live by what they touch: sessions, commands, waits and transfers in steps.py,
-cloud machines in clouds.py, Slurm allocations in allocations.py. A cloud's actions are
-clouds.py's under its name (recipe/model.py's CLOUDS).
+cloud machines in clouds.py (and pick.py, a pick over several clouds), Slurm allocations in
+allocations.py. A cloud's actions are clouds.py's under its name (recipe/model.py's CLOUDS).
 """
 
 from __future__ import annotations
 
 from trainsh.kinds import title
 from trainsh.recipe import model as m
-from trainsh.runtime import allocations, clouds, steps
+from trainsh.runtime import allocations, clouds, pick, steps
 from trainsh.runtime.context import Context, StepFailed
 
 HANDLERS = {
@@ -27,6 +27,7 @@ HANDLERS = {
     "slurm.alloc": allocations.alloc,
     "slurm.wait": allocations.wait,
     "slurm.release": allocations.release,
+    "pick": pick.pick,
 }
 for _cloud in m.CLOUDS:
     HANDLERS.update(clouds.handlers(_cloud))

@@ -28,13 +28,16 @@ from trainsh.runtime.reach.cloud import money, provider, stop_heartbeat
 NOT_RUNNING = ("stopped", "stopping", "gone")
 
 
+def _is_pick(step: m.Step) -> bool:
+    return isinstance(step, m.Pick) or isinstance(step, m.Cloud) and step.action == "pick"
+
+
 def pick_of(recipe: m.Recipe, host: str) -> int | None:
-    """The index of the step that gives `host` its machine (a cloud pick), or None."""
-    return next((i for i, s in enumerate(recipe.steps)
-                 if isinstance(s, m.Cloud) and s.action == "pick" and s.host == host), None)
+    """The index of the step that gives `host` its machine (a cloud's pick or `pick`), or None."""
+    return next((i for i, s in enumerate(recipe.steps) if _is_pick(s) and s.host == host), None)
 
 
-def budget(ctx: Context, pick: m.Cloud) -> int:
+def budget(ctx: Context, pick: m.Step) -> int:
     """How many losses of the pick's machine the job may survive."""
     own = pick.option("recover")
     return int(own) if own is not None else int(ctx.job.options.get("recover") or 0)
@@ -67,10 +70,12 @@ def lost_host(ctx: Context, step: m.Step) -> tuple[str, int, int, str] | None:
     """(host, pick index, budget, its state) when `step` failed because a machine it works on is lost
     and the job may recover it; None otherwise. One provider call per machine asked."""
     recipe = ctx.recipe
-    for host in {h for h, _ in _hosts(recipe, step)}:
+    for host in sorted({s.host for s in recipe.steps if _is_pick(s) and s.host}):
         at = pick_of(recipe, host)
         mach = ctx.machines.get(host) if ctx.machines is not None else None
         if at is None or mach is None or mach.kind not in CLOUD_KINDS:
+            continue
+        if not involves(step, host, sessions_on(recipe, host), mach.kind):
             continue
         n = budget(ctx, recipe.steps[at])
         if n <= 0:
@@ -79,12 +84,6 @@ def lost_host(ctx: Context, step: m.Step) -> tuple[str, int, int, str] | None:
         if state in NOT_RUNNING:
             return host, at, n, state
     return None
-
-
-def _hosts(recipe: m.Recipe, step: m.Step) -> list[tuple[str, str]]:
-    picks = [(s.host, s.provider) for s in recipe.steps
-             if isinstance(s, m.Cloud) and s.action == "pick" and s.host]
-    return [(h, c) for h, c in picks if involves(step, h, sessions_on(recipe, h), c)]
 
 
 def recover(ctx: Context, idx: int, lost: tuple[str, int, int, str], keep_hosts: bool) -> int:
