@@ -135,7 +135,7 @@ class LiveView:
                         if i < len(self.steps) and self.steps[i].status != "waiting":
                             self.steps[i].said = [t for t in lines if not t.startswith("exit ")]
             elif isinstance(e, ev.StepStarted):
-                while len(self.steps) < e.total:
+                while len(self.steps) < max(e.total, e.idx + 1):  # (a program's grow)
                     self.steps.append(_Step(""))
                 step = self.steps[e.idx]
                 step.text = step.text or e.text
