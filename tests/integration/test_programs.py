@@ -1,0 +1,278 @@
+"""Python recipes (`import trainsh as ts`): the DSL's engine and journal, typed --vars, and a
+resume that replays what finished and never runs a command twice."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from helpers import TRAIN, tmux, train, wait_until, write_recipe
+
+from trainsh.runtime.journal import Journal
+from trainsh.settings import paths
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def jobs():
+    j = Journal()
+    try:
+        return [(job, j.steps(job.id), j.calls(job.id)) for job in j.jobs()]
+    finally:
+        j.close()
+
+
+def last_job():
+    return jobs()[0]
+
+
+def start(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([*TRAIN, *args, "--no-visual"], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def kill_9(proc: subprocess.Popen) -> None:
+    proc.kill()
+    proc.communicate()
+
+
+def lines(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def test_quickstart_in_python_journals_what_the_recipe_does(tmp_path):
+    port = free_port()
+    p = train("recipe", "run", str(EXAMPLES / "quickstart.recipe"), "--no-visual",
+              "--var", f"WORK={tmp_path}/dsl", "--var", f"PORT={port}")
+    assert p.returncode == 0, p.stderr
+    dsl = [(r["kind"], r["exit_code"], r["status"]) for r in last_job()[1]]
+    p = train("recipe", "run", str(EXAMPLES / "quickstart.py"), "--no-visual",
+              "--var", f"work={tmp_path}/py", "--var", f"port={port}")
+    assert p.returncode == 0, p.stderr
+    job, steps, calls = last_job()
+    assert [(r["kind"], r["exit_code"], r["status"]) for r in steps] == dsl
+    assert job.status == "done" and job.options.get("program")
+    assert [c["step"] for c in calls] == list(range(len(steps)))
+    assert all(c["at"].startswith("quickstart.py:") for c in calls)
+    assert sorted(os.listdir(tmp_path / "py" / "backup" / "checkpoints")) == ["epoch1.pt", "epoch2.pt", "epoch3.pt"]
+    # status and logs read it as any job
+    assert job.id in train("recipe", "status", "--all").stdout
+    logs = train("recipe", "logs", job.id)
+    assert logs.returncode == 0 and "epoch3.pt" in logs.stdout
+
+
+PROGRAM = '''
+import trainsh as ts
+
+
+def main(job, dir: str, rounds: int = 3):
+    w = job.host("local").open("w")
+    with open(f"{dir}/results", "a") as results:
+        for i in range(rounds):
+            r = w.run(f"echo run{i} >> {dir}/counter; "
+                      f"while [ ! -e {dir}/go{i} ]; do sleep 0.05; done; date +%s%N")
+            results.write(f"{i} {r.output} {r.exit_code} {job.now()}\\n")
+            results.flush()
+            if i == 1:  # a branch on a result
+                r = w.run(f"echo branch >> {dir}/counter; (exit 5)", check=False)
+                if r.exit_code == 5:
+                    w.run(f"echo five >> {dir}/counter")
+                else:
+                    w.run(f"echo other >> {dir}/counter")
+    w.close()
+
+
+ts.main(main)
+'''
+
+
+def test_kill_9_anywhere_then_resume_runs_no_command_twice(tmp_path):
+    prog = write_recipe(tmp_path / "loop.py", PROGRAM)
+    counter, results = tmp_path / "counter", tmp_path / "results"
+    log = lambda: (paths.jobs_dir() / last_job()[0].id / "job.log").read_text()  # noqa: E731
+
+    # 1: killed while the first command runs
+    proc = start("recipe", "run", str(prog), "--var", f"dir={tmp_path}")
+    wait_until(lambda: lines(counter) == ["run0"], what="run0")
+    kill_9(proc)
+    (tmp_path / "go0").touch()
+    # 2: the resume waits for that command (not sent again), goes on, is killed in the next
+    proc = start("recipe", "resume")
+    wait_until(lambda: lines(counter) == ["run0", "run1"], what="run1")
+    kill_9(proc)
+    # 3: killed while it waits again for the command the last runner sent
+    proc = start("recipe", "resume")
+    wait_until(lambda: log().count("picking up the command") == 2, what="the second pick-up")
+    kill_9(proc)
+    (tmp_path / "go1").touch()
+    (tmp_path / "go2").touch()
+    # 4: to the end
+    p = train("recipe", "resume", "--no-visual")
+    assert p.returncode == 0, p.stderr
+
+    assert lines(counter) == ["run0", "run1", "branch", "five", "run2"]
+    # each run of the program wrote what its calls returned: a replay gets the journaled result
+    by_round: dict[str, set[str]] = {}
+    for line in lines(results):
+        by_round.setdefault(line.split()[0], set()).add(line)
+    assert sorted(by_round) == ["0", "1", "2"] and all(len(v) == 1 for v in by_round.values()), by_round
+    job, steps, calls = last_job()
+    assert len(jobs()) == 1 and job.status == "done"
+    assert [(r["kind"], r["exit_code"]) for r in steps] == [
+        ("tmux.open", 0), ("command", 0), ("command", 0), ("command", 5), ("command", 0),
+        ("command", 0), ("tmux.close", 0)]
+    assert [c["source"] for c in calls if c["step"] is None] == ["job.now()"] * 3
+
+
+def test_a_changed_program_stops_the_resume_naming_both_calls(tmp_path):
+    prog = write_recipe(tmp_path / "p.py", '''
+import trainsh as ts
+
+
+def main(job):
+    w = job.host("local").open("w")
+    w.run("echo first")
+    w.run("touch started; while [ ! -e go ]; do sleep 0.05; done")
+''')
+    proc = start("recipe", "run", str(prog))
+    wait_until((tmp_path / "started").exists, what="the second command")
+    kill_9(proc)
+    prog.write_text(prog.read_text().replace('w.run("echo first")', 'w.run("echo second")'))
+    p = train("recipe", "resume", "--no-visual")
+    assert p.returncode == 2
+    said = [line for line in p.stderr.splitlines() if "echo" in line]
+    assert len(said) == 1 and "`@w > echo second` (p.py:6)" in said[0] and "`@w > echo first` (p.py:6)" in said[0], p.stderr
+    assert "Traceback" not in p.stderr
+    job = last_job()[0]
+    assert job.shown_status == "interrupted"
+    # a new job from the program as it is now
+    (tmp_path / "go").touch()
+    p = train("recipe", "resume", job.id, "--from-scratch", "--no-visual")
+    assert p.returncode == 0, p.stderr
+    assert len(jobs()) == 2 and last_job()[0].status == "done"
+
+
+def test_check_and_run_type_the_vars_from_main(tmp_path):
+    prog = write_recipe(tmp_path / "sweep.py", '''
+import trainsh as ts
+
+
+def main(job: ts.Job, lr: float, epochs: int = 2, fast: bool = False, tag="x"):
+    w = job.host("local").open("w")
+    print(repr((lr, epochs, fast, tag)))
+    w.close()
+
+
+ts.main(main)
+''')
+    p = train("recipe", "check", str(prog), "--var", "lr=1e-4")
+    assert p.returncode == 0 and "lr: float, epochs: int, fast: bool, tag: str" in p.stdout
+    for var, expected in [("lr2=1", "--var lr2: main() has no parameter lr2 (its parameters: "
+                                    "lr: float, epochs: int, fast: bool, tag: str)"),
+                          ("epochs=3.5", "--var epochs=3.5: epochs is an int (a whole number)")]:
+        p = train("recipe", "check", str(prog), "--var", "lr=1", "--var", var)
+        assert (p.returncode, p.stderr) == (2, f"train: {expected}\n")
+        p = train("recipe", "run", str(prog), "--var", "lr=1", "--var", var)
+        assert (p.returncode, p.stderr) == (2, f"train: {expected}\n")
+    p = train("recipe", "check", str(prog))
+    assert (p.returncode, p.stderr) == (2, "train: main() needs --var lr=... (a float)\n")
+    assert jobs() == []
+    p = train("recipe", "run", str(prog), "--no-visual", "--var", "lr=1e-4", "--var", "fast=yes")
+    assert p.returncode == 0 and "(0.0001, 2, True, 'x')" in p.stdout, p.stderr
+    # python FILE.py runs the same job through ts.main(main)
+    p = subprocess.run([sys.executable, str(prog), "--var", "lr=2", "--no-visual"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0 and "(2.0, 2, False, 'x')" in p.stdout, p.stderr
+    assert len(jobs()) == 2
+    p = subprocess.run([sys.executable, str(prog), "--var", "lr=fast"], capture_output=True, text=True)
+    assert (p.returncode, p.stderr) == (2, "python sweep.py: --var lr=fast: lr is a float (a number like 1e-4)\n")
+    bad = write_recipe(tmp_path / "bad.py", "def main(job):\n    return (\n")
+    p = train("recipe", "check", str(bad))
+    assert p.returncode == 2 and p.stderr.startswith("train: bad.py:2: ") and p.stderr.count("\n") == 1
+
+
+def test_failures_and_timeouts_are_exceptions_the_program_can_catch(tmp_path):
+    prog = write_recipe(tmp_path / "f.py", '''
+import trainsh as ts
+
+
+def main(job):
+    w = job.host("local").open("w")
+    r = w.run("echo out; (exit 3)", check=False)
+    print("result", r.exit_code, r.output, r.tail(1), r.duration >= 0)
+    try:
+        w.run("echo boom; (exit 4)")
+    except ts.StepFailed as e:
+        print("failed", e.exit_code, e, e.tail())
+    try:
+        w.run("sleep 5", timeout=0.5)
+    except ts.Timeout as e:
+        print("timeout", e)
+    try:
+        w.wait("never", timeout="0.3s")
+    except ts.Timeout as e:
+        print("timeout", e)
+    w.run("echo last; (exit 7)")
+''')
+    p = train("recipe", "run", str(prog), "--no-visual")
+    assert p.returncode == 1
+    assert "result 3 out out True" in p.stdout
+    assert "failed 4 command exited with code 4 boom" in p.stdout
+    assert "timeout command timed out after 0.5s and was interrupted (Ctrl-C)" in p.stdout
+    assert "timeout timed out after 0.3s waiting for pattern 'never'" in p.stdout
+    assert "failed: step 6 (f.py:20) @w > echo last; (exit 7)" in p.stderr
+    job, steps, _ = last_job()
+    assert job.status == "failed" and [r["exit_code"] for r in steps] == [0, 3, 4, None, None, 7]
+    # a bug in the program: one line where it was raised, the traceback in the job's log only
+    bug = write_recipe(tmp_path / "bug.py", "def main(job):\n    job.host('local')\n    {}['x']\n")
+    p = train("recipe", "run", str(bug), "--no-visual")
+    assert p.returncode == 1 and "program raised: bug.py:3: KeyError: 'x'" in p.stderr
+    assert "Traceback" not in p.stderr
+    assert "Traceback" in (paths.jobs_dir() / last_job()[0].id / "job.log").read_text()
+
+
+SECRET = "tok-5e1d7c9b3a2f"
+
+
+def test_a_secret_from_ts_secret_leaks_nowhere(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", SECRET)
+    prog = write_recipe(tmp_path / "s.py", '''
+import trainsh as ts
+
+
+def main(job):
+    token = ts.secret("HF_TOKEN")
+    print("the program holds", token)
+    w = job.host("local").open("w")
+    r = w.run(f"echo the token is {token}; printenv HF_TOKEN || echo not in the session")
+    print("output:", r.output)
+    w.run(f"echo 'twice: {token} {token}'", background=True)
+    w.wait(idle=True, timeout="30s")
+    w.run("history -w")
+    job.notify(f"done with {token}")
+''')
+    p = train("recipe", "run", str(prog), "--no-visual", "--keep-sessions")
+    assert p.returncode == 0, p.stderr
+    assert "the program holds ${secret:HF_TOKEN}" in p.stdout
+    assert "output: the token is ***\nnot in the session" in p.stdout
+    assert SECRET not in p.stdout + p.stderr
+    leaked = [str(f) for f in paths.home().rglob("*") if f.is_file() and SECRET.encode() in f.read_bytes()]
+    assert leaked == []
+    names = tmux("ls", "-F", "#{session_name}").stdout.split()
+    assert names
+    for name in names:
+        history = tmux("capture-pane", "-p", "-S", "-", "-t", name).stdout
+        assert "the token is ***" in history and SECRET not in history
+    hist = Path(os.environ["HOME"]) / ".bash_history"
+    assert hist.exists() and SECRET not in hist.read_text()
+    _, _, calls = last_job()
+    assert "${secret:HF_TOKEN}" in calls[1]["source"]
