@@ -276,3 +276,69 @@ def main(job):
     assert hist.exists() and SECRET not in hist.read_text()
     _, _, calls = last_job()
     assert "${secret:HF_TOKEN}" in calls[1]["source"]
+
+
+def test_a_program_on_an_ssh_host_copies_waits_and_resumes(tmp_path, ssh):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "w.bin").write_bytes(os.urandom(3000))
+    home = ssh.a.home
+    prog = write_recipe(tmp_path / "remote.py", f'''
+import trainsh as ts
+
+
+def main(job, spec: str):
+    gpu = job.host(spec)
+    job.copy("./data/", gpu.path("{home}/pdata"))
+    w = gpu.open("w")
+    r = w.run("echo n >> {home}/pcount; touch {home}/pstarted; "
+              "while [ ! -e {home}/pgo ]; do sleep 0.05; done; md5sum < {home}/pdata/w.bin")
+    w.run("sleep 0.2; echo ready", background=True)
+    w.wait("ready", timeout=20)
+    job.copy(gpu.path("{home}/pdata/"), "./back")
+    print("sum", r.output.split()[0], gpu.name)
+''')
+    proc = start("recipe", "run", str(prog), "--var", f"spec={ssh.a.spec()}")
+    wait_until((home / "pstarted").exists, what="the command on the host")
+    kill_9(proc)
+    (home / "pgo").touch()
+    p = train("recipe", "resume", "--no-visual")
+    assert p.returncode == 0, p.stderr
+    import hashlib
+
+    assert f"sum {hashlib.md5((tmp_path / 'data' / 'w.bin').read_bytes()).hexdigest()}" in p.stdout
+    assert (home / "pcount").read_text() == "n\n"
+    assert (tmp_path / "back" / "w.bin").read_bytes() == (tmp_path / "data" / "w.bin").read_bytes()
+    job, steps, _ = last_job()
+    assert [r["kind"] for r in steps] == ["transfer", "tmux.open", "command", "command", "wait", "transfer"]
+    assert job.status == "done" and job.options["defined"]["host"]
+
+
+def test_the_live_view_grows_with_a_programs_steps(tmp_path):
+    import shlex
+
+    prog = write_recipe(tmp_path / "live.py", '''
+def main(job):
+    w = job.host("local").open("w")
+    for i in range(3):
+        w.run(f"echo tick-{i}")
+    w.run("while [ ! -e release ]; do sleep 0.05; done")
+    w.close()
+''')
+    keep = {k: os.environ[k] for k in ("HOME", "TRAINSH_HOME", "TRAINSH_TMUX_SOCKET", "PATH", "PYTHONPATH")
+            if k in os.environ}
+    line = (f"env -u CI -u NO_COLOR TERM=xterm-256color "
+            f"{' '.join(f'{k}={shlex.quote(v)}' for k, v in keep.items())} "
+            f"{shlex.join([*TRAIN, 'recipe', 'run', str(prog)])}; echo EXITED=$?; sleep 60")
+    t = ["tmux", "-S", str(tmp_path / "tty.sock")]
+    subprocess.run([*t, "new-session", "-d", "-s", "tty", "-x", "100", "-y", "30", line], check=True)
+    screen = lambda: subprocess.run([*t, "capture-pane", "-p", "-t", "tty"],  # noqa: E731
+                                    capture_output=True, text=True).stdout
+    try:
+        s = wait_until(lambda: (lambda s: s if "▶   5" in s and "live.py" in s else None)(screen()),
+                       what="the fifth step running in the live view")
+        assert "✓   4  @w > echo tick-2" in s, s
+        (tmp_path / "release").touch()
+        s = wait_until(lambda: (lambda s: s if "EXITED=0" in s else None)(screen()), what="the end")
+        assert "done after" in s and "tmux.close @w" in s, s
+    finally:
+        subprocess.run([*t, "kill-server"], capture_output=True)
