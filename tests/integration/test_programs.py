@@ -342,3 +342,56 @@ def main(job):
         assert "done after" in s and "tmux.close @w" in s, s
     finally:
         subprocess.run([*t, "kill-server"], capture_output=True)
+
+
+def test_a_failed_program_job_resumes_at_the_step_that_ended_it(tmp_path):
+    prog = write_recipe(tmp_path / "again.py", f'''
+def main(job):
+    w = job.host("local").open("w")
+    w.run("echo once >> {tmp_path}/counter")
+    try:
+        w.run("(exit 2)")
+    except Exception:
+        pass  # seen by the program: replayed as it was, never run again
+    w.run("echo try >> {tmp_path}/counter; test -e {tmp_path}/fixed")
+    w.run("echo after >> {tmp_path}/counter")
+''')
+    p = train("recipe", "run", str(prog), "--no-visual")
+    assert p.returncode == 1 and "failed: step 4 (again.py:8)" in p.stderr, p.stderr
+    (tmp_path / "fixed").touch()
+    p = train("recipe", "resume", last_job()[0].id, "--no-visual")
+    assert p.returncode == 0, p.stderr
+    assert lines(tmp_path / "counter") == ["once", "try", "try", "after"]
+    job, steps, _ = last_job()
+    assert [(r["exit_code"], r["status"]) for r in steps] == [(0, "done"), (0, "done"), (2, "failed"),
+                                                              (0, "done"), (0, "done")]
+
+
+def test_a_program_picks_a_vast_machine_and_resumes_on_the_same_one(tmp_path, vast):
+    prog = write_recipe(tmp_path / "cloud.py", '''
+import trainsh as ts
+
+
+def main(job):
+    gpu = job.vast.pick("gpu", num_gpus=1, min_gpu_ram=24)
+    job.vast.wait(timeout="5m")
+    w = gpu.open("w")
+    w.run("echo n >> ~/count; touch ~/started; while [ ! -e ~/go ]; do sleep 0.05; done")
+    r = w.run("cat ~/count")
+    print("count", r.output.strip(), gpu.spec)
+    job.vast.stop()
+''')
+    proc = start("recipe", "run", str(prog))
+    home = wait_until(lambda: next((Path(i["home"]) for i in vast.state()["instances"].values()
+                                    if (Path(i["home"]) / "started").exists()), None),
+                      timeout=60, what="the command on the machine")
+    kill_9(proc)
+    (home / "go").touch()
+    p = train("recipe", "resume", "--no-visual", timeout=120)
+    assert p.returncode == 0, p.stderr
+    (iid, inst), = vast.state()["instances"].items()
+    assert vast.state()["rents"] == 1 and inst["intended_status"] == "stopped"
+    assert f"count n vast:{iid}" in p.stdout
+    _, steps, _ = last_job()
+    assert [r["source"] for r in steps[:2]] == ["vast.pick @gpu num_gpus=1 min_gpu_ram=24",
+                                                "vast.wait timeout=5m"]

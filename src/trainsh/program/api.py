@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from trainsh import masking
 from trainsh.kinds import spec_problem
 from trainsh.recipe import model as m
+from trainsh.recipe.parser import CLOUD_OPTIONS
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the trainsh package
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*\Z")  # a host, session or storage name (the DSL's)
@@ -237,6 +238,14 @@ class Job:
         at, pos = _at()
         self._engine.step(m.Sleep(pos, f"sleep {d}", d), at)
 
+    @property
+    def vast(self) -> Cloud:
+        return Cloud(self, "vast")
+
+    @property
+    def runpod(self) -> Cloud:
+        return Cloud(self, "runpod")
+
     def now(self) -> float:
         """The time, journaled: a resumed program gets the same value here as the first run."""
         at, _ = _at()
@@ -251,6 +260,60 @@ def _endpoint(value, pos: m.Pos) -> m.Endpoint:
     if isinstance(value, os.PathLike):
         value = os.fspath(value)
     return m.Endpoint(_text(value, "a path"), None, pos)
+
+
+class Cloud:
+    """A cloud's steps (`job.vast`, `job.runpod`): the DSL's `vast.pick @gpu ...`, `.wait`,
+    `.start`, `.stop`, `.cost`, with the machines a job holds looked after as a recipe's are."""
+
+    def __init__(self, job: Job, name: str):
+        self._job = job
+        self.name = name
+
+    def _step(self, action: str, host: str | None = None, instance: str | None = None, **options) -> dict:
+        word = f"{self.name}.{action}"
+        allowed = CLOUD_OPTIONS[word]
+        opts = []
+        for key, value in options.items():
+            if value is None:
+                continue
+            text = str(value).lower() if isinstance(value, bool) else str(value)
+            problem = allowed[key](text)
+            if problem:
+                raise ValueError(f"{word} {key}={value!r}: takes {problem}")
+            opts.append((key, text))
+        at, pos = _at()
+        words = [word, *([f"@{host}"] if host else []), *([instance] if instance else []),
+                 *(f"{k}={v}" for k, v in opts)]
+        step = m.Cloud(pos, " ".join(words), self.name, action, host, instance, tuple(opts))
+        return self._job._engine.step(step, at)
+
+    def pick(self, name: str = "gpu", *, gpu: str | None = None, num_gpus: int | None = None,
+             min_gpu_ram: float | None = None, max_dph: float | None = None,
+             limit: int | None = None) -> Host:
+        """A machine for host `name`: the user's matching instance, else the cheapest matching
+        offer, rented as the job's (on a terminal, chosen from a list). --host NAME=SPEC gives
+        it one instead, and nothing is picked."""
+        _name(name, "host")
+        self._job._engine.define("host", name, "placeholder")
+        row = self._step("pick", name, gpu=gpu, num_gpus=num_gpus, min_gpu_ram=min_gpu_ram,
+                         max_dph=max_dph, limit=limit)
+        instance = row["detail"].get("instance")
+        return Host(self._job, name, f"{self.name}:{instance}" if instance else row["detail"].get("kept", ""))
+
+    def wait(self, *, timeout=None, poll=None, stop_on_fail: bool = False) -> None:
+        """Until the job's last machine of this cloud runs and answers ssh."""
+        self._step("wait", timeout=_duration(timeout, "timeout"), poll=_duration(poll, "poll"),
+                   stop_on_fail=True if stop_on_fail else None)
+
+    def start(self, instance: str | None = None) -> None:
+        self._step("start", instance=instance)
+
+    def stop(self, instance: str | None = None) -> None:
+        self._step("stop", instance=instance)
+
+    def cost(self, instance: str | None = None) -> None:
+        self._step("cost", instance=instance)
 
 
 class Host:

@@ -55,10 +55,6 @@ class ProgramRunner(Runner):
         ctx = self.ctx
         ctx.variables = {}  # --var values are main()'s arguments; `$X` in a command is the shell's
         ctx.hidden = api.NAMED  # (the same set: a secret named later is hidden from later servers)
-        for name, spec in job.options.get("defined", {}).get("host", {}).items():
-            ctx.host_specs.setdefault(name, spec)  # (a --host override stays)
-        for name, spec in job.options.get("defined", {}).get("storage", {}).items():
-            ctx.storage_specs.setdefault(name, spec)
         self.at: dict[int, str] = {}  # step idx -> file:line of its call
 
     # ---- starting and resuming
@@ -78,7 +74,12 @@ class ProgramRunner(Runner):
         """The steps journaled so far stand for the recipe (what the live view lists first);
         the program itself is loaded from its file as it is now, and checked call by call."""
         steps = [m.Step(m.Pos(r["line"], 1), r["source"]) for r in journal.steps(job.id)]
-        return m.Recipe(job.recipe_path, job.recipe_text, steps=steps)
+        # The hosts and storages the program defined, as a recipe's definitions: the runner
+        # applies --host/--storage to them and gives a picked placeholder its machine again.
+        definitions = {name: m.Definition(what, name, spec, m.Pos(1, 1))
+                       for what, named in job.options.get("defined", {}).items()
+                       for name, spec in named.items()}
+        return m.Recipe(job.recipe_path, job.recipe_text, definitions, steps)
 
     @classmethod
     def resume_program(cls, journal: Journal, job: Job, console: Console,
@@ -99,7 +100,8 @@ class ProgramRunner(Runner):
         self.rows = {r["idx"]: r for r in self.journal.steps(job.id)}
         self.at = {c["step"]: c["at"] for c in self.recorded.values() if c["step"] is not None}
         self.n = 0
-        self.next_idx = max(self.rows, default=-1) + 1
+        # (a call journaled just before the runner died may have no step row yet: its idx is taken)
+        self.next_idx = max([*self.rows, *self.at], default=-1) + 1
         try:
             self.program.main(api.Job(self), **self.program.values)
             if self.n < len(self.recorded):
@@ -145,9 +147,9 @@ class ProgramRunner(Runner):
             defined = {**defined, what: {**mine, name: spec}}
             self.job.options["defined"] = defined
             self.journal.set_job(self.job.id, options=self.job.options)
-        if name not in overrides:
-            specs[name] = spec
-        return specs[name]
+        if name not in specs and name not in overrides:  # (on resume: as the runner set it,
+            specs[name] = spec                            # a picked placeholder filled)
+        return specs.get(name, spec)
 
     def value(self, kind: str, at: str, source: str, make):
         n = self.n
