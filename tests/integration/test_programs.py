@@ -183,8 +183,12 @@ ts.main(main)
         assert (p.returncode, p.stderr) == (2, f"train: {expected}\n")
         p = train("recipe", "run", str(prog), "--var", "lr=1", "--var", var)
         assert (p.returncode, p.stderr) == (2, f"train: {expected}\n")
-    p = train("recipe", "check", str(prog))
-    assert (p.returncode, p.stderr) == (2, "train: main() needs --var lr=... (a float)\n")
+    p = train("recipe", "check", str(prog))  # as for a recipe's placeholders: to give when it runs
+    assert p.returncode == 0 and "to give when it runs: --var lr=..." in p.stdout
+    for cmd in ("check", "run"):
+        p = train("recipe", cmd, str(prog), "--var", "epochs=2")
+        assert (p.returncode, p.stderr) == (2, "train: main() needs --var lr=... (a float)\n")
+    assert train("recipe", "show", str(prog)).returncode == 0
     assert jobs() == []
     p = train("recipe", "run", str(prog), "--no-visual", "--var", "lr=1e-4", "--var", "fast=yes")
     assert p.returncode == 0 and "(0.0001, 2, True, 'x')" in p.stdout, p.stderr
@@ -321,6 +325,7 @@ def main(job):
     w = job.host("local").open("w")
     for i in range(3):
         w.run(f"echo tick-{i}")
+    print("printed-by-the-program")
     w.run("while [ ! -e release ]; do sleep 0.05; done")
     w.close()
 ''')
@@ -337,6 +342,7 @@ def main(job):
         s = wait_until(lambda: (lambda s: s if "▶   5" in s and "live.py" in s else None)(screen()),
                        what="the fifth step running in the live view")
         assert "✓   4  @w > echo tick-2" in s, s
+        assert "printed-by-the-program" in s and not s.startswith("printed"), s
         (tmp_path / "release").touch()
         s = wait_until(lambda: (lambda s: s if "EXITED=0" in s else None)(screen()), what="the end")
         assert "done after" in s and "tmux.close @w" in s, s

@@ -400,7 +400,7 @@ def cmd_check(args) -> int:
     for name in args.recipe:
         path = find_recipe(name)
         if path.suffix == ".py":
-            bad += not _check_program(path, variables)
+            bad += not _check_program(path, variables, given)
             continue
         try:
             recipe = parse_file(path)
@@ -424,12 +424,14 @@ def cmd_check(args) -> int:
 
 # ---- recipes on disk -----------------------------------------------------------------------
 
-def _check_program(path: Path, variables: dict[str, str]) -> bool:
+def _check_program(path: Path, variables: dict[str, str], given: bool = True) -> bool:
+    """Import a Python recipe and check main() and the --vars (without --vars, a parameter
+    without default is one a run must give, not a fault)."""
     from trainsh.program.launch import check
     from trainsh.program.load import ProgramError
 
     try:
-        print(check(str(path), variables))
+        print(check(str(path), variables, required=given))
         return True
     except ProgramError as e:
         print(f"train: {e}", file=sys.stderr)
@@ -450,6 +452,8 @@ def cmd_list(args) -> int:
 
 def cmd_show(args) -> int:
     path = find_recipe(args.recipe)
+    if path.suffix == ".py":  # its steps are what it calls when it runs: there is no list
+        return 0 if _check_program(path, {}, given=False) else 2
     try:
         recipe = parse_file(path)
     except RecipeErrors as e:
@@ -495,6 +499,8 @@ def cmd_edit(args) -> int:
                         "(set EDITOR)") from None
     if rc != 0:
         raise UserError(f"editor exited with code {rc}", 1)
+    if path.suffix == ".py":
+        return 0 if _check_program(path, {}, given=False) else 2
     try:
         recipe = parse_file(path)
     except RecipeErrors as e:

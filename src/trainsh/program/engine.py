@@ -13,21 +13,28 @@ starts new work. A call that does not match stops the resume, naming both.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
+import io
 import json
 import os
+import sys
 import traceback
 
 from trainsh import masking
+from trainsh.program import api
+from trainsh.program.load import Program, ProgramError, load, typed
 from trainsh.recipe import model as m
+from trainsh.runtime import feed as ev
 from trainsh.runtime.context import RunOptions, StepFailed, TimedOut
 from trainsh.runtime.feed import Console
 from trainsh.runtime.journal import Job, Journal
 from trainsh.runtime.runner import Runner
-from trainsh.program import api
-from trainsh.program.load import Program, ProgramError, load, typed
+from trainsh.visible import visible
 
+# The label of what a program printed, as the live view shows it.
+PRINTED = "program:"
 # What a replayed step returns, by its journaled status.
 FINISHED = ("done", "background", "stopped")
 
@@ -44,6 +51,24 @@ def fingerprint(step: m.Step, extra: tuple = ()) -> str:
 class Diverged(BaseException):
     """The program asks for another call than the job journaled at this place. (Not an
     Exception: a program's `except Exception` must not swallow it.)"""
+
+
+class Lines(io.TextIOBase):
+    """A text stream that says each whole line it is given."""
+
+    def __init__(self, say):
+        self.say, self.rest = say, ""
+
+    def write(self, text: str) -> int:
+        *whole, self.rest = (self.rest + text).split("\n")
+        for line in whole:
+            self.say(line)
+        return len(text)
+
+    def close(self) -> None:
+        if self.rest:
+            self.say(self.rest)
+            self.rest = ""
 
 
 class ProgramRunner(Runner):
@@ -102,8 +127,14 @@ class ProgramRunner(Runner):
         self.n = 0
         # (a call journaled just before the runner died may have no step row yet: its idx is taken)
         self.next_idx = max([*self.rows, *self.at], default=-1) + 1
+        # On a terminal the live view owns the screen: what the program prints goes through
+        # the console (masked, beside the steps) instead of over it. Piped, stdout stays its own.
+        printed = Lines(lambda line: self.console.emit(ev.Message("info", visible(line), PRINTED)))
+        shown = contextlib.redirect_stdout(printed) \
+            if self.console.visual and sys.stdout.isatty() else contextlib.nullcontext()
         try:
-            self.program.main(api.Job(self), **self.program.values)
+            with shown, contextlib.closing(printed):
+                self.program.main(api.Job(self), **self.program.values)
             if self.n < len(self.recorded):
                 rec = self.recorded[self.n]
                 raise Diverged(f"the program now ends where job {job.id} went on with "

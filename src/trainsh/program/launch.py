@@ -13,12 +13,17 @@ from typing import Callable
 from trainsh.program.load import ProgramError, load, typed
 
 
-def check(path: str, variables: dict[str, str]) -> str:
+def check(path: str, variables: dict[str, str], required: bool = True) -> str:
     """Import the program, read main()'s signature and type the --vars, without running it:
-    the line `train recipe check` prints; ProgramError otherwise."""
+    the line `train recipe check` prints; ProgramError otherwise. `required`: a parameter
+    without default must be given (as a run needs it)."""
     program = load(path)
-    typed(program, variables)
-    return f"{path}: ok (a Python recipe; main takes {program.describe()})"
+    typed(program, variables, required)
+    line = f"{path}: ok (a Python recipe; main takes {program.describe()})"
+    missing = [n for n in program.params if n in program.required and n not in variables]
+    if missing:
+        line += "\n  to give when it runs: " + ", ".join(f"--var {n}=..." for n in missing)
+    return line
 
 
 def run(path: str, variables: dict[str, str], hosts: dict[str, str] | None = None,

@@ -152,8 +152,9 @@ def _type(annotation) -> type | None:
     return None
 
 
-def typed(program: Program, given: dict[str, str]) -> dict[str, Any]:
-    """--var NAME=VALUE pairs -> main's keyword arguments; ProgramError on the first mistake."""
+def typed(program: Program, given: dict[str, str], required: bool = True) -> dict[str, Any]:
+    """--var NAME=VALUE pairs -> main's keyword arguments; ProgramError on the first mistake
+    (a parameter without default left out is one, when `required`)."""
     out: dict[str, Any] = {}
     for key, text in given.items():
         t = program.params.get(key)
@@ -165,7 +166,7 @@ def typed(program: Program, given: dict[str, str]) -> dict[str, Any]:
                                f"(its parameters: {program.describe()})")
         out[key] = convert(key, text, t)
     missing = [n for n in program.params if n in program.required and n not in out]
-    if missing:
+    if missing and required:
         n = missing[0]
         raise ProgramError(f"main() needs --var {n}=... ({article(program.params[n].__name__)})")
     return out
