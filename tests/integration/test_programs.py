@@ -88,6 +88,7 @@ def main(job, dir: str, rounds: int = 3):
                     w.run(f"echo five >> {dir}/counter")
                 else:
                     w.run(f"echo other >> {dir}/counter")
+                w.wait(file=f"{dir}/gate", timeout="1m")
     w.close()
 
 
@@ -114,8 +115,14 @@ def test_kill_9_anywhere_then_resume_runs_no_command_twice(tmp_path):
     wait_until(lambda: log().count("picking up the command") == 2, what="the second pick-up")
     kill_9(proc)
     (tmp_path / "go1").touch()
+    # 4: killed in a wait on the host (after the branch), which a resume enters again
+    proc = start("recipe", "resume")
+    wait_until(lambda: any(r["kind"] == "wait" and r["status"] == "running" for r in last_job()[1]),
+               what="the wait")
+    kill_9(proc)
+    (tmp_path / "gate").touch()
     (tmp_path / "go2").touch()
-    # 4: to the end
+    # 5: to the end
     p = train("recipe", "resume", "--no-visual")
     assert p.returncode == 0, p.stderr
 
@@ -129,7 +136,7 @@ def test_kill_9_anywhere_then_resume_runs_no_command_twice(tmp_path):
     assert len(jobs()) == 1 and job.status == "done"
     assert [(r["kind"], r["exit_code"]) for r in steps] == [
         ("tmux.open", 0), ("command", 0), ("command", 0), ("command", 5), ("command", 0),
-        ("command", 0), ("tmux.close", 0)]
+        ("wait", 0), ("command", 0), ("tmux.close", 0)]
     assert [c["source"] for c in calls if c["step"] is None] == ["job.now()"] * 3
 
 
@@ -401,3 +408,21 @@ def main(job):
     _, steps, _ = last_job()
     assert [r["source"] for r in steps[:2]] == ["vast.pick @gpu num_gpus=1 min_gpu_ram=24",
                                                 "vast.wait timeout=5m"]
+
+
+def test_copies_to_and_from_a_storage(tmp_path, lake):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "a.txt").write_text("alpha\n")
+    (tmp_path / "data" / "b.ckpt").write_text("skip\n")
+    prog = write_recipe(tmp_path / "store.py", '''
+def main(job):
+    lake = job.storage("lake")
+    print(job.copy("./data/", lake.path("/run1/"), exclude=["*.ckpt"]))
+    job.copy(lake.path("/run1/"), "./back/")
+''')
+    p = train("recipe", "run", str(prog), "--no-visual")
+    assert p.returncode == 0, p.stderr
+    body = lake["s3"].get_object(Bucket=lake["bucket"], Key="run1/a.txt")["Body"].read()
+    assert body == b"alpha\n" and os.listdir(tmp_path / "back") == ["a.txt"]
+    _, steps, _ = last_job()
+    assert [r["source"] for r in steps] == ["./data/ -> @lake:/run1/ exclude=*.ckpt", "@lake:/run1/ -> ./back/"]
