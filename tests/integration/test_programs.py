@@ -419,10 +419,12 @@ def main(job):
     lake = job.storage("lake")
     print(job.copy("./data/", lake.path("/run1/"), exclude=["*.ckpt"]))
     job.copy(lake.path("/run1/"), "./back/")
+    job.sleep(0.1)
 ''')
     p = train("recipe", "run", str(prog), "--no-visual")
     assert p.returncode == 0, p.stderr
     body = lake["s3"].get_object(Bucket=lake["bucket"], Key="run1/a.txt")["Body"].read()
     assert body == b"alpha\n" and os.listdir(tmp_path / "back") == ["a.txt"]
     _, steps, _ = last_job()
-    assert [r["source"] for r in steps] == ["./data/ -> @lake:/run1/ exclude=*.ckpt", "@lake:/run1/ -> ./back/"]
+    assert [r["source"] for r in steps] == ["./data/ -> @lake:/run1/ exclude=*.ckpt", "@lake:/run1/ -> ./back/",
+                                            "sleep 0.1s"]
