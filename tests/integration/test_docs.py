@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 FENCE = re.compile(r"^```(\S*)\s*$")
 # The fence tags the pages use: a recipe is ```recipe, a command line ```sh or ```console.
-TAGS = {"recipe", "sh", "console", "text", "toml"}
+TAGS = {"recipe", "python", "sh", "console", "text", "toml"}
 SHELL_TAGS = {"sh", "console"}
 # Where a shell line's first command ends: what follows is another command or a redirect.
 OPERATORS = {"|", "||", "&", "&&", ";", ";;", ">", ">>", "<", "<<", "(", ")"}
@@ -45,6 +45,7 @@ def where(page: Path, line: int) -> str:
 
 BLOCKS = blocks()
 RECIPES = [pytest.param(page, body, id=where(page, n)) for page, n, tag, body in BLOCKS if tag == "recipe"]
+PROGRAMS = [pytest.param(page, body, id=where(page, n)) for page, n, tag, body in BLOCKS if tag == "python"]
 
 
 def command_lines():
@@ -94,9 +95,11 @@ def test_the_readme_links_every_page():
         assert second.strip(), f"docs/{page.name}: the line after the title says what it covers"
 
 
-@pytest.mark.parametrize("page, body", RECIPES)
-def test_each_recipe_shown_checks(page, body, tmp_path):
-    recipe = tmp_path / "shown.recipe"
+@pytest.mark.parametrize("page, body, suffix", [pytest.param(*p.values, ".recipe", id=p.id) for p in RECIPES]
+                         + [pytest.param(*p.values, ".py", id=p.id) for p in PROGRAMS])
+def test_each_recipe_shown_checks(page, body, suffix, tmp_path):
+    # (a Python recipe is imported and its main() and --vars checked: nothing runs)
+    recipe = tmp_path / f"shown{suffix}"
     recipe.write_text("".join(line + "\n" for _, line in body), encoding="utf-8")
     r = train("recipe", "check", str(recipe))
     assert r.returncode == 0, f"{where(page, body[0][0] - 1)}: the recipe does not check:\n{r.stderr}{r.stdout}"

@@ -12,7 +12,7 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 # From the ground up (ARCHITECTURE.md, "The house has floors"); a module may import its own
 # floor and the floors below.
 FLOORS = [
-    ("trainsh.numbers", "trainsh.masking", "trainsh.visible", "trainsh.owargs", "trainsh"),
+    ("trainsh.numbers", "trainsh.masking", "trainsh.visible", "trainsh.owargs", "trainsh.version"),
     ("trainsh.kinds",),
     ("trainsh.recipe",),
     ("trainsh.settings",),
@@ -20,8 +20,10 @@ FLOORS = [
     ("trainsh.cloud", "trainsh.transfer"),
     ("trainsh.runtime",),
     ("trainsh.ui",),
+    ("trainsh.program",),
     ("trainsh.cli",),
-    ("trainsh.owstart", "trainsh.__main__"),
+    # the package's face: `import trainsh as ts` loads trainsh.program on first use
+    ("trainsh.owstart", "trainsh.__main__", "trainsh"),
 ]
 
 

@@ -256,12 +256,31 @@ def _rent_picked(runner, recipe, host: str) -> bool:
 
 def cmd_run(args) -> int:
     path = find_recipe(args.recipe)
+    if path.suffix == ".py":
+        return _run_program(path, args)
     try:
         recipe = parse_file(path)
     except RecipeErrors as e:
         report(e)
         return 2
     return _run_recipe(recipe, args)
+
+
+def _run_program(path: Path, args) -> int:
+    """A Python recipe (trainsh/program/): main(job, ...) with the --vars as its arguments."""
+    from trainsh.program.launch import run
+    from trainsh.program.load import ProgramError
+
+    if getattr(args, "pick_host", None):
+        raise UserError("--pick-host is for .recipe files: a Python recipe picks with job.host()")
+    _check_config()
+    try:
+        return run(str(path), _pairs(args.var, "var"), _pairs(args.host, "host"),
+                   _pairs(args.storage, "storage"), no_visual=args.no_visual,
+                   keep_sessions=args.keep_sessions, keep_hosts=args.keep_hosts,
+                   attach=getattr(args, "attach", False), autostop=_autostop(getattr(args, "autostop", None)))
+    except ProgramError as e:
+        raise UserError(str(e)) from None
 
 
 def cmd_exec(args) -> int:
@@ -310,11 +329,21 @@ def cmd_resume(args) -> int:
                     continue
             if job is None:
                 raise UserError("no interrupted job to resume (train recipe jobs lists them)")
+        program = bool(job.options.get("program"))
+        if getattr(args, "from_scratch", False):
+            journal.set_job(job.id, status=status, pid=None)  # (left as it was, never resumed)
+            if not program:
+                raise UserError("--from-scratch is for a Python recipe's job; run a recipe again "
+                                f"with: train recipe run {job.recipe_path}")
+            return _program_again(job, args)
         console = Console(visual=not args.no_visual)
         console.plain(f"resuming job {job.id}: {job.recipe_path} (was {status})")
+        if program:
+            from trainsh.program.launch import resume as resume_program
+        go = resume_program if program else Runner.resume
         try:
-            runner = Runner.resume(journal, job, console, RunOptions(keep_sessions=args.keep_sessions,
-                                                                       keep_hosts=args.keep_hosts))
+            runner = go(journal, job, console, RunOptions(keep_sessions=args.keep_sessions,
+                                                          keep_hosts=args.keep_hosts))
         except (ShellError, StepFailed) as e:  # a host of its sessions cannot be reached
             journal.set_job(job.id, status=status, pid=None)
             raise UserError(f"cannot resume job {job.id}: {e}", 1) from None
@@ -322,6 +351,18 @@ def cmd_resume(args) -> int:
                          live=live_view_wanted(args.no_visual))
     finally:
         journal.close()
+
+
+def _program_again(job, args) -> int:
+    from trainsh.program.launch import run
+    from trainsh.program.load import ProgramError
+
+    try:
+        return run(job.recipe_path, job.variables, job.host_overrides,
+                   job.options.get("storage_overrides", {}), no_visual=args.no_visual,
+                   keep_sessions=args.keep_sessions, keep_hosts=args.keep_hosts)
+    except ProgramError as e:
+        raise UserError(str(e)) from None
 
 
 def cmd_attach(args) -> int:
@@ -359,6 +400,9 @@ def cmd_check(args) -> int:
     bad = 0
     for name in args.recipe:
         path = find_recipe(name)
+        if path.suffix == ".py":
+            bad += not _check_program(path, variables, given)
+            continue
         try:
             recipe = parse_file(path)
             problems, _, _ = _preflight(recipe, variables, hosts, storages)
@@ -381,6 +425,20 @@ def cmd_check(args) -> int:
 
 # ---- recipes on disk -----------------------------------------------------------------------
 
+def _check_program(path: Path, variables: dict[str, str], given: bool = True) -> bool:
+    """Import a Python recipe and check main() and the --vars (without --vars, a parameter
+    without default is one a run must give, not a fault)."""
+    from trainsh.program.launch import check
+    from trainsh.program.load import ProgramError
+
+    try:
+        print(check(str(path), variables, required=given))
+        return True
+    except ProgramError as e:
+        print(f"train: {e}", file=sys.stderr)
+        return False
+
+
 def cmd_list(args) -> int:
     folder = paths.recipes_dir()
     items = sorted(folder.glob("*.recipe")) if folder.is_dir() else []
@@ -395,6 +453,8 @@ def cmd_list(args) -> int:
 
 def cmd_show(args) -> int:
     path = find_recipe(args.recipe)
+    if path.suffix == ".py":  # its steps are what it calls when it runs: there is no list
+        return 0 if _check_program(path, {}, given=False) else 2
     try:
         recipe = parse_file(path)
     except RecipeErrors as e:
@@ -440,6 +500,8 @@ def cmd_edit(args) -> int:
                         "(set EDITOR)") from None
     if rc != 0:
         raise UserError(f"editor exited with code {rc}", 1)
+    if path.suffix == ".py":
+        return 0 if _check_program(path, {}, given=False) else 2
     try:
         recipe = parse_file(path)
     except RecipeErrors as e:

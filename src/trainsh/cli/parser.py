@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from trainsh import __version__
+from trainsh.version import __version__
 from trainsh import numbers
 
 
@@ -69,7 +69,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
                         description="Run, check and inspect recipes and their jobs.")
     rs = rp.add_subparsers(dest="cmd", metavar="SUBCOMMAND")
     run = rs.add_parser("run", help="run a recipe as a new job",
-                        description="Run a recipe (a NAME from the recipes folder or a PATH).")
+                        description="Run a recipe (a NAME from the recipes folder or a PATH; "
+                                    "a FILE.py is a Python recipe, its main(job, ...) run with "
+                                    "--var values as arguments).")
     run.add_argument("recipe", help="recipe name or path")
     _run_options(run)
     run.add_argument("--attach", action="store_true",
@@ -102,6 +104,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
                      help="keep the job's tmux sessions when it fails")
     rsm.add_argument("--keep-hosts", action="store_true",
                      help="keep the machines the job rented, started or allocated when it fails")
+    rsm.add_argument("--from-scratch", action="store_true",
+                     help="a Python recipe's job: run the program as a new job with the same "
+                          "--var/--host/--storage, replaying nothing")
     at = rs.add_parser("attach", help="watch a job's tmux sessions live, one pane each",
                        description="Open (or re-use) a local tmux session with one pane per "
                                    "session of the job, each a live client of that session "

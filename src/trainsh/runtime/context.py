@@ -34,6 +34,10 @@ class StepFailed(Exception):
         self.output = output
 
 
+class TimedOut(StepFailed):
+    """A step's timeout ran out (a command, a wait): Python recipes tell it from other failures."""
+
+
 class Interrupted(BaseException):
     """Ctrl-C or SIGTERM: stop now, keep what runs remotely, leave the job resumable."""
 
@@ -75,6 +79,7 @@ class Context:
     secret_files: list[tuple[str, str]] = field(default_factory=list)  # (host, path) written
     machines: Machines | None = None  # what the job rented, started or allocated
     warned: set[str] = field(default_factory=set)  # secrets already said to be too short
+    hidden: set[str] = field(default_factory=set)  # secrets a program names (not in the recipe text)
     # hosts that are no spec to resolve but a machine the job holds (a Slurm allocation):
     # name -> handle, or None when `name` is not one (the runner gives allocations.host_handle)
     held: Callable[[Context, str], HostHandle | None] = lambda ctx, name: None
@@ -95,7 +100,7 @@ class Context:
         """What a tmux server started by trainsh must not inherit: the passphrase, and every
         ${secret:NAME} of the recipe (those reach only the commands that name them). Other
         variables the user exported stay, as in any tmux they would start."""
-        return {"TRAINSH_PASSPHRASE", *secret_names(self.recipe.text)}
+        return {"TRAINSH_PASSPHRASE", *secret_names(self.recipe.text), *self.hidden}
 
     def expand_command(self, text: str) -> tuple[str, dict[str, str]]:
         """A command's text with each `${secret:NAME}` replaced by a reference to the variable

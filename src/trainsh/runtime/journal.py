@@ -62,6 +62,18 @@ CREATE TABLE IF NOT EXISTS sessions (
     state TEXT NOT NULL DEFAULT '{}',
     PRIMARY KEY (job_id, name)
 );
+-- A Python recipe's calls in the order the program made them (program/): what a resume
+-- replays. `step` is the step the call ran as (none for a call that runs nothing, as job.now).
+CREATE TABLE IF NOT EXISTS calls (
+    job_id TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    step INTEGER,
+    at TEXT NOT NULL,                -- file:line of the call in the program
+    fingerprint TEXT NOT NULL,       -- its kind and arguments (a secret by its name)
+    source TEXT NOT NULL,
+    value TEXT,                      -- json: what it returned, for calls that run no step
+    PRIMARY KEY (job_id, n)
+);
 CREATE TABLE IF NOT EXISTS events (
     job_id TEXT NOT NULL,
     ts REAL NOT NULL,
@@ -326,6 +338,17 @@ class Journal:
     def sessions(self, job_id: str) -> list[dict]:
         rows = self.db.execute("SELECT * FROM sessions WHERE job_id=? ORDER BY rowid", (job_id,)).fetchall()
         return [dict(r, state=json.loads(r["state"])) for r in rows]
+
+    # ---- a program's calls
+    def call_made(self, job_id: str, n: int, step: int | None, at: str, fingerprint: str,
+                  source: str, value: Any = None) -> None:
+        self.db.execute("INSERT OR REPLACE INTO calls (job_id, n, step, at, fingerprint, source, value)"
+                        " VALUES (?,?,?,?,?,?,?)", (job_id, n, step, at, fingerprint, masking.mask(source),
+                                                    None if value is None else _dumps(value)))
+
+    def calls(self, job_id: str) -> list[dict]:
+        rows = self.db.execute("SELECT * FROM calls WHERE job_id=? ORDER BY n", (job_id,)).fetchall()
+        return [dict(r, value=None if r["value"] is None else json.loads(r["value"])) for r in rows]
 
     # ---- events
     def event(self, job_id: str, level: str, message: str) -> None:

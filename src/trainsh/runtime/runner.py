@@ -80,6 +80,19 @@ class Runner:
     @classmethod
     def resume(cls, journal: Journal, job: Job, console: Console, options: RunOptions) -> Runner:
         """Run the rest of a job this process has claimed (Journal.claim)."""
+        recipe = cls.recipe_for(journal, job, console)
+        options.keep_sessions = options.keep_sessions or bool(job.options.get("keep_sessions"))
+        options.keep_hosts = options.keep_hosts or bool(job.options.get("keep_hosts"))
+        journal.set_job(job.id, status="running", pid=os.getpid(), error=None,
+                        options={**job.options, "runner_start": process_start(os.getpid())})
+        job = journal.job(job.id)
+        runner = cls(journal, job, recipe, console, options)
+        runner._restore()
+        return runner
+
+    @classmethod
+    def recipe_for(cls, journal: Journal, job: Job, console: Console) -> Recipe:
+        """The recipe a resume runs: the job's, as it was when it started."""
         recipe = parse(job.recipe_text, job.recipe_path,
                        allow_host_commands=bool(job.options.get("exec")))
         try:
@@ -90,14 +103,7 @@ class Runner:
         if changed:
             console.warn(f"{job.recipe_path} changed since job {job.id} started; resuming the "
                          "recipe as it was then")
-        options.keep_sessions = options.keep_sessions or bool(job.options.get("keep_sessions"))
-        options.keep_hosts = options.keep_hosts or bool(job.options.get("keep_hosts"))
-        journal.set_job(job.id, status="running", pid=os.getpid(), error=None,
-                        options={**job.options, "runner_start": process_start(os.getpid())})
-        job = journal.job(job.id)
-        runner = cls(journal, job, recipe, console, options)
-        runner._restore()
-        return runner
+        return recipe
 
     def _restore(self) -> None:
         """Rebuild sessions and commands in flight from the journal."""
@@ -137,10 +143,10 @@ class Runner:
                 s.current = None
                 ctx.save_session(s)
 
+    current: int | None = None  # the step running now (what an interruption leaves)
+
     def run(self) -> int:
         ctx, job = self.ctx, self.job
-        done = {r["idx"]: r for r in self.journal.steps(job.id)}
-        total = len(self.recipe.steps)
         previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}
 
         def on_signal(signum, frame):
@@ -148,54 +154,12 @@ class Runner:
 
         for s in previous:
             signal.signal(s, on_signal)
-        idx, following = 0, -1
         try:
             ctx.events.record("info", f"job {job.id} started: {job.recipe_path}")
-            while True:
-                idx = following = following + 1
-                if idx >= total:
-                    break
-                step = self.recipe.steps[idx]
-                row = done.get(idx)
-                if row and (row["status"] in ("done", "background", "stopped")
-                            or row["status"] == "failed" and row["detail"].get("background")):
-                    continue  # (a background command that failed was reported; the job went on)
-                resuming = row is not None and row["status"] in ("running", "interrupted")
-                self.console.step(idx + 1, total, _describe(step))
-                ctx.events.record("info", f"step {idx + 1}/{total} line {step.pos.line}: {step.source}")
-                handler = handlers.handler_for(step)
-                ctx.events.step = idx  # what is said meanwhile is this step's result
-                try:
-                    handler(ctx, idx, step, resume=row if resuming else None)
-                except (StepFailed, ShellError) as e:
-                    self.console.live_done()
-                    if not isinstance(e, StepFailed):
-                        e = StepFailed(str(e))
-                    try:
-                        lost = recovery.lost_host(ctx, step)
-                        if lost is not None:  # its machine went: a new one, and its steps again
-                            following = recovery.recover(ctx, idx, lost, self.options.keep_hosts) - 1
-                            done = {r["idx"]: r for r in self.journal.steps(job.id)}
-                            continue
-                    except StepFailed as spent:
-                        e = StepFailed(f"{e}; {spent}", e.exit_code, e.output)
-                    self.journal.step_finished(job.id, idx, "failed", e.exit_code,
-                                               detail={**{k: v for k, v in (row or {}).get("detail", {}).items()
-                                                          if k != "said"}, "error": str(e)})
-                    return self._failed(idx, step, e)
-                except config.ConfigError as e:
-                    self.console.live_done()
-                    self.journal.step_finished(job.id, idx, "failed", None, detail={"error": str(e)})
-                    return self._failed(idx, step, StepFailed(str(e)))
-                except Exception as e:  # a bug or an odd case: the step fails, the job ends clean
-                    self.console.live_done()
-                    why = f"{type(e).__name__}: {e}"
-                    self.journal.step_finished(job.id, idx, "failed", None, detail={"error": why})
-                    if os.environ.get("TRAINSH_DEBUG"):
-                        raise
-                    return self._failed(idx, step, StepFailed(why))
-                finally:
-                    ctx.events.step = None
+            failed = self.walk()
+            if failed is not None:
+                return failed
+            total = len(self.journal.steps(job.id))
             self.journal.set_job(job.id, status="done", pid=None)
             self.machines.look(self.console)  # (a machine destroyed meanwhile: nothing to clean)
             self.clean_hosts()
@@ -213,10 +177,12 @@ class Runner:
         except (KeyboardInterrupt, Interrupted) as e:
             self.console.live_done()
             why = "Ctrl-C" if isinstance(e, KeyboardInterrupt) else str(e) or "signal"
-            self.journal.step_update(job.id, idx, status="interrupted")
+            at = "" if self.current is None else f" at step {self.current + 1}"
+            if self.current is not None:
+                self.journal.step_update(job.id, self.current, status="interrupted")
             self.journal.set_job(job.id, status="interrupted", pid=None, error=f"interrupted ({why})")
-            ctx.events.record("warning", f"job interrupted ({why}) at step {idx + 1}")
-            self.console.fail(f"({why}) at step {idx + 1}; commands keep running in their tmux "
+            ctx.events.record("warning", f"job interrupted ({why}){at}")
+            self.console.fail(f"({why}){at}; commands keep running in their tmux "
                               f"sessions. Resume with: train recipe resume {job.id}", "interrupted")
             self.machines.on_interrupted(self.console)
             return 130
@@ -225,6 +191,72 @@ class Runner:
                 signal.signal(s, h)
             self.remove_secret_files()
             ctx.events.close()
+
+    def walk(self) -> int | None:
+        """Run the recipe's steps in order, skipping what a resumed job finished: None when
+        all are done, else the job's exit code (its failure is reported)."""
+        done = {r["idx"]: r for r in self.journal.steps(self.job.id)}
+        total = len(self.recipe.steps)
+        idx = -1
+        while idx + 1 < total:
+            idx += 1
+            step = self.recipe.steps[idx]
+            row = done.get(idx)
+            if row and (row["status"] in ("done", "background", "stopped")
+                        or row["status"] == "failed" and row["detail"].get("background")):
+                continue  # (a background command that failed was reported; the job went on)
+            resuming = row is not None and row["status"] in ("running", "interrupted")
+            try:
+                self.execute(idx, step, row if resuming else None, total)
+            except StepFailed as e:
+                try:
+                    lost = recovery.lost_host(self.ctx, step)
+                    if lost is not None:  # its machine went: a new one, and its steps again
+                        idx = recovery.recover(self.ctx, idx, lost, self.options.keep_hosts) - 1
+                        done = {r["idx"]: r for r in self.journal.steps(self.job.id)}
+                        continue
+                except StepFailed as spent:
+                    e = StepFailed(f"{e}; {spent}", e.exit_code, e.output)
+                    self.journal.step_update(self.job.id, idx, detail={"error": str(e)})
+                return self.failed(idx, step, e)
+        return None
+
+    def execute(self, idx: int, step: Step, resume: dict | None, total: int) -> None:
+        """Run one step through its handler, as step `idx` of the job (`total`: how many the
+        recipe has, 0 when not known ahead). A failure is journaled and raised as StepFailed;
+        the caller decides what it means for the job."""
+        ctx, job = self.ctx, self.job
+        self.current = idx
+        self.console.step(idx + 1, total, _describe(step))
+        of = f"/{total}" if total else ""
+        ctx.events.record("info", f"step {idx + 1}{of} line {step.pos.line}: {step.source}")
+        handler = handlers.handler_for(step)
+        ctx.events.step = idx  # what is said meanwhile is this step's result
+        try:
+            handler(ctx, idx, step, resume=resume)
+        except StepFailed as e:
+            self.current = None
+            self.console.live_done()
+            self.journal.step_finished(job.id, idx, "failed", e.exit_code,
+                                       detail={**{k: v for k, v in (resume or {}).get("detail", {}).items()
+                                                  if k != "said"}, "error": str(e)})
+            raise
+        except (ShellError, config.ConfigError) as e:
+            self.current = None
+            self.console.live_done()
+            self.journal.step_finished(job.id, idx, "failed", None, detail={"error": str(e)})
+            raise StepFailed(str(e)) from None
+        except Exception as e:  # a bug or an odd case: the step fails, the job ends clean
+            self.current = None
+            self.console.live_done()
+            why = f"{type(e).__name__}: {e}"
+            self.journal.step_finished(job.id, idx, "failed", None, detail={"error": why})
+            if os.environ.get("TRAINSH_DEBUG"):
+                raise
+            raise StepFailed(why) from None
+        finally:
+            ctx.events.step = None
+        self.current = None
 
     def remove_secret_files(self) -> None:
         """A command removes its secrets files as it starts; files of one that never started
@@ -245,10 +277,11 @@ class Runner:
                 pass
         self.ctx.secret_files = [(h, p) for h, p in self.ctx.secret_files if p in keep]
 
-    def _failed(self, idx: int, step: Step, e: StepFailed) -> int:
+    def failed(self, idx: int, step: Step, e: StepFailed) -> int:
+        """End the job on step `idx`'s failure: report it, close or keep what it opened."""
         ctx, job = self.ctx, self.job
         ctx.events.step = None  # what follows is the job's end, not the step's result
-        where = f"{os.path.basename(job.recipe_path)}:{step.pos.line}"
+        where = self.where(idx, step)
         message = masking.mask(str(e))
         self.journal.set_job(job.id, status="failed", pid=None, error=f"step {idx + 1} ({where}): {message}")
         ctx.events.record("error", f"step {idx + 1} ({where}) failed: {message}")
@@ -258,6 +291,16 @@ class Runner:
             tail = e.output.splitlines()[-15:]
             self.console.plain("  last output:")
             self.console.output("\n".join(tail))
+        return self.wind_down()
+
+    def where(self, idx: int, step: Step) -> str:
+        """file:line of step `idx`, as errors name it."""
+        return f"{os.path.basename(self.job.recipe_path)}:{step.pos.line}"
+
+    def wind_down(self) -> int:
+        """A failed job, once it said why: its sessions closed (or kept), its hosts cleaned,
+        its machines released (or kept). Exit code 1."""
+        ctx, job = self.ctx, self.job
         self.machines.look(self.console)  # (a machine destroyed meanwhile: not waited for below)
         if self.options.keep_sessions:
             for s in ctx.sessions.values():

@@ -14,7 +14,7 @@ from trainsh.recipe import model as m
 from trainsh.recipe.expand import ExpandError, expand
 from trainsh.remote.tmux import Pending, Session, Tmux
 from trainsh.remote.waits import run_wait
-from trainsh.runtime.context import Context, StepFailed, attach_command
+from trainsh.runtime.context import Context, StepFailed, TimedOut, attach_command
 from trainsh.runtime.notify import send
 from trainsh.settings import config
 from trainsh.settings.storages import StorageError, resolve
@@ -102,7 +102,7 @@ def _run_command(ctx: Context, idx: int, step: m.Command, resume: dict | None) -
         ctx.console.live_done()
         if prev is not None and not prev.done:
             start(ctx, idx, step, session=s.name)
-            raise StepFailed(f"{s.name} was still running '{_short(prev.text)}' after "
+            raise TimedOut(f"{s.name} was still running '{_short(prev.text)}' after "
                              f"{m.format_seconds(timeout)} (this command's timeout); wait for it "
                              f"with 'wait @{s.name} idle timeout=...' or give this command a longer timeout=")
         s.count += 1
@@ -152,7 +152,7 @@ def _run_command(ctx: Context, idx: int, step: m.Command, resume: dict | None) -
         if p.rc is None:
             limit = m.format_seconds(timeout)
             if "timed out" in p.note:
-                raise StepFailed(f"command timed out after {limit} and was interrupted (Ctrl-C)", None, out)
+                raise TimedOut(f"command timed out after {limit} and was interrupted (Ctrl-C)", None, out)
             raise StepFailed(f"command failed: {p.note}", None, out)
         raise StepFailed(f"command exited with code {p.rc}", p.rc, out)
     return p
@@ -224,7 +224,7 @@ def wait(ctx: Context, idx: int, step: m.Wait, resume: dict | None = None) -> No
         if step.idle:
             p = _finish_previous(ctx, s, tmux, until=time.time() + timeout)
             if p is not None and not p.done:
-                raise StepFailed(f"timed out after {limit}: still running in {s.name}: {_short(p.text)}")
+                raise TimedOut(f"timed out after {limit}: still running in {s.name}: {_short(p.text)}")
             if p is not None and p.rc != 0:
                 why = p.note or f"exited with code {p.rc}"
                 raise StepFailed(f"{s.name} is idle, but its command {why}: {_short(p.text)}",
@@ -250,7 +250,7 @@ def wait(ctx: Context, idx: int, step: m.Wait, resume: dict | None = None) -> No
                                spec, timeout)
             if not outcome.ok:
                 if outcome.reason == "timeout":
-                    raise StepFailed(f"timed out after {limit} waiting for {condition}")
+                    raise TimedOut(f"timed out after {limit} waiting for {condition}")
                 if outcome.reason == "ended":
                     raise StepFailed(f"the command in {s.name} ended (exit {outcome.rc}) without "
                                      f"printing '{pattern}'")

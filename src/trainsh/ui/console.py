@@ -71,7 +71,8 @@ class Console:
             else:
                 self._write(e.text)
         elif isinstance(e, ev.StepStarted):
-            self._write(self._c("1;36", f"[{e.idx + 1}/{e.total}]") + f" {e.text}")
+            of = f"/{e.total}" if e.total else ""  # (a program's steps are not known ahead)
+            self._write(self._c("1;36", f"[{e.idx + 1}{of}]") + f" {e.text}")
         elif isinstance(e, ev.Activity):
             self._live_start(e.text, e.peek)
         elif isinstance(e, ev.ActivityText):

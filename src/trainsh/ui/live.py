@@ -137,7 +137,7 @@ class LiveView:
                         if i < len(self.steps) and self.steps[i].status != "waiting":
                             self.steps[i].said = [t for t in lines if not t.startswith("exit ")]
             elif isinstance(e, ev.StepStarted):
-                while len(self.steps) < e.total:
+                while len(self.steps) < max(e.total, e.idx + 1):  # (a program's grow)
                     self.steps.append(_Step(""))
                 step = self.steps[e.idx]
                 step.text = step.text or e.text
@@ -365,9 +365,11 @@ class LiveView:
         machine_rows: list = []
         if self.machines:
             machine_rows = self._machines(width)
-        notes = [m for m in self.messages if m.level in ("warn", "fail")][-3:]
+        # (and what a Python recipe printed, labelled so: the view holds its terminal)
+        notes = [m for m in self.messages if m.level in ("warn", "fail") or m.label == "program:"][-3:]
         note_rows = [line(("warning: " if m.level == "warn" else m.label + " ",
-                           "yellow" if m.level == "warn" else "bold red"), masking.mask(m.text))
+                           "yellow" if m.level == "warn" else "bold red" if m.level == "fail" else "cyan"),
+                          masking.mask(m.text))
                      for m in notes]
 
         sessions = [n for n, lines in self.outputs.items() if lines]
