@@ -496,3 +496,14 @@ def test_a_machine_that_crashes_while_it_loads_fails_the_job_at_once(tmp_path, v
     assert f"vast {iid} crashed ({why})" in err, err
     assert vast.state()["instances"][iid]["intended_status"] == "stopped"  # released as a failed job's
     assert "/h): stopped (the job failed)" in err
+
+
+def test_pick_host_choosing_a_stopped_instance_starts_it_as_the_pick_step_would(tmp_path, vast):
+    mine = vast.rent("1002", label="mine")
+    vast.api("PUT", f"instances/{mine}/", {"state": "stopped"})
+    r = write_recipe(tmp_path / "p.recipe", "host gpu = placeholder\nvast.pick @gpu gpu=RTX_4090\n"
+                                            "tmux.open @gpu as w\n@w > echo on $CONTAINER_ID\n")
+    p = train("recipe", "run", str(r), "--no-visual", "--pick-host", "gpu", "--autostop", "0", timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert f"on {mine}" in p.stderr and vast.state()["rents"] == 1  # started, nothing rented
+    assert vast.state()["instances"][mine]["actual_status"] == "running"
