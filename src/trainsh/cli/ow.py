@@ -24,6 +24,7 @@ examples:
   ow exec --gpu H100S python train.py cfg.json    run, sync back, terminate
   ow exec --env-file .env --mount ~/data:/data -- python -m train
   ow exec --existing ID --no-sync nvidia-smi      on a machine you already have
+  ow exec --spot --recover 2 python train.py      interruptible; a lost machine replaced
 
 GPUs: {gpus}
 Synced: each --mount (default .:/workspace) with unison. The first sync goes one way, up:
