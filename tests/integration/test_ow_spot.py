@@ -5,6 +5,7 @@ the fake's own state: how many rents, on a bid or not, and nothing left running.
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -98,6 +99,36 @@ def test_losing_more_machines_than_recover_allows_names_them_and_exits_1(vast, t
     assert st["rents"] == 2 and not st["instances"], st
 
 
+def test_a_machine_taken_back_while_it_starts_is_replaced(vast, tmp_path):
+    vast.control(start_delay=30)  # the first machine is still starting when it is outbid
+    p = spawn("exec", *VAST, "--spot", "--recover", "1", "--no-sync", "exit 5")
+    try:
+        first = wait_until(lambda: list(live_vast(vast)), timeout=60, what="a rent")[0]
+        vast.control(start_delay=0.3)  # (its replacement starts as usual)
+        vast.preempt(first)
+    finally:
+        out, err = ended(p)
+    assert p.returncode == 5, (p.returncode, err)
+    assert f"vast:{first} was lost (outbid) while starting" in err and "Traceback" not in err, err
+    st = vast.state()
+    assert st["rents"] == 2 and not st["instances"], st
+
+
+def test_sigterm_after_a_recovery_terminates_the_replacement_too(vast, tmp_path):
+    p = spawn("exec", *VAST, "--spot", "--recover", "1", "--no-sync", f"touch {tmp_path}/m$$; sleep 60")
+    try:
+        wait_until(lambda: len(list(tmp_path.glob("m*"))) == 1, timeout=60, what="the first run")
+        (first,) = live_vast(vast)
+        vast.preempt(first)
+        wait_until(lambda: len(list(tmp_path.glob("m*"))) == 2, timeout=60, what="the second run")
+        p.send_signal(signal.SIGTERM)
+    finally:
+        out, err = ended(p)
+    assert p.returncode == 128 + signal.SIGTERM and "Traceback" not in err, (p.returncode, err)
+    st = vast.state()
+    assert st["rents"] == 2 and not st["instances"] and len(st["destroyed"]) == 2, st
+
+
 def test_recover_0_a_reclaimed_spot_pod_ends_the_run_in_one_line(runpod_fake, tmp_path):
     started = tmp_path / "started"
     p = spawn("exec", *RUNPOD, "--spot", "--no-sync", f"touch {started}; sleep 60")
@@ -120,13 +151,14 @@ def test_recover_0_a_reclaimed_spot_pod_ends_the_run_in_one_line(runpod_fake, tm
 def test_a_failing_command_on_a_healthy_spot_machine_is_not_a_loss(cloud, request, tmp_path):
     fake = request.getfixturevalue("vast" if cloud == "vast" else "runpod_fake")
     go = tmp_path / "go"
-    p = spawn("exec", "--provider", cloud, "--gpu", "RTX4090", "--spot", "--bid", "0.3",
+    count = "1" if cloud == "vast" else "2"  # (the fake's one-GPU 4090 on Vast; per GPU on RunPod)
+    p = spawn("exec", "--provider", cloud, "--gpu", "RTX4090", "--count", count, "--spot", "--bid", "0.3",
               "--recover", "2", "--no-sync", f"while [ ! -e {go} ]; do sleep 0.05; done; exit 3")
     try:
         if cloud == "vast":  # the bid as given: for the machine
             wait_until(lambda: live_vast(fake), timeout=60, what="a rent")
             assert [v["bid"] for v in live_vast(fake).values()] == [0.3]
-        else:  # per GPU
+        else:  # per GPU, whatever the count
             wait_until(lambda: fake.state()["pods"], timeout=60, what="a rent")
             assert [v["spec"]["bidPerGpu"] for v in fake.state()["pods"].values()] == [0.3]
         go.touch()
@@ -156,4 +188,12 @@ def test_bad_spot_input_is_one_line_exit_2_and_rents_nothing(vast, tmp_path):
         lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
         assert r.returncode == 2 and len(lines) == 1 and lines[0].startswith("ow: "), (args, r.stderr)
         assert words in lines[0] and "Traceback" not in r.stderr, (args, lines)
+    assert vast.state()["rents"] == 0
+
+
+def test_a_bid_below_every_minimum_rents_nothing(vast, tmp_path):
+    r = subprocess.run([*OW, "exec", *VAST, "--spot", "--bid", "0.01", "--no-sync", "true"],
+                       capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert r.returncode == 1 and last_line(r.stderr).startswith("ow: vast: no 1x RTX4090 on a bid"), r.stderr
+    assert "$0.01/h" in r.stderr and "Traceback" not in r.stderr
     assert vast.state()["rents"] == 0
