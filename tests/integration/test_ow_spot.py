@@ -79,7 +79,9 @@ def test_a_preempted_spot_machine_is_replaced_and_the_command_runs_again(vast, t
 
 
 def test_losing_more_machines_than_recover_allows_names_them_and_exits_1(vast, tmp_path):
-    p = spawn("exec", *VAST, "--spot", "--recover", "1", "--no-sync", f"touch {tmp_path}/m$$; sleep 60")
+    # (--no-terminate keeps the machine a run ends on; a lost one is not that machine)
+    p = spawn("exec", *VAST, "--spot", "--recover", "1", "--no-terminate", "--no-sync",
+              f"touch {tmp_path}/m$$; sleep 60")
     try:
         for n in (1, 2):  # each machine is taken back once its command runs
             wait_until(lambda: len(list(tmp_path.glob("m*"))) == n, timeout=60,

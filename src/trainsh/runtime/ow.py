@@ -157,6 +157,7 @@ class Machine:
         self.rented = False
         self.label = label or f"ow-{os.urandom(4).hex()}"
         self.offer = ""  # the offer it was rented from
+        self.was_lost = ""  # why, once the cloud no longer runs it (ow exec's recovery)
         self._creating = False
         self.holds = None  # runtime.holds.Holds, once ow rents or holds a machine
         self.early = None  # ow_connect.Early: a login started before the cloud answered
@@ -385,10 +386,12 @@ class Machine:
             return None
         return None if inst.status in (RUNNING, STARTING) else inst.preempted or inst.status
 
-    def end(self, interrupted: bool = False, lost: bool = False) -> None:
-        """Destroy what was rented here unless kept; name what is left running. A `lost`
-        machine is destroyed even with --no-terminate: the run goes on elsewhere, and one
-        outbid resumes (and bills) once its bid wins again."""
+    def end(self, interrupted: bool = False) -> None:
+        """Destroy what was rented here unless kept; name what is left running. A lost machine
+        is destroyed even with --no-terminate: it is not the machine the user meant to keep
+        (the run went on elsewhere, or failed for its loss), and one outbid resumes, billing,
+        once its bid wins again."""
+        lost = bool(self.was_lost)
         restore = shielded()
         try:
             if self._creating and self.inst is None:
@@ -949,9 +952,10 @@ def _recovering(run: Run, opts: Options, argv: list[str]) -> int:
         try:
             return _exec(machine, run, opts, argv)
         except Exception as e:
-            why = _loss(machine, run, e)
+            why = _loss(machine, run)
             if why is None:
                 raise
+            machine.was_lost = why
             losses.append(f"{machine.name} ({why}, while {run.phase})")
             lost_offers.append(machine.offer)
             if len(losses) > opts.recover:
@@ -965,16 +969,16 @@ def _recovering(run: Run, opts: Options, argv: list[str]) -> int:
         if run.syncer:
             run.syncer.close()
             run.syncer = None
-        machine.end(lost=True)
+        machine.end()
         run.phase = "starting"
         run.machine = Machine(opts, label=f"{first}-r{len(losses)}")
         run.machine.holds = machine.holds
         run.machine.provision(avoid=tuple(lost_offers), orphans=False)
 
 
-def _loss(machine: Machine, run: Run, e: Exception) -> str | None:
-    """Why `e` is the loss of a machine ow rented (the cloud's word), or None when it is an
-    error of its own. While the machine starts, only a preemption is: a crash or a time-out
+def _loss(machine: Machine, run: Run) -> str | None:
+    """Why the failure just raised is the loss of a machine ow rented (the cloud's word), or
+    None when it is an error of its own. While the machine starts, only a preemption is: a crash or a time-out
     there would likely come again on the next machine."""
     if not machine.rented or run.interrupted:
         return None
@@ -1005,7 +1009,7 @@ def _exec(machine: Machine, run: Run, opts: Options, argv: list[str]) -> int:
         try:
             run.syncer.sync("back", goes=machine)
         except OwError as e:
-            if _loss(machine, run, e):  # what the command made there went with the machine
+            if _loss(machine, run):  # what the command made there went with the machine
                 raise
             say(str(e))
             rc = rc or 1
