@@ -8,7 +8,7 @@ DEFAULT_PROVIDER = "runpod"
 
 # options that take a value: everything after the first other word is the command
 VALUED = {"--gpu", "--count", "--image", "--provider", "--mount", "--env-file", "--existing",
-          "--exclude", "--include", "--disk", "--autostop"}
+          "--exclude", "--include", "--disk", "--autostop", "--bid", "--recover"}
 
 
 def split_command(argv: list[str]) -> tuple[list[str], list[str]]:

@@ -19,6 +19,8 @@ from trainsh.runtime.ow import OwError, command_text, parse_env_file
     (["exec", "--gpu=L40", "--no-sync", "--", "--weird", "arg"], ["exec", "--gpu=L40", "--no-sync"],
      ["--weird", "arg"]),
     (["exec", "--no-terminate", "-"], ["exec", "--no-terminate"], ["-"]),
+    (["exec", "--spot", "--bid", "0.5", "--recover", "2", "python", "t.py"],
+     ["exec", "--spot", "--bid", "0.5", "--recover", "2"], ["python", "t.py"]),
     (["--debug", "exec", "true"], ["--debug", "exec"], ["true"]),
     (["exec", "--gpu"], ["exec", "--gpu"], []),
     (["ssh", "--gpu", "L40"], ["ssh", "--gpu", "L40"], []),

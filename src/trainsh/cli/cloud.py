@@ -512,7 +512,7 @@ def _rent(p, offer: str, request):
 
 
 def cmd_create(p, args) -> int:
-    from trainsh.cloud.provider import CreateRequest
+    from trainsh.cloud.provider import CreateRequest, machine_bid
     from trainsh.runtime.holds import unique_label
     from trainsh.settings import config
 
@@ -532,7 +532,7 @@ def cmd_create(p, args) -> int:
     if args.bid is not None and not spot:
         raise UserError("--bid goes with --spot (a spot pod's bid per GPU)")
     count = count or listed or 1
-    bid = None if not args.bid else args.bid * (count if p.name == "runpod" else 1)  # (per GPU there)
+    bid = machine_bid(p.name, args.bid, count)
     inst = _rent(p, args.offer, CreateRequest(image=image, disk_gb=disk, gpu_count=count,
                                               label=args.label or unique_label("trainsh-create"),
                                               interruptible=spot, bid=bid))

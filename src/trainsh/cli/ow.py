@@ -24,6 +24,7 @@ examples:
   ow exec --gpu H100S python train.py cfg.json    run, sync back, terminate
   ow exec --env-file .env --mount ~/data:/data -- python -m train
   ow exec --existing ID --no-sync nvidia-smi      on a machine you already have
+  ow exec --spot --recover 2 python train.py      interruptible; a lost machine replaced
 
 GPUs: {gpus}
 Synced: each --mount (default .:/workspace) with unison. The first sync goes one way, up:
@@ -106,6 +107,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help="no pip install -e of mounts holding a pyproject.toml")
         sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     ex.add_argument("--no-sync", dest="sync", action="store_false", help="skip both syncs")
+    ex.add_argument("--spot", action="store_true",
+                    help="rent it interruptible (cheaper; the cloud may take it back): on a bid on "
+                         "Vast, a spot pod on RunPod")
+    ex.add_argument("--bid", type=numbers.BID, metavar="PRICE",
+                    help="with --spot: the bid, USD/h, for the machine on Vast, per GPU on RunPod "
+                         "(default: the minimum bid plus config PROVIDER.bid_margin, 10%%)")
+    ex.add_argument("--recover", type=numbers.count(0, 99), default=0, metavar="N",
+                    help="survive losing the machine (outbid, reclaimed, stopped, gone) up to N times: "
+                         "another machine, a sync, the command again from its start (default 0)")
     ssh.add_argument("--no-sync", dest="sync", action="store_false", help="no sync at all")
     return p
 
@@ -162,13 +172,19 @@ def options(args):
         for pat in pats:
             if not pat.strip():
                 raise UserError(f"{flag} needs a pattern")
+    spot, bid, recover = (getattr(args, "spot", False), getattr(args, "bid", None),
+                          getattr(args, "recover", 0))
+    if bid is not None and not spot:
+        raise UserError("--bid goes with --spot (the bid of an interruptible machine)")
+    if args.existing is not None and (spot or recover):
+        raise UserError(f"{'--spot' if spot else '--recover'} rents machines: not with --existing")
     terminate = args.terminate
     if terminate is None and args.cmd == "exec":
         terminate = True  # only `ow ssh` asks: an exec must not wait on a question while it bills
     return Options(provider=args.provider, gpu=short, count=args.count, image=args.image, disk=args.disk,
                    mounts=mounts, env=env, existing=args.existing, terminate=terminate,
                    excludes=tuple(args.exclude), includes=tuple(args.include), pull=args.pull,
-                   sync=args.sync, editable=args.editable,
+                   sync=args.sync, editable=args.editable, spot=spot, bid=bid, recover=recover,
                    autostop=_autostop(args.autostop))
 
 

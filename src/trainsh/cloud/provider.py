@@ -203,6 +203,16 @@ def bid_with_margin(min_bid: float, cloud: str) -> float:
     return round(min_bid * (1 + margin), 4)
 
 
+def machine_bid(cloud: str, price: float | None, gpus: int) -> float | None:
+    """The bid a rent sends (`CreateRequest.bid`, USD/h for the whole machine) for a `--bid
+    PRICE` as the user gave it: for the machine on Vast (its offers are machines), per GPU on
+    RunPod (as its spot price is quoted). None or 0 (no price): the provider's own rule,
+    `bid_with_margin`."""
+    if not price:
+        return None
+    return price * (gpus if cloud == "runpod" else 1)
+
+
 class Provider(ABC):
     """A GPU cloud. Each method is one API round trip or a few, raises ProviderError (or a
     subclass) with a one-line message, and never prints."""

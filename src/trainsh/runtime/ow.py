@@ -12,6 +12,10 @@ the masking of secret values. What lives here is the order of things and the exi
   Should ow itself die (kill -9, a laptop asleep), the autostop watcher it left on a rented
   machine destroys it once idle (runtime/autostop.py). Before a rented machine goes, its side
   of each sync conflict is brought back beside ours (`NAME.remote-ID`).
+- `_recovering` is `ow exec --recover N`: a machine the cloud reports no longer running
+  (Provider.get(): outbid, reclaimed, stopped, gone) while the run syncs or runs the command
+  (or preempted while it starts) is terminated, another rented through the same path (the
+  rents ledger first, label `LABEL-rK`) and the exec run again there, up to N times.
 - `run_command` runs the command in a tmux session on the machine (a dropped connection does
   not end it), streams its output from the pane log and returns its exact exit code (128+N
   for a signal). One ssh round trip sets up and starts the session and then follows it.
@@ -83,6 +87,9 @@ class Options:
     editable: bool = True
     ready_timeout: float = 900.0
     autostop: float = 300.0  # a rented machine destroys itself after this long idle (0: never)
+    spot: bool = False  # rent it interruptible: on a bid (Vast), a spot pod (RunPod)
+    bid: float | None = None  # --bid as given (Vast: the machine's; RunPod: per GPU); None: the cloud's minimum plus margin
+    recover: int = 0  # ow exec: machines it may lose (and replace, running the command again)
 
 
 _shell_open = threading.Event()  # an interactive ssh holds the terminal (in raw mode)
@@ -137,7 +144,7 @@ JUST_STARTED = 120.0
 class Machine:
     """One machine for one ow run: rented (and ended here) or `--existing` (left alone)."""
 
-    def __init__(self, opts: Options):
+    def __init__(self, opts: Options, label: str | None = None):
         from trainsh.cloud.provider import provider
 
         self.opts = opts
@@ -148,7 +155,9 @@ class Machine:
         self.inst = None
         self.shell = None
         self.rented = False
-        self.label = f"ow-{os.urandom(4).hex()}"
+        self.label = label or f"ow-{os.urandom(4).hex()}"
+        self.offer = ""  # the offer it was rented from
+        self.was_lost = ""  # why, once the cloud no longer runs it (ow exec's recovery)
         self._creating = False
         self.holds = None  # runtime.holds.Holds, once ow rents or holds a machine
         self.early = None  # ow_connect.Early: a login started before the cloud answered
@@ -232,9 +241,12 @@ class Machine:
             if made or r.state == "rented" or time.time() - r.created > 600:
                 holds.set(r.label, state="destroyed" if made else "none")
 
-    def provision(self) -> None:
+    def provision(self, avoid: tuple[str, ...] = (), orphans: bool = True) -> None:
+        """Rent the machine (or find the `--existing` one). `avoid`: offers whose machines this
+        run lost, taken only when nothing else is offered (a machine outbid once is likely to
+        be again); `orphans`: end what killed ow runs left first (once a run is enough)."""
         from trainsh.cloud import gpus
-        from trainsh.cloud.provider import CreateRequest, NoCapacity
+        from trainsh.cloud.provider import CreateRequest, NoCapacity, machine_bid
         from trainsh.runtime.holds import rent
 
         o = self.opts
@@ -243,16 +255,24 @@ class Machine:
             self._hold_existing()
             return
         wanted = gpus.provider_name(o.gpu, self.provider.name)
-        offers = self.provider.search(gpu=wanted, num_gpus=o.count, limit=10)
+        bid = machine_bid(self.provider.name, o.bid, o.count) if o.spot else None
+        # (interruptible: offers that take a bid, by their minimum bid; a bid of ours caps it)
+        offers = self.provider.search(gpu=wanted, num_gpus=o.count, limit=10, interruptible=o.spot,
+                                      max_price=bid)
         offers = [x for x in offers if x.num_gpus == o.count]  # never a bigger (dearer) machine
         if not offers:
             raise NoCapacity(f"{self.provider.name}: no {o.count}x {gpus.short_name(o.gpu)} "
-                             "can be had right now")
-        self._end_orphans()
+                             + ("on a bid " if o.spot else "") + "can be had right now"
+                             + (f" for ${bid:g}/h" if bid else ""))
+        if orphans:
+            self._end_orphans()
+        offers.sort(key=lambda x: x.id in avoid)  # (stable: otherwise the cloud's order)
         offer = offers[0]
+        self.offer = offer.id
         req = CreateRequest(image=o.image or _default(self.provider.name, "image", ""),
                             disk_gb=o.disk or _default(self.provider.name, "disk", 50.0),
-                            label=self.label, public_key=local_public_key(), gpu_count=o.count)
+                            label=self.label, public_key=local_public_key(), gpu_count=o.count,
+                            interruptible=o.spot, bid=bid)
         self._creating = True  # from here on, a machine may exist even if the call fails
         try:
             self.inst = rent(self._holds(), self.provider, offer.id, req, "ow", say=say)
@@ -268,7 +288,11 @@ class Machine:
             raise
         self.rented = True
         self._creating = False
-        say(f"rented {self.name} ({offer.gpu_name}, ${offer.price_per_hour:.3f}/h)")
+        if o.spot:
+            how = f"bid ${self.inst.bid:.3f}/h" if self.inst.bid is not None else "spot"
+            say(f"rented {self.name} interruptible ({offer.gpu_name}, {how})")
+        else:
+            say(f"rented {self.name} ({offer.gpu_name}, ${offer.price_per_hour:.3f}/h)")
 
     def wait_ready(self, login: bool = True) -> None:
         """Until it runs with an ssh endpoint and (with `login`) a login works. Without, the
@@ -343,18 +367,31 @@ class Machine:
     def gone(self) -> str | None:
         """Why the machine will not answer again (it is stopped or gone), or None while it runs
         (or the cloud cannot tell)."""
+        why = self.lost()
+        return f"{self.name} is {why}" if why else None
+
+    def lost(self) -> str | None:
+        """The cloud's word for a machine no longer running ("outbid", "reclaimed", "stopped",
+        "gone"), or None while it runs or when the cloud cannot tell: only Provider.get()
+        decides, so a command that fails on a running machine is never a loss."""
         from trainsh.cloud.provider import RUNNING, STARTING, NotFound
 
+        if self.inst is None:
+            return None
         try:
             inst = self.provider.get(self.inst.id)
         except NotFound:
-            return f"{self.name} is gone"
+            return "gone"
         except Exception:  # noqa: BLE001 - the API is down too: keep trying the machine
             return None
-        return None if inst.status in (RUNNING, STARTING) else f"{self.name} is {inst.status}"
+        return None if inst.status in (RUNNING, STARTING) else inst.preempted or inst.status
 
     def end(self, interrupted: bool = False) -> None:
-        """Destroy what was rented here unless kept; name what is left running."""
+        """Destroy what was rented here unless kept; name what is left running. A lost machine
+        is destroyed even with --no-terminate: it is not the machine the user meant to keep
+        (the run went on elsewhere, or failed for its loss), and one outbid resumes, billing,
+        once its bid wins again."""
+        lost = bool(self.was_lost)
         restore = shielded()
         try:
             if self._creating and self.inst is None:
@@ -368,8 +405,8 @@ class Machine:
                     else f"{self.name} is not ow's: left as it is")
                 self._release_hold("ended")
                 return
-            keep = self.opts.terminate is False
-            if self.opts.terminate is None and not interrupted and sys.stdin.isatty():  # (ow ssh)
+            keep = self.opts.terminate is False and not lost
+            if self.opts.terminate is None and not interrupted and not lost and sys.stdin.isatty():  # (ow ssh)
                 restore()
                 try:
                     answer = input(f"ow: terminate {self.name}? [Y/n] ").strip().lower()
@@ -860,10 +897,12 @@ def _partial(data: bytes, marker: bytes) -> int:
 class Run:
     """What an ow run has that its end must deal with."""
 
-    def __init__(self):
+    def __init__(self, machine: Machine | None = None):
         self.interrupted = False
         self.code = 130  # ow's exit code when interrupted (128 + the signal)
         self.syncer: Syncer | None = None
+        self.machine = machine  # the machine the run is on now (another once one is lost)
+        self.phase = "starting"  # what the run does on it, for a loss's line
 
     def interrupt(self, e: BaseException) -> int:
         self.interrupted = True
@@ -878,7 +917,7 @@ def lifecycle(opts: Options, body, early=None) -> int:
     machine = Machine(opts)
     machine.early = early
     machine.check_key()
-    run = Run()
+    run = Run(machine)
     old = {s: signal.signal(s, _on_term) for s in (signal.SIGTERM, signal.SIGHUP)}
     try:
         machine.provision()
@@ -890,33 +929,88 @@ def lifecycle(opts: Options, body, early=None) -> int:
     finally:
         if run.syncer:
             run.syncer.close()
-        machine.end(interrupted=run.interrupted)
+        run.machine.end(interrupted=run.interrupted)
         for s, h in old.items():
             signal.signal(s, h)
 
 
 def ow_exec(opts: Options, argv: list[str], early=None) -> int:
-    return lifecycle(opts, lambda machine, run: _exec(machine, run, opts, argv), early)
+    return lifecycle(opts, lambda machine, run: _recovering(run, opts, argv), early)
+
+
+def _recovering(run: Run, opts: Options, argv: list[str]) -> int:
+    """`_exec` on the run's machine; when the cloud reports that machine no longer running
+    (outbid, reclaimed, stopped, gone) while it starts, syncs or runs the command, it is
+    terminated and, up to opts.recover times, another is rented (the same options, its own
+    label `LABEL-rK`, journaled before it is sent like the first) and the whole exec runs
+    again there. The command starts over: ow cannot know what of it is safe to skip."""
+    losses: list[str] = []
+    lost_offers: list[str] = []
+    first = run.machine.label
+    while True:
+        machine = run.machine
+        try:
+            return _exec(machine, run, opts, argv)
+        except Exception as e:
+            why = _loss(machine, run)
+            if why is None:
+                raise
+            machine.was_lost = why
+            losses.append(f"{machine.name} ({why}, while {run.phase})")
+            lost_offers.append(machine.offer)
+            if len(losses) > opts.recover:
+                if opts.recover == 0:
+                    raise OwError(f"{machine.name} was lost ({why}) while {run.phase}; "
+                                  "--recover N rents another and runs the command again") from None
+                raise OwError(f"lost {len(losses)} machines, more than --recover {opts.recover}: "
+                              + ", ".join(losses)) from None
+            say(f"{machine.name} was lost ({why}) while {run.phase}: terminating it, renting another "
+                f"and running the command again (recovery {len(losses)} of {opts.recover})")
+        if run.syncer:
+            run.syncer.close()
+            run.syncer = None
+        machine.end()
+        run.phase = "starting"
+        run.machine = Machine(opts, label=f"{first}-r{len(losses)}")
+        run.machine.holds = machine.holds
+        run.machine.provision(avoid=tuple(lost_offers), orphans=False)
+
+
+def _loss(machine: Machine, run: Run) -> str | None:
+    """Why the failure just raised is the loss of a machine ow rented (the cloud's word), or
+    None when it is an error of its own. While the machine starts, only a preemption is: a crash or a time-out
+    there would likely come again on the next machine."""
+    if not machine.rented or run.interrupted:
+        return None
+    if run.phase == "starting":  # (wait_ready kept what the cloud last said of it)
+        return (machine.inst.preempted or None) if machine.inst is not None else None
+    return machine.lost()
 
 
 def _exec(machine: Machine, run: Run, opts: Options, argv: list[str]) -> int:
+    run.phase = "starting"
     machine.wait_ready(login=not opts.existing)
     machine.guard()
     if opts.sync and opts.mounts:
+        run.phase = "syncing"
         machine.settle_early()  # its connection first, for unison's to share
         run.syncer = Syncer(machine, opts)
         run.syncer.sync("up")
         if opts.editable:
             editable_install(machine, opts)
+    run.phase = "running the command"
     rc = None
     try:
         rc = run_command(machine, opts, argv)
     except (KeyboardInterrupt, Interrupted) as e:
         run.interrupt(e)
     if run.syncer:
+        run.phase = "syncing back"
         try:
             run.syncer.sync("back", goes=machine)
         except OwError as e:
+            if _loss(machine, run):  # what the command made there went with the machine
+                raise
             say(str(e))
             rc = rc or 1
     if run.interrupted:
