@@ -72,7 +72,7 @@ def _code(text: str) -> str:
 
 
 def _flat(text: str | None) -> str:
-    return " ".join((text or "").split())
+    return " ".join((text or "").replace("%%", "%").split())  # (argparse's help escapes %)
 
 
 def _subparsers(p: argparse.ArgumentParser) -> argparse._SubParsersAction | None:

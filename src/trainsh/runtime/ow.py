@@ -951,7 +951,7 @@ def _recovering(run: Run, opts: Options, argv: list[str]) -> int:
         machine = run.machine
         try:
             return _exec(machine, run, opts, argv)
-        except Exception as e:
+        except Exception:
             why = _loss(machine, run)
             if why is None:
                 raise
