@@ -14,6 +14,7 @@ import urllib.request
 from pathlib import Path
 
 from helpers import TRAIN, train, wait_until, write_recipe
+from test_cli import http_sink  # noqa: F401 - a fixture: a web server that keeps what it is sent
 
 # The user's training script: an epoch a beat, a checkpoint per epoch in CKPT (standing in for
 # a store the checkpoints are copied to), and a start from the last checkpoint there.
@@ -44,6 +45,7 @@ tmux.open @local as here
 tmux.open @gpu as work
 @work > echo opened >> {tmp}/opened.log
 @work > python3 {tmp}/train.py $CKPT {epochs}
+{cloud}.cost
 tmux.close @work
 tmux.close @here
 """
@@ -91,6 +93,8 @@ def _finished_on_a_second_machine(p: subprocess.Popen, tmp_path: Path, cloud: st
     assert (tmp_path / "opened.log").read_text() == "opened\nopened\n"
     assert (tmp_path / "local.log").read_text() == "ran\n"
     assert f"{cloud} {first} was lost ({why})" in err and "recovering (1 of 1)" in err
+    # the cost step sums every machine the job paid for on that cloud, the lost one too
+    assert f"in all with the 1 machine it lost ({cloud} {first} $" in out + err
     logs = train("recipe", "logs", "--last").stdout
     assert f"lost: @gpu {cloud} {first} ({why}) at " in logs and f"replaced by {cloud} {second} in " in logs
     return second
@@ -125,6 +129,32 @@ def test_a_reclaimed_runpod_spot_pod_is_replaced_and_training_finishes(tmp_path,
     assert first in state["terminated"] and list(state["pods"]) == [second]  # the lost one: gone
     assert state["pods"][second]["name"].endswith("-gpu-r1") and state["pods"][second]["spec"]["bidPerGpu"]
     train("runpod", "destroy", second, "--yes")
+
+
+def test_status_shows_a_recovery_and_notify_on_recovered_tells_its_end(tmp_path, vast, http_sink):
+    from trainsh.settings import config
+
+    config.set_value("notify.urls", f"json://127.0.0.1:{http_sink.server_address[1]}/")
+    config.set_value("notify.on", "recovered")
+    p = _runner(_recipe(tmp_path, epochs=4))
+    first = _training_on(vast, tmp_path, 1)
+    vast.control(slow_create=30)  # the replacement's rent is held: the job is recovering meanwhile
+    vast.preempt(first)
+    vast.wait_creating(1, timeout=60)
+    status = train("recipe", "status").stdout
+    assert " recovering " in status, status
+    assert f"lost vast {first} for @gpu (paused: outbid) at " in status and "; recovering" in status
+    assert http_sink.bodies == []
+    vast.control(slow_create=0)
+    out, err = p.communicate(timeout=180)
+    assert p.returncode == 0, err
+    message = json.loads(http_sink.bodies[0][2])["message"]
+    second = _epochs(tmp_path)[-1][1]
+    assert len(http_sink.bodies) == 1 and f"@gpu recovered: vast {first} was lost (paused: outbid), " \
+        f"replaced by vast {second} in " in message, message
+    status = train("recipe", "status", "--all").stdout
+    assert f"lost vast {first} for @gpu" in status and f"replaced by vast {second}" in status
+    train("vast", "destroy", second, "--yes")
 
 
 def test_losing_more_machines_than_recover_allows_fails_in_one_line(tmp_path, vast):
