@@ -21,13 +21,13 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
 here = os.path.dirname(__file__)
 sys.path.insert(0, here)
 sys.path.insert(0, os.path.join(here, "..", "tests"))
-from _common import sandbox  # noqa: E402
+from _common import sandbox, vast_login  # noqa: E402
+from helpers import wait_until  # noqa: E402
 
 JOBS = 3
 SCRIPT = """\
@@ -55,29 +55,19 @@ def starts(d: str) -> list[tuple[float, str]]:
         return []
 
 
-def until(what: str, check, timeout: float = 120):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise SystemExit(f"timed out waiting for {what}")
-
-
 def one_job(fake, train: str) -> dict:
     from trainsh.runtime.journal import Journal
 
     p = subprocess.Popen([train, "recipe", "run", "spot.recipe", "--no-visual"],
                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    first = until("training", lambda: starts("."))[0]
+    first = wait_until(lambda: starts("."), timeout=120, what="training")[0]
     journal = Journal()
     job = journal.jobs(1)[0]
     pick_started = journal.steps(job.id)[0]["started"]  # (read now: the replay starts it again)
     price = fake.api("GET", f"instances/{first[1]}/?owner=me")["instances"]["dph_total"]
     t0 = time.time()  # the provider reports the loss from here on
     fake.preempt(first[1])
-    second = until("the replacement's training", lambda: starts(".")[1:])[0]
+    second = wait_until(lambda: starts(".")[1:], timeout=120, what="the replacement's training")[0]
     lost = journal.job(job.id).options["lost"][0]
     journal.close()
     p.terminate()  # training sleeps on: the job is interrupted, its machine destroyed here
@@ -100,10 +90,7 @@ def main() -> None:
         with sandbox() as d:
             os.environ["VAST_URL"], os.environ["VAST_API_KEY"] = fake.url, fake.key
             train = os.path.join(os.path.dirname(sys.executable), "train")
-            key = os.path.join(tempfile.mkdtemp(prefix="tsk", dir="/tmp"), "id")
-            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key], check=True)
-            fake.api("POST", "ssh/", {"ssh_key": open(key + ".pub").read()})
-            subprocess.run([train, "config", "set", "ssh.key", key], check=True, stdout=subprocess.DEVNULL)
+            vast_login(fake, train)
             with open("train.py", "w") as f:
                 f.write(SCRIPT)
             with open("spot.recipe", "w") as f:
