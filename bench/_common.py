@@ -51,3 +51,16 @@ def run_recipe(text: str, path: str = "bench.recipe"):
     steps = journal.steps(runner.job.id)
     journal.close()
     return code, steps
+
+
+def vast_login(fake, train: str) -> str:
+    """A key pair of its own for the Vast fake's machines: on the account, and `ssh.key` of the
+    sandbox's settings. Returns the private key's path."""
+    import tempfile
+
+    key = os.path.join(tempfile.mkdtemp(prefix="tsk", dir="/tmp"), "id")
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key], check=True)
+    with open(key + ".pub") as f:
+        fake.api("POST", "ssh/", {"ssh_key": f.read()})
+    subprocess.run([train, "config", "set", "ssh.key", key], check=True, stdout=subprocess.DEVNULL)
+    return key

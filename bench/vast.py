@@ -22,7 +22,7 @@ import time
 here = os.path.dirname(__file__)
 sys.path.insert(0, here)
 sys.path.insert(0, os.path.join(here, "..", "tests"))
-from _common import sandbox  # noqa: E402
+from _common import sandbox, vast_login  # noqa: E402
 
 RUNS = 20
 FLOOR = ("import json, os, urllib.request as u; "
@@ -91,14 +91,9 @@ def first_command(fake, train: str) -> None:
     runs `true`; the end is the step's end in the journal. The floor: a raw ssh login +
     tmux new-session + the command, its exit code read back, on another new machine of the
     same fake. The two go in turns."""
-    import tempfile
-
     from trainsh.runtime.journal import Journal
 
-    key = os.path.join(tempfile.mkdtemp(prefix="tsk", dir="/tmp"), "id")
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key], check=True)
-    fake.api("POST", "ssh/", {"ssh_key": open(key + ".pub").read()})
-    subprocess.run([train, "config", "set", "ssh.key", key], check=True, stdout=subprocess.DEVNULL)
+    key = vast_login(fake, train)
     with open("first.recipe", "w") as f:
         f.write(FIRST)
     fake.control(start_delay=1.0)

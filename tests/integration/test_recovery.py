@@ -1,17 +1,20 @@
 """A job that loses its machine goes on (`recover=N`), against the Vast fake: a training run on
-an interruptible machine that is outbid mid-way finishes on a second machine, resuming from its
-checkpoint; the lost machine is destroyed; only the host's steps run again; a spent budget fails
+an interruptible machine that is outbid mid-way (on RunPod: a spot pod reclaimed) finishes on a
+second machine, resuming from its checkpoint; the lost machine is destroyed; only the host's steps run again; a spent budget fails
 in one line; a failing command is no loss; a kill -9 during the recovery's rent and a resume
 make exactly one replacement. The fake's own state is the evidence."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
+import urllib.request
 from pathlib import Path
 
 from helpers import TRAIN, train, wait_until, write_recipe
+from test_cli import http_sink  # noqa: F401 - a fixture: a web server that keeps what it is sent
 
 # The user's training script: an epoch a beat, a checkpoint per epoch in CKPT (standing in for
 # a store the checkpoints are copied to), and a start from the last checkpoint there.
@@ -21,34 +24,42 @@ ckpt, total = sys.argv[1], int(sys.argv[2])
 os.makedirs(ckpt, exist_ok=True)
 done = [int(n.split("-")[1]) for n in os.listdir(ckpt) if n.startswith("epoch-")]
 start = max(done, default=0) + 1
+me = os.environ.get("CONTAINER_ID") or os.environ.get("RUNPOD_POD_ID") or "?"  # Vast's, RunPod's
 print(f"resuming at epoch {start}" if done else "fresh start", flush=True)
 for e in range(start, total + 1):
     time.sleep(0.6)
     with open(os.path.join(ckpt, f"epoch-{e}"), "w") as f:
-        f.write(os.environ.get("CONTAINER_ID", "?"))
+        f.write(me)
     with open(os.path.join(ckpt, "log"), "a") as f:
-        f.write(f"{e} {os.environ.get('CONTAINER_ID', '?')}\\n")
+        f.write(f"{e} {me}\\n")
     print(f"epoch {e}/{total}", flush=True)
 """
 
 SPOT = """\
 var CKPT = {tmp}/ckpt
 host gpu = placeholder
-vast.pick @gpu gpu=RTX_4090 interruptible=true {recover}
+{cloud}.pick @gpu gpu={gpu} {spot} {recover}
 tmux.open @local as here
 @here > echo ran >> {tmp}/local.log
-vast.wait timeout=60s
+{cloud}.wait timeout=60s
 tmux.open @gpu as work
 @work > echo opened >> {tmp}/opened.log
 @work > python3 {tmp}/train.py $CKPT {epochs}
+{cloud}.cost
 tmux.close @work
 tmux.close @here
 """
 
 
-def _recipe(tmp_path: Path, recover: str = "recover=1", epochs: int = 8) -> Path:
+# how each cloud words a pick of an interruptible machine
+PICKS = {"vast": {"gpu": "RTX_4090", "spot": "interruptible=true"},
+         "runpod": {"gpu": "RTX4090", "spot": "spot=true"}}
+
+
+def _recipe(tmp_path: Path, recover: str = "recover=1", epochs: int = 8, cloud: str = "vast") -> Path:
     (tmp_path / "train.py").write_text(TRAIN_PY)
-    return write_recipe(tmp_path / "spot.recipe", SPOT.format(tmp=tmp_path, recover=recover, epochs=epochs))
+    return write_recipe(tmp_path / "spot.recipe", SPOT.format(tmp=tmp_path, recover=recover, epochs=epochs,
+                                                              cloud=cloud, **PICKS[cloud]))
 
 
 def _runner(recipe: Path, *extra: str) -> subprocess.Popen:
@@ -69,26 +80,80 @@ def _training_on(vast, tmp_path: Path, after: int) -> str:
     return _epochs(tmp_path)[-1][1]
 
 
-def test_an_outbid_machine_is_replaced_and_training_finishes_from_its_checkpoint(tmp_path, vast):
-    p = _runner(_recipe(tmp_path))
-    first = _training_on(vast, tmp_path, 2)
-    vast.preempt(first)
+def _finished_on_a_second_machine(p: subprocess.Popen, tmp_path: Path, cloud: str, first: str, why: str) -> str:
+    """The job finished with every epoch once, the last ones on a second machine; only the
+    host's steps ran again; stderr and `recipe logs` name the loss. The second machine's id."""
     out, err = p.communicate(timeout=180)
     assert p.returncode == 0, err
     epochs = _epochs(tmp_path)
     assert sorted(e for e, _ in epochs) == list(range(1, 9))  # each epoch exactly once
     second = epochs[-1][1]
     assert second != first and {who for _, who in epochs} == {first, second}
+    # only the host's steps ran again: the session was opened twice, the local step once
+    assert (tmp_path / "opened.log").read_text() == "opened\nopened\n"
+    assert (tmp_path / "local.log").read_text() == "ran\n"
+    assert f"{cloud} {first} was lost ({why})" in err and "recovering (1 of 1)" in err
+    # the cost step sums every machine the job paid for on that cloud, the lost one too
+    assert f"in all with the 1 machine it lost ({cloud} {first} $" in out + err
+    logs = train("recipe", "logs", "--last").stdout
+    assert f"lost: @gpu {cloud} {first} ({why}) at " in logs and f"replaced by {cloud} {second} in " in logs
+    return second
+
+
+def test_an_outbid_machine_is_replaced_and_training_finishes_from_its_checkpoint(tmp_path, vast):
+    p = _runner(_recipe(tmp_path))
+    first = _training_on(vast, tmp_path, 2)
+    vast.preempt(first)
+    second = _finished_on_a_second_machine(p, tmp_path, "vast", first, "paused: outbid")
     state = vast.state()
     assert int(first) in state["destroyed"] and first not in state["instances"]  # the lost one: gone
     assert list(state["instances"]) == [second] and state["rents"] == 2
     assert state["instances"][second]["label"].endswith("-gpu-r1")
-    # only the host's steps ran again: the session was opened twice, the local step once
-    assert (tmp_path / "opened.log").read_text() == "opened\nopened\n"
-    assert (tmp_path / "local.log").read_text() == "ran\n"
-    assert f"vast {first} was lost (paused: outbid)" in err and "recovering (1 of 1)" in err
-    logs = train("recipe", "logs", "--last").stdout
-    assert f"lost: @gpu vast {first} (paused: outbid) at " in logs and f"replaced by vast {second} in " in logs
+    train("vast", "destroy", second, "--yes")
+
+
+def _reclaim(fake, pod: str) -> None:
+    """RunPod takes the spot pod back, through the fake's admin route as a test from outside would."""
+    req = urllib.request.Request(f"{fake.url}/_fake/preempt", data=json.dumps({"id": pod}).encode(),
+                                 headers={"Content-Type": "application/json"}, method="POST")
+    with urllib.request.urlopen(req, timeout=10) as r:
+        assert r.status == 200
+
+
+def test_a_reclaimed_runpod_spot_pod_is_replaced_and_training_finishes(tmp_path, runpod_fake):
+    p = _runner(_recipe(tmp_path, cloud="runpod"))
+    first = _training_on(runpod_fake, tmp_path, 2)
+    _reclaim(runpod_fake, first)
+    second = _finished_on_a_second_machine(p, tmp_path, "runpod", first, "stopped: reclaimed")
+    state = runpod_fake.state()
+    assert first in state["terminated"] and list(state["pods"]) == [second]  # the lost one: gone
+    assert state["pods"][second]["name"].endswith("-gpu-r1") and state["pods"][second]["spec"]["bidPerGpu"]
+    train("runpod", "destroy", second, "--yes")
+
+
+def test_status_shows_a_recovery_and_notify_on_recovered_tells_its_end(tmp_path, vast, http_sink):
+    from trainsh.settings import config
+
+    config.set_value("notify.urls", f"json://127.0.0.1:{http_sink.server_address[1]}/")
+    config.set_value("notify.on", "recovered")
+    p = _runner(_recipe(tmp_path, epochs=4))
+    first = _training_on(vast, tmp_path, 1)
+    vast.control(slow_create=30)  # the replacement's rent is held: the job is recovering meanwhile
+    vast.preempt(first)
+    vast.wait_creating(1, timeout=60)
+    status = train("recipe", "status").stdout
+    assert " recovering " in status, status
+    assert f"lost vast {first} for @gpu (paused: outbid) at " in status and "; recovering" in status
+    assert http_sink.bodies == []
+    vast.control(slow_create=0)
+    out, err = p.communicate(timeout=180)
+    assert p.returncode == 0, err
+    message = json.loads(http_sink.bodies[0][2])["message"]
+    second = _epochs(tmp_path)[-1][1]
+    assert len(http_sink.bodies) == 1 and f"@gpu recovered: vast {first} was lost (paused: outbid), " \
+        f"replaced by vast {second} in " in message, message
+    status = train("recipe", "status", "--all").stdout
+    assert f"lost vast {first} for @gpu" in status and f"replaced by vast {second}" in status
     train("vast", "destroy", second, "--yes")
 
 

@@ -591,8 +591,16 @@ def cmd_status(args) -> int:
             step = f"{now['idx'] + 1}: {now['source']}" if now else "-"
             # the recipe's file name: its folder is in `recipe logs`, and a path pushed the
             # step out of an 80-column terminal
-            rows.append([j.id, j.shown_status, _when(j.created), os.path.basename(j.recipe_path), step])
+            lost = j.options.get("lost", [])
+            # from a loss until a pick gives the host its replacement, a running job is recovering
+            shown_status = "recovering" if j.shown_status == "running" and any(
+                not x.get("replaced_by") for x in lost) else j.shown_status
+            rows.append([j.id, shown_status, _when(j.created), os.path.basename(j.recipe_path), step])
             extra = [f"    {j.error}"] if j.error else []
+            extra += [f"    lost {x['kind']} {x['ident']} for @{x['host']} ({x['why']}) at {_when(x['at'])}, "
+                      f"${x['cost']:.3f} spent on it; "
+                      + (f"replaced by {x['kind']} {x['replaced_by']}" if x.get("replaced_by") else "recovering")
+                      for x in lost]
             for s, spec in sessions:
                 head = f"    session {s['name']:<12} on {s['host']:<10}"
                 attach = attach_line(spec, s["real"], sock)  # whole: it is there to be copied

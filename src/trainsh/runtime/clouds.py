@@ -14,7 +14,7 @@ from trainsh.cloud.provider import (GONE, RUNNING, STARTING, STOPPED, UNKNOWN, C
                                     ProviderError, local_public_key)
 from trainsh.numbers import digits, format_seconds
 from trainsh.recipe.model import CLOUDS, Cloud, Duration
-from trainsh.runtime import steps
+from trainsh.runtime import notify, steps
 from trainsh.runtime.holds import Holds, rent
 from trainsh.runtime.journal import Journal
 from trainsh.runtime.context import StepFailed
@@ -177,11 +177,26 @@ def take(ctx, name: str, host: str, opts: dict, choice: dict | None, resume: boo
 
 
 def replaced(ctx, host: str, ident: str) -> None:
-    """A pick gave `host` a machine after a loss (recover=N): when, for `recipe logs`."""
+    """A pick gave `host` a machine after a loss (recover=N): when, for `recipe logs`; that ends
+    the recovery (`recipe status` no longer says recovering), told as config `notify.on` asks."""
     mine = [x for x in ctx.job.options.get("lost", []) if x["host"] == host]
     if mine and not mine[-1].get("replaced_by"):
-        mine[-1].update(replaced_by=ident, replaced_at=time.time())
+        lost = mine[-1]
+        lost.update(replaced_by=ident, replaced_at=time.time())
         ctx.journal.set_job(ctx.job.id, options=ctx.job.options)
+        if "recovered" in config.get("notify.on"):
+            _, problem = notify.send(
+                f"job {ctx.job.id}: @{host} recovered: {lost['kind']} {lost['ident']} was lost "
+                f"({lost['why']}), replaced by {lost['kind']} {ident} in "
+                f"{format_seconds(int(lost['replaced_at'] - lost['at']))}")
+            if problem:
+                ctx.console.warn(problem)
+
+
+def lost_cost(ctx, name: str, host: str | None) -> tuple[float, list[dict]]:
+    """What the machines of cloud `name` this job lost for `host` cost (recover=N), and them."""
+    mine = [x for x in ctx.job.options.get("lost", []) if x["kind"] == name and x["host"] == host]
+    return sum(x.get("cost") or 0.0 for x in mine), mine
 
 
 def has_machine(ctx, idx: int, host: str, names: tuple[str, ...]) -> bool:
@@ -329,11 +344,18 @@ def handlers(name: str) -> dict:
         except ProviderError as e:
             raise fail(e) from None
         up = inst.uptime()
+        # the machines the job lost were paid for too: the sum is what the job cost on this cloud
+        paid, lost = lost_cost(ctx, name, host)
         steps.done(ctx, idx, 0, instance=iid, price_per_hour=inst.price_per_hour,
-                    uptime=round(up), cost=round(inst.cost_so_far(), 4))
+                    uptime=round(up), cost=round(inst.cost_so_far(), 4),
+                    **({"lost_cost": round(paid, 4), "total_cost": round(paid + inst.cost_so_far(), 4)}
+                       if lost else {}))
         tell(ctx, host, name, iid, inst.status, inst, cost=inst.cost_so_far())
+        them = ", ".join(f"{name} {x['ident']} {money(x.get('cost') or 0.0)}" for x in lost)
         ctx.console.ok(f"{name} {iid}: {money(inst.price_per_hour)}/h, {inst.status}, up "
-                       f"{format_seconds(int(up))}, {money(inst.cost_so_far())} so far")
+                       f"{format_seconds(int(up))}, {money(inst.cost_so_far())} so far"
+                       + (f"; {money(paid + inst.cost_so_far())} in all with the {len(lost)} "
+                          f"machine{'s' if len(lost) > 1 else ''} it lost ({them})" if lost else ""))
 
     return {f"{name}.pick": pick, f"{name}.wait": wait, f"{name}.start": start,
             f"{name}.stop": stop, f"{name}.cost": cost}

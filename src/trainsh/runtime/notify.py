@@ -1,5 +1,6 @@
 """Notifications through the apprise URLs of config `notify.urls`: a recipe's `notify` step,
-and the end of a job on its own (done or failed, as config `notify.on` asks)."""
+and the end of a job on its own (done or failed, as config `notify.on` asks; a recovery's end,
+"recovered", is told where it happens: runtime/clouds.py `replaced`)."""
 
 from __future__ import annotations
 

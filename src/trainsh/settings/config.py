@@ -37,7 +37,8 @@ KEYS: dict[str, Key] = {k.name: k for k in [
     Key("defaults.command_timeout", "duration", "10m", "how long `@s > cmd` may run unless timeout= says"),
     Key("defaults.wait_timeout", "duration", "10m", "how long a `wait` may take unless timeout= says"),
     Key("notify.urls", "list", [], "apprise URLs that `notify` sends to (the console always gets it)"),
-    Key("notify.on", "list", [], "also notify when a job ends on its own: \"done\", \"failed\""),
+    Key("notify.on", "list", [], "also notify when a job ends on its own: \"done\", \"failed\"; "
+        "when it has replaced a lost machine (recover=N): \"recovered\""),
     Key("tmux.options", "table", {"history-limit": "50000"}, "tmux options applied by `tmux.config @host`"),
     Key("ui.currency", "str", "USD", "display currency for prices"),
     Key("ssh.key", "str", "", "default ssh identity file for hosts that name none"),
