@@ -100,3 +100,10 @@ def test_pending_reasons_that_never_clear_by_themselves():
                    "MaxCpuPerAccount", "Licenses", "Reservation"):
         assert never(reason) is None, reason
     assert slurm.never_starts(None, "h", slurm.State("RUNNING", "PartitionConfig")) is None
+
+
+def test_an_alloc_takes_recover():
+    from trainsh.recipe.parser import parse
+
+    [alloc] = parse("host login = local\nslurm.alloc @login as cl nodes=1 recover=2\n", "r.recipe").steps
+    assert alloc.option("recover") == "2" and alloc.option("nodes") == "1"

@@ -155,7 +155,8 @@ def _statements() -> list[str]:
         elif word == "slurm.alloc":
             entry(word, described="options, each salloc's of the same name: " + ", ".join(
                 f"`{k}=` ({flag})" if flag else f'`{k}="..."` (any other salloc options)'
-                for k, flag in slurm.FLAGS.items()))
+                for k, flag in slurm.FLAGS.items())
+                + "; and `recover=N`, the job's own: survive losing the allocation up to N times")
         elif word == "slurm.wait":
             entry(word, options=SLURM_WAIT_OPTIONS)
         else:

@@ -90,6 +90,9 @@ def submit(sh: Shell, where: str, name: str, options: dict[str, str], run_dir: s
     # (the loop reads the file with the shell's own `read`: no process per look)
     script = (f"command -v salloc >/dev/null || exit 127\n"
               f"mkdir -p {q(run_dir)} && cd {q(run_dir)} || exit 1\n"
+              # (emptied first: the loop below must not read a lost allocation's answer, left
+              # there before salloc's own redirection empties the file)
+              f": > {out} || exit 1\n"
               f"setsid {shlex.join(argv)} > {out} 2>&1 < /dev/null & pid=$!\n"
               "job=\n"
               "while :; do\n"
@@ -172,15 +175,22 @@ def _parse_state(where: str, line: str) -> State:
 
 
 def state(sh: Shell, where: str, job: str) -> State:
-    """Where the allocation is, in one round trip."""
+    """Where the allocation is, in one round trip. An ended job is named by how it ended
+    (CANCELLED, TIMEOUT, NODE_FAIL ...) while the controller still remembers it (MinJobAge,
+    300 s by default), GONE after that: squeue -j leaves out ended jobs, `scontrol show job`
+    keeps them."""
     q = shlex.quote
-    script = (f"squeue -h -j {q(job)} -o '{_FORMAT}' 2>&1; echo '--'; "
-              "squeue -h -t PD -o '%i|%P' --sort=-p,i 2>/dev/null")
+    script = (f"out=$(squeue -h -j {q(job)} -o '{_FORMAT}' 2>&1); printf '%s\\n--\\n' \"$out\"; "
+              "squeue -h -t PD -o '%i|%P' --sort=-p,i 2>/dev/null; echo '--'; "
+              f"case $out in *'|'*) ;; *) scontrol show job -o {q(job)} 2>/dev/null;; esac")
     r = sh.script(script, timeout=60)
     if r.returncode == 127 or "command not found" in r.stdout + r.stderr:
         raise SlurmError(_explain(where, "squeue", r))
-    mine, pending = (r.stdout.split("--\n") + [""])[:2]
+    mine, pending, shown = (r.stdout.split("--\n") + ["", ""])[:3]
     s = _parse_state(where, mine.strip().splitlines()[-1] if mine.strip() else "")
+    ended = re.search(r"\bJobState=([A-Z_]+)", shown)
+    if s.state == "GONE" and ended:
+        s = State(ended.group(1))
     if s.state == "PENDING":
         ids = [ln.split("|")[0] for ln in pending.splitlines() if ln.endswith("|" + s.partition)]
         if job in ids:
@@ -239,6 +249,13 @@ def never_starts(sh: Shell, where: str, s: State) -> str | None:
                 return (f"{s.num_nodes} nodes is more than partition {s.partition} has for a job ({what}: "
                         f"{info[key]}): ask for fewer nodes, or another partition=")
     return None
+
+
+def live_named(sh: Shell, where: str, name: str) -> list[str]:
+    """The ids of the login user's jobs named `name` that have not ended, oldest first."""
+    r = run(sh, where, "squeue", ["squeue", "-h", "-n", name, "-o", "%i|%T", "--sort=i"])
+    found = [ln.split("|") for ln in r.stdout.split() if "|" in ln]
+    return [i for i, st in found if not State(st).ended]
 
 
 def cancel(sh: Shell, where: str, job: str) -> bool:

@@ -785,7 +785,10 @@ class _Parser:
             if any(k == key for k, _ in options):
                 self.err(st, tok.start, f"{key}= given twice")
                 return None
-            if action == "alloc":
+            if action == "alloc" and key == "recover":  # the job's (runtime/recovery.py), not salloc's
+                problem = _recover_opt(value)
+                problem = problem and f"recover= takes {problem}, got '{value}'"
+            elif action == "alloc":
                 problem = option_problem(key, value)
             elif key not in SLURM_WAIT_OPTIONS:
                 problem = f"unknown slurm.wait option '{key}' (known: timeout=, poll=, keep=)"

@@ -16,6 +16,7 @@ from trainsh.kinds import slurm as slurm_spec
 from trainsh.recipe import model as m
 from trainsh.remote.tmux import Tmux
 from trainsh.runtime import steps
+from trainsh.runtime.clouds import replaced
 from trainsh.runtime.context import Context, HostHandle, StepFailed, local_tmux_socket
 from trainsh.runtime.reach.base import HostError, Machine
 from trainsh.runtime.reach.slurm import login_shell
@@ -57,12 +58,19 @@ def _slurm_spec(ctx: Context, spec: str) -> str | None:
         raise StepFailed(str(e)) from None
 
 
+def _job_name(ctx: Context, name: str) -> str:
+    """The Slurm job name of host `name`'s allocation: `-rK` on the K-th replacement of a lost
+    one (recover=N), so that a resume finds that one by its name and no other."""
+    again = sum(1 for x in ctx.job.options.get("lost", []) if x["host"] == name)
+    return f"trainsh-{ctx.job.id}-{name}" + (f"-r{again}" if again else "")
+
+
 def _submit(ctx: Context, name: str, login_spec: str, options: dict[str, str]) -> Machine:
     sh = _login(login_spec)
     label = login_spec if login_spec == "local" else sh.name
     run_dir = _run_dir(ctx, sh, name)
     try:
-        job, st = slurm.submit(sh, label, f"trainsh-{ctx.job.id}-{name}", options, run_dir)
+        job, st = slurm.submit(sh, label, _job_name(ctx, name), options, run_dir)
     except slurm.SlurmError as e:
         raise StepFailed(str(e)) from None
     granted = st.state == "RUNNING"
@@ -204,21 +212,49 @@ def host_handle(ctx: Context, name: str) -> HostHandle | None:
 
 # ---- steps ---------------------------------------------------------------------------------
 
+def _submitted_before(ctx: Context, name: str, login_spec: str) -> Machine | None:
+    """The allocation an alloc step asked for before the runner stopped, when the runner
+    stopped before journaling it (a kill while salloc answered): found by its job name."""
+    sh = _login(login_spec)
+    where = login_spec if login_spec == "local" else sh.name
+    try:
+        found = slurm.live_named(sh, where, _job_name(ctx, name))
+    except slurm.SlurmError as e:
+        raise StepFailed(str(e)) from None
+    if not found:
+        return None
+    mach = Machine(name, "slurm", found[0], "allocated", login_spec, "pending")
+    ctx.machines.add(mach)
+    for extra in found[1:]:  # (one alloc step asks once; should there be more, they are not needed)
+        try:
+            slurm.cancel(sh, where, extra)
+        except slurm.SlurmError as e:
+            ctx.events.warn(f"slurm job {extra} could not be cancelled: {e}")
+    return mach
+
+
 def alloc(ctx: Context, idx: int, step: m.Slurm, resume: dict | None = None) -> None:
     steps.start(ctx, idx, step, login=step.host, name=step.name)
     mach = ctx.machines.get(step.name)
-    if mach is not None and mach.kind == "slurm" and mach.state not in ("released", "gone"):
+    login_spec = ctx.host(step.host).spec
+    if mach is not None and mach.kind == "slurm" and mach.state not in ("released", "gone", "lost"):
         ctx.console.ok(f"slurm job {mach.ident} for @{step.name} was submitted before the runner "
+                       "stopped: using it")
+    elif resume is not None and (mach := _submitted_before(ctx, step.name, login_spec)) is not None:
+        ctx.console.ok(f"slurm job {mach.ident} for @{step.name} was asked for before the runner "
                        "stopped: using it")
     else:
         options = {}
         for key, value in step.options:
+            if key == "recover":  # the job's, not Slurm's
+                continue
             value = ctx.expand(value, "a slurm option")
             problem = slurm_spec.option_problem(key, value)
             if problem:
                 raise StepFailed(problem)
             options[key] = value
-        mach = _submit(ctx, step.name, ctx.host(step.host).spec, options)
+        mach = _submit(ctx, step.name, login_spec, options)
+    replaced(ctx, step.name, mach.ident)  # (after a loss: when, for `recipe logs`)
     ctx.host_specs[step.name] = f"slurm:{mach.place}?job={mach.ident}"
     ctx.hosts.pop(step.name, None)
     steps.done(ctx, idx, 0, job=mach.ident, login=mach.place)

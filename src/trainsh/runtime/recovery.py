@@ -1,18 +1,24 @@
-"""A job that loses its machine and goes on: `recover=N` on a pick (or `train recipe run
---recover N`) lets the job survive losing that host's machine up to N times.
+"""A job that loses its machine and goes on: `recover=N` on a cloud pick (or `train recipe run
+--recover N`) or on a `slurm.alloc` lets the job survive losing that host's machine (its
+instance, its allocation) up to N times.
 
-Lost means the cloud reports the machine no longer running (outbid, reclaimed, stopped by
-someone else, exited or gone) when a step on it fails; a command that fails on a running
-machine is not a loss. The connection to a lost machine drops when it goes (reach/cloud.py's
-`lost` hook asks the cloud at once), so a loss is noticed within a provider call of it.
+Lost means the machine's kind (runtime/reach/, `Kind.lost`) reports it no longer running for
+the job by no doing of the job's, when a step on it fails: a cloud machine outbid, reclaimed,
+stopped by someone else, exited or gone; an allocation cancelled from outside, preempted, ended
+by a node failure or its time limit (reach/slurm.py says which of Slurm's end states count). A
+command that fails on a running machine is not a loss. The connection to a lost cloud machine
+drops when it goes (reach/cloud.py's `lost` hook asks the cloud at once), and an allocation's
+sessions end with it, so a loss is noticed within a provider call of it.
 
-On a loss the job journals it (job option `lost`: host, machine, why, when, cost so far),
-says so, destroys the machine if the job rented it (unless --keep-hosts), and marks the
-steps to run again as `lost` in the journal: the pick, then every later step up to the one
-that failed that involves the host or a session on it. The runner then goes on from the
-pick, skipping what is done, so exactly those steps run again, and a resume after a kill
-continues the recovery the same way (the replacement's rent is journaled before it is sent
-and looked up by its own label, `-rK` for the K-th replacement).
+On a loss the job journals it (job option `lost`: host, kind, machine, why, when, cost so far),
+says so, ends what is left of the machine if the job made it (destroys the instance, cancels
+the allocation; unless --keep-hosts), and marks the steps to run again as `lost` in the
+journal: the step that gave the host its machine (the pick, the slurm.alloc), then every later
+step up to the one that failed that involves the host or a session on it. The runner then goes
+on from that step, skipping what is done, so exactly those steps run again, and a resume after
+a kill continues the recovery the same way (a replacement rent is journaled before it is sent
+and looked up by its own label, `-rK` for the K-th replacement; a replacement allocation is
+looked up by its Slurm job name, which ends the same way).
 """
 
 from __future__ import annotations
@@ -23,18 +29,21 @@ from trainsh.recipe import model as m
 from trainsh.runtime.context import Context, StepFailed
 from trainsh.runtime.machines import kind_of
 from trainsh.runtime.reach.cloud import KINDS as CLOUD_KINDS
-from trainsh.runtime.reach.cloud import money, provider, stop_heartbeat
-
-NOT_RUNNING = ("stopped", "stopping", "gone")
+from trainsh.runtime.reach.cloud import money, stop_heartbeat
 
 
-def _is_pick(step: m.Step) -> bool:
-    return isinstance(step, m.Pick) or isinstance(step, m.Cloud) and step.action == "pick"
+def _gives(step: m.Step) -> str | None:
+    """The host a step gives a machine to (a cloud's pick, `pick`, `slurm.alloc`), or None."""
+    if isinstance(step, m.Pick) or isinstance(step, m.Cloud) and step.action == "pick":
+        return step.host
+    if isinstance(step, m.Slurm) and step.action == "alloc":
+        return step.name
+    return None
 
 
 def pick_of(recipe: m.Recipe, host: str) -> int | None:
-    """The index of the step that gives `host` its machine (a cloud's pick or `pick`), or None."""
-    return next((i for i, s in enumerate(recipe.steps) if _is_pick(s) and s.host == host), None)
+    """The index of the step that gives `host` its machine (a pick or a slurm.alloc), or None."""
+    return next((i for i, s in enumerate(recipe.steps) if _gives(s) == host), None)
 
 
 def budget(ctx: Context, pick: m.Step) -> int:
@@ -52,8 +61,9 @@ def sessions_on(recipe: m.Recipe, host: str) -> set[str]:
     return {s.name for s in recipe.steps if isinstance(s, m.TmuxOpen) and s.host == host}
 
 
-def involves(step: m.Step, host: str, sessions: set[str], cloud: str) -> bool:
-    """Whether `step` works on `host` or a session on it (and so runs again on a new machine)."""
+def involves(step: m.Step, host: str, sessions: set[str], kind: str) -> bool:
+    """Whether `step` works on `host` or a session on it (and so runs again on a new machine of
+    `kind`)."""
     if isinstance(step, (m.Command, m.Wait, m.TmuxClose)):
         return step.session in sessions
     if isinstance(step, (m.HostCommand, m.TmuxOpen, m.TmuxConfig)):
@@ -62,67 +72,84 @@ def involves(step: m.Step, host: str, sessions: set[str], cloud: str) -> bool:
         return host in (step.src.name, step.dst.name)
     if isinstance(step, m.Cloud):
         return step.host == host or (step.host is None and step.instance is None
-                                     and step.provider == cloud and step.action == "wait")
+                                     and step.provider == kind and step.action == "wait")
+    if isinstance(step, m.Slurm):  # a slurm.wait on the allocation (an alloc's host is its login)
+        return step.action == "wait" and step.host == host
     return False
 
 
 def lost_host(ctx: Context, step: m.Step) -> tuple[str, int, int, str] | None:
-    """(host, pick index, budget, its state) when `step` failed because a machine it works on is lost
-    and the job may recover it; None otherwise. One provider call per machine asked."""
+    """(host, index of the step that gave it its machine, budget, why in words) when `step`
+    failed because a machine it works on is lost and the job may recover it; None otherwise.
+    One question to the machine's kind per machine asked."""
     recipe = ctx.recipe
-    for host in sorted({s.host for s in recipe.steps if _is_pick(s) and s.host}):
+    for host in sorted({h for h in map(_gives, recipe.steps) if h}):
         at = pick_of(recipe, host)
         mach = ctx.machines.get(host) if ctx.machines is not None else None
-        if at is None or mach is None or mach.kind not in CLOUD_KINDS:
-            continue
+        if at is None or mach is None or mach.state == "released":
+            continue  # (one the job released itself is not lost)
         if not involves(step, host, sessions_on(recipe, host), mach.kind):
             continue
         n = budget(ctx, recipe.steps[at])
         if n <= 0:
             continue
-        state = kind_of(mach).current(mach)
-        if state in NOT_RUNNING:
-            return host, at, n, state
+        lost = kind_of(mach).lost(mach)
+        if lost is not None:
+            return host, at, n, lost[1]
     return None
 
 
 def recover(ctx: Context, idx: int, lost: tuple[str, int, int, str], keep_hosts: bool) -> int:
-    """Journal the loss of host's machine, destroy it if the job rented it, and set up the
-    replay; returns the index to go on from (the pick). Raises StepFailed naming every machine
-    lost once the budget is spent."""
-    host, at, n, state = lost
+    """Journal the loss of host's machine, end what is left of it if the job made it, and set
+    up the replay; returns the index to go on from (the pick or alloc). Raises StepFailed
+    naming every machine lost once the budget is spent."""
+    host, at, n, why = lost
     mach = ctx.machines.get(host)
-    inst = CLOUD_KINDS[mach.kind].known.get(mach.ident)
-    why = inst.status_words if inst is not None and state != "gone" else "gone"
-    cost = inst.cost_so_far() if inst is not None else 0.0
-    lost = [*ctx.job.options.get("lost", []),
-            {"host": host, "kind": mach.kind, "ident": mach.ident, "why": why, "at": time.time(),
-             "cost": round(cost, 4), "step": idx + 1}]
-    ctx.job.options["lost"] = lost
-    ctx.journal.set_job(ctx.job.id, options=ctx.job.options)
-    mine = [x for x in lost if x["host"] == host]
+    kind = kind_of(mach)
+    cost = kind.spent(mach)
+    known = ctx.job.options.get("lost", [])
+    if not any(x["host"] == host and x["ident"] == mach.ident for x in known):
+        # (a resume that finds the same loss again, after a kill in here, counts it once)
+        known = [*known, {"host": host, "kind": mach.kind, "ident": mach.ident, "why": why,
+                          "at": time.time(), "cost": round(cost, 4), "step": idx + 1}]
+        ctx.job.options["lost"] = known
+        ctx.journal.set_job(ctx.job.id, options=ctx.job.options)
+    mine = [x for x in known if x["host"] == host]
     names = ", ".join(f"{x['kind']} {x['ident']} ({x['why']})" for x in mine)
     spent = len(mine) > n
+    cloud = mach.kind in CLOUD_KINDS
+    what = "machine" if cloud else "allocation"
     ctx.events.warn(f"@{host}: {mach.kind} {mach.ident} was lost ({why}) at step {idx + 1}; "
                     + ("no recovery left" if spent else
-                       f"recovering ({len(mine)} of {n}): a new machine, then its steps again"))
-    stop_heartbeat(mach.kind, mach.ident)
+                       f"recovering ({len(mine)} of {n}): a new {what}, then its steps again"))
+    if cloud:  # (its autostop heartbeat, kept or not: nothing of the job works there now)
+        stop_heartbeat(mach.kind, mach.ident)
     if mach.ours and not keep_hosts:
         try:
-            provider(mach.kind).destroy(mach.ident)
+            said = kind.discard(mach)
             ctx.machines.set_state(host, "gone")
-            ctx.events.info(f"{mach.kind} {mach.ident} destroyed ({money(cost)} spent on it)")
+            ctx.events.info(f"{mach.kind} {mach.ident} {said}"
+                            + (f" ({money(cost)} spent on it)" if cloud else ""))
         except Exception as e:  # noqa: BLE001 - said; the replacement matters more
-            ctx.events.warn(f"{mach.kind} {mach.ident} could not be destroyed: {e} "
-                            f"(train {mach.kind} destroy {mach.ident})")
+            hint = f"train {mach.kind} destroy {mach.ident}" if cloud else kind.release_hint(mach)
+            ctx.events.warn(f"{mach.kind} {mach.ident} could not be {'destroyed' if cloud else 'cancelled'}: "
+                            f"{e} ({hint})")
             ctx.machines.set_state(host, "lost")
     else:
         ctx.machines.set_state(host, "lost")
     if spent:  # (a lost machine the job rented is destroyed all the same: it would bill on)
-        raise StepFailed(f"@{host} lost {len(mine)} machines, more than recover={n}: {names}") from None
-    # the host's sessions went with the machine; the host is reached anew after the pick
+        raise StepFailed(f"@{host} lost {len(mine)} {what}s, more than recover={n}: {names}") from None
+    # the host's sessions went with the machine; the host is reached anew after the pick/alloc.
+    # An allocation's sessions live on its login host, which is still there: their tmux
+    # sessions are closed, so that the replacement's open the same names
+    handle = None if cloud else ctx.hosts.get(host)
     for s in list(ctx.sessions.values()):
         if s.host == host:
+            if handle is not None:
+                try:
+                    handle.tmux.close(s)
+                except Exception as e:  # noqa: BLE001 - said; opening it again says the rest
+                    ctx.events.warn(f"session {s.name} could not be closed: {e}")
             del ctx.sessions[s.name]
             ctx.journal.session_closed(ctx.job.id, s.name, status="gone")
     ctx.hosts.pop(host, None)

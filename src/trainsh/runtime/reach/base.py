@@ -46,6 +46,20 @@ class Kind:
         """What it is now, asked of its provider: running, stopped, gone ... (None: cannot tell)."""
         return None
 
+    def lost(self, m: Machine) -> tuple[str, str] | None:
+        """(its state, why in words) when `m` no longer runs for the job by no doing of the
+        job's (outbid, preempted, cancelled from outside ...), so that a job with recover= may
+        replace it; None while it runs, or when that cannot be told."""
+        return None
+
+    def discard(self, m: Machine) -> str:
+        """End what is left of a lost machine for good; returns what was done ("destroyed")."""
+        return self.release(m)
+
+    def spent(self, m: Machine) -> float:
+        """USD spent on it so far, as far as is known (0 where nothing is priced)."""
+        return 0.0
+
     def gone(self, m: Machine) -> bool:
         """Whether it no longer exists (destroyed by hand or by its cloud): nothing of it bills.
         When that cannot be known, it is taken to be there."""

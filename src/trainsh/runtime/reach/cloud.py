@@ -106,6 +106,25 @@ class CloudKind(Kind):
             return None
         return inst.status
 
+    # (a stopped machine is lost too: someone else stopped it, or its cloud did)
+    LOST = (STOPPED, STOPPING, GONE)
+
+    def lost(self, m: Machine) -> tuple[str, str] | None:
+        state = self.current(m)
+        if state not in self.LOST:
+            return None
+        inst = self.known.get(m.ident)
+        return state, inst.status_words if inst is not None and state != GONE else "gone"
+
+    def discard(self, m: Machine) -> str:
+        stop_heartbeat(self.name, m.ident)
+        provider(self.name).destroy(m.ident)
+        return "destroyed"
+
+    def spent(self, m: Machine) -> float:
+        inst = self.known.get(m.ident)
+        return inst.cost_so_far() if inst is not None else 0.0
+
     def describe(self, m: Machine) -> str:
         inst = self.known.get(m.ident)
         if inst is None:
