@@ -64,3 +64,43 @@ def vast_login(fake, train: str) -> str:
         fake.api("POST", "ssh/", {"ssh_key": f.read()})
     subprocess.run([train, "config", "set", "ssh.key", key], check=True, stdout=subprocess.DEVNULL)
     return key
+
+
+def run_program(text: str | None, variables: dict, path: str = "bench.py", keep: bool = False,
+                resume: str | None = None):
+    """Run a Python recipe in this process: (exit code, journal steps), with the job's id when
+    `keep`. With `resume=JOB`: that finished job, marked interrupted and resumed, which only
+    replays; returns the seconds the resume took."""
+    import io
+    import time
+
+    from trainsh.program import launch
+    from trainsh.program.load import load
+    from trainsh.program.sweep import Runner
+    from trainsh.runtime.context import RunOptions
+    from trainsh.runtime.journal import Journal
+    from trainsh.ui.console import Console
+
+    journal = Journal()
+    console = Console(io.StringIO(), visual=False)
+    try:
+        if resume is not None:
+            journal.set_job(resume, status="interrupted", pid=None)
+            start = time.perf_counter()
+            job = journal.claim(resume)
+            runner = launch.resume(journal, job, console, RunOptions())
+            code = runner.run()
+            took = time.perf_counter() - start
+            assert code == 0, "bench resume failed"
+            return took
+        with open(path, "w") as f:
+            f.write(text)
+        program = load(path)
+        program.values = {k: program.params[k](v) for k, v in variables.items()}
+        runner = Runner.start_program(journal, program, console, RunOptions(),
+                                      {k: str(v) for k, v in variables.items()}, {}, {})
+        code = runner.run()
+        steps = journal.steps(runner.job.id)
+        return (code, steps, runner.job.id) if keep else (code, steps)
+    finally:
+        journal.close()

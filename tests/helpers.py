@@ -129,3 +129,18 @@ def started_on(vast) -> str | None:
         if (Path(inst["home"]) / "started").exists():
             return iid
     return None
+
+
+def start(*args: str) -> subprocess.Popen:
+    """`train ARGS --no-visual` running in the background (to be killed mid-job)."""
+    return subprocess.Popen([*TRAIN, *args, "--no-visual"], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def kill_9(proc: subprocess.Popen) -> None:
+    proc.kill()
+    proc.communicate()
+
+
+def lines(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []

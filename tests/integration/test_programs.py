@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from helpers import TRAIN, tmux, train, wait_until, write_recipe
+from helpers import TRAIN, kill_9, lines, start, tmux, train, wait_until, write_recipe
 
 from trainsh.runtime.journal import Journal
 from trainsh.settings import paths
@@ -33,20 +33,6 @@ def jobs():
 
 def last_job():
     return jobs()[0]
-
-
-def start(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([*TRAIN, *args, "--no-visual"], stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def kill_9(proc: subprocess.Popen) -> None:
-    proc.kill()
-    proc.communicate()
-
-
-def lines(path: Path) -> list[str]:
-    return path.read_text().splitlines() if path.exists() else []
 
 
 def test_quickstart_in_python_journals_what_the_recipe_does(tmp_path):

@@ -311,6 +311,9 @@ def cmd_resume(args) -> int:
         if args.job:
             job = _one_job(journal, args.job)
             status = job.shown_status
+            if job.parent:  # its parent's resume replays the job.parallel call that made it
+                raise UserError(f"job {job.id} is a child job of {job.parent}: "
+                                f"train recipe resume {job.parent}")
             if status == "done":
                 raise UserError(f"job {job.id} finished; nothing to resume")
             try:
@@ -320,7 +323,7 @@ def cmd_resume(args) -> int:
         else:
             job = status = None
             for candidate in journal.jobs():
-                if candidate.shown_status != "interrupted":
+                if candidate.shown_status != "interrupted" or candidate.parent:
                     continue
                 try:  # (another resume may take it between the look and the claim)
                     job, status = journal.claim(candidate.id), "interrupted"
@@ -537,7 +540,7 @@ def cmd_jobs(args) -> int:
 
     journal = _journal()
     try:
-        jobs = journal.jobs(None if args.all else 20)
+        jobs = _families(journal.jobs(None if args.all else 20))
         if not jobs:
             print("no jobs yet")
             return 0
@@ -562,7 +565,7 @@ def cmd_status(args) -> int:
         sock = local_tmux_socket()
         local_alive = None  # names of the sessions on this machine's tmux server, read once
         shown = []
-        for j in journal.jobs(None if args.all else 200):
+        for j in _families(journal.jobs(None if args.all else 200)):
             live = j.shown_status in ("running", "interrupted")
             sessions = []
             for s in journal.sessions(j.id):
@@ -620,6 +623,26 @@ def cmd_status(args) -> int:
     finally:
         journal.close()
     return 0
+
+
+def _families(jobs: list) -> list:
+    """Jobs newest first, each job's children (job.parallel's JOB/1, JOB/2, ...) right after
+    it in their order."""
+    kids: dict[str, list] = {}
+    for j in jobs:
+        if j.parent:
+            kids.setdefault(j.parent, []).append(j)
+    out = []
+
+    def add(j) -> None:
+        out.append(j)
+        for k in sorted(kids.get(j.id, []), key=lambda c: int(c.id.rpartition("/")[2])):
+            add(k)
+
+    for j in jobs:
+        if not j.parent or not any(p.id == j.parent for p in jobs):
+            add(j)
+    return out
 
 
 def _local_sessions(socket: str | None) -> set[str]:

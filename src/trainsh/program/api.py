@@ -13,13 +13,14 @@ from __future__ import annotations
 import os
 import re
 import sys
+import threading
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from trainsh import masking
 from trainsh.kinds import spec_problem
 from trainsh.recipe import model as m
-from trainsh.recipe.parser import CLOUD_OPTIONS
+from trainsh.recipe.parser import CLOUD_OPTIONS, parse as parse_recipe
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the trainsh package
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*\Z")  # a host, session or storage name (the DSL's)
@@ -52,6 +53,17 @@ class StepFailed(Exception):
 
 class Timeout(StepFailed):
     """A command or wait ran out of time (`command timed out after 30s ...`)."""
+
+
+class ChildFailed(StepFailed):
+    """A child job of job.parallel that failed: `job` is its id (JOB/2), `kind` what ended it
+    (StepFailed, Timeout, or the name of the exception fn raised), `exit_code` that of its
+    failed command. A resume that replays the child gives the same exception."""
+
+    def __init__(self, message: str, exit_code: int | None = None, job: str = "", kind: str = ""):
+        super().__init__(message, exit_code)
+        self.job = job
+        self.kind = kind
 
 
 # ---- values --------------------------------------------------------------------------------
@@ -116,6 +128,11 @@ class Where:
 
 # ---- what the API needs of the engine ------------------------------------------------------
 
+# The engine of the child job this thread runs (job.parallel), if any: a call made there goes to
+# the child, even on an object the parent made (a host defined in main, the parent's job).
+CURRENT = threading.local()
+
+
 class Engine(Protocol):
     job_id: str
 
@@ -123,6 +140,8 @@ class Engine(Protocol):
     def value(self, kind: str, at: str, source: str, make) -> Any: ...
     def define(self, what: str, name: str, spec: str) -> str: ...
     def output(self, row: dict) -> str: ...
+    def parallel(self, fn, items: list, max_workers: int, fail_fast: bool, at: str, source: str) -> list: ...
+    def include(self, path: str, variables: dict[str, str], at: str) -> None: ...
 
 
 def caller() -> tuple[str, int]:
@@ -189,11 +208,45 @@ class Job:
     """What `main(job, ...)` gets: the running job."""
 
     def __init__(self, engine: Engine):
-        self._engine = engine
+        self._own = engine
+
+    @property
+    def _engine(self) -> Engine:
+        return getattr(CURRENT, "engine", None) or self._own
 
     @property
     def id(self) -> str:
         return self._engine.job_id
+
+    def parallel(self, fn, items, *, max_workers: int = 4, fail_fast: bool = False) -> list:
+        """Run `fn(child_job, item)` for each item, up to `max_workers` at a time, each in its
+        own thread as a child job (JOB/1, JOB/2, ...) with its own steps, sessions and journal.
+        Returns a list in item order: what each fn returned (as JSON keeps it), or the
+        ts.ChildFailed of a child that failed; with fail_fast=True the first failure stops
+        the others before their next call and is raised instead. A resume gives finished
+        children their journaled results and resumes the others."""
+        items = list(items)
+        if not callable(fn):
+            raise ValueError("job.parallel(fn, items): fn is the function each child runs")
+        if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
+            raise ValueError(f"max_workers={max_workers!r}: a whole number, 1 or more")
+        at, _ = _at()
+        source = (f"parallel {getattr(fn, '__name__', 'fn')} over {len(items)} item"
+                  f"{'s' if len(items) != 1 else ''}, {max_workers} at a time" + (" fail_fast" if fail_fast else ""))
+        return self._engine.parallel(fn, items, max_workers, bool(fail_fast), at, source)
+
+    def include(self, path, vars: dict | None = None) -> None:
+        """Run a `.recipe` file's steps as part of this job (a path beside the program), each
+        journaled and replayed as a call; `vars` give its variables (over its `var` lines)."""
+        path = os.fspath(path) if isinstance(path, os.PathLike) else _text(path, "a recipe path")
+        given = {}
+        for k, v in (vars or {}).items():
+            if not isinstance(k, str) or not SECRET_NAME.match(k):
+                raise ValueError(f"bad variable name {k!r}: letters, digits and _")
+            given[k] = str(v) if isinstance(v, (Secret, int, float)) and not isinstance(v, bool) \
+                else _text(v, f"variable {k}")
+        at, _ = _at()
+        self._engine.include(path, given, at)
 
     def host(self, spec: str, name: str | None = None) -> Host:
         """A host by any spec a recipe's `host NAME = SPEC` takes: `local`, `user@box -p 2222`,
@@ -330,6 +383,8 @@ class Host:
         _name(name, "session")
         at, pos = _at()
         engine = self._job._engine
+        if engine is not self._job._own:  # a host of the parent's, in a child: the child's too
+            engine.define("host", self.name, self.spec)
         engine.step(m.TmuxOpen(pos, f"tmux.open @{self.name} as {name}", self.name, name), at,
                     (self.spec,))
         return Session(self._job, name, self)
@@ -416,6 +471,23 @@ class Session:
         """Close the session (the DSL's `tmux.close @session`)."""
         at, pos = _at()
         self._job._engine.step(m.TmuxClose(pos, f"tmux.close @{self.name}", self.name), at)
+
+
+def parse(path) -> m.Recipe:
+    """A `.recipe` file as the typed model the engine runs (recipe/model.py's Recipe: its
+    definitions and steps), for tools; ValueError in one line when it does not parse."""
+    path = os.fspath(path)
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError(f"{os.path.basename(path)}: {getattr(e, 'strerror', None) or e}") from None
+    try:
+        return parse_recipe(text, path)
+    except m.RecipeErrors as e:
+        first = e.errors[0]
+        more = f" (and {len(e.errors) - 1} more)" if len(e.errors) > 1 else ""
+        raise ValueError(f"{first}{more}") from None
 
 
 def took(row: dict) -> float:

@@ -119,7 +119,8 @@ class ProgramRunner(Runner):
         return runner
 
     # ---- the walk
-    def walk(self) -> int | None:
+    def replaying(self) -> None:
+        """What the journal holds of the job's calls, for the program's calls to match."""
         job = self.job
         self.recorded = {c["n"]: c for c in self.journal.calls(job.id)}
         self.rows = {r["idx"]: r for r in self.journal.steps(job.id)}
@@ -127,6 +128,14 @@ class ProgramRunner(Runner):
         self.n = 0
         # (a call journaled just before the runner died may have no step row yet: its idx is taken)
         self.next_idx = max([*self.rows, *self.at], default=-1) + 1
+        # child jobs of job.parallel calls are numbered on from those already made
+        self.last_child = max([(c["value"] or {}).get("first", 1) + (c["value"] or {}).get("count", 0) - 1
+                               for c in self.recorded.values() if c["step"] is None
+                               and isinstance(c["value"], dict)], default=0)
+
+    def walk(self) -> int | None:
+        job = self.job
+        self.replaying()
         # On a terminal the live view owns the screen: what the program prints goes through
         # the console (masked, beside the steps) instead of over it. Piped, stdout stays its own.
         printed = Lines(lambda line: self.console.emit(ev.Message("info", visible(line), PRINTED)))
@@ -246,7 +255,7 @@ class ProgramRunner(Runner):
         return err
 
     def journal_row(self, idx: int) -> dict:
-        return next(r for r in self.journal.steps(self.job.id) if r["idx"] == idx)
+        return self.journal.step(self.job.id, idx)
 
     def output(self, row: dict) -> str:
         path = row.get("log_path")

@@ -31,7 +31,7 @@ def run(path: str, variables: dict[str, str], hosts: dict[str, str] | None = Non
         keep_sessions: bool = False, keep_hosts: bool = False, attach: bool = False,
         autostop: float | None = None, main: Callable | None = None) -> int:
     """Run the program as a new job: its exit code (ProgramError before it starts)."""
-    from trainsh.program.engine import ProgramRunner
+    from trainsh.program.sweep import Runner as ProgramRunner
     from trainsh.runtime.context import RunOptions
     from trainsh.runtime.journal import Journal
     from trainsh.ui import watch
@@ -53,7 +53,7 @@ def run(path: str, variables: dict[str, str], hosts: dict[str, str] | None = Non
 
 def resume(journal, job, console, options):
     """The runner that goes on with a program's job (see engine.py for how calls replay)."""
-    from trainsh.program.engine import ProgramRunner
+    from trainsh.program.sweep import Runner as ProgramRunner
 
     return ProgramRunner.resume_program(journal, job, console, options)
 

@@ -40,6 +40,7 @@ class StepStarted:
     idx: int
     total: int
     text: str
+    child: str = ""  # the child job (job.parallel) whose step it is; "" for the job's own
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class StepEnded:
     idx: int
     status: str  # done | failed | background | interrupted
     exit_code: int | None = None
+    child: str = ""
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,7 @@ class StepSaid:
     idx: int
     level: str  # ok | info | warn | plain
     text: str
+    child: str = ""
 
 
 @dataclass(frozen=True)

@@ -102,7 +102,17 @@ class Job:
 
     @property
     def folder(self) -> Path:
-        return paths.jobs_dir() / self.id
+        return paths.jobs_dir() / self.id  # (a child job's, JOB/1, inside its parent's)
+
+    @property
+    def tag(self) -> str:
+        """The id as part of a name (a tmux session's): a child's JOB/1 as JOB-1."""
+        return self.id.replace("/", "-")
+
+    @property
+    def parent(self) -> str | None:
+        """The job whose job.parallel made this one (JOB of JOB/1), or None."""
+        return self.id.rpartition("/")[0] or None
 
     def runner_alive(self) -> bool:
         return process_alive(self.pid, self.options.get("runner_start"))
@@ -221,12 +231,13 @@ class Journal:
 
     # ---- jobs
     def new_job(self, recipe_path: str, recipe_text: str, recipe_hash: str, variables: dict,
-                host_overrides: dict, options: dict) -> Job:
+                host_overrides: dict, options: dict, job_id: str | None = None) -> Job:
+        """A new job; `job_id` names a child job (JOB/1), else a fresh id is drawn."""
         now = time.time()
-        while True:
+        while job_id is None:
             job_id = secrets.token_hex(4)
-            if not self.db.execute("SELECT 1 FROM jobs WHERE id=?", (job_id,)).fetchone():
-                break
+            if self.db.execute("SELECT 1 FROM jobs WHERE id=?", (job_id,)).fetchone():
+                job_id = None
         self.db.execute(
             "INSERT INTO jobs (id, recipe_path, recipe_hash, recipe_text, cwd, status, pid, created,"
             " updated, variables, host_overrides, options) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -240,9 +251,20 @@ class Journal:
         return _job(row) if row else None
 
     def find_job(self, prefix: str) -> list[Job]:
+        """The jobs whose id starts with `prefix`: a whole id is that job alone, and child
+        jobs (JOB/1) only when the prefix names one."""
+        exact = self.job(prefix)
+        if exact is not None:
+            return [exact]
         rows = self.db.execute("SELECT * FROM jobs WHERE id LIKE ? ORDER BY created DESC",
                                (prefix + "%",)).fetchall()
-        return [_job(r) for r in rows]
+        return [_job(r) for r in rows if "/" in prefix or "/" not in r["id"]]
+
+    def children(self, job_id: str) -> list[Job]:
+        """The child jobs job.parallel made for this job, in their order."""
+        rows = self.db.execute("SELECT * FROM jobs WHERE id LIKE ?", (job_id + "/%",)).fetchall()
+        kids = [_job(r) for r in rows if "/" not in r["id"][len(job_id) + 1:]]
+        return sorted(kids, key=lambda j: int(j.id.rpartition("/")[2]))
 
     def jobs(self, limit: int | None = None) -> list[Job]:
         q = "SELECT * FROM jobs ORDER BY created DESC" + (f" LIMIT {int(limit)}" if limit else "")
@@ -315,6 +337,11 @@ class Journal:
             self.db.execute("UPDATE steps SET detail=? WHERE job_id=? AND idx=?",
                             (_dumps(detail), job_id, idx))
         self._tell(StepSaid(idx, level, masking.mask(text)))
+
+    def step(self, job_id: str, idx: int) -> dict | None:
+        """One step's row (a program reads each call's result: not the whole job's rows)."""
+        r = self.db.execute("SELECT * FROM steps WHERE job_id=? AND idx=?", (job_id, idx)).fetchone()
+        return dict(r, detail=json.loads(r["detail"])) if r else None
 
     def steps(self, job_id: str) -> list[dict]:
         rows = self.db.execute("SELECT * FROM steps WHERE job_id=? ORDER BY idx", (job_id,)).fetchall()

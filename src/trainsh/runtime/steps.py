@@ -172,7 +172,7 @@ def host_command(ctx: Context, idx: int, step: m.HostCommand, resume: dict | Non
     --keep-sessions). Its output is what `train exec` is for: it goes to stdout, pipeable."""
     name = f"{step.host}:{idx + 1}"  # ':' is in no session name a recipe can write
     if name not in ctx.sessions:  # (on resume it may be open already, its command in flight)
-        _open_session(ctx, name, step.host, f"{step.host}-{ctx.job.id}-{idx + 1}", resume)
+        _open_session(ctx, name, step.host, f"{step.host}-{ctx.job.tag}-{idx + 1}", resume)
     # In a subshell: `exit 3` is the command's exit code, not the end of the session's shell.
     # Its stderr goes to a file of the session (a pane merges both streams), relayed to ours;
     # not with secrets, whose values only the pane (through MASKER) may see.
@@ -269,7 +269,7 @@ def wait(ctx: Context, idx: int, step: m.Wait, resume: dict | None = None) -> No
 def tmux_open(ctx: Context, idx: int, step: m.TmuxOpen, resume: dict | None = None) -> None:
     h = ctx.host(step.host)
     start(ctx, idx, step, host=step.host)
-    s = _open_session(ctx, step.name, step.host, f"{step.name}-{ctx.job.id}", resume)
+    s = _open_session(ctx, step.name, step.host, f"{step.name}-{ctx.job.tag}", resume)
     done(ctx, idx, 0, session=s.name, real=s.real)
     ctx.console.ok(f"session {s.name} on {step.host}: {attach_command(h, s.real)}")
 

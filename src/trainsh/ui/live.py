@@ -96,6 +96,10 @@ class LiveView:
         self.started = time.monotonic()
         self.steps: list[_Step] = []
         self.current: int | None = None
+        # The steps of child jobs (job.parallel) take rows after those the job had when the
+        # first child started; the job's own later steps are placed after them too.
+        self._rows: dict[tuple[str, int], int] = {}
+        self._child_from: int | None = None
         self.activity: ev.Activity | None = None
         self.activity_text = ""
         self.activity_started = 0.0
@@ -122,6 +126,7 @@ class LiveView:
             now = time.monotonic()
             if isinstance(e, ev.JobStarted):
                 self.job_id, self.recipe = e.job_id, e.recipe
+                self._rows, self._child_from = {}, None
                 self.steps = [_Step(t, {"done": "done", "background": "background", "stopped": "stopped"}.get(
                     e.statuses.get(i, ""), "waiting") if e.resumed else "waiting")
                     for i, t in enumerate(e.steps)]
@@ -137,19 +142,19 @@ class LiveView:
                         if i < len(self.steps) and self.steps[i].status != "waiting":
                             self.steps[i].said = [t for t in lines if not t.startswith("exit ")]
             elif isinstance(e, ev.StepStarted):
-                while len(self.steps) < max(e.total, e.idx + 1):  # (a program's grow)
-                    self.steps.append(_Step(""))
-                step = self.steps[e.idx]
+                row = self._row(e.child, e.idx, e.total)
+                step = self.steps[row]
                 step.text = step.text or e.text
                 step.status, step.started, step.ended, step.exit_code = "running", now, None, None
-                self.current = e.idx
+                self.current = row
                 self.closing, self.slow_call = [], ""
             elif isinstance(e, ev.StepEnded):
-                if 0 <= e.idx < len(self.steps):
-                    step = self.steps[e.idx]
+                row = self._row(e.child, e.idx)
+                if row is not None and 0 <= row < len(self.steps):
+                    step = self.steps[row]
                     step.status, step.exit_code = e.status, e.exit_code
                     step.ended = now if step.started is not None else None
-                if self.current == e.idx:
+                if row is not None and self.current == row:
                     self.current = None
                 self.closing, self.slow_call = [], ""
             elif isinstance(e, ev.Activity):
@@ -180,8 +185,9 @@ class LiveView:
                 self.machines[e.name] = _merged(self.machines.get(e.name), e)
             elif isinstance(e, ev.StepSaid):
                 # (a command's "exit 0 in 2s" is its row's own exit code and time)
-                if 0 <= e.idx < len(self.steps) and not e.text.startswith("exit "):
-                    self.steps[e.idx].said.append(e.text)
+                row = self._row(e.child, e.idx)
+                if row is not None and 0 <= row < len(self.steps) and not e.text.startswith("exit "):
+                    self.steps[row].said.append(e.text)
                     self._just_said = e.text  # (its Message comes next: the summary has it)
             elif isinstance(e, ev.JobEnded):
                 self.ended = e
@@ -190,6 +196,25 @@ class LiveView:
             else:
                 return
         self._wake.set()
+
+    def _row(self, child: str, idx: int, total: int | None = None) -> int | None:
+        """The row of step `idx` of the job (child "") or of a child; `total` given: the step
+        starts, and gets a row if it has none."""
+        key = (child, idx)
+        if key in self._rows:
+            return self._rows[key]
+        if not child and (self._child_from is None or idx < self._child_from):
+            if total is not None:
+                while len(self.steps) < max(total, idx + 1):  # (a program's grow)
+                    self.steps.append(_Step(""))
+            return idx if idx < len(self.steps) else None
+        if total is None:
+            return None
+        if self._child_from is None:
+            self._child_from = len(self.steps)
+        self.steps.append(_Step(""))
+        self._rows[key] = len(self.steps) - 1
+        return self._rows[key]
 
     def _add_output(self, session: str, lines: list[str]) -> None:
         have = self.outputs.setdefault(session, [])
