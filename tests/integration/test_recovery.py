@@ -217,3 +217,40 @@ def test_a_kill_during_the_replacements_rent_then_resume_makes_exactly_one(tmp_p
     assert sorted(e for e, _ in _epochs(tmp_path)) == [1, 2, 3, 4, 5]
     for iid in state["instances"]:
         train("vast", "destroy", iid, "--yes")
+
+
+def _cut_off(vast, iid: str) -> None:
+    """The machine drops off the network: its sshd and every ssh session it serves end, while
+    the cloud still says it runs (what runs in its tmux goes on, as on a host that lost its
+    link). Only this test's fake's processes are touched."""
+    sshd = vast.state()["instances"][iid]["sshd_pid"]
+    children = []
+    for pid in (int(p) for p in os.listdir("/proc") if p.isdigit()):
+        try:
+            if int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]) == sshd:
+                children.append(pid)
+        except (OSError, IndexError, ValueError):
+            pass
+    for pid in [sshd, *children]:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def test_a_machine_ssh_cannot_reach_while_its_cloud_says_it_runs_is_lost_after_lost_after(tmp_path, vast):
+    from trainsh.settings import config
+
+    config.set_value("cloud.lost_after", "3s")
+    p = _runner(_recipe(tmp_path, epochs=6))
+    first = _training_on(vast, tmp_path, 2)
+    _cut_off(vast, first)
+    assert vast.state()["instances"][first]["actual_status"] == "running"  # as far as the cloud knows
+    out, err = p.communicate(timeout=180)
+    assert p.returncode == 0, err
+    assert f"vast {first} was lost (unreachable for 3s while its cloud said it runs)" in err
+    state = vast.state()
+    assert int(first) in state["destroyed"] and state["rents"] == 2
+    assert sorted(e for e, _ in _epochs(tmp_path)) == [1, 2, 3, 4, 5, 6]
+    for iid in state["instances"]:
+        train("vast", "destroy", iid, "--yes")

@@ -25,11 +25,13 @@ from __future__ import annotations
 
 import time
 
+from trainsh.numbers import format_seconds
 from trainsh.recipe import model as m
 from trainsh.runtime.context import Context, StepFailed
 from trainsh.runtime.machines import kind_of
 from trainsh.runtime.reach.cloud import KINDS as CLOUD_KINDS
 from trainsh.runtime.reach.cloud import money, stop_heartbeat
+from trainsh.settings import config
 
 
 def _gives(step: m.Step) -> str | None:
@@ -93,10 +95,48 @@ def lost_host(ctx: Context, step: m.Step) -> tuple[str, int, int, str] | None:
         n = budget(ctx, recipe.steps[at])
         if n <= 0:
             continue
-        lost = kind_of(mach).lost(mach)
+        kind = kind_of(mach)
+        lost = kind.lost(mach)
         if lost is not None:
             return host, at, n, lost[1]
+        if mach.kind in CLOUD_KINDS:
+            why = _unreachable(ctx, host, mach, kind)
+            if why is not None:
+                return host, at, n, why
     return None
+
+
+def _unreachable(ctx: Context, host: str, mach, kind) -> str | None:
+    """Why a cloud machine counts as lost though its cloud says it runs: ssh has not reached it
+    for `cloud.lost_after` (the failed step's own retries count). Looks every few seconds while
+    that lasts, and asks the cloud again every 30 s; None as soon as ssh answers."""
+    handle = ctx.hosts.get(host)
+    if handle is None or not hasattr(handle.shell, "reconnect"):
+        return None
+    shell = handle.shell
+    after = config.duration("cloud.lost_after")
+    began = time.monotonic() - min(shell.reconnect, after)
+    asked = time.monotonic()
+    while not _answers(shell):
+        if time.monotonic() - began >= after:
+            return f"unreachable for {format_seconds(after)} while its cloud said it runs"
+        if time.monotonic() - asked >= 30:
+            asked = time.monotonic()
+            lost = kind.lost(mach)
+            if lost is not None:
+                return lost[1]
+        time.sleep(min(5.0, max(0.5, after / 10)))
+    return None
+
+
+def _answers(shell) -> bool:
+    saved, shell.reconnect = shell.reconnect, 0.0  # one try: the caller keeps the time
+    try:
+        return shell.run(["true"], timeout=15).ok
+    except Exception:  # noqa: BLE001 - any failure to answer is no answer
+        return False
+    finally:
+        shell.reconnect = saved
 
 
 def recover(ctx: Context, idx: int, lost: tuple[str, int, int, str], keep_hosts: bool) -> int:

@@ -53,6 +53,8 @@ KEYS: dict[str, Key] = {k.name: k for k in [
     Key("runpod.disk", "float", 50.0, "container disk in GB of RunPod pods trainsh rents (ow)"),
     Key("cloud.autostop", "duration", "30m", "stop a job's cloud machine after it has been idle, "
         "with no train connected, this long (0 = never)"),
+    Key("cloud.lost_after", "duration", "5m", "a job's cloud machine with recover=N counts as lost "
+        "when ssh cannot reach it this long while its cloud says it runs"),
     Key("cloud.api_timeout", "duration", "30s", "how long one cloud API call may take in all, "
         "retries and their waits included"),
     Key("ow.autostop", "duration", "5m", "destroy a machine ow rented once it has been idle this long "

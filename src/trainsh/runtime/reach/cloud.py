@@ -162,6 +162,9 @@ def open_shell(name: str, rest: str, reconnect: float):
     """`NAME:ID` -> an ssh shell on that instance: started first when it is stopped, waited for
     while it starts. The first connection creates ~/.no_auto_tmux (cloud images start tmux on
     every login otherwise). The shell carries `machine`, which the job calls to record it."""
+    # (never retrying longer than a machine takes to count as lost: a job with recover= then
+    # asks in time, runtime/recovery.py)
+    reconnect = min(reconnect, config.duration("cloud.lost_after"))
     how = "found"
     when, inst, home = _ready.pop((name, rest), (0.0, None, ""))
     if inst is not None and time.monotonic() - when < 5:  # a wait saw it ready just now
