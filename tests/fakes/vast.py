@@ -71,10 +71,11 @@ PUT instances/bid_price/ID/ {"client_id": "me", "price": P} (change_bid.yaml: 0.
 400 invalid_args; null: the offer's min_bid, vast-cli's "a winning bid price"; an on-demand
 instance: 400 invalid_args, the fake's own choice) sets it; a higher bid than the one outbid
 resumes the instance.
-POST /_fake/preempt {"id": ID}: an interruptible instance is outbid: its sshd and processes
+POST /_fake/preempt {"id": ID, "linger": SECONDS}: an interruptible instance is outbid: its sshd and processes
 end, `actual_status` says "stopped" while `intended_status` stays "running" (vast-cli
 vastai/SKILL.md: "When outbid, the instance moves to `stopped` (not destroyed)"; docs: paused
-until its bid wins again); its disk bills on.
+until its bid wins again); its disk bills on. With `linger`, the API says so at once and the
+container goes that many seconds later (a host's shutdown that lags its report).
 POST /_fake/crash {"id": ID, "status": "exited"|"unknown"|"offline", "msg": TEXT}: the
 machine stops as a crashed container (its sshd and processes end) while the user's word stays
 "running": `actual_status` says `status` (default "exited"), `status_msg` says `msg`. Vast's
@@ -903,10 +904,22 @@ class Fake:
         inst = self.instances.get(body.get("id")) if isinstance(body.get("id"), int) else None
         if inst is None or inst.bid is None:
             return 400, {"error": "preempt takes a live interruptible instance's id"}
+        linger = body.get("linger") or 0
+        if not isinstance(linger, (int, float)) or not 0 <= linger <= 600:
+            return 400, {"error": "linger takes seconds, 0-600"}
         inst.gen += 1
-        inst.halt()
-        inst.end_run()
+        gen = inst.gen
         inst.actual, inst.outbid_at = "stopped", inst.bid
+
+        def halt() -> None:
+            with self.lock:
+                if inst.gen == gen:  # (not started again meanwhile)
+                    inst.halt()
+                    inst.end_run()
+        if linger:
+            threading.Timer(linger, halt).start()
+        else:
+            halt()
         return 200, {"success": True}
 
     def crash(self, body) -> tuple[int, object]:
@@ -1078,8 +1091,8 @@ class FakeVast:
     def state(self) -> dict:
         return self._post("/_fake/state")
 
-    def preempt(self, iid: str) -> dict:
-        return self._post("/_fake/preempt", {"id": int(iid)})
+    def preempt(self, iid: str, linger: float = 0) -> dict:
+        return self._post("/_fake/preempt", {"id": int(iid), **({"linger": linger} if linger else {})})
 
     def crash(self, iid: str, status: str = "exited", msg: str = "") -> dict:
         return self._post("/_fake/crash", {"id": int(iid), "status": status, "msg": msg})

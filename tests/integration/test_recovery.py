@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import subprocess
+import time
 import urllib.request
 from pathlib import Path
 
@@ -253,4 +254,25 @@ def test_a_machine_ssh_cannot_reach_while_its_cloud_says_it_runs_is_lost_after_l
     assert int(first) in state["destroyed"] and state["rents"] == 2
     assert sorted(e for e, _ in _epochs(tmp_path)) == [1, 2, 3, 4, 5, 6]
     for iid in state["instances"]:
+        train("vast", "destroy", iid, "--yes")
+
+
+def test_a_loss_the_cloud_reports_while_ssh_still_answers_is_noticed_within_30_s(tmp_path, vast):
+    p = _runner(_recipe(tmp_path, epochs=200))  # a long run: only the watcher can end it early
+    first = _training_on(vast, tmp_path, 1)
+    said = time.time()
+    vast.preempt(first, linger=120)  # the API says outbid now; the container goes in 2 minutes
+    wait_until(lambda: any(who != first for _, who in _epochs(tmp_path)), timeout=90,
+               what="training on the replacement")
+    from trainsh.runtime.journal import Journal
+
+    journal = Journal.reader()
+    (lost,) = journal.jobs(1)[0].options["lost"]
+    journal.close()
+    # noticed at the watcher's next look (every 30 s), while ssh still answered
+    assert lost["ident"] == first and lost["why"] == "paused: outbid" and lost["at"] - said < 31
+    assert int(first) in vast.state()["destroyed"]  # ended, not left to linger and bill
+    p.kill()
+    p.communicate(timeout=30)
+    for iid in vast.state()["instances"]:
         train("vast", "destroy", iid, "--yes")

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 
 from trainsh import masking
-from trainsh.remote.sshspec import SshSpec, ssh_argv
+from trainsh.remote.sshspec import SshSpec, ssh_argv, ssh_options, ssh_program
 
 
 @dataclass
@@ -235,6 +235,12 @@ class SshShell(Shell):
     def argv_for(self, argv: list[str]) -> list[str]:
         return ssh_argv(self.spec, shlex.join(argv))
 
+    def disconnect(self) -> None:
+        """End the shared connection: every call riding on it drops and, like any dropped
+        call, asks `lost` before it tries again (a machine its cloud no longer runs ends them)."""
+        subprocess.run([*ssh_program(self.spec), *ssh_options(self.spec), "-O", "exit",
+                        self.spec.destination], capture_output=True, timeout=10, stdin=subprocess.DEVNULL)
+
     def run(self, argv, *, input=None, timeout=None, check=False, env=None, hold_stdin=False) -> Result:
         # Only variables that differ from ours go along, over stdin (never in an argv,
         # where `ps` on either machine would show them).
@@ -259,7 +265,7 @@ class SshShell(Shell):
                 break
             if any(f in r.stderr for f in FATAL) or time.monotonic() + delay > deadline:
                 raise SshError(self.explain(r), r)
-            if self._is_lost():
+            if self.is_lost():
                 raise SshError(self.lost_as[0])
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
@@ -267,8 +273,9 @@ class SshShell(Shell):
             self.check(r)
         return r
 
-    def _is_lost(self) -> bool:
-        """Whether `lost()` says so, asked at most every 10 s (each ask may be an API call)."""
+    def is_lost(self) -> bool:
+        """Whether `lost()` says so (or said so: `lost_as`), asked at most every 10 s (each ask
+        may be an API call). Waits whose connection dropped ask it too (remote/tmux.py)."""
         if self.lost_as is None and self.lost is not None and time.monotonic() - self._lost_asked >= 10:
             self._lost_asked = time.monotonic()
             try:

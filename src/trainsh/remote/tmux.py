@@ -669,6 +669,8 @@ class Tmux:
                 slice_ = 1.0 if end is None else max(0.0, min(1.0, end - time.time()))
                 if wait_process(proc, slice_):
                     code, proc = proc.returncode, None
+                    if code == 255 and getattr(self.shell, "is_lost", lambda: False)():
+                        raise ShellError(self.shell.lost_as[0])  # its machine went (reach/cloud.py)
                     if batch is not None and self._take_batch(s, p, batch):
                         return p
                     self._check_sent(s, p, code, sent, batch)

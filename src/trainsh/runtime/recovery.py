@@ -23,12 +23,14 @@ looked up by its Slurm job name, which ends the same way).
 
 from __future__ import annotations
 
+import threading
 import time
 
 from trainsh.numbers import format_seconds
 from trainsh.recipe import model as m
 from trainsh.runtime.context import Context, StepFailed
-from trainsh.runtime.machines import kind_of
+from trainsh.runtime.journal import Journal
+from trainsh.runtime.machines import Machines, kind_of
 from trainsh.runtime.reach.cloud import KINDS as CLOUD_KINDS
 from trainsh.runtime.reach.cloud import money, stop_heartbeat
 from trainsh.settings import config
@@ -199,3 +201,36 @@ def recover(ctx: Context, idx: int, lost: tuple[str, int, int, str], keep_hosts:
         if j == at or involves(ctx.recipe.steps[j], host, sessions, mach.kind):
             ctx.journal.step_update(ctx.job.id, j, status="lost")
     return at
+
+
+def watch(ctx: Context, stop: threading.Event, every: float = 30.0) -> threading.Thread | None:
+    """While the job runs, ask the cloud about each cloud machine the job may recover, once
+    every `every` seconds: one its cloud no longer runs has its ssh connection ended, so a step
+    waiting on it fails at once (each dropped call asks the cloud, reach/cloud.py's `lost`) and
+    the runner recovers it. A loss the cloud reports while the machine still answers ssh is so
+    noticed within `every` seconds, at one provider call per machine per `every`."""
+    hosts = [s.host for s in ctx.recipe.steps
+             if (isinstance(s, m.Pick) or isinstance(s, m.Cloud) and s.action == "pick")
+             and s.host and budget(ctx, s) > 0]
+    if not hosts:
+        return None
+
+    def loop() -> None:
+        journal = Journal.reader()  # (sqlite connections stay in their thread)
+        try:
+            machines = Machines.reading(journal, ctx.job.id)
+            while not stop.wait(every):
+                for host in hosts:
+                    handle, mach = ctx.hosts.get(host), machines.get(host)
+                    if handle is None or mach is None or mach.kind not in CLOUD_KINDS:
+                        continue
+                    lost = CLOUD_KINDS[mach.kind].lost(mach)
+                    if lost is not None and hasattr(handle.shell, "disconnect"):
+                        handle.shell.lost_as = (f"{mach.kind} {mach.ident} was lost ({lost[1]})", lost[0])
+                        handle.shell.disconnect()
+        finally:
+            journal.close()
+
+    t = threading.Thread(target=loop, name="trainsh-recovery-watch", daemon=True)
+    t.start()
+    return t

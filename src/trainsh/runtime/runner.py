@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
+import threading
 
 from trainsh import masking
 from trainsh.recipe.model import Recipe, Step
@@ -154,8 +155,10 @@ class Runner:
 
         for s in previous:
             signal.signal(s, on_signal)
+        watching = threading.Event()  # set: the loss watcher of recover=N machines stops
         try:
             ctx.events.record("info", f"job {job.id} started: {job.recipe_path}")
+            recovery.watch(ctx, watching)
             failed = self.walk()
             if failed is not None:
                 return failed
@@ -187,6 +190,7 @@ class Runner:
             self.machines.on_interrupted(self.console)
             return 130
         finally:
+            watching.set()
             for s, h in previous.items():
                 signal.signal(s, h)
             self.remove_secret_files()
