@@ -109,3 +109,18 @@ def test_runpod_bad_spot_input_rents_nothing(runpod_fake):
     _one_line(train("runpod", "create", "RTX4090@COMMUNITY", "--bid", "0.5"), 2, "--spot")
     _one_line(train("runpod", "create", "RTX4090@COMMUNITY", "--spot", "--bid", "nan"), 2, "nan")
     assert runpod_fake.state()["creates"] == 0
+
+
+def test_a_recipe_pick_on_a_bid_rents_the_cheapest_bid_at_its_minimum_plus_the_margin(vast, tmp_path):
+    from helpers import write_recipe
+
+    offers = json.loads(train("vast", "search", "--gpu", "RTX_4090", "--interruptible", "--json").stdout)
+    cheapest = min(offers, key=lambda o: o["min_bid"])
+    r = write_recipe(tmp_path / "bid.recipe", "host gpu = placeholder\n"
+                                              "vast.pick @gpu gpu=RTX_4090 interruptible=true\n")
+    p = train("recipe", "run", str(r), "--no-visual", "--autostop", "0", timeout=120)
+    assert p.returncode == 0, p.stderr
+    (iid, inst), = vast.state()["instances"].items()
+    assert inst["bid"] == pytest.approx(cheapest["min_bid"] * 1.10, rel=1e-3)
+    assert vast.state()["rents"] == 1
+    train("vast", "destroy", iid, "--yes")

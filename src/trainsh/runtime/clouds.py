@@ -67,7 +67,8 @@ def candidates(p, opts: dict, holds=None, me: str | None = None) -> tuple[list, 
     """(the user's own matching instances that nobody holds, running first; matching offers,
     cheapest first; [(instance, who)] matching ones another job or `ow` holds, never taken)."""
     offers = p.search(gpu=opts["gpu"], num_gpus=opts["num_gpus"], min_gpu_ram_gb=opts["min_gpu_ram"],
-                      max_price=opts["max_dph"], limit=opts["limit"])
+                      max_price=opts["max_dph"], limit=opts["limit"],
+                      interruptible=bool(opts.get("spot")))  # (on a bid: cheapest bid first)
     own, taken = [], []
     held = holds.holders(p.name, me) if holds is not None else {}
     for i in p.list():
