@@ -10,7 +10,7 @@ from trainsh.version import __version__
 # The API's names. Only these load trainsh.program: `from trainsh import masking` asks this
 # module for `masking` before importing the submodule, and must not pull the runtime in.
 API = ("Job", "Host", "Session", "Storage", "Where", "Result", "Secret", "secret", "StepFailed",
-       "Timeout", "main", "ChildFailed", "parse")
+       "Timeout", "HostLost", "main", "ChildFailed", "parse")
 __all__ = ["__version__", *API]
 
 

@@ -201,10 +201,12 @@ def test_run_recover_sets_it_for_a_pick_that_names_none(tmp_path, vast):
         train("vast", "destroy", iid, "--yes")
 
 
-def test_a_kill_during_the_replacements_rent_then_resume_makes_exactly_one(tmp_path, vast):
-    p = _runner(_recipe(tmp_path, epochs=5))
+def one_replacement_after_a_kill_in_its_rent(vast, p: subprocess.Popen, tmp_path: Path, epochs: int):
+    """Training's machine is outbid, and `train` is killed -9 while the replacement's rent has
+    made its machine but holds the answer; a resume finishes on that machine, with no second
+    rent and every epoch once. (first, second machine's id, the resume's process)"""
     first = _training_on(vast, tmp_path, 1)
-    vast.control(slow_create=30)  # the replacement's rent makes its machine and holds the answer
+    vast.control(slow_create=30)
     vast.preempt(first)
     vast.wait_creating(1, timeout=60)
     os.kill(p.pid, signal.SIGKILL)
@@ -215,9 +217,15 @@ def test_a_kill_during_the_replacements_rent_then_resume_makes_exactly_one(tmp_p
     state = vast.state()
     assert state["rents"] == 2 and len(state["instances"]) == 1, state
     assert int(first) in state["destroyed"]
-    assert sorted(e for e, _ in _epochs(tmp_path)) == [1, 2, 3, 4, 5]
-    for iid in state["instances"]:
-        train("vast", "destroy", iid, "--yes")
+    assert sorted(e for e, _ in _epochs(tmp_path)) == list(range(1, epochs + 1))
+    (second,) = state["instances"]
+    return first, second, r
+
+
+def test_a_kill_during_the_replacements_rent_then_resume_makes_exactly_one(tmp_path, vast):
+    _, second, _ = one_replacement_after_a_kill_in_its_rent(vast, _runner(_recipe(tmp_path, epochs=5)),
+                                                            tmp_path, 5)
+    train("vast", "destroy", second, "--yes")
 
 
 def _cut_off(vast, iid: str) -> None:

@@ -6,9 +6,9 @@ This floor sits above ui/ (a program run from `python FILE.py` shows the same co
 view) and below cli/ (which hands `.py` recipes here).
 """
 
-from trainsh.program.api import (ChildFailed, Host, Job, Result, Secret, Session, StepFailed,
+from trainsh.program.api import (ChildFailed, Host, HostLost, Job, Result, Secret, Session, StepFailed,
                                   Storage, Timeout, Where, parse, secret)
 from trainsh.program.launch import main
 
-__all__ = ["ChildFailed", "Host", "Job", "Result", "Secret", "Session", "StepFailed", "Storage",
+__all__ = ["ChildFailed", "Host", "HostLost", "Job", "Result", "Secret", "Session", "StepFailed", "Storage",
            "Timeout", "Where", "main", "parse", "secret"]

@@ -19,8 +19,9 @@ from typing import Any, Protocol
 
 from trainsh import masking
 from trainsh.kinds import spec_problem
+from trainsh.kinds.slurm import option_problem
 from trainsh.recipe import model as m
-from trainsh.recipe.parser import CLOUD_OPTIONS, parse as parse_recipe
+from trainsh.recipe.parser import CLOUD_OPTIONS, PICK_OPTIONS, SLURM_WAIT_OPTIONS, parse as parse_recipe
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the trainsh package
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*\Z")  # a host, session or storage name (the DSL's)
@@ -53,6 +54,22 @@ class StepFailed(Exception):
 
 class Timeout(StepFailed):
     """A command or wait ran out of time (`command timed out after 30s ...`)."""
+
+
+class HostLost(StepFailed):
+    """A machine a call worked on was lost (its cloud no longer runs it, or ssh has not reached
+    it for cloud.lost_after; an allocation ended from outside). `host` is the host as it was,
+    `why` the cloud's word for it. With recover=N left on its pick, the pick has run again
+    (journaled, under its own label) and `replaced_by` is the host on the new machine: open
+    its sessions again and go on. With none left, `replaced_by` is None; uncaught, it fails the
+    job as the recipe language's recovery does."""
+
+    def __init__(self, message: str, exit_code: int | None = None, output: str = "", step: str = "",
+                 at: str = "", host: Host | None = None, why: str = "", replaced_by: Host | None = None):
+        super().__init__(message, exit_code, output, step, at)
+        self.host = host
+        self.why = why
+        self.replaced_by = replaced_by
 
 
 class ChildFailed(StepFailed):
@@ -291,6 +308,27 @@ class Job:
         at, pos = _at()
         self._engine.step(m.Sleep(pos, f"sleep {d}", d), at)
 
+    def pick(self, name: str = "gpu", *, clouds: list[str] | tuple[str, ...] | str | None = None,
+             gpu: str | None = None, num_gpus: int | None = None, min_gpu_ram: float | None = None,
+             max_dph: float | None = None, limit: int | None = None, recover: int | None = None) -> Host:
+        """The cheapest matching machine per GPU hour over several clouds for host `name` (the
+        language's `pick @name clouds=vast,runpod ...`); `clouds` defaults to every cloud set
+        up. recover=N: the job survives losing its machine N times (ts.HostLost)."""
+        _name(name, "host")
+        if clouds is not None and not isinstance(clouds, str):
+            clouds = ",".join(_text(c, "a cloud name") for c in clouds)
+        opts = _options("pick", PICK_OPTIONS, clouds=clouds, gpu=gpu, num_gpus=num_gpus,
+                        min_gpu_ram=min_gpu_ram, max_dph=max_dph, limit=limit, recover=recover)
+        self._engine.define("host", name, "placeholder")
+        at, pos = _at()
+        source = " ".join([f"pick @{name}", *(f"{k}={v}" for k, v in opts)])
+        row = self._engine.step(m.Pick(pos, source, name, opts), at)
+        return Host(self, name, spec_of(row))
+
+    @property
+    def slurm(self) -> Slurm:
+        return Slurm(self)
+
     @property
     def vast(self) -> Cloud:
         return Cloud(self, "vast")
@@ -305,6 +343,34 @@ class Job:
         import time
 
         return float(self._engine.value("now", at, "job.now()", time.time))
+
+
+def _options(word: str, allowed: dict, **options) -> tuple[tuple[str, str], ...]:
+    """KEY=VALUE options of statement `word` as the language writes them, each checked by its
+    table (the parser's); a None is left out."""
+    opts = []
+    for key, value in options.items():
+        if value is None:
+            continue
+        if key not in allowed:
+            known = ", ".join(f"{k}=" for k in allowed)
+            raise ValueError(f"{word} takes no {key}= (known: {known})")
+        text = str(value).lower() if isinstance(value, bool) else str(value)
+        problem = allowed[key](text)
+        if problem:
+            raise ValueError(f"{word} {key}={value!r}: takes {problem}")
+        opts.append((key, text))
+    return tuple(opts)
+
+
+def spec_of(row: dict, cloud: str | None = None) -> str:
+    """The spec of the machine a pick or slurm.alloc step gave its host, from its journal row."""
+    d = row["detail"]
+    if d.get("instance"):
+        return f"{d.get('cloud') or cloud}:{d['instance']}"
+    if d.get("job") and d.get("login"):
+        return f"slurm:{d['login']}?job={d['job']}"
+    return str(d.get("kept", ""))
 
 
 def _endpoint(value, pos: m.Pos) -> m.Endpoint:
@@ -325,16 +391,7 @@ class Cloud:
 
     def _step(self, action: str, host: str | None = None, instance: str | None = None, **options) -> dict:
         word = f"{self.name}.{action}"
-        allowed = CLOUD_OPTIONS[word]
-        opts = []
-        for key, value in options.items():
-            if value is None:
-                continue
-            text = str(value).lower() if isinstance(value, bool) else str(value)
-            problem = allowed[key](text)
-            if problem:
-                raise ValueError(f"{word} {key}={value!r}: takes {problem}")
-            opts.append((key, text))
+        opts = _options(word, CLOUD_OPTIONS[word], **options)
         at, pos = _at()
         words = [word, *([f"@{host}"] if host else []), *([instance] if instance else []),
                  *(f"{k}={v}" for k, v in opts)]
@@ -343,16 +400,24 @@ class Cloud:
 
     def pick(self, name: str = "gpu", *, gpu: str | None = None, num_gpus: int | None = None,
              min_gpu_ram: float | None = None, max_dph: float | None = None,
-             limit: int | None = None) -> Host:
+             limit: int | None = None, recover: int | None = None, bid: float | None = None,
+             interruptible: bool | None = None, spot: bool | None = None) -> Host:
         """A machine for host `name`: the user's matching instance, else the cheapest matching
         offer, rented as the job's (on a terminal, chosen from a list). --host NAME=SPEC gives
-        it one instead, and nothing is picked."""
+        it one instead, and nothing is picked. `interruptible=True` (Vast) or `spot=True`
+        (RunPod) rents on a bid (`bid=` USD/h, else the cheapest bid and the margin);
+        recover=N: the job survives losing its machine N times (ts.HostLost)."""
         _name(name, "host")
+        if not interruptible:  # (False is no option: the language's default)
+            interruptible = None
+        if not spot:
+            spot = None
+        options = dict(gpu=gpu, num_gpus=num_gpus, min_gpu_ram=min_gpu_ram, max_dph=max_dph,
+                       limit=limit, recover=recover, interruptible=interruptible, spot=spot, bid=bid)
+        _options(f"{self.name}.pick", CLOUD_OPTIONS[f"{self.name}.pick"], **options)  # (before defining)
         self._job._engine.define("host", name, "placeholder")
-        row = self._step("pick", name, gpu=gpu, num_gpus=num_gpus, min_gpu_ram=min_gpu_ram,
-                         max_dph=max_dph, limit=limit)
-        instance = row["detail"].get("instance")
-        return Host(self._job, name, f"{self.name}:{instance}" if instance else row["detail"].get("kept", ""))
+        row = self._step("pick", name, **options)
+        return Host(self._job, name, spec_of(row, self.name))
 
     def wait(self, *, timeout=None, poll=None, stop_on_fail: bool = False) -> None:
         """Until the job's last machine of this cloud runs and answers ssh."""
@@ -391,6 +456,94 @@ class Host:
 
     def path(self, path: str) -> Where:
         return Where(self.name, _text(path, "a path"))
+
+    def _kind(self) -> str:
+        return self.spec.split(":", 1)[0] if ":" in self.spec else ""
+
+    def _cloud(self, action: str) -> dict:
+        if self._kind() not in m.CLOUDS:
+            raise ValueError(f"host {self.name} ({self.spec}) is no cloud machine: {action} needs one")
+        return Cloud(self._job, self._kind())._step(action, instance=self.spec.split(":", 1)[1])
+
+    def wait(self, *, timeout=None, poll=None, keep: bool = False, stop_on_fail: bool = False) -> None:
+        """Until the machine runs and answers: a cloud's `vast.wait` (the job's last machine of
+        that cloud), or for an allocation `slurm.wait @NAME` (keep=True: a failed wait leaves
+        the allocation queued)."""
+        if self._kind() == "slurm":
+            Slurm(self._job)._step("wait", self.name, timeout=_duration(timeout, "timeout"),
+                                   poll=_duration(poll, "poll"), keep=True if keep else None)
+            return
+        if self._kind() not in m.CLOUDS:
+            raise ValueError(f"host {self.name} ({self.spec}) is no cloud machine or allocation to wait for")
+        Cloud(self._job, self._kind())._step("wait", timeout=_duration(timeout, "timeout"),
+                                             poll=_duration(poll, "poll"),
+                                             stop_on_fail=True if stop_on_fail else None)
+
+    def start(self) -> None:
+        """Start the cloud machine (`vast.start ID`)."""
+        self._cloud("start")
+
+    def stop(self) -> None:
+        """Stop the cloud machine (`vast.stop ID`); its disk stays."""
+        self._cloud("stop")
+
+    def cost(self) -> None:
+        """Say what the cloud machine cost so far (`vast.cost ID`)."""
+        self._cloud("cost")
+
+    def release(self) -> None:
+        """Give the allocation back (`slurm.release @NAME`); its sessions end with it."""
+        if self._kind() != "slurm":
+            raise ValueError(f"host {self.name} ({self.spec}) is no Slurm allocation to release")
+        Slurm(self._job)._step("release", self.name)
+
+
+class Slurm:
+    """`job.slurm`: an allocation on a Slurm cluster as a host (the language's `slurm.alloc`)."""
+
+    def __init__(self, job: Job):
+        self._job = job
+
+    def _step(self, action: str, host: str, name: str | None = None, **options) -> dict:
+        allowed = SLURM_WAIT_OPTIONS if action == "wait" else {}
+        opts = _options(f"slurm.{action}", allowed, **options)
+        at, pos = _at()
+        words = [f"slurm.{action}", f"@{host}", *([f"as {name}"] if name else []),
+                 *(f"{k}={v}" for k, v in opts)]
+        return self._job._engine.step(m.Slurm(pos, " ".join(words), action, host, name, opts), at)
+
+    def alloc(self, login, name: str = "alloc", *, recover: int | None = None, **options) -> Host:
+        """An allocation asked of the cluster whose login host is `login` (a host, or any host
+        spec), as host `name`: options are Slurm's (`nodes=2`, `time="4h"`, `partition=`,
+        `gpus=`, ...); recover=N: the job survives losing it N times (ts.HostLost). The host
+        runs what is opened on it once the allocation is granted (`host.wait()` waits for
+        that); `host.release()` gives it back, the job's end does otherwise."""
+        _name(name, "host")
+        if name == "local":
+            raise ValueError("an allocation cannot be named local")
+        login = login if isinstance(login, Host) else self._job.host(_text(login, "a login host spec"))
+        opts = []
+        for key, value in options.items():
+            if value is None:
+                continue
+            text = str(value).lower() if isinstance(value, bool) else str(value)
+            problem = option_problem(key, text)
+            if problem:
+                raise ValueError(f"slurm.alloc {key}={value!r}: {problem}")
+            opts.append((key, text))
+        if recover is not None:
+            problem = CLOUD_OPTIONS["vast.pick"]["recover"](str(recover))
+            if problem:
+                raise ValueError(f"slurm.alloc recover={recover!r}: takes {problem}")
+            opts.append(("recover", str(recover)))
+        engine = self._job._engine
+        if engine is not self._job._own:
+            engine.define("host", login.name, login.spec)
+        engine.define("host", name, "placeholder")
+        at, pos = _at()
+        source = " ".join([f"slurm.alloc @{login.name} as {name}", *(f"{k}={v}" for k, v in opts)])
+        row = engine.step(m.Slurm(pos, source, "alloc", login.name, name, tuple(opts)), at)
+        return Host(self._job, name, spec_of(row))
 
 
 class Storage:

@@ -27,6 +27,7 @@ from trainsh.program import api
 from trainsh.program.load import Program, ProgramError, load, typed
 from trainsh.recipe import model as m
 from trainsh.runtime import feed as ev
+from trainsh.runtime import recovery
 from trainsh.runtime.context import RunOptions, StepFailed, TimedOut
 from trainsh.runtime.feed import Console
 from trainsh.runtime.journal import Job, Journal
@@ -155,15 +156,17 @@ class ProgramRunner(Runner):
             if failure is None:  # raised by the program itself
                 return self.program_failed(e)
             idx, step, err = failure
-            self.journal.call_made(job.id, *self.call_of(idx), value={"raised": type(e).__name__, "ended": True})
+            call = self.call_of(idx)  # (none: a lost machine's replacement pick, a step of its call)
+            if call is not None:
+                self.journal.call_made(job.id, *call, value={"raised": type(e).__name__, "ended": True})
             return self.failed(idx, step, err)
         except Exception as e:  # noqa: BLE001 - the program's own error ends the job as a failed step does
             return self.program_failed(e)
         return None
 
-    def call_of(self, idx: int) -> tuple:
-        c = next(c for c in self.journal.calls(self.job.id) if c["step"] == idx)
-        return c["n"], c["step"], c["at"], c["fingerprint"], c["source"]
+    def call_of(self, idx: int) -> tuple | None:
+        c = next((c for c in self.journal.calls(self.job.id) if c["step"] == idx), None)
+        return c and (c["n"], c["step"], c["at"], c["fingerprint"], c["source"])
 
     def where(self, idx: int, step: m.Step) -> str:
         return self.at.get(idx) or super().where(idx, step)
@@ -212,10 +215,15 @@ class ProgramRunner(Runner):
         if rec is not None:
             self.check(rec, fp, step.source, at)
             idx = rec["step"]
+            self.keep(idx, step)
             row = self.rows.get(idx)
             if row is not None and row["status"] in FINISHED:
                 return row  # its journaled result; nothing runs
-            if row is not None and row["status"] == "failed" and not (rec["value"] or {}).get("ended"):
+            value = rec["value"] or {}
+            if row is not None and row["status"] == "failed" and not value.get("ended"):
+                self.at[idx] = at
+                if value.get("raised") in ("HostLost", None):  # (None: killed before it was told)
+                    self.host_lost(n, idx, step, at, fp, self.error(rec, row, step).engine[2], value)
                 raise self.error(rec, row, step)  # the program saw this failure and went on
             if row is not None and row["status"] in ("running", "interrupted"):
                 resume = row  # in flight when the runner stopped: the handler picks it up
@@ -224,9 +232,11 @@ class ProgramRunner(Runner):
             self.next_idx += 1
             self.journal.call_made(self.job.id, n, idx, at, fp, step.source)
         self.at[idx] = at
+        self.keep(idx, step)
         try:
             self.execute(idx, step, resume, 0)
         except StepFailed as e:
+            self.host_lost(n, idx, step, at, fp, e)
             self.journal.call_made(self.job.id, n, idx, at, fp, step.source,
                                    value={"raised": "Timeout" if isinstance(e, TimedOut) else "StepFailed"})
             row = self.journal_row(idx)
@@ -240,6 +250,73 @@ class ProgramRunner(Runner):
         row = self.journal_row(idx)
         self.rows[idx] = row
         return row
+
+    def keep(self, idx: int, step: m.Step) -> None:
+        """The call's step at its index of the job's recipe: what recovery reads to find the
+        pick that gave a host its machine and the sessions opened on it."""
+        steps = self.ctx.recipe.steps
+        while len(steps) <= idx:
+            steps.append(m.Step(m.Pos(1, 1), ""))
+        steps[idx] = step
+
+    def host_lost(self, n: int, idx: int, step: m.Step, at: str, fp: str, e: StepFailed,
+                  value: dict | None = None) -> None:
+        """When step `idx` failed because a machine it works on was lost and its pick has
+        recover=N: the loss as the language's recovery journals it (recovery.lose), the pick
+        run again as a step of its own under the next label, and HostLost raised to the program
+        with the host on the new machine. With the budget spent, HostLost without one. A
+        resume replays this from the call's journaled value: the replacement it names is
+        looked up (or picked up where it was), never rented twice. Returns when it was no loss."""
+        value = value or {}
+        if "replacement" in value or value.get("raised") == "HostLost":
+            host, why, spec = value.get("host"), value.get("why", ""), value.get("spec", "")
+            message = value.get("message") or str(e)
+        else:
+            lost = recovery.lost_host(self.ctx, step)
+            if lost is None:
+                return
+            host, why = lost[0], lost[3]
+            spec = self.ctx.host_specs.get(host, "")
+            mach = self.ctx.machines.get(host)
+            try:
+                recovery.lose(self.ctx, idx, lost, self.options.keep_hosts)
+            except StepFailed as spent:
+                message = f"{e}; {spent}"
+                self.journal.step_update(self.job.id, idx, detail={"error": message})
+                value = {"raised": "HostLost", "host": host, "why": why, "spec": spec, "message": message}
+                self.journal.call_made(self.job.id, n, idx, at, fp, step.source, value=value)
+            else:
+                message = f"{e}; @{host}: {mach.kind} {mach.ident} was lost ({why})"
+                value = {"raised": "HostLost", "host": host, "why": why, "spec": spec, "message": message,
+                         "replacement": self.next_idx}
+                self.next_idx += 1
+                self.journal.call_made(self.job.id, n, idx, at, fp, step.source, value=value)
+        job = api.Job(self)
+        replaced = None
+        rid = value.get("replacement")
+        if rid is not None:
+            pick = self.recipe.steps[recovery.pick_of(self.recipe, host)]
+            row = self.rows.get(rid) or self.journal_row(rid)
+            if row is None or row["status"] not in FINISHED:
+                self.keep(rid, pick)
+                self.at[rid] = at
+                try:
+                    self.execute(rid, pick, row if row and row["status"] in ("running", "interrupted") else None, 0)
+                except StepFailed as failed:
+                    err = api.StepFailed(f"{message}; its replacement: {failed}", failed.exit_code,
+                                         failed.output, pick.source, at)
+                    err.engine = (rid, pick, failed)
+                    raise err from None
+                row = self.journal_row(rid)
+            self.rows[rid] = row
+            replaced = api.Host(job, host, api.spec_of(row, getattr(pick, "provider", None)))
+            message += f"; replaced by {replaced.spec}"
+        err = api.HostLost(message, e.exit_code, e.output, step.source, at,
+                           host=api.Host(job, host, spec), why=why, replaced_by=replaced)
+        err.duration = api.took(self.journal_row(idx) or {})
+        err.engine = (idx, step, StepFailed(message, e.exit_code, e.output))
+        self.console.info(f"to the program: {masking.mask(message)}")
+        raise err from None
 
     def check(self, rec: dict, fp: str, source: str, at: str) -> None:
         if rec["fingerprint"] != fp:

@@ -145,6 +145,20 @@ def recover(ctx: Context, idx: int, lost: tuple[str, int, int, str], keep_hosts:
     """Journal the loss of host's machine, end what is left of it if the job made it, and set
     up the replay; returns the index to go on from (the pick or alloc). Raises StepFailed
     naming every machine lost once the budget is spent."""
+    host, at = lost[0], lost[1]
+    mach = lose(ctx, idx, lost, keep_hosts)
+    sessions = sessions_on(ctx.recipe, host)
+    for j in range(at, idx + 1):
+        if j == at or involves(ctx.recipe.steps[j], host, sessions, mach.kind):
+            ctx.journal.step_update(ctx.job.id, j, status="lost")
+    return at
+
+
+def lose(ctx: Context, idx: int, lost: tuple[str, int, int, str], keep_hosts: bool):
+    """The loss itself, for a recipe's replay and a program's HostLost alike: journal it (once,
+    however often a resume finds it), say it, end what is left of the machine if the job made
+    it, and forget the host's sessions and machine so that its pick runs anew. Returns the
+    lost machine; raises StepFailed naming every machine lost once the budget is spent."""
     host, at, n, why = lost
     mach = ctx.machines.get(host)
     kind = kind_of(mach)
@@ -196,11 +210,7 @@ def recover(ctx: Context, idx: int, lost: tuple[str, int, int, str], keep_hosts:
             ctx.journal.session_closed(ctx.job.id, s.name, status="gone")
     ctx.hosts.pop(host, None)
     ctx.host_specs[host] = "placeholder"
-    sessions = sessions_on(ctx.recipe, host)
-    for j in range(at, idx + 1):
-        if j == at or involves(ctx.recipe.steps[j], host, sessions, mach.kind):
-            ctx.journal.step_update(ctx.job.id, j, status="lost")
-    return at
+    return mach
 
 
 def watch(ctx: Context, stop: threading.Event, every: float = 30.0) -> threading.Thread | None:
@@ -209,10 +219,12 @@ def watch(ctx: Context, stop: threading.Event, every: float = 30.0) -> threading
     waiting on it fails at once (each dropped call asks the cloud, reach/cloud.py's `lost`) and
     the runner recovers it. A loss the cloud reports while the machine still answers ssh is so
     noticed within `every` seconds, at one provider call per machine per `every`."""
-    hosts = [s.host for s in ctx.recipe.steps
-             if (isinstance(s, m.Pick) or isinstance(s, m.Cloud) and s.action == "pick")
-             and s.host and budget(ctx, s) > 0]
-    if not hosts:
+    def hosts() -> list[str]:  # (asked each round: a Python recipe's picks come as it runs)
+        return [s.host for s in list(ctx.recipe.steps)
+                if (isinstance(s, m.Pick) or isinstance(s, m.Cloud) and s.action == "pick")
+                and s.host and budget(ctx, s) > 0]
+
+    if not hosts() and not ctx.job.options.get("program"):
         return None
 
     def loop() -> None:
@@ -220,7 +232,7 @@ def watch(ctx: Context, stop: threading.Event, every: float = 30.0) -> threading
         try:
             machines = Machines.reading(journal, ctx.job.id)
             while not stop.wait(every):
-                for host in hosts:
+                for host in hosts():
                     handle, mach = ctx.hosts.get(host), machines.get(host)
                     if handle is None or mach is None or mach.kind not in CLOUD_KINDS:
                         continue
