@@ -90,6 +90,22 @@ def test_a_kill_during_the_programs_replacement_rent_then_resume_makes_exactly_o
     train("vast", "destroy", second, "--yes")
 
 
+def test_a_loss_past_recover_fails_the_program_in_the_recipes_one_line(tmp_path, vast):
+    proc = start("recipe", "run", str(_spot(tmp_path)), "--var", f"tmp={tmp_path}", "--var", "epochs=20")
+    first = _training_on(vast, tmp_path, 1)
+    vast.preempt(first)
+    wait_until(lambda: _epochs(tmp_path)[-1][1] != first, timeout=60, what="training on the replacement")
+    second = _epochs(tmp_path)[-1][1]
+    vast.preempt(second)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, err
+    assert "Traceback" not in out + err
+    assert f"@gpu lost 2 machines, more than recover=1: vast {first} (paused: outbid), vast {second}" in err
+    state = vast.state()
+    assert not state["instances"] and {int(first), int(second)} <= set(state["destroyed"])
+    assert state["rents"] == 2
+
+
 def test_job_host_runs_a_command_on_an_existing_vast_instance(tmp_path, vast):
     iid = vast.rent("1007")
     prog = write_recipe(tmp_path / "mine.py", '''
