@@ -276,12 +276,8 @@ def cmd_destroy(p, args) -> int:
         if not sys.stdin.isatty():
             raise UserError(f"destroying {inst.host_spec} deletes its disk: add --yes to do it without a terminal")
         label = f" ({inst.label})" if inst.label else ""
-        try:
-            answer = input(f"destroy {inst.host_spec}{label}, {_gpu(inst.num_gpus, inst.gpu_name)}, "
-                           f"and everything on its disk? [y/N] ").strip().lower()
-        except EOFError:
-            answer = ""
-        if answer not in ("y", "yes"):
+        if not _yes(f"destroy {inst.host_spec}{label}, {_gpu(inst.num_gpus, inst.gpu_name)}, "
+                    f"and everything on its disk?"):
             print("not destroyed")
             return 1
     p.destroy(inst.id)
@@ -339,12 +335,8 @@ def cmd_prune(p, args) -> int:
             show(f"{i.host_spec}: stopped, held by {who}: kept")
         rate = sum(i.storage_per_hour for i in doomed)
         if not args.yes:
-            try:
-                answer = input(f"destroy these {len(doomed)} and everything on their disks "
-                               f"({money(rate, code, rates, 3)}/h)? [y/N] ").strip().lower()
-            except EOFError:
-                answer = ""
-            if answer not in ("y", "yes"):
+            if not _yes(f"destroy these {len(doomed)} and everything on their disks "
+                        f"({money(rate, code, rates, 3)}/h)?"):
                 print("nothing destroyed")
                 return 1
         failed = 0
@@ -362,6 +354,14 @@ def cmd_prune(p, args) -> int:
         return 1 if failed else 0
     finally:
         journal.close()
+
+
+def _yes(question: str) -> bool:
+    """The user's answer to a question that destroys something: only y or yes is a yes."""
+    try:
+        return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+    except EOFError:
+        return False
 
 
 def cmd_search(p, args) -> int:
