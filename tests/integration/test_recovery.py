@@ -284,3 +284,21 @@ def test_a_loss_the_cloud_reports_while_ssh_still_answers_is_noticed_within_30_s
     p.communicate(timeout=30)
     for iid in vast.state()["instances"]:
         train("vast", "destroy", iid, "--yes")
+
+
+def test_a_machine_the_job_stopped_itself_is_no_loss(tmp_path, vast):
+    r = write_recipe(tmp_path / "own.recipe", """\
+host gpu = placeholder
+vast.pick @gpu recover=2
+tmux.open @gpu as w
+@w > echo before
+vast.stop
+@w > echo after
+""")
+    p = train("recipe", "run", str(r), "--no-visual", "--autostop", "0", timeout=120)
+    assert p.returncode == 1, p.stderr
+    assert "recovering" not in p.stderr and "was lost" not in p.stderr
+    state = vast.state()
+    assert state["rents"] == 1 and state["destroyed"] == []  # stopped as asked, not replaced
+    for iid in state["instances"]:
+        train("vast", "destroy", iid, "--yes")

@@ -16,10 +16,10 @@ from trainsh.kinds import slurm as slurm_spec
 from trainsh.recipe import model as m
 from trainsh.remote.tmux import Tmux
 from trainsh.runtime import steps
-from trainsh.runtime.clouds import replaced
 from trainsh.runtime.context import Context, HostHandle, StepFailed, local_tmux_socket
 from trainsh.runtime.reach.base import HostError, Machine
 from trainsh.runtime.reach.slurm import login_shell
+from trainsh.runtime.recovery import name_for, replaced
 from trainsh.settings import config
 from trainsh.settings.hosts import HostsError
 
@@ -58,19 +58,12 @@ def _slurm_spec(ctx: Context, spec: str) -> str | None:
         raise StepFailed(str(e)) from None
 
 
-def _job_name(ctx: Context, name: str) -> str:
-    """The Slurm job name of host `name`'s allocation: `-rK` on the K-th replacement of a lost
-    one (recover=N), so that a resume finds that one by its name and no other."""
-    again = sum(1 for x in ctx.job.options.get("lost", []) if x["host"] == name)
-    return f"trainsh-{ctx.job.id}-{name}" + (f"-r{again}" if again else "")
-
-
 def _submit(ctx: Context, name: str, login_spec: str, options: dict[str, str]) -> Machine:
     sh = _login(login_spec)
     label = login_spec if login_spec == "local" else sh.name
     run_dir = _run_dir(ctx, sh, name)
     try:
-        job, st = slurm.submit(sh, label, _job_name(ctx, name), options, run_dir)
+        job, st = slurm.submit(sh, label, name_for(ctx.job, name), options, run_dir)
     except slurm.SlurmError as e:
         raise StepFailed(str(e)) from None
     granted = st.state == "RUNNING"
@@ -218,7 +211,7 @@ def _submitted_before(ctx: Context, name: str, login_spec: str) -> Machine | Non
     sh = _login(login_spec)
     where = login_spec if login_spec == "local" else sh.name
     try:
-        found = slurm.live_named(sh, where, _job_name(ctx, name))
+        found = slurm.live_named(sh, where, name_for(ctx.job, name))
     except slurm.SlurmError as e:
         raise StepFailed(str(e)) from None
     if not found:

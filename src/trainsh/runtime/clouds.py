@@ -14,9 +14,10 @@ from trainsh.cloud.provider import (GONE, RUNNING, STARTING, STOPPED, UNKNOWN, C
                                     ProviderError, local_public_key)
 from trainsh.numbers import digits, format_seconds
 from trainsh.recipe.model import CLOUDS, Cloud, Duration
-from trainsh.runtime import notify, steps
+from trainsh.runtime import steps
 from trainsh.runtime.holds import Holds, rent
 from trainsh.runtime.journal import Journal
+from trainsh.runtime.recovery import losses, name_for, replaced
 from trainsh.runtime.context import StepFailed
 from trainsh.runtime.reach.base import Machine
 from trainsh.runtime.reach.cloud import KINDS as CLOUD_KINDS
@@ -118,16 +119,9 @@ def interactive(ctx) -> bool:
     return bool(ctx.console.visual and sys.stdin.isatty())
 
 
-def label(ctx, host: str) -> str:
-    """The rent's label: the K-th replacement of a lost machine has its own (`-rK`), so a
-    resume looks up the rent in flight, never the machine that was lost."""
-    k = sum(1 for lost in ctx.job.options.get("lost", []) if lost["host"] == host)
-    return f"trainsh-{ctx.job.id}-{host}" + (f"-r{k}" if k else "")
-
-
 def lost_ids(ctx, name: str) -> set[str]:
     """The ids of cloud `name`'s machines this job lost (recover=N): never picked again."""
-    return {lost["ident"] for lost in ctx.job.options.get("lost", []) if lost["kind"] == name}
+    return {lost["ident"] for lost in losses(ctx.job, kind=name)}
 
 
 def take(ctx, name: str, host: str, opts: dict, choice: dict | None, resume: bool) -> tuple:
@@ -135,7 +129,7 @@ def take(ctx, name: str, host: str, opts: dict, choice: dict | None, resume: boo
     running or stopped, else the cheapest matching offer, rented. Journals it the moment it is
     the job's. Returns (instance, how)."""
     p = provider(name)
-    tag = label(ctx, host)
+    tag = name_for(ctx.job, host)
     holds, me = Holds(ctx.journal), f"job:{ctx.job.id}"
     if resume:  # rented before the runner stopped, not yet journaled: that one, not another
         for inst in p.find_by_label(tag):
@@ -177,26 +171,9 @@ def take(ctx, name: str, host: str, opts: dict, choice: dict | None, resume: boo
     return inst, "rented"
 
 
-def replaced(ctx, host: str, ident: str) -> None:
-    """A pick gave `host` a machine after a loss (recover=N): when, for `recipe logs`; that ends
-    the recovery (`recipe status` no longer says recovering), told as config `notify.on` asks."""
-    mine = [x for x in ctx.job.options.get("lost", []) if x["host"] == host]
-    if mine and not mine[-1].get("replaced_by"):
-        lost = mine[-1]
-        lost.update(replaced_by=ident, replaced_at=time.time())
-        ctx.journal.set_job(ctx.job.id, options=ctx.job.options)
-        if "recovered" in config.get("notify.on"):
-            _, problem = notify.send(
-                f"job {ctx.job.id}: @{host} recovered: {lost['kind']} {lost['ident']} was lost "
-                f"({lost['why']}), replaced by {lost['kind']} {ident} in "
-                f"{format_seconds(int(lost['replaced_at'] - lost['at']))}")
-            if problem:
-                ctx.console.warn(problem)
-
-
 def lost_cost(ctx, name: str, host: str | None) -> tuple[float, list[dict]]:
     """What the machines of cloud `name` this job lost for `host` cost (recover=N), and them."""
-    mine = [x for x in ctx.job.options.get("lost", []) if x["kind"] == name and x["host"] == host]
+    mine = losses(ctx.job, host, name)
     return sum(x.get("cost") or 0.0 for x in mine), mine
 
 
@@ -240,11 +217,11 @@ def handlers(name: str) -> dict:
 
     def pick(ctx, idx, step, resume=None):
         host = step.host
-        steps.start(ctx, idx, step, host=host, label=label(ctx, host))
+        steps.start(ctx, idx, step, host=host, label=name_for(ctx.job, host))
         if has_machine(ctx, idx, host, (name,)):
             return
         opts = _opts(step)
-        replacing = any(lost["host"] == host for lost in ctx.job.options.get("lost", []))
+        replacing = bool(losses(ctx.job, host))
         choice = None if replacing else (ctx.job.options.get("picks") or {}).get(host)
         try:
             if choice is None and interactive(ctx) and not replacing:  # (a recovery never asks)

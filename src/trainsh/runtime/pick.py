@@ -15,7 +15,7 @@ from __future__ import annotations
 from trainsh.cloud import market
 from trainsh.cloud.provider import (RUNNING, STARTING, AuthError, ProviderError, Unavailable)
 from trainsh.recipe.model import CLOUDS, cloud_names
-from trainsh.runtime import clouds, steps
+from trainsh.runtime import clouds, recovery, steps
 from trainsh.runtime.context import StepFailed
 from trainsh.runtime.holds import Holds
 from trainsh.runtime.reach.base import Machine
@@ -106,7 +106,7 @@ def _take(ctx, host: str, found: market.Comparison, w: market.Want, missed: set)
 
 def pick(ctx, idx, step, resume=None):
     host = step.host
-    label = clouds.label(ctx, host)  # as clouds.py's picks label their rents
+    label = recovery.name_for(ctx.job, host)  # as clouds.py's picks label their rents
     steps.start(ctx, idx, step, host=host, label=label)
     if clouds.has_machine(ctx, idx, host, CLOUDS):
         return
@@ -129,7 +129,7 @@ def pick(ctx, idx, step, resume=None):
     CLOUD_KINDS[name].known[inst.id] = inst
     ctx.host_specs[host] = f"{name}:{inst.id}"
     ctx.hosts.pop(host, None)
-    clouds.replaced(ctx, host, inst.id)
+    recovery.replaced(ctx, host, inst.id)
     steps.done(ctx, idx, 0, instance=inst.id, cloud=name, how=how, offer=offer.id if offer else None)
     tell(ctx, host, name, inst.id, "starting" if how == "started" else inst.status, inst)
     said = {"rented": f"rented offer {offer.id}" if offer else "rented",

@@ -28,12 +28,18 @@ import time
 
 from trainsh.numbers import format_seconds
 from trainsh.recipe import model as m
+from trainsh.runtime import notify
 from trainsh.runtime.context import Context, StepFailed
 from trainsh.runtime.journal import Journal
 from trainsh.runtime.machines import Machines, kind_of
 from trainsh.runtime.reach.cloud import KINDS as CLOUD_KINDS
 from trainsh.runtime.reach.cloud import money, stop_heartbeat
 from trainsh.settings import config
+
+
+# Journaled states a machine is left in by the job's own doing (vast.stop, slurm.release):
+# the cloud then reports it stopped, and that is no loss.
+BY_THE_JOB = ("released", "stopped")
 
 
 def _gives(step: m.Step) -> str | None:
@@ -56,9 +62,35 @@ def budget(ctx: Context, pick: m.Step) -> int:
     return int(own) if own is not None else int(ctx.job.options.get("recover") or 0)
 
 
-def attempt(ctx: Context, host: str) -> int:
-    """How many machines of `host` this job has lost so far."""
-    return sum(1 for lost in ctx.job.options.get("lost", []) if lost["host"] == host)
+def losses(job, host: str | None = None, kind: str | None = None) -> list[dict]:
+    """The machines the job lost (job option `lost`), of `host` and/or of `kind` when given."""
+    return [x for x in job.options.get("lost", [])
+            if (host is None or x["host"] == host) and (kind is None or x["kind"] == kind)]
+
+
+def name_for(job, host: str) -> str:
+    """What host's machine is rented or allocated under (a cloud label, a Slurm job name):
+    `-rK` on the K-th replacement of a lost one, so that a resume finds the one in flight by
+    its name, never the machine that was lost."""
+    k = len(losses(job, host))
+    return f"trainsh-{job.id}-{host}" + (f"-r{k}" if k else "")
+
+
+def replaced(ctx: Context, host: str, ident: str) -> None:
+    """A pick or alloc gave `host` a machine after a loss: when, for `recipe logs`; that ends
+    the recovery (`recipe status` no longer says recovering), told as config `notify.on` asks."""
+    mine = losses(ctx.job, host)
+    if mine and not mine[-1].get("replaced_by"):
+        lost = mine[-1]
+        lost.update(replaced_by=ident, replaced_at=time.time())
+        ctx.journal.set_job(ctx.job.id, options=ctx.job.options)
+        if "recovered" in config.get("notify.on"):
+            _, problem = notify.send(
+                f"job {ctx.job.id}: @{host} recovered: {lost['kind']} {lost['ident']} was lost "
+                f"({lost['why']}), replaced by {lost['kind']} {ident} in "
+                f"{format_seconds(int(lost['replaced_at'] - lost['at']))}")
+            if problem:
+                ctx.console.warn(problem)
 
 
 def sessions_on(recipe: m.Recipe, host: str) -> set[str]:
@@ -90,8 +122,8 @@ def lost_host(ctx: Context, step: m.Step) -> tuple[str, int, int, str] | None:
     for host in sorted({h for h in map(_gives, recipe.steps) if h}):
         at = pick_of(recipe, host)
         mach = ctx.machines.get(host) if ctx.machines is not None else None
-        if at is None or mach is None or mach.state == "released":
-            continue  # (one the job released itself is not lost)
+        if at is None or mach is None or mach.state in BY_THE_JOB:
+            continue  # (one the job stopped or released itself is not lost)
         if not involves(step, host, sessions_on(recipe, host), mach.kind):
             continue
         n = budget(ctx, recipe.steps[at])
@@ -163,14 +195,14 @@ def lose(ctx: Context, idx: int, lost: tuple[str, int, int, str], keep_hosts: bo
     mach = ctx.machines.get(host)
     kind = kind_of(mach)
     cost = kind.spent(mach)
-    known = ctx.job.options.get("lost", [])
+    known = losses(ctx.job)
     if not any(x["host"] == host and x["ident"] == mach.ident for x in known):
         # (a resume that finds the same loss again, after a kill in here, counts it once)
         known = [*known, {"host": host, "kind": mach.kind, "ident": mach.ident, "why": why,
                           "at": time.time(), "cost": round(cost, 4), "step": idx + 1}]
         ctx.job.options["lost"] = known
         ctx.journal.set_job(ctx.job.id, options=ctx.job.options)
-    mine = [x for x in known if x["host"] == host]
+    mine = losses(ctx.job, host)
     names = ", ".join(f"{x['kind']} {x['ident']} ({x['why']})" for x in mine)
     spent = len(mine) > n
     cloud = mach.kind in CLOUD_KINDS
@@ -221,8 +253,7 @@ def watch(ctx: Context, stop: threading.Event, every: float = 30.0) -> threading
     noticed within `every` seconds, at one provider call per machine per `every`."""
     def hosts() -> list[str]:  # (asked each round: a Python recipe's picks come as it runs)
         return [s.host for s in list(ctx.recipe.steps)
-                if (isinstance(s, m.Pick) or isinstance(s, m.Cloud) and s.action == "pick")
-                and s.host and budget(ctx, s) > 0]
+                if _gives(s) and not isinstance(s, m.Slurm) and budget(ctx, s) > 0]
 
     if not hosts() and not ctx.job.options.get("program"):
         return None
@@ -234,7 +265,8 @@ def watch(ctx: Context, stop: threading.Event, every: float = 30.0) -> threading
             while not stop.wait(every):
                 for host in hosts():
                     handle, mach = ctx.hosts.get(host), machines.get(host)
-                    if handle is None or mach is None or mach.kind not in CLOUD_KINDS:
+                    if handle is None or mach is None or mach.kind not in CLOUD_KINDS \
+                            or mach.state in BY_THE_JOB:
                         continue
                     lost = CLOUD_KINDS[mach.kind].lost(mach)
                     if lost is not None and hasattr(handle.shell, "disconnect"):

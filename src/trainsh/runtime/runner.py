@@ -47,7 +47,7 @@ class Runner:
         storage_specs = {**recipe.storages, **job.options.get("storage_overrides", {})}
         events = Events(journal, job.id, job.folder / "job.log", console)
         self.machines = Machines(journal, job.id)
-        lost = {(x["host"], x["ident"]) for x in job.options.get("lost", [])}
+        lost = {(x["host"], x["ident"]) for x in recovery.losses(job)}
         for mach in self.machines.all():  # a host a step gave a machine to: the same one on resume
             if (mach.host, mach.ident) not in lost and mach.kind in reach.REACH and host_specs.get(mach.host, "").strip() == "placeholder":
                 host_specs[mach.host] = f"{mach.kind}:{mach.ident}"
